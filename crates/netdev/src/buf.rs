@@ -1,0 +1,205 @@
+//! Packet buffer with headroom (Linux: `struct sk_buff`, `skb_push`, `skb_pull`, `skb_put`).
+//!
+//! Transport layers write their payload once into a buffer that leaves room in front of it;
+//! each lower layer then prepends its header with [`PacketBuf::push`] without moving the
+//! payload. On receive, each layer strips its header with [`PacketBuf::pull`].
+
+/// Headroom reserved by [`PacketBuf::with_payload_capacity`]: the largest IPv4 header (60)
+/// plus the largest TCP header (60), rounded up.
+pub const DEFAULT_HEADROOM: usize = 128;
+
+/// An owned packet: `buf[head..tail]` is the data, `buf[..head]` is free headroom.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct PacketBuf {
+    buf: Vec<u8>,
+    head: usize,
+    tail: usize,
+}
+
+impl std::fmt::Debug for PacketBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PacketBuf")
+            .field("len", &self.len())
+            .field("headroom", &self.head)
+            .finish()
+    }
+}
+
+impl PacketBuf {
+    /// An empty buffer with `headroom` bytes free in front and room for `capacity` bytes of data.
+    pub fn with_headroom(headroom: usize, capacity: usize) -> Self {
+        PacketBuf {
+            buf: vec![0; headroom + capacity],
+            head: headroom,
+            tail: headroom,
+        }
+    }
+
+    /// An empty buffer with [`DEFAULT_HEADROOM`] in front and room for `capacity` bytes.
+    pub fn with_payload_capacity(capacity: usize) -> Self {
+        Self::with_headroom(DEFAULT_HEADROOM, capacity)
+    }
+
+    /// A buffer holding a copy of `data`, with no headroom.
+    pub fn from_slice(data: &[u8]) -> Self {
+        PacketBuf::from_vec(data.to_vec())
+    }
+
+    /// A buffer taking ownership of `data`, with no headroom.
+    pub fn from_vec(data: Vec<u8>) -> Self {
+        let tail = data.len();
+        PacketBuf {
+            buf: data,
+            head: 0,
+            tail,
+        }
+    }
+
+    /// The packet bytes.
+    #[inline]
+    pub fn data(&self) -> &[u8] {
+        &self.buf[self.head..self.tail]
+    }
+
+    /// The packet bytes, mutable.
+    #[inline]
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.head..self.tail]
+    }
+
+    /// Number of data bytes.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.tail - self.head
+    }
+
+    /// True when the buffer holds no data.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.tail == self.head
+    }
+
+    /// Free bytes in front of the data.
+    #[inline]
+    pub fn headroom(&self) -> usize {
+        self.head
+    }
+
+    /// Free bytes after the data that [`PacketBuf::put`] can use without reallocating.
+    #[inline]
+    pub fn tailroom(&self) -> usize {
+        self.buf.len() - self.tail
+    }
+
+    /// Prepends `n` bytes and returns them for the caller to fill (Linux: `skb_push`).
+    /// Reallocates (copying once) only if the headroom is too small.
+    pub fn push(&mut self, n: usize) -> &mut [u8] {
+        if n > self.head {
+            let extra = n - self.head + super::buf::DEFAULT_HEADROOM;
+            let mut nb = vec![0u8; extra + self.buf.len()];
+            nb[extra + self.head..extra + self.tail]
+                .copy_from_slice(&self.buf[self.head..self.tail]);
+            self.buf = nb;
+            self.head += extra;
+            self.tail += extra;
+        }
+        self.head -= n;
+        &mut self.buf[self.head..self.head + n]
+    }
+
+    /// Removes `n` bytes from the front and returns them (Linux: `skb_pull`).
+    /// Returns `None`, changing nothing, if the buffer holds fewer than `n` bytes.
+    pub fn pull(&mut self, n: usize) -> Option<&[u8]> {
+        if n > self.len() {
+            return None;
+        }
+        let old = self.head;
+        self.head += n;
+        Some(&self.buf[old..self.head])
+    }
+
+    /// Appends `n` zeroed bytes and returns them for the caller to fill (Linux: `skb_put`).
+    pub fn put(&mut self, n: usize) -> &mut [u8] {
+        let need = self.tail + n;
+        if need > self.buf.len() {
+            self.buf.resize(need, 0);
+        }
+        let old = self.tail;
+        self.tail = need;
+        let s = &mut self.buf[old..need];
+        s.fill(0);
+        s
+    }
+
+    /// Appends a copy of `data`.
+    pub fn extend_from_slice(&mut self, data: &[u8]) {
+        self.put(data.len()).copy_from_slice(data);
+    }
+
+    /// Cuts the data to `len` bytes (Linux: `skb_trim`); no effect if already shorter.
+    pub fn trim(&mut self, len: usize) {
+        if len < self.len() {
+            self.tail = self.head + len;
+        }
+    }
+
+    /// The data as an owned vector (copies only if there is headroom to drop).
+    pub fn into_vec(mut self) -> Vec<u8> {
+        if self.head == 0 {
+            self.buf.truncate(self.tail);
+            self.buf
+        } else {
+            self.data().to_vec()
+        }
+    }
+}
+
+impl AsRef<[u8]> for PacketBuf {
+    fn as_ref(&self) -> &[u8] {
+        self.data()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_prepends_without_moving_payload() {
+        let mut b = PacketBuf::with_headroom(40, 10);
+        b.extend_from_slice(b"payload");
+        let before = b.data().as_ptr();
+        b.push(20).copy_from_slice(&[1; 20]);
+        assert_eq!(b.len(), 27);
+        assert_eq!(&b.data()[20..], b"payload");
+        // The payload stayed where it was: the header went into the headroom.
+        assert_eq!(unsafe_free_ptr_diff(before, b.data().as_ptr()), 20);
+        assert_eq!(b.headroom(), 20);
+    }
+
+    fn unsafe_free_ptr_diff(a: *const u8, b: *const u8) -> usize {
+        (a as usize) - (b as usize)
+    }
+
+    #[test]
+    fn push_beyond_headroom_reallocates_and_keeps_data() {
+        let mut b = PacketBuf::from_slice(b"xyz");
+        b.push(2).copy_from_slice(b"ab");
+        assert_eq!(b.data(), b"abxyz");
+        assert!(b.headroom() >= DEFAULT_HEADROOM);
+    }
+
+    #[test]
+    fn pull_and_trim() {
+        let mut b = PacketBuf::from_slice(b"hello world");
+        assert_eq!(b.pull(6), Some(&b"hello "[..]));
+        assert_eq!(b.data(), b"world");
+        assert_eq!(b.pull(6), None);
+        assert_eq!(b.data(), b"world");
+        b.trim(3);
+        assert_eq!(b.data(), b"wor");
+        b.trim(10);
+        assert_eq!(b.data(), b"wor");
+        assert_eq!(b.into_vec(), b"wor".to_vec());
+    }
+}

@@ -1,0 +1,1 @@
+//! ustack udp

@@ -1,0 +1,1 @@
+//! Shared helpers for ustack's integration tests.

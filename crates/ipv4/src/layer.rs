@@ -1,0 +1,674 @@
+//! The IPv4 layer state: interfaces, routing, output, reassembly, PMTU, ICMP sending,
+//! counters (Linux: `struct netns_ipv4` + `ip_queue_xmit`, `ip_route_output_key`,
+//! `ip_fragment`, `icmp_send`, `ip_rt_update_pmtu`).
+//!
+//! Input lives in [`crate::input`] (`ip_rcv`), which needs the protocol table as well.
+
+use crate::addr::Ipv4Cidr;
+use crate::fib::{Fib, Route, RouteKind};
+use crate::frag::{fragment, ReasmOutcome, Reassembler};
+use crate::icmp::{
+    is_error_type, EchoReply, IcmpErrorKind, IcmpRepr, QuotedHeader, RateLimiter,
+    ICMP_DEST_UNREACH, ICMP_PARAMETER_PROB, ICMP_TIME_EXCEEDED,
+};
+use crate::pmtu::{plateau_below, PmtuCache};
+use crate::stats::{IcmpStats, IpStats};
+use crate::wire::{Ipv4Repr, HEADER_LEN, MAX_DATAGRAM};
+use crate::IPPROTO_ICMP;
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+use ustack_netdev::{DevId, PacketBuf};
+
+/// Echo replies kept for [`Ipv4Layer::take_echo_replies`]; newer ones are dropped when full.
+pub const ECHO_REPLY_QUEUE: usize = 64;
+/// MTU used for datagrams to our own addresses (Linux: loopback MTU 65536).
+pub const LOCAL_MTU: usize = MAX_DATAGRAM;
+/// Largest ICMP error datagram (RFC 1812 4.3.2.3: at most 576 bytes).
+const ICMP_ERROR_MAX: usize = 576;
+/// TOS of ICMP errors we send (Linux: `IPTOS_PREC_INTERNETCONTROL`).
+const TOS_INTERNETCONTROL: u8 = 0xc0;
+
+/// Tunables (Linux: `net.ipv4.*` sysctls). `Default` gives the Linux defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ipv4Config {
+    /// TTL of datagrams we originate (`ip_default_ttl`, 64).
+    pub default_ttl: u8,
+    /// Reassembly queue lifetime (`ipfrag_time`, 30 s).
+    pub reasm_timeout: Duration,
+    /// Memory bound for all reassembly queues (`ipfrag_high_thresh`, 4 MiB).
+    pub reasm_mem_limit: usize,
+    /// ICMP errors per second (`icmp_msgs_per_sec`, 1000); 0 = unlimited.
+    pub icmp_rate_per_sec: u32,
+    /// ICMP error burst (`icmp_msgs_burst`, 50).
+    pub icmp_burst: u32,
+    /// Lifetime of a learned path MTU (`ip_rt_mtu_expires`, 600 s).
+    pub pmtu_expiry: Duration,
+    /// Lowest path MTU accepted from ICMP (`ip_rt_min_pmtu`, 552).
+    pub min_pmtu: usize,
+}
+
+impl Default for Ipv4Config {
+    fn default() -> Self {
+        Ipv4Config {
+            default_ttl: 64,
+            reasm_timeout: Duration::from_secs(30),
+            reasm_mem_limit: 4 << 20,
+            icmp_rate_per_sec: 1000,
+            icmp_burst: 50,
+            pmtu_expiry: Duration::from_secs(600),
+            min_pmtu: 552,
+        }
+    }
+}
+
+/// The result of an output route lookup (Linux: `struct rtable` from `ip_route_output_key`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutRoute {
+    /// Output device.
+    pub dev: DevId,
+    /// Source address to use (route `src`, else the device's address).
+    pub src: Ipv4Addr,
+    /// Next hop: the gateway, or the destination itself when on-link.
+    pub next_hop: Ipv4Addr,
+    /// Largest datagram to send: min(device MTU, path MTU).
+    pub mtu: usize,
+}
+
+/// A datagram ready for a device (Linux: the `skb` handed to `dev_queue_xmit`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IpTx {
+    /// Device to send it on.
+    pub dev: DevId,
+    /// The whole IPv4 datagram.
+    pub pkt: PacketBuf,
+}
+
+/// What a transport handler learns about a received datagram's IP header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpRxMeta {
+    /// Source address.
+    pub src: Ipv4Addr,
+    /// Destination address (ours, or a broadcast address).
+    pub dst: Ipv4Addr,
+    /// Protocol number.
+    pub protocol: u8,
+    /// TTL as received.
+    pub ttl: u8,
+    /// TOS byte as received.
+    pub tos: u8,
+    /// Device it arrived on.
+    pub dev: DevId,
+}
+
+/// What a transport asks for when sending (Linux: the `flowi4` + `inet_sock` fields used
+/// by `ip_queue_xmit`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutMeta {
+    /// Source address; `None` = chosen by the route. Any address is accepted, also one
+    /// that is not ours (transparent proxying, like `IP_TRANSPARENT`).
+    pub src: Option<Ipv4Addr>,
+    /// Destination.
+    pub dst: Ipv4Addr,
+    /// Protocol number.
+    pub protocol: u8,
+    /// TTL; `None` = [`Ipv4Config::default_ttl`].
+    pub ttl: Option<u8>,
+    /// TOS byte.
+    pub tos: u8,
+    /// Set DF: refuse to fragment (PMTU discovery, RFC 1191).
+    pub dont_frag: bool,
+}
+
+/// Why a datagram could not be sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputError {
+    /// No route to the destination network (`ENETUNREACH`).
+    NetworkUnreachable,
+    /// The host cannot be reached (`EHOSTUNREACH`).
+    HostUnreachable,
+    /// Bigger than the MTU with DF set, or than 65535 bytes (`EMSGSIZE`).
+    MessageTooLong,
+    /// No usable source address (`EADDRNOTAVAIL`).
+    AddrNotAvailable,
+}
+
+impl OutputError {
+    /// The matching `io::ErrorKind` (`MessageTooLong` -> `InvalidInput`, as EMSGSIZE has
+    /// no kind of its own).
+    pub fn kind(&self) -> io::ErrorKind {
+        match self {
+            OutputError::NetworkUnreachable => io::ErrorKind::NetworkUnreachable,
+            OutputError::HostUnreachable => io::ErrorKind::HostUnreachable,
+            OutputError::MessageTooLong => io::ErrorKind::InvalidInput,
+            OutputError::AddrNotAvailable => io::ErrorKind::AddrNotAvailable,
+        }
+    }
+}
+
+impl fmt::Display for OutputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OutputError::NetworkUnreachable => "network unreachable",
+            OutputError::HostUnreachable => "host unreachable",
+            OutputError::MessageTooLong => "message too long",
+            OutputError::AddrNotAvailable => "address not available",
+        })
+    }
+}
+
+impl std::error::Error for OutputError {}
+
+impl From<OutputError> for io::Error {
+    fn from(e: OutputError) -> io::Error {
+        io::Error::new(e.kind(), e)
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Interface {
+    dev: DevId,
+    addr: Ipv4Cidr,
+    mtu: usize,
+}
+
+/// The IPv4 layer (sans-IO). See the crate documentation for what it supports.
+#[derive(Debug)]
+pub struct Ipv4Layer {
+    cfg: Ipv4Config,
+    ifaces: Vec<Interface>,
+    fib: Fib,
+    ident: u16,
+    reasm: Reassembler,
+    tx: Vec<IpTx>,
+    local: Vec<PacketBuf>,
+    pmtu: PmtuCache,
+    echo_replies: VecDeque<EchoReply>,
+    icmp_limiter: RateLimiter,
+    pub(crate) stats: IpStats,
+    pub(crate) icmp_stats: IcmpStats,
+}
+
+impl Ipv4Layer {
+    /// A layer with no interfaces and an empty routing table.
+    pub fn new(cfg: Ipv4Config) -> Self {
+        Ipv4Layer {
+            reasm: Reassembler::new(cfg.reasm_timeout, cfg.reasm_mem_limit),
+            icmp_limiter: RateLimiter::new(cfg.icmp_rate_per_sec, cfg.icmp_burst),
+            cfg,
+            ifaces: Vec::new(),
+            fib: Fib::new(),
+            ident: 0,
+            tx: Vec::new(),
+            local: Vec::new(),
+            pmtu: PmtuCache::default(),
+            echo_replies: VecDeque::new(),
+            stats: IpStats::default(),
+            icmp_stats: IcmpStats::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Ipv4Config {
+        &self.cfg
+    }
+
+    /// Adds address `addr` on device `dev` (named `name`, with `mtu`), with its local
+    /// `/32` route and its connected subnet route (Linux: `inet_insert_ifa` ->
+    /// `fib_add_ifaddr`). Several addresses per device are allowed.
+    pub fn add_interface(&mut self, dev: DevId, name: &str, addr: Ipv4Cidr, mtu: usize) {
+        self.fib.set_dev_name(dev, name);
+        self.ifaces.push(Interface { dev, addr, mtu });
+        let local = Route {
+            dst: Ipv4Cidr::new(addr.addr(), 32).unwrap_or(addr),
+            gateway: None,
+            dev,
+            metric: 0,
+            src: Some(addr.addr()),
+            kind: RouteKind::Local,
+        };
+        if let Err(e) = self.fib.add(local) {
+            tracing::debug!(%addr, error = %e, "local route not added");
+        }
+        if addr.prefix_len() < 32 {
+            let connected = Route {
+                dst: addr.network(),
+                gateway: None,
+                dev,
+                metric: 0,
+                src: Some(addr.addr()),
+                kind: RouteKind::Connected,
+            };
+            if let Err(e) = self.fib.add(connected) {
+                tracing::debug!(%addr, error = %e, "connected route not added");
+            }
+        }
+    }
+
+    /// Changes the MTU of every address on `dev` (e.g. the device reported a new MTU).
+    pub fn set_mtu(&mut self, dev: DevId, mtu: usize) {
+        for i in self.ifaces.iter_mut().filter(|i| i.dev == dev) {
+            i.mtu = mtu;
+        }
+    }
+
+    /// The addresses configured on `dev`.
+    pub fn addresses(&self, dev: DevId) -> Vec<Ipv4Cidr> {
+        self.ifaces
+            .iter()
+            .filter(|i| i.dev == dev)
+            .map(|i| i.addr)
+            .collect()
+    }
+
+    /// The routing table.
+    pub fn fib(&self) -> &Fib {
+        &self.fib
+    }
+
+    /// The routing table, to add or remove routes.
+    pub fn fib_mut(&mut self) -> &mut Fib {
+        &mut self.fib
+    }
+
+    /// True when `a` is one of our addresses.
+    pub fn is_local(&self, a: Ipv4Addr) -> bool {
+        self.ifaces.iter().any(|i| i.addr.addr() == a)
+    }
+
+    /// True for 255.255.255.255 and the directed broadcast address of a connected subnet.
+    pub fn is_broadcast(&self, a: Ipv4Addr) -> bool {
+        a.is_broadcast() || self.ifaces.iter().any(|i| i.addr.broadcast() == Some(a))
+    }
+
+    /// Output route lookup (Linux: `ip_route_output_key`). The second value is true when
+    /// the destination is one of our addresses.
+    fn route(&self, dst: Ipv4Addr, now: Instant) -> Result<(OutRoute, bool), OutputError> {
+        if dst.is_unspecified() {
+            return Err(OutputError::AddrNotAvailable);
+        }
+        if dst.is_broadcast() {
+            let i = self.ifaces.first().ok_or(OutputError::NetworkUnreachable)?;
+            let r = OutRoute {
+                dev: i.dev,
+                src: i.addr.addr(),
+                next_hop: dst,
+                mtu: i.mtu,
+            };
+            return Ok((r, false));
+        }
+        let r = self
+            .fib
+            .lookup(dst)
+            .ok_or(OutputError::NetworkUnreachable)?;
+        if r.kind == RouteKind::Local {
+            let out = OutRoute {
+                dev: r.dev,
+                src: dst,
+                next_hop: dst,
+                mtu: LOCAL_MTU,
+            };
+            return Ok((out, true));
+        }
+        let iface = self
+            .ifaces
+            .iter()
+            .find(|i| i.dev == r.dev)
+            .ok_or(OutputError::NetworkUnreachable)?;
+        let src = r.src.unwrap_or(iface.addr.addr());
+        let mtu = match self.pmtu.get(dst, now) {
+            Some(p) => p.min(iface.mtu),
+            None => iface.mtu,
+        };
+        let out = OutRoute {
+            dev: r.dev,
+            src,
+            next_hop: r.gateway.unwrap_or(dst),
+            mtu,
+        };
+        Ok((out, false))
+    }
+
+    /// Output route lookup (Linux: `ip_route_output_key`): device, source address, next
+    /// hop and MTU (min of device MTU and a learned path MTU) towards `dst`.
+    /// No route gives `NetworkUnreachable`; 0.0.0.0 gives `AddrNotAvailable`.
+    pub fn route_output(&self, dst: Ipv4Addr, now: Instant) -> Result<OutRoute, OutputError> {
+        self.route(dst, now).map(|(r, _)| r)
+    }
+
+    fn next_ident(&mut self) -> u16 {
+        // One counter for all destinations (Linux hashes per destination; RFC 6864
+        // only requires uniqueness within the reassembly lifetime per src/dst/protocol).
+        self.ident = self.ident.wrapping_add(1);
+        self.ident
+    }
+
+    /// Sends a datagram (Linux: `ip_queue_xmit` -> `ip_output` -> `ip_fragment`).
+    ///
+    /// Routes it, prepends the 20-byte header into the buffer's headroom (the payload is
+    /// not copied), and queues it for [`Ipv4Layer::take_tx`]. A datagram larger than
+    /// the route MTU is fragmented (RFC 791) unless DF is set, in which case it fails with
+    /// `MessageTooLong` (RFC 1191 PMTU discovery is then up to the transport). A datagram
+    /// to one of our own addresses is queued for [`Ipv4Layer::take_local`] instead.
+    pub fn output(
+        &mut self,
+        now: Instant,
+        meta: &OutMeta,
+        mut payload: PacketBuf,
+    ) -> Result<(), OutputError> {
+        self.stats.out_requests += 1;
+        let (route, local) = match self.route(meta.dst, now) {
+            Ok(r) => r,
+            Err(e) => {
+                self.stats.out_no_routes += 1;
+                return Err(e);
+            }
+        };
+        if HEADER_LEN + payload.len() > MAX_DATAGRAM {
+            self.stats.out_discards += 1;
+            return Err(OutputError::MessageTooLong);
+        }
+        let repr = Ipv4Repr {
+            src: meta.src.unwrap_or(route.src),
+            dst: meta.dst,
+            protocol: meta.protocol,
+            ttl: meta.ttl.unwrap_or(self.cfg.default_ttl),
+            tos: meta.tos,
+            ident: self.next_ident(),
+            dont_frag: meta.dont_frag,
+            more_frags: false,
+            frag_offset: 0,
+            header_len: HEADER_LEN,
+            payload_len: payload.len(),
+        };
+        if local {
+            repr.emit(payload.push(HEADER_LEN));
+            self.local.push(payload);
+            return Ok(());
+        }
+        if HEADER_LEN + payload.len() <= route.mtu {
+            repr.emit(payload.push(HEADER_LEN));
+            self.tx.push(IpTx {
+                dev: route.dev,
+                pkt: payload,
+            });
+            return Ok(());
+        }
+        if meta.dont_frag {
+            self.stats.frag_fails += 1;
+            return Err(OutputError::MessageTooLong);
+        }
+        let mut frags = Vec::new();
+        match fragment(&repr, payload.data(), route.mtu, &mut frags) {
+            Ok(n) => {
+                self.stats.frag_oks += 1;
+                self.stats.frag_creates += n as u64;
+                let dev = route.dev;
+                self.tx
+                    .extend(frags.into_iter().map(|pkt| IpTx { dev, pkt }));
+                Ok(())
+            }
+            Err(_) => {
+                self.stats.frag_fails += 1;
+                Err(OutputError::MessageTooLong)
+            }
+        }
+    }
+
+    /// Moves every datagram waiting for a device into `out`.
+    pub fn take_tx(&mut self, out: &mut Vec<IpTx>) {
+        out.append(&mut self.tx);
+    }
+
+    /// Moves every datagram sent to one of our own addresses into `out`; the driver feeds
+    /// them back through [`crate::ip_rcv`] (Linux: the loopback device).
+    pub fn take_local(&mut self, out: &mut Vec<PacketBuf>) {
+        out.append(&mut self.local);
+    }
+
+    /// Records a path MTU towards `dst` learned from ICMP "fragmentation needed"
+    /// (RFC 1191; Linux: `__ip_rt_update_pmtu`). Values below `min_pmtu` are raised to it;
+    /// an estimate is only lowered, and expires after `pmtu_expiry`.
+    pub fn update_pmtu(&mut self, dst: Ipv4Addr, mtu: usize, now: Instant) {
+        let mtu = mtu.max(self.cfg.min_pmtu);
+        self.pmtu.update(dst, mtu, now, self.cfg.pmtu_expiry);
+    }
+
+    /// The learned path MTU towards `dst`, if one is known and not expired.
+    pub fn path_mtu(&self, dst: Ipv4Addr, now: Instant) -> Option<usize> {
+        self.pmtu.get(dst, now)
+    }
+
+    /// Applies an ICMP "fragmentation needed" about a datagram to `dst` whose quoted
+    /// total length was `quoted_len`; returns the MTU applied. RFC 1191 section 5: an MTU
+    /// of 0 (or below 68) comes from an old router; guess the next plateau down.
+    pub(crate) fn pmtu_from_icmp(
+        &mut self,
+        now: Instant,
+        dst: Ipv4Addr,
+        mtu: u16,
+        quoted_len: u16,
+    ) -> u16 {
+        let mut m = usize::from(mtu);
+        if m < 68 {
+            m = plateau_below(usize::from(quoted_len));
+        }
+        let m = m.max(self.cfg.min_pmtu);
+        self.update_pmtu(dst, m, now);
+        u16::try_from(m).unwrap_or(u16::MAX)
+    }
+
+    /// Sends an ICMP echo request (ping). Linux: ping socket `ping_v4_sendmsg`.
+    pub fn send_echo_request(
+        &mut self,
+        now: Instant,
+        dst: Ipv4Addr,
+        ident: u16,
+        seq: u16,
+        payload: &[u8],
+    ) -> Result<(), OutputError> {
+        let msg = IcmpRepr::EchoRequest {
+            ident,
+            seq,
+            data: payload,
+        };
+        let meta = OutMeta {
+            src: None,
+            dst,
+            protocol: IPPROTO_ICMP,
+            ttl: None,
+            tos: 0,
+            dont_frag: false,
+        };
+        self.send_icmp(now, &meta, &msg)?;
+        self.icmp_stats.out_echos += 1;
+        Ok(())
+    }
+
+    fn send_icmp(
+        &mut self,
+        now: Instant,
+        meta: &OutMeta,
+        msg: &IcmpRepr<'_>,
+    ) -> Result<(), OutputError> {
+        let len = msg.buffer_len();
+        let mut pkt = PacketBuf::with_payload_capacity(len);
+        msg.emit(pkt.put(len));
+        match self.output(now, meta, pkt) {
+            Ok(()) => {
+                self.icmp_stats.out_msgs += 1;
+                Ok(())
+            }
+            Err(e) => {
+                self.icmp_stats.out_errors += 1;
+                Err(e)
+            }
+        }
+    }
+
+    /// Answers an echo request (Linux: `icmp_echo`): same identifier, sequence and data,
+    /// from the address it was sent to, with its TOS.
+    pub(crate) fn send_echo_reply(
+        &mut self,
+        now: Instant,
+        req: &IpRxMeta,
+        ident: u16,
+        seq: u16,
+        data: &[u8],
+    ) {
+        let msg = IcmpRepr::EchoReply { ident, seq, data };
+        let meta = OutMeta {
+            src: Some(req.dst),
+            dst: req.src,
+            protocol: IPPROTO_ICMP,
+            ttl: None,
+            tos: req.tos,
+            dont_frag: false,
+        };
+        if self.send_icmp(now, &meta, &msg).is_ok() {
+            self.icmp_stats.out_echo_reps += 1;
+        }
+    }
+
+    /// Queues a received echo reply; dropped when [`ECHO_REPLY_QUEUE`] are waiting.
+    pub(crate) fn push_echo_reply(&mut self, r: EchoReply) {
+        if self.echo_replies.len() < ECHO_REPLY_QUEUE {
+            self.echo_replies.push_back(r);
+        }
+    }
+
+    /// Moves the received echo replies into `out` (oldest first).
+    pub fn take_echo_replies(&mut self, out: &mut Vec<EchoReply>) {
+        out.extend(self.echo_replies.drain(..));
+    }
+
+    /// Sends an ICMP error about a received datagram (Linux: `icmp_send`). `quote` is the
+    /// original datagram's IP header followed by at least 8 bytes of its payload (more
+    /// is quoted, up to a 576-byte error, RFC 1812 4.3.2.3).
+    ///
+    /// Nothing is sent (RFC 1122 3.2.2) about an ICMP error message, a fragment other
+    /// than the first, a datagram to a broadcast or multicast address, or from a source
+    /// that is not a unicast address. Errors other than "fragmentation needed" are rate
+    /// limited by a token bucket (counted in `out_rate_limited`).
+    pub fn icmp_send_error(&mut self, now: Instant, quote: &[u8], kind: IcmpErrorKind) {
+        let Some(q) = QuotedHeader::parse(quote) else {
+            return;
+        };
+        if q.frag_offset != 0 || q.dst.is_multicast() || self.is_broadcast(q.dst) {
+            return;
+        }
+        if q.src.is_unspecified()
+            || q.src.is_multicast()
+            || self.is_broadcast(q.src)
+            || q.src.is_loopback() && !self.is_local(q.src)
+        {
+            return;
+        }
+        if q.protocol == IPPROTO_ICMP {
+            match quote.get(q.header_len) {
+                Some(&typ) if !is_error_type(typ) => {}
+                _ => return,
+            }
+        }
+        if !matches!(kind, IcmpErrorKind::FragmentationNeeded { .. })
+            && !self.icmp_limiter.allow(now)
+        {
+            self.icmp_stats.out_rate_limited += 1;
+            return;
+        }
+        let room = ICMP_ERROR_MAX - HEADER_LEN - crate::icmp::ICMP_HEADER_LEN;
+        let quote = quote.get(..quote.len().min(room)).unwrap_or_default();
+        let msg = IcmpRepr::Error { kind, quote };
+        // Reply from the address the datagram was sent to when it is ours.
+        let src = self.is_local(q.dst).then_some(q.dst);
+        let meta = OutMeta {
+            src,
+            dst: q.src,
+            protocol: IPPROTO_ICMP,
+            ttl: None,
+            tos: TOS_INTERNETCONTROL,
+            dont_frag: false,
+        };
+        if self.send_icmp(now, &meta, &msg).is_ok() {
+            match kind.type_code().0 {
+                ICMP_DEST_UNREACH => self.icmp_stats.out_dest_unreachs += 1,
+                ICMP_TIME_EXCEEDED => self.icmp_stats.out_time_excds += 1,
+                ICMP_PARAMETER_PROB => self.icmp_stats.out_parm_probs += 1,
+                _ => {}
+            }
+        }
+    }
+
+    /// Feeds a fragment to reassembly (Linux: `ip_defrag`), counting `ReasmReqds`,
+    /// `ReasmOKs`, `ReasmFails`. Returns the whole datagram when complete.
+    pub(crate) fn defrag(
+        &mut self,
+        now: Instant,
+        repr: &Ipv4Repr,
+        packet: &[u8],
+    ) -> Option<PacketBuf> {
+        self.stats.reasm_reqds += 1;
+        let evicted_before = self.reasm.evictions();
+        let out = self.reasm.add(now, repr, packet);
+        self.stats.reasm_fails += self.reasm.evictions() - evicted_before;
+        match out {
+            ReasmOutcome::Complete(p) => {
+                self.stats.reasm_oks += 1;
+                Some(p)
+            }
+            ReasmOutcome::Pending => None,
+            ReasmOutcome::Dropped(why) => {
+                tracing::debug!(?why, src = %repr.src, ident = repr.ident, "reassembly dropped");
+                self.stats.reasm_fails += 1;
+                None
+            }
+        }
+    }
+
+    /// Counters like `/proc/net/snmp` `Ip:`.
+    pub fn stats(&self) -> IpStats {
+        self.stats
+    }
+
+    /// Counters like `/proc/net/snmp` `Icmp:`.
+    pub fn icmp_stats(&self) -> IcmpStats {
+        self.icmp_stats
+    }
+
+    /// The next instant [`Ipv4Layer::on_timeout`] has work to do (reassembly expiry).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.reasm.next_expiry()
+    }
+
+    /// Expires reassembly queues (Linux: `ip_expire`: `ReasmTimeout`, `ReasmFails`, and
+    /// ICMP time exceeded code 1 when the first fragment had arrived, RFC 1122 3.3.2)
+    /// and drops expired path MTU entries.
+    pub fn on_timeout(&mut self, now: Instant) {
+        let mut quotes: Vec<Vec<u8>> = Vec::new();
+        let mut n = 0u64;
+        self.reasm.expire(now, |q| {
+            n += 1;
+            if let Some(q) = q {
+                quotes.push(q.to_vec());
+            }
+        });
+        self.stats.reasm_timeout += n;
+        self.stats.reasm_fails += n;
+        for q in quotes {
+            self.icmp_send_error(
+                now,
+                &q,
+                IcmpErrorKind::Other {
+                    typ: ICMP_TIME_EXCEEDED,
+                    code: 1,
+                },
+            );
+        }
+        self.pmtu.prune(now);
+    }
+}
+
+#[cfg(test)]
+mod tests;

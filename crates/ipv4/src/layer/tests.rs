@@ -1,0 +1,349 @@
+use super::*;
+use crate::IPPROTO_UDP;
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+const DEV: DevId = DevId(0);
+
+fn layer() -> Ipv4Layer {
+    let mut l = Ipv4Layer::new(Ipv4Config::default());
+    l.add_interface(DEV, "tun0", "10.0.0.2/24".parse().unwrap(), 1500);
+    l
+}
+
+fn udp_meta(dst: &str) -> OutMeta {
+    OutMeta {
+        src: None,
+        dst: ip(dst),
+        protocol: IPPROTO_UDP,
+        ttl: None,
+        tos: 0,
+        dont_frag: false,
+    }
+}
+
+fn payload(n: usize) -> PacketBuf {
+    let mut p = PacketBuf::with_payload_capacity(n);
+    p.extend_from_slice(&(0..n).map(|i| i as u8).collect::<Vec<_>>());
+    p
+}
+
+fn take(l: &mut Ipv4Layer) -> Vec<IpTx> {
+    let mut v = Vec::new();
+    l.take_tx(&mut v);
+    v
+}
+
+#[test]
+fn route_output_network_unreachable() {
+    let t = Instant::now();
+    let empty = Ipv4Layer::new(Ipv4Config::default());
+    assert_eq!(
+        empty.route_output(ip("8.8.8.8"), t),
+        Err(OutputError::NetworkUnreachable)
+    );
+    let mut l = layer();
+    assert_eq!(
+        l.route_output(ip("8.8.8.8"), t),
+        Err(OutputError::NetworkUnreachable)
+    );
+    assert_eq!(
+        l.output(t, &udp_meta("8.8.8.8"), payload(10)),
+        Err(OutputError::NetworkUnreachable)
+    );
+    assert_eq!(l.stats().out_no_routes, 1);
+    assert_eq!(
+        OutputError::NetworkUnreachable.kind(),
+        io::ErrorKind::NetworkUnreachable
+    );
+}
+
+#[test]
+fn route_output_connected_and_gateway() {
+    let t = Instant::now();
+    let mut l = layer();
+    let r = l.route_output(ip("10.0.0.9"), t).unwrap();
+    assert_eq!(
+        r,
+        OutRoute {
+            dev: DEV,
+            src: ip("10.0.0.2"),
+            next_hop: ip("10.0.0.9"),
+            mtu: 1500
+        }
+    );
+    l.fib_mut()
+        .add(Route {
+            dst: "0.0.0.0/0".parse().unwrap(),
+            gateway: Some(ip("10.0.0.1")),
+            dev: DEV,
+            metric: 0,
+            src: None,
+            kind: RouteKind::Static,
+        })
+        .unwrap();
+    let r = l.route_output(ip("8.8.8.8"), t).unwrap();
+    assert_eq!(r.next_hop, ip("10.0.0.1"));
+    assert_eq!(r.src, ip("10.0.0.2"));
+    assert!(l
+        .fib()
+        .to_string()
+        .contains("default via 10.0.0.1 dev tun0"));
+}
+
+#[test]
+fn output_builds_header_in_headroom() {
+    let t = Instant::now();
+    let mut l = layer();
+    let p = payload(100);
+    let before = p.data().as_ptr() as usize;
+    l.output(t, &udp_meta("10.0.0.9"), p).unwrap();
+    let tx = take(&mut l);
+    assert_eq!(tx.len(), 1);
+    assert_eq!(tx[0].dev, DEV);
+    let pkt = &tx[0].pkt;
+    // The payload did not move: the header went in front of it.
+    assert_eq!(pkt.data().as_ptr() as usize + 20, before);
+    let r = Ipv4Repr::parse(pkt.data()).unwrap();
+    assert_eq!(r.src, ip("10.0.0.2"));
+    assert_eq!(r.dst, ip("10.0.0.9"));
+    assert_eq!(r.ttl, 64);
+    assert_eq!(r.protocol, IPPROTO_UDP);
+    assert_eq!(r.payload_len, 100);
+    assert_eq!(l.stats().out_requests, 1);
+    // Identification changes per datagram.
+    l.output(t, &udp_meta("10.0.0.9"), payload(1)).unwrap();
+    let r2 = Ipv4Repr::parse(take(&mut l)[0].pkt.data()).unwrap();
+    assert_ne!(r.ident, r2.ident);
+}
+
+#[test]
+fn output_to_own_address_goes_to_local() {
+    let t = Instant::now();
+    let mut l = layer();
+    l.output(t, &udp_meta("10.0.0.2"), payload(3000)).unwrap();
+    assert!(take(&mut l).is_empty());
+    let mut local = Vec::new();
+    l.take_local(&mut local);
+    assert_eq!(local.len(), 1);
+    let r = Ipv4Repr::parse(local[0].data()).unwrap();
+    assert_eq!((r.src, r.dst), (ip("10.0.0.2"), ip("10.0.0.2")));
+    // Not fragmented: the local path has a 64 KiB MTU.
+    assert_eq!(r.payload_len, 3000);
+    assert!(!r.is_fragment());
+}
+
+#[test]
+fn df_and_too_big_is_message_too_long() {
+    let t = Instant::now();
+    let mut l = layer();
+    let mut m = udp_meta("10.0.0.9");
+    m.dont_frag = true;
+    assert_eq!(
+        l.output(t, &m, payload(1481)),
+        Err(OutputError::MessageTooLong)
+    );
+    assert_eq!(l.stats().frag_fails, 1);
+    assert!(take(&mut l).is_empty());
+    // Exactly the MTU fits.
+    l.output(t, &m, payload(1480)).unwrap();
+    assert_eq!(take(&mut l)[0].pkt.len(), 1500);
+    // Over 64 KiB is refused whatever DF says.
+    assert_eq!(
+        l.output(t, &udp_meta("10.0.0.9"), payload(65516)),
+        Err(OutputError::MessageTooLong)
+    );
+}
+
+#[test]
+fn too_big_without_df_is_fragmented() {
+    let t = Instant::now();
+    let mut l = layer();
+    l.output(t, &udp_meta("10.0.0.9"), payload(4000)).unwrap();
+    let tx = take(&mut l);
+    assert_eq!(tx.len(), 3);
+    assert!(tx.iter().all(|x| x.pkt.len() <= 1500));
+    let s = l.stats();
+    assert_eq!((s.frag_oks, s.frag_creates), (1, 3));
+}
+
+#[test]
+fn pmtu_update_lowers_route_mtu_and_expires() {
+    let t = Instant::now();
+    let mut l = layer();
+    let dst = ip("10.0.0.9");
+    assert_eq!(l.path_mtu(dst, t), None);
+    l.update_pmtu(dst, 1400, t);
+    assert_eq!(l.path_mtu(dst, t), Some(1400));
+    assert_eq!(l.route_output(dst, t).unwrap().mtu, 1400);
+    // Raising is ignored (RFC 1191), clamping to min_pmtu applies.
+    l.update_pmtu(dst, 1450, t);
+    assert_eq!(l.route_output(dst, t).unwrap().mtu, 1400);
+    l.update_pmtu(dst, 100, t);
+    assert_eq!(l.route_output(dst, t).unwrap().mtu, 552);
+    // DF datagrams now fail above the path MTU.
+    let mut m = udp_meta("10.0.0.9");
+    m.dont_frag = true;
+    assert_eq!(
+        l.output(t, &m, payload(600)),
+        Err(OutputError::MessageTooLong)
+    );
+    // Expiry after 600 s.
+    let later = t + Duration::from_secs(601);
+    assert_eq!(l.path_mtu(dst, later), None);
+    assert_eq!(l.route_output(dst, later).unwrap().mtu, 1500);
+    l.on_timeout(later);
+    // A path MTU above the device MTU does not raise the route MTU.
+    l.update_pmtu(dst, 9000, later);
+    assert_eq!(l.route_output(dst, later).unwrap().mtu, 1500);
+}
+
+#[test]
+fn echo_request_and_reply_queue() {
+    let t = Instant::now();
+    let mut l = layer();
+    l.send_echo_request(t, ip("10.0.0.9"), 7, 1, b"ping")
+        .unwrap();
+    let tx = take(&mut l);
+    let p = tx[0].pkt.data();
+    assert_eq!(&p[20..22], &[8, 0]);
+    assert_eq!(&p[24..28], &[0, 7, 0, 1]);
+    assert_eq!(&p[28..], b"ping");
+    assert_eq!(l.icmp_stats().out_echos, 1);
+    assert_eq!(l.icmp_stats().out_msgs, 1);
+    assert_eq!(
+        l.send_echo_request(t, ip("9.9.9.9"), 7, 2, b""),
+        Err(OutputError::NetworkUnreachable)
+    );
+    for i in 0..100 {
+        l.push_echo_reply(EchoReply {
+            from: ip("10.0.0.9"),
+            ident: 7,
+            seq: i,
+            payload_len: 0,
+        });
+    }
+    let mut v = Vec::new();
+    l.take_echo_replies(&mut v);
+    assert_eq!(v.len(), ECHO_REPLY_QUEUE);
+    assert_eq!(v[0].seq, 0);
+}
+
+/// A datagram header + 8 bytes, as quoted in ICMP errors.
+fn quote_of(src: &str, dst: &str, protocol: u8, first8: [u8; 8], off: u16) -> Vec<u8> {
+    let r = Ipv4Repr {
+        src: ip(src),
+        dst: ip(dst),
+        protocol,
+        ttl: 64,
+        tos: 0,
+        ident: 1,
+        dont_frag: false,
+        more_frags: false,
+        frag_offset: off,
+        header_len: 20,
+        payload_len: 8,
+    };
+    let mut q = vec![0u8; 28];
+    r.emit(&mut q);
+    q[20..].copy_from_slice(&first8);
+    q
+}
+
+#[test]
+fn icmp_error_suppression_rules() {
+    let t = Instant::now();
+    let mut l = layer();
+    let k = IcmpErrorKind::PortUnreachable;
+    // About an ICMP error: no.
+    l.icmp_send_error(
+        t,
+        &quote_of("10.0.0.9", "10.0.0.2", 1, [3, 3, 0, 0, 0, 0, 0, 0], 0),
+        k,
+    );
+    // Non-first fragment: no.
+    l.icmp_send_error(t, &quote_of("10.0.0.9", "10.0.0.2", 17, [0; 8], 8), k);
+    // To a broadcast: no.
+    l.icmp_send_error(t, &quote_of("10.0.0.9", "10.0.0.255", 17, [0; 8], 0), k);
+    l.icmp_send_error(
+        t,
+        &quote_of("10.0.0.9", "255.255.255.255", 17, [0; 8], 0),
+        k,
+    );
+    // From a non-unicast source: no.
+    l.icmp_send_error(t, &quote_of("0.0.0.0", "10.0.0.2", 17, [0; 8], 0), k);
+    // Garbage quote: no.
+    l.icmp_send_error(t, &[0x45, 0, 0], k);
+    assert!(take(&mut l).is_empty());
+    // About an echo request: yes.
+    l.icmp_send_error(
+        t,
+        &quote_of("10.0.0.9", "10.0.0.2", 1, [8, 0, 0, 0, 0, 0, 0, 0], 0),
+        k,
+    );
+    assert_eq!(take(&mut l).len(), 1);
+    assert_eq!(l.icmp_stats().out_dest_unreachs, 1);
+}
+
+#[test]
+fn icmp_errors_are_rate_limited() {
+    let t = Instant::now();
+    let mut l = Ipv4Layer::new(Ipv4Config {
+        icmp_rate_per_sec: 1,
+        icmp_burst: 2,
+        ..Ipv4Config::default()
+    });
+    l.add_interface(DEV, "tun0", "10.0.0.2/24".parse().unwrap(), 1500);
+    let q = quote_of("10.0.0.9", "10.0.0.2", 17, [0; 8], 0);
+    for _ in 0..5 {
+        l.icmp_send_error(t, &q, IcmpErrorKind::PortUnreachable);
+    }
+    assert_eq!(take(&mut l).len(), 2);
+    assert_eq!(l.icmp_stats().out_rate_limited, 3);
+    // Fragmentation needed is exempt (Linux: PMTU discovery must not be limited).
+    l.icmp_send_error(t, &q, IcmpErrorKind::FragmentationNeeded { mtu: 1400 });
+    assert_eq!(take(&mut l).len(), 1);
+    l.icmp_send_error(
+        t + Duration::from_secs(1),
+        &q,
+        IcmpErrorKind::PortUnreachable,
+    );
+    assert_eq!(take(&mut l).len(), 1);
+}
+
+#[test]
+fn reassembly_timeout_sends_time_exceeded() {
+    let t = Instant::now();
+    let mut l = layer();
+    let r = Ipv4Repr {
+        src: ip("10.0.0.9"),
+        dst: ip("10.0.0.2"),
+        protocol: 17,
+        ttl: 64,
+        tos: 0,
+        ident: 42,
+        dont_frag: false,
+        more_frags: true,
+        frag_offset: 0,
+        header_len: 20,
+        payload_len: 16,
+    };
+    let mut p = vec![0u8; 36];
+    r.emit(&mut p);
+    assert!(l.defrag(t, &r, &p).is_none());
+    assert_eq!(l.poll_timeout(), Some(t + Duration::from_secs(30)));
+    l.on_timeout(t + Duration::from_secs(29));
+    assert!(take(&mut l).is_empty());
+    l.on_timeout(t + Duration::from_secs(30));
+    let tx = take(&mut l);
+    assert_eq!(tx.len(), 1);
+    let d = tx[0].pkt.data();
+    assert_eq!(&d[20..22], &[11, 1]);
+    assert_eq!(&d[16..20], &[10, 0, 0, 9]);
+    let s = l.stats();
+    assert_eq!((s.reasm_reqds, s.reasm_timeout, s.reasm_fails), (1, 1, 1));
+    assert_eq!(l.icmp_stats().out_time_excds, 1);
+    assert_eq!(l.poll_timeout(), None);
+}

@@ -1,0 +1,204 @@
+//! TUN tests. The device test needs root (CAP_NET_ADMIN + CAP_SYS_ADMIN): it runs on its
+//! own thread that first moves into a fresh network namespace (`unshare(CLONE_NEWNET)`),
+//! so the host's interfaces and routes are never touched; the namespace goes away when
+//! the thread exits. Without privileges it is skipped, except under `CI=true`, where it
+//! fails.
+
+use super::*;
+use std::net::{SocketAddrV4, UdpSocket};
+use std::time::Duration;
+
+#[test]
+fn netmask_from_prefix() {
+    assert_eq!(netmask(0), Some(Ipv4Addr::UNSPECIFIED));
+    assert_eq!(netmask(24), Some(Ipv4Addr::new(255, 255, 255, 0)));
+    assert_eq!(netmask(32), Some(Ipv4Addr::BROADCAST));
+    assert_eq!(netmask(33), None);
+}
+
+#[test]
+fn bad_options_are_errors() {
+    let long = TunOptions {
+        name: "a-name-longer-than-15".into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        TunDevice::open(long).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    let mtu = TunOptions {
+        name: "x".into(),
+        mtu: Some(10),
+        ..Default::default()
+    };
+    assert_eq!(
+        TunDevice::open(mtu).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    let prefix = TunOptions {
+        name: "x".into(),
+        host_addr: Some((Ipv4Addr::new(10, 0, 0, 1), 40)),
+        ..Default::default()
+    };
+    assert_eq!(
+        TunDevice::open(prefix).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+}
+
+#[test]
+fn open_outside_runtime_is_an_error() {
+    let r = TunDevice::open(TunOptions {
+        name: "ustk-nort".into(),
+        ..Default::default()
+    });
+    assert_eq!(r.unwrap_err().kind(), ErrorKind::Other);
+}
+
+/// Internet checksum of an IPv4 header.
+fn ip_checksum(hdr: &[u8]) -> u16 {
+    let mut sum: u32 = 0;
+    for c in hdr.chunks(2) {
+        let word = u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]);
+        sum += u32::from(word);
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An IPv4/UDP packet without UDP checksum.
+fn udp_packet(src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) -> Vec<u8> {
+    let total = 28 + payload.len();
+    let mut p = vec![0u8; total];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    p[8] = 64;
+    p[9] = 17;
+    p[12..16].copy_from_slice(&src.ip().octets());
+    p[16..20].copy_from_slice(&dst.ip().octets());
+    let c = ip_checksum(&p[..20]);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p[20..22].copy_from_slice(&src.port().to_be_bytes());
+    p[22..24].copy_from_slice(&dst.port().to_be_bytes());
+    p[24..26].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    p[28..].copy_from_slice(payload);
+    p
+}
+
+enum Outcome {
+    Passed,
+    Skipped(String),
+}
+
+/// Runs on a dedicated thread inside a private network namespace.
+fn netns_body() -> Result<Outcome, String> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(Outcome::Skipped("not root".into()));
+    }
+    if !std::path::Path::new("/dev/net/tun").exists() {
+        return Ok(Outcome::Skipped("/dev/net/tun is missing".into()));
+    }
+    // SAFETY: unshare only changes the namespaces of the calling thread; CLONE_NEWNET is
+    // permitted in a multi-threaded process. This thread is ours and ends with the test.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        let e = io::Error::last_os_error();
+        return Ok(Outcome::Skipped(format!(
+            "unshare(CLONE_NEWNET) failed: {e}"
+        )));
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(10), device_roundtrip())
+            .await
+            .map_err(|_| "timed out".to_string())?
+    })?;
+    Ok(Outcome::Passed)
+}
+
+async fn device_roundtrip() -> Result<(), String> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let (x, y) = ((nanos >> 8) as u8 % 200 + 20, nanos as u8);
+    let host = Ipv4Addr::new(10, x, y, 1);
+    let peer = Ipv4Addr::new(10, x, y, 2);
+    // A persistent TUN made beforehand (like `ip tuntap add ustkN mode tun`): open must
+    // attach to it by name.
+    let name = format!("ustk{}", nanos % 100_000);
+    let pre = TunBuilder::new()
+        .name(&name)
+        .persist()
+        .build()
+        .map_err(|e| format!("persistent TUN: {e}"))?;
+    drop(pre);
+    let mut dev = TunDevice::open(TunOptions {
+        name: name.clone(),
+        mtu: Some(1400),
+        host_addr: Some((host, 24)),
+        up: true,
+    })
+    .map_err(|e| format!("open: {e}"))?;
+    assert_eq!(dev.name(), name);
+    assert_eq!(dev.mtu(), 1400);
+    assert!(dev.is_up());
+
+    // Kernel -> device: a datagram routed into the TUN subnet.
+    let sock = UdpSocket::bind(SocketAddrV4::new(host, 0)).map_err(|e| e.to_string())?;
+    let local = match sock.local_addr().map_err(|e| e.to_string())? {
+        std::net::SocketAddr::V4(a) => a,
+        other => return Err(format!("unexpected address {other}")),
+    };
+    sock.send_to(b"hello tun", SocketAddrV4::new(peer, 9999))
+        .map_err(|e| e.to_string())?;
+    let mut got = Vec::new();
+    let udp = loop {
+        std::future::poll_fn(|cx| dev.poll_recv(cx, &mut got, 16))
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(p) = got.iter().find(|p| p.data().get(9) == Some(&17)) {
+            break p.clone();
+        }
+        got.clear();
+    };
+    let d = udp.data();
+    assert_eq!(d[0], 0x45);
+    assert_eq!(&d[16..20], &peer.octets());
+    assert!(d.ends_with(b"hello tun"));
+    assert!(dev.stats().rx_packets >= 1);
+
+    // Device -> kernel: a datagram from the peer to our socket.
+    let from = SocketAddrV4::new(peer, 4444);
+    let pkt = PacketBuf::from_vec(udp_packet(from, local, b"reply"));
+    dev.transmit(&mut vec![pkt]);
+    assert_eq!(dev.stats().tx_packets, 1);
+    sock.set_read_timeout(Some(Duration::from_secs(3)))
+        .map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 64];
+    let (n, src) = sock.recv_from(&mut buf).map_err(|e| format!("recv: {e}"))?;
+    assert_eq!(&buf[..n], b"reply");
+    assert_eq!(src, std::net::SocketAddr::V4(from));
+    Ok(())
+}
+
+#[test]
+fn tun_device_in_private_netns() {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let outcome = std::thread::spawn(netns_body)
+        .join()
+        .expect("netns thread panicked");
+    match outcome {
+        Ok(Outcome::Passed) => {}
+        Ok(Outcome::Skipped(why)) if !ci => {
+            eprintln!("skipping TUN device test: {why}");
+        }
+        Ok(Outcome::Skipped(why)) => panic!("TUN device test cannot run under CI=true: {why}"),
+        Err(e) => panic!("TUN device test failed: {e}"),
+    }
+}

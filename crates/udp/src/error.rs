@@ -1,0 +1,69 @@
+//! UDP errors and their `io::Error` kinds (the errnos Linux `udp_prot` returns).
+
+use std::fmt;
+use std::io;
+
+/// An error of a UDP socket call (Linux: the negative errno of `udp_*` functions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UdpError {
+    /// The address and port are taken (`EADDRINUSE`), or no ephemeral port is free.
+    AddrInUse,
+    /// The address cannot be used (`EADDRNOTAVAIL`).
+    AddrNotAvailable,
+    /// Nothing to receive now (`EAGAIN`).
+    WouldBlock,
+    /// The peer answered with ICMP port or protocol unreachable (`ECONNREFUSED`,
+    /// RFC 1122 4.1.3.3).
+    ConnectionRefused,
+    /// An ICMP host unreachable or administratively prohibited arrived (`EHOSTUNREACH`).
+    HostUnreachable,
+    /// An ICMP network unreachable arrived (`ENETUNREACH`).
+    NetworkUnreachable,
+    /// A bad argument or a stale socket id (`EINVAL`, `EBADF`).
+    InvalidInput,
+    /// No destination given and the socket is not connected (`EDESTADDRREQ`/`ENOTCONN`).
+    NotConnected,
+    /// The datagram exceeds 65507 bytes (`EMSGSIZE`).
+    MessageTooLong,
+}
+
+impl UdpError {
+    /// The `io::ErrorKind` a Linux socket error maps to (`EMSGSIZE` has no kind of its
+    /// own in std and becomes `InvalidInput`).
+    pub fn kind(self) -> io::ErrorKind {
+        match self {
+            UdpError::AddrInUse => io::ErrorKind::AddrInUse,
+            UdpError::AddrNotAvailable => io::ErrorKind::AddrNotAvailable,
+            UdpError::WouldBlock => io::ErrorKind::WouldBlock,
+            UdpError::ConnectionRefused => io::ErrorKind::ConnectionRefused,
+            UdpError::HostUnreachable => io::ErrorKind::HostUnreachable,
+            UdpError::NetworkUnreachable => io::ErrorKind::NetworkUnreachable,
+            UdpError::InvalidInput | UdpError::MessageTooLong => io::ErrorKind::InvalidInput,
+            UdpError::NotConnected => io::ErrorKind::NotConnected,
+        }
+    }
+}
+
+impl fmt::Display for UdpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            UdpError::AddrInUse => "address in use",
+            UdpError::AddrNotAvailable => "address not available",
+            UdpError::WouldBlock => "operation would block",
+            UdpError::ConnectionRefused => "connection refused",
+            UdpError::HostUnreachable => "host unreachable",
+            UdpError::NetworkUnreachable => "network unreachable",
+            UdpError::InvalidInput => "invalid argument",
+            UdpError::NotConnected => "socket is not connected",
+            UdpError::MessageTooLong => "message too long",
+        })
+    }
+}
+
+impl std::error::Error for UdpError {}
+
+impl From<UdpError> for io::Error {
+    fn from(e: UdpError) -> io::Error {
+        io::Error::new(e.kind(), e)
+    }
+}

@@ -1,0 +1,627 @@
+//! The UDP engine: sockets, port tables, demux, receive queues, ICMP errors.
+//! Linux: `net/ipv4/udp.c` (`udp_table`, `udp_lib_get_port`, `__udp4_lib_lookup`,
+//! `udp_queue_rcv_skb`, `__udp4_lib_err`, `udp_recvmsg`, `udp_sendmsg`).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Instant;
+
+use ustack_ipv4::{DeliverResult, IcmpError, IcmpErrorKind, IpRxMeta, IPPROTO_UDP};
+use ustack_netdev::{PacketBuf, DEFAULT_HEADROOM};
+
+use crate::wire::{prepend_header, UdpHeader, UdpParseError, HEADER_LEN, MAX_PAYLOAD};
+use crate::{SockId, UdpConfig, UdpError, UdpStats};
+
+#[cfg(test)]
+mod tests;
+
+/// Bytes charged to the receive buffer per queued datagram on top of its payload, so
+/// that a flood of empty datagrams is bounded too (Linux charges `skb->truesize`).
+pub const DATAGRAM_OVERHEAD: usize = 256;
+
+/// Smallest receive buffer a socket can be given (Linux `SOCK_MIN_RCVBUF`).
+pub const MIN_RECV_BUF: usize = 2304;
+
+/// A datagram ready to hand to IPv4 output (Linux: the skb `udp_send_skb` passes to
+/// `ip_send_skb`): UDP header and payload, checksum filled, headroom left for IP.
+#[derive(Debug)]
+pub struct UdpDatagramOut {
+    /// Source address for the IP header.
+    pub src: Ipv4Addr,
+    /// Destination address for the IP header.
+    pub dst: Ipv4Addr,
+    /// The socket's TTL (`IP_TTL`); `None` = the IP layer's default.
+    pub ttl: Option<u8>,
+    /// UDP header + payload.
+    pub pkt: PacketBuf,
+}
+
+/// One queued datagram (Linux: an skb on `sk_receive_queue`).
+struct RxDatagram {
+    from: SocketAddrV4,
+    payload: PacketBuf,
+}
+
+/// One UDP socket (Linux: `struct udp_sock` / `inet_sock`).
+struct UdpSock {
+    /// Bound address (Linux `inet_rcv_saddr` + `inet_num`); `None` = unbound.
+    local: Option<SocketAddrV4>,
+    /// Connected peer (Linux `inet_daddr` + `inet_dport`, state `TCP_ESTABLISHED`).
+    peer: Option<SocketAddrV4>,
+    /// The address was bound explicitly (Linux `SOCK_BINDADDR_LOCK`).
+    addr_locked: bool,
+    /// The port was bound explicitly (Linux `SOCK_BINDPORT_LOCK`).
+    port_locked: bool,
+    rxq: VecDeque<RxDatagram>,
+    /// Bytes charged to the receive buffer (Linux `sk_rmem_alloc`).
+    rx_bytes: usize,
+    /// Receive buffer limit (Linux `sk_rcvbuf`).
+    rcvbuf: usize,
+    /// Pending asynchronous error (Linux `sk_err`).
+    error: Option<UdpError>,
+    /// `IP_TTL`; `None` = default.
+    ttl: Option<u8>,
+    /// Already in the event list.
+    event_pending: bool,
+}
+
+struct Slot {
+    gen: u32,
+    sock: Option<UdpSock>,
+}
+
+/// All UDP sockets of a stack and their port tables (Linux: `udp_table` + `udp_prot`).
+/// Sans-IO: datagrams come in through [`UdpLayer::input`], go out as
+/// [`UdpDatagramOut`] values.
+pub struct UdpLayer {
+    cfg: UdpConfig,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    /// Sockets bound to a specific address (Linux `hslot2`, keyed by address and port).
+    exact: HashMap<SocketAddrV4, SockId>,
+    /// Sockets bound to 0.0.0.0, by port.
+    wild: HashMap<u16, SockId>,
+    /// Number of sockets using each port (Linux `hslot->count`).
+    port_users: HashMap<u16, u32>,
+    events: Vec<SockId>,
+    stats: UdpStats,
+    /// State of the secret-seeded xorshift generator for ephemeral port search.
+    rng: u64,
+    count: usize,
+}
+
+impl std::fmt::Debug for UdpLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UdpLayer")
+            .field("sockets", &self.count)
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+fn sock_ref(slots: &[Slot], id: SockId) -> Option<&UdpSock> {
+    slots
+        .get(id.idx as usize)
+        .filter(|s| s.gen == id.gen)
+        .and_then(|s| s.sock.as_ref())
+}
+
+fn sock_mut(slots: &mut [Slot], id: SockId) -> Option<&mut UdpSock> {
+    slots
+        .get_mut(id.idx as usize)
+        .filter(|s| s.gen == id.gen)
+        .and_then(|s| s.sock.as_mut())
+}
+
+fn mark_event(events: &mut Vec<SockId>, sock: &mut UdpSock, id: SockId) {
+    if !sock.event_pending {
+        sock.event_pending = true;
+        events.push(id);
+    }
+}
+
+impl UdpLayer {
+    /// A UDP layer with `cfg`; `secret` seeds the ephemeral port randomization
+    /// (RFC 6056 section 3.3.1, algorithm 1 with a keyed generator). Linux: `udp_init`.
+    pub fn new(cfg: UdpConfig, secret: [u8; 16]) -> Self {
+        let mut a = [0u8; 8];
+        let mut b = [0u8; 8];
+        a.copy_from_slice(&secret[..8]);
+        b.copy_from_slice(&secret[8..]);
+        let seed =
+            u64::from_le_bytes(a) ^ u64::from_le_bytes(b).rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15;
+        UdpLayer {
+            cfg,
+            slots: Vec::new(),
+            free: Vec::new(),
+            exact: HashMap::new(),
+            wild: HashMap::new(),
+            port_users: HashMap::new(),
+            events: Vec::new(),
+            stats: UdpStats::default(),
+            rng: if seed == 0 { 1 } else { seed },
+            count: 0,
+        }
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &UdpConfig {
+        &self.cfg
+    }
+
+    /// Creates an unbound socket (Linux: `udp_init_sock` via `inet_create`).
+    pub fn socket(&mut self) -> SockId {
+        let sock = UdpSock {
+            local: None,
+            peer: None,
+            addr_locked: false,
+            port_locked: false,
+            rxq: VecDeque::new(),
+            rx_bytes: 0,
+            rcvbuf: self.cfg.recv_buf.max(MIN_RECV_BUF),
+            error: None,
+            ttl: None,
+            event_pending: false,
+        };
+        self.count += 1;
+        if let Some(idx) = self.free.pop() {
+            if let Some(slot) = self.slots.get_mut(idx as usize) {
+                slot.sock = Some(sock);
+                return SockId { idx, gen: slot.gen };
+            }
+        }
+        let idx = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
+        self.slots.push(Slot {
+            gen: 1,
+            sock: Some(sock),
+        });
+        SockId { idx, gen: 1 }
+    }
+
+    /// Number of open sockets.
+    pub fn socket_count(&self) -> usize {
+        self.count
+    }
+
+    /// Would binding `addr` clash with a socket already bound (Linux
+    /// `udp_lib_lport_inuse` without `SO_REUSEADDR`)? A wildcard bind takes the whole
+    /// port; a specific one clashes with the same address or the wildcard.
+    fn in_use(&self, addr: SocketAddrV4) -> bool {
+        if addr.ip().is_unspecified() {
+            self.port_users.contains_key(&addr.port())
+        } else {
+            self.exact.contains_key(&addr) || self.wild.contains_key(&addr.port())
+        }
+    }
+
+    fn next_rand(&mut self) -> u64 {
+        // xorshift64*.
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// RFC 6056 algorithm 1: start at a random point of the ephemeral range and walk it
+    /// once. Linux: `udp_lib_get_port` with `snum == 0`.
+    fn pick_port(&mut self, ip: Ipv4Addr) -> Result<u16, UdpError> {
+        let (lo, hi) = self.cfg.ephemeral;
+        if hi < lo || lo == 0 {
+            return Err(UdpError::AddrInUse);
+        }
+        let n = u64::from(hi - lo) + 1;
+        let start = self.next_rand() % n;
+        for i in 0..n {
+            let port = lo + ((start + i) % n) as u16;
+            if !self.in_use(SocketAddrV4::new(ip, port)) {
+                return Ok(port);
+            }
+        }
+        Err(UdpError::AddrInUse)
+    }
+
+    fn hash(&mut self, id: SockId, addr: SocketAddrV4) {
+        if addr.ip().is_unspecified() {
+            self.wild.insert(addr.port(), id);
+        } else {
+            self.exact.insert(addr, id);
+        }
+        *self.port_users.entry(addr.port()).or_insert(0) += 1;
+    }
+
+    fn unhash(&mut self, id: SockId, addr: SocketAddrV4) {
+        if addr.ip().is_unspecified() {
+            if self.wild.get(&addr.port()) == Some(&id) {
+                self.wild.remove(&addr.port());
+            }
+        } else if self.exact.get(&addr) == Some(&id) {
+            self.exact.remove(&addr);
+        }
+        if let Some(c) = self.port_users.get_mut(&addr.port()) {
+            *c = c.saturating_sub(1);
+            if *c == 0 {
+                self.port_users.remove(&addr.port());
+            }
+        }
+    }
+
+    /// Binds `id` to `addr`; port 0 picks an ephemeral port. Errors: `AddrInUse`,
+    /// `InvalidInput` (stale id or already bound). Whether `addr` is one of the stack's
+    /// addresses is the caller's check (`AddrNotAvailable`). Linux: `inet_bind` ->
+    /// `udp_v4_get_port`.
+    pub fn bind(&mut self, id: SockId, addr: SocketAddrV4) -> Result<(), UdpError> {
+        let sock = sock_ref(&self.slots, id).ok_or(UdpError::InvalidInput)?;
+        if sock.local.is_some() {
+            return Err(UdpError::InvalidInput);
+        }
+        let port = if addr.port() == 0 {
+            self.pick_port(*addr.ip())?
+        } else if self.in_use(addr) {
+            return Err(UdpError::AddrInUse);
+        } else {
+            addr.port()
+        };
+        let bound = SocketAddrV4::new(*addr.ip(), port);
+        self.hash(id, bound);
+        if let Some(s) = sock_mut(&mut self.slots, id) {
+            s.local = Some(bound);
+            s.addr_locked = !addr.ip().is_unspecified();
+            s.port_locked = addr.port() != 0;
+        }
+        Ok(())
+    }
+
+    /// Binds an unbound socket to an ephemeral port on `ip` (Linux `inet_autobind`).
+    fn autobind(&mut self, id: SockId, ip: Ipv4Addr) -> Result<SocketAddrV4, UdpError> {
+        let port = self.pick_port(ip)?;
+        let bound = SocketAddrV4::new(ip, port);
+        self.hash(id, bound);
+        if let Some(s) = sock_mut(&mut self.slots, id) {
+            s.local = Some(bound);
+        }
+        Ok(bound)
+    }
+
+    /// Connects `id` to `remote`: only datagrams from `remote` are received afterwards,
+    /// and `remote` is the default destination. `local_ip` (the route's source) becomes
+    /// the local address if none was bound; an unbound socket gets an ephemeral port.
+    /// Linux: `ip4_datagram_connect`.
+    pub fn connect(
+        &mut self,
+        id: SockId,
+        local_ip: Ipv4Addr,
+        remote: SocketAddrV4,
+    ) -> Result<(), UdpError> {
+        let sock = sock_ref(&self.slots, id).ok_or(UdpError::InvalidInput)?;
+        if remote.port() == 0 || remote.ip().is_unspecified() {
+            return Err(UdpError::InvalidInput);
+        }
+        match sock.local {
+            None => {
+                self.autobind(id, local_ip)?;
+            }
+            Some(l) if l.ip().is_unspecified() && !local_ip.is_unspecified() => {
+                // Linux: inet_rcv_saddr takes the route source, then rehash.
+                let new = SocketAddrV4::new(local_ip, l.port());
+                self.unhash(id, l);
+                self.hash(id, new);
+                if let Some(s) = sock_mut(&mut self.slots, id) {
+                    s.local = Some(new);
+                }
+            }
+            Some(_) => {}
+        }
+        if let Some(s) = sock_mut(&mut self.slots, id) {
+            s.peer = Some(remote);
+        }
+        Ok(())
+    }
+
+    /// Dissolves the association (connect with `AF_UNSPEC`): any source is accepted
+    /// again; an address or port not bound explicitly is released. Linux:
+    /// `__udp_disconnect`.
+    pub fn disconnect(&mut self, id: SockId) {
+        let Some(sock) = sock_mut(&mut self.slots, id) else {
+            return;
+        };
+        sock.peer = None;
+        let (Some(local), addr_locked, port_locked) =
+            (sock.local, sock.addr_locked, sock.port_locked)
+        else {
+            return;
+        };
+        if !port_locked {
+            self.unhash(id, local);
+            if let Some(s) = sock_mut(&mut self.slots, id) {
+                s.local = None;
+            }
+        } else if !addr_locked && !local.ip().is_unspecified() {
+            let wild = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, local.port());
+            self.unhash(id, local);
+            self.hash(id, wild);
+            if let Some(s) = sock_mut(&mut self.slots, id) {
+                s.local = Some(wild);
+            }
+        }
+    }
+
+    /// Closes `id`: unbinds it and drops its queue; the id becomes stale.
+    /// Linux: `udp_lib_close` -> `udp_destroy_sock` / `udp_lib_unhash`.
+    pub fn close(&mut self, id: SockId) {
+        let Some(local) = sock_ref(&self.slots, id).map(|s| s.local) else {
+            return;
+        };
+        if let Some(l) = local {
+            self.unhash(id, l);
+        }
+        if let Some(slot) = self.slots.get_mut(id.idx as usize) {
+            slot.sock = None;
+            slot.gen = slot.gen.wrapping_add(1).max(1);
+            self.free.push(id.idx);
+            self.count = self.count.saturating_sub(1);
+        }
+    }
+
+    /// The bound address, `None` when unbound or stale.
+    pub fn local_addr(&self, id: SockId) -> Option<SocketAddrV4> {
+        sock_ref(&self.slots, id).and_then(|s| s.local)
+    }
+
+    /// The connected peer, `None` when not connected or stale.
+    pub fn peer_addr(&self, id: SockId) -> Option<SocketAddrV4> {
+        sock_ref(&self.slots, id).and_then(|s| s.peer)
+    }
+
+    /// Sets `IP_TTL` (1..=255; 0 is `InvalidInput`). Linux: `do_ip_setsockopt(IP_TTL)`.
+    pub fn set_ttl(&mut self, id: SockId, ttl: u8) -> Result<(), UdpError> {
+        let s = sock_mut(&mut self.slots, id).ok_or(UdpError::InvalidInput)?;
+        if ttl == 0 {
+            return Err(UdpError::InvalidInput);
+        }
+        s.ttl = Some(ttl);
+        Ok(())
+    }
+
+    /// `IP_TTL`: the socket's TTL, or the configured default.
+    pub fn ttl(&self, id: SockId) -> Result<u8, UdpError> {
+        let s = sock_ref(&self.slots, id).ok_or(UdpError::InvalidInput)?;
+        Ok(s.ttl.unwrap_or(self.cfg.default_ttl))
+    }
+
+    /// Sets the receive buffer limit in bytes (`SO_RCVBUF`, at least [`MIN_RECV_BUF`]).
+    pub fn set_recv_buf(&mut self, id: SockId, bytes: usize) -> Result<(), UdpError> {
+        let s = sock_mut(&mut self.slots, id).ok_or(UdpError::InvalidInput)?;
+        s.rcvbuf = bytes.max(MIN_RECV_BUF);
+        Ok(())
+    }
+
+    /// The receive buffer limit in bytes (`SO_RCVBUF`).
+    pub fn recv_buf(&self, id: SockId) -> Result<usize, UdpError> {
+        sock_ref(&self.slots, id)
+            .map(|s| s.rcvbuf)
+            .ok_or(UdpError::InvalidInput)
+    }
+
+    /// Datagrams and charged bytes waiting in the receive queue (Linux `SIOCINQ`-like).
+    pub fn queued(&self, id: SockId) -> Option<(usize, usize)> {
+        sock_ref(&self.slots, id).map(|s| (s.rxq.len(), s.rx_bytes))
+    }
+
+    /// Builds a datagram from `id` to `dst` with source address `src_ip` (chosen by the
+    /// caller from the binding or the route). An unbound socket is bound to an
+    /// ephemeral port first. Errors: `MessageTooLong` (> 65507 bytes), `InvalidInput`
+    /// (port 0, stale id), `AddrInUse` (no ephemeral port). Linux: `udp_sendmsg`.
+    pub fn send_to(
+        &mut self,
+        id: SockId,
+        src_ip: Ipv4Addr,
+        dst: SocketAddrV4,
+        data: &[u8],
+    ) -> Result<UdpDatagramOut, UdpError> {
+        let sock = sock_ref(&self.slots, id).ok_or(UdpError::InvalidInput)?;
+        if data.len() > MAX_PAYLOAD {
+            return Err(UdpError::MessageTooLong);
+        }
+        if dst.port() == 0 {
+            return Err(UdpError::InvalidInput);
+        }
+        let ttl = sock.ttl;
+        let local = match sock.local {
+            Some(l) => l,
+            None => self.autobind(id, Ipv4Addr::UNSPECIFIED)?,
+        };
+        let src = SocketAddrV4::new(src_ip, local.port());
+        let mut pkt = PacketBuf::with_headroom(DEFAULT_HEADROOM, data.len());
+        pkt.extend_from_slice(data);
+        prepend_header(&mut pkt, src, dst);
+        self.stats.out_datagrams += 1;
+        Ok(UdpDatagramOut {
+            src: src_ip,
+            dst: *dst.ip(),
+            ttl,
+            pkt,
+        })
+    }
+
+    /// Sends to the connected peer (`send` on a connected socket); `NotConnected` if none.
+    pub fn send(
+        &mut self,
+        id: SockId,
+        src_ip: Ipv4Addr,
+        data: &[u8],
+    ) -> Result<UdpDatagramOut, UdpError> {
+        let peer = sock_ref(&self.slots, id)
+            .ok_or(UdpError::InvalidInput)?
+            .peer
+            .ok_or(UdpError::NotConnected)?;
+        self.send_to(id, src_ip, peer, data)
+    }
+
+    /// Takes the next datagram into `buf`; a longer datagram is truncated and the rest
+    /// discarded, as Linux does without `MSG_TRUNC`. Returns the bytes copied and the
+    /// sender. `WouldBlock` when the queue is empty (a pending ICMP error is returned
+    /// instead, once). Linux: `udp_recvmsg`.
+    pub fn recv_from(
+        &mut self,
+        id: SockId,
+        buf: &mut [u8],
+    ) -> Result<(usize, SocketAddrV4), UdpError> {
+        let sock = sock_mut(&mut self.slots, id).ok_or(UdpError::InvalidInput)?;
+        let Some(d) = sock.rxq.pop_front() else {
+            return Err(sock.error.take().unwrap_or(UdpError::WouldBlock));
+        };
+        sock.rx_bytes = sock
+            .rx_bytes
+            .saturating_sub(d.payload.len() + DATAGRAM_OVERHEAD);
+        let n = d.payload.len().min(buf.len());
+        if let (Some(dst), Some(src)) = (buf.get_mut(..n), d.payload.data().get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        self.stats.in_datagrams += 1;
+        Ok((n, d.from))
+    }
+
+    /// Like [`recv_from`](Self::recv_from) but leaves the datagram queued (`MSG_PEEK`).
+    pub fn peek_from(
+        &mut self,
+        id: SockId,
+        buf: &mut [u8],
+    ) -> Result<(usize, SocketAddrV4), UdpError> {
+        let sock = sock_mut(&mut self.slots, id).ok_or(UdpError::InvalidInput)?;
+        let Some(d) = sock.rxq.front() else {
+            return Err(sock.error.take().unwrap_or(UdpError::WouldBlock));
+        };
+        let n = d.payload.len().min(buf.len());
+        if let (Some(dst), Some(src)) = (buf.get_mut(..n), d.payload.data().get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        Ok((n, d.from))
+    }
+
+    /// True when a receive call would not block: a datagram or an error is waiting
+    /// (Linux `udp_poll` `EPOLLIN` / `EPOLLERR`).
+    pub fn readable(&self, id: SockId) -> bool {
+        sock_ref(&self.slots, id).is_some_and(|s| !s.rxq.is_empty() || s.error.is_some())
+    }
+
+    /// Takes the pending asynchronous error (`SO_ERROR`; Linux `sock_error`).
+    pub fn take_error(&mut self, id: SockId) -> Option<UdpError> {
+        sock_mut(&mut self.slots, id).and_then(|s| s.error.take())
+    }
+
+    /// Moves the ids of sockets whose readiness changed since the last call into `out`
+    /// (each once), for the caller to wake (Linux `sk_data_ready` / `sk_error_report`).
+    pub fn drain_events(&mut self, out: &mut Vec<SockId>) {
+        for id in self.events.drain(..) {
+            if let Some(s) = sock_mut(&mut self.slots, id) {
+                s.event_pending = false;
+                out.push(id);
+            }
+        }
+    }
+
+    /// A snapshot of the counters (`/proc/net/snmp` `Udp:`).
+    pub fn stats(&self) -> UdpStats {
+        self.stats
+    }
+
+    /// Finds the socket for a datagram from `src` to `dst:dport` (Linux
+    /// `__udp4_lib_lookup`): the socket bound to exactly that address first, then the
+    /// wildcard one; a connected socket only matches its peer. O(1): two hash probes.
+    fn lookup(&self, dst: Ipv4Addr, dport: u16, src: SocketAddrV4) -> Option<SockId> {
+        let accepts = |id: &SockId| {
+            sock_ref(&self.slots, *id).is_some_and(|s| s.peer.is_none_or(|p| p == src))
+        };
+        self.exact
+            .get(&SocketAddrV4::new(dst, dport))
+            .copied()
+            .filter(accepts)
+            .or_else(|| self.wild.get(&dport).copied().filter(accepts))
+    }
+
+    /// Receives one datagram (the IP payload) for `meta.dst`: validates length and
+    /// checksum (0 = none, RFC 768), finds the socket and queues the payload within the
+    /// socket's receive buffer. Returns `PortUnreachable` when no socket wants a unicast
+    /// datagram, so that IP answers with ICMP (RFC 1122 4.1.3.1). Linux: `udp_rcv` ->
+    /// `__udp4_lib_rcv` -> `udp_queue_rcv_skb`.
+    pub fn input(&mut self, _now: Instant, meta: &IpRxMeta, mut pkt: PacketBuf) -> DeliverResult {
+        let hdr = match UdpHeader::parse(pkt.data(), meta.src, meta.dst, true) {
+            Ok(h) => h,
+            Err(UdpParseError::BadChecksum) => {
+                self.stats.in_csum_errors += 1;
+                self.stats.in_errors += 1;
+                return DeliverResult::Consumed;
+            }
+            Err(_) => {
+                self.stats.in_errors += 1;
+                return DeliverResult::Consumed;
+            }
+        };
+        let from = SocketAddrV4::new(meta.src, hdr.src_port);
+        let Some(id) = self.lookup(meta.dst, hdr.dst_port, from) else {
+            if meta.dst.is_broadcast() || meta.dst.is_multicast() {
+                self.stats.ignored_multi += 1;
+                return DeliverResult::Consumed;
+            }
+            self.stats.no_ports += 1;
+            return DeliverResult::PortUnreachable;
+        };
+        pkt.trim(usize::from(hdr.length));
+        if pkt.pull(HEADER_LEN).is_none() {
+            self.stats.in_errors += 1;
+            return DeliverResult::Consumed;
+        }
+        let Some(sock) = sock_mut(&mut self.slots, id) else {
+            return DeliverResult::Consumed;
+        };
+        let charge = pkt.len() + DATAGRAM_OVERHEAD;
+        // Linux __udp_enqueue_schedule_skb: drop when the buffer is full (one datagram
+        // is always accepted into an empty queue, so big datagrams still get through).
+        if !sock.rxq.is_empty() && sock.rx_bytes + charge > sock.rcvbuf {
+            self.stats.rcvbuf_errors += 1;
+            self.stats.in_errors += 1;
+            return DeliverResult::Consumed;
+        }
+        sock.rx_bytes += charge;
+        sock.rxq.push_back(RxDatagram { from, payload: pkt });
+        mark_event(&mut self.events, sock, id);
+        DeliverResult::Consumed
+    }
+
+    /// An ICMP error quoting one of our datagrams (Linux `__udp4_lib_err`): a hard error
+    /// (port / protocol unreachable, administratively prohibited) becomes the pending
+    /// error of the connected socket that sent it, reported by its next receive
+    /// (RFC 1122 4.1.3.3); unconnected sockets and soft errors are ignored, as Linux
+    /// does without `IP_RECVERR`.
+    pub fn err_input(&mut self, err: &IcmpError) {
+        if err.orig_protocol != IPPROTO_UDP || !err.kind.is_hard() {
+            return;
+        }
+        let Some(q) = err.quoted.get(..4) else {
+            return;
+        };
+        let sport = u16::from_be_bytes([q[0], q[1]]);
+        let dport = u16::from_be_bytes([q[2], q[3]]);
+        let remote = SocketAddrV4::new(err.orig_dst, dport);
+        let Some(id) = self.lookup(err.orig_src, sport, remote) else {
+            return;
+        };
+        let e = match err.kind {
+            IcmpErrorKind::PortUnreachable | IcmpErrorKind::ProtocolUnreachable => {
+                UdpError::ConnectionRefused
+            }
+            IcmpErrorKind::NetUnreachable => UdpError::NetworkUnreachable,
+            _ => UdpError::HostUnreachable,
+        };
+        let Some(sock) = sock_mut(&mut self.slots, id) else {
+            return;
+        };
+        if sock.peer != Some(remote) {
+            return;
+        }
+        sock.error = Some(e);
+        mark_event(&mut self.events, sock, id);
+    }
+}

@@ -1,0 +1,166 @@
+//! Stack-wide TCP settings (Linux: the `net.ipv4.tcp_*` sysctls) and per-socket options.
+
+use std::time::Duration;
+
+use crate::cc::CcAlgorithm;
+
+/// Stack-wide TCP configuration; `Default` gives Linux's defaults.
+#[derive(Clone, Debug)]
+pub struct TcpConfig {
+    /// SYN retransmissions for an active open (Linux `tcp_syn_retries` = 6).
+    pub syn_retries: u32,
+    /// SYN-ACK retransmissions for a passive open (Linux `tcp_synack_retries` = 5).
+    pub synack_retries: u32,
+    /// Data retransmissions before giving up (Linux `tcp_retries2` = 15).
+    pub retries2: u32,
+    /// Orphan retransmissions before giving up (Linux `tcp_orphan_retries`, 0 means 8).
+    pub orphan_retries: u32,
+    /// TIME_WAIT duration, 2*MSL (Linux `TCP_TIMEWAIT_LEN` = 60 s).
+    pub time_wait: Duration,
+    /// FIN_WAIT_2 timeout for orphans (Linux `tcp_fin_timeout` = 60 s).
+    pub fin_timeout: Duration,
+    /// Minimum retransmission timeout (Linux `TCP_RTO_MIN` = 200 ms).
+    pub rto_min: Duration,
+    /// Maximum retransmission timeout (Linux `TCP_RTO_MAX` = 120 s).
+    pub rto_max: Duration,
+    /// Initial retransmission timeout (RFC 6298: 1 s).
+    pub rto_initial: Duration,
+    /// Receive buffer (min, default, max) in bytes (Linux `tcp_rmem`).
+    pub rmem: (usize, usize, usize),
+    /// Send buffer (min, default, max) in bytes (Linux `tcp_wmem`).
+    pub wmem: (usize, usize, usize),
+    /// SYN queue bound per listener (Linux `tcp_max_syn_backlog`).
+    pub max_syn_backlog: usize,
+    /// Upper bound for a listen backlog (Linux `somaxconn`).
+    pub somaxconn: u32,
+    /// Send SYN cookies when the SYN queue is full (Linux `tcp_syncookies` = 1).
+    pub syncookies: bool,
+    /// Maximum orphaned (closed by the app, still finishing) connections.
+    pub max_orphans: usize,
+    /// Maximum TIME_WAIT connections (Linux `tcp_max_tw_buckets`).
+    pub max_tw_buckets: usize,
+    /// Out-of-order queue bound per connection, in bytes.
+    pub ooo_queue_limit: usize,
+    /// Delayed ACK minimum (Linux `TCP_DELACK_MIN` = 40 ms).
+    pub delack_min: Duration,
+    /// Delayed ACK maximum (Linux `TCP_DELACK_MAX` = 200 ms).
+    pub delack_max: Duration,
+    /// Keepalive idle time (Linux `tcp_keepalive_time` = 7200 s).
+    pub keepalive_time: Duration,
+    /// Keepalive probe interval (Linux `tcp_keepalive_intvl` = 75 s).
+    pub keepalive_intvl: Duration,
+    /// Keepalive probes before giving up (Linux `tcp_keepalive_probes` = 9).
+    pub keepalive_probes: u32,
+    /// Initial congestion window in segments (RFC 6928: 10).
+    pub initial_cwnd: u32,
+    /// Congestion control for new sockets (Linux default: cubic).
+    pub default_cc: CcAlgorithm,
+    /// Offer window scaling (RFC 7323).
+    pub window_scaling: bool,
+    /// Offer SACK (RFC 2018).
+    pub sack: bool,
+    /// Offer timestamps (RFC 7323).
+    pub timestamps: bool,
+    /// Ephemeral port range, inclusive (Linux `ip_local_port_range`).
+    pub ephemeral: (u16, u16),
+    /// Reuse TIME_WAIT pairs for outgoing connections (Linux `tcp_tw_reuse`).
+    pub tw_reuse: bool,
+    /// Challenge ACKs per second (Linux `tcp_challenge_ack_limit` = 1000).
+    pub challenge_ack_limit: u32,
+    /// Global bound on socket buffer memory in bytes (like `tcp_mem`'s hard limit).
+    pub mem_limit: usize,
+    /// Default Nagle setting for new sockets (false = Nagle on).
+    pub nodelay: bool,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            syn_retries: 6,
+            synack_retries: 5,
+            retries2: 15,
+            orphan_retries: 8,
+            time_wait: Duration::from_secs(60),
+            fin_timeout: Duration::from_secs(60),
+            rto_min: Duration::from_millis(200),
+            rto_max: Duration::from_secs(120),
+            rto_initial: Duration::from_secs(1),
+            rmem: (4096, 131072, 6 << 20),
+            wmem: (4096, 16384, 4 << 20),
+            max_syn_backlog: 1024,
+            somaxconn: 4096,
+            syncookies: true,
+            max_orphans: 65536,
+            max_tw_buckets: 262144,
+            ooo_queue_limit: 4 << 20,
+            delack_min: Duration::from_millis(40),
+            delack_max: Duration::from_millis(200),
+            keepalive_time: Duration::from_secs(7200),
+            keepalive_intvl: Duration::from_secs(75),
+            keepalive_probes: 9,
+            initial_cwnd: 10,
+            default_cc: CcAlgorithm::Cubic,
+            window_scaling: true,
+            sack: true,
+            timestamps: true,
+            ephemeral: (32768, 60999),
+            tw_reuse: false,
+            challenge_ack_limit: 1000,
+            mem_limit: 256 << 20,
+            nodelay: false,
+        }
+    }
+}
+
+/// Keepalive settings for one socket (Linux `TCP_KEEPIDLE`, `TCP_KEEPINTVL`, `TCP_KEEPCNT`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeepaliveCfg {
+    /// Idle time before the first probe.
+    pub idle: Duration,
+    /// Time between probes.
+    pub interval: Duration,
+    /// Unanswered probes before the connection fails with `TimedOut`.
+    pub count: u32,
+}
+
+/// Per-socket options (Linux `setsockopt`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SockOpt {
+    /// `TCP_NODELAY`: true disables Nagle's algorithm.
+    NoDelay(bool),
+    /// `SO_KEEPALIVE` plus its parameters; `None` turns keepalive off.
+    KeepAlive(Option<KeepaliveCfg>),
+    /// `SO_RCVBUF` in bytes (clamped to `rmem`).
+    RecvBuf(usize),
+    /// `SO_SNDBUF` in bytes (clamped to `wmem`).
+    SendBuf(usize),
+    /// `TCP_CONGESTION`.
+    Congestion(CcAlgorithm),
+    /// `IP_TTL`.
+    Ttl(u8),
+    /// `SO_LINGER`: `Some(0)` makes close send RST.
+    Linger(Option<std::time::Duration>),
+    /// `SO_REUSEADDR`.
+    ReuseAddr(bool),
+}
+
+/// Which option [`crate::TcpLayer::get_option`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SockOptName {
+    /// `TCP_NODELAY`.
+    NoDelay,
+    /// `SO_KEEPALIVE`.
+    KeepAlive,
+    /// `SO_RCVBUF`.
+    RecvBuf,
+    /// `SO_SNDBUF`.
+    SendBuf,
+    /// `TCP_CONGESTION`.
+    Congestion,
+    /// `IP_TTL`.
+    Ttl,
+    /// `SO_LINGER`.
+    Linger,
+    /// `SO_REUSEADDR`.
+    ReuseAddr,
+}

@@ -1,0 +1,137 @@
+//! Demux tables (Linux: `struct inet_hashinfo` — ehash, lhash, bhash).
+//!
+//! Every lookup is one or two hash probes, independent of the number of sockets.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use crate::sock::SockId;
+
+/// (local, remote) of a connection.
+pub(crate) type FourTuple = (SocketAddrV4, SocketAddrV4);
+
+/// Owners of one local port (Linux: `inet_bind_bucket`).
+#[derive(Default)]
+pub(crate) struct BindBucket {
+    /// Sockets that bound the port explicitly or listen on it.
+    pub(crate) owners: Vec<SockId>,
+    /// Connections (accepted children, ephemeral connects) using the port.
+    pub(crate) conns: u32,
+}
+
+/// Linux `inet_hashinfo`: established (incl. request socks and TIME_WAIT), listening and
+/// bound tables.
+#[derive(Default)]
+pub(crate) struct HashInfo {
+    ehash: HashMap<FourTuple, SockId>,
+    lhash: HashMap<SocketAddrV4, SockId>,
+    any: Option<SockId>,
+    bhash: HashMap<u16, BindBucket>,
+}
+
+impl HashInfo {
+    /// Linux `__inet_lookup_established`.
+    pub(crate) fn lookup_established(&self, t: &FourTuple) -> Option<SockId> {
+        self.ehash.get(t).copied()
+    }
+
+    /// Linux `__inet_lookup_listener`: exact address, then wildcard, then the transparent
+    /// "any" listener.
+    pub(crate) fn lookup_listener(&self, local: SocketAddrV4) -> Option<SockId> {
+        self.lhash
+            .get(&local)
+            .or_else(|| {
+                self.lhash
+                    .get(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, local.port()))
+            })
+            .copied()
+            .or(self.any)
+    }
+
+    pub(crate) fn insert_established(&mut self, t: FourTuple, id: SockId) -> bool {
+        match self.ehash.entry(t) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(id);
+                true
+            }
+        }
+    }
+
+    /// Replaces whatever holds `t` (used when a new SYN reuses a TIME_WAIT pair).
+    pub(crate) fn replace_established(&mut self, t: FourTuple, id: SockId) {
+        self.ehash.insert(t, id);
+    }
+
+    pub(crate) fn remove_established(&mut self, t: &FourTuple, id: SockId) {
+        if self.ehash.get(t) == Some(&id) {
+            self.ehash.remove(t);
+        }
+    }
+
+    pub(crate) fn established_len(&self) -> usize {
+        self.ehash.len()
+    }
+
+    pub(crate) fn insert_listener(&mut self, local: SocketAddrV4, id: SockId) -> bool {
+        if self.lhash.contains_key(&local) {
+            return false;
+        }
+        self.lhash.insert(local, id);
+        true
+    }
+
+    pub(crate) fn remove_listener(&mut self, local: &SocketAddrV4, id: SockId) {
+        if self.lhash.get(local) == Some(&id) {
+            self.lhash.remove(local);
+        }
+        if self.any == Some(id) {
+            self.any = None;
+        }
+    }
+
+    pub(crate) fn set_any_listener(&mut self, id: Option<SockId>) -> bool {
+        if id.is_some() && self.any.is_some() {
+            return false;
+        }
+        self.any = id;
+        true
+    }
+
+    pub(crate) fn any_listener(&self) -> Option<SockId> {
+        self.any
+    }
+
+    pub(crate) fn bucket(&self, port: u16) -> Option<&BindBucket> {
+        self.bhash.get(&port)
+    }
+
+    pub(crate) fn add_owner(&mut self, port: u16, id: SockId) {
+        let b = self.bhash.entry(port).or_default();
+        if !b.owners.contains(&id) {
+            b.owners.push(id);
+        }
+    }
+
+    pub(crate) fn remove_owner(&mut self, port: u16, id: SockId) {
+        if let Some(b) = self.bhash.get_mut(&port) {
+            b.owners.retain(|o| *o != id);
+            if b.owners.is_empty() && b.conns == 0 {
+                self.bhash.remove(&port);
+            }
+        }
+    }
+
+    pub(crate) fn add_conn(&mut self, port: u16) {
+        self.bhash.entry(port).or_default().conns += 1;
+    }
+
+    pub(crate) fn remove_conn(&mut self, port: u16) {
+        if let Some(b) = self.bhash.get_mut(&port) {
+            b.conns = b.conns.saturating_sub(1);
+            if b.owners.is_empty() && b.conns == 0 {
+                self.bhash.remove(&port);
+            }
+        }
+    }
+}

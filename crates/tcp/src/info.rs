@@ -1,0 +1,116 @@
+//! Per-connection information (Linux `struct tcp_info`, `TCP_INFO`).
+
+use std::time::Duration;
+
+use crate::sock::SockId;
+use crate::stack::{Sock, TcpLayer};
+use crate::state::TcpState;
+use crate::tcb::CaState;
+
+/// A snapshot like Linux `TCP_INFO`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TcpInfo {
+    /// Connection state.
+    pub state: TcpState,
+    /// Congestion avoidance state name ("open", "disorder", "recovery", "loss").
+    pub ca_state: &'static str,
+    /// Current retransmission timeout (with backoff).
+    pub rto: Duration,
+    /// Smoothed RTT (zero before the first sample).
+    pub rtt: Duration,
+    /// RTT variance.
+    pub rttvar: Duration,
+    /// Congestion window in segments.
+    pub snd_cwnd: u32,
+    /// Slow start threshold in segments.
+    pub snd_ssthresh: u32,
+    /// Sending MSS.
+    pub snd_mss: u32,
+    /// MSS we advertised.
+    pub rcv_mss: u32,
+    /// Bytes sent and not acknowledged.
+    pub unacked: u32,
+    /// SACKed bytes in the scoreboard.
+    pub sacked: u32,
+    /// Consecutive retransmission timeouts (Linux `icsk_retransmits`).
+    pub retransmits: u32,
+    /// Segments retransmitted over the connection's life.
+    pub total_retrans: u32,
+    /// Retransmission timeouts over the connection's life.
+    pub rto_events: u32,
+    /// Fast recovery episodes.
+    pub recoveries: u32,
+    /// Payload bytes sent (first transmissions).
+    pub bytes_sent: u64,
+    /// Payload bytes retransmitted.
+    pub bytes_retrans: u64,
+    /// Payload bytes acknowledged by the peer.
+    pub bytes_acked: u64,
+    /// Payload bytes received in order.
+    pub bytes_received: u64,
+    /// Segments received.
+    pub segs_in: u64,
+    /// Segments sent.
+    pub segs_out: u64,
+    /// Peer's window in bytes (scaled).
+    pub snd_wnd: u32,
+    /// Window we last advertised, in bytes.
+    pub rcv_wnd: u32,
+    /// Receive buffer bound (grows with autotuning).
+    pub rcv_space: u32,
+    /// Send buffer bound (grows with the congestion window).
+    pub snd_buf: u32,
+    /// Window scale we send with / they send with (None when not negotiated).
+    pub wscale: Option<(u8, u8)>,
+    /// SACK negotiated.
+    pub sack: bool,
+    /// Timestamps negotiated.
+    pub timestamps: bool,
+    /// Congestion control algorithm name.
+    pub congestion: &'static str,
+}
+
+impl TcpLayer {
+    /// `TCP_INFO` for a connection; `None` for stale ids and non-connections.
+    pub fn info(&self, id: SockId) -> Option<TcpInfo> {
+        let Some(Sock::Conn(t)) = self.socks.get(id) else {
+            return None;
+        };
+        Some(TcpInfo {
+            state: t.state,
+            ca_state: match t.ca {
+                CaState::Open => "open",
+                CaState::Disorder => "disorder",
+                CaState::Recovery => "recovery",
+                CaState::Loss => "loss",
+            },
+            rto: t.rtt.rto(),
+            rtt: t.rtt.srtt().unwrap_or_default(),
+            rttvar: t.rtt.rttvar(),
+            snd_cwnd: t.ccs.cwnd,
+            snd_ssthresh: t.ccs.ssthresh,
+            snd_mss: t.mss,
+            rcv_mss: t.advmss as u32,
+            unacked: t.snd_nxt.since(t.snd_una),
+            sacked: t.sacked_bytes,
+            retransmits: t.retransmits,
+            total_retrans: t.total_retrans,
+            rto_events: t.rto_events,
+            recoveries: t.recoveries,
+            bytes_sent: t.bytes_sent,
+            bytes_retrans: t.bytes_retrans,
+            bytes_acked: t.bytes_acked,
+            bytes_received: t.bytes_received,
+            segs_in: t.segs_in,
+            segs_out: t.segs_out,
+            snd_wnd: t.snd_wnd,
+            rcv_wnd: t.rcv_wnd,
+            rcv_space: t.rcvbuf_cap as u32,
+            snd_buf: t.sndbuf_cap as u32,
+            wscale: t.ws_ok.then_some((t.snd_wscale, t.rcv_wscale)),
+            sack: t.sack_ok,
+            timestamps: t.ts_ok,
+            congestion: t.cc.name(),
+        })
+    }
+}

@@ -1,0 +1,724 @@
+//! Segment processing for a connection (Linux: `tcp_rcv_state_process`,
+//! `tcp_rcv_established` with header prediction, `tcp_rcv_synsent_state_process`,
+//! `tcp_data_queue`, `tcp_ofo_queue`, `tcp_fin`, `__tcp_ack_snd_check`).
+//!
+//! RFC 9293 section 3.10.7.3 (SYN-SENT) and 3.10.7.4 (other states), RFC 5961 checks,
+//! RFC 7323 PAWS.
+
+use std::time::{Duration, Instant};
+
+use crate::conn::{
+    apply_syn_options, check_write_space, enter_time_wait, set_state, sndbuf_expand, tcp_done,
+    tcp_reset,
+};
+use crate::ctx::{Shared, TimerKind};
+use crate::output::{clear_rtx, send_ack, send_raw, send_syn, write_xmit, TcpSegmentOut};
+use crate::recovery::tcp_ack;
+use crate::seq::SeqNum;
+use crate::state::TcpState;
+use crate::tcb::{CaState, Tcb};
+use crate::wire::{TcpFlags, TcpRepr};
+
+/// What the stack must do with the socket after a segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Nothing special.
+    Keep,
+    /// The connection reached CLOSED: unhash it (and free it if orphaned).
+    Closed,
+    /// A SYN that may reuse this TIME_WAIT pair (RFC 6191 / Linux `TCP_TW_SYN`): kill the
+    /// TIME_WAIT socket and give the SYN to the listener.
+    TwSyn,
+}
+
+/// PAWS is not applied against a `ts_recent` older than 24 days (RFC 7323 section 5.5).
+const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
+
+/// Entry for a segment matched to a full connection (Linux `tcp_v4_do_rcv`).
+pub(crate) fn segment_arrives(
+    tcb: &mut Tcb,
+    sh: &mut Shared,
+    now: Instant,
+    seg: &TcpRepr,
+    payload: &[u8],
+    out: &mut Vec<TcpSegmentOut>,
+) -> Verdict {
+    tcb.segs_in += 1;
+    let v = match tcb.state {
+        TcpState::SynSent => synsent(tcb, sh, now, seg, payload, out),
+        TcpState::TimeWait => timewait(tcb, sh, now, seg, payload, out),
+        TcpState::Closed | TcpState::Listen => Verdict::Keep,
+        TcpState::Established => {
+            if fast_path(tcb, sh, now, seg, payload, out) {
+                Verdict::Keep
+            } else {
+                rcv_state_process(tcb, sh, now, seg, payload, out)
+            }
+        }
+        _ => rcv_state_process(tcb, sh, now, seg, payload, out),
+    };
+    tcb.sync_mem(sh);
+    v
+}
+
+/// Linux `tcp_rcv_synsent_state_process` (RFC 9293 3.10.7.3).
+fn synsent(
+    tcb: &mut Tcb,
+    sh: &mut Shared,
+    now: Instant,
+    seg: &TcpRepr,
+    payload: &[u8],
+    out: &mut Vec<TcpSegmentOut>,
+) -> Verdict {
+    let f = seg.flags;
+    if f.ack() && (seg.ack.le(tcb.iss) || seg.ack.gt(tcb.snd_nxt)) {
+        if !f.rst() {
+            let r = TcpRepr::new(
+                tcb.local.port(),
+                tcb.remote.port(),
+                seg.ack,
+                SeqNum(0),
+                TcpFlags::RST,
+            );
+            send_raw(sh, tcb.local, tcb.remote, &r, &[], tcb.opts.ttl, out);
+        }
+        return Verdict::Keep;
+    }
+    if f.rst() {
+        if f.ack() {
+            tcp_reset(tcb, sh);
+            return Verdict::Closed;
+        }
+        return Verdict::Keep;
+    }
+    if !f.syn() {
+        return Verdict::Keep;
+    }
+    tcb.irs = seg.seq;
+    tcb.rcv_nxt = seg.seq + 1;
+    tcb.rcv_wup = tcb.rcv_nxt;
+    apply_syn_options(tcb, sh, now, seg);
+    tcb.last_rcv = now;
+    if f.ack() {
+        // SYN-ACK: ESTABLISHED.
+        tcb.snd_una = seg.ack;
+        tcb.snd_wnd = seg.window as u32; // never scaled in a SYN (RFC 7323 2.2)
+        tcb.max_sndwnd = tcb.snd_wnd;
+        tcb.snd_wl1 = seg.seq;
+        tcb.snd_wl2 = seg.ack;
+        if tcb.retrans_stamp.is_none() {
+            if let Some((_, t)) = tcb.rtt_seq.take() {
+                tcb.rtt.sample(now.saturating_duration_since(t));
+            }
+        }
+        tcb.rtt_seq = None;
+        tcb.retrans_stamp = None;
+        tcb.retransmits = 0;
+        tcb.rtt.reset_backoff();
+        clear_rtx(tcb, sh);
+        set_state(tcb, sh, TcpState::Established);
+        on_established(tcb, sh, now);
+        // Linux sends the ACK at once (no TFO / defer-accept on the active side).
+        send_ack(tcb, sh, now, out);
+        if !payload.is_empty() || f.fin() {
+            // Data on a SYN-ACK: process as in ESTABLISHED.
+            let mut s2 = *seg;
+            s2.seq = seg.seq + 1;
+            s2.flags = TcpFlags(seg.flags.0 & !TcpFlags::SYN.0);
+            return rcv_state_process(tcb, sh, now, &s2, payload, out);
+        }
+        write_xmit(tcb, sh, now, out);
+        Verdict::Keep
+    } else {
+        // Simultaneous open: SYN_RECEIVED, answer with SYN-ACK (RFC 9293 3.5 figure 7).
+        tcb.snd_wnd = seg.window as u32;
+        tcb.snd_wl1 = seg.seq;
+        tcb.snd_wl2 = tcb.iss;
+        set_state(tcb, sh, TcpState::SynReceived);
+        send_syn(tcb, sh, now, false, out);
+        Verdict::Keep
+    }
+}
+
+/// Common work when a connection becomes ESTABLISHED (Linux `tcp_init_transfer`).
+pub(crate) fn on_established(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
+    tcb.quickack = 8;
+    tcb.rcvq_time = now;
+    sndbuf_expand(tcb, sh);
+    if let Some(ka) = tcb.opts.keepalive {
+        sh.set_timer(tcb.id, TimerKind::Keepalive, now + ka.idle);
+    }
+    sh.wake(tcb.id, &mut tcb.evt);
+}
+
+/// Linux `tcp_timewait_state_process` (RFC 9293 3.10.7.4 in TIME-WAIT; RFC 6191).
+fn timewait(
+    tcb: &mut Tcb,
+    sh: &mut Shared,
+    now: Instant,
+    seg: &TcpRepr,
+    payload: &[u8],
+    out: &mut Vec<TcpSegmentOut>,
+) -> Verdict {
+    let f = seg.flags;
+    if f.syn() && !f.rst() && !f.ack() {
+        // A new SYN may reuse the pair if it is clearly newer (Linux TCP_TW_SYN).
+        let newer_seq = seg.seq.gt(tcb.rcv_nxt);
+        let newer_ts = match (tcb.ts_ok, seg.options.timestamp) {
+            (true, Some((val, _))) => (val.wrapping_sub(tcb.ts_recent) as i32) > 0,
+            (true, None) => false,
+            _ => true,
+        };
+        if newer_seq && newer_ts {
+            sh.stats.tcp_tw_recycled += 1;
+            return Verdict::TwSyn;
+        }
+    }
+    if tcb.ts_ok && !f.rst() {
+        if let Some((val, _)) = seg.options.timestamp {
+            if (val.wrapping_sub(tcb.ts_recent) as i32) < 0 {
+                sh.stats.paws_estab += 1;
+                send_ack(tcb, sh, now, out);
+                return Verdict::Keep;
+            }
+        }
+    }
+    if f.rst() {
+        // RFC 1337: Linux ignores RST in TIME_WAIT by default (tcp_rfc1337 = 0 kills it).
+        if seg.seq == tcb.rcv_nxt {
+            tcp_done(tcb, sh, None);
+            return Verdict::Closed;
+        }
+        return Verdict::Keep;
+    }
+    let len = payload.len() as u32 + f.fin() as u32;
+    if f.fin() && seg.seq + payload.len() as u32 == tcb.rcv_nxt.wrapping_sub_one() {
+        // Retransmitted FIN: ACK it and restart the 2*MSL timer.
+        send_ack(tcb, sh, now, out);
+        sh.set_timer(tcb.id, TimerKind::Keepalive, now + sh.cfg.time_wait);
+        return Verdict::Keep;
+    }
+    if f.syn() || len > 0 || f.ack() && seg.ack.gt(tcb.snd_nxt) {
+        send_ack(tcb, sh, now, out);
+    }
+    Verdict::Keep
+}
+
+trait SubOne {
+    fn wrapping_sub_one(self) -> SeqNum;
+}
+
+impl SubOne for SeqNum {
+    fn wrapping_sub_one(self) -> SeqNum {
+        SeqNum(self.0.wrapping_sub(1))
+    }
+}
+
+/// Header prediction (Linux `tcp_rcv_established` fast path): an in-order segment with
+/// only ACK (and PSH), the expected window, no SACK, nothing out of order. Returns
+/// false to fall back to the slow path.
+fn fast_path(
+    tcb: &mut Tcb,
+    sh: &mut Shared,
+    now: Instant,
+    seg: &TcpRepr,
+    payload: &[u8],
+    out: &mut Vec<TcpSegmentOut>,
+) -> bool {
+    let f = seg.flags.0 & !TcpFlags::PSH.0;
+    if f != TcpFlags::ACK.0
+        || seg.seq != tcb.rcv_nxt
+        || seg.ack.lt(tcb.snd_una)
+        || seg.ack.gt(tcb.snd_nxt)
+        || ((seg.window as u32) << tcb.snd_wscale) != tcb.snd_wnd
+        || seg.options.sack_count != 0
+        || !tcb.ooo.is_empty()
+        || tcb.ca != CaState::Open
+        || tcb.shut_rd
+        || tcb.orphan
+    {
+        return false;
+    }
+    if tcb.ts_ok {
+        match seg.options.timestamp {
+            Some((val, _)) if (val.wrapping_sub(tcb.ts_recent) as i32) >= 0 => {}
+            _ => return false,
+        }
+    }
+    let len = payload.len();
+    if len == 0 {
+        if seg.ack == tcb.snd_una && tcb.snd_una != tcb.snd_nxt {
+            return false; // a possible dupack: slow path counts it
+        }
+        store_ts_recent(tcb, seg, now);
+        tcb.last_rcv = now;
+        tcb.ka_probes = 0;
+        sh.stats.tcp_hp_acks += 1;
+        tcp_ack(tcb, sh, now, seg, 0, out);
+        after_ack(tcb, sh, now, out);
+        return true;
+    }
+    if len as u32 > tcb.rcv_wnd_now()
+        || tcb.rcv_buf.len() + len > tcb.rcvbuf_cap
+        || sh.mem_used > sh.cfg.mem_limit
+    {
+        return false;
+    }
+    store_ts_recent(tcb, seg, now);
+    tcb.last_rcv = now;
+    tcb.ka_probes = 0;
+    sh.stats.tcp_hp_hits += 1;
+    if seg.ack.gt(tcb.snd_una) {
+        tcp_ack(tcb, sh, now, seg, len, out);
+    }
+    tcb.rcv_buf.extend(payload);
+    tcb.rcv_nxt += len as u32;
+    tcb.bytes_received += len as u64;
+    tcb.ack_pending = true;
+    sh.wake(tcb.id, &mut tcb.evt);
+    after_ack(tcb, sh, now, out);
+    ack_snd_check(tcb, sh, now, out);
+    true
+}
+
+fn after_ack(tcb: &mut Tcb, sh: &mut Shared, now: Instant, out: &mut Vec<TcpSegmentOut>) {
+    sndbuf_expand(tcb, sh);
+    write_xmit(tcb, sh, now, out);
+    check_write_space(tcb, sh);
+}
+
+/// RFC 7323 section 4.3: remember the peer's TSval when the segment covers the left
+/// window edge (Linux `tcp_store_ts_recent` with `tcp_replace_ts_recent`).
+fn store_ts_recent(tcb: &mut Tcb, seg: &TcpRepr, now: Instant) {
+    if let (true, Some((val, _))) = (tcb.ts_ok, seg.options.timestamp) {
+        if seg.seq.le(tcb.rcv_wup) && (val.wrapping_sub(tcb.ts_recent) as i32) >= 0 {
+            tcb.ts_recent = val;
+            tcb.ts_recent_stamp = Some(now);
+        }
+    }
+}
+
+fn challenge_ack(tcb: &mut Tcb, sh: &mut Shared, now: Instant, out: &mut Vec<TcpSegmentOut>) {
+    if sh.challenge_allowed(now) {
+        send_ack(tcb, sh, now, out);
+    }
+}
+
+/// Linux `tcp_rcv_state_process` / the slow path of `tcp_rcv_established`.
+pub(crate) fn rcv_state_process(
+    tcb: &mut Tcb,
+    sh: &mut Shared,
+    now: Instant,
+    seg: &TcpRepr,
+    payload: &[u8],
+    out: &mut Vec<TcpSegmentOut>,
+) -> Verdict {
+    let f = seg.flags;
+    // PAWS (RFC 7323 section 5.3).
+    if tcb.ts_ok && !f.rst() {
+        if let Some((val, _)) = seg.options.timestamp {
+            let fresh = tcb
+                .ts_recent_stamp
+                .is_some_and(|t| now.saturating_duration_since(t) < PAWS_IDLE);
+            if (val.wrapping_sub(tcb.ts_recent) as i32) < 0 && fresh {
+                sh.stats.paws_estab += 1;
+                send_ack(tcb, sh, now, out);
+                return Verdict::Keep;
+            }
+        }
+    }
+    // Acceptability (RFC 9293 3.10.7.4 first check).
+    let seg_len = payload.len() as u32 + f.syn() as u32 + f.fin() as u32;
+    let wnd = tcb
+        .rcv_wnd_now()
+        .max(if tcb.state == TcpState::SynReceived {
+            1
+        } else {
+            0
+        });
+    let acceptable = if seg_len == 0 {
+        if wnd == 0 {
+            seg.seq == tcb.rcv_nxt
+        } else {
+            seg.seq.in_range(tcb.rcv_nxt, tcb.rcv_nxt + wnd)
+        }
+    } else if wnd == 0 {
+        // Zero window: only the ACK/RST/URG information counts (RFC 9293 3.10.7.4).
+        seg.seq == tcb.rcv_nxt
+    } else {
+        let end = seg.seq + (seg_len - 1);
+        seg.seq.in_range(tcb.rcv_nxt, tcb.rcv_nxt + wnd)
+            || end.in_range(tcb.rcv_nxt, tcb.rcv_nxt + wnd)
+    };
+    if !acceptable {
+        if f.syn() && !f.rst() && tcb.state != TcpState::SynReceived {
+            // RFC 5961 4.2: a SYN gets a challenge ACK whatever its sequence number.
+            sh.stats.tcp_syn_challenge += 1;
+            challenge_ack(tcb, sh, now, out);
+            return Verdict::Keep;
+        }
+        if !f.rst() {
+            let end = seg.seq + seg_len;
+            if seg_len > 0 && end.le(tcb.rcv_nxt) && tcb.sack_ok {
+                tcb.dsack = Some((seg.seq, end));
+                sh.stats.tcp_dsack_old_sent += 1;
+            }
+            send_ack(tcb, sh, now, out);
+        }
+        return Verdict::Keep;
+    }
+    // RST (RFC 9293 second check, RFC 5961 section 3.2).
+    if f.rst() {
+        if seg.seq == tcb.rcv_nxt {
+            if tcb.state == TcpState::SynReceived && tcb.listener.is_some() {
+                tcp_done(tcb, sh, Some(crate::error::TcpError::ConnectionReset));
+            } else {
+                tcp_reset(tcb, sh);
+            }
+            return Verdict::Closed;
+        }
+        challenge_ack(tcb, sh, now, out);
+        return Verdict::Keep;
+    }
+    store_ts_recent(tcb, seg, now);
+    tcb.last_rcv = now;
+    tcb.ka_probes = 0;
+    // SYN in a synchronized state (RFC 5961 section 4.2: challenge ACK).
+    if f.syn() {
+        if tcb.state == TcpState::SynReceived && seg.seq + 1 == tcb.rcv_nxt {
+            // Retransmitted SYN during simultaneous open: repeat our SYN-ACK.
+            send_syn(tcb, sh, now, true, out);
+            return Verdict::Keep;
+        }
+        sh.stats.tcp_syn_challenge += 1;
+        challenge_ack(tcb, sh, now, out);
+        return Verdict::Keep;
+    }
+    if !f.ack() {
+        return Verdict::Keep;
+    }
+    // ACK (fifth check), RFC 5961 section 5.2 acceptable range.
+    if tcb.state == TcpState::SynReceived {
+        if seg.ack.gt(tcb.snd_una) && seg.ack.le(tcb.snd_nxt) {
+            tcb.snd_wnd = (seg.window as u32) << tcb.snd_wscale;
+            tcb.max_sndwnd = tcb.snd_wnd;
+            tcb.snd_wl1 = seg.seq;
+            tcb.snd_wl2 = seg.ack;
+            tcb.snd_una = seg.ack;
+            clear_rtx(tcb, sh);
+            tcb.retransmits = 0;
+            tcb.rtt.reset_backoff();
+            tcb.retrans_stamp = None;
+            set_state(tcb, sh, TcpState::Established);
+            on_established(tcb, sh, now);
+        } else {
+            let r = TcpRepr::new(
+                tcb.local.port(),
+                tcb.remote.port(),
+                seg.ack,
+                SeqNum(0),
+                TcpFlags::RST,
+            );
+            send_raw(sh, tcb.local, tcb.remote, &r, &[], tcb.opts.ttl, out);
+            return Verdict::Keep;
+        }
+    }
+    if seg.ack.gt(tcb.snd_nxt) {
+        // Acks something not yet sent: send an ACK and drop (RFC 9293; RFC 5961 5.2).
+        challenge_ack(tcb, sh, now, out);
+        return Verdict::Keep;
+    }
+    let min_ack = SeqNum(tcb.snd_una.0.wrapping_sub(tcb.max_sndwnd.max(1)));
+    if seg.ack.lt(min_ack) {
+        challenge_ack(tcb, sh, now, out);
+        return Verdict::Keep;
+    }
+    if seg.ack.ge(tcb.snd_una) {
+        if payload.is_empty() && !f.fin() && seg.ack == tcb.snd_una {
+            sh.stats.tcp_pure_acks += 1;
+        }
+        tcp_ack(tcb, sh, now, seg, payload.len(), out);
+    }
+    match tcb.state {
+        TcpState::FinWait1 if tcb.fin_acked() => {
+            set_state(tcb, sh, TcpState::FinWait2);
+            clear_rtx(tcb, sh);
+            if tcb.orphan {
+                sh.set_timer(tcb.id, TimerKind::Keepalive, now + sh.cfg.fin_timeout);
+            }
+        }
+        TcpState::Closing if tcb.fin_acked() => {
+            if !enter_time_wait(tcb, sh, now) {
+                return Verdict::Closed;
+            }
+            return Verdict::Keep;
+        }
+        TcpState::LastAck if tcb.fin_acked() => {
+            tcp_done(tcb, sh, None);
+            return Verdict::Closed;
+        }
+        _ => {}
+    }
+    // Data (seventh check) and FIN (eighth check).
+    let mut verdict = Verdict::Keep;
+    if matches!(
+        tcb.state,
+        TcpState::Established | TcpState::FinWait1 | TcpState::FinWait2 | TcpState::SynReceived
+    ) {
+        let end = seg.seq + payload.len() as u32;
+        if tcb.orphan && !payload.is_empty() && end.gt(tcb.rcv_nxt) {
+            // Data after close: the application will never read it (Linux TCPAbortOnData).
+            sh.stats.tcp_abort_on_data += 1;
+            let r = TcpRepr::new(
+                tcb.local.port(),
+                tcb.remote.port(),
+                tcb.snd_nxt,
+                SeqNum(0),
+                TcpFlags::RST,
+            );
+            send_raw(sh, tcb.local, tcb.remote, &r, &[], tcb.opts.ttl, out);
+            tcp_done(tcb, sh, Some(crate::error::TcpError::ConnectionAborted));
+            return Verdict::Closed;
+        }
+        verdict = data_queue(tcb, sh, now, seg, payload, out);
+    }
+    if verdict == Verdict::Keep && tcb.state != TcpState::Closed {
+        after_ack(tcb, sh, now, out);
+        ack_snd_check(tcb, sh, now, out);
+    }
+    verdict
+}
+
+/// Linux `tcp_data_queue` + `tcp_ofo_queue` + `tcp_fin`: in-order data to the receive
+/// queue, out-of-order data to the bounded reassembly queue (trimmed to the window,
+/// RFC 9293 3.10.7.4), then the FIN if it is next.
+fn data_queue(
+    tcb: &mut Tcb,
+    sh: &mut Shared,
+    now: Instant,
+    seg: &TcpRepr,
+    payload: &[u8],
+    out: &mut Vec<TcpSegmentOut>,
+) -> Verdict {
+    let mut seq = seg.seq;
+    let mut data = payload;
+    let mut fin = seg.flags.fin();
+    if data.is_empty() && !fin {
+        return Verdict::Keep;
+    }
+    // Trim the part before rcv_nxt (already received).
+    if seq.lt(tcb.rcv_nxt) {
+        let dup = tcb.rcv_nxt.since(seq) as usize;
+        if dup > 0 && tcb.sack_ok {
+            let dup_end = seq + (dup.min(data.len()) as u32);
+            if dup_end.gt(seq) {
+                tcb.dsack = Some((seq, dup_end));
+                sh.stats.tcp_dsack_old_sent += 1;
+            }
+        }
+        if dup >= data.len() {
+            data = &[];
+            if fin && (seq + payload.len() as u32).lt(tcb.rcv_nxt) {
+                fin = false;
+            }
+        } else {
+            data = data.get(dup..).unwrap_or(&[]);
+        }
+        seq = tcb.rcv_nxt;
+        tcb.ack_pending = true;
+        tcb.quickack = tcb.quickack.max(1);
+    }
+    // Trim what lies beyond the window; a trimmed segment loses its FIN.
+    let wnd = tcb.rcv_wnd_now().max(tcb.rcv_space());
+    let room = (tcb.rcv_nxt + wnd).since(seq) as usize;
+    if data.len() > room {
+        if room == 0 {
+            sh.stats.tcp_zero_window_drop += 1;
+        }
+        data = data.get(..room).unwrap_or(&[]);
+        fin = false;
+        // Linux out_of_window: ACK at once so the sender learns the window.
+        tcb.ack_pending = true;
+        tcb.quickack = tcb.quickack.max(1);
+    }
+    if seq == tcb.rcv_nxt {
+        if !data.is_empty() {
+            if tcb.rcv_buf.len() + data.len() > tcb.rcvbuf_cap + tcb.mss as usize
+                || sh.mem_used > sh.cfg.mem_limit
+            {
+                sh.stats.tcp_rcvq_drop += 1;
+                tcb.ack_pending = true;
+                tcb.quickack = tcb.quickack.max(1);
+                return Verdict::Keep;
+            }
+            tcb.rcv_buf.extend(data);
+            tcb.rcv_nxt += data.len() as u32;
+            tcb.bytes_received += data.len() as u64;
+            tcb.ack_pending = true;
+            sh.wake(tcb.id, &mut tcb.evt);
+        }
+        if !tcb.ooo.is_empty() {
+            ofo_drain(tcb, sh);
+            tcb.quickack = tcb.quickack.max(1);
+        }
+        if fin || tcb.ooo_fin == Some(tcb.rcv_nxt) {
+            return tcp_fin(tcb, sh, now, out);
+        }
+    } else {
+        // Out of order (seq > rcv_nxt).
+        tcb.ack_pending = true;
+        tcb.quickack = tcb.quickack.max(1);
+        if fin {
+            tcb.ooo_fin = Some(seq + data.len() as u32);
+        }
+        if !data.is_empty() {
+            ofo_insert(tcb, sh, seq, data);
+        }
+    }
+    Verdict::Keep
+}
+
+/// Inserts into the out-of-order queue, merging overlaps (Linux `tcp_data_queue_ofo`).
+fn ofo_insert(tcb: &mut Tcb, sh: &mut Shared, seq: SeqNum, data: &[u8]) {
+    if tcb.ooo_bytes + data.len() > sh.cfg.ooo_queue_limit.min(tcb.rcvbuf_cap)
+        || sh.mem_used > sh.cfg.mem_limit
+    {
+        sh.stats.tcp_ofo_drop += 1;
+        return;
+    }
+    sh.stats.tcp_ofo_queue += 1;
+    let end = seq + data.len() as u32;
+    // Collect the union of the new segment and every overlapping/adjacent entry.
+    let mut new_start = seq;
+    let mut new_end = end;
+    let mut first = None;
+    let mut last = 0usize;
+    for (i, (s, d)) in tcb.ooo.iter().enumerate() {
+        let e = *s + d.len() as u32;
+        if e.lt(seq) {
+            continue;
+        }
+        if s.gt(end) {
+            break;
+        }
+        if first.is_none() {
+            first = Some(i);
+        }
+        last = i;
+        new_start = new_start.min(*s);
+        new_end = new_end.max(e);
+    }
+    match first {
+        None => {
+            let pos = tcb
+                .ooo
+                .iter()
+                .position(|(s, _)| s.gt(seq))
+                .unwrap_or(tcb.ooo.len());
+            tcb.ooo.insert(pos, (seq, data.to_vec()));
+            tcb.ooo_bytes += data.len();
+        }
+        Some(i) => {
+            sh.stats.tcp_ofo_merge += 1;
+            let total = new_end.since(new_start) as usize;
+            let mut buf = vec![0u8; total];
+            let removed: Vec<(SeqNum, Vec<u8>)> = tcb.ooo.drain(i..=last).collect();
+            for (s, d) in &removed {
+                let off = s.since(new_start) as usize;
+                if let Some(dst) = buf.get_mut(off..off + d.len()) {
+                    dst.copy_from_slice(d);
+                }
+                tcb.ooo_bytes = tcb.ooo_bytes.saturating_sub(d.len());
+            }
+            let off = seq.since(new_start) as usize;
+            if let Some(dst) = buf.get_mut(off..off + data.len()) {
+                dst.copy_from_slice(data);
+            }
+            tcb.ooo_bytes += buf.len();
+            tcb.ooo.insert(i, (new_start, buf));
+        }
+    }
+    tcb.last_ooo = Some(seq);
+}
+
+/// Moves now-in-order data from the out-of-order queue (Linux `tcp_ofo_queue`).
+fn ofo_drain(tcb: &mut Tcb, sh: &mut Shared) {
+    while let Some((s, _)) = tcb.ooo.first() {
+        let s = *s;
+        if s.gt(tcb.rcv_nxt) {
+            break;
+        }
+        let (s, d) = tcb.ooo.remove(0);
+        tcb.ooo_bytes = tcb.ooo_bytes.saturating_sub(d.len());
+        let skip = tcb.rcv_nxt.since(s) as usize;
+        if let Some(rest) = d.get(skip..) {
+            tcb.rcv_buf.extend(rest);
+            tcb.rcv_nxt += rest.len() as u32;
+            tcb.bytes_received += rest.len() as u64;
+        }
+        sh.wake(tcb.id, &mut tcb.evt);
+    }
+    if tcb.ooo.is_empty() {
+        tcb.last_ooo = None;
+        tcb.ooo = Vec::new();
+    }
+}
+
+/// Linux `tcp_fin` (RFC 9293 3.10.7.4 eighth check).
+fn tcp_fin(tcb: &mut Tcb, sh: &mut Shared, now: Instant, out: &mut Vec<TcpSegmentOut>) -> Verdict {
+    tcb.rcv_nxt += 1;
+    tcb.fin_rcvd = true;
+    tcb.ooo_fin = None;
+    tcb.ooo = Vec::new();
+    tcb.ooo_bytes = 0;
+    sh.wake(tcb.id, &mut tcb.evt);
+    match tcb.state {
+        TcpState::SynReceived | TcpState::Established => set_state(tcb, sh, TcpState::CloseWait),
+        TcpState::FinWait1 => {
+            if tcb.fin_acked() {
+                send_ack(tcb, sh, now, out);
+                if !enter_time_wait(tcb, sh, now) {
+                    return Verdict::Closed;
+                }
+                return Verdict::Keep;
+            }
+            set_state(tcb, sh, TcpState::Closing);
+        }
+        TcpState::FinWait2 => {
+            send_ack(tcb, sh, now, out);
+            if !enter_time_wait(tcb, sh, now) {
+                return Verdict::Closed;
+            }
+            return Verdict::Keep;
+        }
+        _ => {}
+    }
+    // ACK the FIN at once (Linux schedules an immediate ACK).
+    tcb.ack_pending = true;
+    tcb.quickack = tcb.quickack.max(1);
+    Verdict::Keep
+}
+
+/// Linux `__tcp_ack_snd_check`: ACK now (quick-ack mode, more than one full segment
+/// unacknowledged, out-of-order data, D-SACK) or arm the delayed-ACK timer.
+pub(crate) fn ack_snd_check(
+    tcb: &mut Tcb,
+    sh: &mut Shared,
+    now: Instant,
+    out: &mut Vec<TcpSegmentOut>,
+) {
+    if !tcb.ack_pending {
+        return;
+    }
+    let unacked = tcb.rcv_nxt.since(tcb.rcv_wup);
+    if tcb.quickack > 0 || unacked > tcb.mss || !tcb.ooo.is_empty() || tcb.dsack.is_some() {
+        if tcb.quickack > 0 {
+            tcb.quickack -= 1;
+        }
+        send_ack(tcb, sh, now, out);
+    } else if !tcb.delack_armed {
+        tcb.delack_armed = true;
+        let ato = tcb.ato.clamp(sh.cfg.delack_min, sh.cfg.delack_max);
+        sh.set_timer(tcb.id, TimerKind::DelAck, now + ato);
+    }
+}

@@ -1,0 +1,491 @@
+//! Segment output (Linux: `tcp_write_xmit`, `tcp_transmit_skb`, `tcp_send_ack`,
+//! `tcp_v4_send_reset`, `tcp_send_synack`).
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Instant;
+
+use ustack_netdev::PacketBuf;
+
+use crate::ctx::{Shared, TimerKind};
+use crate::seq::SeqNum;
+use crate::state::TcpState;
+use crate::tcb::{CaState, RtxKind, Tcb};
+use crate::wire::{TcpFlags, TcpOptions, TcpRepr};
+
+/// A TCP segment ready for IP output: header + payload, with headroom for the IP header.
+#[derive(Debug, Clone)]
+pub struct TcpSegmentOut {
+    /// Source address (our local address).
+    pub src: Ipv4Addr,
+    /// Destination address.
+    pub dst: Ipv4Addr,
+    /// TTL override (`IP_TTL`), `None` = the IP layer's default.
+    pub ttl: Option<u8>,
+    /// Type of service byte.
+    pub tos: u8,
+    /// The TCP segment.
+    pub pkt: PacketBuf,
+}
+
+/// Builds and queues a control or data segment from explicit fields (Linux:
+/// `tcp_v4_send_ack` / `tcp_v4_send_reset` for sockets without a full TCB).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn send_raw(
+    sh: &mut Shared,
+    local: SocketAddrV4,
+    remote: SocketAddrV4,
+    repr: &TcpRepr,
+    payload: &[u8],
+    ttl: Option<u8>,
+    out: &mut Vec<TcpSegmentOut>,
+) {
+    let mut pkt = PacketBuf::with_payload_capacity(payload.len());
+    pkt.extend_from_slice(payload);
+    repr.emit(&mut pkt, *local.ip(), *remote.ip());
+    sh.stats.out_segs += 1;
+    if repr.flags.rst() {
+        sh.stats.out_rsts += 1;
+    }
+    out.push(TcpSegmentOut {
+        src: *local.ip(),
+        dst: *remote.ip(),
+        ttl,
+        tos: 0,
+        pkt,
+    });
+}
+
+/// RST for a segment that matched no connection (RFC 9293 section 3.10.7.1): if the
+/// segment had ACK, `seq = SEG.ACK`; else `seq = 0, ack = SEG.SEQ + SEG.LEN` with ACK.
+/// Never answers an RST. Linux: `tcp_v4_send_reset`.
+pub(crate) fn send_reset_reply(
+    sh: &mut Shared,
+    local: SocketAddrV4,
+    remote: SocketAddrV4,
+    seg: &TcpRepr,
+    payload_len: usize,
+    out: &mut Vec<TcpSegmentOut>,
+) {
+    if seg.flags.rst() {
+        return;
+    }
+    let repr = if seg.flags.ack() {
+        TcpRepr::new(
+            local.port(),
+            remote.port(),
+            seg.ack,
+            SeqNum(0),
+            TcpFlags::RST,
+        )
+    } else {
+        let len = payload_len as u32 + seg.flags.syn() as u32 + seg.flags.fin() as u32;
+        TcpRepr::new(
+            local.port(),
+            remote.port(),
+            SeqNum(0),
+            seg.seq + len,
+            TcpFlags::RST | TcpFlags::ACK,
+        )
+    };
+    send_raw(sh, local, remote, &repr, &[], None, out);
+}
+
+/// Options carried on a non-SYN segment: timestamps and SACK blocks (D-SACK first,
+/// then the most recently changed out-of-order block, RFC 2018 section 4, RFC 2883).
+fn segment_options(tcb: &Tcb, sh: &mut Shared, now: Instant) -> TcpOptions {
+    let mut o = TcpOptions::default();
+    if tcb.ts_ok {
+        o.timestamp = Some((sh.ts_now(now).wrapping_add(tcb.ts_offset), tcb.ts_recent));
+    }
+    if tcb.sack_ok {
+        let max_blocks = if tcb.ts_ok { 3 } else { 4 };
+        if let Some(d) = tcb.dsack {
+            o.push_sack(d);
+        }
+        if let Some(first) = tcb.last_ooo {
+            if let Some(b) = ooo_block_containing(tcb, first) {
+                o.push_sack(b);
+            }
+        }
+        for b in ooo_blocks(tcb) {
+            if (o.sack_count as usize) >= max_blocks {
+                break;
+            }
+            if !o.sack_blocks().contains(&b) {
+                o.push_sack(b);
+            }
+        }
+    }
+    o
+}
+
+/// Contiguous out-of-order blocks `[l, r)`, in sequence order.
+fn ooo_blocks(tcb: &Tcb) -> impl Iterator<Item = (SeqNum, SeqNum)> + '_ {
+    let mut v: Vec<(SeqNum, SeqNum)> = Vec::new();
+    for (s, d) in &tcb.ooo {
+        let e = *s + d.len() as u32;
+        match v.last_mut() {
+            Some(last) if last.1 == *s => last.1 = e,
+            _ => v.push((*s, e)),
+        }
+    }
+    v.into_iter()
+}
+
+fn ooo_block_containing(tcb: &Tcb, seq: SeqNum) -> Option<(SeqNum, SeqNum)> {
+    ooo_blocks(tcb).find(|(l, r)| seq.ge(*l) && seq.lt(*r))
+}
+
+/// Header bytes beyond 20 that the next data segment will carry (Linux `tcp_current_mss`).
+pub(crate) fn sack_option_len(tcb: &Tcb) -> u32 {
+    if !tcb.sack_ok || (tcb.ooo.is_empty() && tcb.dsack.is_none()) {
+        return 0;
+    }
+    let blocks = ooo_blocks(tcb).count() + tcb.dsack.is_some() as usize;
+    let max_blocks = if tcb.ts_ok { 3 } else { 4 };
+    4 + 8 * blocks.min(max_blocks) as u32
+}
+
+/// Linux `tcp_transmit_skb`: builds the segment `[seq, seq+len)` (+ flags) from the send
+/// buffer, with the current ACK, window and options, and queues it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn transmit(
+    tcb: &mut Tcb,
+    sh: &mut Shared,
+    now: Instant,
+    seq: SeqNum,
+    len: u32,
+    mut flags: TcpFlags,
+    retrans: bool,
+    out: &mut Vec<TcpSegmentOut>,
+) {
+    let mut pkt = PacketBuf::with_payload_capacity(len as usize);
+    if len > 0 {
+        let off = seq.since(tcb.buf_seq()) as usize;
+        let dst = pkt.put(len as usize);
+        tcb.copy_snd(off, dst);
+    }
+    let syn = flags.syn();
+    if tcb.state != TcpState::SynSent || !syn {
+        flags |= TcpFlags::ACK;
+    }
+    let mut repr = TcpRepr::new(tcb.local.port(), tcb.remote.port(), seq, tcb.rcv_nxt, flags);
+    if syn {
+        repr.options = syn_options(tcb, sh, now);
+        repr.window = tcb.rcv_space().min(65535) as u16;
+        tcb.rcv_wnd = repr.window as u32;
+        tcb.rcv_wup = tcb.rcv_nxt;
+    } else {
+        repr.options = segment_options(tcb, sh, now);
+        repr.window = tcb.select_window();
+    }
+    if !flags.ack() {
+        repr.ack = SeqNum(0);
+    }
+    repr.header_len = repr.emit_len();
+    repr.emit(&mut pkt, *tcb.local.ip(), *tcb.remote.ip());
+    if retrans {
+        sh.stats.retrans_segs += 1;
+        tcb.total_retrans += 1;
+        tcb.bytes_retrans += len as u64;
+        if tcb.retrans_stamp.is_none() {
+            tcb.retrans_stamp = Some(now);
+        }
+    } else {
+        sh.stats.out_segs += 1;
+        tcb.bytes_sent += len as u64;
+    }
+    if flags.rst() {
+        sh.stats.out_rsts += 1;
+    }
+    tcb.segs_out += 1;
+    if flags.ack() {
+        // This segment carries the ACK: the delayed ACK is no longer owed.
+        tcb.ack_pending = false;
+        tcb.rcv_segs_unacked = 0;
+        tcb.dsack = None;
+        if tcb.delack_armed {
+            tcb.delack_armed = false;
+            sh.clear_timer(tcb.id, TimerKind::DelAck);
+        }
+    }
+    out.push(TcpSegmentOut {
+        src: *tcb.local.ip(),
+        dst: *tcb.remote.ip(),
+        ttl: tcb.opts.ttl,
+        tos: 0,
+        pkt,
+    });
+}
+
+/// Options on our SYN or SYN-ACK (simultaneous open): MSS, WS, SACK-permitted, TS.
+fn syn_options(tcb: &Tcb, sh: &mut Shared, now: Instant) -> TcpOptions {
+    let mut o = TcpOptions {
+        mss: Some(tcb.advmss),
+        ..TcpOptions::default()
+    };
+    let active = tcb.state == TcpState::SynSent;
+    if sh.cfg.window_scaling && (active || tcb.ws_ok) {
+        o.wscale = Some(tcb.rcv_wscale);
+    }
+    if sh.cfg.sack && (active || tcb.sack_ok) {
+        o.sack_permitted = true;
+    }
+    if sh.cfg.timestamps && (active || tcb.ts_ok) {
+        o.timestamp = Some((sh.ts_now(now).wrapping_add(tcb.ts_offset), tcb.ts_recent));
+    }
+    o
+}
+
+/// Sends our SYN (SYN_SENT) or SYN-ACK (SYN_RECEIVED after simultaneous open).
+pub(crate) fn send_syn(
+    tcb: &mut Tcb,
+    sh: &mut Shared,
+    now: Instant,
+    retrans: bool,
+    out: &mut Vec<TcpSegmentOut>,
+) {
+    let flags = if tcb.state == TcpState::SynSent {
+        TcpFlags::SYN
+    } else {
+        TcpFlags::SYN | TcpFlags::ACK
+    };
+    transmit(tcb, sh, now, tcb.iss, 0, flags, retrans, out);
+    if tcb.snd_nxt == tcb.iss {
+        tcb.snd_nxt = tcb.iss + 1;
+    }
+    arm_rtx(tcb, sh, now);
+}
+
+/// Linux `tcp_send_ack`: a pure ACK at `snd_nxt`.
+pub(crate) fn send_ack(tcb: &mut Tcb, sh: &mut Shared, now: Instant, out: &mut Vec<TcpSegmentOut>) {
+    let seq = tcb.snd_nxt;
+    transmit(tcb, sh, now, seq, 0, TcpFlags::ACK, false, out);
+}
+
+/// Linux `tcp_send_active_reset`: RST at `snd_nxt` (with ACK when synchronized).
+pub(crate) fn send_active_rst(
+    tcb: &mut Tcb,
+    sh: &mut Shared,
+    now: Instant,
+    out: &mut Vec<TcpSegmentOut>,
+) {
+    let seq = tcb.snd_nxt;
+    let flags = TcpFlags::RST;
+    transmit(tcb, sh, now, seq, 0, flags, false, out);
+}
+
+/// Arms the retransmission timer at `now + RTO` if it is not armed (Linux
+/// `inet_csk_reset_xmit_timer` with `ICSK_TIME_RETRANS`).
+pub(crate) fn arm_rtx(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
+    if !tcb.rtx_armed || tcb.rtx_kind != RtxKind::Retrans {
+        rearm_rtx(tcb, sh, now);
+    }
+}
+
+/// Restarts the retransmission timer at `now + RTO` (Linux `tcp_rearm_rto`).
+pub(crate) fn rearm_rtx(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
+    tcb.rtx_kind = RtxKind::Retrans;
+    tcb.rtx_armed = true;
+    sh.set_timer(tcb.id, TimerKind::Rtx, now + tcb.rtt.rto());
+}
+
+/// Stops the retransmission / probe timer.
+pub(crate) fn clear_rtx(tcb: &mut Tcb, sh: &mut Shared) {
+    if tcb.rtx_armed {
+        tcb.rtx_armed = false;
+        sh.clear_timer(tcb.id, TimerKind::Rtx);
+    }
+}
+
+/// Arms the zero-window probe timer (Linux `tcp_check_probe_timer`).
+pub(crate) fn arm_probe(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
+    if tcb.rtx_armed {
+        return;
+    }
+    tcb.rtx_kind = RtxKind::Probe;
+    tcb.rtx_armed = true;
+    sh.set_timer(tcb.id, TimerKind::Rtx, now + tcb.rtt.rto());
+}
+
+/// Retransmits one segment starting at `seq` (at most `max_len` payload bytes, stopping
+/// at the next SACKed block); returns the sequence space covered. Linux
+/// `tcp_retransmit_skb`.
+pub(crate) fn retransmit_at(
+    tcb: &mut Tcb,
+    sh: &mut Shared,
+    now: Instant,
+    seq: SeqNum,
+    max_len: u32,
+    out: &mut Vec<TcpSegmentOut>,
+) -> u32 {
+    if seq == tcb.iss && tcb.snd_una == tcb.iss {
+        send_syn(tcb, sh, now, true, out);
+        return 1;
+    }
+    let write_seq = tcb.write_seq();
+    let mut end = write_seq.min(tcb.snd_nxt);
+    for &(l, _) in &tcb.sacked {
+        if l.gt(seq) && l.lt(end) {
+            end = l;
+            break;
+        }
+    }
+    let len = if end.gt(seq) {
+        end.since(seq).min(max_len)
+    } else {
+        0
+    };
+    let mut flags = TcpFlags::ACK;
+    let mut span = len;
+    if tcb.fin_sent() && seq + len == write_seq {
+        flags |= TcpFlags::FIN;
+        span += 1;
+    }
+    if span == 0 {
+        return 0;
+    }
+    if len > 0 && seq + len == write_seq {
+        flags |= TcpFlags::PSH;
+    }
+    transmit(tcb, sh, now, seq, len, flags, true, out);
+    span
+}
+
+/// The MSS for the next data segment, net of SACK option space.
+pub(crate) fn mss_now(tcb: &Tcb) -> u32 {
+    tcb.mss.saturating_sub(sack_option_len(tcb)).max(1)
+}
+
+/// Segments one `write_xmit` call may emit.
+const MAX_BURST: u32 = 4096;
+
+/// Linux `tcp_write_xmit`: sends what the send buffer, the peer's window, the congestion
+/// window, Nagle (RFC 896) and sender SWS avoidance (RFC 1122 4.2.3.4) allow; during
+/// Recovery / Loss lost segments go first (RFC 6675 NextSeg).
+pub(crate) fn write_xmit(
+    tcb: &mut Tcb,
+    sh: &mut Shared,
+    now: Instant,
+    out: &mut Vec<TcpSegmentOut>,
+) {
+    if !matches!(
+        tcb.state,
+        TcpState::Established
+            | TcpState::CloseWait
+            | TcpState::FinWait1
+            | TcpState::Closing
+            | TcpState::LastAck
+    ) {
+        return;
+    }
+    let mss = mss_now(tcb);
+    // Bounds the work of one call; the congestion and peer windows are the real limits.
+    let mut budget = MAX_BURST;
+    while budget > 0 {
+        budget -= 1;
+        // 1. Lost segments first.
+        if matches!(tcb.ca, CaState::Recovery | CaState::Loss) && tcb.lost_pending() > 0 {
+            if tcb.in_flight() + mss > tcb.cwnd_bytes() {
+                break;
+            }
+            let mut seq = tcb.rtx_next.max(tcb.snd_una);
+            // Skip SACKed data.
+            for &(l, r) in &tcb.sacked {
+                if seq.ge(l) && seq.lt(r) {
+                    seq = r;
+                }
+            }
+            if seq.ge(tcb.lost_end) || seq.ge(tcb.snd_nxt) {
+                tcb.rtx_next = tcb.lost_end;
+                continue;
+            }
+            let max = mss.min(tcb.lost_end.since(seq).max(1));
+            let span = retransmit_at(tcb, sh, now, seq, max, out);
+            if span == 0 {
+                tcb.rtx_next = tcb.lost_end;
+                continue;
+            }
+            if tcb.ca == CaState::Recovery {
+                sh.stats.tcp_fast_retrans += 1;
+            }
+            tcb.rtx_next = seq + span;
+            arm_rtx(tcb, sh, now);
+            continue;
+        }
+        // 2. New data (and the FIN).
+        if !tcb.state.can_send() && (!tcb.shut_wr || tcb.fin_sent()) {
+            break;
+        }
+        let seq = tcb.snd_nxt;
+        let write_seq = tcb.write_seq();
+        let unsent = if write_seq.gt(seq) {
+            write_seq.since(seq)
+        } else {
+            0
+        };
+        let fin_pending = tcb.shut_wr && seq == write_seq;
+        if unsent == 0 && !fin_pending {
+            break;
+        }
+        let wnd_end = tcb.snd_una + tcb.snd_wnd;
+        let wnd_room = if wnd_end.gt(seq) {
+            wnd_end.since(seq)
+        } else {
+            0
+        };
+        let len = unsent.min(mss).min(wnd_room);
+        let in_flight = tcb.in_flight();
+        if unsent > 0 && len == 0 {
+            // Window closed: probe it when nothing is outstanding (RFC 9293 3.8.6.1).
+            if tcb.snd_una == tcb.snd_nxt {
+                arm_probe(tcb, sh, now);
+            }
+            break;
+        }
+        if len > 0 && in_flight + len > tcb.cwnd_bytes() && in_flight > 0 {
+            break;
+        }
+        if len < mss && len < unsent {
+            // Window-limited tiny segment: sender SWS avoidance.
+            if len < tcb.max_sndwnd / 2 {
+                if tcb.snd_una == tcb.snd_nxt {
+                    arm_probe(tcb, sh, now);
+                }
+                break;
+            }
+        }
+        let is_tail = len == unsent;
+        if len > 0
+            && len < mss
+            && is_tail
+            && !tcb.opts.nodelay
+            && tcb.snd_una != tcb.snd_nxt
+            && !tcb.shut_wr
+        {
+            // Nagle: hold a partial segment while data is unacknowledged.
+            break;
+        }
+        let mut flags = TcpFlags::ACK;
+        let mut span = len;
+        if tcb.shut_wr && seq + len == write_seq {
+            flags |= TcpFlags::FIN;
+            span += 1;
+        }
+        if len > 0 && is_tail {
+            flags |= TcpFlags::PSH;
+        }
+        transmit(tcb, sh, now, seq, len, flags, false, out);
+        tcb.snd_nxt = seq + span;
+        if tcb.rtt_seq.is_none() && !tcb.ts_ok && tcb.retrans_stamp.is_none() {
+            tcb.rtt_seq = Some((tcb.snd_nxt, now));
+        }
+        if tcb.rtx_kind == RtxKind::Probe {
+            tcb.rtx_armed = false;
+        }
+        arm_rtx(tcb, sh, now);
+        if flags.fin() {
+            break;
+        }
+    }
+}

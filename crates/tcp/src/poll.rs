@@ -1,0 +1,208 @@
+//! Socket state queries, options and events (Linux: `tcp_poll`, `getsockname`,
+//! `getpeername`, `sock_error`, `setsockopt`/`getsockopt`, the wait-queue wakeups).
+
+use crate::config::{SockOpt, SockOptName};
+use crate::ctx::TimerKind;
+use crate::error::TcpError;
+use crate::sock::SockId;
+use crate::stack::{Sock, TcpLayer};
+use crate::state::{Readiness, TcpState};
+use crate::stats::TcpStats;
+use crate::tcb::SockOpts;
+use std::net::SocketAddrV4;
+
+impl TcpLayer {
+    /// The options of a socket, whatever its kind.
+    fn opts_of(&self, id: SockId) -> Option<SockOpts> {
+        match self.socks.get(id)? {
+            Sock::Plain(p) => Some(p.opts),
+            Sock::Listen(l) => Some(l.opts),
+            Sock::Conn(t) => Some(t.opts),
+            Sock::Req(_) => None,
+        }
+    }
+
+    /// The state of a socket; `None` for a stale id.
+    pub fn state(&self, id: SockId) -> Option<TcpState> {
+        Some(match self.socks.get(id)? {
+            Sock::Plain(_) => TcpState::Closed,
+            Sock::Listen(_) => TcpState::Listen,
+            Sock::Req(_) => TcpState::SynReceived,
+            Sock::Conn(t) => t.state,
+        })
+    }
+
+    /// Local address (`getsockname`).
+    pub fn local_addr(&self, id: SockId) -> Option<SocketAddrV4> {
+        match self.socks.get(id)? {
+            Sock::Plain(p) => p.local,
+            Sock::Listen(l) => Some(l.local),
+            Sock::Req(r) => Some(r.local),
+            Sock::Conn(t) => Some(t.local),
+        }
+    }
+
+    /// Peer address (`getpeername`).
+    pub fn peer_addr(&self, id: SockId) -> Option<SocketAddrV4> {
+        match self.socks.get(id)? {
+            Sock::Req(r) => Some(r.remote),
+            Sock::Conn(t) => Some(t.remote),
+            _ => None,
+        }
+    }
+
+    /// What the socket is ready for (Linux `tcp_poll`). A stale id reads as closed.
+    pub fn poll_state(&self, id: SockId) -> Readiness {
+        match self.socks.get(id) {
+            Some(Sock::Conn(t)) => {
+                let closed = t.state == TcpState::Closed;
+                let read_closed = t.fin_rcvd || closed || t.shut_rd;
+                let write_closed = t.shut_wr || closed || t.state == TcpState::TimeWait;
+                let err = t.error;
+                Readiness {
+                    readable: !t.rcv_buf.is_empty() || read_closed || err.is_some(),
+                    writable: (t.state.can_send() && !t.shut_wr && t.snd_buf.len() < t.sndbuf_cap)
+                        || err.is_some()
+                        || write_closed && t.state != TcpState::SynSent,
+                    acceptable: false,
+                    connected: t.state.is_synchronized(),
+                    error: err,
+                    read_closed,
+                    write_closed,
+                }
+            }
+            Some(Sock::Listen(l)) => Readiness {
+                acceptable: !l.accept_q.is_empty(),
+                ..Readiness::default()
+            },
+            Some(_) => Readiness::default(),
+            None => Readiness {
+                readable: true,
+                writable: true,
+                read_closed: true,
+                write_closed: true,
+                error: Some(TcpError::NotConnected),
+                ..Readiness::default()
+            },
+        }
+    }
+
+    /// Takes the pending error (`SO_ERROR`), including soft ICMP errors.
+    pub fn take_error(&mut self, id: SockId) -> Option<TcpError> {
+        match self.socks.get_mut(id)? {
+            Sock::Conn(t) => t.error.take().or_else(|| t.soft_error.take()),
+            _ => None,
+        }
+    }
+
+    /// Sets a socket option (`setsockopt`).
+    pub fn set_option(&mut self, id: SockId, opt: SockOpt) -> Result<(), TcpError> {
+        let (rmem, wmem) = (self.sh.cfg.rmem, self.sh.cfg.wmem);
+        let apply = |o: &mut SockOpts| match opt {
+            SockOpt::NoDelay(v) => o.nodelay = v,
+            SockOpt::KeepAlive(k) => o.keepalive = k,
+            SockOpt::RecvBuf(n) => {
+                o.rcvbuf = n.clamp(rmem.0, rmem.2.max(rmem.0));
+                o.rcvbuf_locked = true;
+            }
+            SockOpt::SendBuf(n) => {
+                o.sndbuf = n.clamp(wmem.0, wmem.2.max(wmem.0));
+                o.sndbuf_locked = true;
+            }
+            SockOpt::Congestion(c) => o.cc = c,
+            SockOpt::Ttl(t) => o.ttl = Some(t),
+            SockOpt::Linger(l) => o.linger = l,
+            SockOpt::ReuseAddr(r) => o.reuseaddr = r,
+        };
+        match self.socks.get_mut(id) {
+            Some(Sock::Plain(p)) => apply(&mut p.opts),
+            Some(Sock::Listen(l)) => apply(&mut l.opts),
+            Some(Sock::Conn(t)) => {
+                apply(&mut t.opts);
+                match opt {
+                    SockOpt::RecvBuf(_) => t.rcvbuf_cap = t.opts.rcvbuf,
+                    SockOpt::SendBuf(_) => t.sndbuf_cap = t.opts.sndbuf,
+                    SockOpt::Congestion(c) => {
+                        let mut cc = crate::cc::new_cc(c);
+                        cc.init(&mut t.ccs);
+                        t.cc = cc;
+                    }
+                    SockOpt::KeepAlive(Some(ka)) if t.state.is_synchronized() => {
+                        self.sh.set_timer(
+                            id,
+                            TimerKind::Keepalive,
+                            t.last_rcv.max(t.rcvq_time) + ka.idle,
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            _ => return Err(TcpError::NotConnected),
+        }
+        Ok(())
+    }
+
+    /// Reads a socket option (`getsockopt`).
+    pub fn get_option(&self, id: SockId, name: SockOptName) -> Result<SockOpt, TcpError> {
+        let o = self.opts_of(id).ok_or(TcpError::NotConnected)?;
+        let (rcv, snd) = match self.socks.get(id) {
+            Some(Sock::Conn(t)) => (t.rcvbuf_cap, t.sndbuf_cap),
+            _ => (o.rcvbuf, o.sndbuf),
+        };
+        Ok(match name {
+            SockOptName::NoDelay => SockOpt::NoDelay(o.nodelay),
+            SockOptName::KeepAlive => SockOpt::KeepAlive(o.keepalive),
+            SockOptName::RecvBuf => SockOpt::RecvBuf(rcv),
+            SockOptName::SendBuf => SockOpt::SendBuf(snd),
+            SockOptName::Congestion => SockOpt::Congestion(o.cc),
+            SockOptName::Ttl => SockOpt::Ttl(o.ttl.unwrap_or(64)),
+            SockOptName::Linger => SockOpt::Linger(o.linger),
+            SockOptName::ReuseAddr => SockOpt::ReuseAddr(o.reuseaddr),
+        })
+    }
+
+    /// A snapshot of the stack counters (`/proc/net/snmp` Tcp: and TcpExt:).
+    pub fn stats(&self) -> TcpStats {
+        self.sh.stats
+    }
+
+    /// Appends the sockets whose readiness changed since the last call (for waking
+    /// wait queues; Linux `sk_data_ready` / `sk_write_space` / `sk_state_change`).
+    pub fn drain_events(&mut self, out: &mut Vec<SockId>) {
+        for id in std::mem::take(&mut self.sh.events) {
+            let live = match self.socks.get_mut(id) {
+                Some(Sock::Conn(t)) => {
+                    t.evt = false;
+                    true
+                }
+                Some(Sock::Listen(l)) => {
+                    l.evt = false;
+                    true
+                }
+                Some(Sock::Plain(p)) => {
+                    p.evt = false;
+                    true
+                }
+                _ => false,
+            };
+            if live {
+                out.push(id);
+            }
+        }
+    }
+
+    /// Connections in the demux table (request socks, established, closing, TIME_WAIT).
+    pub fn connection_count(&self) -> usize {
+        self.hash.established_len()
+    }
+
+    /// All sockets the layer holds, of every kind (for leak checks).
+    pub fn socket_count(&self) -> usize {
+        self.socks.len()
+    }
+
+    /// Bytes held in socket buffers stack-wide.
+    pub fn memory_used(&self) -> usize {
+        self.sh.mem_used
+    }
+}

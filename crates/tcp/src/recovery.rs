@@ -1,0 +1,396 @@
+//! ACK processing and loss recovery (Linux: `tcp_ack`, `tcp_sacktag_write_queue`,
+//! `tcp_fastretrans_alert`, `tcp_enter_recovery`, `tcp_enter_loss`, `tcp_try_undo_*`).
+//!
+//! RFC 5681 fast retransmit / fast recovery, RFC 6582 NewReno partial ACKs without SACK,
+//! RFC 6675 scoreboard-based recovery with SACK, RFC 2883 D-SACK, Eifel-style undo with
+//! timestamps (RFC 3522).
+
+use std::time::{Duration, Instant};
+
+use crate::ctx::Shared;
+use crate::output::{clear_rtx, rearm_rtx, TcpSegmentOut};
+use crate::seq::SeqNum;
+use crate::tcb::{CaState, Tcb};
+use crate::wire::TcpRepr;
+
+/// Duplicate ACK threshold (RFC 5681 section 3.2).
+const DUPTHRESH: u32 = 3;
+
+/// What an ACK did, for the caller's state machine.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct AckOutcome {
+    /// Bytes of sequence space newly acknowledged.
+    pub(crate) acked: u32,
+    /// The ACK was a duplicate (RFC 5681 definition).
+    pub(crate) dup: bool,
+}
+
+// --- congestion control hooks (Linux `tcp_congestion_ops` call sites)
+
+fn cc_ssthresh(tcb: &mut Tcb) -> u32 {
+    let mss = tcb.mss.max(1);
+    tcb.ccs.in_flight = tcb.snd_nxt.since(tcb.snd_una).div_ceil(mss);
+    tcb.ccs.prior_cwnd = tcb.ccs.cwnd;
+    tcb.cc.ssthresh(&tcb.ccs).max(2)
+}
+
+/// Linux `tcp_cong_avoid`; `prior_in_flight` decides `tcp_is_cwnd_limited`.
+fn cc_cong_avoid(tcb: &mut Tcb, acked_segs: u32, prior_in_flight: u32, now: Instant) {
+    let mss = tcb.mss.max(1);
+    tcb.ccs.mss = mss;
+    tcb.ccs.in_flight = prior_in_flight.div_ceil(mss);
+    let cwnd_limited = if tcb.ccs.in_slow_start() {
+        prior_in_flight.saturating_mul(2) >= tcb.cwnd_bytes()
+    } else {
+        prior_in_flight + mss >= tcb.cwnd_bytes()
+    };
+    tcb.ccs.app_limited = !cwnd_limited;
+    tcb.cc.cong_avoid(&mut tcb.ccs, acked_segs, now);
+}
+
+fn cc_set_state(tcb: &mut Tcb, st: CaState) {
+    tcb.ca = st;
+    let s = match st {
+        CaState::Open => crate::cc::CaState::Open,
+        CaState::Disorder => crate::cc::CaState::Disorder,
+        CaState::Recovery => crate::cc::CaState::Recovery,
+        CaState::Loss => crate::cc::CaState::Loss,
+    };
+    tcb.cc.set_state(&mut tcb.ccs, s);
+}
+
+/// Linux `tcp_ack_update_window` (RFC 9293 3.10.7.4 step 5, SND.WL1/WL2 rule).
+/// Returns true when the window changed.
+pub(crate) fn update_window(tcb: &mut Tcb, seg: &TcpRepr) -> bool {
+    if tcb.snd_wl1.lt(seg.seq) || (tcb.snd_wl1 == seg.seq && tcb.snd_wl2.le(seg.ack)) {
+        let wnd = (seg.window as u32) << tcb.snd_wscale;
+        let changed = wnd != tcb.snd_wnd;
+        tcb.snd_wnd = wnd;
+        tcb.snd_wl1 = seg.seq;
+        tcb.snd_wl2 = seg.ack;
+        tcb.max_sndwnd = tcb.max_sndwnd.max(wnd);
+        changed
+    } else {
+        false
+    }
+}
+
+/// Inserts `[l, r)` into the SACK scoreboard; returns the bytes newly covered.
+fn sack_insert(tcb: &mut Tcb, l: SeqNum, r: SeqNum) -> u32 {
+    let mut l = l;
+    let mut r = r;
+    let before = tcb.sacked_bytes;
+    let mut merged: Vec<(SeqNum, SeqNum)> = Vec::with_capacity(tcb.sacked.len() + 1);
+    let mut placed = false;
+    for &(a, b) in &tcb.sacked {
+        if b.lt(l) {
+            merged.push((a, b));
+        } else if r.lt(a) {
+            if !placed {
+                merged.push((l, r));
+                placed = true;
+            }
+            merged.push((a, b));
+        } else {
+            l = l.min(a);
+            r = r.max(b);
+        }
+    }
+    if !placed {
+        merged.push((l, r));
+    }
+    tcb.sacked = merged;
+    tcb.sacked_bytes = tcb.sacked.iter().map(|(a, b)| b.since(*a)).sum();
+    tcb.sacked_bytes.saturating_sub(before)
+}
+
+/// Drops scoreboard entries below `snd_una`.
+fn sack_trim(tcb: &mut Tcb) {
+    let una = tcb.snd_una;
+    tcb.sacked.retain(|(_, r)| r.gt(una));
+    if let Some(first) = tcb.sacked.first_mut() {
+        if first.0.lt(una) {
+            first.0 = una;
+        }
+    }
+    tcb.sacked_bytes = tcb.sacked.iter().map(|(a, b)| b.since(*a)).sum();
+}
+
+/// Linux `tcp_sacktag_write_queue`: validates the SACK blocks, counts D-SACK (RFC 2883
+/// section 4), and updates the scoreboard. Returns newly SACKed bytes.
+fn process_sack(tcb: &mut Tcb, sh: &mut Shared, seg: &TcpRepr) -> u32 {
+    if !tcb.sack_ok {
+        return 0;
+    }
+    let blocks = seg.options.sack_blocks();
+    let mut new = 0;
+    for (i, &(l, r)) in blocks.iter().enumerate() {
+        if r.le(l) {
+            sh.stats.tcp_sack_discard += 1;
+            continue;
+        }
+        let dsack = i == 0
+            && (l.lt(seg.ack) || blocks.get(1).is_some_and(|&(l2, r2)| l.ge(l2) && r.le(r2)));
+        if dsack {
+            sh.stats.tcp_dsack_recv += 1;
+            continue;
+        }
+        if l.lt(tcb.snd_una) || r.gt(tcb.snd_nxt) {
+            sh.stats.tcp_sack_discard += 1;
+            continue;
+        }
+        new += sack_insert(tcb, l, r);
+    }
+    new
+}
+
+/// RTT sample from the timestamp echo or Karn timing (RFC 6298 section 3, RFC 7323 4).
+fn rtt_sample(tcb: &mut Tcb, sh: &mut Shared, now: Instant, seg: &TcpRepr) {
+    let mut sample = None;
+    if tcb.ts_ok {
+        if let Some((_, ecr)) = seg.options.timestamp {
+            if ecr != 0 {
+                let nowts = sh.ts_now(now).wrapping_add(tcb.ts_offset);
+                let d = nowts.wrapping_sub(ecr);
+                if (d as i32) >= 0 {
+                    sample = Some(Duration::from_millis(d as u64).max(Duration::from_micros(100)));
+                }
+            }
+        }
+    } else if let Some((end, t)) = tcb.rtt_seq {
+        if seg.ack.ge(end) {
+            tcb.rtt_seq = None;
+            if tcb.retrans_stamp.is_none() {
+                sample = Some(now.saturating_duration_since(t));
+            }
+        }
+    }
+    if let Some(s) = sample {
+        tcb.rtt.sample(s);
+        tcb.cc.on_rtt_sample(&mut tcb.ccs, s, now);
+    }
+}
+
+/// Linux `tcp_ack` for synchronized states. The caller has checked that
+/// `snd_una <= SEG.ACK <= snd_nxt`.
+pub(crate) fn tcp_ack(
+    tcb: &mut Tcb,
+    sh: &mut Shared,
+    now: Instant,
+    seg: &TcpRepr,
+    payload_len: usize,
+    out: &mut Vec<TcpSegmentOut>,
+) -> AckOutcome {
+    let mut res = AckOutcome::default();
+    let prior_in_flight = tcb.in_flight();
+    let wnd_changed = update_window(tcb, seg);
+    let new_sacked = process_sack(tcb, sh, seg);
+    let acked = seg.ack.since(tcb.snd_una);
+    tcb.probes_out = 0;
+
+    if acked > 0 && seg.ack.gt(tcb.snd_una) {
+        res.acked = acked;
+        // Remove acknowledged data from the send buffer (SYN and FIN are not in it).
+        let buf_start = tcb.buf_seq();
+        let data_end = seg.ack.min(tcb.write_seq());
+        if data_end.gt(buf_start) {
+            let n = (data_end.since(buf_start) as usize).min(tcb.snd_buf.len());
+            tcb.snd_buf.drain(..n);
+            tcb.snd_buf_seq += n as u32;
+            if tcb.snd_buf.is_empty() {
+                // Everything sent is acknowledged: give the memory back (idle
+                // connections hold no buffer).
+                tcb.snd_buf = std::collections::VecDeque::new();
+            }
+            tcb.bytes_acked += n as u64;
+        }
+        tcb.snd_una = seg.ack;
+        if tcb.rtx_next.lt(tcb.snd_una) {
+            tcb.rtx_next = tcb.snd_una;
+        }
+        sack_trim(tcb);
+        rtt_sample(tcb, sh, now, seg);
+        tcb.retransmits = 0;
+        tcb.rtt.reset_backoff();
+        try_undo(tcb, sh, seg);
+        let acked_segs = acked.div_ceil(tcb.mss.max(1));
+        match tcb.ca {
+            CaState::Recovery => {
+                if tcb.snd_una.ge(tcb.high_seq) {
+                    // Full ACK: leave recovery (RFC 6582 step 3; Linux tcp_end_cwnd_reduction).
+                    tcb.ccs.cwnd = tcb
+                        .ccs
+                        .ssthresh
+                        .max(2)
+                        .min(tcb.ccs.cwnd.max(tcb.ccs.ssthresh));
+                    exit_recovery(tcb);
+                } else if !tcb.sack_ok {
+                    // NewReno partial ACK: retransmit the next hole (RFC 6582 step 4).
+                    let segs = acked_segs;
+                    let remove = segs.saturating_sub(1).saturating_mul(tcb.mss);
+                    tcb.reno_sacked = tcb.reno_sacked.saturating_sub(remove);
+                    tcb.rtx_next = tcb.snd_una;
+                    tcb.lost_end = tcb.lost_end.max(tcb.snd_una + tcb.mss);
+                } else {
+                    update_lost(tcb);
+                }
+            }
+            CaState::Loss => {
+                if tcb.snd_una.ge(tcb.high_seq) {
+                    exit_recovery(tcb);
+                }
+                cc_cong_avoid(tcb, acked_segs, prior_in_flight, now);
+            }
+            CaState::Open | CaState::Disorder => {
+                tcb.dupacks = 0;
+                tcb.reno_sacked = 0;
+                if tcb.sacked.is_empty() && tcb.ca == CaState::Disorder {
+                    cc_set_state(tcb, CaState::Open);
+                }
+                if tcb.ca == CaState::Open {
+                    tcb.retrans_stamp = None;
+                }
+                cc_cong_avoid(tcb, acked_segs, prior_in_flight, now);
+            }
+        }
+        if tcb.snd_una == tcb.snd_nxt {
+            clear_rtx(tcb, sh);
+        } else {
+            rearm_rtx(tcb, sh, now);
+        }
+    } else if seg.ack == tcb.snd_una && tcb.snd_una != tcb.snd_nxt {
+        let pure = payload_len == 0 && !seg.flags.syn() && !seg.flags.fin() && !wnd_changed;
+        if pure || new_sacked > 0 {
+            res.dup = true;
+            tcb.dupacks = tcb.dupacks.saturating_add(1);
+            match tcb.ca {
+                CaState::Recovery => {
+                    if !tcb.sack_ok {
+                        // Linux tcp_add_reno_sack: each dupack means a segment left.
+                        let flight = tcb.snd_nxt.since(tcb.snd_una);
+                        tcb.reno_sacked =
+                            (tcb.reno_sacked + tcb.mss).min(flight.saturating_sub(tcb.mss));
+                    } else {
+                        update_lost(tcb);
+                    }
+                }
+                CaState::Loss => {}
+                CaState::Open | CaState::Disorder => {
+                    if tcb.ca == CaState::Open {
+                        cc_set_state(tcb, CaState::Disorder);
+                    }
+                    let sack_trigger = tcb.sack_ok
+                        && tcb.sacked_bytes
+                            >= DUPTHRESH
+                                .saturating_mul(tcb.mss)
+                                .saturating_sub(tcb.mss / 2);
+                    if tcb.dupacks >= DUPTHRESH || sack_trigger {
+                        enter_recovery(tcb, sh, now);
+                    }
+                }
+            }
+        }
+    }
+    let _ = out;
+    res
+}
+
+/// Marks holes below the highest SACKed byte as lost (RFC 6675 IsLost, simplified).
+fn update_lost(tcb: &mut Tcb) {
+    if let Some(&(l, _)) = tcb.sacked.last() {
+        if l.gt(tcb.lost_end) {
+            tcb.lost_end = l;
+        }
+    }
+}
+
+fn exit_recovery(tcb: &mut Tcb) {
+    tcb.dupacks = 0;
+    tcb.reno_sacked = 0;
+    tcb.undo = None;
+    tcb.retrans_stamp = None;
+    tcb.lost_end = tcb.snd_una;
+    tcb.rtx_next = tcb.snd_una;
+    cc_set_state(tcb, CaState::Open);
+}
+
+/// Linux `tcp_enter_recovery` + fast retransmit (RFC 5681 3.2 steps 2-3, RFC 6675 5).
+pub(crate) fn enter_recovery(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
+    if tcb.sack_ok {
+        sh.stats.tcp_sack_recovery += 1;
+    } else {
+        sh.stats.tcp_reno_recovery += 1;
+    }
+    tcb.recoveries += 1;
+    let ts = sh.ts_now(now).wrapping_add(tcb.ts_offset);
+    tcb.undo = Some((tcb.ccs.cwnd, tcb.ccs.ssthresh, ts));
+    let ss = cc_ssthresh(tcb);
+    tcb.ccs.ssthresh = ss;
+    tcb.ccs.cwnd = ss;
+    tcb.high_seq = tcb.snd_nxt;
+    tcb.rtx_next = tcb.snd_una;
+    tcb.lost_end = tcb.snd_una + tcb.mss;
+    if tcb.sack_ok {
+        update_lost(tcb);
+    } else {
+        let flight = tcb.snd_nxt.since(tcb.snd_una);
+        tcb.reno_sacked = tcb
+            .dupacks
+            .saturating_mul(tcb.mss)
+            .min(flight.saturating_sub(tcb.mss));
+    }
+    cc_set_state(tcb, CaState::Recovery);
+}
+
+/// Linux `tcp_enter_loss`: after an RTO every outstanding segment not SACKed is lost;
+/// cwnd restarts at one segment (RFC 5681 section 3.1, RFC 6298 5.5).
+pub(crate) fn enter_loss(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
+    sh.stats.tcp_timeouts += 1;
+    tcb.rto_events += 1;
+    if tcb.undo.is_none() || tcb.ca != CaState::Loss {
+        let ts = sh.ts_now(now).wrapping_add(tcb.ts_offset);
+        let (cw, ss) = match (tcb.ca, tcb.undo) {
+            (CaState::Recovery, Some((c, s, _))) => (c, s),
+            _ => (tcb.ccs.cwnd, tcb.ccs.ssthresh),
+        };
+        tcb.undo = Some((cw, ss, ts));
+    }
+    if tcb.ca != CaState::Loss {
+        let ss = cc_ssthresh(tcb);
+        tcb.ccs.ssthresh = ss;
+    }
+    tcb.ccs.cwnd = 1;
+    tcb.high_seq = tcb.snd_nxt;
+    tcb.rtx_next = tcb.snd_una;
+    tcb.lost_end = tcb.snd_nxt;
+    tcb.dupacks = 0;
+    tcb.reno_sacked = 0;
+    tcb.rtt_seq = None;
+    cc_set_state(tcb, CaState::Loss);
+}
+
+/// Linux `tcp_try_undo_recovery` / `tcp_try_undo_loss` with timestamps (Eifel, RFC 3522):
+/// an ACK of new data echoing a timestamp older than our first retransmission proves the
+/// original arrived, so the window reduction is undone.
+fn try_undo(tcb: &mut Tcb, sh: &mut Shared, seg: &TcpRepr) {
+    if !tcb.ts_ok || !matches!(tcb.ca, CaState::Recovery | CaState::Loss) {
+        return;
+    }
+    let (Some((cwnd, ssthresh, ts_retrans)), Some((_, ecr))) = (tcb.undo, seg.options.timestamp)
+    else {
+        return;
+    };
+    if ecr == 0 || (ecr.wrapping_sub(ts_retrans) as i32) >= 0 {
+        return;
+    }
+    let undone = tcb.cc.undo_cwnd(&tcb.ccs);
+    tcb.ccs.cwnd = tcb.ccs.cwnd.max(undone).max(cwnd);
+    tcb.ccs.ssthresh = tcb.ccs.ssthresh.max(ssthresh);
+    if tcb.ca == CaState::Loss {
+        sh.stats.tcp_loss_undo += 1;
+        sh.stats.tcp_spurious_rtos += 1;
+    } else {
+        sh.stats.tcp_full_undo += 1;
+    }
+    exit_recovery(tcb);
+}

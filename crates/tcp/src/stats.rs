@@ -1,0 +1,109 @@
+//! Stack counters: `/proc/net/snmp` `Tcp:` and `netstat -s` `TcpExt:` (Linux: `TCP_MIB_*`,
+//! `LINUX_MIB_*`). Each is incremented at the exact place the event happens.
+
+/// A snapshot of the TCP counters. Field names are the Linux MIB names in snake case.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpStats {
+    /// Tcp: ActiveOpens — transitions CLOSED -> SYN_SENT.
+    pub active_opens: u64,
+    /// Tcp: PassiveOpens — transitions LISTEN -> SYN_RECV (request socks created).
+    pub passive_opens: u64,
+    /// Tcp: AttemptFails — SYN_SENT/SYN_RECV -> CLOSED (or SYN_RECV -> LISTEN).
+    pub attempt_fails: u64,
+    /// Tcp: EstabResets — ESTABLISHED/CLOSE_WAIT -> CLOSED by RST.
+    pub estab_resets: u64,
+    /// Tcp: CurrEstab — connections now in ESTABLISHED or CLOSE_WAIT (a gauge).
+    pub curr_estab: u64,
+    /// Tcp: InSegs — segments received, including those in error.
+    pub in_segs: u64,
+    /// Tcp: OutSegs — segments sent, excluding retransmissions.
+    pub out_segs: u64,
+    /// Tcp: RetransSegs — segments retransmitted.
+    pub retrans_segs: u64,
+    /// Tcp: InErrs — segments received in error (bad checksum, malformed).
+    pub in_errs: u64,
+    /// Tcp: OutRsts — segments sent with RST.
+    pub out_rsts: u64,
+    /// Tcp: InCsumErrors — segments with a bad checksum.
+    pub in_csum_errors: u64,
+    /// TcpExt: ListenOverflows — accept queue full when a connection was to be queued.
+    pub listen_overflows: u64,
+    /// TcpExt: ListenDrops — segments to a listener dropped for any reason.
+    pub listen_drops: u64,
+    /// TcpExt: SyncookiesSent.
+    pub syncookies_sent: u64,
+    /// TcpExt: SyncookiesRecv — valid cookies received.
+    pub syncookies_recv: u64,
+    /// TcpExt: SyncookiesFailed — invalid cookies received.
+    pub syncookies_failed: u64,
+    /// TcpExt: TCPHPHits — in-order data segments handled by the fast path.
+    pub tcp_hp_hits: u64,
+    /// TcpExt: TCPHPAcks — pure ACKs handled by the fast path.
+    pub tcp_hp_acks: u64,
+    /// TcpExt: TCPPureAcks — pure ACKs handled by the slow path.
+    pub tcp_pure_acks: u64,
+    /// TcpExt: TCPSackRecovery — recovery episodes using SACK.
+    pub tcp_sack_recovery: u64,
+    /// TcpExt: TCPRenoRecovery — recovery episodes without SACK (NewReno).
+    pub tcp_reno_recovery: u64,
+    /// TcpExt: TCPLossUndo — RTO recoveries undone (spurious timeout).
+    pub tcp_loss_undo: u64,
+    /// TcpExt: TCPFullUndo — fast recoveries undone (spurious retransmit).
+    pub tcp_full_undo: u64,
+    /// TcpExt: TCPDSACKRecv — D-SACK blocks received.
+    pub tcp_dsack_recv: u64,
+    /// TcpExt: TCPDSACKOldSent — D-SACK blocks sent for old duplicates.
+    pub tcp_dsack_old_sent: u64,
+    /// TcpExt: TCPTimeouts — retransmission timer expirations.
+    pub tcp_timeouts: u64,
+    /// TcpExt: TCPFastRetrans — segments sent by fast retransmit / recovery.
+    pub tcp_fast_retrans: u64,
+    /// TcpExt: TCPChallengeACK — challenge ACKs sent (RFC 5961).
+    pub tcp_challenge_ack: u64,
+    /// TcpExt: TCPSYNChallenge — SYNs on synchronized connections answered with a challenge ACK.
+    pub tcp_syn_challenge: u64,
+    /// TcpExt: TCPAbortOnData — RST sent because data arrived after close.
+    pub tcp_abort_on_data: u64,
+    /// TcpExt: TCPAbortOnClose — RST sent on close with unread data.
+    pub tcp_abort_on_close: u64,
+    /// TcpExt: TCPAbortOnLinger — RST sent on close with linger 0.
+    pub tcp_abort_on_linger: u64,
+    /// TcpExt: TCPAbortOnTimeout — connections killed by a timer (retries exhausted).
+    pub tcp_abort_on_timeout: u64,
+    /// TcpExt: TCPAbortOnMemory — orphans killed because of the orphan limit.
+    pub tcp_abort_on_memory: u64,
+    /// TcpExt: PAWSEstab — segments dropped by PAWS (RFC 7323 section 5).
+    pub paws_estab: u64,
+    /// TcpExt: TCPOFOQueue — segments queued out of order.
+    pub tcp_ofo_queue: u64,
+    /// TcpExt: TCPOFODrop — out-of-order segments dropped (queue full).
+    pub tcp_ofo_drop: u64,
+    /// TcpExt: TCPOFOMerge — out-of-order segments merged with queued data.
+    pub tcp_ofo_merge: u64,
+    /// TcpExt: TCPRcvQDrop — in-order segments dropped for lack of buffer.
+    pub tcp_rcvq_drop: u64,
+    /// TcpExt: TCPZeroWindowDrop — data dropped because the window was zero.
+    pub tcp_zero_window_drop: u64,
+    /// TcpExt: TCPDelayedACKs — delayed ACK timer expirations that sent an ACK.
+    pub delayed_acks: u64,
+    /// TcpExt: TW — TIME_WAIT connections that ended by their timer.
+    pub tw: u64,
+    /// TcpExt: TCPTimeWaitOverflow — TIME_WAIT entries not created (limit).
+    pub tcp_time_wait_overflow: u64,
+    /// TcpExt: TCPTWRecycled / reuse of a TIME_WAIT pair by a new SYN.
+    pub tcp_tw_recycled: u64,
+    /// TcpExt: TCPKeepAlive — keepalive probes sent.
+    pub tcp_keep_alive: u64,
+    /// TcpExt: TCPWinProbe — zero-window probes sent.
+    pub tcp_win_probe: u64,
+    /// TcpExt: TCPSpuriousRTOs (counted with undo).
+    pub tcp_spurious_rtos: u64,
+    /// TcpExt: TCPSACKReneging-like: SACK blocks ignored as invalid.
+    pub tcp_sack_discard: u64,
+    /// TcpExt: OutOfWindowIcmps — ICMP errors quoting a sequence outside snd_una..snd_nxt.
+    pub out_of_window_icmps: u64,
+    /// TcpExt: TCPMemoryPressures — times the global memory limit refused buffer growth.
+    pub tcp_memory_pressures: u64,
+    /// TcpExt: TCPReqQFullDrop — SYNs dropped because the SYN queue was full and cookies are off.
+    pub tcp_req_q_full_drop: u64,
+}

@@ -1,0 +1,506 @@
+//! The socket kinds and the connection block (Linux: `struct tcp_sock`,
+//! `struct request_sock`, `struct inet_connection_sock` accept queue).
+
+use std::collections::{HashSet, VecDeque};
+use std::net::SocketAddrV4;
+use std::time::{Duration, Instant};
+
+use crate::cc::{CcAlgorithm, CcState, CongestionOps};
+use crate::config::{KeepaliveCfg, TcpConfig};
+use crate::ctx::Shared;
+use crate::error::TcpError;
+use crate::rtt::RttEstimator;
+use crate::seq::SeqNum;
+use crate::sock::SockId;
+use crate::state::TcpState;
+
+/// Per-socket options (Linux: the fields `setsockopt` writes).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SockOpts {
+    pub(crate) nodelay: bool,
+    pub(crate) keepalive: Option<KeepaliveCfg>,
+    pub(crate) rcvbuf: usize,
+    pub(crate) sndbuf: usize,
+    pub(crate) rcvbuf_locked: bool,
+    pub(crate) sndbuf_locked: bool,
+    pub(crate) cc: CcAlgorithm,
+    pub(crate) ttl: Option<u8>,
+    pub(crate) linger: Option<Duration>,
+    pub(crate) reuseaddr: bool,
+}
+
+impl SockOpts {
+    pub(crate) fn from_config(cfg: &TcpConfig) -> Self {
+        SockOpts {
+            nodelay: cfg.nodelay,
+            keepalive: None,
+            rcvbuf: cfg.rmem.1,
+            sndbuf: cfg.wmem.1,
+            rcvbuf_locked: false,
+            sndbuf_locked: false,
+            cc: cfg.default_cc,
+            ttl: None,
+            linger: None,
+            reuseaddr: false,
+        }
+    }
+}
+
+/// A socket that is neither listening nor connected (fresh, bound, or failed connect).
+pub(crate) struct PlainSock {
+    pub(crate) opts: SockOpts,
+    pub(crate) local: Option<SocketAddrV4>,
+    pub(crate) evt: bool,
+}
+
+/// A listening socket (Linux: `inet_connection_sock` in LISTEN with its queues).
+pub(crate) struct Listener {
+    pub(crate) opts: SockOpts,
+    pub(crate) local: SocketAddrV4,
+    pub(crate) backlog: usize,
+    /// Request socks (SYN queue) of this listener (Linux `icsk_accept_queue.qlen`).
+    pub(crate) syn_q: HashSet<SockId>,
+    /// Established children waiting for accept (Linux `icsk_accept_queue.rskq_accept_head`).
+    pub(crate) accept_q: VecDeque<SockId>,
+    pub(crate) evt: bool,
+}
+
+/// Linux `struct request_sock` / `tcp_request_sock`: a half-open passive connection.
+pub(crate) struct ReqSock {
+    pub(crate) listener: SockId,
+    pub(crate) local: SocketAddrV4,
+    pub(crate) remote: SocketAddrV4,
+    pub(crate) iss: SeqNum,
+    pub(crate) irs: SeqNum,
+    pub(crate) peer_mss: u16,
+    pub(crate) advmss: u16,
+    pub(crate) route_mtu: usize,
+    pub(crate) snd_wscale: Option<u8>,
+    pub(crate) rcv_wscale: u8,
+    pub(crate) sack_ok: bool,
+    pub(crate) ts_recent: Option<u32>,
+    pub(crate) ts_offset: u32,
+    pub(crate) retrans: u32,
+    pub(crate) created: Instant,
+    pub(crate) ttl: Option<u8>,
+    /// Receive buffer inherited from the listener (the SYN-ACK window).
+    pub(crate) rcvbuf: usize,
+    /// Sent when the third ACK was dropped because the accept queue was full.
+    pub(crate) acked: bool,
+}
+
+/// Linux `tcp_ca_state`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CaState {
+    /// Normal.
+    Open,
+    /// Dupacks or SACKs seen, not yet recovering.
+    Disorder,
+    /// Fast recovery (RFC 5681 / 6582 / 6675).
+    Recovery,
+    /// After an RTO.
+    Loss,
+}
+
+/// What the retransmit timer is armed for (Linux `icsk_pending`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RtxKind {
+    Retrans,
+    Probe,
+}
+
+/// The connection block (Linux `struct tcp_sock`).
+pub(crate) struct Tcb {
+    pub(crate) id: SockId,
+    pub(crate) state: TcpState,
+    pub(crate) opts: SockOpts,
+    pub(crate) local: SocketAddrV4,
+    pub(crate) remote: SocketAddrV4,
+    /// The listener whose accept queue holds us (until accepted).
+    pub(crate) listener: Option<SockId>,
+    /// Holds a connection count in the bind bucket of `local.port()`.
+    pub(crate) in_bhash: bool,
+    pub(crate) hashed: bool,
+    pub(crate) evt: bool,
+    pub(crate) error: Option<TcpError>,
+    pub(crate) soft_error: Option<TcpError>,
+    pub(crate) orphan: bool,
+    /// The application will write no more (FIN queued after the send buffer).
+    pub(crate) shut_wr: bool,
+    pub(crate) shut_rd: bool,
+    pub(crate) write_blocked: bool,
+
+    // --- send sequence space (RFC 9293 3.3.1)
+    pub(crate) iss: SeqNum,
+    pub(crate) snd_una: SeqNum,
+    /// Highest sequence sent so far plus one (retransmissions do not move it back).
+    pub(crate) snd_nxt: SeqNum,
+    pub(crate) snd_wnd: u32,
+    pub(crate) max_sndwnd: u32,
+    pub(crate) snd_wl1: SeqNum,
+    pub(crate) snd_wl2: SeqNum,
+    /// Bytes from `snd_una` (or `snd_una + 1` before the SYN is acked): unacked then unsent.
+    pub(crate) snd_buf: VecDeque<u8>,
+    /// Sequence number of the first byte in `snd_buf`.
+    pub(crate) snd_buf_seq: SeqNum,
+    pub(crate) sndbuf_cap: usize,
+
+    // --- receive sequence space
+    pub(crate) irs: SeqNum,
+    pub(crate) rcv_nxt: SeqNum,
+    /// Window advertised in the last segment, from `rcv_wup`.
+    pub(crate) rcv_wnd: u32,
+    pub(crate) rcv_wup: SeqNum,
+    pub(crate) rcv_buf: VecDeque<u8>,
+    pub(crate) rcvbuf_cap: usize,
+    /// Out-of-order segments, sorted by sequence, non-overlapping.
+    pub(crate) ooo: Vec<(SeqNum, Vec<u8>)>,
+    pub(crate) ooo_bytes: usize,
+    pub(crate) ooo_fin: Option<SeqNum>,
+    /// The most recently received out-of-order block (first SACK block, RFC 2018 section 4).
+    pub(crate) last_ooo: Option<SeqNum>,
+    /// A D-SACK block to report in the next ACK (RFC 2883).
+    pub(crate) dsack: Option<(SeqNum, SeqNum)>,
+    pub(crate) fin_rcvd: bool,
+
+    // --- negotiated options
+    pub(crate) snd_wscale: u8,
+    pub(crate) rcv_wscale: u8,
+    pub(crate) ws_ok: bool,
+    pub(crate) sack_ok: bool,
+    pub(crate) ts_ok: bool,
+    pub(crate) ts_recent: u32,
+    pub(crate) ts_recent_stamp: Option<Instant>,
+    pub(crate) ts_offset: u32,
+    pub(crate) peer_mss: u16,
+    pub(crate) advmss: u16,
+    pub(crate) route_mtu: usize,
+    /// Payload bytes per full-sized segment (Linux `mss_cache`; excludes the TS option).
+    pub(crate) mss: u32,
+
+    // --- RTT and retransmission
+    pub(crate) rtt: RttEstimator,
+    /// Karn timing of one segment when timestamps are off: (end seq, sent at).
+    pub(crate) rtt_seq: Option<(SeqNum, Instant)>,
+    pub(crate) retransmits: u32,
+    pub(crate) total_retrans: u32,
+    pub(crate) retrans_stamp: Option<Instant>,
+    pub(crate) rtx_kind: RtxKind,
+    pub(crate) probes_out: u32,
+    pub(crate) rtx_armed: bool,
+
+    // --- congestion control and recovery
+    pub(crate) cc: Box<dyn CongestionOps + Send>,
+    pub(crate) ccs: CcState,
+    pub(crate) ca: CaState,
+    pub(crate) high_seq: SeqNum,
+    /// Next sequence to retransmit during Recovery/Loss.
+    pub(crate) rtx_next: SeqNum,
+    /// Holes below this (not SACKed) are considered lost.
+    pub(crate) lost_end: SeqNum,
+    pub(crate) dupacks: u32,
+    /// NewReno emulation of SACKed segments (Linux `tcp_add_reno_sack`), in bytes.
+    pub(crate) reno_sacked: u32,
+    /// SACK scoreboard above `snd_una`: sorted, non-overlapping `[l, r)`.
+    pub(crate) sacked: Vec<(SeqNum, SeqNum)>,
+    pub(crate) sacked_bytes: u32,
+    /// Undo information (Linux `undo_marker`/`prior_ssthresh`): (cwnd, ssthresh, TSval of
+    /// the first retransmission).
+    pub(crate) undo: Option<(u32, u32, u32)>,
+
+    // --- delayed ACK (Linux `icsk_ack`)
+    pub(crate) ack_pending: bool,
+    pub(crate) quickack: u32,
+    pub(crate) rcv_segs_unacked: u32,
+    pub(crate) ato: Duration,
+    pub(crate) delack_armed: bool,
+
+    // --- keepalive / liveness
+    pub(crate) last_rcv: Instant,
+    pub(crate) ka_probes: u32,
+
+    // --- TCP_INFO counters
+    pub(crate) bytes_sent: u64,
+    pub(crate) bytes_acked: u64,
+    pub(crate) bytes_received: u64,
+    pub(crate) bytes_retrans: u64,
+    pub(crate) segs_in: u64,
+    pub(crate) segs_out: u64,
+    pub(crate) rto_events: u32,
+    pub(crate) recoveries: u32,
+
+    // --- receive buffer autotuning (Linux `rcvq_space`)
+    pub(crate) rcvq_copied: usize,
+    pub(crate) rcvq_time: Instant,
+    /// Bytes charged to `Shared::mem_used`.
+    pub(crate) mem: usize,
+}
+
+/// Window scale we offer for a receive buffer bound (RFC 7323 section 2.3; max 14).
+pub(crate) fn wscale_for(max_rcvbuf: usize) -> u8 {
+    let mut s = 0u8;
+    while s < 14 && (65535usize << s) < max_rcvbuf {
+        s += 1;
+    }
+    s
+}
+
+/// Default peer MSS when the SYN carries none (RFC 9293 section 3.7.1).
+pub(crate) const DEFAULT_MSS: u16 = 536;
+
+impl Tcb {
+    /// A fresh connection block; the caller fills in sequence numbers and options.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        id: SockId,
+        opts: SockOpts,
+        cfg: &TcpConfig,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        iss: SeqNum,
+        route_mtu: usize,
+        now: Instant,
+    ) -> Tcb {
+        let advmss = route_mtu.saturating_sub(40).clamp(88, 65495) as u16;
+        let mut ccs = CcState::new(advmss as u32, cfg.initial_cwnd);
+        let mut cc = crate::cc::new_cc(opts.cc);
+        cc.init(&mut ccs);
+        Tcb {
+            id,
+            state: TcpState::Closed,
+            opts,
+            local,
+            remote,
+            listener: None,
+            in_bhash: false,
+            hashed: false,
+            evt: false,
+            error: None,
+            soft_error: None,
+            orphan: false,
+            shut_wr: false,
+            shut_rd: false,
+            write_blocked: false,
+            iss,
+            snd_una: iss,
+            snd_nxt: iss,
+            snd_wnd: 0,
+            max_sndwnd: 0,
+            snd_wl1: SeqNum(0),
+            snd_wl2: iss,
+            snd_buf: VecDeque::new(),
+            snd_buf_seq: iss + 1,
+            sndbuf_cap: opts.sndbuf,
+            irs: SeqNum(0),
+            rcv_nxt: SeqNum(0),
+            rcv_wnd: 0,
+            rcv_wup: SeqNum(0),
+            rcv_buf: VecDeque::new(),
+            rcvbuf_cap: opts.rcvbuf,
+            ooo: Vec::new(),
+            ooo_bytes: 0,
+            ooo_fin: None,
+            last_ooo: None,
+            dsack: None,
+            fin_rcvd: false,
+            snd_wscale: 0,
+            rcv_wscale: 0,
+            ws_ok: false,
+            sack_ok: false,
+            ts_ok: false,
+            ts_recent: 0,
+            ts_recent_stamp: None,
+            ts_offset: 0,
+            peer_mss: DEFAULT_MSS,
+            advmss,
+            route_mtu,
+            mss: DEFAULT_MSS as u32,
+            rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
+            rtt_seq: None,
+            retransmits: 0,
+            total_retrans: 0,
+            retrans_stamp: None,
+            rtx_kind: RtxKind::Retrans,
+            probes_out: 0,
+            rtx_armed: false,
+            cc,
+            ccs,
+            ca: CaState::Open,
+            high_seq: iss,
+            rtx_next: iss,
+            lost_end: iss,
+            dupacks: 0,
+            reno_sacked: 0,
+            sacked: Vec::new(),
+            sacked_bytes: 0,
+            undo: None,
+            ack_pending: false,
+            quickack: 16,
+            rcv_segs_unacked: 0,
+            ato: cfg.delack_min,
+            delack_armed: false,
+            last_rcv: now,
+            ka_probes: 0,
+            bytes_sent: 0,
+            bytes_acked: 0,
+            bytes_received: 0,
+            bytes_retrans: 0,
+            segs_in: 0,
+            segs_out: 0,
+            rto_events: 0,
+            recoveries: 0,
+            rcvq_copied: 0,
+            rcvq_time: now,
+            mem: 0,
+        }
+    }
+
+    /// Sequence number of the first byte in `snd_buf`.
+    #[inline]
+    pub(crate) fn buf_seq(&self) -> SeqNum {
+        self.snd_buf_seq
+    }
+
+    /// Sequence number just past the last byte queued (where a FIN goes).
+    #[inline]
+    pub(crate) fn write_seq(&self) -> SeqNum {
+        self.buf_seq() + self.snd_buf.len() as u32
+    }
+
+    /// True once our FIN has been sent.
+    pub(crate) fn fin_sent(&self) -> bool {
+        self.shut_wr && self.snd_nxt.gt(self.write_seq())
+    }
+
+    /// True once our FIN has been acknowledged.
+    pub(crate) fn fin_acked(&self) -> bool {
+        self.shut_wr && self.snd_una.gt(self.write_seq())
+    }
+
+    /// Bytes sent and not yet acknowledged (Linux `tcp_packets_in_flight`, in bytes,
+    /// with SACKed and lost-not-retransmitted bytes taken out as RFC 6675 `pipe`).
+    pub(crate) fn in_flight(&self) -> u32 {
+        let out = self.snd_nxt.since(self.snd_una);
+        let mut pipe = out.saturating_sub(self.sacked_bytes);
+        pipe = pipe.saturating_sub(self.reno_sacked);
+        if matches!(self.ca, CaState::Recovery | CaState::Loss) {
+            pipe = pipe.saturating_sub(self.lost_pending());
+        }
+        pipe
+    }
+
+    /// Bytes in `[rtx_next, lost_end)` not SACKed: marked lost, not yet retransmitted.
+    pub(crate) fn lost_pending(&self) -> u32 {
+        let start = self.rtx_next.max(self.snd_una);
+        let end = self.lost_end.min(self.snd_nxt);
+        if end.le(start) {
+            return 0;
+        }
+        let mut n = end.since(start);
+        for &(l, r) in &self.sacked {
+            let l = l.max(start);
+            let r = r.min(end);
+            if r.gt(l) {
+                n = n.saturating_sub(r.since(l));
+            }
+        }
+        n
+    }
+
+    /// Congestion window in bytes.
+    pub(crate) fn cwnd_bytes(&self) -> u32 {
+        self.ccs.cwnd.saturating_mul(self.mss.max(1))
+    }
+
+    /// Unused receive space: what we could advertise now.
+    pub(crate) fn rcv_space(&self) -> u32 {
+        self.rcvbuf_cap.saturating_sub(self.rcv_buf.len()) as u32
+    }
+
+    /// Window still open from the last advertisement (Linux `tcp_receive_window`).
+    pub(crate) fn rcv_wnd_now(&self) -> u32 {
+        let right = self.rcv_wup + self.rcv_wnd;
+        if right.gt(self.rcv_nxt) {
+            right.since(self.rcv_nxt)
+        } else {
+            0
+        }
+    }
+
+    /// Linux `__tcp_select_window` + `tcp_select_window`: the window to advertise; never
+    /// shrinks the right edge (RFC 9293 3.8.6.2.2) and avoids advertising tiny increases
+    /// (receiver SWS avoidance, RFC 1122 4.2.3.3). Returns the value for the header.
+    pub(crate) fn select_window(&mut self) -> u16 {
+        let cur = self.rcv_wnd_now();
+        let max = 65535u32 << self.rcv_wscale;
+        let free = self.rcv_space().min(max);
+        let mss = self.mss.max(1);
+        // Linux keeps the announced size while free space stays within one MSS of it,
+        // so consecutive ACKs carry the same window (which keeps header prediction
+        // working), and never announces less than an MSS (receiver SWS avoidance).
+        let thresh = mss.min(self.rcvbuf_cap as u32 / 2).max(1);
+        let mut new = self.rcv_wnd;
+        if free < thresh {
+            new = 0;
+        } else if new + thresh <= free || new > free {
+            new = if free >= mss { free / mss * mss } else { free };
+        }
+        new = new.max(cur);
+        // Round down to the scale granularity (never offering space we lack), except
+        // that an edge already promised is kept (Linux `__tcp_select_window`).
+        let gran = 1u32 << self.rcv_wscale;
+        let mut field = new >> self.rcv_wscale;
+        if (field << self.rcv_wscale) < cur {
+            field = cur.div_ceil(gran);
+        }
+        let field = field.min(65535);
+        self.rcv_wnd = (field << self.rcv_wscale).max(cur);
+        self.rcv_wup = self.rcv_nxt;
+        field as u16
+    }
+
+    /// Keeps `Shared::mem_used` in step with this connection's buffers.
+    pub(crate) fn sync_mem(&mut self, sh: &mut Shared) {
+        let now = self.snd_buf.len() + self.rcv_buf.len() + self.ooo_bytes;
+        if now > self.mem {
+            sh.mem_used += now - self.mem;
+        } else {
+            sh.mem_uncharge(self.mem - now);
+        }
+        self.mem = now;
+    }
+
+    /// Releases buffer memory that is no longer needed (idle connections hold little).
+    pub(crate) fn shrink_buffers(&mut self) {
+        if self.snd_buf.is_empty() && self.snd_buf.capacity() > 0 {
+            self.snd_buf = VecDeque::new();
+        }
+        if self.rcv_buf.is_empty() && self.rcv_buf.capacity() > 0 {
+            self.rcv_buf = VecDeque::new();
+        }
+        if self.ooo.is_empty() && self.ooo.capacity() > 0 {
+            self.ooo = Vec::new();
+        }
+    }
+
+    /// Copies `len` bytes of the send buffer starting `off` bytes in, into `dst`.
+    pub(crate) fn copy_snd(&self, off: usize, dst: &mut [u8]) {
+        let (a, b) = self.snd_buf.as_slices();
+        let len = dst.len();
+        let mut done = 0;
+        if off < a.len() {
+            let n = (a.len() - off).min(len);
+            if let (Some(d), Some(s)) = (dst.get_mut(..n), a.get(off..off + n)) {
+                d.copy_from_slice(s);
+            }
+            done = n;
+        }
+        if done < len {
+            let boff = (off + done).saturating_sub(a.len());
+            let n = len - done;
+            if let (Some(d), Some(s)) = (dst.get_mut(done..), b.get(boff..boff + n)) {
+                d.copy_from_slice(s);
+            }
+        }
+    }
+}

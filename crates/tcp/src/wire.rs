@@ -1,0 +1,436 @@
+//! TCP header and options: parse and emit (RFC 9293 section 3.1, RFC 7323, RFC 2018).
+//!
+//! Parsing validates every length before use and never panics; emitting prepends the
+//! header into the headroom of a [`PacketBuf`] that already holds the payload.
+
+use std::net::Ipv4Addr;
+use std::ops::Range;
+
+use ustack_ipv4::checksum;
+use ustack_netdev::PacketBuf;
+
+use crate::seq::SeqNum;
+
+/// IP protocol number of TCP.
+pub const IPPROTO_TCP: u8 = 6;
+/// Fixed header length without options.
+pub const HEADER_LEN: usize = 20;
+
+/// TCP control flags (the byte at offset 13).
+#[derive(Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct TcpFlags(pub u8);
+
+impl TcpFlags {
+    /// No more data from sender.
+    pub const FIN: TcpFlags = TcpFlags(0x01);
+    /// Synchronize sequence numbers.
+    pub const SYN: TcpFlags = TcpFlags(0x02);
+    /// Reset the connection.
+    pub const RST: TcpFlags = TcpFlags(0x04);
+    /// Push function.
+    pub const PSH: TcpFlags = TcpFlags(0x08);
+    /// Acknowledgment field significant.
+    pub const ACK: TcpFlags = TcpFlags(0x10);
+    /// Urgent pointer significant.
+    pub const URG: TcpFlags = TcpFlags(0x20);
+    /// ECN echo.
+    pub const ECE: TcpFlags = TcpFlags(0x40);
+    /// Congestion window reduced.
+    pub const CWR: TcpFlags = TcpFlags(0x80);
+
+    /// All bits of `f` are set.
+    #[inline]
+    pub fn contains(self, f: TcpFlags) -> bool {
+        self.0 & f.0 == f.0
+    }
+    /// FIN set.
+    #[inline]
+    pub fn fin(self) -> bool {
+        self.contains(Self::FIN)
+    }
+    /// SYN set.
+    #[inline]
+    pub fn syn(self) -> bool {
+        self.contains(Self::SYN)
+    }
+    /// RST set.
+    #[inline]
+    pub fn rst(self) -> bool {
+        self.contains(Self::RST)
+    }
+    /// ACK set.
+    #[inline]
+    pub fn ack(self) -> bool {
+        self.contains(Self::ACK)
+    }
+    /// PSH set.
+    #[inline]
+    pub fn psh(self) -> bool {
+        self.contains(Self::PSH)
+    }
+}
+
+impl std::ops::BitOr for TcpFlags {
+    type Output = TcpFlags;
+    fn bitor(self, rhs: TcpFlags) -> TcpFlags {
+        TcpFlags(self.0 | rhs.0)
+    }
+}
+
+impl std::ops::BitOrAssign for TcpFlags {
+    fn bitor_assign(&mut self, rhs: TcpFlags) {
+        self.0 |= rhs.0;
+    }
+}
+
+impl std::fmt::Debug for TcpFlags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = [
+            (Self::SYN, "S"),
+            (Self::FIN, "F"),
+            (Self::RST, "R"),
+            (Self::PSH, "P"),
+            (Self::ACK, "."),
+            (Self::URG, "U"),
+            (Self::ECE, "E"),
+            (Self::CWR, "W"),
+        ];
+        let mut s = String::new();
+        for (fl, n) in names {
+            if self.contains(fl) {
+                s.push_str(n);
+            }
+        }
+        write!(f, "[{s}]")
+    }
+}
+
+/// Maximum SACK blocks carried by one segment.
+pub const MAX_SACK_BLOCKS: usize = 4;
+
+/// The options TCP understands; unknown options are skipped on parse.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpOptions {
+    /// Maximum segment size (kind 2).
+    pub mss: Option<u16>,
+    /// Window scale shift (kind 3, RFC 7323 section 2).
+    pub wscale: Option<u8>,
+    /// SACK permitted (kind 4, RFC 2018).
+    pub sack_permitted: bool,
+    /// SACK blocks (kind 5): `[left, right)` pairs.
+    pub sack: [(SeqNum, SeqNum); MAX_SACK_BLOCKS],
+    /// Number of valid entries in `sack`.
+    pub sack_count: u8,
+    /// Timestamps (kind 8): (TSval, TSecr), RFC 7323 section 3.
+    pub timestamp: Option<(u32, u32)>,
+}
+
+impl TcpOptions {
+    /// The SACK blocks present.
+    pub fn sack_blocks(&self) -> &[(SeqNum, SeqNum)] {
+        let n = (self.sack_count as usize).min(MAX_SACK_BLOCKS);
+        self.sack.get(..n).unwrap_or(&[])
+    }
+
+    /// Appends a SACK block (ignored past [`MAX_SACK_BLOCKS`]).
+    pub fn push_sack(&mut self, block: (SeqNum, SeqNum)) {
+        if let Some(slot) = self.sack.get_mut(self.sack_count as usize) {
+            *slot = block;
+            self.sack_count += 1;
+        }
+    }
+
+    /// Encoded length in bytes, padded to a multiple of 4.
+    pub fn encoded_len(&self) -> usize {
+        let mut n = 0;
+        if self.mss.is_some() {
+            n += 4;
+        }
+        if self.timestamp.is_some() {
+            n += 12; // NOP NOP TS, or SACKPERM TS
+        } else if self.sack_permitted {
+            n += 4; // NOP NOP SACKPERM
+        }
+        if self.wscale.is_some() {
+            n += 4; // NOP WS
+        }
+        let blocks = self.sack_blocks().len();
+        if blocks > 0 {
+            n += 4 + 8 * blocks; // NOP NOP SACK
+        }
+        n
+    }
+
+    /// Writes the options (Linux order: MSS, SACKPERM+TS, WS, SACK) into `buf`, which
+    /// must be exactly [`TcpOptions::encoded_len`] bytes.
+    fn write(&self, buf: &mut [u8]) {
+        let mut w = Writer { buf, pos: 0 };
+        if let Some(mss) = self.mss {
+            w.put(&[2, 4]);
+            w.put(&mss.to_be_bytes());
+        }
+        match (self.timestamp, self.sack_permitted) {
+            (Some((val, ecr)), sp) => {
+                if sp {
+                    w.put(&[4, 2]);
+                } else {
+                    w.put(&[1, 1]);
+                }
+                w.put(&[8, 10]);
+                w.put(&val.to_be_bytes());
+                w.put(&ecr.to_be_bytes());
+            }
+            (None, true) => w.put(&[1, 1, 4, 2]),
+            (None, false) => {}
+        }
+        if let Some(ws) = self.wscale {
+            w.put(&[1, 3, 3, ws]);
+        }
+        let blocks = self.sack_blocks();
+        if !blocks.is_empty() {
+            w.put(&[1, 1, 5, (2 + 8 * blocks.len()) as u8]);
+            for (l, r) in blocks {
+                w.put(&l.0.to_be_bytes());
+                w.put(&r.0.to_be_bytes());
+            }
+        }
+    }
+
+    /// Parses the option bytes of a header. Malformed lengths are errors.
+    pub fn parse(mut data: &[u8]) -> Result<TcpOptions, TcpParseError> {
+        let mut o = TcpOptions::default();
+        while let Some((&kind, rest)) = data.split_first() {
+            match kind {
+                0 => break,
+                1 => {
+                    data = rest;
+                    continue;
+                }
+                _ => {}
+            }
+            let len = *rest.first().ok_or(TcpParseError::BadOption)? as usize;
+            if len < 2 || len > data.len() {
+                return Err(TcpParseError::BadOption);
+            }
+            let body = data.get(2..len).ok_or(TcpParseError::BadOption)?;
+            match (kind, len) {
+                (2, 4) => o.mss = Some(u16::from_be_bytes([body[0], body[1]])),
+                (3, 3) => o.wscale = Some(body[0]),
+                (4, 2) => o.sack_permitted = true,
+                (5, l) if l >= 10 && (l - 2) % 8 == 0 => {
+                    for c in body.chunks_exact(8) {
+                        let l = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
+                        let r = u32::from_be_bytes([c[4], c[5], c[6], c[7]]);
+                        o.push_sack((SeqNum(l), SeqNum(r)));
+                    }
+                }
+                (8, 10) => {
+                    let v = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+                    let e = u32::from_be_bytes([body[4], body[5], body[6], body[7]]);
+                    o.timestamp = Some((v, e));
+                }
+                (2 | 3 | 4 | 5 | 8, _) => return Err(TcpParseError::BadOption),
+                _ => {} // unknown option: skipped
+            }
+            data = data.get(len..).unwrap_or(&[]);
+        }
+        Ok(o)
+    }
+}
+
+struct Writer<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl Writer<'_> {
+    fn put(&mut self, b: &[u8]) {
+        if let Some(dst) = self.buf.get_mut(self.pos..self.pos + b.len()) {
+            dst.copy_from_slice(b);
+        }
+        self.pos += b.len();
+    }
+}
+
+/// Why a segment was rejected by [`TcpRepr::parse`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpParseError {
+    /// Shorter than the header says.
+    Truncated,
+    /// Data offset below 5 words or beyond the segment.
+    BadHeaderLength,
+    /// An option with an impossible length.
+    BadOption,
+    /// Checksum mismatch.
+    BadChecksum,
+    /// A port is zero.
+    BadPort,
+}
+
+/// A parsed TCP header (the smoltcp-style high-level representation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpRepr {
+    /// Source port.
+    pub src_port: u16,
+    /// Destination port.
+    pub dst_port: u16,
+    /// Sequence number.
+    pub seq: SeqNum,
+    /// Acknowledgment number (meaningful when ACK is set).
+    pub ack: SeqNum,
+    /// Control flags.
+    pub flags: TcpFlags,
+    /// Window field as on the wire (not yet scaled).
+    pub window: u16,
+    /// Urgent pointer.
+    pub urgent: u16,
+    /// Options.
+    pub options: TcpOptions,
+    /// Header length including options.
+    pub header_len: usize,
+}
+
+impl TcpRepr {
+    /// A header with the given ports, sequence numbers and flags, no options.
+    pub fn new(src_port: u16, dst_port: u16, seq: SeqNum, ack: SeqNum, flags: TcpFlags) -> Self {
+        TcpRepr {
+            src_port,
+            dst_port,
+            seq,
+            ack,
+            flags,
+            window: 0,
+            urgent: 0,
+            options: TcpOptions::default(),
+            header_len: HEADER_LEN,
+        }
+    }
+
+    /// Parses a segment; returns the header and the payload's byte range inside `seg`.
+    /// With `verify_csum`, the checksum over the pseudo-header `src`/`dst` must be valid.
+    pub fn parse(
+        seg: &[u8],
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        verify_csum: bool,
+    ) -> Result<(TcpRepr, Range<usize>), TcpParseError> {
+        let h = seg.get(..HEADER_LEN).ok_or(TcpParseError::Truncated)?;
+        let header_len = ((h[12] >> 4) as usize) * 4;
+        if header_len < HEADER_LEN {
+            return Err(TcpParseError::BadHeaderLength);
+        }
+        let opts = seg
+            .get(HEADER_LEN..header_len)
+            .ok_or(TcpParseError::BadHeaderLength)?;
+        if verify_csum && checksum::transport_checksum(src, dst, IPPROTO_TCP, seg) != 0 {
+            return Err(TcpParseError::BadChecksum);
+        }
+        let src_port = u16::from_be_bytes([h[0], h[1]]);
+        let dst_port = u16::from_be_bytes([h[2], h[3]]);
+        if src_port == 0 || dst_port == 0 {
+            return Err(TcpParseError::BadPort);
+        }
+        let options = TcpOptions::parse(opts)?;
+        Ok((
+            TcpRepr {
+                src_port,
+                dst_port,
+                seq: SeqNum(u32::from_be_bytes([h[4], h[5], h[6], h[7]])),
+                ack: SeqNum(u32::from_be_bytes([h[8], h[9], h[10], h[11]])),
+                flags: TcpFlags(h[13]),
+                window: u16::from_be_bytes([h[14], h[15]]),
+                urgent: u16::from_be_bytes([h[18], h[19]]),
+                options,
+                header_len,
+            },
+            header_len..seg.len(),
+        ))
+    }
+
+    /// Header length this repr will emit (20 + options).
+    pub fn emit_len(&self) -> usize {
+        HEADER_LEN + self.options.encoded_len()
+    }
+
+    /// Prepends the header in front of the payload already in `pkt` and fills the
+    /// checksum over the pseudo-header (Linux: `tcp_transmit_skb` + `tcp_v4_send_check`).
+    pub fn emit(&self, pkt: &mut PacketBuf, src: Ipv4Addr, dst: Ipv4Addr) {
+        let hlen = self.emit_len();
+        let h = pkt.push(hlen);
+        h[0..2].copy_from_slice(&self.src_port.to_be_bytes());
+        h[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
+        h[4..8].copy_from_slice(&self.seq.0.to_be_bytes());
+        h[8..12].copy_from_slice(&self.ack.0.to_be_bytes());
+        h[12] = ((hlen / 4) as u8) << 4;
+        h[13] = self.flags.0;
+        h[14..16].copy_from_slice(&self.window.to_be_bytes());
+        h[16..18].copy_from_slice(&[0, 0]);
+        h[18..20].copy_from_slice(&self.urgent.to_be_bytes());
+        self.options.write(&mut h[HEADER_LEN..hlen]);
+        let c = checksum::transport_checksum(src, dst, IPPROTO_TCP, pkt.data());
+        if let Some(f) = pkt.data_mut().get_mut(16..18) {
+            f.copy_from_slice(&c.to_be_bytes());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+    const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+
+    #[test]
+    fn roundtrip_with_all_options() {
+        let mut r = TcpRepr::new(
+            1234,
+            80,
+            SeqNum(7),
+            SeqNum(9),
+            TcpFlags::SYN | TcpFlags::ACK,
+        );
+        r.window = 65535;
+        r.options.mss = Some(1460);
+        r.options.wscale = Some(7);
+        r.options.sack_permitted = true;
+        r.options.timestamp = Some((1, 2));
+        r.options.push_sack((SeqNum(100), SeqNum(200)));
+        r.header_len = r.emit_len();
+        let mut p = PacketBuf::with_payload_capacity(4);
+        p.extend_from_slice(b"data");
+        r.emit(&mut p, A, B);
+        let (q, range) = TcpRepr::parse(p.data(), A, B, true).unwrap();
+        assert_eq!(q, r);
+        assert_eq!(&p.data()[range], b"data");
+        // Corrupt -> checksum error.
+        let mut bytes = p.data().to_vec();
+        bytes[25] ^= 1;
+        assert_eq!(
+            TcpRepr::parse(&bytes, A, B, true).unwrap_err(),
+            TcpParseError::BadChecksum
+        );
+    }
+
+    #[test]
+    fn malformed_options_rejected_unknown_skipped() {
+        assert_eq!(TcpOptions::parse(&[2, 3, 0]), Err(TcpParseError::BadOption));
+        assert_eq!(TcpOptions::parse(&[2]), Err(TcpParseError::BadOption));
+        assert_eq!(TcpOptions::parse(&[30, 1]), Err(TcpParseError::BadOption));
+        assert_eq!(
+            TcpOptions::parse(&[30, 9, 0]),
+            Err(TcpParseError::BadOption)
+        );
+        let o = TcpOptions::parse(&[30, 4, 0, 0, 1, 3, 3, 5, 0, 0xff]).unwrap();
+        assert_eq!(o.wscale, Some(5));
+        assert!(TcpRepr::parse(&[0; 10], A, B, false).is_err());
+        let mut h = [0u8; 20];
+        h[1] = 1;
+        h[3] = 1;
+        h[12] = 0x60; // claims 24 bytes
+        assert_eq!(
+            TcpRepr::parse(&h, A, B, false).unwrap_err(),
+            TcpParseError::BadHeaderLength
+        );
+    }
+}

@@ -1,0 +1,258 @@
+//! User-call semantics: bind conflicts, events, readiness, transparent listeners, orphans.
+
+mod common;
+use common::*;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+use ustack_tcp::wire::TcpFlags;
+use ustack_tcp::{SockOpt, SockOptName, TcpError, TcpState};
+
+#[test]
+fn bind_conflicts_and_reuseaddr() {
+    let mut n = Net::new();
+    let a = n.b.socket();
+    n.b.bind(a, sa(Ipv4Addr::UNSPECIFIED, 80)).unwrap();
+    let b = n.b.socket();
+    assert_eq!(n.b.bind(b, sa(B_IP, 80)), Err(TcpError::AddrInUse));
+    assert_eq!(n.b.bind(b, sa(B_IP, 81)), Ok(()));
+    assert_eq!(
+        n.b.bind(b, sa(B_IP, 82)),
+        Err(TcpError::InvalidInput),
+        "already bound"
+    );
+    // Ephemeral bind.
+    let e = n.b.socket();
+    n.b.bind(e, sa(Ipv4Addr::UNSPECIFIED, 0)).unwrap();
+    let p = n.b.local_addr(e).unwrap().port();
+    assert!((32768..=60999).contains(&p));
+    // A port held only by a TIME_WAIT connection: free with SO_REUSEADDR.
+    n.b.close(n.now, a, &mut Vec::new());
+    let l = n.listen_b(90, 8);
+    let c = n.connect_a(90);
+    n.settle();
+    let s = n.b.accept(l).unwrap().unwrap();
+    n.close(Dir::BtoA, s);
+    n.settle();
+    n.close(Dir::AtoB, c);
+    n.settle();
+    n.close(Dir::BtoA, l);
+    assert_eq!(n.b.connection_count(), 1, "server TIME_WAIT");
+    let x = n.b.socket();
+    assert_eq!(
+        n.b.bind(x, sa(Ipv4Addr::UNSPECIFIED, 90)),
+        Err(TcpError::AddrInUse)
+    );
+    n.b.set_option(x, SockOpt::ReuseAddr(true)).unwrap();
+    assert_eq!(n.b.bind(x, sa(Ipv4Addr::UNSPECIFIED, 90)), Ok(()));
+    assert_eq!(
+        n.b.get_option(x, SockOptName::ReuseAddr),
+        Ok(SockOpt::ReuseAddr(true))
+    );
+    n.b.listen(x, 8).unwrap();
+    // Two listeners on one address: AddrInUse.
+    let y = n.b.socket();
+    n.b.set_option(y, SockOpt::ReuseAddr(true)).unwrap();
+    assert_eq!(
+        n.b.bind(y, sa(Ipv4Addr::UNSPECIFIED, 90)),
+        Err(TcpError::AddrInUse)
+    );
+}
+
+#[test]
+fn events_and_readiness_follow_the_connection() {
+    let mut n = Net::new();
+    let l = n.listen_b(80, 8);
+    let c = n.connect_a(80);
+    let r = n.a.poll_state(c);
+    assert!(!r.connected && !r.writable && !r.readable);
+    n.settle();
+    let mut ev = Vec::new();
+    n.a.drain_events(&mut ev);
+    assert!(ev.contains(&c), "connected");
+    n.b.drain_events(&mut ev);
+    assert!(ev.contains(&l), "acceptable");
+    assert!(n.b.poll_state(l).acceptable);
+    let s = n.b.accept(l).unwrap().unwrap();
+    assert!(!n.b.poll_state(l).acceptable);
+    let r = n.a.poll_state(c);
+    assert!(r.connected && r.writable && !r.readable);
+    ev.clear();
+    n.b.drain_events(&mut ev);
+    n.a_send(c, b"data");
+    n.settle();
+    ev.clear();
+    n.b.drain_events(&mut ev);
+    assert_eq!(ev, vec![s]);
+    assert!(n.b.poll_state(s).readable);
+    let mut buf = [0u8; 2];
+    assert_eq!(n.b.peek(s, &mut buf), Ok(2));
+    assert_eq!(&buf, b"da");
+    assert_eq!(n.recv_all(Dir::BtoA, s), b"data");
+    let mut out = Vec::new();
+    assert_eq!(
+        n.b.recv(n.now, s, &mut buf, &mut out),
+        Err(TcpError::WouldBlock)
+    );
+    // Fill the send buffer: WouldBlock, then a write-space event as the peer reads.
+    n.b.set_option(s, SockOpt::SendBuf(8192)).unwrap();
+    n.a.set_option(c, SockOpt::RecvBuf(4096)).unwrap();
+    let big = pattern(100_000, 1);
+    let mut sent = 0;
+    loop {
+        let mut out = Vec::new();
+        match n.b.send(n.now, s, &big[sent..], &mut out) {
+            Ok(k) => sent += k,
+            Err(e) => {
+                assert_eq!(e, TcpError::WouldBlock);
+                break;
+            }
+        }
+        n.send(Dir::BtoA, out);
+    }
+    n.b.drain_events(&mut Vec::new());
+    assert!(!n.b.poll_state(s).writable);
+    let mut woke = false;
+    for _ in 0..100 {
+        n.recv_all(Dir::AtoB, c);
+        n.run_for(Duration::from_millis(5));
+        let mut ev = Vec::new();
+        n.b.drain_events(&mut ev);
+        if ev.contains(&s) && n.b.poll_state(s).writable {
+            woke = true;
+            break;
+        }
+    }
+    assert!(woke, "write space event");
+    // EOF.
+    n.shutdown(Dir::AtoB, c);
+    n.settle();
+    n.recv_all(Dir::BtoA, s);
+    let r = n.b.poll_state(s);
+    assert!(r.read_closed && r.readable);
+    assert_eq!(n.b.recv(n.now, s, &mut buf, &mut out), Ok(0));
+    assert_eq!(
+        n.a.send(n.now, c, b"x", &mut out),
+        Err(TcpError::BrokenPipe)
+    );
+    // Stale ids.
+    n.close(Dir::AtoB, c);
+    assert_eq!(
+        n.a.recv(n.now, c, &mut buf, &mut out),
+        Err(TcpError::NotConnected)
+    );
+    assert!(n.a.poll_state(c).read_closed);
+}
+
+#[test]
+fn transparent_listener_takes_any_address_and_port() {
+    let mut n = Net::new();
+    let l = n.b.socket();
+    n.b.listen_any(l, 16).unwrap();
+    let targets = [
+        sa(Ipv4Addr::new(93, 184, 216, 34), 443),
+        sa(Ipv4Addr::new(1, 1, 1, 1), 53),
+    ];
+    let mut cs = Vec::new();
+    for t in targets {
+        let c = n.a.socket();
+        let mut out = Vec::new();
+        n.a.connect(n.now, c, A_IP, t, MTU, &mut out).unwrap();
+        n.send(Dir::AtoB, out);
+        cs.push(c);
+    }
+    n.settle();
+    for (c, t) in cs.iter().zip(targets) {
+        assert_eq!(n.a.state(*c), Some(TcpState::Established));
+        let s = n.b.accept(l).unwrap().unwrap();
+        assert_eq!(n.b.local_addr(s), Some(t), "the original destination");
+        assert_eq!(n.b.peer_addr(s), n.a.local_addr(*c));
+    }
+    // An ordinary listener on a port wins over the transparent one.
+    let l2 = n.listen_b(8080, 4);
+    let _c = n.a.socket();
+    let c = n.connect_a(8080);
+    n.settle();
+    assert_eq!(n.a.state(c), Some(TcpState::Established));
+    assert!(n.b.accept(l2).unwrap().is_some());
+}
+
+#[test]
+fn orphan_fin_wait_2_times_out_and_fin_is_retransmitted() {
+    let mut n = Net::new();
+    let (c, _s) = n.connect_pair(80);
+    // The first FIN is lost and must be retransmitted.
+    let mut dropped = false;
+    n.set_rule(Dir::AtoB, move |seg, _| {
+        if seg.has(TcpFlags::FIN) && !dropped {
+            dropped = true;
+            Action::Drop
+        } else {
+            Action::Pass
+        }
+    });
+    n.close(Dir::AtoB, c);
+    n.run_for(Duration::from_secs(2));
+    let fins = n
+        .log
+        .iter()
+        .filter(|x| x.dir == Dir::AtoB && x.has(TcpFlags::FIN))
+        .count();
+    assert_eq!(fins, 2);
+    assert_eq!(n.a.connection_count(), 1, "orphan in FIN_WAIT_2");
+    assert_eq!(n.a.socket_count(), 1);
+    // The peer never closes: the orphan goes after tcp_fin_timeout (60 s).
+    n.run_for(Duration::from_secs(61));
+    assert_eq!(n.a.connection_count(), 0);
+    assert_eq!(n.a.socket_count(), 0);
+}
+
+#[test]
+fn idle_connection_holds_no_buffers() {
+    let mut n = Net::new();
+    let (c, s) = n.connect_pair(80);
+    let data = pattern(500_000, 8);
+    let got = n.transfer(c, s, &data, Duration::from_secs(30));
+    assert!(got == data);
+    n.run_for(Duration::from_secs(1));
+    assert_eq!(n.a.memory_used(), 0);
+    assert_eq!(n.b.memory_used(), 0);
+    let _ = SocketAddrV4::new(A_IP, 1);
+}
+
+#[test]
+fn tw_reuse_lets_a_client_reuse_its_time_wait_pair() {
+    let cfg = ustack_tcp::TcpConfig {
+        tw_reuse: true,
+        ..ustack_tcp::TcpConfig::default()
+    };
+    let mut n = Net::with_configs(cfg, ustack_tcp::TcpConfig::default());
+    let l = n.listen_b(80, 8);
+    let connect_from = |n: &mut Net, port: u16| {
+        let c = n.a.socket();
+        n.a.set_option(c, SockOpt::ReuseAddr(true)).unwrap();
+        n.a.bind(c, sa(A_IP, port)).unwrap();
+        let mut out = Vec::new();
+        let r = n.a.connect(n.now, c, A_IP, sa(B_IP, 80), MTU, &mut out);
+        n.send(Dir::AtoB, out);
+        (c, r)
+    };
+    let (c, r) = connect_from(&mut n, 7000);
+    r.unwrap();
+    n.settle();
+    let s = n.b.accept(l).unwrap().unwrap();
+    // The client closes first and holds TIME_WAIT.
+    n.close(Dir::AtoB, c);
+    n.settle();
+    n.close(Dir::BtoA, s);
+    n.settle();
+    assert_eq!(n.a.connection_count(), 1);
+    // Too early (timestamps younger than 1 s): refused.
+    let (_c2, r) = connect_from(&mut n, 7000);
+    assert_eq!(r, Err(TcpError::AddrInUse));
+    n.run_for(Duration::from_secs(2));
+    let (c3, r) = connect_from(&mut n, 7000);
+    r.unwrap();
+    n.settle();
+    assert_eq!(n.a.state(c3), Some(TcpState::Established));
+    assert_eq!(n.a.stats().tcp_tw_recycled, 1);
+}

@@ -1,0 +1,249 @@
+//! Window scaling, timestamps/PAWS, SACK, loss recovery, fast path, and goodput under
+//! loss (RFC 7323, RFC 2018, RFC 6675, RFC 6582, Mathis et al.).
+
+mod common;
+use common::*;
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+use ustack_tcp::wire::TcpFlags;
+use ustack_tcp::{CcAlgorithm, SockOpt, TcpConfig};
+
+#[test]
+fn window_scale_negotiated_both_ways() {
+    let mut n = Net::new();
+    let (c, s) = n.connect_pair(80);
+    let syn = n.log.iter().find(|x| x.is(TcpFlags::SYN)).unwrap().clone();
+    let synack = n
+        .log
+        .iter()
+        .find(|x| x.is(TcpFlags::SYN | TcpFlags::ACK))
+        .unwrap()
+        .clone();
+    assert_eq!(syn.opts.wscale, Some(7));
+    assert_eq!(synack.opts.wscale, Some(7));
+    assert_eq!(n.a.info(c).unwrap().wscale, Some((7, 7)));
+    assert_eq!(n.b.info(s).unwrap().wscale, Some((7, 7)));
+    // A window bigger than 64 KiB is used once buffers grow.
+    let data = pattern(8 << 20, 1);
+    n.delay = Duration::from_millis(20);
+    let got = n.transfer(c, s, &data, Duration::from_secs(120));
+    assert!(got == data);
+    assert!(
+        n.a.info(c).unwrap().snd_wnd > 65535,
+        "{}",
+        n.a.info(c).unwrap().snd_wnd
+    );
+
+    // The peer without window scaling: neither side scales.
+    let cfg = TcpConfig {
+        window_scaling: false,
+        ..TcpConfig::default()
+    };
+    let mut n = Net::with_configs(TcpConfig::default(), cfg);
+    let (c, s) = n.connect_pair(80);
+    let synack = n
+        .log
+        .iter()
+        .find(|x| x.is(TcpFlags::SYN | TcpFlags::ACK))
+        .unwrap()
+        .clone();
+    assert_eq!(synack.opts.wscale, None);
+    assert_eq!(n.a.info(c).unwrap().wscale, None);
+    assert_eq!(n.b.info(s).unwrap().wscale, None);
+    let data = pattern(1 << 20, 2);
+    let got = n.transfer(c, s, &data, Duration::from_secs(60));
+    assert!(got == data);
+}
+
+#[test]
+fn paws_drops_old_duplicate() {
+    let mut n = Net::new();
+    let (c, s) = n.connect_pair(80);
+    let first: Rc<Cell<Option<usize>>> = Rc::new(Cell::new(None));
+    let f2 = first.clone();
+    // Keep a copy of the first data segment and replay it later.
+    n.a_send(c, b"first");
+    n.settle();
+    let old = n
+        .log
+        .iter()
+        .rev()
+        .find(|x| x.dir == Dir::AtoB && x.len == 5)
+        .unwrap()
+        .clone();
+    let _ = f2;
+    n.run_for(Duration::from_millis(500));
+    n.a_send(c, b"second");
+    n.settle();
+    assert_eq!(n.recv_all(Dir::BtoA, s), b"firstsecond");
+    let mut r = ustack_tcp::wire::TcpRepr::new(
+        old.src.port(),
+        old.dst.port(),
+        ustack_tcp::SeqNum(old.seq),
+        ustack_tcp::SeqNum(old.ack),
+        old.flags,
+    );
+    r.window = old.window;
+    r.options = old.opts;
+    let before = n.b.stats().paws_estab;
+    n.inject_noreply(Dir::AtoB, old.src, old.dst, &r, b"first");
+    assert_eq!(n.b.stats().paws_estab, before + 1);
+    assert!(n.recv_all(Dir::BtoA, s).is_empty());
+    first.set(Some(1));
+}
+
+/// Drops the first transmission of the data segments with these indexes (0-based, by
+/// offset / mss) in direction A->B.
+fn drop_first_tx(n: &mut Net, mss: u32, which: &'static [u32]) {
+    let mut seen = std::collections::HashSet::new();
+    n.set_rule(Dir::AtoB, move |seg, _| {
+        if seg.len == 0 {
+            return Action::Pass;
+        }
+        for &k in which {
+            if seg.seq_rel_is(k * mss) && seen.insert(k) {
+                return Action::Drop;
+            }
+        }
+        Action::Pass
+    });
+}
+
+#[test]
+fn sack_blocks_after_a_hole() {
+    let mut n = Net::new();
+    let (c, s) = n.connect_pair(80);
+    let mss = n.a.info(c).unwrap().snd_mss;
+    drop_first_tx(&mut n, mss, &[1]);
+    n.log_take();
+    let data = pattern(5 * mss as usize, 3);
+    n.a_send(c, &data);
+    n.run_for(Duration::from_millis(3));
+    let syn_isn = n
+        .log
+        .iter()
+        .find(|x| x.dir == Dir::AtoB && x.len > 0)
+        .unwrap()
+        .seq;
+    let dupacks: Vec<_> = n
+        .log
+        .iter()
+        .filter(|x| x.dir == Dir::BtoA && x.opts.sack_count > 0)
+        .cloned()
+        .collect();
+    assert!(!dupacks.is_empty());
+    let first = &dupacks[0];
+    assert_eq!(first.ack, syn_isn.wrapping_add(mss));
+    let (l, r) = first.opts.sack_blocks()[0];
+    assert_eq!(l.0, syn_isn.wrapping_add(2 * mss));
+    assert_eq!(r.0, syn_isn.wrapping_add(3 * mss));
+    let last = dupacks.last().unwrap();
+    let (l, r) = last.opts.sack_blocks()[0];
+    assert_eq!(
+        (l.0, r.0),
+        (syn_isn.wrapping_add(2 * mss), syn_isn.wrapping_add(5 * mss))
+    );
+    n.settle();
+    n.run_for(Duration::from_secs(1));
+    assert!(n.recv_all(Dir::BtoA, s) == data);
+}
+
+#[test]
+fn two_losses_in_one_window_recovered_without_rto_sack() {
+    let mut n = Net::new();
+    n.delay = Duration::from_millis(10);
+    let (c, s) = n.connect_pair(80);
+    let mss = n.a.info(c).unwrap().snd_mss;
+    drop_first_tx(&mut n, mss, &[2, 6]);
+    let data = pattern(30 * mss as usize, 4);
+    let got = n.transfer(c, s, &data, Duration::from_secs(30));
+    assert!(got == data);
+    let i = n.a.info(c).unwrap();
+    let st = n.a.stats();
+    assert_eq!(i.rto_events, 0, "{i:?}");
+    assert_eq!(st.tcp_sack_recovery, 1);
+    assert_eq!(st.retrans_segs, 2);
+}
+
+#[test]
+fn newreno_partial_ack_recovery_without_sack() {
+    let cfg = TcpConfig {
+        sack: false,
+        ..TcpConfig::default()
+    };
+    let mut n = Net::with_configs(cfg.clone(), cfg);
+    n.delay = Duration::from_millis(10);
+    let (c, s) = n.connect_pair(80);
+    assert!(!n.a.info(c).unwrap().sack);
+    let mss = n.a.info(c).unwrap().snd_mss;
+    drop_first_tx(&mut n, mss, &[2, 6]);
+    let data = pattern(30 * mss as usize, 5);
+    let got = n.transfer(c, s, &data, Duration::from_secs(30));
+    assert!(got == data);
+    let i = n.a.info(c).unwrap();
+    let st = n.a.stats();
+    assert_eq!(i.rto_events, 0, "{i:?}");
+    assert_eq!(st.tcp_reno_recovery, 1);
+    assert_eq!(
+        st.retrans_segs, 2,
+        "partial ACK retransmits the second hole"
+    );
+}
+
+#[test]
+fn fast_path_counts_in_order_data() {
+    let mut n = Net::new();
+    // A paced link: segments arrive one by one and the reader keeps up.
+    n.rate = Some(100_000_000);
+    let (c, s) = n.connect_pair(80);
+    let data = pattern(1 << 20, 6);
+    let got = n.transfer(c, s, &data, Duration::from_secs(30));
+    assert!(got == data);
+    let st = n.b.stats();
+    eprintln!(
+        "hp hits {} hp acks(A) {} pure acks(A) {}",
+        st.tcp_hp_hits,
+        n.a.stats().tcp_hp_acks,
+        n.a.stats().tcp_pure_acks
+    );
+    assert!(st.tcp_hp_hits > 500, "{}", st.tcp_hp_hits);
+    assert!(n.a.stats().tcp_hp_acks > 100, "{}", n.a.stats().tcp_hp_acks);
+}
+
+fn mathis_run(alg: CcAlgorithm, seed: u64) -> (f64, f64, u32, u32) {
+    let mut n = Net::new();
+    n.keep_log = false;
+    n.rng = Rng::new(seed);
+    n.delay = Duration::from_millis(50);
+    let (c, s) = n.connect_pair(80);
+    n.a.set_option(c, SockOpt::Congestion(alg)).unwrap();
+    let p = 0.01;
+    n.faults[0].loss = p;
+    let size = 32usize << 20;
+    let data = pattern(size, seed);
+    let t0 = n.now;
+    let got = n.transfer(c, s, &data, Duration::from_secs(3600));
+    assert!(got == data);
+    let secs = (n.now - t0).as_secs_f64();
+    let goodput = size as f64 / secs;
+    let mss = n.a.info(c).unwrap().snd_mss as f64;
+    let mathis = mss / 0.1 * 1.22 / p.sqrt();
+    let i = n.a.info(c).unwrap();
+    (goodput, mathis, i.rto_events, i.recoveries)
+}
+
+#[test]
+fn goodput_under_1pct_loss_at_100ms_rtt() {
+    for alg in [CcAlgorithm::Cubic, CcAlgorithm::Reno] {
+        let (g, m, rtos, recs) = mathis_run(alg, 11);
+        eprintln!(
+            "{alg:?}: goodput {:.0} B/s, Mathis {:.0} B/s ({:.2}x), RTO events {rtos}, fast recoveries {recs}",
+            g,
+            m,
+            g / m
+        );
+        assert!(g >= 0.5 * m, "{alg:?} goodput {g} < half of Mathis {m}");
+        assert!(rtos < recs, "{alg:?} RTOs {rtos} >= recoveries {recs}");
+    }
+}

@@ -1,0 +1,298 @@
+//! Retransmission, timeouts, flow control, Nagle, delayed ACK, keepalive, acceptability.
+
+mod common;
+use common::*;
+use std::time::Duration;
+use ustack_tcp::wire::{TcpFlags, TcpRepr};
+use ustack_tcp::{KeepaliveCfg, SeqNum, SockOpt, TcpError, TcpState};
+
+#[test]
+fn retransmission_backoff_then_timed_out() {
+    let mut n = Net::new();
+    let (c, _s) = n.connect_pair(80);
+    n.log_take();
+    n.set_rule(Dir::AtoB, |_, _| Action::Drop);
+    n.a_send(c, b"lost forever");
+    let ok = n.run_until(Duration::from_secs(3600), |n| {
+        n.a.state(c) == Some(TcpState::Closed)
+    });
+    assert!(ok);
+    let log = n.log_take();
+    let tx: Vec<_> = log
+        .iter()
+        .filter(|s| s.dir == Dir::AtoB && s.len == 12)
+        .collect();
+    // The original plus retries2 = 15 retransmissions.
+    assert_eq!(tx.len(), 16, "{}", tx.len());
+    let gaps: Vec<Duration> = tx.windows(2).map(|w| w[1].at - w[0].at).collect();
+    for w in gaps.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        assert!(b >= a, "backoff never shrinks: {gaps:?}");
+        if b < Duration::from_secs(100) {
+            let r = b.as_secs_f64() / a.as_secs_f64();
+            assert!((1.9..=2.1).contains(&r), "doubling: {gaps:?}");
+        }
+    }
+    assert!(gaps[0] >= Duration::from_millis(200));
+    assert!(*gaps.last().unwrap() <= Duration::from_millis(120_100));
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8];
+    assert_eq!(
+        n.a.recv(n.now, c, &mut buf, &mut out),
+        Err(TcpError::TimedOut)
+    );
+    let st = n.a.stats();
+    assert_eq!(st.tcp_abort_on_timeout, 1);
+    assert_eq!(st.retrans_segs, 15);
+    assert_eq!(st.tcp_timeouts, 15);
+}
+
+#[test]
+fn syn_retries_then_timed_out() {
+    let mut n = Net::new();
+    let _l = n.listen_b(80, 8);
+    n.set_rule(Dir::AtoB, |_, _| Action::Drop);
+    let c = n.connect_a(80);
+    let t0 = n.now;
+    assert!(n.run_until(Duration::from_secs(600), |n| n.a.state(c)
+        == Some(TcpState::Closed)));
+    let syns = n.log.iter().filter(|s| s.has(TcpFlags::SYN)).count();
+    assert_eq!(syns, 7, "1 + syn_retries 6");
+    let took = n.now - t0;
+    // 1+2+4+8+16+32+64 = 127 s.
+    assert!(
+        took >= Duration::from_secs(126) && took <= Duration::from_secs(128),
+        "{took:?}"
+    );
+    assert_eq!(n.a.take_error(c), Some(TcpError::TimedOut));
+    assert_eq!(n.a.stats().attempt_fails, 1);
+}
+
+#[test]
+fn out_of_order_segments_reassembled_with_sack() {
+    let mut n = Net::new();
+    let (c, s) = n.connect_pair(80);
+    let mut dropped = false;
+    n.set_rule(Dir::AtoB, move |seg, _| {
+        // Drop the first transmission of the second data segment.
+        if seg.len > 0 && seg.seq_rel_is(1448) && !dropped {
+            dropped = true;
+            Action::Drop
+        } else {
+            Action::Pass
+        }
+    });
+    let data = pattern(10 * 1448, 5);
+    let got = n.transfer(c, s, &data, Duration::from_secs(10));
+    assert!(got == data, "{} of {}", got.len(), data.len());
+    assert!(n.b.stats().tcp_ofo_queue > 0);
+    let sacks = n
+        .log
+        .iter()
+        .filter(|s| s.dir == Dir::BtoA && s.opts.sack_count > 0)
+        .count();
+    assert!(sacks > 0, "dupacks carry SACK blocks");
+}
+
+#[test]
+fn zero_window_and_persist_probes() {
+    let mut n = Net::new();
+    let l = n.listen_b(80, 8);
+    n.b.set_option(l, SockOpt::RecvBuf(8192)).unwrap();
+    let c = n.connect_a(80);
+    n.settle();
+    let s = n.b.accept(l).unwrap().unwrap();
+    let data = pattern(50_000, 9);
+    let mut sent = n.a_send(c, &data);
+    n.run_for(Duration::from_secs(1));
+    // B never reads: the window closes.
+    let zero = n.log.iter().any(|x| x.dir == Dir::BtoA && x.window == 0);
+    if !zero {
+        for x in n.log.iter().filter(|x| x.dir == Dir::BtoA) {
+            eprintln!(
+                "{:?} ack={} win={} {:?}",
+                x.flags, x.ack, x.window, x.opts.wscale
+            );
+        }
+    }
+    assert!(zero, "B advertised a zero window");
+    n.run_for(Duration::from_secs(20));
+    let probes = n.a.stats().tcp_win_probe;
+    assert!(probes >= 3, "probes {probes}");
+    assert_eq!(n.a.state(c), Some(TcpState::Established));
+    // Now read everything; the window reopens and the rest flows.
+    let mut got = Vec::new();
+    let limit = n.now + Duration::from_secs(60);
+    while got.len() < data.len() && n.now < limit {
+        if sent < data.len() {
+            sent += n.a_send(c, &data[sent..]);
+        }
+        got.extend(n.recv_all(Dir::BtoA, s));
+        n.step(limit);
+    }
+    assert!(got == data, "{} of {}", got.len(), data.len());
+}
+
+#[test]
+fn nagle_holds_small_segments_until_acked() {
+    let mut n = Net::new();
+    n.delay = Duration::from_millis(50);
+    let (c, _s) = n.connect_pair(80);
+    n.log_take();
+    n.a_send(c, b"a");
+    n.a_send(c, b"b");
+    n.a_send(c, b"c");
+    let sent: Vec<_> = n
+        .log
+        .iter()
+        .filter(|s| s.dir == Dir::AtoB && s.len > 0)
+        .map(|s| s.len)
+        .collect();
+    assert_eq!(sent, vec![1], "Nagle: one small segment in flight");
+    n.settle();
+    n.run_for(Duration::from_millis(300));
+    let sent: Vec<_> = n
+        .log
+        .iter()
+        .filter(|s| s.dir == Dir::AtoB && s.len > 0)
+        .map(|s| s.len)
+        .collect();
+    assert_eq!(sent, vec![1, 2]);
+    // TCP_NODELAY: each write goes out at once.
+    n.a.set_option(c, SockOpt::NoDelay(true)).unwrap();
+    n.log_take();
+    n.a_send(c, b"x");
+    n.a_send(c, b"y");
+    n.a_send(c, b"z");
+    let sent: Vec<_> = n
+        .log
+        .iter()
+        .filter(|s| s.dir == Dir::AtoB && s.len > 0)
+        .map(|s| s.len)
+        .collect();
+    assert_eq!(sent, vec![1, 1, 1]);
+}
+
+#[test]
+fn delayed_ack_every_second_segment_and_timer() {
+    let mut n = Net::new();
+    let (c, s) = n.connect_pair(80);
+    n.a.set_option(c, SockOpt::NoDelay(true)).unwrap();
+    // Leave quick-ack mode: a few exchanges.
+    for _ in 0..20 {
+        n.a_send(c, b"warmup");
+        n.run_for(Duration::from_millis(300));
+        n.recv_all(Dir::BtoA, s);
+    }
+    n.log_take();
+    // One small segment: the ACK waits for the delayed-ACK timer (40 ms min).
+    let t0 = n.now;
+    n.a_send(c, b"q");
+    n.run_for(Duration::from_millis(300));
+    let acks: Vec<_> = n
+        .log
+        .iter()
+        .filter(|x| x.dir == Dir::BtoA && x.len == 0)
+        .collect();
+    assert_eq!(acks.len(), 1);
+    let d = acks[0].at - t0;
+    assert!(
+        d >= Duration::from_millis(40) && d <= Duration::from_millis(210),
+        "{d:?}"
+    );
+    assert!(n.b.stats().delayed_acks >= 1);
+    n.recv_all(Dir::BtoA, s);
+    // Full segments: one ACK per two.
+    n.log_take();
+    let mss = n.a.info(c).unwrap().snd_mss as usize;
+    let data = pattern(mss * 10, 3);
+    n.a_send(c, &data);
+    n.run_for(Duration::from_millis(1));
+    n.settle();
+    let acks = n
+        .log
+        .iter()
+        .filter(|x| x.dir == Dir::BtoA && x.len == 0)
+        .count();
+    let segs = n
+        .log
+        .iter()
+        .filter(|x| x.dir == Dir::AtoB && x.len > 0)
+        .count();
+    assert_eq!(segs, 10);
+    assert_eq!(acks, 5, "{:#?}", n.log);
+}
+
+#[test]
+fn keepalive_probes_then_timeout() {
+    let mut n = Net::new();
+    let (c, _s) = n.connect_pair(80);
+    let ka = KeepaliveCfg {
+        idle: Duration::from_secs(10),
+        interval: Duration::from_secs(2),
+        count: 3,
+    };
+    n.a.set_option(c, SockOpt::KeepAlive(Some(ka))).unwrap();
+    n.log_take();
+    n.run_for(Duration::from_secs(11));
+    let probes = n.log.iter().filter(|x| x.dir == Dir::AtoB).count();
+    assert_eq!(probes, 1, "{:#?}", n.log);
+    assert!(
+        n.log.iter().any(|x| x.dir == Dir::BtoA),
+        "the peer answered"
+    );
+    assert_eq!(n.a.state(c), Some(TcpState::Established));
+    // The peer goes silent.
+    n.set_rule(Dir::BtoA, |_, _| Action::Drop);
+    n.run_for(Duration::from_secs(30));
+    assert_eq!(n.a.state(c), Some(TcpState::Closed));
+    assert_eq!(n.a.take_error(c), Some(TcpError::TimedOut));
+    assert!(n.a.stats().tcp_keep_alive >= 4);
+}
+
+#[test]
+fn acceptability_and_trimming() {
+    let mut n = Net::new();
+    let (c, s) = n.connect_pair(80);
+    n.a_send(c, b"0123456789");
+    n.settle();
+    let last = n
+        .log
+        .iter()
+        .rev()
+        .find(|x| x.dir == Dir::AtoB && x.len > 0)
+        .unwrap()
+        .clone();
+    let (src, dst) = (last.src, last.dst);
+    let next = last.seq.wrapping_add(10);
+    let ack = last.ack;
+    // Overlapping retransmission: 5 old bytes + 5 new ones; only the new ones count.
+    let mut r = TcpRepr::new(
+        src.port(),
+        dst.port(),
+        SeqNum(next.wrapping_sub(5)),
+        SeqNum(ack),
+        TcpFlags::ACK,
+    );
+    r.window = 1000;
+    n.inject(Dir::AtoB, src, dst, &r, b"56789abcde");
+    assert_eq!(n.recv_all(Dir::BtoA, s), b"0123456789abcde");
+    // Entirely old: answered with an ACK, nothing delivered.
+    let r = TcpRepr::new(
+        src.port(),
+        dst.port(),
+        SeqNum(next.wrapping_sub(5)),
+        SeqNum(ack),
+        TcpFlags::ACK,
+    );
+    let replies = n.inject(Dir::AtoB, src, dst, &r, b"xxxxx");
+    assert_eq!(replies.len(), 1);
+    assert!(replies[0].is(TcpFlags::ACK));
+    assert_eq!(replies[0].ack, next.wrapping_add(5));
+    // Beyond the window: dropped with an ACK.
+    let far = SeqNum(next.wrapping_add(10_000_000));
+    let r = TcpRepr::new(src.port(), dst.port(), far, SeqNum(ack), TcpFlags::ACK);
+    let replies = n.inject(Dir::AtoB, src, dst, &r, b"far");
+    assert_eq!(replies.len(), 1);
+    assert!(n.recv_all(Dir::BtoA, s).is_empty());
+}

@@ -1,0 +1,382 @@
+//! `NetCore`: the sans-IO heart of a stack. It owns the IPv4, TCP and UDP layers, the
+//! protocol demux table and the socket wait queues; the facade wraps it in one lock and
+//! feeds it packets, user calls and the current time.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::Ipv4Addr;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use ustack_ipv4::{
+    ip_rcv, EchoReply, InetProtos, IpContext, IpRxMeta, IpTx, Ipv4Config, Ipv4Layer, Ipv4Repr,
+    OutMeta, OutRoute, IPPROTO_TCP, IPPROTO_UDP,
+};
+use ustack_netdev::{DevId, PacketBuf};
+use ustack_tcp::{TcpConfig, TcpLayer, TcpSegmentOut};
+use ustack_udp::{UdpConfig, UdpDatagramOut, UdpLayer};
+
+use crate::errno::ip_err;
+use crate::family::Registry;
+use crate::inet;
+use crate::sock::{AddressFamily, SockRef, SockType, Socket};
+use crate::wait::WaitQueues;
+
+/// Configuration of a [`NetCore`]: the sysctls of each layer and the secret keying ISNs,
+/// ephemeral ports and SYN cookies.
+#[derive(Clone, Debug, Default)]
+pub struct NetCoreConfig {
+    /// IPv4/ICMP settings (`net.ipv4.*`).
+    pub ip: Ipv4Config,
+    /// TCP settings (`net.ipv4.tcp_*`).
+    pub tcp: TcpConfig,
+    /// UDP settings.
+    pub udp: UdpConfig,
+    /// 16 random bytes (RFC 6528 ISNs, RFC 6056 ports, RFC 4987 cookies).
+    pub secret: [u8; 16],
+}
+
+#[derive(Debug, Default)]
+struct PingSlot {
+    reply: Option<EchoReply>,
+    waker: Option<Waker>,
+}
+
+/// The sans-IO network core of one stack (Linux: the per-netns state of `net/ipv4`).
+///
+/// Time is passed in; nothing here blocks, spawns or reads a clock. After any call that
+/// may produce packets, call [`flush`](NetCore::flush) and then [`take_tx`](NetCore::take_tx)
+/// and [`take_wakers`](NetCore::take_wakers).
+///
+/// ```
+/// use ustack_socket::{NetCore, NetCoreConfig};
+/// let core = NetCore::new(NetCoreConfig::default());
+/// // A fresh core has no timer armed.
+/// assert!(core.poll_timeout().is_none());
+/// ```
+pub struct NetCore {
+    /// The IPv4 layer (routing, ICMP, fragmentation).
+    pub ip: Ipv4Layer,
+    /// The TCP engine (Linux: `tcp_hashinfo` and every TCP socket).
+    pub tcp: TcpLayer,
+    /// The UDP engine (Linux: `udp_table`).
+    pub udp: UdpLayer,
+    /// Wait queues of every socket that has waited once.
+    pub wait: WaitQueues,
+    protos: InetProtos<NetCore>,
+    registry: Registry,
+    pub(crate) tcp_out: Vec<TcpSegmentOut>,
+    local: Vec<PacketBuf>,
+    tcp_ev: Vec<ustack_tcp::SockId>,
+    udp_ev: Vec<ustack_udp::SockId>,
+    pings: HashMap<(u16, u16), PingSlot>,
+    echo: Vec<EchoReply>,
+    ping_seq: u16,
+    local_dev: DevId,
+    tproxy_tcp: Option<SockRef>,
+}
+
+impl std::fmt::Debug for NetCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetCore")
+            .field("sockets_waiting", &self.wait.len())
+            .field("pings", &self.pings.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl IpContext for NetCore {
+    fn ip(&mut self) -> &mut Ipv4Layer {
+        &mut self.ip
+    }
+    fn protos(&self) -> &InetProtos<Self> {
+        &self.protos
+    }
+}
+
+impl NetCore {
+    /// Creates the layers and registers TCP and UDP in the protocol table
+    /// (Linux: `inet_init` -> `inet_add_protocol(&tcp_protocol, IPPROTO_TCP)`, ...).
+    pub fn new(cfg: NetCoreConfig) -> Self {
+        let mut protos = InetProtos::new();
+        inet::inet_add_protocols(&mut protos);
+        NetCore {
+            ip: Ipv4Layer::new(cfg.ip),
+            tcp: TcpLayer::new(cfg.tcp, cfg.secret),
+            udp: UdpLayer::new(cfg.udp, cfg.secret),
+            wait: WaitQueues::default(),
+            protos,
+            registry: Registry::linux_default(),
+            tcp_out: Vec::new(),
+            local: Vec::new(),
+            tcp_ev: Vec::new(),
+            udp_ev: Vec::new(),
+            pings: HashMap::new(),
+            echo: Vec::new(),
+            ping_seq: 0,
+            local_dev: DevId(0),
+            tproxy_tcp: None,
+        }
+    }
+
+    /// The family and (type, protocol) registries used by [`sock_create`](Self::sock_create).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Mutable registries, to register more families or protocols (Linux: `sock_register`,
+    /// `inet_register_protosw`).
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
+    /// Creates a socket (Linux: `__sock_create` -> `net_families[family]->create` ->
+    /// `inet_create`). `protocol` 0 picks the default protocol of the type.
+    ///
+    /// Errors: `EAFNOSUPPORT` for an unknown family, `ESOCKTNOSUPPORT` for a type the family
+    /// lacks, `EPROTONOSUPPORT` for a protocol the type lacks.
+    pub fn sock_create(
+        &mut self,
+        family: AddressFamily,
+        ty: SockType,
+        protocol: i32,
+    ) -> io::Result<Socket> {
+        let fam = self.registry.family(family)?;
+        fam.create(self, ty, protocol)
+    }
+
+    /// Adds an interface: its address, the local and connected routes
+    /// (Linux: `inet_insert_ifa` -> `fib_add_ifaddr`).
+    pub fn add_interface(
+        &mut self,
+        dev: DevId,
+        name: &str,
+        addr: ustack_ipv4::Ipv4Cidr,
+        mtu: usize,
+    ) {
+        self.ip.add_interface(dev, name, addr, mtu);
+    }
+
+    /// Runs one received packet up the stack (Linux: `netif_receive_skb` -> `ip_rcv`).
+    /// Packets it produces stay queued until [`flush`](Self::flush).
+    pub fn receive(&mut self, now: Instant, dev: DevId, pkt: PacketBuf) {
+        let pkt = if self.tproxy_tcp.is_some() {
+            match self.tproxy(now, dev, pkt) {
+                Some(p) => p,
+                None => return,
+            }
+        } else {
+            pkt
+        };
+        ip_rcv(self, now, dev, pkt);
+    }
+
+    /// Turns on transparent interception of TCP: segments to addresses that are not ours
+    /// are delivered to TCP (whose catch-all listener accepts them) instead of being
+    /// dropped by IP (Linux: an `nf_tproxy` rule in PREROUTING + `IP_TRANSPARENT`).
+    /// `owner` is the transparent listener (set by `listen_any`); `None` turns it off.
+    pub fn set_tproxy_tcp(&mut self, owner: Option<SockRef>) {
+        self.tproxy_tcp = owner;
+    }
+
+    /// The transparent listener, if one is active.
+    pub fn tproxy_tcp(&self) -> Option<SockRef> {
+        self.tproxy_tcp
+    }
+
+    /// The PREROUTING hook: a whole (unfragmented) TCP datagram to a foreign address goes
+    /// straight to `tcp_v4_rcv`; everything else is handed back for `ip_rcv`.
+    fn tproxy(&mut self, now: Instant, dev: DevId, mut pkt: PacketBuf) -> Option<PacketBuf> {
+        let Ok(repr) = Ipv4Repr::parse(pkt.data()) else {
+            return Some(pkt);
+        };
+        if repr.protocol != IPPROTO_TCP
+            || self.ip.is_local(repr.dst)
+            || repr.more_frags
+            || repr.frag_offset != 0
+            || repr.dst.is_broadcast()
+            || repr.dst.is_multicast()
+        {
+            return Some(pkt);
+        }
+        pkt.trim(repr.header_len + repr.payload_len);
+        pkt.pull(repr.header_len)?;
+        let meta = IpRxMeta {
+            src: repr.src,
+            dst: repr.dst,
+            protocol: repr.protocol,
+            ttl: repr.ttl,
+            tos: repr.tos,
+            dev,
+        };
+        inet::tcp_v4_rcv(self, now, &meta, pkt);
+        None
+    }
+
+    /// The earliest protocol deadline (reassembly, TCP timers), if any.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (self.ip.poll_timeout(), self.tcp.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn on_timeout(&mut self, now: Instant) {
+        if self.ip.poll_timeout().is_some_and(|d| d <= now) {
+            self.ip.on_timeout(now);
+        }
+        if self.tcp.poll_timeout().is_some_and(|d| d <= now) {
+            self.tcp.on_timeout(now, &mut self.tcp_out);
+        }
+    }
+
+    /// Hands queued TCP segments to IP output and runs packets addressed to ourselves back
+    /// through `ip_rcv` (Linux: `ip_queue_xmit`; loopback `dev_queue_xmit` ->
+    /// `netif_rx`), until nothing is left. What goes out stays in the IP tx queue for
+    /// [`take_tx`](Self::take_tx).
+    pub fn flush(&mut self, now: Instant) {
+        // Local traffic can ping-pong (data -> ACK -> window update); bound the rounds so a
+        // pathological loop cannot hold the lock forever. Anything left is flushed next time.
+        for _ in 0..64 {
+            let mut segs = std::mem::take(&mut self.tcp_out);
+            for seg in segs.drain(..) {
+                let meta = OutMeta {
+                    src: Some(seg.src),
+                    dst: seg.dst,
+                    protocol: IPPROTO_TCP,
+                    ttl: seg.ttl,
+                    tos: seg.tos,
+                    dont_frag: true,
+                };
+                if let Err(e) = self.ip.output(now, &meta, seg.pkt) {
+                    tracing::trace!(dst = %seg.dst, err = ?e, "tcp segment not routed");
+                }
+            }
+            // Give the (now empty) buffer back to keep its capacity.
+            if self.tcp_out.is_empty() {
+                self.tcp_out = segs;
+            }
+            self.ip.take_local(&mut self.local);
+            if self.local.is_empty() && self.tcp_out.is_empty() {
+                return;
+            }
+            let mut local = std::mem::take(&mut self.local);
+            for pkt in local.drain(..) {
+                let dev = self.local_dev;
+                ip_rcv(self, now, dev, pkt);
+            }
+            self.local = local;
+        }
+    }
+
+    /// True when packets wait for [`flush`](Self::flush).
+    pub fn has_pending(&self) -> bool {
+        !self.tcp_out.is_empty() || !self.local.is_empty()
+    }
+
+    /// Drains packets ready for the devices.
+    pub fn take_tx(&mut self, out: &mut Vec<IpTx>) {
+        self.ip.take_tx(out);
+    }
+
+    /// Collects the wakers of every socket whose readiness changed and of every ping whose
+    /// reply arrived (Linux: `sk_data_ready` / `sk_write_space` / `sk_state_change`). Wake
+    /// them after releasing the lock around the core.
+    pub fn take_wakers(&mut self, out: &mut Vec<Waker>) {
+        self.tcp.drain_events(&mut self.tcp_ev);
+        for id in self.tcp_ev.drain(..) {
+            self.wait.wake(SockRef::Tcp(id), out);
+        }
+        self.udp.drain_events(&mut self.udp_ev);
+        for id in self.udp_ev.drain(..) {
+            self.wait.wake(SockRef::Udp(id), out);
+        }
+        self.ip.take_echo_replies(&mut self.echo);
+        for reply in self.echo.drain(..) {
+            if let Some(slot) = self.pings.get_mut(&(reply.ident, reply.seq)) {
+                if slot.reply.is_none() {
+                    slot.reply = Some(reply);
+                    if let Some(w) = slot.waker.take() {
+                        out.push(w);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Routes `dst` (Linux: `ip_route_output_key`), giving the source address and MTU.
+    pub fn route(&self, now: Instant, dst: Ipv4Addr) -> io::Result<OutRoute> {
+        self.ip.route_output(dst, now).map_err(ip_err)
+    }
+
+    /// The MTU towards `dst` (route MTU, lowered by path MTU discovery), or 576 when there
+    /// is no route.
+    pub fn route_mtu(&self, now: Instant, dst: Ipv4Addr) -> usize {
+        self.ip.route_output(dst, now).map(|r| r.mtu).unwrap_or(576)
+    }
+
+    /// Sends a UDP datagram built by the UDP engine (Linux: `udp_send_skb` ->
+    /// `ip_send_skb`).
+    pub fn output_udp(&mut self, now: Instant, dgram: UdpDatagramOut) -> io::Result<()> {
+        let meta = OutMeta {
+            src: Some(dgram.src),
+            dst: dgram.dst,
+            protocol: IPPROTO_UDP,
+            ttl: dgram.ttl,
+            tos: 0,
+            dont_frag: false,
+        };
+        self.ip.output(now, &meta, dgram.pkt).map_err(ip_err)
+    }
+
+    /// Sends an ICMP echo request to `dst` and returns the key to poll for its reply.
+    pub fn ping_start(
+        &mut self,
+        now: Instant,
+        dst: Ipv4Addr,
+        ident: u16,
+        payload: &[u8],
+    ) -> io::Result<(u16, u16)> {
+        self.ping_seq = self.ping_seq.wrapping_add(1);
+        let key = (ident, self.ping_seq);
+        self.ip
+            .send_echo_request(now, dst, key.0, key.1, payload)
+            .map_err(ip_err)?;
+        self.pings.insert(key, PingSlot::default());
+        Ok(key)
+    }
+
+    /// Polls for the reply of a ping started with [`ping_start`](Self::ping_start).
+    pub fn poll_ping(&mut self, key: (u16, u16), cx: &mut Context<'_>) -> Poll<EchoReply> {
+        match self.pings.get_mut(&key) {
+            Some(slot) => match slot.reply.take() {
+                Some(r) => {
+                    self.pings.remove(&key);
+                    Poll::Ready(r)
+                }
+                None => {
+                    slot.waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            },
+            None => Poll::Pending,
+        }
+    }
+
+    /// Collects every stored waker: sockets and pings (for shutdown).
+    pub fn take_all_wakers(&mut self, out: &mut Vec<Waker>) {
+        self.wait.wake_all(out);
+        out.extend(self.pings.values_mut().filter_map(|p| p.waker.take()));
+    }
+
+    /// Forgets a ping (timed out or cancelled).
+    pub fn ping_cancel(&mut self, key: (u16, u16)) {
+        self.pings.remove(&key);
+    }
+
+    /// Sets the device id that locally delivered packets are said to arrive on (Linux: `lo`).
+    pub fn set_local_dev(&mut self, dev: DevId) {
+        self.local_dev = dev;
+    }
+}

@@ -1,0 +1,296 @@
+//! `tcp_prot`: the TCP row of the protocol table (Linux: `net/ipv4/tcp_ipv4.c` `tcp_prot`).
+
+use std::io::{self, IoSlice};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use ustack_ipv4::IPPROTO_TCP;
+use ustack_tcp::{SockId, TcpError, TcpState};
+
+use crate::core::NetCore;
+use crate::errno::tcp_err;
+use crate::proto::{wait_or_would_block, Proto, RecvResult};
+use crate::sock::{MsgFlags, PollMask, Shutdown, SockOpt, SockOptName, SockRef};
+use crate::wait::WaitKind;
+
+/// The TCP protocol operations (Linux: `tcp_prot`).
+#[derive(Debug, Default)]
+pub struct TcpProt;
+
+fn id_of(sk: SockRef) -> io::Result<SockId> {
+    match sk {
+        SockRef::Tcp(id) => Ok(id),
+        SockRef::Udp(_) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a TCP socket",
+        )),
+    }
+}
+
+/// The pending error of a TCP socket, consumed (Linux: `sock_error`).
+fn pending_error(core: &mut NetCore, id: SockId) -> Option<TcpError> {
+    core.tcp.take_error(id)
+}
+
+impl Proto for TcpProt {
+    fn name(&self) -> &'static str {
+        "TCP"
+    }
+
+    fn protocol(&self) -> u8 {
+        IPPROTO_TCP
+    }
+
+    fn init(&self, core: &mut NetCore) -> io::Result<SockRef> {
+        Ok(SockRef::Tcp(core.tcp.socket()))
+    }
+
+    fn bind(&self, core: &mut NetCore, sk: SockRef, addr: SocketAddrV4) -> io::Result<()> {
+        let id = id_of(sk)?;
+        if !addr.ip().is_unspecified() && !core.ip.is_local(*addr.ip()) {
+            // Linux inet_bind: EADDRNOTAVAIL unless ip_nonlocal_bind/IP_TRANSPARENT.
+            return Err(io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                format!("{} is not an address of this stack", addr.ip()),
+            ));
+        }
+        core.tcp.bind(id, addr).map_err(tcp_err)
+    }
+
+    fn listen(&self, core: &mut NetCore, sk: SockRef, backlog: u32) -> io::Result<()> {
+        core.tcp.listen(id_of(sk)?, backlog).map_err(tcp_err)
+    }
+
+    fn listen_any(&self, core: &mut NetCore, sk: SockRef, backlog: u32) -> io::Result<()> {
+        core.tcp.listen_any(id_of(sk)?, backlog).map_err(tcp_err)?;
+        core.set_tproxy_tcp(Some(sk));
+        Ok(())
+    }
+
+    fn connect(
+        &self,
+        core: &mut NetCore,
+        now: Instant,
+        sk: SockRef,
+        addr: SocketAddrV4,
+    ) -> io::Result<()> {
+        let id = id_of(sk)?;
+        if addr.ip().is_unspecified() || addr.port() == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot connect to an unspecified address",
+            ));
+        }
+        // Linux ip_route_connect: no route fails the connect at once (ENETUNREACH).
+        let route = core.route(now, *addr.ip())?;
+        let bound = core
+            .tcp
+            .local_addr(id)
+            .map(|a| *a.ip())
+            .unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let local_ip = if bound.is_unspecified() {
+            route.src
+        } else {
+            bound
+        };
+        core.tcp
+            .connect(now, id, local_ip, addr, route.mtu, &mut core.tcp_out)
+            .map_err(tcp_err)
+    }
+
+    fn connect_result(&self, core: &mut NetCore, sk: SockRef) -> Option<io::Result<()>> {
+        let id = match id_of(sk) {
+            Ok(id) => id,
+            Err(e) => return Some(Err(e)),
+        };
+        match core.tcp.state(id) {
+            Some(TcpState::SynSent) | Some(TcpState::SynReceived) => None,
+            Some(TcpState::Listen) => Some(Err(tcp_err(TcpError::InvalidState))),
+            Some(TcpState::Closed) | None => {
+                let err = pending_error(core, id)
+                    .or(core.tcp.poll_state(id).error)
+                    .unwrap_or(TcpError::ConnectionRefused);
+                Some(Err(tcp_err(err)))
+            }
+            Some(_) => Some(Ok(())),
+        }
+    }
+
+    fn poll_accept(
+        &self,
+        core: &mut NetCore,
+        sk: SockRef,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<SockRef>> {
+        let id = id_of(sk)?;
+        match core.tcp.accept(id) {
+            Ok(Some(child)) => Poll::Ready(Ok(SockRef::Tcp(child))),
+            Ok(None) => wait_or_would_block(core, sk, WaitKind::Read, MsgFlags::NONE, cx),
+            Err(e) => Poll::Ready(Err(tcp_err(e))),
+        }
+    }
+
+    fn poll_recvmsg(
+        &self,
+        core: &mut NetCore,
+        now: Instant,
+        sk: SockRef,
+        buf: &mut [u8],
+        flags: MsgFlags,
+        cx: &mut Context<'_>,
+    ) -> Poll<RecvResult> {
+        let id = id_of(sk)?;
+        if buf.is_empty() {
+            return Poll::Ready(Ok((0, None)));
+        }
+        if flags.peek {
+            return match core.tcp.peek(id, buf) {
+                Ok(n) if n > 0 => Poll::Ready(Ok((n, None))),
+                Ok(_) | Err(TcpError::WouldBlock) => {
+                    let r = core.tcp.poll_state(id);
+                    if let Some(e) = r.error {
+                        let _ = pending_error(core, id);
+                        Poll::Ready(Err(tcp_err(e)))
+                    } else if r.read_closed {
+                        Poll::Ready(Ok((0, None)))
+                    } else {
+                        wait_or_would_block(core, sk, WaitKind::Read, flags, cx)
+                    }
+                }
+                Err(e) => Poll::Ready(Err(tcp_err(e))),
+            };
+        }
+        match core.tcp.recv(now, id, buf, &mut core.tcp_out) {
+            Ok(n) => Poll::Ready(Ok((n, None))),
+            Err(TcpError::WouldBlock) => wait_or_would_block(core, sk, WaitKind::Read, flags, cx),
+            Err(e) => Poll::Ready(Err(tcp_err(e))),
+        }
+    }
+
+    fn poll_sendmsg(
+        &self,
+        core: &mut NetCore,
+        now: Instant,
+        sk: SockRef,
+        bufs: &[IoSlice<'_>],
+        _dst: Option<SocketAddrV4>,
+        flags: MsgFlags,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        let id = id_of(sk)?;
+        if bufs.iter().all(|b| b.is_empty()) {
+            return Poll::Ready(Ok(0));
+        }
+        // Linux sk_stream_wait_connect: a send during the handshake waits for it.
+        if matches!(
+            core.tcp.state(id),
+            Some(TcpState::SynSent) | Some(TcpState::SynReceived)
+        ) {
+            return wait_or_would_block(core, sk, WaitKind::Write, flags, cx);
+        }
+        let mut total = 0;
+        for b in bufs.iter().filter(|b| !b.is_empty()) {
+            match core.tcp.send(now, id, b, &mut core.tcp_out) {
+                Ok(n) => {
+                    total += n;
+                    if n < b.len() {
+                        break;
+                    }
+                }
+                Err(TcpError::WouldBlock) => break,
+                Err(e) if total == 0 => return Poll::Ready(Err(tcp_err(e))),
+                Err(_) => break,
+            }
+        }
+        if total > 0 {
+            Poll::Ready(Ok(total))
+        } else {
+            // Linux sk_stream_wait_memory.
+            wait_or_would_block(core, sk, WaitKind::Write, flags, cx)
+        }
+    }
+
+    fn poll_mask(&self, core: &mut NetCore, sk: SockRef) -> PollMask {
+        let Ok(id) = id_of(sk) else {
+            return PollMask::ERR;
+        };
+        let r = core.tcp.poll_state(id);
+        let mut m = PollMask::EMPTY;
+        if r.readable || r.acceptable || r.read_closed {
+            m |= PollMask::IN;
+        }
+        if r.read_closed {
+            m |= PollMask::RDHUP;
+        }
+        if r.writable {
+            m |= PollMask::OUT;
+        }
+        if r.error.is_some() {
+            m |= PollMask::ERR | PollMask::IN | PollMask::OUT;
+        }
+        if r.read_closed && r.write_closed {
+            m |= PollMask::HUP;
+        }
+        m
+    }
+
+    fn shutdown(
+        &self,
+        core: &mut NetCore,
+        now: Instant,
+        sk: SockRef,
+        how: Shutdown,
+    ) -> io::Result<()> {
+        let id = id_of(sk)?;
+        match how {
+            // Linux tcp_shutdown ignores SHUT_RD at the protocol level.
+            Shutdown::Read => Ok(()),
+            Shutdown::Write | Shutdown::Both => core
+                .tcp
+                .shutdown_write(now, id, &mut core.tcp_out)
+                .map_err(tcp_err),
+        }
+    }
+
+    fn close(&self, core: &mut NetCore, now: Instant, sk: SockRef) {
+        if core.tproxy_tcp() == Some(sk) {
+            core.set_tproxy_tcp(None);
+        }
+        if let Ok(id) = id_of(sk) {
+            core.tcp.close(now, id, &mut core.tcp_out);
+        }
+    }
+
+    fn abort(&self, core: &mut NetCore, now: Instant, sk: SockRef) {
+        if core.tproxy_tcp() == Some(sk) {
+            core.set_tproxy_tcp(None);
+        }
+        if let Ok(id) = id_of(sk) {
+            core.tcp.abort(now, id, &mut core.tcp_out);
+        }
+    }
+
+    fn setsockopt(&self, core: &mut NetCore, sk: SockRef, opt: SockOpt) -> io::Result<()> {
+        core.tcp.set_option(id_of(sk)?, opt).map_err(tcp_err)
+    }
+
+    fn getsockopt(
+        &self,
+        core: &mut NetCore,
+        sk: SockRef,
+        name: SockOptName,
+    ) -> io::Result<SockOpt> {
+        core.tcp.get_option(id_of(sk)?, name).map_err(tcp_err)
+    }
+
+    fn getname(&self, core: &mut NetCore, sk: SockRef, peer: bool) -> io::Result<SocketAddrV4> {
+        let id = id_of(sk)?;
+        let a = if peer {
+            core.tcp.peer_addr(id)
+        } else {
+            core.tcp.local_addr(id)
+        };
+        a.ok_or_else(|| tcp_err(TcpError::NotConnected))
+    }
+}

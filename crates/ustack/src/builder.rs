@@ -1,0 +1,312 @@
+//! `StackBuilder`: devices, addresses, routes and settings, then `build().await`.
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::io;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use ustack_ipv4::{Ipv4Cidr, Ipv4Config};
+use ustack_netdev::fault::{FaultConfig, FaultInjector};
+use ustack_netdev::pcap::PcapCapture;
+use ustack_netdev::tun::{TunDevice, TunOptions};
+use ustack_netdev::{DevId, NetDevice};
+use ustack_socket::{NetCore, NetCoreConfig};
+use ustack_tcp::TcpConfig;
+use ustack_udp::UdpConfig;
+
+use crate::driver::Driver;
+use crate::stack::{add_route_locked, DevSlot, Shared, Signal, Stack, State};
+
+enum DevSource {
+    Tun(TunOptions),
+    Device(Box<dyn NetDevice>),
+}
+
+enum Wrap {
+    Fault(FaultConfig),
+    Pcap(PathBuf),
+}
+
+struct DevSpec {
+    source: DevSource,
+    addrs: Vec<Ipv4Cidr>,
+    mtu: Option<usize>,
+    wraps: Vec<Wrap>,
+}
+
+/// Builds a [`Stack`]: attach devices, give them addresses, add routes, tune the protocol
+/// settings, then [`build`](StackBuilder::build) spawns the driver on the current tokio
+/// runtime (current-thread and multi-thread both work).
+///
+/// `addr`, `mtu`, `fault` and `pcap` apply to the most recently added device.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let stack = ustack::Stack::builder()
+///     .tun("tun0")
+///     .addr("10.0.0.2/24".parse()?)
+///     .gateway("10.0.0.1".parse()?)
+///     .build()
+///     .await?;
+/// # Ok(()) }
+/// ```
+pub struct StackBuilder {
+    devices: Vec<DevSpec>,
+    routes: Vec<(Ipv4Cidr, Option<Ipv4Addr>)>,
+    gateway: Option<Ipv4Addr>,
+    ip: Ipv4Config,
+    tcp: TcpConfig,
+    udp: UdpConfig,
+    secret: Option<[u8; 16]>,
+    error: Option<io::Error>,
+}
+
+impl fmt::Debug for StackBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StackBuilder")
+            .field("devices", &self.devices.len())
+            .field("routes", &self.routes)
+            .field("gateway", &self.gateway)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for StackBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StackBuilder {
+    /// An empty builder (same as [`Stack::builder`]).
+    pub fn new() -> Self {
+        StackBuilder {
+            devices: Vec::new(),
+            routes: Vec::new(),
+            gateway: None,
+            ip: Ipv4Config::default(),
+            tcp: TcpConfig::default(),
+            udp: UdpConfig::default(),
+            secret: None,
+            error: None,
+        }
+    }
+
+    fn last(&mut self, what: &str) -> Option<&mut DevSpec> {
+        if self.devices.is_empty() && self.error.is_none() {
+            self.error = Some(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("StackBuilder::{what} needs a device first (call .tun() or .device())"),
+            ));
+        }
+        self.devices.last_mut()
+    }
+
+    /// Attaches the TUN device `name`, creating it if it does not exist (needs
+    /// `CAP_NET_ADMIN`), and brings it up. The kernel side's address is left as it is; use
+    /// [`tun_with`](Self::tun_with) to set it.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> std::io::Result<()> {
+    /// let stack = ustack::Stack::builder().tun("tun0").addr("10.0.0.2/24".parse().unwrap()).build().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn tun(self, name: &str) -> Self {
+        self.tun_with(TunOptions {
+            name: name.to_string(),
+            mtu: None,
+            host_addr: None,
+            up: true,
+        })
+    }
+
+    /// Attaches a TUN device with explicit options (MTU, the kernel side's address).
+    pub fn tun_with(mut self, opts: TunOptions) -> Self {
+        self.devices.push(DevSpec {
+            source: DevSource::Tun(opts),
+            addrs: Vec::new(),
+            mtu: None,
+            wraps: Vec::new(),
+        });
+        self
+    }
+
+    /// Attaches any device, e.g. one end of a [`MemLink`](ustack_netdev::mem::MemLink) pair.
+    ///
+    /// ```
+    /// # async fn demo() -> std::io::Result<()> {
+    /// use ustack::netdev::mem::{MemLink, MemLinkConfig};
+    /// let (a, b) = MemLink::pair(MemLinkConfig::default());
+    /// let s1 = ustack::Stack::builder().device(a).addr("10.0.0.1/24".parse().unwrap()).build().await?;
+    /// let s2 = ustack::Stack::builder().device(b).addr("10.0.0.2/24".parse().unwrap()).build().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn device(mut self, dev: impl NetDevice) -> Self {
+        let dev: Box<dyn NetDevice> = Box::new(dev);
+        self.devices.push(DevSpec {
+            source: DevSource::Device(dev),
+            addrs: Vec::new(),
+            mtu: None,
+            wraps: Vec::new(),
+        });
+        self
+    }
+
+    /// Gives the most recently added device an address with its prefix; adds the local and
+    /// connected routes (Linux: `ip addr add 10.0.0.2/24 dev tun0`). May be repeated.
+    pub fn addr(mut self, cidr: Ipv4Cidr) -> Self {
+        if let Some(d) = self.last("addr") {
+            d.addrs.push(cidr);
+        }
+        self
+    }
+
+    /// Sets the MTU of the most recently added device (for TUN: the device's MTU; for other
+    /// devices: the MTU the stack uses on it).
+    pub fn mtu(mut self, mtu: usize) -> Self {
+        if let Some(d) = self.last("mtu") {
+            d.mtu = Some(mtu);
+            if let DevSource::Tun(o) = &mut d.source {
+                o.mtu = Some(mtu);
+            }
+        }
+        self
+    }
+
+    /// Wraps the most recently added device in a fault injector (loss, delay, ...).
+    pub fn fault(mut self, cfg: FaultConfig) -> Self {
+        if let Some(d) = self.last("fault") {
+            d.wraps.push(Wrap::Fault(cfg));
+        }
+        self
+    }
+
+    /// Captures the most recently added device's traffic to a pcap file.
+    pub fn pcap(mut self, path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        if let Some(d) = self.last("pcap") {
+            d.wraps.push(Wrap::Pcap(path));
+        }
+        self
+    }
+
+    /// Adds a default route via `gw` (Linux: `ip route add default via GW`).
+    pub fn gateway(mut self, gw: Ipv4Addr) -> Self {
+        self.gateway = Some(gw);
+        self
+    }
+
+    /// Adds a route to `dst`, via `gateway` or directly on the first device.
+    pub fn route(mut self, dst: Ipv4Cidr, gateway: Option<Ipv4Addr>) -> Self {
+        self.routes.push((dst, gateway));
+        self
+    }
+
+    /// TCP settings (Linux: the `net.ipv4.tcp_*` sysctls).
+    pub fn tcp_config(mut self, cfg: TcpConfig) -> Self {
+        self.tcp = cfg;
+        self
+    }
+
+    /// UDP settings.
+    pub fn udp_config(mut self, cfg: UdpConfig) -> Self {
+        self.udp = cfg;
+        self
+    }
+
+    /// IPv4/ICMP settings.
+    pub fn ip_config(mut self, cfg: Ipv4Config) -> Self {
+        self.ip = cfg;
+        self
+    }
+
+    /// The secret keying ISNs, ephemeral ports and SYN cookies (random by default; fix it
+    /// to make a test repeat exactly).
+    pub fn secret(mut self, secret: [u8; 16]) -> Self {
+        self.secret = Some(secret);
+        self
+    }
+
+    /// Opens the devices, configures addresses and routes, and spawns the driver task on
+    /// the current tokio runtime.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime (like `tokio::spawn`).
+    pub async fn build(self) -> io::Result<Stack> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let secret = self.secret.unwrap_or_else(random_secret);
+        let mut core = NetCore::new(NetCoreConfig {
+            ip: self.ip,
+            tcp: self.tcp,
+            udp: self.udp,
+            secret,
+        });
+        let mut slots = Vec::new();
+        for (i, spec) in self.devices.into_iter().enumerate() {
+            let id = DevId(u16::try_from(i).map_err(|_| io::Error::other("too many devices"))?);
+            let mut dev: Box<dyn NetDevice> = match spec.source {
+                DevSource::Tun(opts) => Box::new(TunDevice::open(opts)?),
+                DevSource::Device(d) => d,
+            };
+            for w in spec.wraps {
+                dev = match w {
+                    Wrap::Fault(cfg) => Box::new(FaultInjector::new(dev, cfg)),
+                    Wrap::Pcap(path) => Box::new(PcapCapture::new(dev, path)?),
+                };
+            }
+            // The device's own MTU bounds what the stack may send on it.
+            let mtu = spec.mtu.map_or_else(|| dev.mtu(), |m| m.min(dev.mtu()));
+            tracing::info!(dev = dev.name(), id = id.0, mtu, addrs = ?spec.addrs, "ustack device attached");
+            for cidr in &spec.addrs {
+                core.add_interface(id, dev.name(), *cidr, mtu);
+            }
+            if i == 0 {
+                core.set_local_dev(id);
+            }
+            slots.push(DevSlot {
+                dev,
+                id,
+                alive: true,
+            });
+        }
+        let mut state = State::new(core, slots);
+        for (dst, gw) in self.routes {
+            add_route_locked(&mut state, dst, gw, None)?;
+        }
+        if let Some(gw) = self.gateway {
+            let default: Ipv4Cidr = Ipv4Cidr::new(Ipv4Addr::UNSPECIFIED, 0)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{e:?}")))?;
+            add_route_locked(&mut state, default, Some(gw), None)?;
+        }
+        let signal = Arc::new(Signal::default());
+        let shared = Arc::new(Shared {
+            state: Mutex::new(state),
+            signal: signal.clone(),
+            driver: Mutex::new(None),
+            ping_ident: (random_u64() & 0xffff) as u16,
+        });
+        let driver = Driver::new(Arc::downgrade(&shared), signal);
+        let handle = tokio::spawn(driver);
+        *shared.driver.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        Ok(Stack { shared })
+    }
+}
+
+fn random_u64() -> u64 {
+    // RandomState is seeded from the OS per process (and varied per instance).
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(0x7573_7461_636b);
+    h.finish()
+}
+
+fn random_secret() -> [u8; 16] {
+    let mut s = [0u8; 16];
+    s[..8].copy_from_slice(&random_u64().to_le_bytes());
+    s[8..].copy_from_slice(&random_u64().to_le_bytes());
+    s
+}

@@ -1,0 +1,145 @@
+//! The driver task (Linux: the NAPI poll loop + the timer softirq): polls each device's
+//! receive with a budget, runs packets up the stack, fires timers, transmits, and wakes the
+//! sockets whose readiness changed. It sleeps on one `tokio::time::Sleep` set to the next
+//! protocol deadline and on a doorbell that user calls ring when they move that deadline
+//! earlier. An idle stack has no timer armed and uses no CPU.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use tokio::time::Sleep;
+use ustack_netdev::PacketBuf;
+
+use crate::stack::{now, Shared, Signal};
+
+/// Packets taken from one device per poll (Linux: the NAPI weight, 64).
+pub(crate) const RX_BUDGET: usize = 64;
+
+/// Rounds of work per wake before the driver yields to other tasks.
+const ROUNDS_PER_POLL: usize = 8;
+
+pub(crate) struct Driver {
+    shared: Weak<Shared>,
+    signal: Arc<Signal>,
+    sleep: Pin<Box<Sleep>>,
+    armed: Option<Instant>,
+    rx: Vec<PacketBuf>,
+    wakers: Vec<Waker>,
+}
+
+impl Driver {
+    pub(crate) fn new(shared: Weak<Shared>, signal: Arc<Signal>) -> Self {
+        Driver {
+            shared,
+            signal,
+            sleep: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
+            armed: None,
+            rx: Vec::with_capacity(RX_BUDGET),
+            wakers: Vec::new(),
+        }
+    }
+
+    /// One pass: receive, timers, transmit, collect wakers. Returns whether more work is
+    /// known to be waiting (a device hit its budget) and the next deadline.
+    fn run_once(&mut self, shared: &Shared, cx: &mut Context<'_>) -> (bool, Option<Instant>) {
+        let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = now();
+        let mut more = false;
+        let st = &mut *st;
+        for slot in st.devices.iter_mut().filter(|s| s.alive) {
+            // Poll until the device says Pending (which registers our waker) or the
+            // budget is used up (then come back after a yield, like NAPI).
+            let mut got = 0;
+            loop {
+                match slot.dev.poll_recv(cx, &mut self.rx, RX_BUDGET - got) {
+                    Poll::Ready(Ok(n)) => {
+                        got += n.max(1);
+                        self.signal
+                            .rx_packets
+                            .fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    Poll::Ready(Err(e)) => {
+                        tracing::warn!(dev = slot.dev.name(), err = %e, "device gone; detaching it");
+                        slot.alive = false;
+                        break;
+                    }
+                    Poll::Pending => break,
+                }
+                for pkt in self.rx.drain(..) {
+                    st.core.receive(now, slot.id, pkt);
+                }
+                if got >= RX_BUDGET {
+                    more = true;
+                    break;
+                }
+            }
+            for pkt in self.rx.drain(..) {
+                st.core.receive(now, slot.id, pkt);
+            }
+        }
+        if st.core.poll_timeout().is_some_and(|d| d <= now) {
+            self.signal.timer_runs.fetch_add(1, Ordering::Relaxed);
+            st.core.on_timeout(now);
+        }
+        st.transmit(now);
+        st.core.take_wakers(&mut self.wakers);
+        more |= st.core.has_pending();
+        let deadline = st.core.poll_timeout();
+        st.driver_deadline = deadline;
+        (more, deadline)
+    }
+}
+
+impl Future for Driver {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        this.signal.polls.fetch_add(1, Ordering::Relaxed);
+        this.signal.waker.register(cx.waker());
+        for _ in 0..ROUNDS_PER_POLL {
+            if this.signal.stop.load(Ordering::Acquire) {
+                tracing::debug!("ustack driver stopped");
+                return Poll::Ready(());
+            }
+            let Some(shared) = this.shared.upgrade() else {
+                tracing::debug!("ustack driver stopped: last Stack handle dropped");
+                return Poll::Ready(());
+            };
+            this.signal.kicked.store(false, Ordering::Release);
+            let (more, deadline) = this.run_once(&shared, cx);
+            // Dropping the last strong handle here runs Shared::drop inside the driver,
+            // which only sets `stop`; the check above ends the task next round.
+            drop(shared);
+            for w in this.wakers.drain(..) {
+                w.wake();
+            }
+            if more {
+                continue;
+            }
+            if let Some(d) = deadline {
+                if this.armed != Some(d) {
+                    this.sleep.as_mut().reset(tokio::time::Instant::from_std(d));
+                    this.armed = Some(d);
+                }
+                if this.sleep.as_mut().poll(cx).is_ready() {
+                    this.armed = None;
+                    continue;
+                }
+            } else {
+                this.armed = None;
+            }
+            if this.signal.kicked.load(Ordering::Acquire) {
+                continue;
+            }
+            return Poll::Pending;
+        }
+        // Still busy: yield so other tasks on this runtime run (NAPI: reschedule).
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}

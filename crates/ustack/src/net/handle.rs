@@ -1,0 +1,201 @@
+//! The facade's socket handle: a [`Socket`] of the socket layer plus the [`Stack`] it lives
+//! in. Every operation locks the stack and calls through the socket's `ProtoOps` table.
+
+use std::io::{self, IoSlice};
+use std::net::{SocketAddr, SocketAddrV4};
+use std::task::{Context, Poll};
+
+use tokio::io::{Interest, Ready};
+use ustack_socket::{
+    AddressFamily, MsgFlags, RecvResult, Shutdown, SockOpt, SockOptName, SockType, Socket,
+};
+
+use crate::net::{interest_mask, mask_to_ready};
+use crate::stack::Stack;
+
+pub(crate) struct SockHandle {
+    pub(crate) stack: Stack,
+    pub(crate) sock: Socket,
+}
+
+impl std::fmt::Debug for SockHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket")
+            .field("ops", &self.sock.ops.name())
+            .field("id", &self.sock.sk.id)
+            .field("local", &self.getname(false).ok())
+            .field("peer", &self.getname(true).ok())
+            .finish()
+    }
+}
+
+impl SockHandle {
+    /// Linux: `socket(AF_INET, ty, 0)`.
+    pub(crate) fn create(stack: &Stack, ty: SockType) -> io::Result<SockHandle> {
+        let sock = stack.op(|core, _| core.sock_create(AddressFamily::INET, ty, 0))?;
+        Ok(SockHandle {
+            stack: stack.clone(),
+            sock,
+        })
+    }
+
+    pub(crate) fn bind(&self, addr: SocketAddrV4) -> io::Result<()> {
+        let s = self.sock;
+        self.stack.op(|core, _| s.ops.bind(core, &s, addr))
+    }
+
+    pub(crate) fn listen(&self, backlog: u32) -> io::Result<()> {
+        let s = self.sock;
+        self.stack.op(|core, _| s.ops.listen(core, &s, backlog))
+    }
+
+    pub(crate) fn listen_any(&self, backlog: u32) -> io::Result<()> {
+        let s = self.sock;
+        self.stack.op(|core, _| s.ops.listen_any(core, &s, backlog))
+    }
+
+    pub(crate) fn poll_connect(
+        &self,
+        cx: &mut Context<'_>,
+        addr: SocketAddrV4,
+    ) -> Poll<io::Result<()>> {
+        let s = self.sock;
+        self.stack
+            .poll_op(|core, now| s.ops.poll_connect(core, now, &s, addr, cx))
+    }
+
+    pub(crate) fn disconnect(&self) -> io::Result<()> {
+        let s = self.sock;
+        self.stack.op(|core, now| s.ops.disconnect(core, now, &s))
+    }
+
+    pub(crate) fn poll_accept(
+        &self,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<(SockHandle, SocketAddr)>> {
+        let s = self.sock;
+        self.stack
+            .poll_op(|core, _| match s.ops.poll_accept(core, &s, cx) {
+                Poll::Ready(Ok(child)) => {
+                    let peer = child.ops.getname(core, &child, true);
+                    Poll::Ready(Ok((child, peer)))
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            })
+            .map_ok(|(child, peer)| {
+                let h = SockHandle {
+                    stack: self.stack.clone(),
+                    sock: child,
+                };
+                // A child whose peer already vanished still gets accepted (Linux does too);
+                // its reads then report the error.
+                let peer = peer
+                    .map(SocketAddr::V4)
+                    .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+                (h, peer)
+            })
+    }
+
+    pub(crate) fn poll_recv(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+        flags: MsgFlags,
+    ) -> Poll<RecvResult> {
+        let s = self.sock;
+        self.stack
+            .poll_op(|core, now| s.ops.poll_recvmsg(core, now, &s, buf, flags, cx))
+    }
+
+    pub(crate) fn poll_send(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+        dst: Option<SocketAddrV4>,
+        flags: MsgFlags,
+    ) -> Poll<io::Result<usize>> {
+        let s = self.sock;
+        self.stack
+            .poll_op(|core, now| s.ops.poll_sendmsg(core, now, &s, bufs, dst, flags, cx))
+    }
+
+    /// Readiness for `interest`; registers the waker when nothing asked for is ready.
+    pub(crate) fn poll_ready(
+        &self,
+        cx: &mut Context<'_>,
+        interest: Interest,
+    ) -> Poll<io::Result<Ready>> {
+        let s = self.sock;
+        let mask = self
+            .stack
+            .op(|core, _| Ok(s.ops.poll(core, &s, interest_mask(interest), cx)));
+        match mask {
+            Err(e) => Poll::Ready(Err(e)),
+            Ok(mask) => {
+                let r = mask_to_ready(mask, interest);
+                if r.is_empty() {
+                    Poll::Pending
+                } else {
+                    Poll::Ready(Ok(r))
+                }
+            }
+        }
+    }
+
+    pub(crate) async fn ready(&self, interest: Interest) -> io::Result<Ready> {
+        std::future::poll_fn(|cx| self.poll_ready(cx, interest)).await
+    }
+
+    pub(crate) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        let s = self.sock;
+        self.stack
+            .op(|core, now| s.ops.shutdown(core, now, &s, how))
+    }
+
+    pub(crate) fn getname(&self, peer: bool) -> io::Result<SocketAddrV4> {
+        let s = self.sock;
+        self.stack
+            .with_core(|core, _| s.ops.getname(core, &s, peer))
+    }
+
+    pub(crate) fn setsockopt(&self, opt: SockOpt) -> io::Result<()> {
+        let s = self.sock;
+        self.stack.op(|core, _| s.ops.setsockopt(core, &s, opt))
+    }
+
+    pub(crate) fn getsockopt(&self, name: SockOptName) -> io::Result<SockOpt> {
+        let s = self.sock;
+        self.stack
+            .with_core(|core, _| s.ops.getsockopt(core, &s, name))
+    }
+
+    pub(crate) fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        let ttl = u8::try_from(ttl)
+            .ok()
+            .filter(|t| *t > 0)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "TTL must be in 1..=255"))?;
+        self.setsockopt(SockOpt::Ttl(ttl))
+    }
+
+    pub(crate) fn ttl(&self) -> io::Result<u32> {
+        match self.getsockopt(SockOptName::Ttl)? {
+            SockOpt::Ttl(t) => Ok(u32::from(t)),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+pub(crate) fn unexpected(opt: SockOpt) -> io::Error {
+    io::Error::other(format!("unexpected option value {opt:?}"))
+}
+
+impl Drop for SockHandle {
+    /// Linux: `sock_close` -> `inet_release`: graceful close (or RST when unread data or
+    /// `SO_LINGER` 0), finished in the background by the engine.
+    fn drop(&mut self) {
+        let s = self.sock;
+        self.stack
+            .with_core(|core, now| s.ops.release(core, now, &s));
+    }
+}

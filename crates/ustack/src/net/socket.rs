@@ -1,0 +1,89 @@
+//! A socket created by family, type and protocol numbers (Linux: `socket(2)`), going
+//! through the socket layer's registries like `__sock_create` -> `inet_create`.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+
+use ustack_socket::{AddressFamily, SockType};
+
+use crate::net::handle::SockHandle;
+use crate::net::ToSocketAddrs;
+use crate::stack::Stack;
+
+/// A socket made with [`Stack::socket`]: shows which ops tables serve it and can be bound.
+/// Errors from creation carry Linux errnos (`EAFNOSUPPORT`, `ESOCKTNOSUPPORT`,
+/// `EPROTONOSUPPORT`) in `raw_os_error()`.
+///
+/// ```
+/// # async fn demo() -> std::io::Result<()> {
+/// use ustack::netdev::mem::{MemLink, MemLinkConfig};
+/// use ustack::socket::{AddressFamily, SockType};
+/// let (a, _b) = MemLink::pair(MemLinkConfig::default());
+/// let stack = ustack::Stack::builder().device(a).addr("10.0.0.1/24".parse().unwrap()).build().await?;
+/// let s = stack.socket(AddressFamily::INET, SockType::Dgram, 0)?;
+/// assert_eq!((s.ops_name(), s.proto_name()), ("inet_dgram_ops", "UDP"));
+/// let e = stack.socket(AddressFamily::INET6, SockType::Stream, 0).unwrap_err();
+/// assert_eq!(e.raw_os_error(), Some(97)); // EAFNOSUPPORT
+/// # Ok(()) }
+/// ```
+pub struct Socket {
+    inner: SockHandle,
+}
+
+impl fmt::Debug for Socket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl Socket {
+    pub(crate) fn create(
+        stack: &Stack,
+        family: AddressFamily,
+        ty: SockType,
+        protocol: i32,
+    ) -> io::Result<Socket> {
+        let sock = stack.op(|core, _| core.sock_create(family, ty, protocol))?;
+        Ok(Socket {
+            inner: SockHandle {
+                stack: stack.clone(),
+                sock,
+            },
+        })
+    }
+
+    /// The socket-level ops table (Linux `sock->ops->name` analogue: "inet_stream_ops").
+    pub fn ops_name(&self) -> &'static str {
+        self.inner.sock.ops.name()
+    }
+
+    /// The protocol ("TCP", "UDP"; Linux `sk->sk_prot->name`).
+    pub fn proto_name(&self) -> &'static str {
+        self.inner.sock.sk.prot.name()
+    }
+
+    /// The socket type.
+    pub fn sock_type(&self) -> SockType {
+        self.inner.sock.ops.sock_type()
+    }
+
+    /// Binds a local address (Linux: `bind(2)`).
+    pub fn bind<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
+        self.inner.bind(addr.to_socket_addr_v4()?)
+    }
+
+    /// The local address (Linux: `getsockname(2)`).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.getname(false).map(SocketAddr::V4)
+    }
+}
+
+impl Stack {
+    /// Creates a socket by numbers, like `socket(2)`: the family registry and the inet
+    /// (type, protocol) switch pick its ops tables. Protocol 0 takes the type's default.
+    /// The typed constructors (`TcpListener::bind_with`, ...) go through the same path.
+    pub fn socket(&self, family: AddressFamily, ty: SockType, protocol: i32) -> io::Result<Socket> {
+        Socket::create(self, family, ty, protocol)
+    }
+}

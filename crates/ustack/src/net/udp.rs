@@ -1,0 +1,307 @@
+//! `UdpSocket` (Linux: a `SOCK_DGRAM` socket), like `tokio::net::UdpSocket`.
+
+use std::fmt;
+use std::io::{self, IoSlice};
+use std::net::{SocketAddr, SocketAddrV4};
+use std::task::{Context, Poll};
+
+use tokio::io::{Interest, ReadBuf, Ready};
+use ustack_socket::{MsgFlags, SockType};
+
+use crate::net::handle::SockHandle;
+use crate::net::{dontwait, ToSocketAddrs};
+use crate::stack::Stack;
+
+/// A UDP socket (like `tokio::net::UdpSocket`). All methods take `&self`, so one socket can
+/// be shared through an `Arc` between a sending and a receiving task.
+///
+/// After an ICMP port unreachable for a connected socket, the next receive fails with
+/// `ConnectionRefused` (Linux behaviour).
+///
+/// ```no_run
+/// # async fn demo() -> std::io::Result<()> {
+/// let sock = ustack::net::UdpSocket::bind("0.0.0.0:8080").await?;
+/// let mut buf = [0; 1024];
+/// loop {
+///     let (len, addr) = sock.recv_from(&mut buf).await?;
+///     sock.send_to(&buf[..len], addr).await?;
+/// }
+/// # }
+/// ```
+pub struct UdpSocket {
+    inner: SockHandle,
+}
+
+impl fmt::Debug for UdpSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UdpSocket")
+            .field("local", &self.inner.getname(false).ok())
+            .field("peer", &self.inner.getname(true).ok())
+            .finish()
+    }
+}
+
+fn v4(addr: SocketAddrV4) -> SocketAddr {
+    SocketAddr::V4(addr)
+}
+
+impl UdpSocket {
+    /// Binds a socket on the default stack (see [`Stack::set_default`]); port 0 picks an
+    /// ephemeral port.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> std::io::Result<()> {
+    /// let sock = ustack::net::UdpSocket::bind("0.0.0.0:0").await?;
+    /// println!("bound to {}", sock.local_addr()?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
+        Self::bind_with(&Stack::try_default()?, addr).await
+    }
+
+    /// Binds a socket on `stack`.
+    ///
+    /// ```no_run
+    /// # async fn demo(stack: ustack::Stack) -> std::io::Result<()> {
+    /// let sock = ustack::net::UdpSocket::bind_with(&stack, "0.0.0.0:0").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn bind_with<A: ToSocketAddrs>(stack: &Stack, addr: A) -> io::Result<UdpSocket> {
+        let addr = addr.to_socket_addr_v4()?;
+        let inner = SockHandle::create(stack, SockType::Dgram)?;
+        inner.bind(addr)?;
+        Ok(UdpSocket { inner })
+    }
+
+    /// Sets the default destination and filters received datagrams to that peer.
+    ///
+    /// ```no_run
+    /// # async fn demo(sock: ustack::net::UdpSocket) -> std::io::Result<()> {
+    /// sock.connect("10.0.0.1:53").await?;
+    /// sock.send(b"query").await?;
+    /// let mut buf = [0u8; 512];
+    /// let n = sock.recv(&mut buf).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
+        let addr = addr.to_socket_addr_v4()?;
+        std::future::poll_fn(|cx| self.inner.poll_connect(cx, addr)).await
+    }
+
+    /// Dissolves the association made by [`connect`](Self::connect) (Linux:
+    /// `connect(AF_UNSPEC)`). A ustack extra.
+    pub fn disconnect(&self) -> io::Result<()> {
+        self.inner.disconnect()
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.getname(false).map(v4)
+    }
+
+    /// The connected peer's address (`NotConnected` if none).
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.getname(true).map(v4)
+    }
+
+    /// The stack this socket lives in.
+    pub fn stack(&self) -> &Stack {
+        &self.inner.stack
+    }
+
+    /// Sends to the connected peer.
+    pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        std::future::poll_fn(|cx| self.poll_send(cx, buf)).await
+    }
+
+    /// Polls to send to the connected peer.
+    pub fn poll_send(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.inner
+            .poll_send(cx, &[IoSlice::new(buf)], None, MsgFlags::NONE)
+    }
+
+    /// Sends to the connected peer without waiting.
+    pub fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+        dontwait(
+            self.inner
+                .poll_send(&mut cx, &[IoSlice::new(buf)], None, MsgFlags::DONTWAIT),
+        )
+    }
+
+    /// Receives from the connected peer.
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        std::future::poll_fn(|cx| self.inner.poll_recv(cx, buf, MsgFlags::NONE))
+            .await
+            .map(|(n, _)| n)
+    }
+
+    /// Polls to receive from the connected peer into `buf`.
+    pub fn poll_recv(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        self.poll_recv_from(cx, buf).map_ok(|_| ())
+    }
+
+    /// Receives without waiting.
+    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.try_recv_from(buf).map(|(n, _)| n)
+    }
+
+    /// Sends a datagram to `target`.
+    ///
+    /// ```no_run
+    /// # async fn demo(sock: ustack::net::UdpSocket) -> std::io::Result<()> {
+    /// sock.send_to(b"hello", "10.0.0.1:9000").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], target: A) -> io::Result<usize> {
+        let target = target.to_socket_addr_v4()?;
+        std::future::poll_fn(|cx| {
+            self.inner
+                .poll_send(cx, &[IoSlice::new(buf)], Some(target), MsgFlags::NONE)
+        })
+        .await
+    }
+
+    /// Polls to send a datagram to `target`.
+    pub fn poll_send_to(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        target: SocketAddr,
+    ) -> Poll<io::Result<usize>> {
+        let target = match target {
+            SocketAddr::V4(a) => a,
+            SocketAddr::V6(_) => {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "ustack supports IPv4 only",
+                )))
+            }
+        };
+        self.inner
+            .poll_send(cx, &[IoSlice::new(buf)], Some(target), MsgFlags::NONE)
+    }
+
+    /// Sends to `target` without waiting.
+    pub fn try_send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+        dontwait(self.poll_send_to(&mut cx, buf, target))
+    }
+
+    /// Receives a datagram and its sender. A datagram longer than `buf` is truncated (the
+    /// rest is discarded), like Linux.
+    ///
+    /// ```no_run
+    /// # async fn demo(sock: ustack::net::UdpSocket) -> std::io::Result<()> {
+    /// let mut buf = [0u8; 1500];
+    /// let (n, from) = sock.recv_from(&mut buf).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        std::future::poll_fn(|cx| self.inner.poll_recv(cx, buf, MsgFlags::NONE))
+            .await
+            .map(from_pair)
+    }
+
+    /// Polls to receive a datagram into `buf`, returning the sender.
+    pub fn poll_recv_from(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<SocketAddr>> {
+        self.poll_recv_flags(cx, buf, MsgFlags::NONE)
+    }
+
+    fn poll_recv_flags(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+        flags: MsgFlags,
+    ) -> Poll<io::Result<SocketAddr>> {
+        let dst = buf.initialize_unfilled();
+        match self.inner.poll_recv(cx, dst, flags) {
+            Poll::Ready(Ok(pair)) => {
+                let (n, from) = from_pair(pair);
+                buf.advance(n);
+                Poll::Ready(Ok(from))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Receives without waiting.
+    pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+        dontwait(self.inner.poll_recv(&mut cx, buf, MsgFlags::DONTWAIT)).map(from_pair)
+    }
+
+    /// Receives a datagram without removing it from the queue.
+    pub async fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        std::future::poll_fn(|cx| self.inner.poll_recv(cx, buf, MsgFlags::PEEK))
+            .await
+            .map(from_pair)
+    }
+
+    /// Polls to peek a datagram.
+    pub fn poll_peek_from(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<SocketAddr>> {
+        self.poll_recv_flags(cx, buf, MsgFlags::PEEK)
+    }
+
+    /// Peeks without waiting.
+    pub fn try_peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+        let flags = MsgFlags {
+            peek: true,
+            dontwait: true,
+        };
+        dontwait(self.inner.poll_recv(&mut cx, buf, flags)).map(from_pair)
+    }
+
+    /// Waits for any of the requested readiness.
+    pub async fn ready(&self, interest: Interest) -> io::Result<Ready> {
+        self.inner.ready(interest).await
+    }
+
+    /// Waits until a datagram (or an error) is queued.
+    pub async fn readable(&self) -> io::Result<()> {
+        self.ready(Interest::READABLE).await.map(|_| ())
+    }
+
+    /// Waits until the socket can send (always at once for UDP).
+    pub async fn writable(&self) -> io::Result<()> {
+        self.ready(Interest::WRITABLE).await.map(|_| ())
+    }
+
+    /// Polls receive readiness.
+    pub fn poll_recv_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.inner.poll_ready(cx, Interest::READABLE).map_ok(|_| ())
+    }
+
+    /// Polls send readiness.
+    pub fn poll_send_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.inner.poll_ready(cx, Interest::WRITABLE).map_ok(|_| ())
+    }
+
+    /// Sets `IP_TTL`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.inner.set_ttl(ttl)
+    }
+
+    /// The `IP_TTL` value.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.inner.ttl()
+    }
+}
+
+fn from_pair((n, from): (usize, Option<SocketAddrV4>)) -> (usize, SocketAddr) {
+    (
+        n,
+        from.map(SocketAddr::V4)
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
+    )
+}

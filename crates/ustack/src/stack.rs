@@ -1,0 +1,520 @@
+//! `Stack`: one user-space TCP/IPv4 stack: a [`NetCore`] and its devices behind one lock,
+//! driven by a tokio task (see [`crate::driver`]).
+
+use std::fmt;
+use std::io;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use futures::task::AtomicWaker;
+use tokio::task::JoinHandle;
+use ustack_ipv4::{IpTx, Ipv4Cidr, Route, RouteKind};
+use ustack_netdev::{DevId, NetDevice, PacketBuf};
+use ustack_socket::NetCore;
+
+use crate::builder::StackBuilder;
+use crate::stats::{DeviceSnapshot, DriverStats, StackStats};
+
+/// The clock of every stack: tokio's, so `tokio::time::pause()` makes tests deterministic.
+pub(crate) fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// The driver's doorbell: set `kicked` (or `stop`) and wake the stored waker.
+#[derive(Debug, Default)]
+pub(crate) struct Signal {
+    pub(crate) waker: AtomicWaker,
+    pub(crate) kicked: AtomicBool,
+    pub(crate) stop: AtomicBool,
+    /// Counters of the driver task (see [`DriverStats`]).
+    pub(crate) polls: AtomicU64,
+    pub(crate) rx_packets: AtomicU64,
+    pub(crate) timer_runs: AtomicU64,
+    pub(crate) kicks: AtomicU64,
+}
+
+impl Signal {
+    pub(crate) fn kick(&self) {
+        self.kicks.fetch_add(1, Ordering::Relaxed);
+        self.kicked.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+}
+
+/// One attached device (Linux: a `net_device` registered with the stack).
+pub(crate) struct DevSlot {
+    pub(crate) dev: Box<dyn NetDevice>,
+    pub(crate) id: DevId,
+    /// False once `poll_recv` reported the device gone for good.
+    pub(crate) alive: bool,
+}
+
+/// Everything behind the stack's one lock.
+pub(crate) struct State {
+    pub(crate) core: NetCore,
+    pub(crate) devices: Vec<DevSlot>,
+    /// The deadline the driver sleeps until (`None`: no timer armed). A user call that
+    /// makes an earlier deadline kicks the driver.
+    pub(crate) driver_deadline: Option<Instant>,
+    pub(crate) shut_down: bool,
+    tx: Vec<IpTx>,
+    batches: Vec<Vec<PacketBuf>>,
+}
+
+impl State {
+    pub(crate) fn new(core: NetCore, devices: Vec<DevSlot>) -> Self {
+        let n = devices.len();
+        State {
+            core,
+            devices,
+            driver_deadline: None,
+            shut_down: false,
+            tx: Vec::new(),
+            batches: (0..n).map(|_| Vec::new()).collect(),
+        }
+    }
+
+    /// Flushes the core and hands its packets to the devices (Linux: `dev_queue_xmit`).
+    pub(crate) fn transmit(&mut self, now: Instant) {
+        self.core.flush(now);
+        self.core.take_tx(&mut self.tx);
+        if self.tx.is_empty() {
+            return;
+        }
+        for t in self.tx.drain(..) {
+            match self.batches.get_mut(usize::from(t.dev.0)) {
+                Some(b) => b.push(t.pkt),
+                None => tracing::debug!(dev = t.dev.0, "packet for an unknown device dropped"),
+            }
+        }
+        for (slot, batch) in self.devices.iter_mut().zip(self.batches.iter_mut()) {
+            if !batch.is_empty() {
+                if slot.alive {
+                    slot.dev.transmit(batch);
+                }
+                batch.clear();
+            }
+        }
+    }
+
+    /// The tail of every user call: transmit, collect wakers, and tell whether the driver
+    /// must be kicked because the next deadline moved earlier.
+    pub(crate) fn finish_op(&mut self, now: Instant, wakers: &mut Vec<Waker>) -> bool {
+        self.transmit(now);
+        self.core.take_wakers(wakers);
+        match self.core.poll_timeout() {
+            Some(d) if self.driver_deadline.is_none_or(|cur| d < cur) => {
+                self.driver_deadline = Some(d);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) state: Mutex<State>,
+    pub(crate) signal: Arc<Signal>,
+    pub(crate) driver: Mutex<Option<JoinHandle<()>>>,
+    pub(crate) ping_ident: u16,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // The last handle is gone: stop the driver (it holds only a Weak).
+        self.signal.stop();
+    }
+}
+
+/// A user-space TCP/IPv4 stack: devices, addresses, routes, sockets, and the task that
+/// drives them. Cheap to clone (an `Arc` inside); the stack lives while any handle or
+/// socket does, or until [`Stack::shutdown`].
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use ustack::Stack;
+/// // Needs CAP_NET_ADMIN to create the TUN device.
+/// let stack = Stack::builder()
+///     .tun("tun0")
+///     .addr("10.0.0.2/24".parse()?)
+///     .gateway("10.0.0.1".parse()?)
+///     .build()
+///     .await?;
+/// stack.set_default();
+/// let listener = ustack::net::TcpListener::bind("0.0.0.0:80").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Stack {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Stack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.lock();
+        f.debug_struct("Stack")
+            .field(
+                "devices",
+                &st.devices
+                    .iter()
+                    .map(|d| d.dev.name().to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .field("shut_down", &st.shut_down)
+            .finish()
+    }
+}
+
+static DEFAULT_STACK: RwLock<Option<Stack>> = RwLock::new(None);
+
+const NO_DEFAULT: &str =
+    "no default ustack Stack: call Stack::set_default() or use the *_with(&stack) constructors";
+
+impl Stack {
+    /// Starts building a stack.
+    ///
+    /// ```
+    /// # async fn demo() -> std::io::Result<()> {
+    /// use ustack::Stack;
+    /// use ustack::netdev::mem::{MemLink, MemLinkConfig};
+    /// let (a, _b) = MemLink::pair(MemLinkConfig::default());
+    /// let stack = Stack::builder().device(a).addr("10.0.0.1/24".parse().unwrap()).build().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn builder() -> StackBuilder {
+        StackBuilder::new()
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs a user call against the core under the lock, then transmits from the caller's
+    /// context (Linux: `tcp_push` -> `dev_queue_xmit`), wakes affected sockets after the
+    /// lock is released, and kicks the driver if a timer now fires earlier.
+    pub(crate) fn with_core<R>(&self, f: impl FnOnce(&mut NetCore, Instant) -> R) -> R {
+        match self.run(false, f) {
+            Some(r) => r,
+            None => unreachable!("run(false, ..) always runs"),
+        }
+    }
+
+    fn run<R>(&self, check_live: bool, f: impl FnOnce(&mut NetCore, Instant) -> R) -> Option<R> {
+        let mut wakers = Vec::new();
+        let (r, kick) = {
+            let mut st = self.lock();
+            if check_live && st.shut_down {
+                return None;
+            }
+            let now = now();
+            let r = f(&mut st.core, now);
+            let kick = st.finish_op(now, &mut wakers);
+            (r, kick)
+        };
+        for w in wakers {
+            w.wake();
+        }
+        if kick {
+            self.shared.signal.kick();
+        }
+        Some(r)
+    }
+
+    /// Like [`with_core`](Self::with_core) but fails once the stack is shut down.
+    pub(crate) fn op<R>(
+        &self,
+        f: impl FnOnce(&mut NetCore, Instant) -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.run(true, f).unwrap_or_else(|| Err(shut_down_error()))
+    }
+
+    /// A `poll_*` form of [`op`](Self::op).
+    pub(crate) fn poll_op<R>(
+        &self,
+        f: impl FnOnce(&mut NetCore, Instant) -> Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        self.run(true, f)
+            .unwrap_or_else(|| Poll::Ready(Err(shut_down_error())))
+    }
+
+    /// Installs this stack as the process-wide default used by constructors that take no
+    /// stack (`ustack::net::TcpListener::bind`, ...). Replaces any earlier default.
+    ///
+    /// ```no_run
+    /// # async fn demo(stack: ustack::Stack) -> std::io::Result<()> {
+    /// stack.set_default();
+    /// let sock = ustack::net::UdpSocket::bind("0.0.0.0:0").await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn set_default(&self) {
+        *DEFAULT_STACK.write().unwrap_or_else(|e| e.into_inner()) = Some(self.clone());
+    }
+
+    /// Removes the process-wide default stack, returning it.
+    pub fn clear_default() -> Option<Stack> {
+        DEFAULT_STACK
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// The process-wide default stack, or a `NotFound` error that says how to set one.
+    ///
+    /// ```
+    /// let err = ustack::Stack::try_default().unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+    /// ```
+    pub fn try_default() -> io::Result<Stack> {
+        DEFAULT_STACK
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, NO_DEFAULT))
+    }
+
+    /// Sends an ICMP echo request to `dst` and waits up to `timeout` for the reply; returns
+    /// the round-trip time. Fails at once with `NetworkUnreachable` when there is no route.
+    ///
+    /// ```no_run
+    /// # async fn demo(stack: ustack::Stack) -> std::io::Result<()> {
+    /// let rtt = stack.ping("10.0.0.1".parse().unwrap(), std::time::Duration::from_secs(1)).await?;
+    /// println!("rtt {rtt:?}");
+    /// # Ok(()) }
+    /// ```
+    pub async fn ping(&self, dst: Ipv4Addr, timeout: Duration) -> io::Result<Duration> {
+        let payload: Vec<u8> = (0..56u8).collect();
+        let start = now();
+        let ident = self.shared.ping_ident;
+        let key = self.op(|core, now| core.ping_start(now, dst, ident, &payload))?;
+        struct Cancel<'a>(&'a Stack, (u16, u16));
+        impl Drop for Cancel<'_> {
+            fn drop(&mut self) {
+                self.0.lock().core.ping_cancel(self.1);
+            }
+        }
+        let _cancel = Cancel(self, key);
+        let wait = std::future::poll_fn(|cx: &mut Context<'_>| -> Poll<()> {
+            self.lock().core.poll_ping(key, cx).map(|_| ())
+        });
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(()) => Ok(now().saturating_duration_since(start)),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no echo reply from {dst}"),
+            )),
+        }
+    }
+
+    /// A snapshot of every counter: devices (`ip -s link`), IP and ICMP (`/proc/net/snmp`),
+    /// TCP and UDP.
+    ///
+    /// ```no_run
+    /// # fn demo(stack: ustack::Stack) {
+    /// let s = stack.stats();
+    /// println!("{}", s.to_json());
+    /// # }
+    /// ```
+    pub fn stats(&self) -> StackStats {
+        let st = self.lock();
+        StackStats {
+            devices: st
+                .devices
+                .iter()
+                .map(|d| DeviceSnapshot {
+                    name: d.dev.name().to_string(),
+                    stats: d.dev.stats(),
+                })
+                .collect(),
+            ip: st.core.ip.stats(),
+            icmp: st.core.ip.icmp_stats(),
+            tcp: st.core.tcp.stats(),
+            udp: st.core.udp.stats(),
+            driver: DriverStats {
+                polls: self.shared.signal.polls.load(Ordering::Relaxed),
+                rx_packets: self.shared.signal.rx_packets.load(Ordering::Relaxed),
+                timer_runs: self.shared.signal.timer_runs.load(Ordering::Relaxed),
+                kicks: self.shared.signal.kicks.load(Ordering::Relaxed),
+                next_deadline_in: st
+                    .core
+                    .poll_timeout()
+                    .map(|d| d.saturating_duration_since(now())),
+            },
+        }
+    }
+
+    /// The routing table (Linux: `ip route show table all`).
+    ///
+    /// ```no_run
+    /// # fn demo(stack: ustack::Stack) -> std::io::Result<()> {
+    /// for r in stack.routes() {
+    ///     println!("{r:?}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn routes(&self) -> Vec<Route> {
+        self.lock().core.ip.fib().routes()
+    }
+
+    /// Adds a static route (Linux: `ip route add DST [via GW]`). With a gateway, the device
+    /// is the one the gateway is reachable through; without, the first device.
+    ///
+    /// ```no_run
+    /// # fn demo(stack: ustack::Stack) -> std::io::Result<()> {
+    /// stack.add_route("192.168.7.0/24".parse().unwrap(), Some("10.0.0.1".parse().unwrap()))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn add_route(&self, dst: Ipv4Cidr, gateway: Option<Ipv4Addr>) -> io::Result<()> {
+        let mut st = self.lock();
+        add_route_locked(&mut st, dst, gateway, None)
+    }
+
+    /// Removes a route added with [`add_route`](Self::add_route) (or a connected one).
+    pub fn remove_route(&self, dst: Ipv4Cidr, gateway: Option<Ipv4Addr>) -> io::Result<()> {
+        let mut st = self.lock();
+        st.core
+            .ip
+            .fib_mut()
+            .remove(dst.network(), gateway)
+            .map(|_| ())
+            .map_err(|e| io::Error::new(io::ErrorKind::NotFound, format!("{e:?}")))
+    }
+
+    /// Stops the driver task and releases the devices (a TUN device is closed). Sockets
+    /// of this stack fail afterwards. Dropping the last handle (and socket) does the same
+    /// without waiting.
+    ///
+    /// ```no_run
+    /// # async fn demo(stack: ustack::Stack) {
+    /// stack.shutdown().await;
+    /// # }
+    /// ```
+    pub async fn shutdown(&self) {
+        self.shared.signal.stop();
+        let handle = self
+            .shared
+            .driver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(h) = handle {
+            let _ = h.await;
+        }
+        let mut wakers = Vec::new();
+        let devices = {
+            let mut st = self.lock();
+            st.shut_down = true;
+            st.core.take_all_wakers(&mut wakers);
+            std::mem::take(&mut st.devices)
+        };
+        drop(devices);
+        // Blocked socket calls wake up and fail with "the ustack Stack has been shut down".
+        for w in wakers {
+            w.wake();
+        }
+        let mut cleared = DEFAULT_STACK.write().unwrap_or_else(|e| e.into_inner());
+        if cleared
+            .as_ref()
+            .is_some_and(|s| Arc::ptr_eq(&s.shared, &self.shared))
+        {
+            *cleared = None;
+        }
+    }
+
+    /// True while the driver task runs.
+    pub fn is_running(&self) -> bool {
+        self.shared
+            .driver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|h| !h.is_finished())
+    }
+
+    /// Number of TCP connections the engine tracks (including TIME_WAIT and orphans).
+    pub fn tcp_connection_count(&self) -> usize {
+        self.lock().core.tcp.connection_count()
+    }
+
+    /// A weak handle, for tests and for caches that must not keep the stack alive.
+    ///
+    /// ```no_run
+    /// # fn demo(stack: ustack::Stack) -> std::io::Result<()> {
+    /// let weak = stack.downgrade();
+    /// drop(stack);
+    /// assert!(weak.upgrade().is_none() || weak.upgrade().is_some());
+    /// # Ok(()) }
+    /// ```
+    pub fn downgrade(&self) -> WeakStack {
+        WeakStack {
+            shared: Arc::downgrade(&self.shared),
+        }
+    }
+}
+
+/// A handle that does not keep the stack alive (see [`Stack::downgrade`]).
+#[derive(Clone, Debug)]
+pub struct WeakStack {
+    shared: std::sync::Weak<Shared>,
+}
+
+impl WeakStack {
+    /// The stack, if it is still alive.
+    pub fn upgrade(&self) -> Option<Stack> {
+        self.shared.upgrade().map(|shared| Stack { shared })
+    }
+}
+
+pub(crate) fn shut_down_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "the ustack Stack has been shut down",
+    )
+}
+
+pub(crate) fn add_route_locked(
+    st: &mut State,
+    dst: Ipv4Cidr,
+    gateway: Option<Ipv4Addr>,
+    dev: Option<DevId>,
+) -> io::Result<()> {
+    let now = now();
+    let dev = match (dev, gateway) {
+        (Some(d), _) => d,
+        (None, Some(gw)) => {
+            st.core
+                .ip
+                .route_output(gw, now)
+                .map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("gateway {gw} is not reachable through any device: {e:?}"),
+                    )
+                })?
+                .dev
+        }
+        (None, None) => st.devices.first().map(|d| d.id).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "no device to route through")
+        })?,
+    };
+    let route = Route {
+        dst: dst.network(),
+        gateway,
+        dev,
+        metric: 0,
+        src: None,
+        kind: RouteKind::Static,
+    };
+    st.core
+        .ip
+        .fib_mut()
+        .add(route)
+        .map_err(|e| io::Error::new(io::ErrorKind::AlreadyExists, format!("{e:?}")))
+}

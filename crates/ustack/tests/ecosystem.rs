@@ -1,0 +1,140 @@
+//! ustack streams with the tokio ecosystem: tokio-util codecs, hyper, axum.
+
+mod common;
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use common::{pair, B};
+use futures::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio_util::codec::{Framed, LinesCodec};
+use ustack::net::{TcpListener, TcpStream};
+
+#[tokio::test]
+async fn framed_lines_codec() {
+    let (s1, s2) = pair().await;
+    let listener = TcpListener::bind_with(&s2, "0.0.0.0:1000").await.unwrap();
+    tokio::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        let mut f = Framed::new(s, LinesCodec::new());
+        while let Some(Ok(line)) = f.next().await {
+            f.send(line.to_uppercase()).await.unwrap();
+        }
+    });
+    let c = TcpStream::connect_with(&s1, (B, 1000)).await.unwrap();
+    let mut f = Framed::new(c, LinesCodec::new());
+    f.send("hello").await.unwrap();
+    f.send("framed world").await.unwrap();
+    assert_eq!(f.next().await.unwrap().unwrap(), "HELLO");
+    assert_eq!(f.next().await.unwrap().unwrap(), "FRAMED WORLD");
+}
+
+async fn hello(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let body = format!("hello {} {}", req.method(), req.uri().path());
+    Ok(Response::new(Full::new(Bytes::from(body))))
+}
+
+#[tokio::test]
+async fn hyper_client_and_server() {
+    let (s1, s2) = pair().await;
+    let listener = TcpListener::bind_with(&s2, "0.0.0.0:80").await.unwrap();
+    tokio::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(s), hyper::service::service_fn(hello))
+            .await
+            .unwrap();
+    });
+    let stream = TcpStream::connect_with(&s1, (B, 80)).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = Request::builder()
+        .uri("/ustack")
+        .header("host", "10.0.0.2")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"hello GET /ustack");
+}
+
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn axum_serve_on_a_ustack_listener() {
+    use axum::routing::get;
+    let (s1, s2) = pair().await;
+    let listener = TcpListener::bind_with(&s2, "0.0.0.0:3000").await.unwrap();
+    let app = axum::Router::new().route("/", get(|| async { "Hello from axum on ustack" }));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let stream = TcpStream::connect_with(&s1, (B, 3000)).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = Request::builder()
+        .uri("/")
+        .header("host", "10.0.0.2")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"Hello from axum on ustack");
+}
+
+#[tokio::test]
+async fn tls_over_ustack_with_tokio_rustls() {
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig};
+    use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+    let ck = rcgen::generate_simple_self_signed(vec!["ustack.test".to_string()]).unwrap();
+    let cert = ck.cert.der().clone();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.key_pair.serialize_der()));
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let server_cfg = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key)
+        .unwrap();
+    let mut roots = RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let client_cfg = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+
+    let (s1, s2) = pair().await;
+    let listener = TcpListener::bind_with(&s2, "0.0.0.0:443").await.unwrap();
+    let acceptor = TlsAcceptor::from(Arc::new(server_cfg));
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut tls = acceptor.accept(tcp).await.unwrap();
+        let mut buf = [0u8; 5];
+        tls.read_exact(&mut buf).await.unwrap();
+        tls.write_all(b"secret ").await.unwrap();
+        tls.write_all(&buf).await.unwrap();
+        tls.shutdown().await.unwrap();
+    });
+    let tcp = TcpStream::connect_with(&s1, (B, 443)).await.unwrap();
+    let connector = TlsConnector::from(Arc::new(client_cfg));
+    let mut tls = connector
+        .connect(ServerName::try_from("ustack.test").unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.write_all(b"hello").await.unwrap();
+    let mut resp = Vec::new();
+    tls.read_to_end(&mut resp).await.unwrap();
+    assert_eq!(resp, b"secret hello");
+}

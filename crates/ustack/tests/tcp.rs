@@ -1,0 +1,535 @@
+//! TCP through the facade: two stacks on an in-memory link.
+
+mod common;
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::{pair, A, B};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use ustack::net::{TcpListener, TcpStream};
+
+fn fnv1a(h: &mut u64, data: &[u8]) {
+    for b in data {
+        *h ^= u64::from(*b);
+        *h = h.wrapping_mul(0x100_0000_01b3);
+    }
+}
+
+async fn echo_server(listener: TcpListener) {
+    loop {
+        let Ok((mut s, _)) = listener.accept().await else {
+            return;
+        };
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if s.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+#[tokio::test]
+async fn tcp_echo() {
+    let (s1, s2) = pair().await;
+    let listener = TcpListener::bind_with(&s2, "0.0.0.0:7").await.unwrap();
+    assert_eq!(
+        listener.local_addr().unwrap(),
+        "0.0.0.0:7".parse::<SocketAddr>().unwrap()
+    );
+    tokio::spawn(echo_server(listener));
+    let mut c = TcpStream::connect_with(&s1, (B, 7)).await.unwrap();
+    assert_eq!(c.peer_addr().unwrap(), SocketAddr::from((B, 7)));
+    assert_eq!(c.local_addr().unwrap().ip(), A);
+    c.write_all(b"hello ustack").await.unwrap();
+    let mut buf = [0u8; 12];
+    c.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"hello ustack");
+    let info = c.info().unwrap();
+    assert_eq!(info.state, ustack::TcpState::Established);
+}
+
+#[tokio::test]
+async fn tcp_half_close() {
+    let (s1, s2) = pair().await;
+    let listener = TcpListener::bind_with(&s2, "10.0.0.2:80").await.unwrap();
+    let server = tokio::spawn(async move {
+        let (mut s, peer) = listener.accept().await.unwrap();
+        assert_eq!(peer.ip(), A);
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).await.unwrap(); // until the client's FIN
+        s.write_all(b"after your FIN: ").await.unwrap();
+        s.write_all(&got).await.unwrap();
+        s.shutdown().await.unwrap();
+    });
+    let mut c = TcpStream::connect_with(&s1, "10.0.0.2:80").await.unwrap();
+    c.write_all(b"request").await.unwrap();
+    c.shutdown().await.unwrap();
+    let mut resp = String::new();
+    c.read_to_string(&mut resp).await.unwrap();
+    assert_eq!(resp, "after your FIN: request");
+    // Reads after FIN keep returning 0.
+    assert_eq!(c.read(&mut [0u8; 4]).await.unwrap(), 0);
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn tcp_8mib_transfer_with_hash() {
+    let (s1, s2) = pair().await;
+    let listener = TcpListener::bind_with(&s2, "0.0.0.0:5001").await.unwrap();
+    const LEN: usize = 8 << 20;
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0;
+        loop {
+            let n = s.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            fnv1a(&mut h, &buf[..n]);
+            total += n;
+        }
+        s.write_all(&h.to_be_bytes()).await.unwrap();
+        (total, h)
+    });
+    let mut c = TcpStream::connect_with(&s1, (B, 5001)).await.unwrap();
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    let mut sent = 0usize;
+    let mut chunk = vec![0u8; 100_000];
+    let mut x = 1u32;
+    while sent < LEN {
+        let n = chunk.len().min(LEN - sent);
+        for b in &mut chunk[..n] {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            *b = x as u8;
+        }
+        fnv1a(&mut h, &chunk[..n]);
+        c.write_all(&chunk[..n]).await.unwrap();
+        sent += n;
+    }
+    c.shutdown().await.unwrap();
+    let mut theirs = [0u8; 8];
+    c.read_exact(&mut theirs).await.unwrap();
+    let (total, sh) = server.await.unwrap();
+    assert_eq!(total, LEN);
+    assert_eq!(sh, h);
+    assert_eq!(u64::from_be_bytes(theirs), h);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_200_concurrent_connections() {
+    let (s1, s2) = pair().await;
+    let listener = TcpListener::bind_with(&s2, "0.0.0.0:9").await.unwrap();
+    tokio::spawn(echo_server(listener));
+    let mut tasks = Vec::new();
+    for i in 0..200u32 {
+        let s1 = s1.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = TcpStream::connect_with(&s1, (B, 9)).await.unwrap();
+            let msg = format!("connection {i}");
+            c.write_all(msg.as_bytes()).await.unwrap();
+            let mut buf = vec![0u8; msg.len()];
+            c.read_exact(&mut buf).await.unwrap();
+            assert_eq!(buf, msg.as_bytes());
+        }));
+    }
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(30), t)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn tcp_connection_refused() {
+    let (s1, _s2) = pair().await;
+    let err = TcpStream::connect_with(&s1, (B, 1)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+}
+
+#[tokio::test]
+async fn tcp_addr_in_use() {
+    let (_s1, s2) = pair().await;
+    let _l = TcpListener::bind_with(&s2, "0.0.0.0:8080").await.unwrap();
+    let err = TcpListener::bind_with(&s2, "0.0.0.0:8080")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AddrInUse);
+}
+
+#[tokio::test(start_paused = true)]
+async fn tcp_connect_timeout() {
+    let (s1, _s2) = pair().await;
+    // Nobody owns 10.0.0.9: the SYNs go unanswered until the retries are used up.
+    let start = tokio::time::Instant::now();
+    let err = TcpStream::connect_with(&s1, "10.0.0.9:80")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut);
+    assert!(
+        start.elapsed() >= Duration::from_secs(60),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn tcp_connect_unrouted() {
+    let (s1, _s2) = pair().await;
+    let err = TcpStream::connect_with(&s1, "192.168.200.1:80")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NetworkUnreachable);
+}
+
+#[tokio::test]
+async fn tcp_reset_by_linger_zero() {
+    let (s1, s2) = pair().await;
+    let listener = TcpListener::bind_with(&s2, "0.0.0.0:81").await.unwrap();
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        s.set_linger(Some(Duration::ZERO)).unwrap();
+        assert_eq!(s.linger().unwrap(), Some(Duration::ZERO));
+        // Wait until the client saw its connect succeed (an RST before that makes connect
+        // itself fail with ConnectionReset, as on Linux).
+        go_rx.await.unwrap();
+        drop(s); // RST
+    });
+    let mut c = TcpStream::connect_with(&s1, (B, 81)).await.unwrap();
+    go_tx.send(()).unwrap();
+    server.await.unwrap();
+    let err = c.read(&mut [0u8; 16]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionReset);
+}
+
+#[tokio::test]
+async fn tcp_drop_with_unread_data_sends_rst() {
+    let (s1, s2) = pair().await;
+    let listener = TcpListener::bind_with(&s2, "0.0.0.0:82").await.unwrap();
+    let mut c = TcpStream::connect_with(&s1, (B, 82)).await.unwrap();
+    let (s, _) = listener.accept().await.unwrap();
+    c.write_all(b"never read").await.unwrap();
+    s.readable().await.unwrap();
+    drop(s); // unread data: RST, not FIN
+    let err = c.read(&mut [0u8; 16]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionReset);
+}
+
+#[tokio::test]
+async fn tcp_graceful_drop_gives_eof() {
+    let (s1, s2) = pair().await;
+    let listener = TcpListener::bind_with(&s2, "0.0.0.0:83").await.unwrap();
+    let mut c = TcpStream::connect_with(&s1, (B, 83)).await.unwrap();
+    let (mut s, _) = listener.accept().await.unwrap();
+    s.write_all(b"bye").await.unwrap();
+    drop(s);
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got, b"bye");
+}
+
+#[tokio::test]
+async fn tcp_split_peek_try_and_options() {
+    let (s1, s2) = pair().await;
+    let listener = TcpListener::bind_with(&s2, "0.0.0.0:84").await.unwrap();
+    tokio::spawn(echo_server(listener));
+    let mut c = TcpStream::connect_with(&s1, (B, 84)).await.unwrap();
+    c.set_nodelay(true).unwrap();
+    assert!(c.nodelay().unwrap());
+    c.set_ttl(33).unwrap();
+    assert_eq!(c.ttl().unwrap(), 33);
+    assert_eq!(
+        c.try_read(&mut [0u8; 4]).unwrap_err().kind(),
+        ErrorKind::WouldBlock
+    );
+    c.writable().await.unwrap();
+    assert_eq!(c.try_write(b"ping").unwrap(), 4);
+    let ready = c.ready(Interest::READABLE).await.unwrap();
+    assert!(ready.is_readable());
+    let mut b = [0u8; 4];
+    let n = c.peek(&mut b).await.unwrap();
+    assert_eq!(&b[..n], &b"ping"[..n]);
+    c.read_exact(&mut b).await.unwrap();
+    assert_eq!(&b, b"ping");
+    {
+        let (mut r, mut w) = c.split();
+        w.write_all(b"split").await.unwrap();
+        let mut b = [0u8; 5];
+        r.read_exact(&mut b).await.unwrap();
+        assert_eq!(&b, b"split");
+    }
+    let (mut r, mut w) = c.into_split();
+    let writer = tokio::spawn(async move {
+        let n = w
+            .write_vectored(&[std::io::IoSlice::new(b"ab"), std::io::IoSlice::new(b"cd")])
+            .await
+            .unwrap();
+        assert_eq!(n, 4);
+        w
+    });
+    let w = writer.await.unwrap();
+    let mut b = [0u8; 4];
+    r.read_exact(&mut b).await.unwrap();
+    assert_eq!(&b, b"abcd");
+    let c = r.reunite(w).unwrap();
+    assert!(c.is_write_vectored_probe());
+}
+
+trait Probe {
+    fn is_write_vectored_probe(&self) -> bool;
+}
+impl Probe for TcpStream {
+    fn is_write_vectored_probe(&self) -> bool {
+        tokio::io::AsyncWrite::is_write_vectored(self)
+    }
+}
+
+#[tokio::test]
+async fn tcp_reunite_rejects_foreign_halves() {
+    let (s1, s2) = pair().await;
+    let listener = TcpListener::bind_with(&s2, "0.0.0.0:85").await.unwrap();
+    tokio::spawn(echo_server(listener));
+    let c1 = TcpStream::connect_with(&s1, (B, 85)).await.unwrap();
+    let c2 = TcpStream::connect_with(&s1, (B, 85)).await.unwrap();
+    let (r1, _w1) = c1.into_split();
+    let (_r2, w2) = c2.into_split();
+    assert!(r1.reunite(w2).is_err());
+}
+
+#[tokio::test]
+async fn tcp_transparent_listener_sees_original_destination() {
+    let (s1, s2) = pair().await;
+    let listener = TcpListener::bind_any_with(&s2).await.unwrap();
+    // s1 routes everything to s2 (which does not own 203.0.113.7).
+    s1.add_route("203.0.113.0/24".parse().unwrap(), Some(B))
+        .unwrap();
+    let client = tokio::spawn({
+        let s1 = s1.clone();
+        async move {
+            let mut c = TcpStream::connect_with(&s1, "203.0.113.7:443")
+                .await
+                .unwrap();
+            c.write_all(b"x").await.unwrap();
+            c
+        }
+    });
+    let (mut s, peer) = listener.accept().await.unwrap();
+    assert_eq!(peer.ip(), A);
+    assert_eq!(
+        s.local_addr().unwrap(),
+        "203.0.113.7:443".parse::<SocketAddr>().unwrap()
+    );
+    let mut b = [0u8; 1];
+    s.read_exact(&mut b).await.unwrap();
+    drop(client.await.unwrap());
+}
+
+#[tokio::test(start_paused = true)]
+async fn tcp_transfer_over_lossy_delayed_link() {
+    use ustack::netdev::mem::{MemLink, MemLinkConfig};
+    use ustack::{FaultConfig, Stack};
+    let (a, b) = MemLink::pair(MemLinkConfig::default());
+    let fault = |seed| FaultConfig {
+        loss: 0.02,
+        delay: Duration::from_millis(10),
+        jitter: Duration::from_millis(2),
+        seed,
+        ..FaultConfig::default()
+    };
+    let s1 = Stack::builder()
+        .device(a)
+        .addr("10.0.0.1/24".parse().unwrap())
+        .fault(fault(1))
+        .build()
+        .await
+        .unwrap();
+    let s2 = Stack::builder()
+        .device(b)
+        .addr("10.0.0.2/24".parse().unwrap())
+        .fault(fault(2))
+        .build()
+        .await
+        .unwrap();
+    let listener = TcpListener::bind_with(&s2, "0.0.0.0:5002").await.unwrap();
+    const LEN: usize = 1 << 20;
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        let mut buf = vec![0u8; 32 * 1024];
+        let mut total = 0;
+        loop {
+            let n = s.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            fnv1a(&mut h, &buf[..n]);
+            total += n;
+        }
+        (total, h)
+    });
+    let mut c = TcpStream::connect_with(&s1, (B, 5002)).await.unwrap();
+    let data: Vec<u8> = (0..LEN).map(|i| (i * 7 % 251) as u8).collect();
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    fnv1a(&mut h, &data);
+    c.write_all(&data).await.unwrap();
+    c.shutdown().await.unwrap();
+    let (total, sh) = tokio::time::timeout(Duration::from_secs(600), server)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((total, sh), (LEN, h));
+    let st = s1.stats();
+    assert!(
+        st.tcp.retrans_segs > 0,
+        "2% loss must cause retransmissions: {:?}",
+        st.tcp
+    );
+}
+
+#[tokio::test]
+async fn tcp_backpressure_waits_for_the_reader() {
+    let (s1, s2) = pair().await;
+    let listener = TcpListener::bind_with(&s2, "0.0.0.0:86").await.unwrap();
+    let mut c = TcpStream::connect_with(&s1, (B, 86)).await.unwrap();
+    let (mut s, _) = listener.accept().await.unwrap();
+    c.set_send_buffer_size(4096).unwrap();
+    s.set_recv_buffer_size(4096).unwrap();
+    // Without a reader, the sender fills the peer's window and its own buffer, then stops.
+    let mut sent = 0usize;
+    loop {
+        match c.try_write(&[0x5a; 1024]) {
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) => panic!("{e}"),
+        }
+        assert!(sent < 4 << 20, "the send side never pushed back");
+    }
+    let blocked =
+        tokio::time::timeout(Duration::from_millis(50), c.write_all(&[1u8; 64 * 1024])).await;
+    assert!(blocked.is_err(), "write_all must wait while nobody reads");
+    // A reader frees space; the writer resumes and everything arrives.
+    let reader = tokio::spawn(async move {
+        let mut total = 0usize;
+        let mut buf = vec![0u8; 8192];
+        loop {
+            let n = s.read(&mut buf).await.unwrap();
+            if n == 0 {
+                return total;
+            }
+            total += n;
+        }
+    });
+    c.write_all(&[2u8; 64 * 1024]).await.unwrap();
+    c.shutdown().await.unwrap();
+    let total = reader.await.unwrap();
+    // What the timed-out write_all had queued before it was dropped also arrived.
+    assert!(total >= sent + 64 * 1024, "{total} < {}", sent + 64 * 1024);
+}
+
+#[tokio::test]
+async fn tcp_extra_socket_options() {
+    let (s1, s2) = pair().await;
+    let _listener = TcpListener::bind_with(&s2, "0.0.0.0:87").await.unwrap();
+    let c = TcpStream::connect_with(&s1, (B, 87)).await.unwrap();
+    c.set_congestion(ustack::CcAlgorithm::Reno).unwrap();
+    assert_eq!(c.congestion().unwrap(), ustack::CcAlgorithm::Reno);
+    let ka = ustack::KeepaliveConfig {
+        idle: Duration::from_secs(30),
+        interval: Duration::from_secs(5),
+        count: 3,
+    };
+    c.set_keepalive(Some(ka)).unwrap();
+    assert_eq!(c.keepalive().unwrap(), Some(ka));
+    c.set_recv_buffer_size(256 * 1024).unwrap();
+    assert!(c.recv_buffer_size().unwrap() >= 64 * 1024);
+    c.set_send_buffer_size(128 * 1024).unwrap();
+    assert!(c.send_buffer_size().unwrap() >= 64 * 1024);
+    let info = c.info().unwrap();
+    assert!(info.snd_mss > 0);
+    assert!(s1.stats().tcp.active_opens >= 1);
+    assert!(s1.tcp_connection_count() >= 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn tcp_keepalive_detects_a_dead_peer() {
+    use ustack::netdev::mem::{MemLink, MemLinkConfig};
+    use ustack::Stack;
+    let (a, b) = MemLink::pair(MemLinkConfig::default());
+    let link = a.handle();
+    let s1 = Stack::builder()
+        .device(a)
+        .addr("10.0.0.1/24".parse().unwrap())
+        .build()
+        .await
+        .unwrap();
+    let s2 = Stack::builder()
+        .device(b)
+        .addr("10.0.0.2/24".parse().unwrap())
+        .build()
+        .await
+        .unwrap();
+    let listener = TcpListener::bind_with(&s2, "0.0.0.0:88").await.unwrap();
+    let mut c = TcpStream::connect_with(&s1, (B, 88)).await.unwrap();
+    let _server_side = listener.accept().await.unwrap();
+    c.set_keepalive(Some(ustack::KeepaliveConfig {
+        idle: Duration::from_secs(10),
+        interval: Duration::from_secs(2),
+        count: 3,
+    }))
+    .unwrap();
+    link.set_up(false); // the peer vanishes without a FIN or RST
+    let start = tokio::time::Instant::now();
+    let err = c.read(&mut [0u8; 8]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut);
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_secs(10) && waited <= Duration::from_secs(30),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn tcp_cancelled_connects_leave_nothing_behind() {
+    let (s1, _s2) = pair().await;
+    for _ in 0..50 {
+        let r = tokio::time::timeout(
+            Duration::from_millis(100),
+            TcpStream::connect_with(&s1, "10.0.0.9:80"),
+        )
+        .await;
+        assert!(r.is_err(), "nobody answers at 10.0.0.9");
+    }
+    assert_eq!(
+        s1.tcp_connection_count(),
+        0,
+        "dropping a connect future releases its socket"
+    );
+}
+
+#[tokio::test]
+async fn tcp_listener_drop_refuses_new_connections() {
+    let (s1, s2) = pair().await;
+    let listener = TcpListener::bind_with(&s2, "0.0.0.0:89").await.unwrap();
+    let c = TcpStream::connect_with(&s1, (B, 89)).await.unwrap();
+    drop(listener);
+    drop(c);
+    let err = TcpStream::connect_with(&s1, (B, 89)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+    // The port is free again.
+    let _again = TcpListener::bind_with(&s2, "0.0.0.0:89").await.unwrap();
+}

@@ -1,0 +1,116 @@
+//! UDP over two stacks on an in-memory link.
+
+mod common;
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::pair;
+use ustack::net::UdpSocket;
+
+#[tokio::test]
+async fn udp_echo() {
+    let (s1, s2) = pair().await;
+    let server = Arc::new(UdpSocket::bind_with(&s2, "0.0.0.0:7").await.unwrap());
+    let srv = server.clone();
+    let task = tokio::spawn(async move {
+        let mut buf = [0u8; 2048];
+        for _ in 0..3 {
+            let (n, from) = srv.recv_from(&mut buf).await.unwrap();
+            srv.send_to(&buf[..n], from).await.unwrap();
+        }
+    });
+    let client = UdpSocket::bind_with(&s1, "0.0.0.0:0").await.unwrap();
+    let local = client.local_addr().unwrap();
+    assert_ne!(local.port(), 0);
+    for msg in [&b"one"[..], &b"two two"[..], &[7u8; 1400][..]] {
+        client.send_to(msg, "10.0.0.2:7").await.unwrap();
+        let mut buf = [0u8; 2048];
+        let (n, from) = client.recv_from(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], msg);
+        assert_eq!(from, "10.0.0.2:7".parse::<SocketAddr>().unwrap());
+    }
+    task.await.unwrap();
+    assert!(s2.stats().udp.in_datagrams >= 3);
+}
+
+#[tokio::test]
+async fn udp_connect_send_recv_peek() {
+    let (s1, s2) = pair().await;
+    let a = UdpSocket::bind_with(&s1, "10.0.0.1:4000").await.unwrap();
+    let b = UdpSocket::bind_with(&s2, "10.0.0.2:4001").await.unwrap();
+    a.connect("10.0.0.2:4001").await.unwrap();
+    assert_eq!(
+        a.peer_addr().unwrap(),
+        "10.0.0.2:4001".parse::<SocketAddr>().unwrap()
+    );
+    b.connect("10.0.0.1:4000").await.unwrap();
+    assert_eq!(
+        b.try_recv(&mut [0u8; 4]).unwrap_err().kind(),
+        ErrorKind::WouldBlock
+    );
+    a.send(b"hello").await.unwrap();
+    let mut buf = [0u8; 16];
+    let (n, from) = b.peek_from(&mut buf).await.unwrap();
+    assert_eq!(
+        (&buf[..n], from),
+        (&b"hello"[..], "10.0.0.1:4000".parse().unwrap())
+    );
+    b.readable().await.unwrap();
+    let n = b.recv(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], b"hello");
+    b.send(b"back").await.unwrap();
+    let n = a.recv(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], b"back");
+    a.writable().await.unwrap();
+    a.set_ttl(9).unwrap();
+    assert_eq!(a.ttl().unwrap(), 9);
+}
+
+#[tokio::test]
+async fn udp_truncates_long_datagrams() {
+    let (s1, s2) = pair().await;
+    let a = UdpSocket::bind_with(&s1, "0.0.0.0:0").await.unwrap();
+    let b = UdpSocket::bind_with(&s2, "0.0.0.0:9000").await.unwrap();
+    a.send_to(&[1u8; 100], "10.0.0.2:9000").await.unwrap();
+    a.send_to(&[2u8; 3], "10.0.0.2:9000").await.unwrap();
+    let mut small = [0u8; 10];
+    let (n, _) = b.recv_from(&mut small).await.unwrap();
+    assert_eq!(n, 10);
+    let (n, _) = b.recv_from(&mut small).await.unwrap();
+    assert_eq!(&small[..n], &[2u8; 3]);
+}
+
+#[tokio::test]
+async fn udp_addr_in_use() {
+    let (s1, _s2) = pair().await;
+    let _a = UdpSocket::bind_with(&s1, "0.0.0.0:5353").await.unwrap();
+    let err = UdpSocket::bind_with(&s1, "0.0.0.0:5353").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AddrInUse);
+}
+
+#[tokio::test]
+async fn udp_port_unreachable_is_connection_refused() {
+    let (s1, _s2) = pair().await;
+    let a = UdpSocket::bind_with(&s1, "0.0.0.0:0").await.unwrap();
+    a.connect("10.0.0.2:9").await.unwrap();
+    a.send(b"anyone?").await.unwrap();
+    let mut buf = [0u8; 8];
+    let err = tokio::time::timeout(Duration::from_secs(2), a.recv(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+}
+
+#[tokio::test]
+async fn udp_unrouted_send_fails() {
+    let (s1, _s2) = pair().await;
+    let a = UdpSocket::bind_with(&s1, "0.0.0.0:0").await.unwrap();
+    let err = a.send_to(b"x", "192.168.77.1:53").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NetworkUnreachable);
+    let err = a.send(b"x").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotConnected);
+}

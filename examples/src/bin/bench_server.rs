@@ -1,0 +1,106 @@
+//! The three-port benchmark protocol on a ustack stack over a TUN device:
+//! - 5001 sink: read to EOF, then reply with the byte count as a big-endian u64 and close;
+//! - 5002 echo: write back everything read, close after EOF;
+//! - 5003 close: read one byte, then close.
+
+use clap::Parser;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use ustack::net::{TcpListener, TcpStream};
+use ustack_examples::{init_tracing, shutdown_signal, StackArgs};
+
+/// Benchmark servers (sink 5001, echo 5002, close 5003) on ustack.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    #[command(flatten)]
+    stack: StackArgs,
+    /// First of the three ports (sink); echo is +1, close +2.
+    #[arg(long, default_value_t = 5001)]
+    base_port: u16,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    Sink,
+    Echo,
+    Close,
+}
+
+async fn handle(mut s: TcpStream, mode: Mode) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    match mode {
+        Mode::Sink => {
+            loop {
+                let n = s.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                total += n as u64;
+            }
+            s.write_all(&total.to_be_bytes()).await?;
+            s.shutdown().await?;
+        }
+        Mode::Echo => loop {
+            let n = s.read(&mut buf).await?;
+            if n == 0 {
+                s.shutdown().await?;
+                break;
+            }
+            s.write_all(&buf[..n]).await?;
+            total += n as u64;
+        },
+        Mode::Close => {
+            let n = s.read(&mut buf[..1]).await?;
+            total = n as u64;
+            s.shutdown().await?;
+        }
+    }
+    Ok(total)
+}
+
+async fn serve(l: TcpListener, mode: Mode) {
+    loop {
+        match l.accept().await {
+            Ok((s, peer)) => {
+                tokio::spawn(async move {
+                    match handle(s, mode).await {
+                        Ok(n) => tracing::debug!(%peer, ?mode, bytes = n, "done"),
+                        Err(e) => tracing::info!(%peer, ?mode, "connection error: {e}"),
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(?mode, "accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    init_tracing();
+    let cli = Cli::parse();
+    let stack = cli.stack.build().await?;
+    let p = cli.base_port;
+    let sink = TcpListener::bind(("0.0.0.0", p)).await?;
+    let echo = TcpListener::bind(("0.0.0.0", p + 1)).await?;
+    let close = TcpListener::bind(("0.0.0.0", p + 2)).await?;
+    println!(
+        "bench_server: ready on {}: sink {}, echo {}, close {}",
+        cli.stack.addr.addr(),
+        p,
+        p + 1,
+        p + 2
+    );
+    tokio::select! {
+        _ = serve(sink, Mode::Sink) => {}
+        _ = serve(echo, Mode::Echo) => {}
+        _ = serve(close, Mode::Close) => {}
+        _ = shutdown_signal() => {}
+    }
+    stack.shutdown().await;
+    println!("bench_server: stopped");
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! TCP echo (port 7), TCP discard (port 9) and UDP echo (port 7) on a ustack stack over a
+//! TUN device. ICMP echo is answered by the stack itself; every other port is closed.
+//!
+//! ```sh
+//! sudo ip tuntap add dev tun0 mode tun && sudo ip addr add 10.0.0.1/24 dev tun0 && sudo ip link set tun0 up
+//! sudo echo_server --tun tun0 --addr 10.0.0.2/24
+//! # elsewhere: ping 10.0.0.2; nc 10.0.0.2 7; nc -u 10.0.0.2 7
+//! ```
+
+use clap::Parser;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use ustack::net::{TcpListener, TcpStream, UdpSocket};
+use ustack_examples::{init_tracing, shutdown_signal, StackArgs};
+
+/// Echo (TCP and UDP port 7) and discard (TCP port 9) servers on ustack.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    #[command(flatten)]
+    stack: StackArgs,
+}
+
+async fn echo(mut s: TcpStream) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = s.read(&mut buf).await?;
+        if n == 0 {
+            s.shutdown().await?;
+            return Ok(total);
+        }
+        s.write_all(&buf[..n]).await?;
+        total += n as u64;
+    }
+}
+
+async fn discard(mut s: TcpStream) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = s.read(&mut buf).await?;
+        if n == 0 {
+            s.shutdown().await?;
+            return Ok(total);
+        }
+        total += n as u64;
+    }
+}
+
+async fn serve_tcp(l: TcpListener, name: &'static str, echo_mode: bool) {
+    loop {
+        match l.accept().await {
+            Ok((s, peer)) => {
+                tokio::spawn(async move {
+                    let r = if echo_mode {
+                        echo(s).await
+                    } else {
+                        discard(s).await
+                    };
+                    match r {
+                        Ok(n) => tracing::info!(%peer, bytes = n, "{name}: connection done"),
+                        Err(e) => tracing::info!(%peer, "{name}: connection error: {e}"),
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!("{name}: accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+async fn serve_udp(sock: UdpSocket) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match sock.recv_from(&mut buf).await {
+            Ok((n, peer)) => {
+                if let Err(e) = sock.send_to(&buf[..n], peer).await {
+                    tracing::info!(%peer, "udp echo: send failed: {e}");
+                }
+            }
+            Err(e) => {
+                tracing::info!("udp echo: recv failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    init_tracing();
+    let cli = Cli::parse();
+    let stack = cli.stack.build().await?;
+    let echo_l = TcpListener::bind("0.0.0.0:7").await?;
+    let discard_l = TcpListener::bind("0.0.0.0:9").await?;
+    let udp = UdpSocket::bind("0.0.0.0:7").await?;
+    println!(
+        "echo_server: ready on {} (dev {}): tcp echo 7, tcp discard 9, udp echo 7",
+        cli.stack.addr.addr(),
+        cli.stack.tun
+    );
+    tokio::select! {
+        _ = serve_tcp(echo_l, "tcp echo", true) => {}
+        _ = serve_tcp(discard_l, "tcp discard", false) => {}
+        _ = serve_udp(udp) => {}
+        _ = shutdown_signal() => {}
+    }
+    stack.shutdown().await;
+    println!("echo_server: stopped");
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! Issue 6: ustack clients against kernel servers in the namespace: the hyper-based
+//! `http_client` against `python3 -m http.server`, and a bulk transfer to a kernel sink.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::time::Duration;
+
+use ustack_integration_tests::{
+    example_bin, kv, pattern_byte, require_root, require_tool, Proc, TunNet, HOST_IP, PREFIX,
+    STACK_IP,
+};
+
+fn stack_client(net: &TunNet, bin: &str, args: &[&str]) -> Proc {
+    let addr = format!("{STACK_IP}/{PREFIX}");
+    let mut cmd = net.ns.cmd(example_bin(bin));
+    cmd.args(["--tun", &net.tun, "--addr", &addr]).args(args);
+    Proc::spawn(bin, cmd)
+}
+
+#[test]
+fn http_client_against_python_http_server() {
+    require_root!();
+    require_tool!("python3");
+    let net = TunNet::new("pyhttp");
+    let dir = std::env::temp_dir().join(format!("{}-www", net.ns.name()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let body: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(dir.join("blob.bin"), &body).unwrap();
+    let want = ustack_integration_tests::sha256(&body);
+    let dir_s = dir.display().to_string();
+    let py = net.ns.spawn(
+        "python3 http.server",
+        "python3",
+        &[
+            "-m",
+            "http.server",
+            "8000",
+            "--bind",
+            HOST_IP,
+            "--directory",
+            &dir_s,
+        ],
+    );
+    // Wait until it listens.
+    let mut listening = false;
+    for _ in 0..100 {
+        if net.ns.sh("ss -ltnH").contains(":8000") {
+            listening = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        listening,
+        "python3 http.server did not start:\n{}",
+        py.output()
+    );
+
+    let client = stack_client(
+        &net,
+        "http_client",
+        &[
+            "--fail",
+            "--timeout",
+            "60",
+            &format!("http://{HOST_IP}:8000/blob.bin"),
+        ],
+    );
+    let (ok, out) = client.wait(Duration::from_secs(90));
+    println!("{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(ok, "http_client failed");
+    assert!(out.contains("200 OK"), "status line missing");
+    assert!(
+        out.to_ascii_lowercase().contains("content-length: 3000000"),
+        "headers missing"
+    );
+    assert!(
+        out.contains(&format!("sha256: {want}")),
+        "body hash differs (want {want})"
+    );
+    drop(py);
+}
+
+#[test]
+fn bulk_transfer_to_kernel_sink() {
+    require_root!();
+    let net = TunNet::new("sink");
+    let n: u64 = 32 * 1024 * 1024;
+    // The kernel sink: read to EOF checking the pattern, reply with the count, close.
+    let sink = net.ns.thread(move || -> Result<(u64, bool), String> {
+        let l = TcpListener::bind((HOST_IP, 9001)).map_err(|e| e.to_string())?;
+        let (mut s, _) = l.accept().map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(60)))
+            .map_err(|e| e.to_string())?;
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut total = 0u64;
+        let mut ok = true;
+        loop {
+            let k = s.read(&mut buf).map_err(|e| e.to_string())?;
+            if k == 0 {
+                break;
+            }
+            ok &= buf[..k]
+                .iter()
+                .enumerate()
+                .all(|(i, b)| *b == pattern_byte(total + i as u64));
+            total += k as u64;
+        }
+        s.write_all(&total.to_be_bytes())
+            .map_err(|e| e.to_string())?;
+        Ok((total, ok))
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let client = stack_client(
+        &net,
+        "tcp_client",
+        &[
+            "--connect",
+            &format!("{HOST_IP}:9001"),
+            "--send",
+            &n.to_string(),
+            "--timeout",
+            "90",
+        ],
+    );
+    let (ok, out) = client.wait(Duration::from_secs(120));
+    println!("{out}");
+    assert!(ok, "tcp_client failed");
+    let (total, pattern_ok) = sink.join().expect("sink thread").expect("sink");
+    assert_eq!(total, n, "kernel sink byte count");
+    assert!(pattern_ok, "kernel sink saw corrupted data");
+    let line = out
+        .lines()
+        .find(|l| l.contains("sent="))
+        .expect("summary line");
+    let m = kv(line);
+    assert_eq!(m["sent"], n.to_string());
+    assert_eq!(m["received"], "8");
+}

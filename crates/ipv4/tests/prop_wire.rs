@@ -163,5 +163,8 @@ proptest! {
 
 /// Number of cases: `default`, or `PROPTEST_CASES` from the environment to run longer.
 fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }

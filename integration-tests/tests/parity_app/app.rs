@@ -71,6 +71,49 @@ trait Net: Clone + Send + Sync + 'static {
 #[derive(Clone)]
 struct Kernel;
 
+/// `tokio::net` with `TCP_SYNCNT = 1` on each connecting socket: an unanswered connect
+/// gives up after one SYN retransmission (about 3 s). Used only for the timed-out check, so
+/// the other checks run with the kernel's default SYN retries.
+#[derive(Clone)]
+struct KernelSynCnt1;
+
+impl Net for KernelSynCnt1 {
+    type Listener = tokio::net::TcpListener;
+    type Stream = tokio::net::TcpStream;
+
+    fn bind(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Self::Listener>> + Send {
+        Kernel.bind(addr)
+    }
+    async fn connect(&self, addr: SocketAddr) -> io::Result<Self::Stream> {
+        use std::os::fd::AsRawFd;
+        let sock = tokio::net::TcpSocket::new_v4()?;
+        let one: libc::c_int = 1;
+        // SAFETY: a valid socket fd and a pointer to a live c_int of the stated size.
+        let rc = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_SYNCNT,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        sock.connect(addr).await
+    }
+    async fn accept(l: &Self::Listener) -> io::Result<Self::Stream> {
+        Kernel::accept(l).await
+    }
+    fn local_addr(l: &Self::Listener) -> io::Result<SocketAddr> {
+        Kernel::local_addr(l)
+    }
+    fn set_zero_linger(s: &Self::Stream) -> io::Result<()> {
+        Kernel::set_zero_linger(s)
+    }
+}
+
 impl Net for Kernel {
     type Listener = tokio::net::TcpListener;
     type Stream = tokio::net::TcpStream;
@@ -434,13 +477,14 @@ async fn addr_in_use<S: Net>(server: &S, ip: Ipv4Addr) -> io::Result<String> {
 }
 
 /// The application: every check, the server role on `server` at `ip`, the client role on
-/// `client`; `silent` is an address on the client's network that never answers.
-async fn suite<S: Net, C: Net>(
+/// `client`; the timed-out check connects with `slow.0` (a client configured to give up
+/// after one SYN retransmission) to `slow.1`, an address that never answers.
+async fn suite<S: Net, C: Net, T: Net>(
     label: &str,
     server: S,
     ip: Ipv4Addr,
     client: C,
-    silent: Ipv4Addr,
+    slow: (T, Ipv4Addr),
 ) -> Vec<String> {
     let s = Duration::from_secs;
     println!("SUITE {label}");
@@ -454,22 +498,34 @@ async fn suite<S: Net, C: Net>(
         check("refused", s(20), refused(srv, ip, cli)).await,
         check("reset (linger 0)", s(20), reset(srv, ip, cli, false)).await,
         check("reset (unread data)", s(20), reset(srv, ip, cli, true)).await,
-        check("timed out", s(30), timed_out(cli, silent)).await,
+        check("timed out", s(30), timed_out(&slow.0, slow.1)).await,
         check("address in use", s(20), addr_in_use(srv, ip)).await,
     ];
     println!("END {label}");
     out
 }
 
-/// A stack setting that makes an unanswered connect give up in about 3 s, like the
-/// kernel with `net.ipv4.tcp_syn_retries = 1` (SYN, one retransmission after 1 s, then
-/// 2 s more).
-fn tcp_config() -> ustack::TcpConfig {
-    ustack::TcpConfig {
-        syn_retries: 1,
-        ..Default::default()
-    }
+/// A stack whose unanswered connects give up in about 3 s, like a kernel socket with
+/// `TCP_SYNCNT = 1` (SYN, one retransmission after 1 s, then 2 s more), on an in-memory
+/// link whose other end (returned, kept alive) nobody reads: [`BLACKHOLE_SILENT`] never
+/// answers. The suites' own stacks keep the default SYN retries.
+async fn blackhole_stack() -> io::Result<(Ustack, ustack::netdev::mem::MemDevice)> {
+    use ustack::netdev::mem::{MemLink, MemLinkConfig};
+    let (a, b) = MemLink::pair(MemLinkConfig::default());
+    let stack = ustack::Stack::builder()
+        .device(a)
+        .addr("10.0.9.1/24".parse().map_err(io::Error::other)?)
+        .tcp_config(ustack::TcpConfig {
+            syn_retries: 1,
+            ..Default::default()
+        })
+        .build()
+        .await?;
+    Ok((Ustack(stack), b))
 }
+
+/// The unanswered address on the black-hole stack's link.
+const BLACKHOLE_SILENT: Ipv4Addr = Ipv4Addr::new(10, 0, 9, 99);
 
 fn raise_fd_limit() {
     let mut lim = libc::rlimit {
@@ -489,7 +545,7 @@ async fn run(args: &[String]) -> io::Result<()> {
     match args.first().map(String::as_str) {
         Some("kernel") => {
             let lo = Ipv4Addr::LOCALHOST;
-            suite("kernel", Kernel, lo, Kernel, KERNEL_SILENT).await;
+            suite("kernel", Kernel, lo, Kernel, (KernelSynCnt1, KERNEL_SILENT)).await;
         }
         Some("memlink") => {
             use ustack::netdev::mem::{MemLink, MemLinkConfig};
@@ -497,19 +553,18 @@ async fn run(args: &[String]) -> io::Result<()> {
             let server = ustack::Stack::builder()
                 .device(a)
                 .addr("10.0.0.1/24".parse().map_err(io::Error::other)?)
-                .tcp_config(tcp_config())
                 .build()
                 .await?;
             let client = ustack::Stack::builder()
                 .device(b)
                 .addr("10.0.0.2/24".parse().map_err(io::Error::other)?)
-                .tcp_config(tcp_config())
                 .build()
                 .await?;
             let ip = Ipv4Addr::new(10, 0, 0, 1);
-            let silent = Ipv4Addr::new(10, 0, 0, 99);
             let (s, c) = (Ustack(server.clone()), Ustack(client.clone()));
-            suite("memlink", s, ip, c, silent).await;
+            let (slow, _hole) = blackhole_stack().await?;
+            suite("memlink", s, ip, c, (slow.clone(), BLACKHOLE_SILENT)).await;
+            slow.0.shutdown().await;
             client.shutdown().await;
             server.shutdown().await;
         }
@@ -522,7 +577,6 @@ async fn run(args: &[String]) -> io::Result<()> {
                         .parse()
                         .map_err(io::Error::other)?,
                 )
-                .tcp_config(tcp_config())
                 .build()
                 .await?;
             let us = Ustack(stack.clone());
@@ -531,10 +585,19 @@ async fn run(args: &[String]) -> io::Result<()> {
                 us.clone(),
                 TUN_STACK_IP,
                 Kernel,
-                TUN_SILENT,
+                (KernelSynCnt1, TUN_SILENT),
             )
             .await;
-            suite("tun: kernel serves", Kernel, TUN_HOST_IP, us, TUN_SILENT).await;
+            let (slow, _hole) = blackhole_stack().await?;
+            suite(
+                "tun: kernel serves",
+                Kernel,
+                TUN_HOST_IP,
+                us,
+                (slow.clone(), BLACKHOLE_SILENT),
+            )
+            .await;
+            slow.0.shutdown().await;
             stack.shutdown().await;
         }
         _ => {

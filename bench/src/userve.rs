@@ -1,0 +1,105 @@
+//! The benchmark server on ustack over a TUN device (`userve`): the same four ports as
+//! `kserve` (see `proto`), and cwnd/RTT sampled from `TcpStream::info()` on the source port
+//! for the loss chart. One current-thread runtime, like `bench_server`.
+
+use std::io;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Duration;
+
+use tokio::task::{spawn_local, LocalSet};
+use ustack::net::{TcpListener, TcpStream};
+use ustack::Stack;
+use ustack::TunOptions;
+
+use crate::kernel::write_samples;
+use crate::proto;
+use crate::util::current_thread_rt;
+
+/// `(cwnd in segments, smoothed RTT in µs, mss)` from `TcpStream::info()`.
+pub fn ustack_info(s: &TcpStream) -> Option<(u32, u32, u32)> {
+    let i = s.info().ok()?;
+    Some((i.snd_cwnd, i.rtt.as_micros() as u32, i.snd_mss))
+}
+
+/// Serves the four ports on a stack attached to TUN `tun` with address `addr`.
+pub fn userve(
+    tun: String,
+    addr: String,
+    gateway: Option<std::net::Ipv4Addr>,
+    mtu: usize,
+    lifetime: f64,
+    info_log: Option<PathBuf>,
+) -> io::Result<()> {
+    current_thread_rt().block_on(LocalSet::new().run_until(async move {
+        let mut b = Stack::builder()
+            .tun_with(TunOptions {
+                name: tun.clone(),
+                mtu: Some(mtu),
+                host_addr: None,
+                up: true,
+            })
+            .addr(
+                addr.parse()
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{e:?}")))?,
+            );
+        if let Some(gw) = gateway {
+            b = b.gateway(gw);
+        }
+        let stack = b.build().await?;
+        let info_log = Rc::new(info_log);
+        for port in [proto::SINK, proto::ECHO, proto::CLOSE, proto::SOURCE] {
+            let l =
+                TcpListener::bind_with(&stack, std::net::SocketAddr::from(([0, 0, 0, 0], port)))
+                    .await?;
+            let info_log = info_log.clone();
+            spawn_local(async move {
+                while let Ok((s, _)) = l.accept().await {
+                    let _ = s.set_nodelay(port == proto::ECHO);
+                    let info_log = info_log.clone();
+                    spawn_local(async move {
+                        match port {
+                            proto::SINK => {
+                                let _ = proto::sink(s).await;
+                            }
+                            proto::ECHO => {
+                                let _ = proto::echo(s).await;
+                            }
+                            proto::CLOSE => proto::close_one(s).await,
+                            _ => {
+                                let mut samples = Vec::new();
+                                proto::source(
+                                    &s,
+                                    Duration::from_secs(600),
+                                    Duration::from_millis(50),
+                                    |s, t| {
+                                        if let Some((c, r, m)) = ustack_info(s) {
+                                            samples.push((t.as_secs_f64() * 1e3, c, r, m));
+                                        }
+                                    },
+                                )
+                                .await;
+                                write_samples(&info_log, "ustack", &samples);
+                            }
+                        }
+                    });
+                }
+            });
+        }
+        println!("READY userve {tun} {addr}");
+        tokio::time::sleep(Duration::from_secs_f64(lifetime)).await;
+        let st = stack.stats();
+        println!("STATS {}", st.to_json());
+        stack.shutdown().await;
+        Ok(())
+    }))
+}
+
+impl proto::TryWrite for TcpStream {
+    fn writable(&self) -> impl std::future::Future<Output = io::Result<()>> {
+        TcpStream::writable(self)
+    }
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        TcpStream::try_write(self, buf)
+    }
+}

@@ -54,17 +54,6 @@ const MAX_TX_PER_OP: usize = 4096;
 /// Most operations taken from one input.
 const MAX_OPS: usize = 512;
 
-/// Known open bug (`crates/tcp/tests/fuzz_regressions.rs::forged_frag_needed_does_not_blackhole_tcp`,
-/// input `fuzz/regressions/open/rx_path/icmp-pmtu-blackhole`): an ICMP "fragmentation
-/// needed" lowers IP's path MTU for the host before TCP validates it, TCP keeps its MSS and
-/// IP refuses its segments. While it is open, refused segments after such an ICMP are not
-/// a failure, so fuzzing goes on finding other bugs; `USTACK_FUZZ_STRICT=1` checks them.
-/// Delete this (and its use in `pump`) once fixed.
-fn skip_known_open() -> bool {
-    static V: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *V.get_or_init(|| std::env::var_os("USTACK_FUZZ_STRICT").is_none())
-}
-
 /// The bounded configuration the target runs with.
 pub fn config() -> NetCoreConfig {
     let tcp = TcpConfig {
@@ -113,8 +102,6 @@ struct Harness {
     /// ISN + 1 of the last SYN-ACK the listener sent to each peer port (cookie or not).
     synacks: HashMap<u16, u32>,
     ident: u16,
-    /// `FragFails` explained by the known open PMTU bug (see `skip_known_open`).
-    frag_fails_known: u64,
 }
 
 impl Harness {
@@ -126,8 +113,6 @@ impl Harness {
     /// local delivery, and collects and checks what goes to the device.
     fn pump(&mut self) -> usize {
         let now = self.now();
-        let pmtu_lowered =
-            skip_known_open() && self.core.ip.path_mtu(PEER, now).is_some_and(|m| m < 1500);
         for seg in self.out.drain(..) {
             // Every TCP segment fits the route (DF is set: no fragmentation to save it).
             assert!(
@@ -147,9 +132,6 @@ impl Harness {
             let _ = self.core.ip.output(now, &meta, seg.pkt);
         }
         self.core.flush(now);
-        if pmtu_lowered {
-            self.frag_fails_known = self.core.ip.stats().frag_fails;
-        }
         self.core.take_tx(&mut self.tx);
         let n = self.tx.len();
         let tx = std::mem::take(&mut self.tx);
@@ -299,7 +281,7 @@ impl Harness {
     fn check_bounds(&mut self) {
         let frag_fails = self.core.ip.stats().frag_fails;
         assert!(
-            frag_fails == self.frag_fails_known,
+            frag_fails == 0,
             "IP refused {frag_fails} oversized DF packets (TCP segments larger than the route MTU)"
         );
         let conns = self.core.tcp.connection_count();
@@ -373,7 +355,6 @@ impl Harness {
             ],
             synacks: HashMap::new(),
             ident: 0,
-            frag_fails_known: 0,
         };
         // Handshake for the established connection, with all the options Linux sends.
         let syn_opts = [

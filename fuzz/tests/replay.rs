@@ -79,7 +79,7 @@ fn random_inputs_smoke() {
 }
 
 /// Inputs of bugs still open (`fuzz/regressions/open/<target>/`): they must fail until
-/// fixed. Run with `USTACK_FUZZ_STRICT=1 cargo test --manifest-path fuzz/Cargo.toml --
+/// fixed. Run with `cargo test --manifest-path fuzz/Cargo.toml --
 /// --ignored`; once one passes, move it to `fuzz/regressions/<target>/`.
 #[test]
 #[ignore = "open bugs: see fuzz/regressions/open and the ignored tests in crates/*/tests/fuzz_regressions.rs"]

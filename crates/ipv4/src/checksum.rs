@@ -7,17 +7,60 @@ use std::net::Ipv4Addr;
 
 /// Adds `data` to a running one's-complement sum `acc` (not yet folded).
 /// An odd trailing byte is padded with a zero byte, as RFC 1071 prescribes.
+///
+/// The bulk of the data is summed as little-endian 32-bit words into eight independent
+/// 64-bit accumulators (32 bytes per iteration, vectorized; AVX2 when available); the
+/// one's-complement sum is byte-order independent (RFC 1071 section
+/// 2(B)), so the folded result is byte-swapped back to network order at the end.
 #[inline]
 pub fn sum(data: &[u8], acc: u64) -> u64 {
+    let split = data.len() & !31;
+    let (bulk, rest) = data.split_at(split);
     let mut acc = acc;
-    let mut chunks = data.chunks_exact(4);
-    for c in &mut chunks {
+    if !bulk.is_empty() {
+        acc += fold(wide_le_sum(bulk)).swap_bytes() as u64;
+    }
+    let mut words = rest.chunks_exact(4);
+    for c in &mut words {
         acc += u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as u64;
     }
-    let rest = chunks.remainder();
+    let rest = words.remainder();
     let mut tail = [0u8; 4];
     tail[..rest.len()].copy_from_slice(rest);
     acc + u32::from_be_bytes(tail) as u64
+}
+
+/// The unfolded sum of `data` (a multiple of 32 bytes) as little-endian 32-bit words,
+/// with AVX2 when the CPU has it (twice the width of the SSE2 baseline).
+#[inline]
+fn wide_le_sum(data: &[u8]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { wide_le_sum_avx2(data) };
+        }
+    }
+    wide_le_sum_generic(data)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn wide_le_sum_avx2(data: &[u8]) -> u64 {
+    wide_le_sum_generic(data)
+}
+
+/// Eight independent 64-bit accumulators of 32-bit words, 32 bytes per iteration (the
+/// compiler vectorizes this loop). No overflow below 2^32 iterations.
+#[inline(always)]
+fn wide_le_sum_generic(data: &[u8]) -> u64 {
+    let mut a = [0u64; 8];
+    for b in data.chunks_exact(32) {
+        for (i, w) in b.chunks_exact(4).enumerate() {
+            a[i] += u32::from_le_bytes([w[0], w[1], w[2], w[3]]) as u64;
+        }
+    }
+    a.iter().map(|&x| (x & 0xffff_ffff) + (x >> 32)).sum()
 }
 
 /// Folds a running sum to 16 bits (end-around carry).
@@ -60,6 +103,39 @@ pub fn update_u16(old_check: u16, old: u16, new: u16) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plain RFC 1071 loop: big-endian 16-bit words.
+    fn reference_sum(data: &[u8], mut acc: u64) -> u64 {
+        let mut c = data.chunks_exact(2);
+        for w in &mut c {
+            acc += u16::from_be_bytes([w[0], w[1]]) as u64;
+        }
+        if let [b] = c.remainder() {
+            acc += (*b as u64) << 8;
+        }
+        acc
+    }
+
+    #[test]
+    fn wide_sum_matches_reference() {
+        let mut x = 0x1234_5678_9abc_def0u64;
+        let data: Vec<u8> = (0..3000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        for len in (0..200).chain([1459, 1460, 1480, 2999, 3000]) {
+            for acc in [0u64, 0xffff, 0x1_2345_6789] {
+                let d = &data[..len];
+                assert_eq!(fold(sum(d, acc)), fold(reference_sum(d, acc)), "len {len}");
+            }
+        }
+        let ones = vec![0xffu8; 1500];
+        assert_eq!(fold(sum(&ones, 0)), fold(reference_sum(&ones, 0)));
+    }
 
     #[test]
     fn rfc1071_example() {

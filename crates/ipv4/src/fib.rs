@@ -8,6 +8,8 @@
 
 use crate::addr::{mask_of, Ipv4Cidr};
 use std::collections::HashMap;
+
+use crate::hash::FastHashMap;
 use std::fmt;
 use std::net::Ipv4Addr;
 use ustack_netdev::DevId;
@@ -64,7 +66,7 @@ impl std::error::Error for FibError {}
 #[derive(Debug, Clone)]
 pub struct Fib {
     /// `tables[len]`: network address (host order) -> routes sorted by metric.
-    tables: Vec<HashMap<u32, Vec<Route>>>,
+    tables: Vec<FastHashMap<u32, Vec<Route>>>,
     /// Bit `len` is set when `tables[len]` is not empty.
     lens_in_use: u64,
     /// Device names for [`fmt::Display`].
@@ -82,7 +84,7 @@ impl Fib {
     /// An empty table.
     pub fn new() -> Self {
         Fib {
-            tables: (0..=32).map(|_| HashMap::new()).collect(),
+            tables: (0..=32).map(|_| FastHashMap::default()).collect(),
             lens_in_use: 0,
             dev_names: HashMap::new(),
             count: 0,

@@ -29,6 +29,8 @@ use ustack_netdev::PacketBuf;
 const MAX_HDR: usize = 60;
 /// Memory charged per queue on top of its buffer (bookkeeping).
 const QUEUE_OVERHEAD: usize = 256;
+/// Memory charged per received range (one entry of `FragQueue::pieces`).
+const PIECE_OVERHEAD: usize = 16;
 
 /// Identifies the fragments of one datagram (Linux: `struct frag_v4_compare_key`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -88,7 +90,7 @@ struct FragQueue {
 
 impl FragQueue {
     fn mem(&self) -> usize {
-        self.buf.len() + QUEUE_OVERHEAD + self.pieces.len() * 16
+        self.buf.len() + QUEUE_OVERHEAD + self.pieces.len() * PIECE_OVERHEAD
     }
 }
 
@@ -244,9 +246,12 @@ impl Reassembler {
         if is_dup {
             return ReasmOutcome::Pending;
         }
+        // Charge the whole cost before accepting: buffer growth plus the range entry
+        // (and the queue's own overhead, already counted in `mem` when it was created).
         let need = MAX_HDR + end;
         let cur = self.queues.get(&key).map_or(0, |q| q.buf.len());
-        if need > cur && !self.make_room(need - cur, &key) {
+        let extra = need.saturating_sub(cur) + if end > start { PIECE_OVERHEAD } else { 0 };
+        if !self.make_room(extra, &key) {
             return self.drop_queue(&key, ReasmDrop::MemoryLimit);
         }
         let Some(q) = self.queues.get_mut(&key) else {

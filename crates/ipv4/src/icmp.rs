@@ -145,7 +145,8 @@ impl IcmpErrorKind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IcmpError {
     /// What went wrong. For `FragmentationNeeded` the MTU is the value the IP layer
-    /// applied to its PMTU cache (clamped to `min_pmtu`, RFC 1191 plateau when 0).
+    /// proposes (clamped to `min_pmtu`, RFC 1191 plateau when 0); the IP layer has not
+    /// applied it: a transport that validates the error calls `Ipv4Layer::update_pmtu`.
     pub kind: IcmpErrorKind,
     /// Who sent the ICMP error (a router or the destination host).
     pub reporter: Ipv4Addr,

@@ -29,7 +29,8 @@ const QUOTE_MAX: usize = 68;
 /// 3. Reassemble fragments.
 /// 4. ICMP (protocol 1) is handled here: echo request -> echo reply; echo reply ->
 ///    [`crate::Ipv4Layer::take_echo_replies`]; errors -> the `err_handler` of the quoted
-///    datagram's protocol (after updating the PMTU cache for "fragmentation needed").
+///    datagram's protocol ("fragmentation needed" with its MTU clamped; the transport
+///    validates it and updates the PMTU cache).
 /// 5. Other protocols go to their [`crate::NetProtocol::handler`]. Unknown protocol ->
 ///    ICMP protocol unreachable; handler says `PortUnreachable` -> ICMP port unreachable
 ///    (never for broadcasts, RFC 1122 3.2.2).
@@ -178,9 +179,12 @@ fn icmp_rcv<C: IpContext>(
                 return;
             };
             if let IcmpErrorKind::FragmentationNeeded { mtu } = kind {
+                // Only clamp: the PMTU cache is updated by the transport after it has
+                // validated the quoted segment (RFC 5927; Linux `tcp_v4_err`), so a
+                // forged error cannot lower the path MTU of a whole host.
                 let total = QuotedHeader::parse(quote).map_or(0, |q| q.total_len);
-                let applied = ip.pmtu_from_icmp(now, err.orig_dst, mtu, total);
-                err.kind = IcmpErrorKind::FragmentationNeeded { mtu: applied };
+                let clamped = ip.pmtu_clamp_icmp(mtu, total);
+                err.kind = IcmpErrorKind::FragmentationNeeded { mtu: clamped };
             }
             if err.orig_protocol == IPPROTO_ICMP {
                 // About one of our echo requests: nothing to tell.

@@ -430,7 +430,8 @@ impl Ipv4Layer {
 
     /// Records a path MTU towards `dst` learned from ICMP "fragmentation needed"
     /// (RFC 1191; Linux: `__ip_rt_update_pmtu`). Values below `min_pmtu` are raised to it;
-    /// an estimate is only lowered, and expires after `pmtu_expiry`.
+    /// an estimate is only lowered, and expires after `pmtu_expiry`. Called by the
+    /// transport once it has validated the ICMP error (RFC 5927), never by `ip_rcv`.
     pub fn update_pmtu(&mut self, dst: Ipv4Addr, mtu: usize, now: Instant) {
         let mtu = mtu.max(self.cfg.min_pmtu);
         self.pmtu.update(dst, mtu, now, self.cfg.pmtu_expiry);
@@ -441,22 +442,18 @@ impl Ipv4Layer {
         self.pmtu.get(dst, now)
     }
 
-    /// Applies an ICMP "fragmentation needed" about a datagram to `dst` whose quoted
-    /// total length was `quoted_len`; returns the MTU applied. RFC 1191 section 5: an MTU
-    /// of 0 (or below 68) comes from an old router; guess the next plateau down.
-    pub(crate) fn pmtu_from_icmp(
-        &mut self,
-        now: Instant,
-        dst: Ipv4Addr,
-        mtu: u16,
-        quoted_len: u16,
-    ) -> u16 {
+    /// The MTU an ICMP "fragmentation needed" about a datagram whose quoted total length
+    /// was `quoted_len` proposes, clamped to `min_pmtu`. RFC 1191 section 5: an MTU of 0
+    /// (or below 68) comes from an old router; guess the next plateau down. Nothing is
+    /// applied here: the transport validates the error first and then calls
+    /// [`Ipv4Layer::update_pmtu`] (Linux: `tcp_v4_err` -> `tcp_v4_mtu_reduced` ->
+    /// `inet_csk_update_pmtu`).
+    pub(crate) fn pmtu_clamp_icmp(&self, mtu: u16, quoted_len: u16) -> u16 {
         let mut m = usize::from(mtu);
         if m < 68 {
             m = plateau_below(usize::from(quoted_len));
         }
         let m = m.max(self.cfg.min_pmtu);
-        self.update_pmtu(dst, m, now);
         u16::try_from(m).unwrap_or(u16::MAX)
     }
 

@@ -77,6 +77,7 @@ pub mod addr;
 pub mod checksum;
 pub mod fib;
 pub mod frag;
+pub mod hash;
 pub mod icmp;
 mod input;
 mod layer;

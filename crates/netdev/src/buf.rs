@@ -9,12 +9,21 @@
 pub const DEFAULT_HEADROOM: usize = 128;
 
 /// An owned packet: `buf[head..tail]` is the data, `buf[..head]` is free headroom.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct PacketBuf {
     buf: Vec<u8>,
     head: usize,
     tail: usize,
 }
+
+/// Two buffers are equal when their data are (headroom and tailroom hold stale bytes).
+impl PartialEq for PacketBuf {
+    fn eq(&self, other: &Self) -> bool {
+        self.data() == other.data()
+    }
+}
+
+impl Eq for PacketBuf {}
 
 impl std::fmt::Debug for PacketBuf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -27,9 +36,15 @@ impl std::fmt::Debug for PacketBuf {
 
 impl PacketBuf {
     /// An empty buffer with `headroom` bytes free in front and room for `capacity` bytes of data.
+    ///
+    /// The storage comes from a small per-thread pool of recycled packet buffers when one
+    /// is free (dropped packets return theirs), so the steady state of a bulk transfer
+    /// neither allocates nor zeroes per packet (Linux: the skb slab caches).
     pub fn with_headroom(headroom: usize, capacity: usize) -> Self {
+        let need = headroom + capacity;
+        let buf = pool::take(need).unwrap_or_else(|| vec![0; need]);
         PacketBuf {
-            buf: vec![0; headroom + capacity],
+            buf,
             head: headroom,
             tail: headroom,
         }
@@ -104,7 +119,11 @@ impl PacketBuf {
             self.tail += extra;
         }
         self.head -= n;
-        &mut self.buf[self.head..self.head + n]
+        // Headroom may hold stale bytes of a recycled buffer: hand out zeroed space (a
+        // header is a few dozen bytes).
+        let h = &mut self.buf[self.head..self.head + n];
+        h.fill(0);
+        h
     }
 
     /// Removes `n` bytes from the front and returns them (Linux: `skb_pull`).
@@ -131,9 +150,22 @@ impl PacketBuf {
         s
     }
 
+    /// Appends `n` bytes that the caller must overwrite completely, and returns them.
+    /// Unlike [`PacketBuf::put`] they are not zeroed first (they hold stale bytes of a
+    /// recycled buffer), which saves a pass over the payload when it is copied in at once.
+    pub fn put_for_overwrite(&mut self, n: usize) -> &mut [u8] {
+        let need = self.tail + n;
+        if need > self.buf.len() {
+            self.buf.resize(need, 0);
+        }
+        let old = self.tail;
+        self.tail = need;
+        &mut self.buf[old..need]
+    }
+
     /// Appends a copy of `data`.
     pub fn extend_from_slice(&mut self, data: &[u8]) {
-        self.put(data.len()).copy_from_slice(data);
+        self.put_for_overwrite(data.len()).copy_from_slice(data);
     }
 
     /// Cuts the data to `len` bytes (Linux: `skb_trim`); no effect if already shorter.
@@ -146,11 +178,85 @@ impl PacketBuf {
     /// The data as an owned vector (copies only if there is headroom to drop).
     pub fn into_vec(mut self) -> Vec<u8> {
         if self.head == 0 {
-            self.buf.truncate(self.tail);
-            self.buf
+            let mut v = std::mem::take(&mut self.buf);
+            v.truncate(self.tail);
+            v
         } else {
             self.data().to_vec()
         }
+    }
+}
+
+impl Drop for PacketBuf {
+    fn drop(&mut self) {
+        if self.buf.capacity() >= pool::MIN_BUF {
+            pool::give(std::mem::take(&mut self.buf));
+        }
+    }
+}
+
+/// A per-thread free list of packet storage (Linux: `skbuff_head_cache` / page frag
+/// caches). Bounded in count and bytes; buffers keep their (initialized) contents.
+mod pool {
+    use std::cell::RefCell;
+
+    /// Smaller vectors are not worth keeping.
+    pub(super) const MIN_BUF: usize = 512;
+    /// Larger vectors (jumbo frames, oversized pushes) are freed, not kept.
+    const MAX_BUF: usize = 72 * 1024;
+    /// At most this many buffers per thread...
+    const MAX_COUNT: usize = 1024;
+    /// ...holding at most this many bytes.
+    const MAX_BYTES: usize = 8 << 20;
+
+    struct Pool {
+        free: Vec<Vec<u8>>,
+        bytes: usize,
+    }
+
+    thread_local! {
+        static POOL: RefCell<Pool> = const { RefCell::new(Pool { free: Vec::new(), bytes: 0 }) };
+    }
+
+    /// A recycled buffer whose length is at least `need` (grown with zeros if needed).
+    pub(super) fn take(need: usize) -> Option<Vec<u8>> {
+        if !(MIN_BUF..=MAX_BUF).contains(&need) {
+            return None;
+        }
+        let mut v = POOL
+            .try_with(|p| {
+                let mut p = p.try_borrow_mut().ok()?;
+                let v = p.free.pop()?;
+                p.bytes -= v.capacity();
+                Some(v)
+            })
+            .ok()
+            .flatten()?;
+        if v.len() < need {
+            v.resize(need, 0);
+        }
+        Some(v)
+    }
+
+    /// Returns `v` to this thread's pool (or frees it when the pool is full).
+    pub(super) fn give(mut v: Vec<u8>) {
+        let cap = v.capacity();
+        if cap > MAX_BUF {
+            return;
+        }
+        // Expose the whole (initialized) allocation for the next user.
+        let len = v.len();
+        if len < cap {
+            v.resize(cap, 0);
+        }
+        let _ = POOL.try_with(|p| {
+            if let Ok(mut p) = p.try_borrow_mut() {
+                if p.free.len() < MAX_COUNT && p.bytes + cap <= MAX_BYTES {
+                    p.bytes += cap;
+                    p.free.push(v);
+                }
+            }
+        });
     }
 }
 

@@ -4,13 +4,13 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use ustack_ipv4::{
     ip_rcv, EchoReply, InetProtos, IpContext, IpRxMeta, IpTx, Ipv4Config, Ipv4Layer, Ipv4Repr,
-    OutMeta, OutRoute, IPPROTO_TCP, IPPROTO_UDP,
+    OutMeta, OutRoute, OutputError, IPPROTO_TCP, IPPROTO_UDP,
 };
 use ustack_netdev::{DevId, PacketBuf};
 use ustack_tcp::{TcpConfig, TcpLayer, TcpSegmentOut};
@@ -249,8 +249,18 @@ impl NetCore {
                     tos: seg.tos,
                     dont_frag: true,
                 };
-                if let Err(e) = self.ip.output(now, &meta, seg.pkt) {
-                    tracing::trace!(dst = %seg.dst, err = ?e, "tcp segment not routed");
+                // Ports, for the rare refusal below (the segment is consumed by output).
+                let ports = seg.pkt.data().get(..4).map(|p| [p[0], p[1], p[2], p[3]]);
+                match self.ip.output(now, &meta, seg.pkt) {
+                    Ok(()) => {}
+                    Err(OutputError::MessageTooLong) => {
+                        if let Some(p) = ports {
+                            self.tcp_too_big(now, seg.src, seg.dst, p);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::trace!(dst = %seg.dst, err = ?e, "tcp segment not routed");
+                    }
                 }
             }
             // Give the (now empty) buffer back to keep its capacity.
@@ -268,6 +278,22 @@ impl NetCore {
             }
             self.local = local;
         }
+    }
+
+    /// IP refused a TCP segment with DF (ports `p` from its header) as larger than the
+    /// route MTU: the path MTU dropped under the connection (Linux re-reads `dst_mtu` in
+    /// `tcp_current_mss` on every write). The connection shrinks its MSS to the current
+    /// route MTU and resends at the smaller size (into `tcp_out`, sent by the next round
+    /// of [`flush`](Self::flush)) instead of stalling.
+    #[cold]
+    fn tcp_too_big(&mut self, now: Instant, src: Ipv4Addr, dst: Ipv4Addr, p: [u8; 4]) {
+        let local = SocketAddrV4::new(src, u16::from_be_bytes([p[0], p[1]]));
+        let remote = SocketAddrV4::new(dst, u16::from_be_bytes([p[2], p[3]]));
+        let mtu = self.route_mtu(now, dst);
+        let shrunk = self
+            .tcp
+            .output_too_big(now, local, remote, mtu, &mut self.tcp_out);
+        tracing::trace!(%local, %remote, mtu, shrunk, "tcp segment larger than the path MTU");
     }
 
     /// True when packets wait for [`flush`](Self::flush).

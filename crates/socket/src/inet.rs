@@ -40,8 +40,18 @@ pub fn tcp_v4_rcv(
 }
 
 /// TCP ICMP error entry (Linux: `tcp_v4_err`): PMTU updates, soft and hard errors.
+/// IP hands "fragmentation needed" over without applying it; only when TCP has validated
+/// it (RFC 5927: the quoted sequence is in flight) does the path MTU cache learn the new
+/// value (Linux: `tcp_v4_mtu_reduced` -> `inet_csk_update_pmtu`).
 pub fn tcp_v4_err(core: &mut NetCore, now: Instant, err: &IcmpError) {
-    core.tcp.err_input(now, err, &mut core.tcp_out);
+    if let Some(mtu) = core.tcp.err_input(now, err, &mut core.tcp_out) {
+        core.ip.update_pmtu(err.orig_dst, mtu, now);
+        // The route's MTU now (the cache only lowers, and clamps): every connection to
+        // that host re-syncs its MSS (Linux `tcp_current_mss` -> `dst_mtu`).
+        let mtu = core.route_mtu(now, err.orig_dst);
+        core.tcp
+            .pmtu_changed(now, err.orig_dst, mtu, &mut core.tcp_out);
+    }
 }
 
 /// UDP receive entry (Linux: `udp_rcv`); `PortUnreachable` makes IP send ICMP.
@@ -49,7 +59,9 @@ pub fn udp_rcv(core: &mut NetCore, now: Instant, meta: &IpRxMeta, pkt: PacketBuf
     core.udp.input(now, meta, pkt)
 }
 
-/// UDP ICMP error entry (Linux: `udp_err`).
+/// UDP ICMP error entry (Linux: `udp_err`). "Fragmentation needed" is ignored: our UDP
+/// datagrams never carry DF (IP fragments them), so a genuine one cannot quote them, and
+/// with no sequence number to check a forged one must not lower the path MTU.
 pub fn udp_err(core: &mut NetCore, _now: Instant, err: &IcmpError) {
     core.udp.err_input(err);
 }

@@ -335,3 +335,156 @@ fn sans_io_udp_and_wakers() {
         Some(std::net::Ipv4Addr::new(10, 0, 0, 1))
     );
 }
+
+/// A connection from `w.a` (10.0.0.1) to a new listener on `w.b` (10.0.0.2:`port`),
+/// established.
+fn tcp_pair(w: &mut Wire, port: u16) -> (ustack_tcp::SockId, ustack_tcp::SockId) {
+    use std::net::{Ipv4Addr, SocketAddrV4};
+    let now = w.now;
+    let l = w.b.tcp.socket();
+    w.b.tcp
+        .bind(l, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port))
+        .unwrap();
+    w.b.tcp.listen(l, 4).unwrap();
+    let c = w.a.tcp.socket();
+    let dst = Ipv4Addr::new(10, 0, 0, 2);
+    let mtu = w.a.route_mtu(now, dst);
+    w.a.tcp
+        .connect(
+            now,
+            c,
+            Ipv4Addr::new(10, 0, 0, 1),
+            SocketAddrV4::new(dst, port),
+            mtu,
+            &mut w.a.tcp_out,
+        )
+        .unwrap();
+    w.run();
+    let s = w.b.tcp.accept(l).unwrap().unwrap();
+    (c, s)
+}
+
+/// An ICMP "fragmentation needed" (next-hop MTU `mtu`) from a router to 10.0.0.1,
+/// quoting the first 28 bytes of `quoted` (an IP packet 10.0.0.1 sent).
+fn frag_needed(quoted: &[u8], mtu: u16) -> ustack_netdev::PacketBuf {
+    let mut icmp = vec![3, 4, 0, 0, 0, 0];
+    icmp.extend_from_slice(&mtu.to_be_bytes());
+    icmp.extend_from_slice(&quoted[..28]);
+    let csum = ustack_ipv4::checksum::checksum(&icmp);
+    icmp[2..4].copy_from_slice(&csum.to_be_bytes());
+    let r = ustack_ipv4::Ipv4Repr {
+        src: std::net::Ipv4Addr::new(10, 0, 0, 254),
+        dst: std::net::Ipv4Addr::new(10, 0, 0, 1),
+        protocol: 1,
+        ttl: 64,
+        tos: 0,
+        ident: 7,
+        dont_frag: false,
+        more_frags: false,
+        frag_offset: 0,
+        header_len: 20,
+        payload_len: icmp.len(),
+    };
+    let mut p = vec![0u8; 20 + icmp.len()];
+    r.emit(&mut p);
+    p[20..].copy_from_slice(&icmp);
+    ustack_netdev::PacketBuf::from_vec(p)
+}
+
+/// Moves packets both ways until quiet, asserting every packet `a` sends fits `limit`;
+/// returns the bytes `s` on `b` received.
+fn run_checked(w: &mut Wire, s: ustack_tcp::SockId, limit: usize) -> Vec<u8> {
+    let mut got = Vec::new();
+    for _ in 0..1000 {
+        let (mut ta, mut tb) = (Vec::new(), Vec::new());
+        w.a.flush(w.now);
+        w.b.flush(w.now);
+        w.a.take_tx(&mut ta);
+        w.b.take_tx(&mut tb);
+        if ta.is_empty() && tb.is_empty() {
+            break;
+        }
+        for t in ta {
+            assert!(t.pkt.len() <= limit, "{} > {limit}", t.pkt.len());
+            w.b.receive(w.now, DevId(0), t.pkt);
+        }
+        for t in tb {
+            w.a.receive(w.now, DevId(0), t.pkt);
+        }
+        let mut buf = [0u8; 65536];
+        let mut out = Vec::new();
+        while let Ok(n @ 1..) = w.b.tcp.recv(w.now, s, &mut buf, &mut out) {
+            got.extend_from_slice(&buf[..n]);
+        }
+        w.b.tcp_out.append(&mut out);
+    }
+    got
+}
+
+/// RFC 5927: IP hands "fragmentation needed" to TCP without touching its PMTU cache; only
+/// an error quoting a sequence number in flight updates it (Linux `tcp_v4_err` ->
+/// `tcp_v4_mtu_reduced` -> `inet_csk_update_pmtu`), and the connection resends smaller.
+#[test]
+fn frag_needed_updates_pmtu_only_when_tcp_accepts_it() {
+    let mut w = Wire::new();
+    let (c, s) = tcp_pair(&mut w, 80);
+    let (c2, _s2) = tcp_pair(&mut w, 81);
+    let peer = std::net::Ipv4Addr::new(10, 0, 0, 2);
+    let now = w.now;
+    let data = vec![0x5a; 6000];
+    assert_eq!(w.a.tcp.send(now, c, &data, &mut w.a.tcp_out).unwrap(), 6000);
+    w.a.flush(now);
+    let mut tx = Vec::new();
+    w.a.take_tx(&mut tx);
+    let first = tx[0].pkt.data().to_vec();
+    assert!(first.len() > 1000);
+    // Forged: the quoted sequence number is not in flight.
+    let mut forged = first.clone();
+    forged[24] ^= 0x80;
+    w.a.receive(now, DevId(0), frag_needed(&forged, 600));
+    assert_eq!(w.a.ip.path_mtu(peer, now), None);
+    assert_eq!(w.a.tcp.stats().out_of_window_icmps, 1);
+    assert_eq!(w.a.tcp.info(c).unwrap().snd_mss, 1448);
+    assert_eq!(w.a.tcp.info(c2).unwrap().snd_mss, 1448);
+    // Genuine: the router dropped our first segment.
+    w.a.receive(now, DevId(0), frag_needed(&first, 1000));
+    assert_eq!(w.a.ip.path_mtu(peer, now), Some(1000));
+    assert_eq!(w.a.tcp.info(c).unwrap().snd_mss, 1000 - 40 - 12);
+    // The path is shared: the other connection to that host re-syncs too.
+    assert_eq!(w.a.tcp.info(c2).unwrap().snd_mss, 1000 - 40 - 12);
+    // Everything in flight is resent at the smaller size.
+    let got = run_checked(&mut w, s, 1000);
+    assert_eq!(got, data);
+    assert_eq!(w.a.ip.stats().frag_fails, 0);
+}
+
+/// The path MTU can drop under a connection from any source (another connection's
+/// validated ICMP, a route change): IP then refuses its full-sized DF segments, and the
+/// connection must shrink its MSS and resend (Linux `tcp_current_mss` re-reads `dst_mtu`)
+/// instead of stalling.
+#[test]
+fn pmtu_drop_under_a_connection_shrinks_its_mss() {
+    let mut w = Wire::new();
+    let (c, s) = tcp_pair(&mut w, 80);
+    let peer = std::net::Ipv4Addr::new(10, 0, 0, 2);
+    let now = w.now;
+    w.a.ip.update_pmtu(peer, 1000, now);
+    let data: Vec<u8> = (0..20_000u32).map(|i| i as u8).collect();
+    let mut sent = 0;
+    let mut got = Vec::new();
+    for _ in 0..50 {
+        if sent < data.len() {
+            if let Ok(n) = w.a.tcp.send(now, c, &data[sent..], &mut w.a.tcp_out) {
+                sent += n;
+            }
+        }
+        got.extend(run_checked(&mut w, s, 1000));
+        if got.len() == data.len() {
+            break;
+        }
+    }
+    assert_eq!(got, data, "no timer ran: resent at once");
+    assert_eq!(w.a.tcp.info(c).unwrap().snd_mss, 1000 - 40 - 12);
+    assert!(w.a.ip.stats().frag_fails > 0);
+    assert_eq!(w.a.tcp.stats().tcp_timeouts, 0);
+}

@@ -343,15 +343,21 @@ impl TcpLayer {
         if data.is_empty() {
             return Ok(0);
         }
+        self.sh.tick(now);
         let space = tcb.sndbuf_cap.saturating_sub(tcb.snd_buf.len());
-        if space == 0 || self.sh.mem_used >= self.sh.cfg.mem_limit {
-            if self.sh.mem_used >= self.sh.cfg.mem_limit {
-                self.sh.stats.tcp_memory_pressures += 1;
+        let mut n = space.min(data.len());
+        // Above the global limit a socket may still fill its `wmem.0` minimum
+        // (Linux `sk_wmem_schedule` / `__sk_mem_raise_allocated`).
+        if n > 0 && !self.sh.wmem_schedule(tcb.snd_buf.len(), n) {
+            n = self.sh.cfg.wmem.0.saturating_sub(tcb.snd_buf.len()).min(n);
+            if n == 0 {
+                self.sh.stats.tcp_snd_mem_drop += 1;
             }
+        }
+        if n == 0 {
             tcb.write_blocked = true;
             return Err(TcpError::WouldBlock);
         }
-        let n = space.min(data.len());
         tcb.snd_buf.extend(data.get(..n).unwrap_or(&[]));
         if n < data.len() {
             tcb.write_blocked = true;
@@ -371,6 +377,7 @@ impl TcpLayer {
         buf: &mut [u8],
         out: &mut Vec<TcpSegmentOut>,
     ) -> Result<usize, TcpError> {
+        self.sh.tick(now);
         let tcb = match self.socks.get_mut(id) {
             Some(Sock::Conn(t)) => t,
             Some(Sock::Plain(_)) | Some(Sock::Listen(_)) => return Err(TcpError::NotConnected),
@@ -403,7 +410,10 @@ impl TcpLayer {
         tcb.rcvq_copied += n;
         let sh = &mut self.sh;
         rcv_space_adjust(tcb, sh, now);
-        if tcb.rcv_buf.is_empty() {
+        // Release the buffers of a connection that reads little at a time (an idle one
+        // holds little memory); a streaming reader keeps its ring buffer instead of
+        // freeing and regrowing it on every drained batch.
+        if tcb.rcv_buf.is_empty() && n < SHRINK_READ_BELOW {
             tcb.shrink_buffers();
         }
         // Linux tcp_cleanup_rbuf: announce a window that grew a lot since the last ACK.
@@ -481,6 +491,7 @@ impl TcpLayer {
     /// data, and the orphaned connection finishes in the background. The id is invalid
     /// afterwards.
     pub fn close(&mut self, now: Instant, id: SockId, out: &mut Vec<TcpSegmentOut>) {
+        self.sh.tick(now);
         match self.socks.get_mut(id) {
             Some(Sock::Plain(_)) => {
                 self.free(id);
@@ -579,11 +590,17 @@ impl TcpLayer {
     }
 }
 
+/// Reads smaller than this that drain the receive queue release the buffers
+/// (`Tcb::shrink_buffers`).
+const SHRINK_READ_BELOW: usize = 16 * 1024;
+
 /// Linux `tcp_rcv_space_adjust`: once per RTT, grow the receive buffer to twice what the
 /// application read in that RTT (bounded by `rmem` max), so a fast reader on a long path
 /// gets a window that fills the pipe.
 fn rcv_space_adjust(tcb: &mut Tcb, sh: &mut crate::ctx::Shared, now: Instant) {
-    if tcb.opts.rcvbuf_locked {
+    // Linux `tcp_rcv_space_adjust` skips growth under memory pressure (via
+    // `tcp_rmem_pressure` / `sk_rmem_schedule` failing).
+    if tcb.opts.rcvbuf_locked || sh.under_pressure() {
         return;
     }
     let rtt = tcb

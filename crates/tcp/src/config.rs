@@ -67,8 +67,19 @@ pub struct TcpConfig {
     pub tw_reuse: bool,
     /// Challenge ACKs per second (Linux `tcp_challenge_ack_limit` = 1000).
     pub challenge_ack_limit: u32,
-    /// Global bound on socket buffer memory in bytes (like `tcp_mem`'s hard limit).
+    /// Global bound on socket buffer memory in bytes (Linux `tcp_mem[2]`, "high"): above
+    /// it, data that needs new memory is dropped (`TCPRcvQDrop`, `TCPOFODrop`), writes
+    /// get `WouldBlock` and new connections are refused (`ListenDrops`). Each socket may
+    /// still hold `rmem.0` / `wmem.0` bytes (Linux `sk_rmem_schedule` minimum).
     pub mem_limit: usize,
+    /// Memory pressure threshold in bytes (Linux `tcp_mem[1]`): above it the stack enters
+    /// pressure (`TCPMemoryPressures`): receive and send buffers stop growing, advertised
+    /// windows are clamped to 4 MSS, out-of-order queues are pruned (`PruneCalled`,
+    /// `OfoPruned`). 0 = two thirds of `mem_limit` (Linux's 4:6 ratio).
+    pub mem_pressure: usize,
+    /// Pressure ends when memory falls below this many bytes (Linux `tcp_mem[0]`).
+    /// 0 = half of `mem_limit` (Linux's 3:6 ratio).
+    pub mem_low: usize,
     /// Default Nagle setting for new sockets (false = Nagle on).
     pub nodelay: bool,
 }
@@ -107,7 +118,27 @@ impl Default for TcpConfig {
             tw_reuse: false,
             challenge_ack_limit: 1000,
             mem_limit: 256 << 20,
+            mem_pressure: 0,
+            mem_low: 0,
             nodelay: false,
+        }
+    }
+}
+
+impl TcpConfig {
+    /// The pressure threshold in bytes (`mem_pressure`, or 2/3 of `mem_limit` when 0).
+    pub fn mem_pressure_bytes(&self) -> usize {
+        match self.mem_pressure {
+            0 => self.mem_limit / 3 * 2,
+            p => p.min(self.mem_limit),
+        }
+    }
+
+    /// The low threshold in bytes (`mem_low`, or half of `mem_limit` when 0).
+    pub fn mem_low_bytes(&self) -> usize {
+        match self.mem_low {
+            0 => self.mem_limit / 2,
+            l => l.min(self.mem_pressure_bytes()),
         }
     }
 }

@@ -147,7 +147,8 @@ pub(crate) fn check_write_space(tcb: &mut Tcb, sh: &mut Shared) {
 
 /// Grows the send buffer with the congestion window (Linux `tcp_sndbuf_expand`).
 pub(crate) fn sndbuf_expand(tcb: &mut Tcb, sh: &Shared) {
-    if tcb.opts.sndbuf_locked {
+    // Linux `tcp_should_expand_sndbuf`: no growth under memory pressure.
+    if tcb.opts.sndbuf_locked || sh.under_pressure() {
         return;
     }
     let want = (tcb.ccs.cwnd.max(tcb.snd_wnd / tcb.mss.max(1)) as usize)

@@ -39,6 +39,14 @@ pub(crate) struct Shared {
     pub(crate) tw_count: usize,
     /// Bytes held in socket buffers stack-wide (send + receive + out-of-order).
     pub(crate) mem_used: usize,
+    /// Highest `mem_used` seen.
+    pub(crate) mem_peak: usize,
+    /// Linux `tcp_memory_pressure`: set above `mem_pressure`, cleared below `mem_low`.
+    pub(crate) mem_pressure: bool,
+    /// When the current pressure episode began (for `TCPMemoryPressuresChrono`).
+    pub(crate) pressure_since: Option<Instant>,
+    /// The latest time the layer was given (input, timers, user calls).
+    pub(crate) last_now: Option<Instant>,
     /// Rotating counter for RFC 6056 algorithm 3 (the per-destination table collapsed
     /// to one entry).
     pub(crate) port_counter: u32,
@@ -98,5 +106,61 @@ impl Shared {
 
     pub(crate) fn mem_uncharge(&mut self, delta: usize) {
         self.mem_used = self.mem_used.saturating_sub(delta);
+        self.mem_update();
+    }
+
+    pub(crate) fn mem_charge(&mut self, delta: usize) {
+        self.mem_used = self.mem_used.saturating_add(delta);
+        self.mem_update();
+    }
+
+    /// Remembers the latest time seen (memory state changes happen in places that have
+    /// no clock of their own).
+    pub(crate) fn tick(&mut self, now: Instant) {
+        self.last_now = Some(now);
+    }
+
+    /// Linux `sk_enter_memory_pressure` / `sk_leave_memory_pressure` with `tcp_mem`'s
+    /// hysteresis: pressure starts above `mem_pressure` and ends below `mem_low`.
+    pub(crate) fn mem_update(&mut self) {
+        self.mem_peak = self.mem_peak.max(self.mem_used);
+        if !self.mem_pressure && self.mem_used > self.cfg.mem_pressure_bytes() {
+            self.mem_pressure = true;
+            self.pressure_since = self.last_now;
+            self.stats.tcp_memory_pressures += 1;
+        } else if self.mem_pressure && self.mem_used < self.cfg.mem_low_bytes() {
+            self.mem_pressure = false;
+            if let (Some(s), Some(n)) = (self.pressure_since.take(), self.last_now) {
+                let ms = n.saturating_duration_since(s).as_millis();
+                self.stats.tcp_memory_pressures_chrono = self
+                    .stats
+                    .tcp_memory_pressures_chrono
+                    .saturating_add(u64::try_from(ms).unwrap_or(u64::MAX));
+            }
+        }
+    }
+
+    /// True when socket memory is at `mem_limit` (Linux: over `tcp_mem[2]`): not even a
+    /// new socket's `rmem.0` minimum fits below the limit.
+    pub(crate) fn mem_over_limit(&self) -> bool {
+        self.mem_used.saturating_add(self.cfg.rmem.0) > self.cfg.mem_limit
+    }
+
+    /// True while under memory pressure (Linux `tcp_under_memory_pressure`).
+    pub(crate) fn under_pressure(&self) -> bool {
+        self.mem_pressure
+    }
+
+    /// Linux `__sk_mem_raise_allocated` for receive memory: may a socket holding `held`
+    /// bytes take `extra` more? Above `mem_limit` only up to the `rmem.0` minimum.
+    pub(crate) fn rmem_schedule(&self, held: usize, extra: usize) -> bool {
+        self.mem_used.saturating_add(extra) <= self.cfg.mem_limit
+            || held.saturating_add(extra) <= self.cfg.rmem.0
+    }
+
+    /// The send-side twin of [`Shared::rmem_schedule`] (`wmem.0` minimum).
+    pub(crate) fn wmem_schedule(&self, held: usize, extra: usize) -> bool {
+        self.mem_used.saturating_add(extra) <= self.cfg.mem_limit
+            || held.saturating_add(extra) <= self.cfg.wmem.0
     }
 }

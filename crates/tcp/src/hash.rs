@@ -2,8 +2,8 @@
 //!
 //! Every lookup is one or two hash probes, independent of the number of sockets.
 
-use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use ustack_ipv4::hash::FastHashMap;
 
 use crate::sock::SockId;
 
@@ -23,10 +23,10 @@ pub(crate) struct BindBucket {
 /// bound tables.
 #[derive(Default)]
 pub(crate) struct HashInfo {
-    ehash: HashMap<FourTuple, SockId>,
-    lhash: HashMap<SocketAddrV4, SockId>,
+    ehash: FastHashMap<FourTuple, SockId>,
+    lhash: FastHashMap<SocketAddrV4, SockId>,
     any: Option<SockId>,
-    bhash: HashMap<u16, BindBucket>,
+    bhash: FastHashMap<u16, BindBucket>,
 }
 
 impl HashInfo {

@@ -260,7 +260,7 @@ fn fast_path(
     }
     if len as u32 > tcb.rcv_wnd_now()
         || tcb.rcv_buf.len() + len > tcb.rcvbuf_cap
-        || sh.mem_used > sh.cfg.mem_limit
+        || !sh.rmem_schedule(tcb.rcv_buf.len(), len)
     {
         return false;
     }
@@ -541,10 +541,24 @@ fn data_queue(
         tcb.ack_pending = true;
         tcb.quickack = tcb.quickack.max(1);
     }
+    // Linux `tcp_try_rmem_schedule` -> `tcp_prune_queue`: under memory pressure the
+    // out-of-order queue is cut down to its pressure allowance before new data is taken.
+    if sh.under_pressure() && tcb.ooo_bytes > ofo_pressure_limit(tcb, sh) {
+        prune_ofo(tcb, sh, ofo_pressure_limit(tcb, sh));
+    }
     if seq == tcb.rcv_nxt {
         if !data.is_empty() {
-            if tcb.rcv_buf.len() + data.len() > tcb.rcvbuf_cap + tcb.mss as usize
-                || sh.mem_used > sh.cfg.mem_limit
+            // Data inside the window we already promised may overfill the buffer by a
+            // quarter (Linux keeps that slack by advertising less than sk_rcvbuf,
+            // tcp_adv_win_scale): dropping it would cost the sender a retransmission
+            // and often an RTO. A buffer shrunk below its promise still pushes back.
+            let slack = if data.len() <= tcb.rcv_wnd_now() as usize {
+                tcb.rcvbuf_cap / 4
+            } else {
+                0
+            };
+            if tcb.rcv_buf.len() + data.len() > tcb.rcvbuf_cap + slack + tcb.mss as usize
+                || !sh.rmem_schedule(tcb.rcv_buf.len() + tcb.ooo_bytes, data.len())
             {
                 sh.stats.tcp_rcvq_drop += 1;
                 tcb.ack_pending = true;
@@ -580,8 +594,12 @@ fn data_queue(
 
 /// Inserts into the out-of-order queue, merging overlaps (Linux `tcp_data_queue_ofo`).
 fn ofo_insert(tcb: &mut Tcb, sh: &mut Shared, seq: SeqNum, data: &[u8]) {
-    if tcb.ooo_bytes + data.len() > sh.cfg.ooo_queue_limit.min(tcb.rcvbuf_cap)
-        || sh.mem_used > sh.cfg.mem_limit
+    let mut limit = sh.cfg.ooo_queue_limit.min(tcb.rcvbuf_cap);
+    if sh.under_pressure() {
+        limit = limit.min(ofo_pressure_limit(tcb, sh));
+    }
+    if tcb.ooo_bytes + data.len() > limit
+        || !sh.rmem_schedule(tcb.rcv_buf.len() + tcb.ooo_bytes, data.len())
     {
         sh.stats.tcp_ofo_drop += 1;
         return;
@@ -607,6 +625,25 @@ fn ofo_insert(tcb: &mut Tcb, sh: &mut Shared, seq: SeqNum, data: &[u8]) {
         last = i;
         new_start = new_start.min(*s);
         new_end = new_end.max(e);
+    }
+    // The common case while a hole is outstanding: the segment extends the tail of the
+    // one entry it touches. Append in place instead of rebuilding the entry (which would
+    // copy the whole queue once per segment).
+    if let Some(i) = first.filter(|&i| i == last) {
+        if let Some((s, d)) = tcb.ooo.get_mut(i) {
+            if !seq.lt(*s) {
+                let e = *s + d.len() as u32;
+                if end.gt(e) {
+                    let skip = e.since(seq) as usize;
+                    let add = data.get(skip..).unwrap_or(&[]);
+                    d.extend_from_slice(add);
+                    tcb.ooo_bytes += add.len();
+                }
+                sh.stats.tcp_ofo_merge += 1;
+                tcb.last_ooo = Some(seq);
+                return;
+            }
+        }
     }
     match first {
         None => {
@@ -639,6 +676,34 @@ fn ofo_insert(tcb: &mut Tcb, sh: &mut Shared, seq: SeqNum, data: &[u8]) {
         }
     }
     tcb.last_ooo = Some(seq);
+}
+
+/// What one connection may keep out of order while the stack is under memory pressure:
+/// the `rmem.0` minimum, at least 4 MSS (Linux prunes to what `sk_rmem_schedule` allows).
+fn ofo_pressure_limit(tcb: &Tcb, sh: &Shared) -> usize {
+    sh.cfg.rmem.0.max(4 * tcb.advmss as usize)
+}
+
+/// Linux `tcp_prune_ofo_queue`: drops out-of-order data from the highest sequence down
+/// until at most `limit` bytes remain (`PruneCalled`, `OfoPruned`). The peer resends it:
+/// after its RTO it forgets our SACKs (RFC 2018 section 8), so reneging is safe.
+fn prune_ofo(tcb: &mut Tcb, sh: &mut Shared, limit: usize) {
+    sh.stats.prune_called += 1;
+    while tcb.ooo_bytes > limit {
+        let Some((_, d)) = tcb.ooo.pop() else {
+            break;
+        };
+        tcb.ooo_bytes = tcb.ooo_bytes.saturating_sub(d.len());
+        sh.stats.ofo_pruned += 1;
+        // The FIN (if any) sat past the pruned data; the peer will send it again.
+        tcb.ooo_fin = None;
+    }
+    if tcb.ooo.is_empty() {
+        tcb.ooo_bytes = 0;
+        tcb.last_ooo = None;
+        tcb.ooo = Vec::new();
+    }
+    tcb.sync_mem(sh);
 }
 
 /// Moves now-in-order data from the out-of-order queue (Linux `tcp_ofo_queue`).

@@ -45,6 +45,12 @@ impl TcpLayer {
         if f.rst() {
             return;
         }
+        // Above the global memory limit no new connection is made (Linux: the child's
+        // `sk_mem` charge fails); the peer retries, counted as a listen drop.
+        if self.sh.mem_over_limit() && (f.syn() || (f.ack() && self.sh.cfg.syncookies)) {
+            self.sh.stats.listen_drops += 1;
+            return;
+        }
         if f.ack() {
             if self.sh.cfg.syncookies
                 && !f.syn()
@@ -196,12 +202,14 @@ impl TcpLayer {
 
     /// A segment for a request sock (Linux `tcp_check_req`).
     #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn req_rcv(
         &mut self,
         now: Instant,
         rid: SockId,
         seg: &TcpRepr,
         payload: &[u8],
+        route_mtu: usize,
         out: &mut Vec<TcpSegmentOut>,
     ) {
         let Some(Sock::Req(req)) = self.socks.get(rid) else {
@@ -291,7 +299,9 @@ impl TcpLayer {
             local,
             remote,
             req.iss,
-            req.route_mtu,
+            // The route now: the path MTU may have dropped since the SYN (Linux routes
+            // the child afresh, `inet_csk_route_child_sock`).
+            req.route_mtu.min(route_mtu),
             now,
         );
         tcb.advmss = req.advmss;

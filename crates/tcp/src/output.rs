@@ -162,7 +162,8 @@ pub(crate) fn transmit(
     let mut pkt = PacketBuf::with_payload_capacity(len as usize);
     if len > 0 {
         let off = seq.since(tcb.buf_seq()) as usize;
-        let dst = pkt.put(len as usize);
+        // copy_snd fills every byte: no need to zero the space first.
+        let dst = pkt.put_for_overwrite(len as usize);
         tcb.copy_snd(off, dst);
     }
     let syn = flags.syn();
@@ -177,7 +178,7 @@ pub(crate) fn transmit(
         tcb.rcv_wup = tcb.rcv_nxt;
     } else {
         repr.options = segment_options(tcb, sh, now);
-        repr.window = tcb.select_window();
+        repr.window = tcb.select_window(sh.under_pressure());
     }
     if !flags.ack() {
         repr.ack = SeqNum(0);

@@ -163,7 +163,25 @@ impl TcpLayer {
 
     /// A snapshot of the stack counters (`/proc/net/snmp` Tcp: and TcpExt:).
     pub fn stats(&self) -> TcpStats {
-        self.sh.stats
+        let mut s = self.sh.stats;
+        s.memory_used = self.sh.mem_used as u64;
+        s.memory_used_peak = self.sh.mem_peak as u64;
+        s.memory_pressure = u64::from(self.sh.mem_pressure);
+        s.sockets = self.socks.len() as u64;
+        s.orphans = self.sh.orphans as u64;
+        s.time_wait = self.sh.tw_count as u64;
+        s.timers_pending = self.sh.timers.len() as u64;
+        s
+    }
+
+    /// Timers armed in the stack's wheel (for leak checks).
+    pub fn timers_pending(&self) -> usize {
+        self.sh.timers.len()
+    }
+
+    /// True while the stack is under memory pressure (Linux `tcp_memory_pressure`).
+    pub fn under_memory_pressure(&self) -> bool {
+        self.sh.mem_pressure
     }
 
     /// Appends the sockets whose readiness changed since the last call (for waking

@@ -1,18 +1,20 @@
 //! Segment and ICMP error input (Linux: `tcp_v4_rcv`, `tcp_v4_err`).
 
-use std::net::SocketAddrV4;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Instant;
 
 use ustack_ipv4::{IcmpError, IcmpErrorKind, IpRxMeta};
 use ustack_netdev::PacketBuf;
 
 use crate::conn::{set_mss, tcp_done};
+use crate::ctx::Shared;
 use crate::error::TcpError;
 use crate::input::{segment_arrives, Verdict};
 use crate::output::{send_reset_reply, write_xmit, TcpSegmentOut};
 use crate::seq::SeqNum;
 use crate::stack::{Sock, TcpLayer};
 use crate::state::TcpState;
+use crate::tcb::Tcb;
 use crate::wire::{TcpParseError, TcpRepr};
 
 impl TcpLayer {
@@ -29,6 +31,7 @@ impl TcpLayer {
         out: &mut Vec<TcpSegmentOut>,
     ) {
         self.sh.stats.in_segs += 1;
+        self.sh.tick(now);
         let data = seg.data();
         let (repr, range) = match TcpRepr::parse(data, meta.src, meta.dst, true) {
             Ok(r) => r,
@@ -68,7 +71,7 @@ impl TcpLayer {
                     }
                 }
                 Some(Sock::Req(_)) => {
-                    self.req_rcv(now, id, &repr, payload, out);
+                    self.req_rcv(now, id, &repr, payload, route_mtu, out);
                     return;
                 }
                 _ => {}
@@ -85,53 +88,48 @@ impl TcpLayer {
     /// An ICMP error quoting one of our segments (Linux `tcp_v4_err`): PMTU discovery
     /// (RFC 1191, RFC 5927 sequence validation), hard errors abort a connect in progress,
     /// soft errors are recorded (RFC 1122 4.2.3.9).
-    pub fn err_input(&mut self, now: Instant, err: &IcmpError, out: &mut Vec<TcpSegmentOut>) {
+    ///
+    /// Returns `Some(mtu)` when the error is a "fragmentation needed" that passed
+    /// validation (it quotes a sequence number in flight on a live connection): the caller
+    /// then records `mtu` as the path MTU towards `err.orig_dst` in its IP layer (Linux
+    /// `tcp_v4_mtu_reduced` -> `inet_csk_update_pmtu`). `None` for everything else; IP
+    /// must not apply an unvalidated MTU, or one forged ICMP stalls every connection to
+    /// that host.
+    pub fn err_input(
+        &mut self,
+        now: Instant,
+        err: &IcmpError,
+        out: &mut Vec<TcpSegmentOut>,
+    ) -> Option<usize> {
         let q = &err.quoted;
-        let (Some(sp), Some(dp), Some(sq)) = (q.get(0..2), q.get(2..4), q.get(4..8)) else {
-            return;
+        use crate::wire::be_bytes;
+        let (Some(sp), Some(dp), Some(sq)) = (be_bytes(q, 0), be_bytes(q, 2), be_bytes(q, 4))
+        else {
+            return None;
         };
-        let local = SocketAddrV4::new(err.orig_src, u16::from_be_bytes([sp[0], sp[1]]));
-        let remote = SocketAddrV4::new(err.orig_dst, u16::from_be_bytes([dp[0], dp[1]]));
-        let seq = SeqNum(u32::from_be_bytes([sq[0], sq[1], sq[2], sq[3]]));
-        let Some(id) = self.hash.lookup_established(&(local, remote)) else {
-            return;
-        };
+        let local = SocketAddrV4::new(err.orig_src, u16::from_be_bytes(sp));
+        let remote = SocketAddrV4::new(err.orig_dst, u16::from_be_bytes(dp));
+        let seq = SeqNum(u32::from_be_bytes(sq));
+        let id = self.hash.lookup_established(&(local, remote))?;
         let Some(Sock::Conn(tcb)) = self.socks.get_mut(id) else {
-            return;
+            return None;
         };
         if tcb.state == TcpState::TimeWait {
-            return;
+            return None;
         }
         // RFC 5927 section 4.1: the quoted sequence must be in flight.
         if !(seq.ge(tcb.snd_una) && seq.lt(tcb.snd_nxt.max(tcb.snd_una + 1))) {
             self.sh.stats.out_of_window_icmps += 1;
-            return;
+            return None;
         }
         match err.kind {
             IcmpErrorKind::FragmentationNeeded { mtu } => {
                 let mtu = mtu as usize;
-                if mtu >= 68 && mtu < tcb.route_mtu {
-                    tcb.route_mtu = mtu;
-                    let old = tcb.mss;
-                    set_mss(tcb);
-                    if tcb.mss < old {
-                        // Linux tcp_v4_mtu_reduced -> tcp_simple_retransmit: resend what is
-                        // in flight at the smaller size.
-                        tcb.rtx_next = tcb.snd_una;
-                        tcb.lost_end = tcb.snd_nxt;
-                        tcb.high_seq = tcb.snd_nxt;
-                        if tcb.ca == crate::tcb::CaState::Open
-                            || tcb.ca == crate::tcb::CaState::Disorder
-                        {
-                            tcb.ca = crate::tcb::CaState::Loss;
-                            if tcb.ccs.cwnd < 2 {
-                                tcb.ccs.cwnd = 2;
-                            }
-                        }
-                        write_xmit(tcb, &mut self.sh, now, out);
-                        tcb.sync_mem(&mut self.sh);
-                    }
+                if mtu < 68 {
+                    return None;
                 }
+                mtu_reduced(tcb, &mut self.sh, now, mtu, out);
+                return Some(mtu);
             }
             kind => {
                 let e = match kind.io_kind() {
@@ -154,5 +152,88 @@ impl TcpLayer {
                 }
             }
         }
+        None
+    }
+
+    /// IP output refused a segment of ours (DF set) as larger than the MTU of its route,
+    /// `mtu`, because the path MTU dropped since the connection sized its segments (from
+    /// any source). Shrinks the MSS of the connection `local` -> `remote` to fit and
+    /// resends what is in flight at the smaller size, instead of stalling (Linux re-reads
+    /// `dst_mtu` in `tcp_current_mss` on every write). Returns true if the connection
+    /// shrank its MSS (segments may have been queued in `out`).
+    pub fn output_too_big(
+        &mut self,
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        mtu: usize,
+        out: &mut Vec<TcpSegmentOut>,
+    ) -> bool {
+        let Some(id) = self.hash.lookup_established(&(local, remote)) else {
+            return false;
+        };
+        let Some(Sock::Conn(tcb)) = self.socks.get_mut(id) else {
+            return false;
+        };
+        if tcb.state == TcpState::TimeWait || mtu < 68 || mtu >= tcb.route_mtu {
+            return false;
+        }
+        mtu_reduced(tcb, &mut self.sh, now, mtu, out);
+        true
+    }
+
+    /// The path MTU towards `dst` is now `mtu` (after the caller's IP layer accepted a
+    /// validated "fragmentation needed"; Linux: the route's PMTU is shared by every socket
+    /// to `dst`, and `tcp_current_mss` notices `dst_mtu` changed on the next write). Every
+    /// live connection to `dst` sized for more shrinks its MSS and resends what is in
+    /// flight at the smaller size, so none of them keeps building segments IP refuses.
+    pub fn pmtu_changed(
+        &mut self,
+        now: Instant,
+        dst: Ipv4Addr,
+        mtu: usize,
+        out: &mut Vec<TcpSegmentOut>,
+    ) {
+        let sh = &mut self.sh;
+        for sock in self.socks.values_mut() {
+            if let Sock::Conn(tcb) = sock {
+                if *tcb.remote.ip() == dst
+                    && !matches!(tcb.state, TcpState::TimeWait | TcpState::Closed)
+                {
+                    mtu_reduced(tcb, sh, now, mtu, out);
+                }
+            }
+        }
+    }
+}
+
+/// The path MTU of `tcb` dropped to `mtu` (Linux `tcp_v4_mtu_reduced`): re-sync the MSS
+/// (`tcp_sync_mss`) and, if it shrank, resend what is in flight at the smaller size
+/// (`tcp_simple_retransmit`).
+fn mtu_reduced(
+    tcb: &mut Tcb,
+    sh: &mut Shared,
+    now: Instant,
+    mtu: usize,
+    out: &mut Vec<TcpSegmentOut>,
+) {
+    if mtu < 68 || mtu >= tcb.route_mtu {
+        return;
+    }
+    tcb.route_mtu = mtu;
+    let old = tcb.mss;
+    set_mss(tcb);
+    if tcb.mss < old {
+        tcb.rtx_next = tcb.snd_una;
+        tcb.lost_end = tcb.snd_nxt;
+        tcb.high_seq = tcb.snd_nxt;
+        if tcb.ca == crate::tcb::CaState::Open || tcb.ca == crate::tcb::CaState::Disorder {
+            tcb.ca = crate::tcb::CaState::Loss;
+            if tcb.ccs.cwnd < 2 {
+                tcb.ccs.cwnd = 2;
+            }
+        }
+        write_xmit(tcb, sh, now, out);
+        tcb.sync_mem(sh);
     }
 }

@@ -171,6 +171,10 @@ fn rtt_sample(tcb: &mut Tcb, sh: &mut Shared, now: Instant, seg: &TcpRepr) {
     }
 }
 
+/// Send buffers up to this capacity are freed when they drain; larger ones are kept
+/// (outside memory pressure) for the next write.
+const SND_BUF_KEEP: usize = 64 * 1024;
+
 /// Linux `tcp_ack` for synchronized states. The caller has checked that
 /// `snd_una <= SEG.ACK <= snd_nxt`.
 pub(crate) fn tcp_ack(
@@ -197,9 +201,13 @@ pub(crate) fn tcp_ack(
             let n = (data_end.since(buf_start) as usize).min(tcb.snd_buf.len());
             tcb.snd_buf.drain(..n);
             tcb.snd_buf_seq += n as u32;
-            if tcb.snd_buf.is_empty() {
+            if tcb.snd_buf.is_empty()
+                && (tcb.snd_buf.capacity() <= SND_BUF_KEEP || sh.under_pressure())
+            {
                 // Everything sent is acknowledged: give the memory back (idle
-                // connections hold no buffer).
+                // connections hold no buffer). A large ring buffer (a bulk sender's) is
+                // kept: freeing and regrowing it whenever the pipe drains costs
+                // reallocation copies and fresh page faults on every refill.
                 tcb.snd_buf = std::collections::VecDeque::new();
             }
             tcb.bytes_acked += n as u64;
@@ -365,6 +373,11 @@ pub(crate) fn enter_loss(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
     tcb.lost_end = tcb.snd_nxt;
     tcb.dupacks = 0;
     tcb.reno_sacked = 0;
+    // RFC 2018 section 8: after a retransmission timeout the SACK marks are forgotten,
+    // since the receiver may have reneged (pruned its out-of-order queue under memory
+    // pressure); SACKed data is resent unless new SACK blocks cover it again.
+    tcb.sacked.clear();
+    tcb.sacked_bytes = 0;
     tcb.rtt_seq = None;
     cc_set_state(tcb, CaState::Loss);
 }

@@ -98,6 +98,11 @@ impl<T> Slab<T> {
     pub(crate) fn len(&self) -> usize {
         self.len
     }
+
+    /// Every stored value (a full scan: for rare events only).
+    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.slots.iter_mut().filter_map(|s| s.val.as_mut())
+    }
 }
 
 #[cfg(test)]

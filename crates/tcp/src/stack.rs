@@ -58,6 +58,10 @@ impl TcpLayer {
                 orphans: 0,
                 tw_count: 0,
                 mem_used: 0,
+                mem_peak: 0,
+                mem_pressure: false,
+                pressure_since: None,
+                last_now: None,
                 port_counter: 0,
             },
         }

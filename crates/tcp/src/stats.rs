@@ -102,8 +102,33 @@ pub struct TcpStats {
     pub tcp_sack_discard: u64,
     /// TcpExt: OutOfWindowIcmps — ICMP errors quoting a sequence outside snd_una..snd_nxt.
     pub out_of_window_icmps: u64,
-    /// TcpExt: TCPMemoryPressures — times the global memory limit refused buffer growth.
+    /// TcpExt: TCPMemoryPressures — times the stack entered memory pressure (socket
+    /// buffer memory rose above `mem_pressure`).
     pub tcp_memory_pressures: u64,
+    /// TcpExt: TCPMemoryPressuresChrono — milliseconds spent under memory pressure
+    /// (updated when pressure ends).
+    pub tcp_memory_pressures_chrono: u64,
+    /// TcpExt: PruneCalled — out-of-order queues pruned because of memory pressure.
+    pub prune_called: u64,
+    /// TcpExt: OfoPruned — out-of-order segments discarded by pruning.
+    pub ofo_pruned: u64,
+    /// Writes refused (`WouldBlock`) because socket memory was above `mem_limit`
+    /// (Linux: `sk_stream_wait_memory`; no MIB counter there).
+    pub tcp_snd_mem_drop: u64,
+    /// Gauge: bytes held in socket buffers now (Linux `tcp_memory_allocated`, in bytes).
+    pub memory_used: u64,
+    /// Gauge: highest `memory_used` seen.
+    pub memory_used_peak: u64,
+    /// Gauge: 1 while under memory pressure (Linux `tcp_memory_pressure`).
+    pub memory_pressure: u64,
+    /// Gauge: sockets of every kind held by the layer (Linux `sockets: used`).
+    pub sockets: u64,
+    /// Gauge: orphaned connections (Linux `tcp_orphan_count`).
+    pub orphans: u64,
+    /// Gauge: connections in TIME_WAIT (Linux `tw_count`).
+    pub time_wait: u64,
+    /// Gauge: timers armed in the wheel.
+    pub timers_pending: u64,
     /// TcpExt: TCPReqQFullDrop — SYNs dropped because the SYN queue was full and cookies are off.
     pub tcp_req_q_full_drop: u64,
 }

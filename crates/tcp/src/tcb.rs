@@ -429,11 +429,16 @@ impl Tcb {
 
     /// Linux `__tcp_select_window` + `tcp_select_window`: the window to advertise; never
     /// shrinks the right edge (RFC 9293 3.8.6.2.2) and avoids advertising tiny increases
-    /// (receiver SWS avoidance, RFC 1122 4.2.3.3). Returns the value for the header.
-    pub(crate) fn select_window(&mut self) -> u16 {
+    /// (receiver SWS avoidance, RFC 1122 4.2.3.3). Under memory pressure the window
+    /// does not grow beyond 4 MSS (Linux `tcp_adjust_rcv_ssthresh`); an edge already
+    /// promised is kept. Returns the value for the header.
+    pub(crate) fn select_window(&mut self, pressure: bool) -> u16 {
         let cur = self.rcv_wnd_now();
         let max = 65535u32 << self.rcv_wscale;
-        let free = self.rcv_space().min(max);
+        let mut free = self.rcv_space().min(max);
+        if pressure {
+            free = free.min((self.advmss as u32).saturating_mul(4));
+        }
         let mss = self.mss.max(1);
         // Linux keeps the announced size while free space stays within one MSS of it,
         // so consecutive ACKs carry the same window (which keeps header prediction
@@ -463,8 +468,8 @@ impl Tcb {
     pub(crate) fn sync_mem(&mut self, sh: &mut Shared) {
         let now = self.snd_buf.len() + self.rcv_buf.len() + self.ooo_bytes;
         if now > self.mem {
-            sh.mem_used += now - self.mem;
-        } else {
+            sh.mem_charge(now - self.mem);
+        } else if now < self.mem {
             sh.mem_uncharge(self.mem - now);
         }
         self.mem = now;

@@ -19,10 +19,10 @@
 //! (memoized, so repeated polling costs nothing).
 
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::fmt;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
+use ustack_ipv4::hash::FastHashMap;
 
 /// log2 of the number of slots per level.
 const SLOT_BITS: u32 = 6;
@@ -54,7 +54,7 @@ pub struct TimerWheel<K> {
     origin: Option<Instant>,
     /// The wheel's current tick (ms since `origin`): every slot before it is processed.
     elapsed: u64,
-    entries: HashMap<K, Entry>,
+    entries: FastHashMap<K, Entry>,
     /// `LEVELS * SLOTS` slots; each holds (key, deadline) so scans need no hash lookups.
     slots: Vec<Vec<(K, Instant)>>,
     /// Bit `s` of `occupied[l]` is set iff slot `s` of level `l` is non-empty.
@@ -95,7 +95,7 @@ impl<K: Copy + Eq + Hash> TimerWheel<K> {
         TimerWheel {
             origin: None,
             elapsed: 0,
-            entries: HashMap::new(),
+            entries: FastHashMap::default(),
             slots: (0..LEVELS * SLOTS).map(|_| Vec::new()).collect(),
             occupied: [0; LEVELS],
             next_cache: Cell::new(Some(None)),
@@ -315,6 +315,7 @@ fn ms_since(origin: Instant, t: Instant) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     fn ms(v: u64) -> Duration {
         Duration::from_millis(v)

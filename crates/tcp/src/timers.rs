@@ -25,6 +25,7 @@ impl TcpLayer {
 
     /// Runs every timer due at `now`.
     pub fn on_timeout(&mut self, now: Instant, out: &mut Vec<TcpSegmentOut>) {
+        self.sh.tick(now);
         let mut due = Vec::new();
         self.sh.timers.expire(now, &mut due);
         for (id, kind) in due {

@@ -214,20 +214,25 @@ impl TcpOptions {
             }
             let body = data.get(2..len).ok_or(TcpParseError::BadOption)?;
             match (kind, len) {
-                (2, 4) => o.mss = Some(u16::from_be_bytes([body[0], body[1]])),
-                (3, 3) => o.wscale = Some(body[0]),
+                (2, 4) => {
+                    o.mss = Some(u16::from_be_bytes(
+                        be_bytes(body, 0).ok_or(TcpParseError::BadOption)?,
+                    ))
+                }
+                (3, 3) => o.wscale = Some(*body.first().ok_or(TcpParseError::BadOption)?),
                 (4, 2) => o.sack_permitted = true,
                 (5, l) if l >= 10 && (l - 2) % 8 == 0 => {
                     for c in body.chunks_exact(8) {
-                        let l = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
-                        let r = u32::from_be_bytes([c[4], c[5], c[6], c[7]]);
-                        o.push_sack((SeqNum(l), SeqNum(r)));
+                        if let (Some(l), Some(r)) = (be_bytes(c, 0), be_bytes(c, 4)) {
+                            let (l, r) = (u32::from_be_bytes(l), u32::from_be_bytes(r));
+                            o.push_sack((SeqNum(l), SeqNum(r)));
+                        }
                     }
                 }
                 (8, 10) => {
-                    let v = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
-                    let e = u32::from_be_bytes([body[4], body[5], body[6], body[7]]);
-                    o.timestamp = Some((v, e));
+                    let v = be_bytes(body, 0).ok_or(TcpParseError::BadOption)?;
+                    let e = be_bytes(body, 4).ok_or(TcpParseError::BadOption)?;
+                    o.timestamp = Some((u32::from_be_bytes(v), u32::from_be_bytes(e)));
                 }
                 (2 | 3 | 4 | 5 | 8, _) => return Err(TcpParseError::BadOption),
                 _ => {} // unknown option: skipped
@@ -236,6 +241,12 @@ impl TcpOptions {
         }
         Ok(o)
     }
+}
+
+/// `N` bytes of `s` starting at `at`, as an array (for `from_be_bytes`); `None` when
+/// `s` is too short. Fixed-size arrays let the parsers index without panicking.
+pub(crate) fn be_bytes<const N: usize>(s: &[u8], at: usize) -> Option<[u8; N]> {
+    s.get(at..at.checked_add(N)?)?.try_into().ok()
 }
 
 struct Writer<'a> {
@@ -314,7 +325,7 @@ impl TcpRepr {
         dst: Ipv4Addr,
         verify_csum: bool,
     ) -> Result<(TcpRepr, Range<usize>), TcpParseError> {
-        let h = seg.get(..HEADER_LEN).ok_or(TcpParseError::Truncated)?;
+        let h: [u8; HEADER_LEN] = be_bytes(seg, 0).ok_or(TcpParseError::Truncated)?;
         let header_len = ((h[12] >> 4) as usize) * 4;
         if header_len < HEADER_LEN {
             return Err(TcpParseError::BadHeaderLength);
@@ -356,17 +367,22 @@ impl TcpRepr {
     /// checksum over the pseudo-header (Linux: `tcp_transmit_skb` + `tcp_v4_send_check`).
     pub fn emit(&self, pkt: &mut PacketBuf, src: Ipv4Addr, dst: Ipv4Addr) {
         let hlen = self.emit_len();
+        let mut f = [0u8; HEADER_LEN];
+        f[0..2].copy_from_slice(&self.src_port.to_be_bytes());
+        f[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
+        f[4..8].copy_from_slice(&self.seq.0.to_be_bytes());
+        f[8..12].copy_from_slice(&self.ack.0.to_be_bytes());
+        f[12] = ((hlen / 4) as u8) << 4;
+        f[13] = self.flags.0;
+        f[14..16].copy_from_slice(&self.window.to_be_bytes());
+        f[18..20].copy_from_slice(&self.urgent.to_be_bytes());
         let h = pkt.push(hlen);
-        h[0..2].copy_from_slice(&self.src_port.to_be_bytes());
-        h[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
-        h[4..8].copy_from_slice(&self.seq.0.to_be_bytes());
-        h[8..12].copy_from_slice(&self.ack.0.to_be_bytes());
-        h[12] = ((hlen / 4) as u8) << 4;
-        h[13] = self.flags.0;
-        h[14..16].copy_from_slice(&self.window.to_be_bytes());
-        h[16..18].copy_from_slice(&[0, 0]);
-        h[18..20].copy_from_slice(&self.urgent.to_be_bytes());
-        self.options.write(&mut h[HEADER_LEN..hlen]);
+        if let Some(d) = h.get_mut(..HEADER_LEN) {
+            d.copy_from_slice(&f);
+        }
+        if let Some(o) = h.get_mut(HEADER_LEN..hlen) {
+            self.options.write(o);
+        }
         let c = checksum::transport_checksum(src, dst, IPPROTO_TCP, pkt.data());
         if let Some(f) = pkt.data_mut().get_mut(16..18) {
             f.copy_from_slice(&c.to_be_bytes());

@@ -168,8 +168,12 @@ mod stack {
         DeliverResult::Consumed
     }
 
+    /// As `NetCore`'s `tcp_v4_err`: the path MTU is only updated once TCP accepted the
+    /// "fragmentation needed" (Linux `tcp_v4_mtu_reduced` -> `inet_csk_update_pmtu`).
     fn tcp_err(s: &mut Stack, now: Instant, err: &IcmpError) {
-        s.tcp.err_input(now, err, &mut s.pending);
+        if let Some(mtu) = s.tcp.err_input(now, err, &mut s.pending) {
+            s.ip.update_pmtu(err.orig_dst, mtu, now);
+        }
     }
 
     impl Stack {
@@ -252,7 +256,7 @@ fn tcp_segment(src: Ipv4Addr, dst: Ipv4Addr, r: &TcpRepr, payload: &[u8]) -> Vec
 /// one ICMP "fragmentation needed" with MTU 0 quoting the connecting socket with a
 /// sequence number that is not in flight, then 5 s of timers).
 ///
-/// `ip_rcv` applies the MTU of every "fragmentation needed" to its path MTU cache
+/// `ip_rcv` applied the MTU of every "fragmentation needed" to its path MTU cache
 /// (`input.rs`: `pmtu_from_icmp` before the transport's `err_handler`), for the whole
 /// destination address. TCP then rejects the message (RFC 5927 4.1: the quoted sequence
 /// is not in flight, counted in `OutOfWindowIcmps`) or, for another connection to the
@@ -263,8 +267,12 @@ fn tcp_segment(src: Ipv4Addr, dst: Ipv4Addr, r: &TcpRepr, payload: &[u8]) -> Vec
 /// it with one forged ICMP. Linux validates in `tcp_v4_err` before it touches the path
 /// MTU (`tcp_v4_mtu_reduced`), and every socket re-reads the route MTU when it builds
 /// segments (`tcp_current_mss` -> `dst_mtu`).
+///
+/// Fixed: IP only clamps the MTU and hands it to the `err_handler`; the PMTU cache is
+/// updated by the transport once `TcpLayer::err_input` accepted the error (it returns the
+/// MTU to apply). `NetCore::flush` also shrinks the MSS of a connection whose segment IP
+/// refuses as too big for the path (`TcpLayer::output_too_big`).
 #[test]
-#[ignore = "bug (reported to the lead): a forged ICMP frag-needed lowers IP's path MTU for the whole host before TCP validates it; TCP keeps its MSS, IP refuses every full-sized segment (FragFails)"]
 fn forged_frag_needed_does_not_blackhole_tcp() {
     use ustack_tcp::seq::SeqNum;
     use ustack_tcp::wire::TcpFlags;
@@ -319,4 +327,6 @@ fn forged_frag_needed_does_not_blackhole_tcp() {
         s.ip.path_mtu(PEER, now),
         wire.len()
     );
+    assert_eq!(s.ip.path_mtu(PEER, now), None);
+    assert_eq!(s.tcp.stats().out_of_window_icmps, 1);
 }

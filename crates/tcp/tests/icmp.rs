@@ -26,6 +26,7 @@ fn frag_needed_lowers_mss_and_resends_smaller() {
     let data = pattern(100_000, 4);
     let mut sent = 0;
     let mut got = Vec::new();
+    let mut accepted = 0;
     let limit = n.now + Duration::from_secs(60);
     while got.len() < data.len() && n.now < limit {
         if sent < data.len() {
@@ -36,13 +37,18 @@ fn frag_needed_lowers_mss_and_resends_smaller() {
             let e = icmp_for(&seg, IcmpErrorKind::FragmentationNeeded { mtu: 1000 });
             let mut out = Vec::new();
             let now = n.now;
-            n.a.err_input(now, &e, &mut out);
+            // Validated: the caller is told to record the path MTU (inet_csk_update_pmtu).
+            if let Some(mtu) = n.a.err_input(now, &e, &mut out) {
+                assert_eq!(mtu, 1000);
+                accepted += 1;
+            }
             n.send(Dir::AtoB, out);
         }
         got.extend(n.recv_all(Dir::BtoA, s));
         n.step(limit);
     }
     assert!(got == data, "{} of {}", got.len(), data.len());
+    assert!(accepted >= 1);
     let info = n.a.info(c).unwrap();
     assert_eq!(info.snd_mss, 1000 - 40 - 12);
     assert!(n
@@ -68,7 +74,11 @@ fn icmp_quoting_a_sequence_not_in_flight_is_ignored() {
     bogus.pkt.data_mut()[4] ^= 0x80;
     let e = icmp_for(&bogus, IcmpErrorKind::FragmentationNeeded { mtu: 600 });
     let mut o2 = Vec::new();
-    n.a.err_input(now, &e, &mut o2);
+    assert_eq!(
+        n.a.err_input(now, &e, &mut o2),
+        None,
+        "not for the PMTU cache"
+    );
     assert!(o2.is_empty());
     assert_eq!(n.a.stats().out_of_window_icmps, 1);
     assert_eq!(n.a.info(c).unwrap().snd_mss, 1448);
@@ -78,7 +88,7 @@ fn icmp_quoting_a_sequence_not_in_flight_is_ignored() {
     let mut out = Vec::new();
     n.a.send(n.now, c, &[1u8; 10], &mut out).unwrap();
     let e = icmp_for(&out[0], IcmpErrorKind::HostUnreachable);
-    n.a.err_input(n.now, &e, &mut Vec::new());
+    assert_eq!(n.a.err_input(n.now, &e, &mut Vec::new()), None);
     assert_eq!(n.a.state(c), Some(TcpState::Established));
     assert_eq!(n.a.take_error(c), Some(TcpError::HostUnreachable));
 }

@@ -312,7 +312,7 @@ fn err_handler_gets_quoted_tcp_header() {
 }
 
 #[test]
-fn frag_needed_updates_pmtu_before_err_handler() {
+fn frag_needed_is_clamped_but_left_to_the_transport() {
     let t = Instant::now();
     let mut c = cx();
     c.ip.fib_mut()
@@ -332,11 +332,17 @@ fn frag_needed_updates_pmtu_before_err_handler() {
         quote: &orig,
     });
     rcv(&mut c, t, &dgram("10.0.0.1", "10.0.0.2", 1, &err));
-    assert_eq!(c.ip.route_output(ip4("8.8.8.8"), t).unwrap().mtu, 1400);
     assert_eq!(
         c.errors[0].kind,
         IcmpErrorKind::FragmentationNeeded { mtu: 1400 }
     );
+    // IP does not apply it: only the transport may, once it has validated the quoted
+    // segment (RFC 5927; a forged error must not lower the PMTU of the whole host).
+    assert_eq!(c.ip.path_mtu(ip4("8.8.8.8"), t), None);
+    assert_eq!(c.ip.route_output(ip4("8.8.8.8"), t).unwrap().mtu, 1500);
+    // What a transport does after validation.
+    c.ip.update_pmtu(ip4("8.8.8.8"), 1400, t);
+    assert_eq!(c.ip.route_output(ip4("8.8.8.8"), t).unwrap().mtu, 1400);
     // MTU 0 from an old router: RFC 1191 plateau below the quoted length 1500 = 1492,
     // which does not raise the 1400 already learned.
     let err0 = icmp(IcmpRepr::Error {
@@ -347,6 +353,17 @@ fn frag_needed_updates_pmtu_before_err_handler() {
     assert_eq!(
         c.errors[1].kind,
         IcmpErrorKind::FragmentationNeeded { mtu: 1492 }
+    );
+    assert_eq!(c.ip.path_mtu(ip4("8.8.8.8"), t), Some(1400));
+    // Below min_pmtu (552) it is raised to it.
+    let err_small = icmp(IcmpRepr::Error {
+        kind: IcmpErrorKind::FragmentationNeeded { mtu: 100 },
+        quote: &orig,
+    });
+    rcv(&mut c, t, &dgram("10.0.0.1", "10.0.0.2", 1, &err_small));
+    assert_eq!(
+        c.errors[2].kind,
+        IcmpErrorKind::FragmentationNeeded { mtu: 552 }
     );
     assert_eq!(c.ip.path_mtu(ip4("8.8.8.8"), t), Some(1400));
 }

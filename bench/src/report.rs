@@ -376,7 +376,7 @@ pub fn report(
             row.base_label,
             fmt_num(row.base),
             row.ratio
-                .map(|x| format!("{x:.2}×"))
+                .map(|x| format!("{x:.3}×"))
                 .unwrap_or_else(|| "—".into()),
             target_str(row.target),
             match row.met {

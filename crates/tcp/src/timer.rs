@@ -16,9 +16,12 @@
 //!
 //! Deadlines keep their exact `Instant`: a key fires in the first `expire(now)` with
 //! `deadline <= now` (never early), and `next_deadline` returns the exact earliest deadline
-//! (memoized, so repeated polling costs nothing).
+//! (memoized globally and per slot, so polling it after every `expire` costs O(levels), not
+//! O(timers in the first occupied slot)).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
 use std::fmt;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
@@ -28,6 +31,8 @@ use ustack_ipv4::hash::FastHashMap;
 const SLOT_BITS: u32 = 6;
 /// Slots per level.
 const SLOTS: usize = 1 << SLOT_BITS;
+/// Slots with at most this many timers are scanned for their minimum instead of heaped.
+const SCAN_MAX: usize = 64;
 /// Number of levels.
 const LEVELS: usize = 6;
 /// Ticks (ms) the whole wheel spans; farther deadlines are parked at the far edge and
@@ -44,6 +49,33 @@ struct Entry {
     level: u8,
     slot: u8,
     pos: u32,
+    /// Unique per placement: a slot heap item is live iff its `seq` is the key's current one.
+    seq: u64,
+}
+
+/// One item of a slot's lazy min-heap, ordered by (deadline, seq), earliest on top.
+struct HeapItem<K> {
+    deadline: Instant,
+    seq: u64,
+    key: K,
+}
+
+impl<K> PartialEq for HeapItem<K> {
+    fn eq(&self, other: &Self) -> bool {
+        self.deadline == other.deadline && self.seq == other.seq
+    }
+}
+impl<K> Eq for HeapItem<K> {}
+impl<K> PartialOrd for HeapItem<K> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<K> Ord for HeapItem<K> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Reversed: BinaryHeap is a max-heap.
+        (other.deadline, other.seq).cmp(&(self.deadline, self.seq))
+    }
 }
 
 /// A hierarchical hashed timing wheel keyed by `K` (Linux: the kernel timer wheel behind
@@ -61,6 +93,22 @@ pub struct TimerWheel<K> {
     occupied: [u64; LEVELS],
     /// Memoized `next_deadline` answer: `None` = unknown, `Some(x)` = the answer `x`.
     next_cache: Cell<Option<Option<Instant>>>,
+    /// Per slot, the memoized earliest deadline it holds (`None` = unknown or empty).
+    /// Kept on push (min), dropped only when that earliest entry leaves the slot, so a
+    /// slot holding many timers (e.g. every TIME_WAIT socket) is rescanned only when its
+    /// own minimum is cancelled, not on every `expire`.
+    slot_min: Vec<Cell<Option<Instant>>>,
+    /// Per slot, a min-heap of its placements with lazy deletion (cancelled or moved keys
+    /// are popped when they reach the top), so recomputing a slot's minimum after its
+    /// earliest timer left (e.g. TIME_WAIT sockets recycled oldest first) costs
+    /// O(log n) amortized instead of a scan of the slot.
+    /// Built on demand, only for slots holding more than `SCAN_MAX` timers whose minimum
+    /// was needed; small slots are just scanned.
+    heaps: Vec<RefCell<Option<BinaryHeap<HeapItem<K>>>>>,
+    next_seq: u64,
+    /// Slot scans done by `next_deadline` (tests check they stay rare).
+    #[cfg(test)]
+    scans: Cell<u64>,
 }
 
 impl<K: Copy + Eq + Hash> Default for TimerWheel<K> {
@@ -99,6 +147,11 @@ impl<K: Copy + Eq + Hash> TimerWheel<K> {
             slots: (0..LEVELS * SLOTS).map(|_| Vec::new()).collect(),
             occupied: [0; LEVELS],
             next_cache: Cell::new(Some(None)),
+            slot_min: (0..LEVELS * SLOTS).map(|_| Cell::new(None)).collect(),
+            heaps: (0..LEVELS * SLOTS).map(|_| RefCell::new(None)).collect(),
+            next_seq: 0,
+            #[cfg(test)]
+            scans: Cell::new(0),
         }
     }
 
@@ -161,20 +214,57 @@ impl<K: Copy + Eq + Hash> TimerWheel<K> {
             s.clear();
         }
         self.occupied = [0; LEVELS];
+        for m in &self.slot_min {
+            m.set(None);
+        }
+        for h in &self.heaps {
+            *h.borrow_mut() = None;
+        }
         self.next_cache.set(Some(None));
     }
 
-    /// The earliest pending deadline, exactly (never later than the real one). Cheap:
-    /// memoized until the wheel changes; computing it scans only the first non-empty slot.
-    /// Linux: `get_next_timer_interrupt`.
+    /// The earliest pending deadline, exactly (the true minimum, neither earlier nor
+    /// later). Amortized O(levels): the answer is memoized until a timer expires or the
+    /// earliest one is cancelled/moved later; recomputing finds the first non-empty slot
+    /// with the occupancy bitmaps and takes that slot's memoized minimum, scanning the
+    /// slot's entries only when its own minimum has left it. Linux:
+    /// `get_next_timer_interrupt`.
     pub fn next_deadline(&self) -> Option<Instant> {
         if let Some(v) = self.next_cache.get() {
             return v;
         }
         let v = self.next_expiration().and_then(|(level, slot, _)| {
-            self.slots
-                .get(level * SLOTS + slot)
-                .and_then(|s| s.iter().map(|&(_, d)| d).min())
+            let idx = level * SLOTS + slot;
+            let memo = self.slot_min.get(idx)?;
+            if let Some(m) = memo.get() {
+                return Some(m);
+            }
+            #[cfg(test)]
+            self.scans.set(self.scans.get() + 1);
+            let vec = self.slots.get(idx)?;
+            if vec.len() <= SCAN_MAX {
+                let m = vec.iter().map(|&(_, d)| d).min();
+                memo.set(m);
+                return m;
+            }
+            let mut cell = self.heaps.get(idx)?.borrow_mut();
+            let heap = cell.get_or_insert_with(|| {
+                vec.iter()
+                    .filter_map(|&(key, deadline)| {
+                        let seq = self.entries.get(&key)?.seq;
+                        Some(HeapItem { deadline, seq, key })
+                    })
+                    .collect()
+            });
+            while let Some(top) = heap.peek() {
+                if self.entries.get(&top.key).is_some_and(|e| e.seq == top.seq) {
+                    break;
+                }
+                heap.pop();
+            }
+            let m = heap.peek().map(|top| top.deadline);
+            memo.set(m);
+            m
         });
         self.next_cache.set(Some(v));
         v
@@ -183,7 +273,7 @@ impl<K: Copy + Eq + Hash> TimerWheel<K> {
     /// Appends to `out` every key whose deadline is `<= now`, each once, in deadline
     /// order at 1 ms resolution, and removes them. Linux: `run_timers` / `__run_timers`.
     pub fn expire(&mut self, now: Instant, out: &mut Vec<K>) {
-        self.next_cache.set(None);
+        let fired_before = out.len();
         let origin = *self.origin.get_or_insert(now);
         let now_tick = ms_since(origin, now);
         while let Some((level, slot, start)) = self.next_expiration() {
@@ -198,6 +288,12 @@ impl<K: Copy + Eq + Hash> TimerWheel<K> {
             let mut items = std::mem::take(vec);
             if let Some(o) = self.occupied.get_mut(level) {
                 *o &= !(1u64 << slot);
+            }
+            if let Some(m) = self.slot_min.get(idx) {
+                m.set(None);
+            }
+            if let Some(h) = self.heaps.get(idx) {
+                *h.borrow_mut() = None;
             }
             for &(key, deadline) in &items {
                 if level == 0 && deadline <= now {
@@ -222,6 +318,10 @@ impl<K: Copy + Eq + Hash> TimerWheel<K> {
             }
         }
         self.elapsed = self.elapsed.max(now_tick);
+        // Cascading moves timers but keeps the set; only firing can remove the minimum.
+        if out.len() != fired_before {
+            self.next_cache.set(None);
+        }
     }
 
     /// The tick of `deadline`, within the span the wheel can hold from `elapsed`.
@@ -245,7 +345,28 @@ impl<K: Copy + Eq + Hash> TimerWheel<K> {
             return;
         };
         let pos = u32::try_from(vec.len()).unwrap_or(u32::MAX);
+        let was_empty = vec.is_empty();
         vec.push((key, deadline));
+        let live = vec.len();
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if let Some(h) = self.heaps.get(level * SLOTS + slot) {
+            if let Some(heap) = h.borrow_mut().as_mut() {
+                if heap.len() >= 2 * live + 32 {
+                    // Mostly stale: drop the dead items so memory stays O(live timers).
+                    let entries = &self.entries;
+                    heap.retain(|it| entries.get(&it.key).is_some_and(|e| e.seq == it.seq));
+                }
+                heap.push(HeapItem { deadline, seq, key });
+            }
+        }
+        if let Some(m) = self.slot_min.get(level * SLOTS + slot) {
+            match m.get() {
+                Some(cur) if deadline < cur => m.set(Some(deadline)),
+                None if was_empty => m.set(Some(deadline)),
+                _ => {}
+            }
+        }
         if let Some(o) = self.occupied.get_mut(level) {
             *o |= 1u64 << slot;
         }
@@ -256,6 +377,7 @@ impl<K: Copy + Eq + Hash> TimerWheel<K> {
                 level: level as u8,
                 slot: slot as u8,
                 pos,
+                seq,
             },
         );
     }
@@ -278,6 +400,11 @@ impl<K: Copy + Eq + Hash> TimerWheel<K> {
             if vec.is_empty() {
                 if let Some(o) = self.occupied.get_mut(level) {
                     *o &= !(1u64 << slot);
+                }
+            }
+            if let Some(m) = self.slot_min.get(level * SLOTS + slot) {
+                if vec.is_empty() || m.get().is_some_and(|cur| e.deadline <= cur) {
+                    m.set(None);
                 }
             }
         }
@@ -529,5 +656,56 @@ mod tests {
             assert_eq!(w.next_deadline(), live.values().copied().min());
             assert_eq!(w.len(), live.len());
         }
+    }
+
+    /// Many long timers (TIME_WAIT-like) sharing coarse slots plus a stream of short ones
+    /// that fire: `next_deadline` stays exact and does not rescan the big slots each time.
+    #[test]
+    fn many_timers_next_deadline_is_cheap_and_exact() {
+        let t0 = Instant::now();
+        let mut w = TimerWheel::new();
+        let n = 50_000u32;
+        for k in 0..n {
+            // 60 s TIME_WAIT timers spread over 2 s.
+            w.schedule(
+                k,
+                t0 + ms(60_000) + Duration::from_micros(u64::from(k) * 40),
+            );
+        }
+        let long_min = t0 + ms(60_000);
+        assert_eq!(w.next_deadline(), Some(long_min));
+        let scans0 = w.scans.get();
+        let mut out = Vec::new();
+        let mut now = t0;
+        for i in 0..5_000u32 {
+            let short = n + i;
+            w.schedule(short, now + ms(1));
+            assert_eq!(w.next_deadline(), Some(now + ms(1)));
+            // Cancel a long timer that is not the minimum, reschedule another.
+            w.cancel(&(n - 1 - i));
+            w.schedule(n - 1 - i, long_min + ms(5_000 + u64::from(i)));
+            now += ms(2);
+            out.clear();
+            w.expire(now, &mut out);
+            assert_eq!(out, vec![short]);
+            assert_eq!(w.next_deadline(), Some(long_min));
+        }
+        assert!(
+            w.scans.get() - scans0 <= 2,
+            "next_deadline rescanned {} times",
+            w.scans.get() - scans0
+        );
+        // Cancelling the minimum forces one rescan and gives the next one exactly.
+        assert!(w.cancel(&0));
+        assert_eq!(
+            w.next_deadline(),
+            Some(long_min + Duration::from_micros(40))
+        );
+        // Everything still fires exactly once.
+        out.clear();
+        w.expire(now + ms(3_600_000), &mut out);
+        assert_eq!(out.len(), n as usize - 1);
+        assert!(w.is_empty());
+        assert_eq!(w.next_deadline(), None);
     }
 }

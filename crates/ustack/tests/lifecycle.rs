@@ -167,3 +167,143 @@ async fn shutdown_wakes_blocked_calls_with_an_error() {
         .unwrap_err();
     assert!(e.to_string().contains("shut down"), "{e}");
 }
+
+/// Opens `n` established connections from `s1` to `s2`; returns both ends.
+async fn establish(
+    s1: &Stack,
+    s2: &Stack,
+    n: usize,
+) -> (Vec<ustack::net::TcpStream>, Vec<ustack::net::TcpStream>) {
+    let listener = TcpListener::bind_with(s2, "0.0.0.0:7000").await.unwrap();
+    let accepting = tokio::spawn(async move {
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            v.push(listener.accept().await.unwrap().0);
+        }
+        v
+    });
+    let mut clients = Vec::with_capacity(n);
+    for _ in 0..n {
+        clients.push(
+            ustack::net::TcpStream::connect_with(s1, (B, 7000))
+                .await
+                .unwrap(),
+        );
+    }
+    (clients, accepting.await.unwrap())
+}
+
+async fn shutdown_with_many_connections(drop_first: bool) {
+    let (s1, s2) = pair().await;
+    let (clients, servers) = establish(&s1, &s2, 2_000).await;
+    if drop_first {
+        drop(clients);
+        drop(servers);
+        tokio::time::timeout(Duration::from_secs(10), async {
+            s1.shutdown().await;
+            s2.shutdown().await;
+        })
+        .await
+        .expect("shutdown hung");
+    } else {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            s1.shutdown().await;
+            s2.shutdown().await;
+        })
+        .await
+        .expect("shutdown hung");
+        assert!(!s1.is_running() && !s2.is_running());
+        tokio::time::timeout(Duration::from_secs(10), async move {
+            drop(clients);
+            drop(servers);
+        })
+        .await
+        .expect("drop after shutdown hung");
+    }
+}
+
+#[tokio::test]
+async fn shutdown_is_prompt_with_many_live_connections() {
+    shutdown_with_many_connections(false).await;
+}
+
+#[tokio::test]
+async fn shutdown_is_prompt_with_many_dropped_connections() {
+    shutdown_with_many_connections(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_prompt_with_many_connections_multi_thread() {
+    shutdown_with_many_connections(false).await;
+}
+
+/// Like the scale benchmark: one current-thread runtime, a `LocalSet`, an accept loop that
+/// keeps running, many established connections, then shutdown of both stacks.
+#[test]
+fn shutdown_is_prompt_on_a_local_set_with_accept_loops() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use tokio::task::{spawn_local, LocalSet};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(LocalSet::new().run_until(async {
+        let (s1, s2) = common::pair_with(ustack::netdev::mem::MemLinkConfig {
+            mtu: 1500,
+            queue_len: 4096,
+            ..Default::default()
+        })
+        .await;
+        let listener = TcpListener::bind_with(&s2, "0.0.0.0:7001").await.unwrap();
+        let accepted = Rc::new(RefCell::new(Vec::new()));
+        let acc = accepted.clone();
+        spawn_local(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                acc.borrow_mut().push(s);
+            }
+        });
+        let n = 4_000;
+        let got = Rc::new(RefCell::new(Vec::new()));
+        let mut hs = Vec::new();
+        for _ in 0..64 {
+            let (s1, got) = (s1.clone(), got.clone());
+            hs.push(spawn_local(async move {
+                for _ in 0..n / 64 {
+                    let c = ustack::net::TcpStream::connect_with(&s1, (B, 7001))
+                        .await
+                        .unwrap();
+                    got.borrow_mut().push(c);
+                }
+            }));
+        }
+        for h in hs {
+            h.await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let t = std::time::Instant::now();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            s2.shutdown().await;
+            s1.shutdown().await;
+        })
+        .await
+        .expect("shutdown hung");
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "shutdown took {:?}",
+            t.elapsed()
+        );
+        let t = std::time::Instant::now();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            got.borrow_mut().clear();
+            accepted.borrow_mut().clear();
+        })
+        .await
+        .expect("drop after shutdown hung");
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "drops took {:?}",
+            t.elapsed()
+        );
+    }));
+}

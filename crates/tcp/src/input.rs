@@ -73,14 +73,7 @@ fn synsent(
     let f = seg.flags;
     if f.ack() && (seg.ack.le(tcb.iss) || seg.ack.gt(tcb.snd_nxt)) {
         if !f.rst() {
-            let r = TcpRepr::new(
-                tcb.local.port(),
-                tcb.remote.port(),
-                seg.ack,
-                SeqNum(0),
-                TcpFlags::RST,
-            );
-            send_raw(sh, tcb.local, tcb.remote, &r, &[], tcb.opts.ttl, out);
+            send_rst(sh, tcb, seg.ack, out);
         }
         return Verdict::Keep;
     }
@@ -412,14 +405,7 @@ pub(crate) fn rcv_state_process(
             set_state(tcb, sh, TcpState::Established);
             on_established(tcb, sh, now);
         } else {
-            let r = TcpRepr::new(
-                tcb.local.port(),
-                tcb.remote.port(),
-                seg.ack,
-                SeqNum(0),
-                TcpFlags::RST,
-            );
-            send_raw(sh, tcb.local, tcb.remote, &r, &[], tcb.opts.ttl, out);
+            send_rst(sh, tcb, seg.ack, out);
             return Verdict::Keep;
         }
     }
@@ -469,14 +455,7 @@ pub(crate) fn rcv_state_process(
         if tcb.orphan && !payload.is_empty() && end.gt(tcb.rcv_nxt) {
             // Data after close: the application will never read it (Linux TCPAbortOnData).
             sh.stats.tcp_abort_on_data += 1;
-            let r = TcpRepr::new(
-                tcb.local.port(),
-                tcb.remote.port(),
-                tcb.snd_nxt,
-                SeqNum(0),
-                TcpFlags::RST,
-            );
-            send_raw(sh, tcb.local, tcb.remote, &r, &[], tcb.opts.ttl, out);
+            send_rst(sh, tcb, tcb.snd_nxt, out);
             tcp_done(tcb, sh, Some(crate::error::TcpError::ConnectionAborted));
             return Verdict::Closed;
         }
@@ -786,4 +765,17 @@ pub(crate) fn ack_snd_check(
         let ato = tcb.ato.clamp(sh.cfg.delack_min, sh.cfg.delack_max);
         sh.set_timer(tcb.id, TimerKind::DelAck, now + ato);
     }
+}
+
+/// Sends a bare RST from this connection with sequence number `seq` (RFC 9293 section
+/// 3.10.7: `<SEQ=SEG.ACK><CTL=RST>` for an unacceptable ACK, or `snd_nxt` when aborting).
+fn send_rst(sh: &mut Shared, tcb: &Tcb, seq: SeqNum, out: &mut Vec<TcpSegmentOut>) {
+    let r = TcpRepr::new(
+        tcb.local.port(),
+        tcb.remote.port(),
+        seq,
+        SeqNum(0),
+        TcpFlags::RST,
+    );
+    send_raw(sh, tcb.local, tcb.remote, &r, &[], tcb.opts.ttl, out);
 }

@@ -345,8 +345,25 @@ impl TcpLayer {
         on_established(&mut tcb, &mut self.sh, now);
         tcb.last_rcv = now;
         // The rest of the segment (data, FIN) as in ESTABLISHED.
+        self.install_child(now, tcb, cid, lid, seg, payload, out);
+    }
+
+    /// The last step of a passive open (Linux: `tcp_check_req` -> `inet_csk_complete_hashdance`
+    /// -> `inet_csk_reqsk_queue_add`): the rest of the third ACK (data, FIN) is processed as
+    /// in ESTABLISHED, the child takes its slot, and it joins the listener's accept queue.
+    #[allow(clippy::too_many_arguments)]
+    fn install_child(
+        &mut self,
+        now: Instant,
+        mut tcb: Tcb,
+        cid: SockId,
+        lid: SockId,
+        seg: &TcpRepr,
+        payload: &[u8],
+        out: &mut Vec<TcpSegmentOut>,
+    ) {
         let mut verdict = Verdict::Keep;
-        if !payload.is_empty() || f.fin() {
+        if !payload.is_empty() || seg.flags.fin() {
             verdict = rcv_state_process(&mut tcb, &mut self.sh, now, seg, payload, out);
         }
         tcb.sync_mem(&mut self.sh);
@@ -509,23 +526,7 @@ impl TcpLayer {
         self.sh.stats.passive_opens += 1;
         set_state(&mut tcb, &mut self.sh, TcpState::Established);
         on_established(&mut tcb, &mut self.sh, now);
-        let mut verdict = Verdict::Keep;
-        if !payload.is_empty() || seg.flags.fin() {
-            verdict = rcv_state_process(&mut tcb, &mut self.sh, now, seg, payload, out);
-        }
-        tcb.sync_mem(&mut self.sh);
-        if let Some(slot) = self.socks.get_mut(cid) {
-            *slot = Sock::Conn(Box::new(tcb));
-        }
-        if let Some(Sock::Listen(l)) = self.socks.get_mut(lid) {
-            l.accept_q.push_back(cid);
-            let mut evt = l.evt;
-            self.sh.wake(lid, &mut evt);
-            l.evt = evt;
-        }
-        if verdict == Verdict::Closed {
-            self.unhash_conn(cid);
-        }
+        self.install_child(now, tcb, cid, lid, seg, payload, out);
         true
     }
 }

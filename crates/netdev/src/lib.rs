@@ -154,6 +154,19 @@ pub trait NetDevice: Send + 'static {
 
     /// A snapshot of the link counters.
     fn stats(&self) -> DeviceStats;
+
+    /// True when this device wakes its receive waker only from a [`transmit`](Self::transmit)
+    /// call in this process (an in-memory pair, loopback), never while holding a lock of
+    /// its own. The stack then hands such a device a waker that processes the received
+    /// packets right away, in the sender's context, instead of scheduling its driver task
+    /// (Linux: veth and loopback run the receiver's softirq on the sending CPU). Such a
+    /// device must also arm the waker whenever `poll_recv` returns `Ready` with fewer
+    /// packets than the budget (its queue is then empty), so the stack need not poll it
+    /// again to see `Pending`. Devices woken by the OS (TUN) or by timers of their own
+    /// keep the default, `false`.
+    fn rx_inline(&self) -> bool {
+        false
+    }
 }
 
 /// Boxed devices (including `Box<dyn NetDevice>`) are devices: every call is delegated.
@@ -185,6 +198,10 @@ impl<D: NetDevice + ?Sized> NetDevice for Box<D> {
 
     fn stats(&self) -> DeviceStats {
         (**self).stats()
+    }
+
+    fn rx_inline(&self) -> bool {
+        (**self).rx_inline()
     }
 }
 

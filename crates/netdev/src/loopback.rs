@@ -70,6 +70,13 @@ impl NetDevice for Loopback {
             self.stats.rx_bytes += pkt.len() as u64;
             out.push(pkt);
         }
+        if self.queue.is_empty() {
+            // Drained: arm the waker now (see `rx_inline`).
+            match &self.waker {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => self.waker = Some(cx.waker().clone()),
+            }
+        }
         Poll::Ready(Ok(n))
     }
 
@@ -96,6 +103,12 @@ impl NetDevice for Loopback {
 
     fn stats(&self) -> DeviceStats {
         self.stats
+    }
+
+    /// The waker is called only from this device's own `transmit`; it is armed whenever
+    /// a poll leaves the queue empty.
+    fn rx_inline(&self) -> bool {
+        true
     }
 }
 

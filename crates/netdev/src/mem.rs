@@ -216,6 +216,14 @@ impl NetDevice for MemDevice {
             self.stats.rx_bytes += pkt.len() as u64;
             out.push(pkt);
         }
+        if q.queue.is_empty() {
+            // Drained: arm the waker now, so a caller that got fewer than its budget
+            // need not poll again just to see Pending (see `rx_inline`).
+            match &q.waker {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => q.waker = Some(cx.waker().clone()),
+            }
+        }
         Poll::Ready(Ok(n))
     }
 
@@ -259,6 +267,12 @@ impl NetDevice for MemDevice {
 
     fn stats(&self) -> DeviceStats {
         self.stats
+    }
+
+    /// The waker is called only from the peer's `transmit`, after the queue lock is
+    /// released; it is armed whenever a poll leaves the queue empty.
+    fn rx_inline(&self) -> bool {
+        true
     }
 }
 

@@ -5,8 +5,9 @@
 //! cannot finish stores the task's `Waker` and returns `Pending`. Registration and the
 //! readiness check happen under the same lock as protocol processing, so no wakeup is lost.
 
-use std::collections::HashMap;
 use std::task::Waker;
+
+use ustack_ipv4::hash::FastHashMap;
 
 use crate::sock::SockRef;
 
@@ -65,7 +66,9 @@ impl WaitQueue {
 /// All wait queues of a stack, keyed by socket.
 #[derive(Debug, Default)]
 pub struct WaitQueues {
-    map: HashMap<SockRef, WaitQueue>,
+    /// Keyed by our own socket handles (not by anything a peer chooses), so the fast
+    /// hasher is enough.
+    map: FastHashMap<SockRef, WaitQueue>,
 }
 
 impl WaitQueues {

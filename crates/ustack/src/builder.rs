@@ -7,6 +7,7 @@ use std::io;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::task::Waker;
 
 use ustack_ipv4::{Ipv4Cidr, Ipv4Config};
 use ustack_netdev::fault::{FaultConfig, FaultInjector};
@@ -18,7 +19,7 @@ use ustack_tcp::TcpConfig;
 use ustack_udp::UdpConfig;
 
 use crate::driver::Driver;
-use crate::stack::{add_route_locked, DevSlot, Shared, Signal, Stack, State};
+use crate::stack::{add_route_locked, DevSlot, RxKick, Shared, Signal, Stack, State};
 
 enum DevSource {
     Tun(TunOptions),
@@ -269,6 +270,7 @@ impl StackBuilder {
                 core.set_local_dev(id);
             }
             slots.push(DevSlot {
+                inline: dev.rx_inline(),
                 dev,
                 id,
                 alive: true,
@@ -284,9 +286,13 @@ impl StackBuilder {
             add_route_locked(&mut state, default, Some(gw), None)?;
         }
         let signal = Arc::new(Signal::default());
-        let shared = Arc::new(Shared {
+        let shared = Arc::new_cyclic(|weak| Shared {
             state: Mutex::new(state),
             signal: signal.clone(),
+            rx_waker: Waker::from(Arc::new(RxKick {
+                shared: weak.clone(),
+                signal: signal.clone(),
+            })),
             driver: Mutex::new(None),
             ping_ident: (random_u64() & 0xffff) as u16,
         });

@@ -1,20 +1,22 @@
 //! The driver task (Linux: the NAPI poll loop + the timer softirq): polls each device's
 //! receive with a budget, runs packets up the stack, fires timers, transmits, and wakes the
-//! sockets whose readiness changed. It sleeps on one `tokio::time::Sleep` set to the next
-//! protocol deadline and on a doorbell that user calls ring when they move that deadline
-//! earlier. An idle stack has no timer armed and uses no CPU.
+//! sockets whose readiness changed. It sleeps on one `tokio::time::Sleep` kept in the
+//! stack's state and set to the next protocol deadline (user calls that arm an earlier
+//! deadline move it themselves, without waking the task), and on a doorbell rung at
+//! shutdown or when inline receive hands work over. Packets of inline devices (in-memory
+//! pair, loopback) are normally processed in the sender's context (`stack::softirq`); the
+//! driver polls them too, so nothing waits if that path backs off. An idle stack's timer
+//! points an hour ahead and it uses no CPU.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
 
-use tokio::time::Sleep;
 use ustack_netdev::PacketBuf;
 
-use crate::stack::{now, Shared, Signal};
+use crate::stack::{now, softirq, Shared, Signal, IDLE_TIMER};
 
 /// Packets taken from one device per poll (Linux: the NAPI weight, 64).
 pub(crate) const RX_BUDGET: usize = 64;
@@ -25,8 +27,6 @@ const ROUNDS_PER_POLL: usize = 8;
 pub(crate) struct Driver {
     shared: Weak<Shared>,
     signal: Arc<Signal>,
-    sleep: Pin<Box<Sleep>>,
-    armed: Option<Instant>,
     rx: Vec<PacketBuf>,
     wakers: Vec<Waker>,
 }
@@ -36,21 +36,22 @@ impl Driver {
         Driver {
             shared,
             signal,
-            sleep: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
-            armed: None,
             rx: Vec::with_capacity(RX_BUDGET),
             wakers: Vec::new(),
         }
     }
 
-    /// One pass: receive, timers, transmit, collect wakers. Returns whether more work is
-    /// known to be waiting (a device hit its budget) and the next deadline.
-    fn run_once(&mut self, shared: &Shared, cx: &mut Context<'_>) -> (bool, Option<Instant>) {
-        let mut st = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+    /// One pass: receive, timers, transmit, collect wakers, re-arm the timer. Returns
+    /// whether more work is known to be waiting (a device hit its budget, or the timer
+    /// is already due).
+    fn run_once(&mut self, shared: &Shared, cx: &mut Context<'_>) -> bool {
+        let mut guard = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        shared.signal.rx_pending.store(false, Ordering::SeqCst);
         let now = now();
-        let mut more = false;
-        let st = &mut *st;
-        for slot in st.devices.iter_mut().filter(|s| s.alive) {
+        let st = &mut *guard;
+        let (mut more, n) = st.receive_inline(now, &shared.rx_waker, &mut self.rx, RX_BUDGET);
+        self.signal.rx_packets.fetch_add(n, Ordering::Relaxed);
+        for slot in st.devices.iter_mut().filter(|s| s.alive && !s.inline) {
             // Poll until the device says Pending (which registers our waker) or the
             // budget is used up (then come back after a yield, like NAPI).
             let mut got = 0;
@@ -88,9 +89,14 @@ impl Driver {
         st.transmit(now);
         st.core.take_wakers(&mut self.wakers);
         more |= st.core.has_pending();
-        let deadline = st.core.poll_timeout();
-        st.driver_deadline = deadline;
-        (more, deadline)
+        let next = st.core.poll_timeout().unwrap_or(now + IDLE_TIMER);
+        if next != st.armed {
+            st.set_timer(next);
+        }
+        // Poll the timer under the lock so its waker is ours before any user call moves it.
+        more |= st.timer.as_mut().poll(cx).is_ready();
+        drop(guard);
+        more
     }
 }
 
@@ -111,29 +117,16 @@ impl Future for Driver {
                 return Poll::Ready(());
             };
             this.signal.kicked.store(false, Ordering::Release);
-            let (more, deadline) = this.run_once(&shared, cx);
-            // Dropping the last strong handle here runs Shared::drop inside the driver,
-            // which only sets `stop`; the check above ends the task next round.
-            drop(shared);
+            let more = this.run_once(&shared, cx);
             for w in this.wakers.drain(..) {
                 w.wake();
             }
-            if more {
-                continue;
-            }
-            if let Some(d) = deadline {
-                if this.armed != Some(d) {
-                    this.sleep.as_mut().reset(tokio::time::Instant::from_std(d));
-                    this.armed = Some(d);
-                }
-                if this.sleep.as_mut().poll(cx).is_ready() {
-                    this.armed = None;
-                    continue;
-                }
-            } else {
-                this.armed = None;
-            }
-            if this.signal.kicked.load(Ordering::Acquire) {
+            // Packets an inline device got while we held the lock.
+            softirq(&shared);
+            // Dropping the last strong handle here runs Shared::drop inside the driver,
+            // which only sets `stop`; the check above ends the task next round.
+            drop(shared);
+            if more || this.signal.kicked.load(Ordering::Acquire) {
                 continue;
             }
             return Poll::Pending;

@@ -1,16 +1,20 @@
 //! `Stack`: one user-space TCP/IPv4 stack: a [`NetCore`] and its devices behind one lock,
 //! driven by a tokio task (see [`crate::driver`]).
 
+use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::task::{Context, Poll, Waker};
+use std::ops::{Deref, DerefMut};
+use std::pin::Pin;
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, TryLockError, Weak};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use futures::task::AtomicWaker;
 use tokio::task::JoinHandle;
+use tokio::time::Sleep;
 use ustack_ipv4::{IpTx, Ipv4Cidr, Route, RouteKind};
 use ustack_netdev::{DevId, NetDevice, PacketBuf};
 use ustack_socket::NetCore;
@@ -29,11 +33,16 @@ pub(crate) struct Signal {
     pub(crate) waker: AtomicWaker,
     pub(crate) kicked: AtomicBool,
     pub(crate) stop: AtomicBool,
+    /// Packets wait on an inline device (see [`NetDevice::rx_inline`]) for whoever holds
+    /// or next takes the state lock.
+    pub(crate) rx_pending: AtomicBool,
     /// Counters of the driver task (see [`DriverStats`]).
     pub(crate) polls: AtomicU64,
     pub(crate) rx_packets: AtomicU64,
     pub(crate) timer_runs: AtomicU64,
     pub(crate) kicks: AtomicU64,
+    /// Receive batches processed in a sender's context instead of the driver task.
+    pub(crate) inline_runs: AtomicU64,
 }
 
 impl Signal {
@@ -53,6 +62,8 @@ impl Signal {
 pub(crate) struct DevSlot {
     pub(crate) dev: Box<dyn NetDevice>,
     pub(crate) id: DevId,
+    /// The device's [`NetDevice::rx_inline`], read once when it is attached.
+    pub(crate) inline: bool,
     /// False once `poll_recv` reported the device gone for good.
     pub(crate) alive: bool,
 }
@@ -61,21 +72,27 @@ pub(crate) struct DevSlot {
 pub(crate) struct State {
     pub(crate) core: NetCore,
     pub(crate) devices: Vec<DevSlot>,
-    /// The deadline the driver sleeps until (`None`: no timer armed). A user call that
-    /// makes an earlier deadline kicks the driver.
-    pub(crate) driver_deadline: Option<Instant>,
+    /// The driver's timer. It lives under the lock so that a user call arming an earlier
+    /// protocol deadline moves it directly, without waking the driver task; the driver
+    /// polls it before it sleeps, so its waker is always registered.
+    pub(crate) timer: Pin<Box<Sleep>>,
+    /// The deadline `timer` is set to (far in the future when no protocol timer is armed).
+    pub(crate) armed: Instant,
     pub(crate) shut_down: bool,
     tx: Vec<IpTx>,
     batches: Vec<Vec<PacketBuf>>,
 }
 
 impl State {
+    /// Needs a tokio runtime with time enabled (the driver's timer is created here).
     pub(crate) fn new(core: NetCore, devices: Vec<DevSlot>) -> Self {
         let n = devices.len();
+        let armed = now() + IDLE_TIMER;
         State {
             core,
             devices,
-            driver_deadline: None,
+            timer: Box::pin(tokio::time::sleep_until(armed.into())),
+            armed,
             shut_down: false,
             tx: Vec::new(),
             batches: (0..n).map(|_| Vec::new()).collect(),
@@ -105,24 +122,221 @@ impl State {
         }
     }
 
-    /// The tail of every user call: transmit, collect wakers, and tell whether the driver
-    /// must be kicked because the next deadline moved earlier.
-    pub(crate) fn finish_op(&mut self, now: Instant, wakers: &mut Vec<Waker>) -> bool {
+    /// The tail of every user call and inline receive: transmit, collect wakers, and move
+    /// the driver's timer earlier if a protocol deadline now comes first (a later one is
+    /// left for the driver to re-arm when the timer fires).
+    pub(crate) fn finish_op(&mut self, now: Instant, wakers: &mut Vec<Waker>) {
         self.transmit(now);
         self.core.take_wakers(wakers);
-        match self.core.poll_timeout() {
-            Some(d) if self.driver_deadline.is_none_or(|cur| d < cur) => {
-                self.driver_deadline = Some(d);
-                true
+        if let Some(d) = self.core.poll_timeout() {
+            if d < self.armed {
+                self.set_timer(d);
             }
-            _ => false,
         }
+    }
+
+    /// Points the driver's timer at `d`.
+    pub(crate) fn set_timer(&mut self, d: Instant) {
+        self.armed = d;
+        self.timer.as_mut().reset(d.into());
+    }
+
+    /// Receives from the inline devices (up to `budget` packets each) with `waker` as
+    /// their receive waker and runs the packets up the stack. Returns true when a device
+    /// still has packets waiting, and the number of packets received.
+    pub(crate) fn receive_inline(
+        &mut self,
+        now: Instant,
+        waker: &Waker,
+        rx: &mut Vec<PacketBuf>,
+        budget: usize,
+    ) -> (bool, u64) {
+        let mut cx = Context::from_waker(waker);
+        let mut more = false;
+        let mut total = 0u64;
+        for slot in self.devices.iter_mut().filter(|s| s.alive && s.inline) {
+            let mut got = 0;
+            while got < budget {
+                let want = budget - got;
+                let drained = match slot.dev.poll_recv(&mut cx, rx, want) {
+                    Poll::Ready(Ok(n)) => {
+                        got += n.max(1);
+                        total += n as u64;
+                        // Fewer than asked: the queue is empty and the waker armed.
+                        n < want
+                    }
+                    Poll::Ready(Err(e)) => {
+                        tracing::warn!(dev = slot.dev.name(), err = %e, "device gone; detaching it");
+                        slot.alive = false;
+                        true
+                    }
+                    Poll::Pending => true,
+                };
+                for pkt in rx.drain(..) {
+                    self.core.receive(now, slot.id, pkt);
+                }
+                if drained {
+                    break;
+                }
+            }
+            for pkt in rx.drain(..) {
+                self.core.receive(now, slot.id, pkt);
+            }
+            more |= got >= budget;
+        }
+        (more, total)
+    }
+}
+
+/// Where the driver's timer points while no protocol timer is armed.
+pub(crate) const IDLE_TIMER: Duration = Duration::from_secs(3600);
+
+/// Packets taken from each inline device per round of [`softirq`].
+const INLINE_BUDGET: usize = 64;
+
+/// Rounds one [`softirq`] call runs before it leaves the rest to the driver task.
+const INLINE_ROUNDS: usize = 8;
+
+/// Deepest nesting of inline receives on one thread (stack A's transmit runs stack B's
+/// receive, whose transmit may run stack C's, ...). Beyond it the driver task takes over.
+const INLINE_DEPTH: u32 = 4;
+
+thread_local! {
+    static INLINE_NESTING: Cell<u32> = const { Cell::new(0) };
+    /// Scratch vectors reused by user calls and inline receive on this thread, so the
+    /// per-packet path does not allocate.
+    static SCRATCH: Cell<(Vec<Waker>, Vec<PacketBuf>)> = const { Cell::new((Vec::new(), Vec::new())) };
+}
+
+/// Borrows this thread's scratch vectors (empty ones when a caller up the stack holds
+/// them); give them back with [`put_scratch`].
+fn take_scratch() -> (Vec<Waker>, Vec<PacketBuf>) {
+    SCRATCH.with(|s| s.take())
+}
+
+fn put_scratch(mut v: (Vec<Waker>, Vec<PacketBuf>)) {
+    v.0.clear();
+    v.1.clear();
+    SCRATCH.with(|s| {
+        let cur = s.take();
+        // Keep whichever pair has room already.
+        if cur.0.capacity() + cur.1.capacity() >= v.0.capacity() + v.1.capacity() {
+            s.set(cur);
+        } else {
+            s.set(v);
+        }
+    });
+}
+
+/// The receive waker given to inline devices: it processes what arrived at once if the
+/// stack's lock is free, or leaves it to the lock holder, who checks `rx_pending` after
+/// unlocking (Linux: a packet for a socket owned by the user goes to the backlog that
+/// `release_sock` processes).
+pub(crate) struct RxKick {
+    pub(crate) shared: Weak<Shared>,
+    pub(crate) signal: Arc<Signal>,
+}
+
+impl Wake for RxKick {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.signal.rx_pending.store(true, Ordering::SeqCst);
+        if let Some(shared) = self.shared.upgrade() {
+            softirq(&shared);
+        }
+    }
+}
+
+/// Processes packets waiting on inline devices if any are flagged and the state lock is
+/// free; never blocks on the lock. Called after every user call (with the lock released)
+/// and from the inline devices' receive waker.
+pub(crate) fn softirq(shared: &Shared) {
+    // Pairs with the fence in a notifier: either it sees the lock free, or we see its flag.
+    fence(Ordering::SeqCst);
+    if !shared.signal.rx_pending.load(Ordering::Relaxed) {
+        return;
+    }
+    let depth = INLINE_NESTING.with(|d| d.get());
+    if depth >= INLINE_DEPTH {
+        shared.signal.kick();
+        return;
+    }
+    INLINE_NESTING.with(|d| d.set(depth + 1));
+    let (mut wakers, mut rx) = take_scratch();
+    let mut rounds = 0;
+    loop {
+        let mut st = match shared.state.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            // The holder sees `rx_pending` when it unlocks.
+            Err(TryLockError::WouldBlock) => break,
+        };
+        shared.signal.rx_pending.store(false, Ordering::SeqCst);
+        if st.shut_down {
+            break;
+        }
+        let now = now();
+        let (more, n) = st.receive_inline(now, &shared.rx_waker, &mut rx, INLINE_BUDGET);
+        st.finish_op(now, &mut wakers);
+        drop(st);
+        shared.signal.inline_runs.fetch_add(1, Ordering::Relaxed);
+        shared.signal.rx_packets.fetch_add(n, Ordering::Relaxed);
+        if more {
+            shared.signal.rx_pending.store(true, Ordering::SeqCst);
+        }
+        for w in wakers.drain(..) {
+            w.wake();
+        }
+        rounds += 1;
+        fence(Ordering::SeqCst);
+        if !shared.signal.rx_pending.load(Ordering::Relaxed) {
+            break;
+        }
+        if rounds >= INLINE_ROUNDS {
+            // Still busy: let the driver task go on after other tasks had a turn.
+            shared.signal.kick();
+            break;
+        }
+    }
+    put_scratch((wakers, rx));
+    INLINE_NESTING.with(|d| d.set(depth));
+}
+
+/// The state lock held by a user call that is not an [`Stack::op`]: on release, packets
+/// that arrived on an inline device meanwhile are processed (or handed to the driver).
+pub(crate) struct StateGuard<'a> {
+    guard: Option<MutexGuard<'a, State>>,
+    shared: &'a Shared,
+}
+
+impl Deref for StateGuard<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        self.guard.as_deref().expect("guard held until drop")
+    }
+}
+
+impl DerefMut for StateGuard<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        self.guard.as_deref_mut().expect("guard held until drop")
+    }
+}
+
+impl Drop for StateGuard<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        softirq(self.shared);
     }
 }
 
 pub(crate) struct Shared {
     pub(crate) state: Mutex<State>,
     pub(crate) signal: Arc<Signal>,
+    /// The receive waker of inline devices (an [`RxKick`]).
+    pub(crate) rx_waker: Waker,
     pub(crate) driver: Mutex<Option<JoinHandle<()>>>,
     pub(crate) ping_ident: u16,
 }
@@ -193,13 +407,17 @@ impl Stack {
         StackBuilder::new()
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn lock(&self) -> StateGuard<'_> {
+        StateGuard {
+            guard: Some(self.shared.state.lock().unwrap_or_else(|e| e.into_inner())),
+            shared: &self.shared,
+        }
     }
 
     /// Runs a user call against the core under the lock, then transmits from the caller's
-    /// context (Linux: `tcp_push` -> `dev_queue_xmit`), wakes affected sockets after the
-    /// lock is released, and kicks the driver if a timer now fires earlier.
+    /// context (Linux: `tcp_push` -> `dev_queue_xmit`), moves the driver's timer if a
+    /// protocol timer now fires earlier, wakes affected sockets after the lock is
+    /// released, and processes packets that arrived on inline devices meanwhile.
     pub(crate) fn with_core<R>(&self, f: impl FnOnce(&mut NetCore, Instant) -> R) -> R {
         match self.run(false, f) {
             Some(r) => r,
@@ -208,23 +426,25 @@ impl Stack {
     }
 
     fn run<R>(&self, check_live: bool, f: impl FnOnce(&mut NetCore, Instant) -> R) -> Option<R> {
-        let mut wakers = Vec::new();
-        let (r, kick) = {
-            let mut st = self.lock();
+        let (mut wakers, rx) = take_scratch();
+        let r = {
+            let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
             if check_live && st.shut_down {
+                drop(st);
+                put_scratch((wakers, rx));
+                softirq(&self.shared);
                 return None;
             }
             let now = now();
             let r = f(&mut st.core, now);
-            let kick = st.finish_op(now, &mut wakers);
-            (r, kick)
+            st.finish_op(now, &mut wakers);
+            r
         };
-        for w in wakers {
+        for w in wakers.drain(..) {
             w.wake();
         }
-        if kick {
-            self.shared.signal.kick();
-        }
+        put_scratch((wakers, rx));
+        softirq(&self.shared);
         Some(r)
     }
 
@@ -342,6 +562,7 @@ impl Stack {
                 rx_packets: self.shared.signal.rx_packets.load(Ordering::Relaxed),
                 timer_runs: self.shared.signal.timer_runs.load(Ordering::Relaxed),
                 kicks: self.shared.signal.kicks.load(Ordering::Relaxed),
+                inline_runs: self.shared.signal.inline_runs.load(Ordering::Relaxed),
                 next_deadline_in: st
                     .core
                     .poll_timeout()

@@ -37,12 +37,16 @@ pub struct StackStats {
 pub struct DriverStats {
     /// Times the driver future was polled (woken by a device, a timer or a kick).
     pub polls: u64,
-    /// Packets taken from the devices.
+    /// Packets taken from the devices (by the driver task or by inline receive).
     pub rx_packets: u64,
     /// Times protocol timers were run.
     pub timer_runs: u64,
-    /// Times a user call woke the driver because a deadline moved earlier.
+    /// Times the driver task was woken to take over work: inline receive left packets
+    /// over, or nested too deep.
     pub kicks: u64,
+    /// Receive batches processed in a sender's context (inline devices: in-memory pair,
+    /// loopback) instead of by the driver task.
+    pub inline_runs: u64,
     /// Time until the next protocol deadline (`None`: no timer armed).
     pub next_deadline_in: Option<std::time::Duration>,
 }

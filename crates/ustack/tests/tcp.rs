@@ -533,3 +533,43 @@ async fn tcp_listener_drop_refuses_new_connections() {
     // The port is free again.
     let _again = TcpListener::bind_with(&s2, "0.0.0.0:89").await.unwrap();
 }
+
+/// Reads into uninitialized buffers (hyper's pattern, `read_buf` into a `Vec`'s spare
+/// capacity) return every byte in order even though each call zeroes only part of a large
+/// buffer; a peek into such a buffer sees the same bytes without consuming them.
+#[tokio::test]
+async fn tcp_reads_into_uninitialized_buffers() {
+    let (s1, s2) = pair().await;
+    let l = TcpListener::bind_with(&s2, SocketAddr::from((B, 7100)))
+        .await
+        .unwrap();
+    let len = 600 * 1024;
+    let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 251) as u8).collect();
+    let expect = data.clone();
+    let srv = tokio::spawn(async move {
+        let (mut st, _) = l.accept().await.unwrap();
+        st.write_all(&data).await.unwrap();
+        st.shutdown().await.unwrap();
+    });
+    let mut st = TcpStream::connect_with(&s1, SocketAddr::from((B, 7100)))
+        .await
+        .unwrap();
+    // Wait until a good part of the data is queued, so one call could return a lot.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut peeked = [0u8; 16];
+    let n = st.peek(&mut peeked).await.unwrap();
+    assert!(n > 0 && peeked[..n] == expect[..n]);
+    let mut got: Vec<u8> = Vec::new();
+    loop {
+        got.reserve(1024 * 1024);
+        let before = got.len();
+        let n = st.read_buf(&mut got).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        assert_eq!(got.len(), before + n);
+    }
+    assert_eq!(got.len(), expect.len());
+    assert!(got == expect, "bytes differ");
+    srv.await.unwrap();
+}

@@ -17,6 +17,12 @@ struct Cli {
     /// First of the three ports (sink); echo is +1, close +2.
     #[arg(long, default_value_t = 5001)]
     base_port: u16,
+    /// Runtime worker threads. 1 (the default) runs the stack's driver and every
+    /// connection on one current-thread runtime: the stack has one lock, so a single
+    /// thread avoids lock hand-offs and cross-CPU wake-ups between the driver and the
+    /// connection tasks. More threads use tokio's multi-thread runtime.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -78,10 +84,23 @@ async fn serve(l: TcpListener, mode: Mode) {
     }
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     init_tracing();
     let cli = Cli::parse();
+    let rt = match cli.threads {
+        0 => return Err("--threads must be at least 1".into()),
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()?,
+    };
+    rt.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let stack = cli.stack.build().await?;
     let p = cli.base_port;
     let sink = TcpListener::bind(("0.0.0.0", p)).await?;

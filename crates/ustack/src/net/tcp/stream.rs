@@ -393,6 +393,19 @@ pub(crate) fn tcp_info(h: &SockHandle) -> io::Result<TcpInfo> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "socket is closed"))
 }
 
+/// Most bytes of a caller's uninitialized read buffer zeroed per read call. Callers like
+/// hyper hand over large uninitialized buffers on every call; zeroing all of it each time
+/// would cost more than the copy. Initialized space is always used in full.
+const READ_INIT_CHUNK: usize = 64 * 1024;
+
+/// The part of `buf`'s unfilled space to read into: all of it that is initialized, and
+/// at least `READ_INIT_CHUNK` bytes (zeroed now) when that is less.
+fn read_space<'a>(buf: &'a mut ReadBuf<'_>) -> &'a mut [u8] {
+    let initialized = buf.initialized().len() - buf.filled().len();
+    let want = buf.remaining().min(initialized.max(READ_INIT_CHUNK));
+    buf.initialize_unfilled_to(want)
+}
+
 pub(crate) fn poll_read(
     h: &SockHandle,
     cx: &mut Context<'_>,
@@ -401,7 +414,7 @@ pub(crate) fn poll_read(
     if buf.remaining() == 0 {
         return Poll::Ready(Ok(()));
     }
-    let dst = buf.initialize_unfilled();
+    let dst = read_space(buf);
     match h.poll_recv(cx, dst, MsgFlags::NONE) {
         Poll::Ready(Ok((n, _))) => {
             buf.advance(n);
@@ -417,7 +430,7 @@ pub(crate) fn poll_peek(
     cx: &mut Context<'_>,
     buf: &mut ReadBuf<'_>,
 ) -> Poll<io::Result<usize>> {
-    let dst = buf.initialize_unfilled();
+    let dst = read_space(buf);
     match h.poll_recv(cx, dst, MsgFlags::PEEK) {
         Poll::Ready(Ok((n, _))) => {
             buf.advance(n);

@@ -110,6 +110,10 @@ enum Cmd {
         /// Append cwnd/RTT samples of source-port connections here (JSON lines).
         #[arg(long)]
         info_log: Option<PathBuf>,
+        /// Open the TUN with IFF_VNET_HDR and TUN_F_CSUM|TUN_F_TSO4 (the kernel hands over
+        /// TCP super-segments of up to 64 KiB; `TunOptions::offload`).
+        #[arg(long)]
+        offload: bool,
     },
     /// The four-port server on kernel sockets.
     Kserve {
@@ -257,7 +261,8 @@ fn run(cli: Cli) -> std::io::Result<()> {
             mtu,
             lifetime,
             info_log,
-        } => userve::userve(tun, addr, gateway, mtu, lifetime, info_log),
+            offload,
+        } => userve::userve(tun, addr, gateway, mtu, lifetime, info_log, offload),
         #[cfg(not(feature = "with-ustack"))]
         Cmd::Scale { .. } | Cmd::Userve { .. } => no_ustack(),
         Cmd::Kserve {

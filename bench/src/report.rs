@@ -168,6 +168,22 @@ fn comparisons(r: &Results) -> Vec<Cmp> {
             target: None,
         },
         Cmp {
+            label: "TUN bulk kernel→ustack, vnet_hdr offload vs netstack-smoltcp".into(),
+            unit: "Gbit/s",
+            ustack: fig("tun_bulk_in", "ustack_offload", "gbit_s"),
+            base: fig("tun_bulk_in", "netstack", "gbit_s"),
+            base_label: "netstack-smoltcp (TUN)".into(),
+            target: AtLeast(1.5),
+        },
+        Cmp {
+            label: "TUN bulk kernel→ustack, vnet_hdr offload vs raw TUN read".into(),
+            unit: "Gbit/s",
+            ustack: fig("tun_bulk_in", "ustack_offload", "gbit_s"),
+            base: fig("tun_read_ceiling", "tun_raw", "gbit_s"),
+            base_label: "raw TUN read ceiling (per packet)".into(),
+            target: None,
+        },
+        Cmp {
             label: "TUN bulk ustack→kernel vs kernel veth".into(),
             unit: "Gbit/s",
             ustack: fig("tun_bulk_out", "ustack", "gbit_s"),

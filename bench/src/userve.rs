@@ -1,6 +1,7 @@
 //! The benchmark server on ustack over a TUN device (`userve`): the same four ports as
 //! `kserve` (see `proto`), and cwnd/RTT sampled from `TcpStream::info()` on the source port
-//! for the loss chart. One current-thread runtime, like `bench_server`.
+//! for the loss chart. One current-thread runtime, like `bench_server`. With `--offload` the
+//! TUN is opened with `IFF_VNET_HDR` and TSO/checksum offloads (`TunOptions::offload`).
 
 use std::io;
 use std::path::PathBuf;
@@ -30,6 +31,7 @@ pub fn userve(
     mtu: usize,
     lifetime: f64,
     info_log: Option<PathBuf>,
+    offload: bool,
 ) -> io::Result<()> {
     current_thread_rt().block_on(LocalSet::new().run_until(async move {
         let mut b = Stack::builder()
@@ -38,6 +40,7 @@ pub fn userve(
                 mtu: Some(mtu),
                 host_addr: None,
                 up: true,
+                offload,
             })
             .addr(
                 addr.parse()
@@ -86,7 +89,7 @@ pub fn userve(
                 }
             });
         }
-        println!("READY userve {tun} {addr}");
+        println!("READY userve {tun} {addr} offload={offload}");
         tokio::time::sleep(Duration::from_secs_f64(lifetime)).await;
         let st = stack.stats();
         println!("STATS {}", st.to_json());

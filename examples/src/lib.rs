@@ -87,6 +87,7 @@ impl StackArgs {
             mtu: self.mtu,
             host_addr: self.host_addr.map(|c| (c.addr(), c.prefix_len())),
             up: true,
+            offload: false,
         };
         let mut b = Stack::builder().tun_with(opts).addr(self.addr);
         if let Some(mtu) = self.mtu {

@@ -14,6 +14,8 @@ pub struct PacketBuf {
     buf: Vec<u8>,
     head: usize,
     tail: usize,
+    /// The transport checksum needs no verification (see [`PacketBuf::csum_unnecessary`]).
+    csum_unnecessary: bool,
 }
 
 /// Two buffers are equal when their data are (headroom and tailroom hold stale bytes).
@@ -47,6 +49,7 @@ impl PacketBuf {
             buf,
             head: headroom,
             tail: headroom,
+            csum_unnecessary: false,
         }
     }
 
@@ -67,6 +70,7 @@ impl PacketBuf {
             buf: data,
             head: 0,
             tail,
+            csum_unnecessary: false,
         }
     }
 
@@ -92,6 +96,24 @@ impl PacketBuf {
     #[inline]
     pub fn is_empty(&self) -> bool {
         self.tail == self.head
+    }
+
+    /// True when the device vouches for the transport (TCP/UDP) checksum, so the
+    /// transport must not verify it (Linux: `skb->ip_summed` is `CHECKSUM_UNNECESSARY`, or
+    /// `CHECKSUM_PARTIAL` for a packet the local kernel built and has not checksummed yet,
+    /// whose checksum field holds only the pseudo-header sum). Only a device sets it, for
+    /// packets that come from the local kernel (a TUN with offloads); every new buffer,
+    /// including one recycled from the pool, starts with it cleared. The IPv4 header
+    /// checksum is always verified.
+    #[inline]
+    pub fn csum_unnecessary(&self) -> bool {
+        self.csum_unnecessary
+    }
+
+    /// Sets or clears the flag read by [`PacketBuf::csum_unnecessary`].
+    #[inline]
+    pub fn set_csum_unnecessary(&mut self, v: bool) {
+        self.csum_unnecessary = v;
     }
 
     /// Free bytes in front of the data.
@@ -293,6 +315,24 @@ mod tests {
         b.push(2).copy_from_slice(b"ab");
         assert_eq!(b.data(), b"abxyz");
         assert!(b.headroom() >= DEFAULT_HEADROOM);
+    }
+
+    #[test]
+    fn csum_flag_survives_pull_and_is_clear_on_new_buffers() {
+        let mut b = PacketBuf::with_headroom(0, 1500);
+        assert!(!b.csum_unnecessary());
+        b.extend_from_slice(&[0u8; 1000]);
+        b.set_csum_unnecessary(true);
+        b.pull(20);
+        assert!(b.csum_unnecessary());
+        assert!(b.clone().csum_unnecessary());
+        drop(b);
+        // The storage just went back to this thread's pool; the next buffer reuses it
+        // without the flag.
+        let c = PacketBuf::with_headroom(0, 1500);
+        assert!(!c.csum_unnecessary());
+        assert!(!PacketBuf::from_slice(b"x").csum_unnecessary());
+        assert!(!PacketBuf::default().csum_unnecessary());
     }
 
     #[test]

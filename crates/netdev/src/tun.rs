@@ -5,6 +5,11 @@
 //! opened without the packet-information header (`IFF_NO_PI`), so every read is exactly
 //! one IP packet.
 //!
+//! With [`TunOptions::offload`] the device is opened with `IFF_VNET_HDR` and the offloads
+//! `TUN_F_CSUM | TUN_F_TSO4` instead (see the `vnet` module): the kernel then hands over TCP
+//! super-segments of up to 64 KiB and partial checksums, one read(2) for up to ~45
+//! segments of a bulk transfer, which is what bounds kernel→ustack throughput otherwise.
+//!
 //! ```no_run
 //! use ustack_netdev::tun::{TunDevice, TunOptions};
 //!
@@ -16,22 +21,40 @@
 //!     mtu: Some(1500),
 //!     host_addr: Some(("10.0.0.1".parse().unwrap(), 24)),
 //!     up: true,
+//!     offload: false,
 //! })?;
 //! # Ok(()) }
 //! ```
 
 use std::io::{self, ErrorKind};
 use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio_tun::{Tun, TunBuilder};
+
+use vnet::{IfCtl, VnetHdr, VNET_HDR_LEN};
 
 use crate::{looks_like_ipv4, DeviceStats, NetDevice, PacketBuf};
 
 /// Largest packet a TUN read can return (the IPv4 total-length limit).
 const MAX_PACKET: usize = 65535;
+
+/// With offloads, packets below this size are copied out of the 64 KiB read buffer (which
+/// is kept for the next read); larger ones, the super-segments of a bulk transfer, are
+/// handed on in it. A queued packet (a UDP datagram in a socket's receive queue is charged
+/// by its length) thus never holds more than twice its size in memory.
+const COPY_BELOW: usize = (MAX_PACKET + VNET_HDR_LEN) / 2;
+
+/// A read buffer for the offload path: room for the header and the largest IP packet.
+fn vnet_rx_buf() -> PacketBuf {
+    let mut p = PacketBuf::with_headroom(0, MAX_PACKET + VNET_HDR_LEN);
+    p.put_for_overwrite(MAX_PACKET + VNET_HDR_LEN);
+    p
+}
 
 /// Longest interface name (Linux `IFNAMSIZ` minus the terminating NUL).
 const MAX_NAME: usize = 15;
@@ -49,16 +72,62 @@ pub struct TunOptions {
     pub host_addr: Option<(Ipv4Addr, u8)>,
     /// Bring the interface up (`ip link set tun0 up`).
     pub up: bool,
+    /// Let the kernel hand over unfinished packets (default `false`): open the device with
+    /// `IFF_VNET_HDR`, a 10-byte `virtio_net_hdr` in front of every packet, and the
+    /// offloads `TUN_F_CSUM | TUN_F_TSO4` (Linux: what a VM's virtio-net backend asks of a
+    /// TUN). The kernel then writes TCP *super-segments* of up to 64 KiB (many MSS-sized
+    /// segments in one read, delivered to the stack as one large TCP segment) and TCP/UDP
+    /// packets with a partial checksum, which the stack does not verify (they come from
+    /// the local kernel; [`PacketBuf::csum_unnecessary`]). Malformed headers are dropped
+    /// and counted ([`TunDevice::offload_stats`]). Transmit is unchanged: one packet of at
+    /// most the MTU per write, after a zeroed header. The device's MTU stays what it is; a
+    /// received packet may be larger. Attaching to a persistent TUN works as without
+    /// offloads (the flags are the attaching descriptor's). The offloads outlive the
+    /// descriptor on a persistent TUN, so they are switched off again when the device is
+    /// dropped, and whenever a TUN is opened without them (an earlier reader may have been
+    /// killed).
+    pub offload: bool,
+}
+
+/// Counters of the offload path ([`TunOptions::offload`]); all zero without it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TunOffloadStats {
+    /// TCPv4 super-segments received (`VIRTIO_NET_HDR_GSO_TCPV4`).
+    pub rx_gso_packets: u64,
+    /// Bytes (IP packets) of those super-segments.
+    pub rx_gso_bytes: u64,
+    /// MSS-sized segments they stand for (payload / `gso_size`, rounded up).
+    pub rx_gso_segments: u64,
+    /// Packets with a partial transport checksum (`VIRTIO_NET_HDR_F_NEEDS_CSUM`).
+    pub rx_csum_partial: u64,
+    /// Packets whose checksum the kernel had validated (`VIRTIO_NET_HDR_F_DATA_VALID`).
+    pub rx_csum_valid: u64,
+    /// Packets dropped for a malformed header (also counted in `rx_errors`).
+    pub rx_bad_hdr: u64,
+    /// Largest IP packet received.
+    pub rx_max_len: u64,
+}
+
+/// The descriptor: through tokio-tun (plain), or opened here with `IFF_VNET_HDR`.
+enum TunIo {
+    Plain(Tun),
+    Vnet { fd: AsyncFd<OwnedFd>, ctl: IfCtl },
 }
 
 /// A TUN device. Needs a tokio runtime with I/O enabled.
 pub struct TunDevice {
-    tun: Tun,
+    io: TunIo,
     name: String,
     mtu: usize,
     /// Reusable read buffer; each packet is copied out once into its own [`PacketBuf`].
+    /// Empty with offloads, which read into `rx_spare` instead.
     scratch: Box<[u8]>,
+    /// With offloads: the packet buffer the next read goes into. A large packet (a
+    /// super-segment) is handed on in it, without a copy; a small one is copied out and
+    /// the buffer kept for the next read.
+    rx_spare: Option<PacketBuf>,
     stats: DeviceStats,
+    offload: TunOffloadStats,
 }
 
 impl std::fmt::Debug for TunDevice {
@@ -67,6 +136,7 @@ impl std::fmt::Debug for TunDevice {
             .field("name", &self.name)
             .field("mtu", &self.mtu)
             .field("stats", &self.stats)
+            .field("offload", &matches!(self.io, TunIo::Vnet { .. }))
             .finish()
     }
 }
@@ -94,7 +164,8 @@ fn invalid(msg: &str) -> io::Error {
 impl TunDevice {
     /// Opens (attaches to or creates) the TUN device `opts.name`, sets its MTU, gives the
     /// kernel side `opts.host_addr` and brings it up when asked. Linux: `TUNSETIFF` with
-    /// `IFF_TUN | IFF_NO_PI`, then `SIOCSIFMTU`, `SIOCSIFADDR`, `SIOCSIFNETMASK`,
+    /// `IFF_TUN | IFF_NO_PI` (plus `IFF_VNET_HDR`, `TUNSETVNETHDRSZ` and `TUNSETOFFLOAD`
+    /// with [`TunOptions::offload`]), then `SIOCSIFMTU`, `SIOCSIFADDR`, `SIOCSIFNETMASK`,
     /// `SIOCSIFFLAGS`. Must be called inside a tokio runtime with I/O enabled.
     ///
     /// # Errors
@@ -107,11 +178,16 @@ impl TunDevice {
                 "TUN name must be at most 15 bytes, without NUL or '/'",
             ));
         }
-        let mut builder = TunBuilder::new().name(&opts.name);
         if let Some(mtu) = opts.mtu {
             if !(68..=MAX_PACKET).contains(&mtu) {
                 return Err(invalid("TUN MTU must be within 68..=65535"));
             }
+        }
+        if opts.offload {
+            return Self::open_vnet(&opts);
+        }
+        let mut builder = TunBuilder::new().name(&opts.name);
+        if let Some(mtu) = opts.mtu {
             builder = builder.mtu(mtu as i32);
         }
         if let Some((addr, prefix_len)) = opts.host_addr {
@@ -129,6 +205,11 @@ impl TunDevice {
         let tun = tuns
             .pop()
             .ok_or_else(|| io::Error::other("tokio-tun returned no queue"))?;
+        // A persistent TUN keeps the offloads of an earlier reader that had them and died
+        // without resetting them; this reader takes no super-segments or partial checksums.
+        if let Err(e) = vnet::clear_offload(tun.as_raw_fd()) {
+            tracing::debug!(error = %e, "TUNSETOFFLOAD(0) failed");
+        }
         let mtu = match tun.mtu() {
             Ok(m) if m > 0 => m as usize,
             _ => opts.mtu.unwrap_or(1500),
@@ -136,16 +217,71 @@ impl TunDevice {
         let name = tun.name().to_string();
         tracing::debug!(%name, mtu, "TUN device opened");
         Ok(TunDevice {
-            tun,
+            io: TunIo::Plain(tun),
             name,
             mtu,
             scratch: vec![0u8; MAX_PACKET].into_boxed_slice(),
+            rx_spare: None,
             stats: DeviceStats::default(),
+            offload: TunOffloadStats::default(),
         })
+    }
+
+    /// The offload path of [`TunDevice::open`] (options already checked).
+    fn open_vnet(opts: &TunOptions) -> io::Result<TunDevice> {
+        let mask = match opts.host_addr {
+            Some((_, prefix_len)) => {
+                Some(netmask(prefix_len).ok_or_else(|| invalid("prefix length above 32"))?)
+            }
+            None => None,
+        };
+        tokio::runtime::Handle::try_current()
+            .map_err(|_| io::Error::other("TunDevice::open must run inside a tokio runtime"))?;
+        let (fd, name) = vnet::open_vnet(&opts.name)?;
+        let ctl = IfCtl::new(&name)?;
+        if let Some(mtu) = opts.mtu {
+            ctl.set_mtu(mtu)?;
+        }
+        if let (Some((addr, _)), Some(mask)) = (opts.host_addr, mask) {
+            ctl.set_addr(addr, mask)?;
+        }
+        if opts.up {
+            ctl.up()?;
+        }
+        let mtu = match ctl.mtu() {
+            Ok(m) if m > 0 => m,
+            _ => opts.mtu.unwrap_or(1500),
+        };
+        // SAFETY: `fd` is an open descriptor owned by the `OwnedFd` that moves into the
+        // `AsyncFd`; it stays open and is the same descriptor until the `AsyncFd` drops.
+        let fd = unsafe { AsyncFd::register(fd) }.map_err(io::Error::from)?;
+        tracing::debug!(%name, mtu, "TUN device opened with vnet_hdr offloads");
+        Ok(TunDevice {
+            io: TunIo::Vnet { fd, ctl },
+            name,
+            mtu,
+            scratch: Box::default(),
+            rx_spare: None,
+            stats: DeviceStats::default(),
+            offload: TunOffloadStats::default(),
+        })
+    }
+
+    /// Counters of the offload path (all zero without [`TunOptions::offload`]).
+    pub fn offload_stats(&self) -> TunOffloadStats {
+        self.offload
+    }
+
+    /// True when opened with [`TunOptions::offload`].
+    pub fn offload(&self) -> bool {
+        matches!(self.io, TunIo::Vnet { .. })
     }
 
     /// Counts one packet read from the kernel and hands it on (or discards it).
     fn accept(&mut self, len: usize, out: &mut Vec<PacketBuf>) -> bool {
+        if let TunIo::Vnet { .. } = self.io {
+            return self.accept_vnet(len, out);
+        }
         let data = self.scratch.get(..len).unwrap_or_default();
         if !looks_like_ipv4(data) {
             // IPv6 neighbour discovery and the like: not for an IPv4 stack.
@@ -156,6 +292,124 @@ impl TunDevice {
         self.stats.rx_bytes += len as u64;
         out.push(PacketBuf::from_slice(data));
         true
+    }
+
+    /// [`TunDevice::accept`] for a read that starts with a `virtio_net_hdr`.
+    fn accept_vnet(&mut self, len: usize, out: &mut Vec<PacketBuf>) -> bool {
+        let Some(mut buf) = self.rx_spare.take() else {
+            // Unreachable: every read goes into the spare buffer.
+            self.stats.rx_errors += 1;
+            return false;
+        };
+        let frame = buf.data().get(..len).unwrap_or_default();
+        let checked = VnetHdr::parse(frame).and_then(|hdr| {
+            let ip = frame.get(VNET_HDR_LEN..).unwrap_or_default();
+            if !looks_like_ipv4(ip) {
+                return Ok(None);
+            }
+            vnet::check(&hdr, ip).map(|info| Some((hdr, info)))
+        });
+        let (hdr, info) = match checked {
+            Ok(Some(x)) => x,
+            Ok(None) => {
+                // IPv6 neighbour discovery and the like: not for an IPv4 stack.
+                self.stats.rx_dropped += 1;
+                self.rx_spare = Some(buf);
+                return false;
+            }
+            Err(e) => {
+                self.stats.rx_errors += 1;
+                self.offload.rx_bad_hdr += 1;
+                tracing::debug!(dev = %self.name, error = %e, len, "bad virtio_net_hdr");
+                self.rx_spare = Some(buf);
+                return false;
+            }
+        };
+        let ip_len = len.saturating_sub(VNET_HDR_LEN);
+        let n = ip_len as u64;
+        if info.gso {
+            self.offload.rx_gso_packets += 1;
+            self.offload.rx_gso_bytes += n;
+            let payload = n.saturating_sub(u64::from(hdr.hdr_len));
+            self.offload.rx_gso_segments += payload.div_ceil(u64::from(hdr.gso_size).max(1));
+        }
+        if info.csum_partial {
+            self.offload.rx_csum_partial += 1;
+        } else if info.csum_unnecessary {
+            self.offload.rx_csum_valid += 1;
+        }
+        self.offload.rx_max_len = self.offload.rx_max_len.max(n);
+        self.stats.rx_packets += 1;
+        self.stats.rx_bytes += n;
+        let mut pkt = if ip_len < COPY_BELOW {
+            // Small (an ACK, a datagram, a short super-segment): copy it out and keep the
+            // 64 KiB buffer.
+            let mut p = PacketBuf::with_headroom(0, ip_len);
+            p.extend_from_slice(buf.data().get(VNET_HDR_LEN..len).unwrap_or_default());
+            self.rx_spare = Some(buf);
+            p
+        } else {
+            buf.trim(len);
+            buf.pull(VNET_HDR_LEN);
+            buf
+        };
+        pkt.set_csum_unnecessary(info.csum_unnecessary);
+        out.push(pkt);
+        true
+    }
+
+    /// The first read of a poll: through the reactor, so that a waker is registered (and
+    /// readiness cleared) when nothing is waiting.
+    fn poll_read_first(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        match &mut self.io {
+            TunIo::Plain(tun) => {
+                let mut rb = ReadBuf::new(&mut self.scratch);
+                match Pin::new(tun).poll_read(cx, &mut rb) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(r) => Poll::Ready(r.map(|()| rb.filled().len())),
+                }
+            }
+            TunIo::Vnet { fd, .. } => loop {
+                let mut guard = match fd.poll_read_ready(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(r) => r?,
+                };
+                let buf = self.rx_spare.get_or_insert_with(vnet_rx_buf).data_mut();
+                match guard.try_io(|inner| vnet::read(inner.as_raw_fd(), buf)) {
+                    Ok(r) => return Poll::Ready(r),
+                    // WouldBlock: readiness was cleared; poll again to register the waker.
+                    Err(_) => continue,
+                }
+            },
+        }
+    }
+
+    /// A further read of the same poll, without the reactor.
+    fn try_read(&mut self) -> io::Result<usize> {
+        match &mut self.io {
+            TunIo::Plain(tun) => tun.try_recv(&mut self.scratch),
+            TunIo::Vnet { fd, .. } => {
+                let buf = self.rx_spare.get_or_insert_with(vnet_rx_buf).data_mut();
+                vnet::read(fd.as_raw_fd(), buf)
+            }
+        }
+    }
+
+    fn try_write(&mut self, pkt: &[u8]) -> io::Result<usize> {
+        match &mut self.io {
+            TunIo::Plain(tun) => tun.try_send(pkt),
+            TunIo::Vnet { fd, .. } => vnet::write_with_hdr(fd.as_raw_fd(), pkt),
+        }
+    }
+}
+
+impl Drop for TunDevice {
+    fn drop(&mut self) {
+        if let TunIo::Vnet { fd, .. } = &self.io {
+            if let Err(e) = vnet::clear_offload(fd.as_raw_fd()) {
+                tracing::debug!(dev = %self.name, error = %e, "TUNSETOFFLOAD(0) failed");
+            }
+        }
     }
 }
 
@@ -170,9 +424,10 @@ impl NetDevice for TunDevice {
 
     /// Reads the interface flags (`SIOCGIFFLAGS`) and reports `IFF_UP`.
     fn is_up(&self) -> bool {
-        self.tun
-            .flags()
-            .is_ok_and(|f| i32::from(f) & libc::IFF_UP != 0)
+        match &self.io {
+            TunIo::Plain(tun) => tun.flags().is_ok_and(|f| i32::from(f) & libc::IFF_UP != 0),
+            TunIo::Vnet { ctl, .. } => ctl.flags().is_ok_and(|f| f & libc::IFF_UP != 0),
+        }
     }
 
     /// Waits for readiness, then reads packets until the read would block or `budget`
@@ -200,13 +455,12 @@ impl NetDevice for TunDevice {
             let res = if n == 0 {
                 // The first read goes through the reactor so that a waker is registered
                 // (and readiness cleared) when nothing is waiting.
-                let mut rb = ReadBuf::new(&mut self.scratch);
-                match Pin::new(&mut self.tun).poll_read(cx, &mut rb) {
+                match self.poll_read_first(cx) {
                     Poll::Pending => return Poll::Pending,
-                    Poll::Ready(r) => r.map(|()| rb.filled().len()),
+                    Poll::Ready(r) => r,
                 }
             } else {
-                self.tun.try_recv(&mut self.scratch)
+                self.try_read()
             };
             match res {
                 Ok(len) => {
@@ -235,12 +489,13 @@ impl NetDevice for TunDevice {
         Poll::Ready(Ok(n))
     }
 
-    /// Writes each packet (one `write(2)` per packet). A full device drops the packet
+    /// Writes each packet (one `write(2)` per packet; with offloads a `writev(2)` of a
+    /// zeroed `virtio_net_hdr` and the packet). A full device drops the packet
     /// (`tx_dropped`); any other write error counts in `tx_errors`.
     fn transmit(&mut self, pkts: &mut Vec<PacketBuf>) {
         for pkt in pkts.drain(..) {
             loop {
-                match self.tun.try_send(pkt.data()) {
+                match self.try_write(pkt.data()) {
                     Ok(_) => {
                         self.stats.tx_packets += 1;
                         self.stats.tx_bytes += pkt.len() as u64;
@@ -261,6 +516,8 @@ impl NetDevice for TunDevice {
         self.stats
     }
 }
+
+mod vnet;
 
 #[cfg(test)]
 mod tests;

@@ -505,6 +505,7 @@ async fn tun_echo(a: TunEchoArgs) -> Result<(), Box<dyn std::error::Error>> {
         mtu: sa.mtu,
         host_addr: sa.host_addr.map(|c| (c.addr(), c.prefix_len())),
         up: true,
+        offload: false,
     };
     let tcp = TcpConfig {
         mem_limit: a.mem_limit,

@@ -16,6 +16,8 @@ struct TestCx {
     protos: InetProtos<TestCx>,
     delivered: Vec<(IpRxMeta, Vec<u8>)>,
     errors: Vec<IcmpError>,
+    /// `PacketBuf::csum_unnecessary` of each TCP delivery.
+    csum_flags: Vec<bool>,
 }
 
 impl IpContext for TestCx {
@@ -36,6 +38,7 @@ fn udp_handler(cx: &mut TestCx, _: Instant, meta: &IpRxMeta, pkt: PacketBuf) -> 
 }
 
 fn tcp_handler(cx: &mut TestCx, _: Instant, meta: &IpRxMeta, pkt: PacketBuf) -> DeliverResult {
+    cx.csum_flags.push(pkt.csum_unnecessary());
     cx.delivered.push((*meta, pkt.into_vec()));
     DeliverResult::Consumed
 }
@@ -71,6 +74,7 @@ fn cx() -> TestCx {
         protos,
         delivered: Vec::new(),
         errors: Vec::new(),
+        csum_flags: Vec::new(),
     }
 }
 
@@ -505,4 +509,28 @@ fn garbage_never_panics() {
     }
     c.ip.on_timeout(t + Duration::from_secs(3600));
     let _ = sent(&mut c);
+}
+
+#[test]
+fn datagram_larger_than_the_mtu_is_delivered_with_its_checksum_flag() {
+    // A TUN with offloads hands over TCP super-segments of up to 65535 bytes on a
+    // 1500-byte-MTU device; the device's "checksum unnecessary" flag reaches the transport.
+    let t = Instant::now();
+    let mut c = cx();
+    let payload = vec![0xabu8; 65535 - 20];
+    let bytes = dgram("10.0.0.1", "10.0.0.2", IPPROTO_TCP, &payload);
+    let mut pkt = PacketBuf::from_slice(&bytes);
+    pkt.set_csum_unnecessary(true);
+    ip_rcv(&mut c, t, DEV, pkt);
+    assert_eq!(c.delivered.len(), 1);
+    assert_eq!(c.delivered[0].1.len(), payload.len());
+    assert_eq!(c.csum_flags, vec![true]);
+    // Without the flag it stays clear.
+    rcv(
+        &mut c,
+        t,
+        &dgram("10.0.0.1", "10.0.0.2", IPPROTO_TCP, &payload[..3000]),
+    );
+    assert_eq!(c.csum_flags, vec![true, false]);
+    assert_eq!(c.ip.stats().in_hdr_errors, 0);
 }

@@ -48,11 +48,38 @@ fn bad_options_are_errors() {
 
 #[test]
 fn open_outside_runtime_is_an_error() {
-    let r = TunDevice::open(TunOptions {
-        name: "ustk-nort".into(),
+    for offload in [false, true] {
+        let r = TunDevice::open(TunOptions {
+            name: "ustk-nort".into(),
+            offload,
+            ..Default::default()
+        });
+        assert_eq!(r.unwrap_err().kind(), ErrorKind::Other);
+    }
+}
+
+#[test]
+fn bad_options_are_errors_with_offload() {
+    let prefix = TunOptions {
+        name: "x".into(),
+        host_addr: Some((Ipv4Addr::new(10, 0, 0, 1), 40)),
+        offload: true,
         ..Default::default()
-    });
-    assert_eq!(r.unwrap_err().kind(), ErrorKind::Other);
+    };
+    assert_eq!(
+        TunDevice::open(prefix).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    let mtu = TunOptions {
+        name: "x".into(),
+        mtu: Some(70_000),
+        offload: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        TunDevice::open(mtu).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
 }
 
 /// Internet checksum of an IPv4 header.
@@ -93,7 +120,7 @@ enum Outcome {
 }
 
 /// Runs on a dedicated thread inside a private network namespace.
-fn netns_body() -> Result<Outcome, String> {
+fn netns_body(offload: bool) -> Result<Outcome, String> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         return Ok(Outcome::Skipped("not root".into()));
@@ -114,14 +141,14 @@ fn netns_body() -> Result<Outcome, String> {
         .build()
         .map_err(|e| e.to_string())?;
     rt.block_on(async {
-        tokio::time::timeout(Duration::from_secs(10), device_roundtrip())
+        tokio::time::timeout(Duration::from_secs(10), device_roundtrip(offload))
             .await
             .map_err(|_| "timed out".to_string())?
     })?;
     Ok(Outcome::Passed)
 }
 
-async fn device_roundtrip() -> Result<(), String> {
+async fn device_roundtrip(offload: bool) -> Result<(), String> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -143,11 +170,13 @@ async fn device_roundtrip() -> Result<(), String> {
         mtu: Some(1400),
         host_addr: Some((host, 24)),
         up: true,
+        offload,
     })
     .map_err(|e| format!("open: {e}"))?;
     assert_eq!(dev.name(), name);
     assert_eq!(dev.mtu(), 1400);
     assert!(dev.is_up());
+    assert_eq!(dev.offload(), offload);
 
     // Kernel -> device: a datagram routed into the TUN subnet.
     let sock = UdpSocket::bind(SocketAddrV4::new(host, 0)).map_err(|e| e.to_string())?;
@@ -184,13 +213,31 @@ async fn device_roundtrip() -> Result<(), String> {
     let (n, src) = sock.recv_from(&mut buf).map_err(|e| format!("recv: {e}"))?;
     assert_eq!(&buf[..n], b"reply");
     assert_eq!(src, std::net::SocketAddr::V4(from));
+    if offload {
+        let o = dev.offload_stats();
+        assert_eq!(o.rx_bad_hdr, 0);
+        assert!(o.rx_max_len >= 37);
+    } else {
+        assert_eq!(dev.offload_stats(), TunOffloadStats::default());
+    }
     Ok(())
 }
 
 #[test]
 fn tun_device_in_private_netns() {
+    run_in_netns(false);
+}
+
+/// The same round trip with `IFF_VNET_HDR` and offloads: the header is stripped on
+/// receive and prepended on transmit.
+#[test]
+fn tun_device_with_offload_in_private_netns() {
+    run_in_netns(true);
+}
+
+fn run_in_netns(offload: bool) {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let outcome = std::thread::spawn(netns_body)
+    let outcome = std::thread::spawn(move || netns_body(offload))
         .join()
         .expect("netns thread panicked");
     match outcome {

@@ -445,3 +445,29 @@ fn events_once_per_drain_and_ttl() {
     assert_ne!(n, s);
     assert_eq!(SockId::from_u64(n.to_u64()), n);
 }
+
+#[test]
+fn checksum_not_verified_when_the_device_vouches_for_it() {
+    // A TUN with offloads hands over kernel-made datagrams whose checksum field holds only
+    // the pseudo-header sum (partial): such a buffer is flagged and must be accepted.
+    let mut u = layer();
+    let s = u.socket();
+    u.bind(s, sa("0.0.0.0:53")).unwrap();
+    let src = sa("10.0.0.1:1000");
+    let dst = sa("10.0.0.2:53");
+    let mut pkt = datagram(src, dst, b"partial");
+    pkt.data_mut()[6] ^= 0x5a;
+    pkt.set_csum_unnecessary(true);
+    assert_eq!(
+        u.input(Instant::now(), &meta(*src.ip(), *dst.ip()), pkt),
+        DeliverResult::Consumed
+    );
+    assert_eq!(recv(&mut u, s).unwrap().0, b"partial");
+    assert_eq!(u.stats().in_csum_errors, 0);
+    // The same bytes without the flag are dropped.
+    let mut pkt = datagram(src, dst, b"partial");
+    pkt.data_mut()[6] ^= 0x5a;
+    u.input(Instant::now(), &meta(*src.ip(), *dst.ip()), pkt);
+    assert_eq!(u.stats().in_csum_errors, 1);
+    assert!(!u.readable(s));
+}

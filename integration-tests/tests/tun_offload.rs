@@ -1,0 +1,223 @@
+//! TUN with vnet_hdr offloads (`TunOptions::offload`): a kernel TCP client in a namespace
+//! sends 64 MiB to a ustack server attached to a persistent TUN (`ip tuntap add`) opened
+//! with `IFF_VNET_HDR` and `TUN_F_CSUM | TUN_F_TSO4`. The bytes must arrive intact, no
+//! checksum may be rejected, and the device must have received packets larger than its
+//! 1500-byte MTU: the kernel's TCP super-segments. A second test checks that a reader
+//! without offloads still works on a persistent TUN whose offload reader died without
+//! resetting them.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use ustack::net::TcpListener;
+use ustack::{Stack, TunOptions};
+use ustack_integration_tests::{
+    fill_pattern, pattern_byte, require_root, TunNet, PREFIX, STACK_IP,
+};
+
+const BYTES: u64 = 64 << 20;
+/// Bytes sent over the device without offloads (one packet per read: slower).
+const PLAIN_BYTES: u64 = 16 << 20;
+const PORT: u16 = 5001;
+
+/// What the ustack side saw.
+#[derive(Debug)]
+struct Seen {
+    received: u64,
+    corrupt_at: Option<u64>,
+    rx_packets: u64,
+    rx_bytes: u64,
+    tcp_csum_errors: u64,
+    tcp_in_errs: u64,
+}
+
+/// The kernel client: connect, send `BYTES` of the pattern, half-close, read the
+/// server's 8-byte count.
+fn kernel_client(bytes: u64) -> Result<u64, String> {
+    let to: SocketAddr = format!("{STACK_IP}:{PORT}")
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    let mut s = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(5))
+        .map_err(|e| format!("connect: {e}"))?;
+    s.set_write_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut off = 0u64;
+    while off < bytes {
+        let n = (bytes - off).min(buf.len() as u64) as usize;
+        fill_pattern(&mut buf[..n], off);
+        s.write_all(&buf[..n])
+            .map_err(|e| format!("write at {off}: {e}"))?;
+        off += n as u64;
+    }
+    s.shutdown(Shutdown::Write).map_err(|e| e.to_string())?;
+    let mut count = [0u8; 8];
+    s.read_exact(&mut count)
+        .map_err(|e| format!("reading the count: {e}"))?;
+    Ok(u64::from_be_bytes(count))
+}
+
+async fn serve(tun: String, offload: bool, bytes: u64) -> Result<Seen, String> {
+    let stack = Stack::builder()
+        .tun_with(TunOptions {
+            name: tun,
+            mtu: None,
+            host_addr: None,
+            up: true,
+            offload,
+        })
+        .addr(
+            format!("{STACK_IP}/{PREFIX}")
+                .parse()
+                .map_err(|e| format!("{e:?}"))?,
+        )
+        .build()
+        .await
+        .map_err(|e| format!("stack: {e}"))?;
+    let l = TcpListener::bind_with(&stack, SocketAddr::from(([0, 0, 0, 0], PORT)))
+        .await
+        .map_err(|e| format!("bind: {e}"))?;
+    // Started from this thread, the client's thread is in the same namespace.
+    let client = std::thread::spawn(move || kernel_client(bytes));
+    let (mut s, _) = l.accept().await.map_err(|e| format!("accept: {e}"))?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut received = 0u64;
+    let mut corrupt_at = None;
+    loop {
+        let n = s.read(&mut buf).await.map_err(|e| format!("read: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        if corrupt_at.is_none() {
+            corrupt_at = buf[..n]
+                .iter()
+                .enumerate()
+                .find(|&(i, &b)| b != pattern_byte(received + i as u64))
+                .map(|(i, _)| received + i as u64);
+        }
+        received += n as u64;
+    }
+    s.write_all(&received.to_be_bytes())
+        .await
+        .map_err(|e| format!("write: {e}"))?;
+    s.shutdown().await.map_err(|e| format!("shutdown: {e}"))?;
+    let sent = tokio::task::spawn_blocking(move || client.join())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|_| "client thread panicked".to_string())??;
+    if sent != received {
+        return Err(format!("client got count {sent}, server read {received}"));
+    }
+    let st = stack.stats();
+    let dev = st.devices.first().ok_or("no device")?;
+    let seen = Seen {
+        received,
+        corrupt_at,
+        rx_packets: dev.stats.rx_packets,
+        rx_bytes: dev.stats.rx_bytes,
+        tcp_csum_errors: st.tcp.in_csum_errors,
+        tcp_in_errs: st.tcp.in_errs,
+    };
+    stack.shutdown().await;
+    Ok(seen)
+}
+
+/// Runs `serve` inside the namespace on a current-thread runtime, with a time limit.
+fn serve_in(net: &TunNet, offload: bool, bytes: u64) -> Result<Seen, String> {
+    let tun = net.tun.clone();
+    net.ns.within(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(90), serve(tun, offload, bytes))
+                .await
+                .map_err(|_| "timed out".to_string())?
+        })
+    })
+}
+
+#[test]
+fn kernel_bulk_into_offload_tun_arrives_as_super_segments() {
+    require_root!();
+    let net = TunNet::new("offload");
+    let seen = serve_in(&net, true, BYTES);
+    let seen = seen.unwrap_or_else(|e| panic!("offload transfer failed: {e}"));
+    println!("{seen:?}");
+    assert_eq!(seen.received, BYTES);
+    assert_eq!(seen.corrupt_at, None, "stream corrupted");
+    assert_eq!(seen.tcp_csum_errors, 0);
+    assert_eq!(seen.tcp_in_errs, 0);
+    // 64 MiB at a 1460-byte MSS would be ~46,000 packets; super-segments make far fewer,
+    // and their average size is above the MTU.
+    assert!(seen.rx_packets > 0);
+    let avg = seen.rx_bytes / seen.rx_packets;
+    assert!(
+        avg > 1500,
+        "no super-segments: {} bytes in {} packets",
+        seen.rx_bytes,
+        seen.rx_packets
+    );
+}
+
+/// Attaches to `tun` the way a reader with offloads does (`IFF_VNET_HDR`,
+/// `TUNSETOFFLOAD(TUN_F_CSUM | TUN_F_TSO4)`) and closes the descriptor without resetting
+/// them, like a process that was killed.
+fn attach_with_offloads_and_die(tun: &str) -> Result<(), String> {
+    // SAFETY: plain open(2); the descriptor is closed below.
+    let fd = unsafe { libc::open(c"/dev/net/tun".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(format!("open: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: all-zero is a valid ifreq.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(tun.bytes().take(15)) {
+        *d = s as libc::c_char;
+    }
+    req.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI | libc::IFF_VNET_HDR) as i16;
+    let hdr_len: libc::c_int = 10;
+    // SAFETY: TUNSETIFF takes a struct ifreq, TUNSETVNETHDRSZ an int pointer, TUNSETOFFLOAD
+    // the flags by value; fd is ours and closed right after.
+    let rc = unsafe {
+        let a = libc::ioctl(fd, libc::TUNSETIFF as _, &mut req as *mut libc::ifreq);
+        let b = libc::ioctl(
+            fd,
+            libc::TUNSETVNETHDRSZ as _,
+            &hdr_len as *const libc::c_int,
+        );
+        let c = libc::ioctl(
+            fd,
+            libc::TUNSETOFFLOAD as _,
+            libc::c_ulong::from(libc::TUN_F_CSUM | libc::TUN_F_TSO4),
+        );
+        libc::close(fd);
+        a.min(b).min(c)
+    };
+    if rc < 0 {
+        return Err(format!("ioctl: {}", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+#[test]
+fn plain_reader_works_after_an_offload_reader_died() {
+    require_root!();
+    let net = TunNet::new("offdied");
+    let tun = net.tun.clone();
+    net.ns
+        .within(move || attach_with_offloads_and_die(&tun))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let seen =
+        serve_in(&net, false, PLAIN_BYTES).unwrap_or_else(|e| panic!("plain transfer failed: {e}"));
+    println!("{seen:?}");
+    assert_eq!(seen.received, PLAIN_BYTES);
+    assert_eq!(seen.corrupt_at, None, "stream corrupted");
+    assert_eq!(seen.tcp_csum_errors, 0);
+    // Every packet the plain reader got fits the MTU: the kernel segmented again.
+    assert!(seen.rx_bytes / seen.rx_packets.max(1) <= 1500);
+}

@@ -145,7 +145,7 @@ if want tun; then
     fi
     stop "$SRV"
 
-    # the same client against examples/bench_server (three ports, tokio multi-thread runtime)
+    # the same client against examples/bench_server (three ports, default --threads 1: one current-thread runtime)
     if [ -x "$BSRV" ] && [ "${BENCH_SERVER:-1}" = 1 ]; then
       step "TUN: starting examples/bench_server in $NS"
       bg ip netns exec "$NS" "$BSRV" --tun ubtun0 --addr 10.181.0.2/24 --mtu 1500 >"$OUT/bench_server.log" 2>&1

@@ -36,6 +36,10 @@ pub struct StackArgs {
     /// When the TUN device is created here: the kernel side's address (link is brought up).
     #[arg(long)]
     pub host_addr: Option<Ipv4Cidr>,
+    /// Receive offload: the kernel hands over TCP super-segments of up to 64 KiB with
+    /// partial checksums (IFF_VNET_HDR, TUN_F_CSUM | TUN_F_TSO4).
+    #[arg(long)]
+    pub offload: bool,
     #[command(flatten)]
     pub faults: FaultArgs,
 }
@@ -87,7 +91,7 @@ impl StackArgs {
             mtu: self.mtu,
             host_addr: self.host_addr.map(|c| (c.addr(), c.prefix_len())),
             up: true,
-            offload: false,
+            offload: self.offload,
         };
         let mut b = Stack::builder().tun_with(opts).addr(self.addr);
         if let Some(mtu) = self.mtu {

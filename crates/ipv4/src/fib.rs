@@ -7,6 +7,7 @@
 //! of routes (Linux uses an LC-trie; this is simpler and has the same bound in practice).
 
 use crate::addr::{mask_of, Ipv4Cidr};
+use std::cell::Cell;
 use std::collections::HashMap;
 
 use crate::hash::FastHashMap;
@@ -72,7 +73,17 @@ pub struct Fib {
     /// Device names for [`fmt::Display`].
     dev_names: HashMap<DevId, String>,
     count: usize,
+    /// Lookup memo, direct-mapped by the low address bits: `MEMO_VALID | len << 32 |
+    /// addr` for an address whose longest match was found at prefix length `len`, so
+    /// the next lookup of it probes one table instead of every length in use (each
+    /// packet of a flow routes the same few addresses). Cleared by every change.
+    memo: [Cell<u64>; MEMO_SLOTS],
 }
+
+/// Entries of [`Fib`]'s lookup memo (a power of two).
+const MEMO_SLOTS: usize = 4;
+/// Marks a used memo entry.
+const MEMO_VALID: u64 = 1 << 40;
 
 impl Default for Fib {
     fn default() -> Self {
@@ -88,6 +99,7 @@ impl Fib {
             lens_in_use: 0,
             dev_names: HashMap::new(),
             count: 0,
+            memo: Default::default(),
         }
     }
 
@@ -110,6 +122,7 @@ impl Fib {
     /// with the same metric exists (like `ip route add`; use another metric to keep
     /// several). Linux: `fib_table_insert`.
     pub fn add(&mut self, mut route: Route) -> Result<(), FibError> {
+        self.forget_memo();
         route.dst = route.dst.network();
         let len = route.dst.prefix_len();
         let key = u32::from(route.dst.addr());
@@ -131,6 +144,7 @@ impl Fib {
     /// whose gateway equals `gateway`; `None` matches any gateway (like
     /// `ip route del 10.0.0.0/8`). Linux: `fib_table_delete`.
     pub fn remove(&mut self, dst: Ipv4Cidr, gateway: Option<Ipv4Addr>) -> Result<Route, FibError> {
+        self.forget_memo();
         let net = dst.network();
         let len = net.prefix_len();
         let key = u32::from(net.addr());
@@ -156,6 +170,7 @@ impl Fib {
 
     /// Removes every route through `dev` (an interface going away).
     pub fn remove_dev(&mut self, dev: DevId) {
+        self.forget_memo();
         for t in &mut self.tables {
             t.retain(|_, list| {
                 let before = list.len();
@@ -172,21 +187,43 @@ impl Fib {
         }
     }
 
+    fn forget_memo(&mut self) {
+        for m in &self.memo {
+            m.set(0);
+        }
+    }
+
+    /// The best route of exactly prefix length `len` covering `a`.
+    #[inline]
+    fn probe(&self, a: u32, len: u32) -> Option<&Route> {
+        let key = a & mask_of(len as u8);
+        self.tables
+            .get(len as usize)
+            .and_then(|t| t.get(&key))
+            .and_then(|l| l.first())
+    }
+
     /// Longest-prefix match; among routes of the same prefix the lowest metric wins.
     /// Linux: `fib_lookup` / `fib_table_lookup`.
     pub fn lookup(&self, dst: Ipv4Addr) -> Option<&Route> {
         let a = u32::from(dst);
+        let memo = self.memo.get(a as usize & (MEMO_SLOTS - 1));
+        if let Some(m) = memo.map(Cell::get) {
+            if m & MEMO_VALID != 0 && m as u32 == a {
+                // The table has not changed since this address matched at that length.
+                if let Some(r) = self.probe(a, ((m >> 32) & 0xff) as u32) {
+                    return Some(r);
+                }
+            }
+        }
         let mut lens = self.lens_in_use;
         while lens != 0 {
             let len = 63 - lens.leading_zeros(); // highest set bit = longest prefix in use
             lens &= !(1u64 << len);
-            let key = a & mask_of(len as u8);
-            if let Some(r) = self
-                .tables
-                .get(len as usize)
-                .and_then(|t| t.get(&key))
-                .and_then(|l| l.first())
-            {
+            if let Some(r) = self.probe(a, len) {
+                if let Some(m) = memo {
+                    m.set(MEMO_VALID | u64::from(len) << 32 | u64::from(a));
+                }
                 return Some(r);
             }
         }

@@ -100,9 +100,12 @@ impl NetCore {
     pub fn new(cfg: NetCoreConfig) -> Self {
         let mut protos = InetProtos::new();
         inet::inet_add_protocols(&mut protos);
+        let mut tcp = TcpLayer::new(cfg.tcp, cfg.secret);
+        // `flush` ends every batch: one ACK per connection per batch of received segments.
+        tcp.set_ack_batching(true);
         NetCore {
             ip: Ipv4Layer::new(cfg.ip),
-            tcp: TcpLayer::new(cfg.tcp, cfg.secret),
+            tcp,
             udp: UdpLayer::new(cfg.udp, cfg.secret),
             wait: WaitQueues::default(),
             protos,
@@ -239,6 +242,8 @@ impl NetCore {
         // Local traffic can ping-pong (data -> ACK -> window update); bound the rounds so a
         // pathological loop cannot hold the lock forever. Anything left is flushed next time.
         for _ in 0..64 {
+            // The ACKs owed by the batch of input that just ended (one per connection).
+            self.tcp.flush_acks(now, &mut self.tcp_out);
             let mut segs = std::mem::take(&mut self.tcp_out);
             for seg in segs.drain(..) {
                 let meta = OutMeta {
@@ -298,7 +303,7 @@ impl NetCore {
 
     /// True when packets wait for [`flush`](Self::flush).
     pub fn has_pending(&self) -> bool {
-        !self.tcp_out.is_empty() || !self.local.is_empty()
+        !self.tcp_out.is_empty() || !self.local.is_empty() || self.tcp.has_owed_acks()
     }
 
     /// Drains packets ready for the devices.

@@ -1,6 +1,7 @@
 //! The glue between IP's protocol table and the transport engines
 //! (Linux: `af_inet.c` `inet_init`, `tcp_protocol`, `udp_protocol`).
 
+use std::net::SocketAddrV4;
 use std::time::Instant;
 
 use ustack_ipv4::{
@@ -34,7 +35,24 @@ pub fn tcp_v4_rcv(
     meta: &IpRxMeta,
     pkt: PacketBuf,
 ) -> DeliverResult {
-    let mtu = core.route_mtu(now, meta.src);
+    // Only passive opens use the route MTU back to the sender: a segment of a live
+    // connection skips the route lookup (one per received segment otherwise).
+    let ports = pkt.data().get(..4).map(|p| {
+        (
+            u16::from_be_bytes([p[0], p[1]]),
+            u16::from_be_bytes([p[2], p[3]]),
+        )
+    });
+    let known = ports.and_then(|(sport, dport)| {
+        core.tcp.conn_route_mtu(
+            SocketAddrV4::new(meta.dst, dport),
+            SocketAddrV4::new(meta.src, sport),
+        )
+    });
+    let mtu = match known {
+        Some(m) => m,
+        None => core.route_mtu(now, meta.src),
+    };
     core.tcp.input(now, meta, pkt, mtu, &mut core.tcp_out);
     DeliverResult::Consumed
 }

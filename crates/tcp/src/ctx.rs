@@ -50,6 +50,12 @@ pub(crate) struct Shared {
     /// Rotating counter for RFC 6056 algorithm 3 (the per-destination table collapsed
     /// to one entry).
     pub(crate) port_counter: u32,
+    /// ACKs owed "now" are held until the end of the input batch
+    /// ([`crate::TcpLayer::flush_acks`]) instead of going out after every second
+    /// segment (see [`crate::TcpLayer::set_ack_batching`]).
+    pub(crate) ack_batching: bool,
+    /// Connections owing an immediate ACK at the end of the current batch.
+    pub(crate) ack_owed: Vec<SockId>,
 }
 
 impl Shared {

@@ -2,6 +2,7 @@
 //!
 //! Every lookup is one or two hash probes, independent of the number of sockets.
 
+use std::cell::Cell;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use ustack_ipv4::hash::FastHashMap;
 
@@ -24,6 +25,9 @@ pub(crate) struct BindBucket {
 #[derive(Default)]
 pub(crate) struct HashInfo {
     ehash: FastHashMap<FourTuple, SockId>,
+    /// The last established-table hit: consecutive segments of a flow skip the hash
+    /// probe. Dropped whenever an entry is replaced or removed.
+    last: Cell<Option<(FourTuple, SockId)>>,
     lhash: FastHashMap<SocketAddrV4, SockId>,
     any: Option<SockId>,
     bhash: FastHashMap<u16, BindBucket>,
@@ -32,7 +36,16 @@ pub(crate) struct HashInfo {
 impl HashInfo {
     /// Linux `__inet_lookup_established`.
     pub(crate) fn lookup_established(&self, t: &FourTuple) -> Option<SockId> {
-        self.ehash.get(t).copied()
+        if let Some((k, id)) = self.last.get() {
+            if k == *t {
+                return Some(id);
+            }
+        }
+        let id = self.ehash.get(t).copied();
+        if let Some(id) = id {
+            self.last.set(Some((*t, id)));
+        }
+        id
     }
 
     /// Linux `__inet_lookup_listener`: exact address, then wildcard, then the transparent
@@ -60,11 +73,13 @@ impl HashInfo {
 
     /// Replaces whatever holds `t` (used when a new SYN reuses a TIME_WAIT pair).
     pub(crate) fn replace_established(&mut self, t: FourTuple, id: SockId) {
+        self.last.set(None);
         self.ehash.insert(t, id);
     }
 
     pub(crate) fn remove_established(&mut self, t: &FourTuple, id: SockId) {
         if self.ehash.get(t) == Some(&id) {
+            self.last.set(None);
             self.ehash.remove(t);
         }
     }
@@ -133,5 +148,39 @@ impl HashInfo {
                 self.bhash.remove(&port);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn established_lookups_follow_replace_and_remove() {
+        let a = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 1000);
+        let b = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80);
+        let c = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 3), 80);
+        let (id1, id2, id3) = (
+            SockId::from_u64(1),
+            SockId::from_u64(2),
+            SockId::from_u64(3),
+        );
+        let mut h = HashInfo::default();
+        assert!(h.insert_established((a, b), id1));
+        for _ in 0..2 {
+            assert_eq!(h.lookup_established(&(a, b)), Some(id1));
+        }
+        // Another connection does not disturb the remembered one.
+        assert!(h.insert_established((a, c), id3));
+        assert_eq!(h.lookup_established(&(a, c)), Some(id3));
+        assert_eq!(h.lookup_established(&(a, b)), Some(id1));
+        h.replace_established((a, b), id2);
+        assert_eq!(h.lookup_established(&(a, b)), Some(id2));
+        // Removing with a stale id changes nothing.
+        h.remove_established(&(a, b), id1);
+        assert_eq!(h.lookup_established(&(a, b)), Some(id2));
+        h.remove_established(&(a, b), id2);
+        assert_eq!(h.lookup_established(&(a, b)), None);
+        assert_eq!(h.lookup_established(&(a, c)), Some(id3));
     }
 }

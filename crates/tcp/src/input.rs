@@ -755,15 +755,63 @@ pub(crate) fn ack_snd_check(
         return;
     }
     let unacked = tcb.rcv_nxt.since(tcb.rcv_wup);
-    if tcb.quickack > 0 || unacked > tcb.mss || !tcb.ooo.is_empty() || tcb.dsack.is_some() {
+    let urgent = tcb.quickack > 0 || !tcb.ooo.is_empty() || tcb.dsack.is_some();
+    if urgent || unacked > tcb.mss {
+        if !urgent && sh.ack_batching {
+            // More than one full segment unacknowledged, nothing else special: one ACK
+            // at the end of the batch covers every segment of it (Linux gets the same
+            // from GRO merging a burst before `tcp_rcv_established`).
+            defer_ack(tcb, sh, now);
+            return;
+        }
         if tcb.quickack > 0 {
             tcb.quickack -= 1;
         }
         send_ack(tcb, sh, now, out);
-    } else if !tcb.delack_armed {
+    } else {
+        arm_delack(tcb, sh, now);
+    }
+}
+
+/// Arms the delayed-ACK timer unless it is armed (Linux `inet_csk_reset_xmit_timer`
+/// with `ICSK_TIME_DACK`).
+fn arm_delack(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
+    if !tcb.delack_armed {
         tcb.delack_armed = true;
         let ato = tcb.ato.clamp(sh.cfg.delack_min, sh.cfg.delack_max);
         sh.set_timer(tcb.id, TimerKind::DelAck, now + ato);
+    }
+}
+
+/// Owes an immediate ACK, sent by [`flush_owed_ack`] at the end of the batch. The
+/// delayed-ACK timer stays armed as a backstop for a caller that never flushes.
+fn defer_ack(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
+    if !tcb.ack_owed {
+        tcb.ack_owed = true;
+        sh.ack_owed.push(tcb.id);
+    }
+    arm_delack(tcb, sh, now);
+}
+
+/// Sends the ACK a connection owes from the batch that just ended, unless a segment
+/// sent since then (data, window update) carried it already.
+pub(crate) fn flush_owed_ack(
+    tcb: &mut Tcb,
+    sh: &mut Shared,
+    now: Instant,
+    out: &mut Vec<TcpSegmentOut>,
+) {
+    if !tcb.ack_owed {
+        return;
+    }
+    tcb.ack_owed = false;
+    if tcb.ack_pending
+        && !matches!(
+            tcb.state,
+            TcpState::Closed | TcpState::Listen | TcpState::SynSent | TcpState::TimeWait
+        )
+    {
+        send_ack(tcb, sh, now, out);
     }
 }
 

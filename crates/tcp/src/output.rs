@@ -92,12 +92,17 @@ pub(crate) fn send_reset_reply(
 
 /// Options carried on a non-SYN segment: timestamps and SACK blocks (D-SACK first,
 /// then the most recently changed out-of-order block, RFC 2018 section 4, RFC 2883).
-fn segment_options(tcb: &Tcb, sh: &mut Shared, now: Instant) -> TcpOptions {
-    let mut o = TcpOptions::default();
+///
+/// Fills `o` (fresh, empty) in place: returning the options by value made the compiler
+/// copy them with wide loads right after narrow stores, a store-forwarding stall on
+/// every segment.
+#[inline]
+fn segment_options(tcb: &Tcb, sh: &mut Shared, now: Instant, o: &mut TcpOptions) {
     if tcb.ts_ok {
         o.timestamp = Some((sh.ts_now(now).wrapping_add(tcb.ts_offset), tcb.ts_recent));
     }
-    if tcb.sack_ok {
+    // Nothing out of order and no D-SACK (the bulk case): no SACK blocks to gather.
+    if tcb.sack_ok && (tcb.dsack.is_some() || !tcb.ooo.is_empty()) {
         let max_blocks = if tcb.ts_ok { 3 } else { 4 };
         if let Some(d) = tcb.dsack {
             o.push_sack(d);
@@ -116,7 +121,6 @@ fn segment_options(tcb: &Tcb, sh: &mut Shared, now: Instant) -> TcpOptions {
             }
         }
     }
-    o
 }
 
 /// Contiguous out-of-order blocks `[l, r)`, in sequence order.
@@ -159,12 +163,24 @@ pub(crate) fn transmit(
     retrans: bool,
     out: &mut Vec<TcpSegmentOut>,
 ) {
-    let mut pkt = PacketBuf::with_payload_capacity(len as usize);
+    // The segment is laid out first and filled in place: built at the end, its small
+    // fields were stored just before `out.push` copied the struct with wide loads (a
+    // store-forwarding stall per segment).
+    let mut seg = TcpSegmentOut {
+        src: *tcb.local.ip(),
+        dst: *tcb.remote.ip(),
+        ttl: tcb.opts.ttl,
+        tos: 0,
+        pkt: PacketBuf::with_payload_capacity(len as usize),
+    };
+    let pkt = &mut seg.pkt;
+    let mut payload_sum = None;
     if len > 0 {
         let off = seq.since(tcb.buf_seq()) as usize;
-        // copy_snd fills every byte: no need to zero the space first.
+        // copy_snd_sum fills every byte: no need to zero the space first. It sums the
+        // payload for the checksum while copying it.
         let dst = pkt.put_for_overwrite(len as usize);
-        tcb.copy_snd(off, dst);
+        payload_sum = Some(tcb.copy_snd_sum(off, dst));
     }
     let syn = flags.syn();
     if tcb.state != TcpState::SynSent || !syn {
@@ -177,14 +193,17 @@ pub(crate) fn transmit(
         tcb.rcv_wnd = repr.window as u32;
         tcb.rcv_wup = tcb.rcv_nxt;
     } else {
-        repr.options = segment_options(tcb, sh, now);
+        segment_options(tcb, sh, now, &mut repr.options);
         repr.window = tcb.select_window(sh.under_pressure());
     }
     if !flags.ack() {
         repr.ack = SeqNum(0);
     }
     repr.header_len = repr.emit_len();
-    repr.emit(&mut pkt, *tcb.local.ip(), *tcb.remote.ip());
+    match payload_sum {
+        Some(ps) => repr.emit_with_payload_sum(pkt, *tcb.local.ip(), *tcb.remote.ip(), ps),
+        None => repr.emit(pkt, *tcb.local.ip(), *tcb.remote.ip()),
+    }
     if retrans {
         sh.stats.retrans_segs += 1;
         tcb.total_retrans += 1;
@@ -210,13 +229,7 @@ pub(crate) fn transmit(
             sh.clear_timer(tcb.id, TimerKind::DelAck);
         }
     }
-    out.push(TcpSegmentOut {
-        src: *tcb.local.ip(),
-        dst: *tcb.remote.ip(),
-        ttl: tcb.opts.ttl,
-        tos: 0,
-        pkt,
-    });
+    out.push(seg);
 }
 
 /// Options on our SYN or SYN-ACK (simultaneous open): MSS, WS, SACK-permitted, TS.

@@ -4,12 +4,14 @@
 use crate::config::{SockOpt, SockOptName};
 use crate::ctx::TimerKind;
 use crate::error::TcpError;
+use crate::output::TcpSegmentOut;
 use crate::sock::SockId;
 use crate::stack::{Sock, TcpLayer};
 use crate::state::{Readiness, TcpState};
 use crate::stats::TcpStats;
 use crate::tcb::SockOpts;
 use std::net::SocketAddrV4;
+use std::time::Instant;
 
 impl TcpLayer {
     /// The options of a socket, whatever its kind.
@@ -206,6 +208,56 @@ impl TcpLayer {
             if live {
                 out.push(id);
             }
+        }
+    }
+
+    /// The route MTU a live connection `local` <- `remote` already uses (not TIME_WAIT,
+    /// not closed), if there is one. A segment for such a connection never needs the
+    /// route MTU that [`TcpLayer::input`] takes (only passive opens and a SYN recycling
+    /// a TIME_WAIT pair use it), so the caller can skip its route lookup and pass this.
+    pub fn conn_route_mtu(&self, local: SocketAddrV4, remote: SocketAddrV4) -> Option<usize> {
+        let id = self.hash.lookup_established(&(local, remote))?;
+        match self.socks.get(id) {
+            Some(Sock::Conn(t)) if !matches!(t.state, TcpState::TimeWait | TcpState::Closed) => {
+                Some(t.route_mtu)
+            }
+            _ => None,
+        }
+    }
+
+    /// Turns ACK batching on or off (off by default). When on, the ACK that RFC 9293 /
+    /// RFC 5681 want for every second full-sized segment is not sent from
+    /// [`TcpLayer::input`]; the connection owes it, and [`TcpLayer::flush_acks`] sends
+    /// one ACK per connection at the end of the batch of input, covering every segment
+    /// of the batch. Out-of-order data, duplicates, D-SACK, a FIN, quick-ack mode and
+    /// zero-window cases still ACK at once. A caller that turns this on must call
+    /// `flush_acks` after each batch of `input` calls (the delayed-ACK timer is only a
+    /// backstop).
+    pub fn set_ack_batching(&mut self, on: bool) {
+        self.sh.ack_batching = on;
+    }
+
+    /// True when some connection owes an ACK that [`TcpLayer::flush_acks`] will send.
+    pub fn has_owed_acks(&self) -> bool {
+        !self.sh.ack_owed.is_empty()
+    }
+
+    /// Sends the ACKs owed at the end of a batch of input (see
+    /// [`TcpLayer::set_ack_batching`]): at most one pure ACK per connection, none for a
+    /// connection whose ACK already left on a data segment or window update.
+    pub fn flush_acks(&mut self, now: Instant, out: &mut Vec<TcpSegmentOut>) {
+        if self.sh.ack_owed.is_empty() {
+            return;
+        }
+        let mut owed = std::mem::take(&mut self.sh.ack_owed);
+        for id in owed.drain(..) {
+            if let Some(Sock::Conn(tcb)) = self.socks.get_mut(id) {
+                crate::input::flush_owed_ack(tcb, &mut self.sh, now, out);
+            }
+        }
+        // Keep the list's capacity for the next batch.
+        if self.sh.ack_owed.is_empty() {
+            self.sh.ack_owed = owed;
         }
     }
 

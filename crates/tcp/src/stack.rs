@@ -63,6 +63,8 @@ impl TcpLayer {
                 pressure_since: None,
                 last_now: None,
                 port_counter: 0,
+                ack_batching: false,
+                ack_owed: Vec::new(),
             },
         }
     }
@@ -174,6 +176,10 @@ impl TcpLayer {
         };
         tcb.id = nid;
         tcb.evt = false;
+        if tcb.ack_owed {
+            // The batch's ACK list holds the old id: owe it under the new one.
+            self.sh.ack_owed.push(nid);
+        }
         if tcb.hashed {
             self.hash.replace_established((tcb.local, tcb.remote), nid);
         }

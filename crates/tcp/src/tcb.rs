@@ -13,6 +13,7 @@ use crate::rtt::RttEstimator;
 use crate::seq::SeqNum;
 use crate::sock::SockId;
 use crate::state::TcpState;
+use ustack_ipv4::checksum;
 
 /// Per-socket options (Linux: the fields `setsockopt` writes).
 #[derive(Clone, Copy, Debug)]
@@ -214,6 +215,8 @@ pub(crate) struct Tcb {
     pub(crate) rcv_segs_unacked: u32,
     pub(crate) ato: Duration,
     pub(crate) delack_armed: bool,
+    /// Listed in `Shared::ack_owed`: an immediate ACK goes out at the end of the batch.
+    pub(crate) ack_owed: bool,
 
     // --- keepalive / liveness
     pub(crate) last_rcv: Instant,
@@ -339,6 +342,7 @@ impl Tcb {
             rcv_segs_unacked: 0,
             ato: cfg.delack_min,
             delack_armed: false,
+            ack_owed: false,
             last_rcv: now,
             ka_probes: 0,
             bytes_sent: 0,
@@ -488,15 +492,19 @@ impl Tcb {
         }
     }
 
-    /// Copies `len` bytes of the send buffer starting `off` bytes in, into `dst`.
-    pub(crate) fn copy_snd(&self, off: usize, dst: &mut [u8]) {
+    /// Copies `dst.len()` bytes of the send buffer starting `off` bytes in, into `dst`,
+    /// and returns their unfolded one's-complement sum (`checksum::sum`), computed in the
+    /// same pass (Linux: `csum_partial_copy_nocheck` in `tcp_sendmsg`). Every byte of
+    /// `dst` is written.
+    pub(crate) fn copy_snd_sum(&self, off: usize, dst: &mut [u8]) -> u64 {
         let (a, b) = self.snd_buf.as_slices();
         let len = dst.len();
+        let mut acc = 0u64;
         let mut done = 0;
         if off < a.len() {
             let n = (a.len() - off).min(len);
             if let (Some(d), Some(s)) = (dst.get_mut(..n), a.get(off..off + n)) {
-                d.copy_from_slice(s);
+                acc = checksum::copy_sum(s, d, 0);
             }
             done = n;
         }
@@ -504,7 +512,77 @@ impl Tcb {
             let boff = (off + done).saturating_sub(a.len());
             let n = len - done;
             if let (Some(d), Some(s)) = (dst.get_mut(done..), b.get(boff..boff + n)) {
-                d.copy_from_slice(s);
+                let part = checksum::copy_sum(s, d, 0);
+                // The second piece starts `done` bytes into the payload: at an odd
+                // offset its 16-bit words pair the other way round.
+                acc = if done % 2 == 0 {
+                    acc + part
+                } else {
+                    checksum::add_at_odd_offset(acc, part)
+                };
+            }
+        }
+        acc
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn reference_checksum_sum(data: &[u8]) -> u16 {
+        let mut acc = 0u64;
+        let mut c = data.chunks_exact(2);
+        for w in &mut c {
+            acc += u16::from_be_bytes([w[0], w[1]]) as u64;
+        }
+        if let [b] = c.remainder() {
+            acc += (*b as u64) << 8;
+        }
+        checksum::fold(acc)
+    }
+
+    #[test]
+    fn copy_snd_sum_handles_a_wrapped_send_buffer_at_any_split() {
+        let cfg = TcpConfig::default();
+        let a = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 1);
+        let b = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 2);
+        let mut tcb = Tcb::new(
+            SockId::from_u64(1),
+            SockOpts::from_config(&cfg),
+            &cfg,
+            a,
+            b,
+            SeqNum(1),
+            1500,
+            Instant::now(),
+        );
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        };
+        for front in [0usize, 1, 2, 7, 100, 1001] {
+            // A ring buffer whose contents wrap around its end `front` bytes in.
+            let mut q: VecDeque<u8> = VecDeque::with_capacity(4096);
+            let cap = q.capacity();
+            q.extend((0..cap - front).map(|_| 0u8));
+            q.drain(..cap - front);
+            q.extend((0..3000).map(|_| next()));
+            let flat: Vec<u8> = q.iter().copied().collect();
+            tcb.snd_buf = q;
+            for (off, len) in [(0, 3000), (0, 1), (1, 1460), (front.saturating_sub(1), 33)] {
+                let mut dst = vec![0u8; len];
+                let s = tcb.copy_snd_sum(off, &mut dst);
+                assert_eq!(dst, &flat[off..off + len], "front {front} off {off}");
+                assert_eq!(
+                    checksum::fold(s),
+                    reference_checksum_sum(&flat[off..off + len]),
+                    "front {front} off {off} len {len}"
+                );
             }
         }
     }

@@ -196,9 +196,28 @@ impl TcpOptions {
         }
     }
 
+    /// The layout of nearly every segment of a connection with timestamps (RFC 7323
+    /// appendix A: NOP, NOP, TS and nothing else): its (TSval, TSecr), decoded without
+    /// walking the option list. `None` for any other option bytes.
+    #[inline]
+    fn timestamp_only(data: &[u8]) -> Option<(u32, u32)> {
+        match <&[u8; 12]>::try_from(data) {
+            Ok(&[1, 1, 8, 10, v0, v1, v2, v3, e0, e1, e2, e3]) => Some((
+                u32::from_be_bytes([v0, v1, v2, v3]),
+                u32::from_be_bytes([e0, e1, e2, e3]),
+            )),
+            _ => None,
+        }
+    }
+
     /// Parses the option bytes of a header. Malformed lengths are errors.
+    #[inline]
     pub fn parse(mut data: &[u8]) -> Result<TcpOptions, TcpParseError> {
         let mut o = TcpOptions::default();
+        if let Some(ts) = Self::timestamp_only(data) {
+            o.timestamp = Some(ts);
+            return Ok(o);
+        }
         while let Some((&kind, rest)) = data.split_first() {
             match kind {
                 0 => break,
@@ -319,6 +338,7 @@ impl TcpRepr {
 
     /// Parses a segment; returns the header and the payload's byte range inside `seg`.
     /// With `verify_csum`, the checksum over the pseudo-header `src`/`dst` must be valid.
+    #[inline]
     pub fn parse(
         seg: &[u8],
         src: Ipv4Addr,
@@ -341,7 +361,13 @@ impl TcpRepr {
         if src_port == 0 || dst_port == 0 {
             return Err(TcpParseError::BadPort);
         }
-        let options = TcpOptions::parse(opts)?;
+        let options = match TcpOptions::timestamp_only(opts) {
+            Some(ts) => TcpOptions {
+                timestamp: Some(ts),
+                ..TcpOptions::default()
+            },
+            None => TcpOptions::parse(opts)?,
+        };
         Ok((
             TcpRepr {
                 src_port,
@@ -366,6 +392,60 @@ impl TcpRepr {
     /// Prepends the header in front of the payload already in `pkt` and fills the
     /// checksum over the pseudo-header (Linux: `tcp_transmit_skb` + `tcp_v4_send_check`).
     pub fn emit(&self, pkt: &mut PacketBuf, src: Ipv4Addr, dst: Ipv4Addr) {
+        self.emit_inner(pkt, src, dst, None);
+    }
+
+    /// Like [`TcpRepr::emit`] for a payload whose one's-complement sum is already known
+    /// (`payload_sum`, unfolded, as [`checksum::sum`] or [`checksum::copy_sum`] of the
+    /// payload bytes in `pkt` return it): only the header is summed, the payload is not
+    /// read again.
+    pub fn emit_with_payload_sum(
+        &self,
+        pkt: &mut PacketBuf,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        payload_sum: u64,
+    ) {
+        self.emit_inner(pkt, src, dst, Some(payload_sum));
+    }
+
+    /// The one's-complement sum of the header this repr emits (checksum field zero),
+    /// computed from the field values, when its options are none or timestamps only
+    /// (every data segment and ACK of a bulk transfer). Summing from the values instead
+    /// of re-reading the bytes just written avoids wide loads right after narrow stores
+    /// (a store-forwarding stall per segment). `None` for other options.
+    #[inline]
+    fn header_sum(&self, hlen: usize) -> Option<u64> {
+        let o = &self.options;
+        if o.mss.is_some() || o.wscale.is_some() || o.sack_permitted || o.sack_count != 0 {
+            return None;
+        }
+        let w32 = |v: u32| u64::from(v >> 16) + u64::from(v & 0xffff);
+        let opts = match o.timestamp {
+            // NOP, NOP, kind 8, length 10, TSval, TSecr.
+            Some((val, ecr)) => 0x0101 + 0x080a + w32(val) + w32(ecr),
+            None => 0,
+        };
+        let off_flags = (((hlen / 4) as u64) << 12) | u64::from(self.flags.0);
+        Some(
+            u64::from(self.src_port)
+                + u64::from(self.dst_port)
+                + w32(self.seq.0)
+                + w32(self.ack.0)
+                + off_flags
+                + u64::from(self.window)
+                + u64::from(self.urgent)
+                + opts,
+        )
+    }
+
+    fn emit_inner(
+        &self,
+        pkt: &mut PacketBuf,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        payload_sum: Option<u64>,
+    ) {
         let hlen = self.emit_len();
         let mut f = [0u8; HEADER_LEN];
         f[0..2].copy_from_slice(&self.src_port.to_be_bytes());
@@ -383,7 +463,20 @@ impl TcpRepr {
         if let Some(o) = h.get_mut(HEADER_LEN..hlen) {
             self.options.write(o);
         }
-        let c = checksum::transport_checksum(src, dst, IPPROTO_TCP, pkt.data());
+        // The header is a whole number of 32-bit words, so the payload's words pair up
+        // the same way inside the segment as on their own.
+        let len = pkt.len().min(u16::MAX as usize) as u16;
+        let mut acc = checksum::pseudo_header_sum(src, dst, IPPROTO_TCP, len);
+        acc += match payload_sum {
+            Some(ps) => ps,
+            None => checksum::sum(pkt.data().get(hlen..).unwrap_or(&[]), 0),
+        };
+        acc += match self.header_sum(hlen) {
+            Some(h) => h,
+            // Options other than timestamps (SYNs, SACK blocks): read the header back.
+            None => checksum::sum(pkt.data().get(..hlen).unwrap_or(&[]), 0),
+        };
+        let c = !checksum::fold(acc);
         if let Some(f) = pkt.data_mut().get_mut(16..18) {
             f.copy_from_slice(&c.to_be_bytes());
         }
@@ -426,6 +519,75 @@ mod tests {
             TcpRepr::parse(&bytes, A, B, true).unwrap_err(),
             TcpParseError::BadChecksum
         );
+    }
+
+    #[test]
+    fn emit_with_payload_sum_matches_emit() {
+        let mut x = 0x0123_4567_89ab_cdefu64;
+        let payload: Vec<u8> = (0..3000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        for (i, len) in [0usize, 1, 2, 3, 31, 32, 33, 536, 1447, 1448, 1460, 3000]
+            .into_iter()
+            .enumerate()
+        {
+            let k = i as u32;
+            let mut r = TcpRepr::new(
+                40000 + k as u16 * 1999,
+                5001,
+                SeqNum(0xfff0_0000 ^ k.wrapping_mul(0x9e37_79b9)),
+                SeqNum(456 ^ k.wrapping_mul(0x85eb_ca6b)),
+                TcpFlags(TcpFlags::ACK.0 | (k as u8 & 0x0f)),
+            );
+            r.window = 1024 ^ (k as u16).wrapping_mul(7919);
+            r.urgent = k as u16;
+            if i % 3 != 2 {
+                r.options.timestamp = Some((7 ^ k.wrapping_mul(0xdead_beef), 8 ^ k << 20));
+            }
+            if len % 2 == 1 {
+                r.options.push_sack((SeqNum(1), SeqNum(2)));
+            }
+            r.header_len = r.emit_len();
+            let mut plain = PacketBuf::with_payload_capacity(len);
+            plain.extend_from_slice(&payload[..len]);
+            r.emit(&mut plain, A, B);
+            let mut fused = PacketBuf::with_payload_capacity(len);
+            let ps = checksum::copy_sum(&payload[..len], fused.put_for_overwrite(len), 0);
+            r.emit_with_payload_sum(&mut fused, A, B, ps);
+            assert_eq!(plain.data(), fused.data(), "len {len}");
+            assert!(TcpRepr::parse(fused.data(), A, B, true).is_ok());
+        }
+    }
+
+    #[test]
+    fn timestamp_only_layout_parses_like_the_general_walk() {
+        let ts = [1, 1, 8, 10, 0, 0, 1, 2, 0xfe, 0xdc, 0xba, 0x98];
+        let o = TcpOptions::parse(&ts).unwrap();
+        assert_eq!(o.timestamp, Some((0x0102, 0xfedc_ba98)));
+        assert_eq!(o.sack_count, 0);
+        assert_eq!(o.mss, None);
+        // The same option after other layouts goes through the general walk.
+        let mut with_sack = ts.to_vec();
+        with_sack.extend_from_slice(&[1, 1, 5, 10, 0, 0, 0, 5, 0, 0, 0, 9]);
+        let o = TcpOptions::parse(&with_sack).unwrap();
+        assert_eq!(o.timestamp, Some((0x0102, 0xfedc_ba98)));
+        assert_eq!(o.sack_blocks(), &[(SeqNum(5), SeqNum(9))]);
+        let mut padded = vec![1, 8, 10];
+        padded.extend_from_slice(&ts[4..]);
+        padded.push(0);
+        assert_eq!(
+            TcpOptions::parse(&padded).unwrap().timestamp,
+            Some((0x0102, 0xfedc_ba98))
+        );
+        // A wrong length byte in the fixed layout is still an error.
+        let mut bad = ts;
+        bad[3] = 9;
+        assert!(TcpOptions::parse(&bad).is_err());
     }
 
     #[test]

@@ -256,3 +256,23 @@ fn tw_reuse_lets_a_client_reuse_its_time_wait_pair() {
     assert_eq!(n.a.state(c3), Some(TcpState::Established));
     assert_eq!(n.a.stats().tcp_tw_recycled, 1);
 }
+
+#[test]
+fn conn_route_mtu_only_for_live_connections() {
+    let mut n = Net::new();
+    let (c, s) = n.connect_pair(80);
+    let local_b = n.b.local_addr(s).unwrap();
+    let remote_b = n.b.peer_addr(s).unwrap();
+    assert_eq!(n.b.conn_route_mtu(local_b, remote_b), Some(MTU));
+    // No connection, or the listener's own address: the caller must route.
+    assert_eq!(n.b.conn_route_mtu(local_b, sa(A_IP, 1)), None);
+    // The side that closes first ends in TIME_WAIT, where a new SYN may recycle the
+    // pair and needs a real route MTU.
+    n.close(Dir::AtoB, c);
+    n.settle();
+    n.close(Dir::BtoA, s);
+    n.settle();
+    let local_a = sa(A_IP, remote_b.port());
+    assert_eq!(n.a.connection_count(), 1);
+    assert_eq!(n.a.conn_route_mtu(local_a, sa(B_IP, 80)), None);
+}

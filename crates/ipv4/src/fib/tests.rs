@@ -186,3 +186,39 @@ fn display_like_ip_route() {
          local 10.0.0.2 dev tun0 proto kernel scope host src 10.0.0.2\n"
     );
 }
+
+#[test]
+fn repeated_lookups_follow_every_table_change() {
+    // The lookup memo must never outlive a change that alters the answer.
+    let mut f = Fib::new();
+    f.add(route("10.0.0.0/8", None, 1, 0)).unwrap();
+    let a = ip("10.1.2.3");
+    for _ in 0..3 {
+        assert_eq!(f.lookup(a).unwrap().dev, DevId(1));
+    }
+    // A longer prefix added later wins at once.
+    f.add(route("10.1.0.0/16", None, 2, 0)).unwrap();
+    assert_eq!(f.lookup(a).unwrap().dev, DevId(2));
+    assert_eq!(f.lookup(a).unwrap().dev, DevId(2));
+    // A lower metric for the memoized prefix wins at once.
+    assert_eq!(
+        f.add(route("10.1.0.0/16", None, 3, 0)),
+        Err(FibError::Exists)
+    );
+    f.add(route("10.1.0.0/16", Some("10.1.0.1"), 4, 1)).unwrap();
+    assert_eq!(f.lookup(a).unwrap().dev, DevId(2));
+    f.remove(cidr("10.1.0.0/16"), None).unwrap();
+    assert_eq!(f.lookup(a).unwrap().dev, DevId(4));
+    f.remove(cidr("10.1.0.0/16"), None).unwrap();
+    assert_eq!(f.lookup(a).unwrap().dev, DevId(1));
+    // Addresses sharing a memo slot do not see each other's answers.
+    let b = ip("192.168.0.3");
+    f.add(route("192.168.0.0/24", None, 5, 0)).unwrap();
+    for _ in 0..2 {
+        assert_eq!(f.lookup(a).unwrap().dev, DevId(1));
+        assert_eq!(f.lookup(b).unwrap().dev, DevId(5));
+    }
+    f.remove_dev(DevId(1));
+    assert!(f.lookup(a).is_none());
+    assert_eq!(f.lookup(b).unwrap().dev, DevId(5));
+}

@@ -164,9 +164,15 @@ impl Net {
 
     pub fn with_configs(ca: TcpConfig, cb: TcpConfig) -> Self {
         let now = Instant::now();
+        // Both sides batch ACKs like the socket layer does; every delivery below is a
+        // batch of one segment, flushed at once.
+        let mut a = TcpLayer::new(ca, [1; 16]);
+        let mut b = TcpLayer::new(cb, [2; 16]);
+        a.set_ack_batching(true);
+        b.set_ack_batching(true);
         Net {
-            a: TcpLayer::new(ca, [1; 16]),
-            b: TcpLayer::new(cb, [2; 16]),
+            a,
+            b,
             now,
             start: now,
             delay: Duration::from_millis(1),
@@ -282,6 +288,7 @@ impl Net {
             MTU,
             &mut out,
         );
+        self.layer(rx).flush_acks(now, &mut out);
         self.send(rx, out);
     }
 
@@ -490,6 +497,7 @@ impl Net {
             MTU,
             &mut out,
         );
+        layer.flush_acks(now, &mut out);
         let segs: Vec<Seg> = out.iter().map(|s| decode(reply_dir, now, s)).collect();
         self.send(reply_dir, out);
         segs
@@ -530,6 +538,7 @@ impl Net {
             MTU,
             &mut out,
         );
+        layer.flush_acks(now, &mut out);
         out.iter().map(|s| decode(reply_dir, now, s)).collect()
     }
 

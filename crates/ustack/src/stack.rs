@@ -1,7 +1,7 @@
 //! `Stack`: one user-space TCP/IPv4 stack: a [`NetCore`] and its devices behind one lock,
 //! driven by a tokio task (see [`crate::driver`]).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
 use std::net::Ipv4Addr;
@@ -203,27 +203,26 @@ const INLINE_DEPTH: u32 = 4;
 
 thread_local! {
     static INLINE_NESTING: Cell<u32> = const { Cell::new(0) };
-    /// Scratch vectors reused by user calls and inline receive on this thread, so the
-    /// per-packet path does not allocate.
-    static SCRATCH: Cell<(Vec<Waker>, Vec<PacketBuf>)> = const { Cell::new((Vec::new(), Vec::new())) };
+    /// Scratch vectors reused by user calls and inline receive on this thread (one pair
+    /// per nesting level), so the per-packet path does not allocate.
+    static SCRATCH: RefCell<Vec<Scratch>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Borrows this thread's scratch vectors (empty ones when a caller up the stack holds
-/// them); give them back with [`put_scratch`].
-fn take_scratch() -> (Vec<Waker>, Vec<PacketBuf>) {
-    SCRATCH.with(|s| s.take())
+/// Wakers to wake and packets received, reused across calls.
+type Scratch = (Vec<Waker>, Vec<PacketBuf>);
+
+/// Borrows a pair of scratch vectors of this thread; give it back with [`put_scratch`].
+fn take_scratch() -> Scratch {
+    SCRATCH.with(|s| s.borrow_mut().pop()).unwrap_or_default()
 }
 
-fn put_scratch(mut v: (Vec<Waker>, Vec<PacketBuf>)) {
+fn put_scratch(mut v: Scratch) {
     v.0.clear();
     v.1.clear();
     SCRATCH.with(|s| {
-        let cur = s.take();
-        // Keep whichever pair has room already.
-        if cur.0.capacity() + cur.1.capacity() >= v.0.capacity() + v.1.capacity() {
-            s.set(cur);
-        } else {
-            s.set(v);
+        let mut s = s.borrow_mut();
+        if s.len() < INLINE_DEPTH as usize + 2 {
+            s.push(v);
         }
     });
 }

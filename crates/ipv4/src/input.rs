@@ -5,15 +5,35 @@ use crate::icmp::{
     EchoReply, IcmpError, IcmpErrorKind, IcmpParseError, IcmpRepr, QuotedHeader, ICMP_DEST_UNREACH,
     ICMP_PARAMETER_PROB, ICMP_TIME_EXCEEDED,
 };
-use crate::layer::IpRxMeta;
+use crate::layer::{IpRxMeta, Ipv4Layer};
 use crate::proto::{DeliverResult, IpContext};
 use crate::wire::{HeaderError, Ipv4Repr};
 use crate::IPPROTO_ICMP;
+use std::net::Ipv4Addr;
 use std::time::Instant;
 use ustack_netdev::{DevId, PacketBuf};
 
 /// Largest quote kept for an ICMP error sent after delivery: a 60-byte header + 8 bytes.
 const QUOTE_MAX: usize = 68;
+
+/// Saves the start of a received datagram (its header + 8 bytes, at most [`QUOTE_MAX`])
+/// into `quote` for an ICMP error sent after the handler has consumed the buffer; returns
+/// the number of bytes saved. `quote` is filled in place (building it elsewhere and moving
+/// it would reload bytes just stored, which stalls store forwarding).
+#[inline]
+fn save_quote(quote: &mut [u8; QUOTE_MAX], data: &[u8], header_len: usize) -> usize {
+    let len = (header_len + 8).min(data.len()).min(QUOTE_MAX);
+    match data.first_chunk::<QUOTE_MAX>() {
+        // Common case: one fixed-size copy.
+        Some(b) => quote.copy_from_slice(b),
+        None => {
+            if let (Some(d), Some(s)) = (quote.get_mut(..len), data.get(..len)) {
+                d.copy_from_slice(s);
+            }
+        }
+    }
+    len
+}
 
 /// Receives one IPv4 datagram from device `dev`.
 ///
@@ -37,7 +57,7 @@ const QUOTE_MAX: usize = 68;
 pub fn ip_rcv<C: IpContext>(cx: &mut C, now: Instant, dev: DevId, mut pkt: PacketBuf) {
     let ip = cx.ip();
     ip.stats.in_receives += 1;
-    let repr = match Ipv4Repr::parse(pkt.data()) {
+    let mut repr = match Ipv4Repr::parse(pkt.data()) {
         Ok(r) => r,
         Err(e) => {
             match e {
@@ -55,41 +75,44 @@ pub fn ip_rcv<C: IpContext>(cx: &mut C, now: Instant, dev: DevId, mut pkt: Packe
     };
     pkt.trim(repr.header_len + repr.payload_len);
 
-    let broadcast = ip.is_broadcast(repr.dst);
-    if !broadcast && !ip.is_local(repr.dst) {
-        // Not ours and no forwarding (RFC 1122 3.3.1: a host silently discards it).
-        ip.stats.in_addr_errors += 1;
-        tracing::trace!(dst = %repr.dst, "ip_rcv: not for us");
-        return;
-    }
-
-    let (repr, mut pkt) = if repr.is_fragment() {
+    let mut quote = [0u8; QUOTE_MAX];
+    let (broadcast, qlen) = if !repr.is_fragment() {
+        // Common path. The quote is saved and the header pulled before the address check,
+        // so the store of the buffer's new head has completed by the time the buffer is
+        // handed to the protocol (a reload of a field still being stored stalls).
+        let qlen = save_quote(&mut quote, pkt.data(), repr.header_len);
+        if pkt.pull(repr.header_len).is_none() {
+            // Cannot happen: parse checked that the header fits in the buffer.
+            ip.stats.in_hdr_errors += 1;
+            return;
+        }
+        let Some(broadcast) = accept_dst(ip, repr.dst) else {
+            return;
+        };
+        (broadcast, qlen)
+    } else {
+        let Some(broadcast) = accept_dst(ip, repr.dst) else {
+            return;
+        };
         let Some(whole) = ip.defrag(now, &repr, pkt.data()) else {
             return;
         };
         match Ipv4Repr::parse(whole.data()) {
-            Ok(r) => (r, whole),
+            Ok(r) => repr = r,
             Err(_) => {
                 ip.stats.in_hdr_errors += 1;
                 return;
             }
         }
-    } else {
-        (repr, pkt)
+        pkt = whole;
+        let qlen = save_quote(&mut quote, pkt.data(), repr.header_len);
+        if pkt.pull(repr.header_len).is_none() {
+            ip.stats.in_hdr_errors += 1;
+            return;
+        }
+        (broadcast, qlen)
     };
-
-    // Save the quote for a possible ICMP error before the handler consumes the buffer.
-    let mut quote = [0u8; QUOTE_MAX];
-    let qlen = (repr.header_len + 8).min(pkt.len()).min(QUOTE_MAX);
-    if let (Some(d), Some(s)) = (quote.get_mut(..qlen), pkt.data().get(..qlen)) {
-        d.copy_from_slice(s);
-    }
     let quote = quote.get(..qlen).unwrap_or_default();
-
-    if pkt.pull(repr.header_len).is_none() {
-        ip.stats.in_hdr_errors += 1;
-        return;
-    }
     let meta = IpRxMeta {
         src: repr.src,
         dst: repr.dst,
@@ -123,6 +146,20 @@ pub fn ip_rcv<C: IpContext>(cx: &mut C, now: Instant, dev: DevId, mut pkt: Packe
             }
         }
     }
+}
+
+/// Accepts only datagrams to one of our addresses or to a broadcast address; the value is
+/// true for a broadcast. `None`: not ours, counted in `InAddrErrors`.
+#[inline]
+fn accept_dst(ip: &mut Ipv4Layer, dst: Ipv4Addr) -> Option<bool> {
+    let broadcast = ip.is_broadcast(dst);
+    if !broadcast && !ip.is_local(dst) {
+        // Not ours and no forwarding (RFC 1122 3.3.1: a host silently discards it).
+        ip.stats.in_addr_errors += 1;
+        tracing::trace!(dst = %dst, "ip_rcv: not for us");
+        return None;
+    }
+    Some(broadcast)
 }
 
 /// ICMP input (Linux: `icmp_rcv` with `icmp_echo`, `icmp_unreach`). `msg` is the ICMP

@@ -15,6 +15,7 @@ use crate::pmtu::{plateau_below, PmtuCache};
 use crate::stats::{IcmpStats, IpStats};
 use crate::wire::{Ipv4Repr, HEADER_LEN, MAX_DATAGRAM};
 use crate::IPPROTO_ICMP;
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
@@ -167,6 +168,19 @@ impl From<OutputError> for io::Error {
     }
 }
 
+/// The last output route looked up (the bulk path sends every segment of a connection to
+/// the same destination). It holds what depends only on the routing table and the
+/// interfaces, so it is dropped whenever either may change; the path MTU, which expires
+/// with time, is applied on every lookup.
+#[derive(Clone, Copy, Debug)]
+struct RouteMemo {
+    dst: Ipv4Addr,
+    /// The route with the device MTU (not yet lowered by a path MTU).
+    route: OutRoute,
+    /// `dst` is one of our addresses.
+    local: bool,
+}
+
 #[derive(Clone, Debug)]
 struct Interface {
     dev: DevId,
@@ -180,6 +194,7 @@ pub struct Ipv4Layer {
     cfg: Ipv4Config,
     ifaces: Vec<Interface>,
     fib: Fib,
+    route_memo: Cell<Option<RouteMemo>>,
     ident: u16,
     reasm: Reassembler,
     tx: Vec<IpTx>,
@@ -200,6 +215,7 @@ impl Ipv4Layer {
             cfg,
             ifaces: Vec::new(),
             fib: Fib::new(),
+            route_memo: Cell::new(None),
             ident: 0,
             tx: Vec::new(),
             local: Vec::new(),
@@ -219,6 +235,7 @@ impl Ipv4Layer {
     /// `/32` route and its connected subnet route (Linux: `inet_insert_ifa` ->
     /// `fib_add_ifaddr`). Several addresses per device are allowed.
     pub fn add_interface(&mut self, dev: DevId, name: &str, addr: Ipv4Cidr, mtu: usize) {
+        self.route_memo.set(None);
         self.fib.set_dev_name(dev, name);
         self.ifaces.push(Interface { dev, addr, mtu });
         let local = Route {
@@ -249,6 +266,7 @@ impl Ipv4Layer {
 
     /// Changes the MTU of every address on `dev` (e.g. the device reported a new MTU).
     pub fn set_mtu(&mut self, dev: DevId, mtu: usize) {
+        self.route_memo.set(None);
         for i in self.ifaces.iter_mut().filter(|i| i.dev == dev) {
             i.mtu = mtu;
         }
@@ -270,6 +288,8 @@ impl Ipv4Layer {
 
     /// The routing table, to add or remove routes.
     pub fn fib_mut(&mut self) -> &mut Fib {
+        // The caller may change any route.
+        self.route_memo.set(None);
         &mut self.fib
     }
 
@@ -299,36 +319,58 @@ impl Ipv4Layer {
             };
             return Ok((r, false));
         }
+        let memo = match self.route_memo.get() {
+            Some(m) if m.dst == dst => m,
+            _ => {
+                let m = self.route_uncached(dst)?;
+                self.route_memo.set(Some(m));
+                m
+            }
+        };
+        let mut out = memo.route;
+        if !memo.local {
+            if let Some(p) = self.pmtu.get(dst, now) {
+                out.mtu = p.min(out.mtu);
+            }
+        }
+        Ok((out, memo.local))
+    }
+
+    /// The routing table and interface part of [`Ipv4Layer::route`] for a unicast `dst`.
+    fn route_uncached(&self, dst: Ipv4Addr) -> Result<RouteMemo, OutputError> {
         let r = self
             .fib
             .lookup(dst)
             .ok_or(OutputError::NetworkUnreachable)?;
         if r.kind == RouteKind::Local {
-            let out = OutRoute {
+            let route = OutRoute {
                 dev: r.dev,
                 src: dst,
                 next_hop: dst,
                 mtu: LOCAL_MTU,
             };
-            return Ok((out, true));
+            return Ok(RouteMemo {
+                dst,
+                route,
+                local: true,
+            });
         }
         let iface = self
             .ifaces
             .iter()
             .find(|i| i.dev == r.dev)
             .ok_or(OutputError::NetworkUnreachable)?;
-        let src = r.src.unwrap_or(iface.addr.addr());
-        let mtu = match self.pmtu.get(dst, now) {
-            Some(p) => p.min(iface.mtu),
-            None => iface.mtu,
-        };
-        let out = OutRoute {
+        let route = OutRoute {
             dev: r.dev,
-            src,
+            src: r.src.unwrap_or(iface.addr.addr()),
             next_hop: r.gateway.unwrap_or(dst),
-            mtu,
+            mtu: iface.mtu,
         };
-        Ok((out, false))
+        Ok(RouteMemo {
+            dst,
+            route,
+            local: false,
+        })
     }
 
     /// Output route lookup (Linux: `ip_route_output_key`): device, source address, next
@@ -356,7 +398,7 @@ impl Ipv4Layer {
         &mut self,
         now: Instant,
         meta: &OutMeta,
-        mut payload: PacketBuf,
+        payload: PacketBuf,
     ) -> Result<(), OutputError> {
         self.stats.out_requests += 1;
         let (route, local) = match self.route(meta.dst, now) {
@@ -383,17 +425,24 @@ impl Ipv4Layer {
             header_len: HEADER_LEN,
             payload_len: payload.len(),
         };
+        // The buffer is queued first and its header written in the queue: moving it right
+        // after `push` changed its head would reload that field while the store is still
+        // in flight (a store-forwarding stall on every datagram).
         if local {
-            repr.emit(payload.push(HEADER_LEN));
             self.local.push(payload);
+            if let Some(p) = self.local.last_mut() {
+                repr.emit(p.push(HEADER_LEN));
+            }
             return Ok(());
         }
         if HEADER_LEN + payload.len() <= route.mtu {
-            repr.emit(payload.push(HEADER_LEN));
             self.tx.push(IpTx {
                 dev: route.dev,
                 pkt: payload,
             });
+            if let Some(t) = self.tx.last_mut() {
+                repr.emit(t.pkt.push(HEADER_LEN));
+            }
             return Ok(());
         }
         if meta.dont_frag {

@@ -163,15 +163,15 @@ impl NetCore {
     /// Runs one received packet up the stack (Linux: `netif_receive_skb` -> `ip_rcv`).
     /// Packets it produces stay queued until [`flush`](Self::flush).
     pub fn receive(&mut self, now: Instant, dev: DevId, pkt: PacketBuf) {
-        let pkt = if self.tproxy_tcp.is_some() {
-            match self.tproxy(now, dev, pkt) {
-                Some(p) => p,
-                None => return,
+        // Two calls rather than one on a rebound buffer: the common path hands the
+        // buffer straight on without copying it to a new place first.
+        if self.tproxy_tcp.is_some() {
+            if let Some(p) = self.tproxy(now, dev, pkt) {
+                ip_rcv(self, now, dev, p);
             }
         } else {
-            pkt
-        };
-        ip_rcv(self, now, dev, pkt);
+            ip_rcv(self, now, dev, pkt);
+        }
     }
 
     /// Turns on transparent interception of TCP: segments to addresses that are not ours

@@ -347,3 +347,60 @@ fn reassembly_timeout_sends_time_exceeded() {
     assert_eq!(l.icmp_stats().out_time_excds, 1);
     assert_eq!(l.poll_timeout(), None);
 }
+
+#[test]
+fn remembered_route_follows_table_and_mtu_changes() {
+    let t = Instant::now();
+    let mut l = layer();
+    l.add_interface(DevId(1), "tun1", "10.1.0.2/24".parse().unwrap(), 9000);
+    let far = ip("8.8.8.8");
+    assert_eq!(l.route_output(far, t), Err(OutputError::NetworkUnreachable));
+    l.fib_mut()
+        .add(Route {
+            dst: "8.8.8.0/24".parse().unwrap(),
+            gateway: Some(ip("10.0.0.1")),
+            dev: DEV,
+            metric: 0,
+            src: None,
+            kind: RouteKind::Static,
+        })
+        .unwrap();
+    // Looked up twice: the second answer comes from the remembered route.
+    for _ in 0..2 {
+        let r = l.route_output(far, t).unwrap();
+        assert_eq!((r.dev, r.next_hop, r.mtu), (DEV, ip("10.0.0.1"), 1500));
+    }
+    l.set_mtu(DEV, 1400);
+    assert_eq!(l.route_output(far, t).unwrap().mtu, 1400);
+    l.update_pmtu(far, 1200, t);
+    assert_eq!(l.route_output(far, t).unwrap().mtu, 1200);
+    // A more specific route through the other device takes over at once.
+    l.fib_mut()
+        .add(Route {
+            dst: "8.8.8.8/32".parse().unwrap(),
+            gateway: Some(ip("10.1.0.1")),
+            dev: DevId(1),
+            metric: 0,
+            src: None,
+            kind: RouteKind::Static,
+        })
+        .unwrap();
+    let r = l.route_output(far, t).unwrap();
+    assert_eq!(
+        (r.dev, r.src, r.next_hop, r.mtu),
+        (DevId(1), ip("10.1.0.2"), ip("10.1.0.1"), 1200)
+    );
+    l.fib_mut()
+        .remove("8.8.8.0/24".parse().unwrap(), Some(ip("10.0.0.1")))
+        .unwrap();
+    l.fib_mut()
+        .remove("8.8.8.8/32".parse().unwrap(), Some(ip("10.1.0.1")))
+        .unwrap();
+    assert_eq!(l.route_output(far, t), Err(OutputError::NetworkUnreachable));
+    // Our own address: the loopback MTU, whatever the path MTU cache holds.
+    let own = ip("10.0.0.2");
+    for _ in 0..2 {
+        let r = l.route_output(own, t).unwrap();
+        assert_eq!((r.src, r.mtu), (own, LOCAL_MTU));
+    }
+}

@@ -183,24 +183,30 @@ impl TunDevice {
                 return Err(invalid("TUN MTU must be within 68..=65535"));
             }
         }
+        let host = match opts.host_addr {
+            Some((addr, prefix_len)) => Some((
+                addr,
+                netmask(prefix_len).ok_or_else(|| invalid("prefix length above 32"))?,
+            )),
+            None => None,
+        };
+        // Both paths register the descriptor with the current reactor (tokio-tun would
+        // panic without one).
+        tokio::runtime::Handle::try_current()
+            .map_err(|_| io::Error::other("TunDevice::open must run inside a tokio runtime"))?;
         if opts.offload {
-            return Self::open_vnet(&opts);
+            return Self::open_vnet(&opts, host);
         }
         let mut builder = TunBuilder::new().name(&opts.name);
         if let Some(mtu) = opts.mtu {
             builder = builder.mtu(mtu as i32);
         }
-        if let Some((addr, prefix_len)) = opts.host_addr {
-            let mask = netmask(prefix_len).ok_or_else(|| invalid("prefix length above 32"))?;
+        if let Some((addr, mask)) = host {
             builder = builder.address(addr).netmask(mask);
         }
         if opts.up {
             builder = builder.up();
         }
-        // tokio-tun registers the descriptor with the current reactor (and would panic
-        // without one).
-        tokio::runtime::Handle::try_current()
-            .map_err(|_| io::Error::other("TunDevice::open must run inside a tokio runtime"))?;
         let mut tuns = builder.build().map_err(tun_error)?;
         let tun = tuns
             .pop()
@@ -227,22 +233,15 @@ impl TunDevice {
         })
     }
 
-    /// The offload path of [`TunDevice::open`] (options already checked).
-    fn open_vnet(opts: &TunOptions) -> io::Result<TunDevice> {
-        let mask = match opts.host_addr {
-            Some((_, prefix_len)) => {
-                Some(netmask(prefix_len).ok_or_else(|| invalid("prefix length above 32"))?)
-            }
-            None => None,
-        };
-        tokio::runtime::Handle::try_current()
-            .map_err(|_| io::Error::other("TunDevice::open must run inside a tokio runtime"))?;
+    /// The offload path of [`TunDevice::open`] (options checked, `host` = the kernel
+    /// side's address and netmask).
+    fn open_vnet(opts: &TunOptions, host: Option<(Ipv4Addr, Ipv4Addr)>) -> io::Result<TunDevice> {
         let (fd, name) = vnet::open_vnet(&opts.name)?;
         let ctl = IfCtl::new(&name)?;
         if let Some(mtu) = opts.mtu {
             ctl.set_mtu(mtu)?;
         }
-        if let (Some((addr, _)), Some(mask)) = (opts.host_addr, mask) {
+        if let Some((addr, mask)) = host {
             ctl.set_addr(addr, mask)?;
         }
         if opts.up {

@@ -7,7 +7,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{pair, pair_with, B};
+use common::{echo_server, pair, pair_with, pair_with_link, B};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use ustack::net::{TcpListener, TcpStream};
 use ustack::netdev::mem::MemLinkConfig;
@@ -18,32 +18,15 @@ fn addr(port: u16) -> SocketAddr {
 }
 
 /// An echo server on `s` at `port` that serves any number of connections.
-async fn echo_server(s: &Stack, port: u16) {
+async fn echo_on(s: &Stack, port: u16) {
     let l = TcpListener::bind_with(s, addr(port)).await.unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut st, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    match st.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if st.write_all(&buf[..n]).await.is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-                let _ = st.shutdown().await;
-            });
-        }
-    });
+    tokio::spawn(echo_server(l));
 }
 
 #[tokio::test]
 async fn round_trips_need_no_driver_wakeups() {
     let (c, s) = pair().await;
-    echo_server(&s, 7).await;
+    echo_on(&s, 7).await;
     let mut st = TcpStream::connect_with(&c, addr(7)).await.unwrap();
     st.set_nodelay(true).unwrap();
     let before = (c.stats().driver, s.stats().driver);
@@ -77,7 +60,7 @@ async fn no_lost_wakeups_across_threads() {
         ..Default::default()
     })
     .await;
-    echo_server(&b, 7).await;
+    echo_on(&b, 7).await;
     let work = async {
         let mut tasks = Vec::new();
         for i in 0..8u64 {
@@ -125,9 +108,8 @@ async fn no_lost_wakeups_across_threads() {
 /// moves the driver's timer itself: the lost segment is resent once the link is back.
 #[tokio::test]
 async fn timer_armed_by_a_user_call_fires() {
-    let (a, b) = common_pair_with_handle().await;
-    let (c, s, link) = (a.0, b, a.1);
-    echo_server(&s, 7).await;
+    let (c, s, link) = pair_with_link(MemLinkConfig::default()).await;
+    echo_on(&s, 7).await;
     let mut st = TcpStream::connect_with(&c, addr(7)).await.unwrap();
     st.set_nodelay(true).unwrap();
     st.write_all(b"x").await.unwrap();
@@ -145,23 +127,4 @@ async fn timer_armed_by_a_user_call_fires() {
         .unwrap();
     assert_eq!(&one, b"y");
     assert!(c.stats().tcp.retrans_segs >= 1);
-}
-
-async fn common_pair_with_handle() -> ((Stack, ustack::netdev::mem::MemLinkHandle), Stack) {
-    use ustack::netdev::mem::MemLink;
-    let (x, y) = MemLink::pair(MemLinkConfig::default());
-    let link = x.handle();
-    let c = Stack::builder()
-        .device(x)
-        .addr("10.0.0.1/24".parse().unwrap())
-        .build()
-        .await
-        .unwrap();
-    let s = Stack::builder()
-        .device(y)
-        .addr("10.0.0.2/24".parse().unwrap())
-        .build()
-        .await
-        .unwrap();
-    ((c, link), s)
 }

@@ -6,7 +6,7 @@ use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{pair, A, B};
+use common::{echo_server, pair, pair_with_link, A, B};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use ustack::net::{TcpListener, TcpStream};
 
@@ -14,27 +14,6 @@ fn fnv1a(h: &mut u64, data: &[u8]) {
     for b in data {
         *h ^= u64::from(*b);
         *h = h.wrapping_mul(0x100_0000_01b3);
-    }
-}
-
-async fn echo_server(listener: TcpListener) {
-    loop {
-        let Ok((mut s, _)) = listener.accept().await else {
-            return;
-        };
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 16 * 1024];
-            loop {
-                match s.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if s.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        });
     }
 }
 
@@ -467,22 +446,7 @@ async fn tcp_extra_socket_options() {
 
 #[tokio::test(start_paused = true)]
 async fn tcp_keepalive_detects_a_dead_peer() {
-    use ustack::netdev::mem::{MemLink, MemLinkConfig};
-    use ustack::Stack;
-    let (a, b) = MemLink::pair(MemLinkConfig::default());
-    let link = a.handle();
-    let s1 = Stack::builder()
-        .device(a)
-        .addr("10.0.0.1/24".parse().unwrap())
-        .build()
-        .await
-        .unwrap();
-    let s2 = Stack::builder()
-        .device(b)
-        .addr("10.0.0.2/24".parse().unwrap())
-        .build()
-        .await
-        .unwrap();
+    let (s1, s2, link) = pair_with_link(Default::default()).await;
     let listener = TcpListener::bind_with(&s2, "0.0.0.0:88").await.unwrap();
     let mut c = TcpStream::connect_with(&s1, (B, 88)).await.unwrap();
     let _server_side = listener.accept().await.unwrap();

@@ -266,14 +266,15 @@ mod pool {
         if cap > MAX_BUF {
             return;
         }
-        // Expose the whole (initialized) allocation for the next user.
-        let len = v.len();
-        if len < cap {
-            v.resize(cap, 0);
-        }
         let _ = POOL.try_with(|p| {
             if let Ok(mut p) = p.try_borrow_mut() {
                 if p.free.len() < MAX_COUNT && p.bytes + cap <= MAX_BYTES {
+                    // Expose the whole allocation for the next user (zeroing only what
+                    // was never initialized; a kept buffer's length never shrinks).
+                    let len = v.len();
+                    if len < cap {
+                        v.resize(cap, 0);
+                    }
                     p.bytes += cap;
                     p.free.push(v);
                 }

@@ -82,7 +82,8 @@ impl std::fmt::Display for DevId {
 /// Each counter is incremented at the place the event happens: `tx_dropped` when a
 /// packet could not be queued (full queue, link down), `tx_errors` when the packet itself
 /// was bad (larger than the MTU) or the write failed, `rx_dropped` when a received packet
-/// was discarded by the device (not IPv4, link down), `rx_errors` when a read failed.
+/// was discarded by the device (not IPv4, longer than the MTU, link down), `rx_errors` when
+/// a read failed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DeviceStats {
     /// Packets handed to the stack.

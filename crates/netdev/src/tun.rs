@@ -56,6 +56,24 @@ fn vnet_rx_buf() -> PacketBuf {
     p
 }
 
+/// Without offloads, reads go into a packet buffer of the MTU plus one byte: the kernel
+/// truncates a packet to the read buffer and returns the truncated length, so a read that
+/// fills the whole buffer is a packet larger than the MTU (dropped and counted, never handed
+/// on cut short).
+fn plain_rx_len(mtu: usize) -> usize {
+    mtu.clamp(576, MAX_PACKET) + 1
+}
+
+/// A read buffer for the plain path (see [`plain_rx_len`]). It comes from the per-thread
+/// packet buffer pool and goes back to it when the stack drops the packet, so a steady
+/// stream of packets neither allocates nor copies.
+fn plain_rx_buf(mtu: usize) -> PacketBuf {
+    let len = plain_rx_len(mtu);
+    let mut p = PacketBuf::with_headroom(0, len);
+    p.put_for_overwrite(len);
+    p
+}
+
 /// Longest interface name (Linux `IFNAMSIZ` minus the terminating NUL).
 const MAX_NAME: usize = 15;
 
@@ -119,12 +137,10 @@ pub struct TunDevice {
     io: TunIo,
     name: String,
     mtu: usize,
-    /// Reusable read buffer; each packet is copied out once into its own [`PacketBuf`].
-    /// Empty with offloads, which read into `rx_spare` instead.
-    scratch: Box<[u8]>,
-    /// With offloads: the packet buffer the next read goes into. A large packet (a
-    /// super-segment) is handed on in it, without a copy; a small one is copied out and
-    /// the buffer kept for the next read.
+    /// The packet buffer the next read goes into. Without offloads it is handed on as the
+    /// packet (no copy) and the next read takes a fresh one from the pool. With offloads a
+    /// large packet (a super-segment) is handed on in it; a small one is copied out and
+    /// the 64 KiB buffer kept for the next read.
     rx_spare: Option<PacketBuf>,
     stats: DeviceStats,
     offload: TunOffloadStats,
@@ -226,7 +242,6 @@ impl TunDevice {
             io: TunIo::Plain(tun),
             name,
             mtu,
-            scratch: vec![0u8; MAX_PACKET].into_boxed_slice(),
             rx_spare: None,
             stats: DeviceStats::default(),
             offload: TunOffloadStats::default(),
@@ -259,7 +274,6 @@ impl TunDevice {
             io: TunIo::Vnet { fd, ctl },
             name,
             mtu,
-            scratch: Box::default(),
             rx_spare: None,
             stats: DeviceStats::default(),
             offload: TunOffloadStats::default(),
@@ -281,15 +295,29 @@ impl TunDevice {
         if let TunIo::Vnet { .. } = self.io {
             return self.accept_vnet(len, out);
         }
-        let data = self.scratch.get(..len).unwrap_or_default();
-        if !looks_like_ipv4(data) {
+        let Some(mut buf) = self.rx_spare.take() else {
+            // Unreachable: every read goes into the spare buffer.
+            self.stats.rx_errors += 1;
+            return false;
+        };
+        if len >= buf.len() {
+            // The read filled the buffer: the packet was longer than the MTU and the
+            // kernel cut it to fit. Dropped whole rather than handed on truncated.
+            self.stats.rx_dropped += 1;
+            tracing::debug!(dev = %self.name, mtu = self.mtu, "packet longer than the MTU dropped");
+            self.rx_spare = Some(buf);
+            return false;
+        }
+        if !looks_like_ipv4(buf.data().get(..len).unwrap_or_default()) {
             // IPv6 neighbour discovery and the like: not for an IPv4 stack.
             self.stats.rx_dropped += 1;
+            self.rx_spare = Some(buf);
             return false;
         }
         self.stats.rx_packets += 1;
         self.stats.rx_bytes += len as u64;
-        out.push(PacketBuf::from_slice(data));
+        buf.trim(len);
+        out.push(buf);
         true
     }
 
@@ -362,7 +390,9 @@ impl TunDevice {
     fn poll_read_first(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         match &mut self.io {
             TunIo::Plain(tun) => {
-                let mut rb = ReadBuf::new(&mut self.scratch);
+                let mtu = self.mtu;
+                let buf = self.rx_spare.get_or_insert_with(|| plain_rx_buf(mtu));
+                let mut rb = ReadBuf::new(buf.data_mut());
                 match Pin::new(tun).poll_read(cx, &mut rb) {
                     Poll::Pending => Poll::Pending,
                     Poll::Ready(r) => Poll::Ready(r.map(|()| rb.filled().len())),
@@ -386,7 +416,11 @@ impl TunDevice {
     /// A further read of the same poll, without the reactor.
     fn try_read(&mut self) -> io::Result<usize> {
         match &mut self.io {
-            TunIo::Plain(tun) => tun.try_recv(&mut self.scratch),
+            TunIo::Plain(tun) => {
+                let mtu = self.mtu;
+                let buf = self.rx_spare.get_or_insert_with(|| plain_rx_buf(mtu));
+                tun.try_recv(buf.data_mut())
+            }
             TunIo::Vnet { fd, .. } => {
                 let buf = self.rx_spare.get_or_insert_with(vnet_rx_buf).data_mut();
                 vnet::read(fd.as_raw_fd(), buf)

@@ -252,7 +252,10 @@ fn run(cli: Cli) -> std::io::Result<()> {
             counts,
             secs,
             max_secs,
-        } => scale::scale(&counts, secs, max_secs),
+        } => {
+            alloc::enable();
+            scale::scale(&counts, secs, max_secs)
+        }
         #[cfg(feature = "with-ustack")]
         Cmd::Userve {
             tun,

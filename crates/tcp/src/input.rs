@@ -29,32 +29,67 @@ pub(crate) enum Verdict {
     /// A SYN that may reuse this TIME_WAIT pair (RFC 6191 / Linux `TCP_TW_SYN`): kill the
     /// TIME_WAIT socket and give the SYN to the listener.
     TwSyn,
+    /// The segment's checksum is wrong: it was discarded without any effect.
+    BadChecksum,
+}
+
+/// True when a segment whose pseudo-header and TCP header sum to `hdr_sum` and whose
+/// payload is `payload` has a correct checksum (or no check is owed: `None`).
+pub(crate) fn checksum_ok(hdr_sum: Option<u64>, payload: &[u8]) -> bool {
+    match hdr_sum {
+        None => true,
+        Some(acc) => {
+            ustack_ipv4::checksum::fold(ustack_ipv4::checksum::sum(payload, acc)) == 0xffff
+        }
+    }
+}
+
+/// What header prediction did with a segment.
+enum Fast {
+    /// Processed completely.
+    Done,
+    /// Not a fast-path segment: the slow path takes it (checksum not yet verified).
+    Slow,
+    /// Checksum wrong: discarded, nothing changed.
+    BadChecksum,
 }
 
 /// PAWS is not applied against a `ts_recent` older than 24 days (RFC 7323 section 5.5).
 const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
 
 /// Entry for a segment matched to a full connection (Linux `tcp_v4_do_rcv`).
+///
+/// `hdr_sum` is `Some(sum of the pseudo-header and the TCP header)` when the checksum is
+/// still to be verified: header prediction verifies it while copying the payload into
+/// the receive buffer, every other path before it looks at the segment.
 pub(crate) fn segment_arrives(
     tcb: &mut Tcb,
     sh: &mut Shared,
     now: Instant,
     seg: &TcpRepr,
     payload: &[u8],
+    hdr_sum: Option<u64>,
     out: &mut Vec<TcpSegmentOut>,
 ) -> Verdict {
+    if tcb.state == TcpState::Established {
+        match fast_path(tcb, sh, now, seg, payload, hdr_sum, out) {
+            Fast::Done => {
+                tcb.segs_in += 1;
+                tcb.sync_mem(sh);
+                return Verdict::Keep;
+            }
+            Fast::BadChecksum => return Verdict::BadChecksum,
+            Fast::Slow => {}
+        }
+    }
+    if !checksum_ok(hdr_sum, payload) {
+        return Verdict::BadChecksum;
+    }
     tcb.segs_in += 1;
     let v = match tcb.state {
         TcpState::SynSent => synsent(tcb, sh, now, seg, payload, out),
         TcpState::TimeWait => timewait(tcb, sh, now, seg, payload, out),
         TcpState::Closed | TcpState::Listen => Verdict::Keep,
-        TcpState::Established => {
-            if fast_path(tcb, sh, now, seg, payload, out) {
-                Verdict::Keep
-            } else {
-                rcv_state_process(tcb, sh, now, seg, payload, out)
-            }
-        }
         _ => rcv_state_process(tcb, sh, now, seg, payload, out),
     };
     tcb.sync_mem(sh);
@@ -209,15 +244,18 @@ impl SubOne for SeqNum {
 
 /// Header prediction (Linux `tcp_rcv_established` fast path): an in-order segment with
 /// only ACK (and PSH), the expected window, no SACK, nothing out of order. Returns
-/// false to fall back to the slow path.
+/// `Slow` to fall back to the slow path. With `hdr_sum` the checksum is still owed: a
+/// data segment is verified right after its payload is copied into the receive buffer
+/// (the copy is undone if it is wrong), before anything else changes.
 fn fast_path(
     tcb: &mut Tcb,
     sh: &mut Shared,
     now: Instant,
     seg: &TcpRepr,
     payload: &[u8],
+    hdr_sum: Option<u64>,
     out: &mut Vec<TcpSegmentOut>,
-) -> bool {
+) -> Fast {
     let f = seg.flags.0 & !TcpFlags::PSH.0;
     if f != TcpFlags::ACK.0
         || seg.seq != tcb.rcv_nxt
@@ -230,18 +268,21 @@ fn fast_path(
         || tcb.shut_rd
         || tcb.orphan
     {
-        return false;
+        return Fast::Slow;
     }
     if tcb.ts_ok {
         match seg.options.timestamp {
             Some((val, _)) if (val.wrapping_sub(tcb.ts_recent) as i32) >= 0 => {}
-            _ => return false,
+            _ => return Fast::Slow,
         }
     }
     let len = payload.len();
     if len == 0 {
         if seg.ack == tcb.snd_una && tcb.snd_una != tcb.snd_nxt {
-            return false; // a possible dupack: slow path counts it
+            return Fast::Slow; // a possible dupack: slow path counts it
+        }
+        if !checksum_ok(hdr_sum, payload) {
+            return Fast::BadChecksum;
         }
         store_ts_recent(tcb, seg, now);
         tcb.last_rcv = now;
@@ -249,13 +290,22 @@ fn fast_path(
         sh.stats.tcp_hp_acks += 1;
         tcp_ack(tcb, sh, now, seg, 0, out);
         after_ack(tcb, sh, now, out);
-        return true;
+        return Fast::Done;
     }
     if len as u32 > tcb.rcv_wnd_now()
         || tcb.rcv_buf.len() + len > tcb.rcvbuf_cap
         || !sh.rmem_schedule(tcb.rcv_buf.len(), len)
     {
-        return false;
+        return Fast::Slow;
+    }
+    let before = tcb.rcv_buf.len();
+    tcb.rcv_buf.extend(payload);
+    if let Some(acc) = hdr_sum {
+        let total = acc + tcb.rcv_tail_sum(len);
+        if ustack_ipv4::checksum::fold(total) != 0xffff {
+            tcb.rcv_buf.truncate(before);
+            return Fast::BadChecksum;
+        }
     }
     store_ts_recent(tcb, seg, now);
     tcb.last_rcv = now;
@@ -264,14 +314,13 @@ fn fast_path(
     if seg.ack.gt(tcb.snd_una) {
         tcp_ack(tcb, sh, now, seg, len, out);
     }
-    tcb.rcv_buf.extend(payload);
     tcb.rcv_nxt += len as u32;
     tcb.bytes_received += len as u64;
     tcb.ack_pending = true;
     sh.wake(tcb.id, &mut tcb.evt);
     after_ack(tcb, sh, now, out);
     ack_snd_check(tcb, sh, now, out);
-    true
+    Fast::Done
 }
 
 fn after_ack(tcb: &mut Tcb, sh: &mut Shared, now: Instant, out: &mut Vec<TcpSegmentOut>) {

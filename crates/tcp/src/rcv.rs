@@ -9,13 +9,14 @@ use ustack_netdev::PacketBuf;
 use crate::conn::{set_mss, tcp_done};
 use crate::ctx::Shared;
 use crate::error::TcpError;
-use crate::input::{segment_arrives, Verdict};
+use crate::input::{checksum_ok, segment_arrives, Verdict};
 use crate::output::{send_reset_reply, write_xmit, TcpSegmentOut};
 use crate::seq::SeqNum;
 use crate::stack::{Sock, TcpLayer};
 use crate::state::TcpState;
 use crate::tcb::Tcb;
-use crate::wire::{TcpParseError, TcpRepr};
+use crate::wire::{TcpRepr, IPPROTO_TCP};
+use ustack_ipv4::checksum;
 
 impl TcpLayer {
     /// Processes one received TCP segment (IP header already removed). `route_mtu` is the
@@ -33,19 +34,26 @@ impl TcpLayer {
         self.sh.stats.in_segs += 1;
         self.sh.tick(now);
         let data = seg.data();
-        // A device that vouches for the checksum (TUN offload: kernel-made) skips the check.
-        let verify = !seg.csum_unnecessary();
-        let (repr, range) = match TcpRepr::parse(data, meta.src, meta.dst, verify) {
+        // The header is parsed first and the checksum verified on the way in: header
+        // prediction sums the payload right after copying it into the receive buffer
+        // (one pass over the packet instead of two); every other path verifies it before
+        // looking at the segment. A device that vouches for the checksum (TUN offload:
+        // kernel-made) skips the check.
+        let (repr, range) = match TcpRepr::parse(data, meta.src, meta.dst, false) {
             Ok(r) => r,
-            Err(e) => {
+            Err(_) => {
                 self.sh.stats.in_errs += 1;
-                if e == TcpParseError::BadChecksum {
-                    self.sh.stats.in_csum_errors += 1;
-                }
                 return;
             }
         };
-        let payload = data.get(range).unwrap_or(&[]);
+        let payload = data.get(range.clone()).unwrap_or(&[]);
+        let mut hdr_sum = (!seg.csum_unnecessary()).then(|| {
+            let len = data.len().min(u16::MAX as usize) as u16;
+            checksum::sum(
+                data.get(..range.start).unwrap_or_default(),
+                checksum::pseudo_header_sum(meta.src, meta.dst, IPPROTO_TCP, len),
+            )
+        });
         if meta.dst.is_broadcast() || meta.dst.is_multicast() || meta.src.is_broadcast() {
             return;
         }
@@ -54,13 +62,20 @@ impl TcpLayer {
         if let Some(id) = self.hash.lookup_established(&(local, remote)) {
             match self.socks.get_mut(id) {
                 Some(Sock::Conn(tcb)) => {
-                    match segment_arrives(tcb, &mut self.sh, now, &repr, payload, out) {
+                    match segment_arrives(tcb, &mut self.sh, now, &repr, payload, hdr_sum, out) {
                         Verdict::Keep => return,
+                        Verdict::BadChecksum => {
+                            self.sh.stats.in_errs += 1;
+                            self.sh.stats.in_csum_errors += 1;
+                            return;
+                        }
                         Verdict::Closed => {
                             self.conn_closed(id);
                             return;
                         }
                         Verdict::TwSyn => {
+                            // Checked by segment_arrives.
+                            hdr_sum = None;
                             // Kill the TIME_WAIT socket; the SYN goes to the listener.
                             if let Some(Sock::Conn(t)) = self.socks.get_mut(id) {
                                 tcp_done(t, &mut self.sh, None);
@@ -73,11 +88,21 @@ impl TcpLayer {
                     }
                 }
                 Some(Sock::Req(_)) => {
+                    if !checksum_ok(hdr_sum, payload) {
+                        self.sh.stats.in_errs += 1;
+                        self.sh.stats.in_csum_errors += 1;
+                        return;
+                    }
                     self.req_rcv(now, id, &repr, payload, route_mtu, out);
                     return;
                 }
                 _ => {}
             }
+        }
+        if !checksum_ok(hdr_sum, payload) {
+            self.sh.stats.in_errs += 1;
+            self.sh.stats.in_csum_errors += 1;
+            return;
         }
         if let Some(lid) = self.hash.lookup_listener(local) {
             self.listen_rcv(now, lid, local, remote, &repr, payload, route_mtu, out);

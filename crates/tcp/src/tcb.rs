@@ -492,6 +492,34 @@ impl Tcb {
         }
     }
 
+    /// The unfolded one's-complement sum (`checksum::sum`) of the last `len` bytes of the
+    /// receive buffer: a payload just appended, whose checksum is verified after the copy
+    /// (the copy brings it into cache, so the sum reads it there instead of the packet a
+    /// second time; Linux: `skb_copy_and_csum_datagram`).
+    pub(crate) fn rcv_tail_sum(&self, len: usize) -> u64 {
+        let (a, b) = self.rcv_buf.as_slices();
+        let off = self.rcv_buf.len().saturating_sub(len);
+        let mut acc = 0u64;
+        let mut done = 0;
+        if off < a.len() {
+            let n = (a.len() - off).min(len);
+            acc = checksum::sum(a.get(off..off + n).unwrap_or_default(), 0);
+            done = n;
+        }
+        if done < len {
+            let boff = (off + done).saturating_sub(a.len());
+            let part = checksum::sum(b.get(boff..boff + (len - done)).unwrap_or_default(), 0);
+            // The second piece starts `done` bytes into the payload: at an odd offset its
+            // 16-bit words pair the other way round.
+            acc = if done % 2 == 0 {
+                acc + part
+            } else {
+                checksum::add_at_odd_offset(acc, part)
+            };
+        }
+        acc
+    }
+
     /// Copies `dst.len()` bytes of the send buffer starting `off` bytes in, into `dst`,
     /// and returns their unfolded one's-complement sum (`checksum::sum`), computed in the
     /// same pass (Linux: `csum_partial_copy_nocheck` in `tcp_sendmsg`). Every byte of
@@ -544,7 +572,7 @@ mod tests {
     }
 
     #[test]
-    fn copy_snd_sum_handles_a_wrapped_send_buffer_at_any_split() {
+    fn send_and_receive_sums_handle_a_wrapped_buffer_at_any_split() {
         let cfg = TcpConfig::default();
         let a = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 1);
         let b = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 2);
@@ -573,6 +601,15 @@ mod tests {
             q.drain(..cap - front);
             q.extend((0..3000).map(|_| next()));
             let flat: Vec<u8> = q.iter().copied().collect();
+            // The receive side sums the tail of the same ring (a payload just appended).
+            tcb.rcv_buf = q.clone();
+            for len in [3000usize, 1, 2, 1460, 3000 - front.min(2999), 2999] {
+                assert_eq!(
+                    checksum::fold(tcb.rcv_tail_sum(len)),
+                    reference_checksum_sum(&flat[3000 - len..]),
+                    "front {front} tail {len}"
+                );
+            }
             tcb.snd_buf = q;
             for (off, len) in [(0, 3000), (0, 1), (1, 1460), (front.saturating_sub(1), 33)] {
                 let mut dst = vec![0u8; len];

@@ -296,3 +296,42 @@ fn acceptability_and_trimming() {
     assert_eq!(replies.len(), 1);
     assert!(n.recv_all(Dir::BtoA, s).is_empty());
 }
+
+/// A damaged in-order data segment, the case header prediction takes (it verifies the
+/// checksum right after copying the payload into the receive buffer), is discarded
+/// without effect: nothing becomes readable and the copy is undone; the retransmission
+/// then delivers the data intact and in order.
+#[test]
+fn damaged_in_order_segment_is_discarded_without_effect() {
+    let mut n = Net::new();
+    let (c, s) = n.connect_pair(80);
+    // Steady state first, so the damaged segment meets the fast path.
+    let warm = pattern(4000, 1);
+    assert_eq!(n.transfer(c, s, &warm, Duration::from_secs(5)), warm);
+    n.settle();
+    let before = n.b.stats();
+    let mut damaged = false;
+    n.set_rule(Dir::AtoB, move |seg, _| {
+        if seg.len > 0 && !damaged {
+            damaged = true;
+            Action::Corrupt
+        } else {
+            Action::Pass
+        }
+    });
+    let data = pattern(1000, 2);
+    assert_eq!(n.a_send(c, &data), data.len());
+    // Well inside the retransmission timeout: only the damaged copy has arrived.
+    n.run_for(Duration::from_millis(20));
+    let mid = n.b.stats();
+    assert_eq!(mid.in_csum_errors, before.in_csum_errors + 1);
+    assert!(
+        n.recv_all(Dir::BtoA, s).is_empty(),
+        "damaged data became readable"
+    );
+    n.run_for(Duration::from_secs(3));
+    assert_eq!(n.recv_all(Dir::BtoA, s), data);
+    let after = n.b.stats();
+    assert_eq!(after.in_csum_errors, before.in_csum_errors + 1);
+    assert!(after.tcp_hp_hits > before.tcp_hp_hits);
+}

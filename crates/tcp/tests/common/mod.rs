@@ -94,6 +94,8 @@ pub enum Action {
     Duplicate,
     /// Deliver after this extra delay.
     Delay(Duration),
+    /// Deliver with the last byte of the segment (payload if it has any) flipped.
+    Corrupt,
 }
 
 /// A scripted rule: sees the segment and its 0-based index in its direction.
@@ -256,6 +258,13 @@ impl Net {
                     self.enqueue(at + Duration::from_micros(10), d, s);
                 }
                 Action::Delay(x) => self.enqueue(at + x, d, s),
+                Action::Corrupt => {
+                    let mut s = s;
+                    if let Some(b) = s.pkt.data_mut().last_mut() {
+                        *b ^= 0x5a;
+                    }
+                    self.enqueue(at, d, s)
+                }
             }
         }
     }

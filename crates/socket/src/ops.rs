@@ -181,6 +181,7 @@ pub fn inet_poll(
         core.wait.register(sock.sk.id, WaitKind::Read, cx.waker());
     }
     if want_out && !mask.intersects(PollMask::OUT | PollMask::ERR | PollMask::HUP) {
+        sock.sk.prot.note_write_waiter(core, sock.sk.id);
         core.wait.register(sock.sk.id, WaitKind::Write, cx.waker());
     }
     mask

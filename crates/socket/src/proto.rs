@@ -101,6 +101,12 @@ pub trait Proto: Send + Sync + 'static {
     /// Current readiness (Linux: `tcp_poll`, `udp_poll` without the wait-queue part).
     fn poll_mask(&self, core: &mut NetCore, sk: SockRef) -> PollMask;
 
+    /// A task is about to wait for write space on `sk` because the last
+    /// [`poll_mask`](Self::poll_mask) showed none: the protocol must signal when space
+    /// frees up (Linux: `tcp_poll` sets `SOCK_NOSPACE`, which `sk_stream_write_space`
+    /// checks). Protocols whose writability never waits on the peer need nothing here.
+    fn note_write_waiter(&self, _core: &mut NetCore, _sk: SockRef) {}
+
     /// Shuts down one or both directions (Linux: `tcp_shutdown`).
     fn shutdown(
         &self,

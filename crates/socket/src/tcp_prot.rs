@@ -235,6 +235,12 @@ impl Proto for TcpProt {
         m
     }
 
+    fn note_write_waiter(&self, core: &mut NetCore, sk: SockRef) {
+        if let Ok(id) = id_of(sk) {
+            core.tcp.note_write_waiter(id);
+        }
+    }
+
     fn shutdown(
         &self,
         core: &mut NetCore,

@@ -53,6 +53,16 @@ impl TcpLayer {
         }
     }
 
+    /// A task waits for write space on `id` (its readiness showed none): the connection
+    /// will signal when space frees up, as after a send that did not fit (Linux:
+    /// `tcp_poll` setting `SOCK_NOSPACE`). Without this, a writer that filled the send
+    /// buffer exactly and then waited in `writable()` would never be woken.
+    pub fn note_write_waiter(&mut self, id: SockId) {
+        if let Some(Sock::Conn(t)) = self.socks.get_mut(id) {
+            t.write_blocked = true;
+        }
+    }
+
     /// What the socket is ready for (Linux `tcp_poll`). A stale id reads as closed.
     pub fn poll_state(&self, id: SockId) -> Readiness {
         match self.socks.get(id) {

@@ -537,3 +537,73 @@ async fn tcp_reads_into_uninitialized_buffers() {
     assert!(got == expect, "bytes differ");
     srv.await.unwrap();
 }
+
+/// The tokio pattern `writable().await` + `try_write` with writes that fill the send
+/// buffer exactly (no partial write ever reports the buffer full): the writer that then
+/// waits in `writable()` is woken when the peer's ACKs free space, and every byte arrives.
+#[tokio::test(flavor = "current_thread")]
+async fn writable_wakes_a_writer_that_filled_the_send_buffer_exactly() {
+    // A 2 ms link each way: ACKs come back after the writer has gone to sleep.
+    let (a, b) = ustack::netdev::mem::MemLink::pair(Default::default());
+    let delay = ustack::FaultConfig {
+        delay: Duration::from_millis(2),
+        ..Default::default()
+    };
+    let c = ustack::Stack::builder()
+        .device(a)
+        .fault(delay.clone())
+        .addr("10.0.0.1/24".parse().unwrap())
+        .build()
+        .await
+        .unwrap();
+    let s = ustack::Stack::builder()
+        .device(b)
+        .fault(delay)
+        .addr("10.0.0.2/24".parse().unwrap())
+        .build()
+        .await
+        .unwrap();
+    let l = TcpListener::bind_with(&s, SocketAddr::from((B, 7301)))
+        .await
+        .unwrap();
+    const CHUNK: usize = 16 * 1024;
+    const TOTAL: usize = 64 * CHUNK;
+    let writer = tokio::spawn(async move {
+        let (st, _) = l.accept().await.unwrap();
+        st.set_send_buffer_size(4 * CHUNK).unwrap();
+        let cap = st.send_buffer_size().unwrap();
+        assert_eq!(
+            cap % CHUNK,
+            0,
+            "the buffer must hold a whole number of chunks"
+        );
+        let chunk = vec![0x5au8; CHUNK];
+        let mut sent = 0;
+        while sent < TOTAL {
+            st.writable().await.unwrap();
+            match st.try_write(&chunk[..(TOTAL - sent).min(CHUNK)]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        st
+    });
+    let mut cl = TcpStream::connect_with(&c, SocketAddr::from((B, 7301)))
+        .await
+        .unwrap();
+    let mut got = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    let read_all = async {
+        while got < TOTAL {
+            let n = cl.read(&mut buf).await.unwrap();
+            assert!(n > 0, "early EOF");
+            got += n;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read_all)
+        .await
+        .expect("the writer stalled in writable()");
+    let _st = writer.await.unwrap();
+    assert_eq!(got, TOTAL);
+}

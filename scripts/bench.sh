@@ -168,8 +168,9 @@ if want tun; then
       stop "$SRV"
     fi
 
-    # kernel→ustack bulk with the TUN opened with IFF_VNET_HDR and TSO/checksum offloads
-    # (userve --offload): the kernel hands over TCP super-segments of up to 64 KiB. A TUN
+    # bulk both ways with the TUN opened with IFF_VNET_HDR and TSO/checksum offloads
+    # (userve --offload): the kernel hands over TCP super-segments of up to 64 KiB, and
+    # ustack writes its own (TSO) with partial checksums. A TUN
     # device of its own, so the per-packet rows above never run on a device with offloads.
     ip -n "$NS" tuntap add dev ubtun3 mode tun
     ip -n "$NS" addr add 10.181.1.1/24 dev ubtun3
@@ -181,6 +182,8 @@ if want tun; then
       for i in $(seq "$RUNS"); do
         step "TUN: bulk kernel→ustack, vnet_hdr offload (run $i/$RUNS)"
         collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" client send --to 10.181.1.2 --secs "$SECS" --name tun_bulk_in --stack ustack_offload
+        step "TUN: bulk ustack→kernel, vnet_hdr offload: ustack's TSO (run $i/$RUNS)"
+        collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" client recv --to 10.181.1.2 --secs "$SECS" --name tun_bulk_out --stack ustack_offload
       done
       # The kernel counts one packet per super-segment it writes into the TUN.
       TXB=$(ip netns exec "$NS" cat /sys/class/net/ubtun3/statistics/tx_bytes 2>/dev/null || echo 0)

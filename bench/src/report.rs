@@ -192,6 +192,14 @@ fn comparisons(r: &Results) -> Vec<Cmp> {
             target: None,
         },
         Cmp {
+            label: "TUN bulk ustack→kernel, vnet_hdr offload (TSO) vs kernel veth".into(),
+            unit: "Gbit/s",
+            ustack: fig("tun_bulk_out", "ustack_offload", "gbit_s"),
+            base: fig("tun_bulk_out", "kernel_veth", "gbit_s"),
+            base_label: "kernel↔kernel veth".into(),
+            target: None,
+        },
+        Cmp {
             label: "TUN connections/s (conc 50) vs veth".into(),
             unit: "conn/s",
             ustack: fig("tun_connrate", "ustack", "conn_per_s"),

@@ -36,8 +36,8 @@ pub struct StackArgs {
     /// When the TUN device is created here: the kernel side's address (link is brought up).
     #[arg(long)]
     pub host_addr: Option<Ipv4Cidr>,
-    /// Receive offload: the kernel hands over TCP super-segments of up to 64 KiB with
-    /// partial checksums (IFF_VNET_HDR, TUN_F_CSUM | TUN_F_TSO4).
+    /// TUN offload: the kernel hands over TCP super-segments of up to 64 KiB with partial
+    /// checksums (IFF_VNET_HDR, TUN_F_CSUM | TUN_F_TSO4), and ustack sends its own (TSO).
     #[arg(long)]
     pub offload: bool,
     #[command(flatten)]

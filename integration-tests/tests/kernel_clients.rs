@@ -118,8 +118,9 @@ fn nc_and_socat_echo_discard_and_closed_port() {
     assert!(ok, "echo_server did not exit cleanly:\n{log}");
 }
 
-/// `--offload` on the examples: the kernel hands http_server 64 KiB TCP super-segments;
-/// a 16 MiB upload is echoed back intact, and the stack saw packets larger than the MTU.
+/// `--offload` on the examples: the kernel hands http_server 64 KiB TCP super-segments
+/// and http_server answers with its own (TSO); a 16 MiB upload is echoed back intact, and
+/// the device carried packets larger than the MTU both ways.
 #[test]
 fn curl_upload_to_offload_tun() {
     require_root!();
@@ -144,6 +145,12 @@ fn curl_upload_to_offload_tun() {
     assert!(
         pkts > 0 && bytes / pkts > 1500,
         "no super-segments arrived: {pkts} packets, {bytes} bytes; stats: {stats}"
+    );
+    let tx_pkts = first_number_after(&stats, "\"tx_packets\":");
+    let tx_bytes = first_number_after(&stats, "\"tx_bytes\":");
+    assert!(
+        tx_pkts > 0 && tx_bytes / tx_pkts > 1500,
+        "no super-segments sent: {tx_pkts} packets, {tx_bytes} bytes; stats: {stats}"
     );
     let (ok, log) = server.terminate(Duration::from_secs(8));
     assert!(ok, "http_server did not exit cleanly:\n{log}");

@@ -2,9 +2,11 @@
 //! sends 64 MiB to a ustack server attached to a persistent TUN (`ip tuntap add`) opened
 //! with `IFF_VNET_HDR` and `TUN_F_CSUM | TUN_F_TSO4`. The bytes must arrive intact, no
 //! checksum may be rejected, and the device must have received packets larger than its
-//! 1500-byte MTU: the kernel's TCP super-segments. A second test checks that a reader
-//! without offloads still works on a persistent TUN whose offload reader died without
-//! resetting them.
+//! 1500-byte MTU: the kernel's TCP super-segments. The other direction: ustack sends
+//! 64 MiB to a kernel reader as its own super-segments with partial checksums (TSO), and
+//! the kernel must read every byte in order. A last test checks that a reader without
+//! offloads still works on a persistent TUN whose offload reader died without resetting
+//! them.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
@@ -220,4 +222,103 @@ fn plain_reader_works_after_an_offload_reader_died() {
     assert_eq!(seen.tcp_csum_errors, 0);
     // Every packet the plain reader got fits the MTU: the kernel segmented again.
     assert!(seen.rx_bytes / seen.rx_packets.max(1) <= 1500);
+}
+
+/// The kernel client of the other direction: connect, read to EOF checking the pattern,
+/// return how much arrived (or where it first differed).
+fn kernel_reader() -> Result<u64, String> {
+    let to: SocketAddr = format!("{STACK_IP}:{PORT}")
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    let mut s = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(5))
+        .map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut got = 0u64;
+    loop {
+        let n = s
+            .read(&mut buf)
+            .map_err(|e| format!("read at {got}: {e}"))?;
+        if n == 0 {
+            return Ok(got);
+        }
+        if let Some(i) = (0..n).find(|&i| buf[i] != pattern_byte(got + i as u64)) {
+            return Err(format!("stream corrupted at byte {}", got + i as u64));
+        }
+        got += n as u64;
+    }
+}
+
+/// ustack -> kernel over the offload TUN: what ustack writes leaves as TCP super-segments
+/// with partial checksums (TSO), one write(2) each, and the kernel reads every byte in
+/// order.
+#[test]
+fn ustack_bulk_to_kernel_leaves_as_super_segments() {
+    require_root!();
+    let net = TunNet::new("tso");
+    let tun = net.tun.clone();
+    let res = net.ns.within(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(90), async {
+                let stack = Stack::builder()
+                    .tun_with(TunOptions {
+                        name: tun,
+                        mtu: None,
+                        host_addr: None,
+                        up: true,
+                        offload: true,
+                    })
+                    .addr(
+                        format!("{STACK_IP}/{PREFIX}")
+                            .parse()
+                            .map_err(|e| format!("{e:?}"))?,
+                    )
+                    .build()
+                    .await
+                    .map_err(|e| format!("stack: {e}"))?;
+                let l = TcpListener::bind_with(&stack, SocketAddr::from(([0, 0, 0, 0], PORT)))
+                    .await
+                    .map_err(|e| format!("bind: {e}"))?;
+                let client = std::thread::spawn(kernel_reader);
+                let (mut s, _) = l.accept().await.map_err(|e| format!("accept: {e}"))?;
+                let mut buf = vec![0u8; 256 * 1024];
+                let mut off = 0u64;
+                while off < BYTES {
+                    let n = (BYTES - off).min(buf.len() as u64) as usize;
+                    fill_pattern(&mut buf[..n], off);
+                    s.write_all(&buf[..n])
+                        .await
+                        .map_err(|e| format!("write at {off}: {e}"))?;
+                    off += n as u64;
+                }
+                s.shutdown().await.map_err(|e| format!("shutdown: {e}"))?;
+                let got = tokio::task::spawn_blocking(move || client.join())
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|_| "client thread panicked".to_string())??;
+                let st = stack.stats();
+                let dev = st.devices.first().ok_or("no device")?.stats;
+                stack.shutdown().await;
+                Ok::<_, String>((got, dev, st.tcp.retrans_segs))
+            })
+            .await
+            .map_err(|_| "timed out".to_string())?
+        })
+    });
+    let (got, dev, retrans) = res.unwrap_or_else(|e| panic!("transfer failed: {e}"));
+    println!("received {got}, device {dev:?}, retransmitted segments {retrans}");
+    assert_eq!(got, BYTES);
+    assert_eq!(dev.tx_errors, 0);
+    // 64 MiB at a 1448-byte MSS would be ~46,000 packets: super-segments make far fewer.
+    assert!(
+        dev.tx_bytes / dev.tx_packets.max(1) > 4 * 1500,
+        "no super-segments: {} bytes in {} packets",
+        dev.tx_bytes,
+        dev.tx_packets
+    );
 }

@@ -76,6 +76,9 @@ pub struct OutRoute {
     pub next_hop: Ipv4Addr,
     /// Largest datagram to send: min(device MTU, path MTU).
     pub mtu: usize,
+    /// Largest TCP super-segment the device takes (`NetDevice::tso_max`); 0 when it
+    /// takes none (and no partial checksums), always 0 for local destinations.
+    pub tso_max: usize,
 }
 
 /// A datagram ready for a device (Linux: the `skb` handed to `dev_queue_xmit`).
@@ -186,6 +189,7 @@ struct Interface {
     dev: DevId,
     addr: Ipv4Cidr,
     mtu: usize,
+    tso_max: usize,
 }
 
 /// The IPv4 layer (sans-IO). See the crate documentation for what it supports.
@@ -231,13 +235,29 @@ impl Ipv4Layer {
         &self.cfg
     }
 
+    /// Records that device `dev` takes TCP super-segments of up to `tso_max` bytes and
+    /// completes partial checksums (`NetDevice::tso_max`; 0: neither). Routes through it
+    /// report it in [`OutRoute::tso_max`], and [`Ipv4Layer::output`] passes such packets
+    /// to it (and refuses them for any other device).
+    pub fn set_tso_max(&mut self, dev: DevId, tso_max: usize) {
+        self.route_memo.set(None);
+        for i in self.ifaces.iter_mut().filter(|i| i.dev == dev) {
+            i.tso_max = tso_max;
+        }
+    }
+
     /// Adds address `addr` on device `dev` (named `name`, with `mtu`), with its local
     /// `/32` route and its connected subnet route (Linux: `inet_insert_ifa` ->
     /// `fib_add_ifaddr`). Several addresses per device are allowed.
     pub fn add_interface(&mut self, dev: DevId, name: &str, addr: Ipv4Cidr, mtu: usize) {
         self.route_memo.set(None);
         self.fib.set_dev_name(dev, name);
-        self.ifaces.push(Interface { dev, addr, mtu });
+        self.ifaces.push(Interface {
+            dev,
+            addr,
+            mtu,
+            tso_max: 0,
+        });
         let local = Route {
             dst: Ipv4Cidr::new(addr.addr(), 32).unwrap_or(addr),
             gateway: None,
@@ -316,6 +336,7 @@ impl Ipv4Layer {
                 src: i.addr.addr(),
                 next_hop: dst,
                 mtu: i.mtu,
+                tso_max: 0,
             };
             return Ok((r, false));
         }
@@ -348,6 +369,7 @@ impl Ipv4Layer {
                 src: dst,
                 next_hop: dst,
                 mtu: LOCAL_MTU,
+                tso_max: 0,
             };
             return Ok(RouteMemo {
                 dst,
@@ -365,6 +387,7 @@ impl Ipv4Layer {
             src: r.src.unwrap_or(iface.addr.addr()),
             next_hop: r.gateway.unwrap_or(dst),
             mtu: iface.mtu,
+            tso_max: iface.tso_max,
         };
         Ok(RouteMemo {
             dst,
@@ -428,6 +451,30 @@ impl Ipv4Layer {
         // The buffer is queued first and its header written in the queue: moving it right
         // after `push` changed its head would reload that field while the store is still
         // in flight (a store-forwarding stall on every datagram).
+        if payload.gso_size() > 0 || payload.csum_partial() {
+            // Left for the device to finish (TSO, checksum offload): only a device that
+            // takes such packets gets them, and a super-segment only up to its limit;
+            // never a local destination (its route's tso_max is 0).
+            let limit = if payload.gso_size() > 0 {
+                route.tso_max
+            } else if route.tso_max > 0 {
+                route.mtu
+            } else {
+                0
+            };
+            if HEADER_LEN + payload.len() > limit {
+                self.stats.out_discards += 1;
+                return Err(OutputError::MessageTooLong);
+            }
+            self.tx.push(IpTx {
+                dev: route.dev,
+                pkt: payload,
+            });
+            if let Some(t) = self.tx.last_mut() {
+                repr.emit(t.pkt.push(HEADER_LEN));
+            }
+            return Ok(());
+        }
         if local {
             self.local.push(payload);
             if let Some(p) = self.local.last_mut() {

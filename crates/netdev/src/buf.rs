@@ -16,6 +16,10 @@ pub struct PacketBuf {
     tail: usize,
     /// The transport checksum needs no verification (see [`PacketBuf::csum_unnecessary`]).
     csum_unnecessary: bool,
+    /// Transmit: TCP segment size of a super-segment (see [`PacketBuf::gso_size`]).
+    gso_size: u16,
+    /// Transmit: the TCP checksum is left for the device (see [`PacketBuf::csum_partial`]).
+    csum_partial: bool,
 }
 
 /// Two buffers are equal when their data are (headroom and tailroom hold stale bytes).
@@ -50,6 +54,8 @@ impl PacketBuf {
             head: headroom,
             tail: headroom,
             csum_unnecessary: false,
+            gso_size: 0,
+            csum_partial: false,
         }
     }
 
@@ -71,6 +77,8 @@ impl PacketBuf {
             head: 0,
             tail,
             csum_unnecessary: false,
+            gso_size: 0,
+            csum_partial: false,
         }
     }
 
@@ -114,6 +122,37 @@ impl PacketBuf {
     #[inline]
     pub fn set_csum_unnecessary(&mut self, v: bool) {
         self.csum_unnecessary = v;
+    }
+
+    /// Transmit side: when non-zero, this is a TCP super-segment (Linux: a GSO skb,
+    /// `skb_shinfo(skb)->gso_size`) to be cut into segments of `gso_size` payload bytes by
+    /// a device that accepts them ([`crate::NetDevice::tso_max`]); always set together
+    /// with [`PacketBuf::csum_partial`]. Zero on every new buffer.
+    #[inline]
+    pub fn gso_size(&self) -> u16 {
+        self.gso_size
+    }
+
+    /// Sets the value read by [`PacketBuf::gso_size`].
+    #[inline]
+    pub fn set_gso_size(&mut self, v: u16) {
+        self.gso_size = v;
+    }
+
+    /// Transmit side: the TCP checksum field of this IPv4 packet holds only the folded
+    /// pseudo-header sum and the device completes it (Linux: `CHECKSUM_PARTIAL` with
+    /// `csum_start` at the TCP header and `csum_offset` 16). Only set for devices that
+    /// offload checksums ([`crate::NetDevice::tso_max`] non-zero). False on every new
+    /// buffer.
+    #[inline]
+    pub fn csum_partial(&self) -> bool {
+        self.csum_partial
+    }
+
+    /// Sets or clears the flag read by [`PacketBuf::csum_partial`].
+    #[inline]
+    pub fn set_csum_partial(&mut self, v: bool) {
+        self.csum_partial = v;
     }
 
     /// Free bytes in front of the data.

@@ -168,6 +168,16 @@ pub trait NetDevice: Send + 'static {
     fn rx_inline(&self) -> bool {
         false
     }
+
+    /// Transmit offload: the largest IPv4 packet (header included) the device accepts as
+    /// a TCP super-segment ([`PacketBuf::gso_size`]) that it, or what lies behind it, cuts
+    /// into MTU-sized segments; such a device also completes partial TCP checksums
+    /// ([`PacketBuf::csum_partial`]). Zero (the default): neither; every packet it is given
+    /// fits the MTU and carries its full checksum. Linux: `NETIF_F_TSO` with
+    /// `gso_max_size` and `NETIF_F_HW_CSUM`.
+    fn tso_max(&self) -> usize {
+        0
+    }
 }
 
 /// Boxed devices (including `Box<dyn NetDevice>`) are devices: every call is delegated.
@@ -195,6 +205,10 @@ impl<D: NetDevice + ?Sized> NetDevice for Box<D> {
 
     fn transmit(&mut self, pkts: &mut Vec<PacketBuf>) {
         (**self).transmit(pkts)
+    }
+
+    fn tso_max(&self) -> usize {
+        (**self).tso_max()
     }
 
     fn stats(&self) -> DeviceStats {

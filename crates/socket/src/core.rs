@@ -160,6 +160,12 @@ impl NetCore {
         self.ip.add_interface(dev, name, addr, mtu);
     }
 
+    /// Records the transmit offload of device `dev` (`NetDevice::tso_max`; 0: none):
+    /// connections routed through it then hand it super-segments and partial checksums.
+    pub fn set_tso_max(&mut self, dev: DevId, tso_max: usize) {
+        self.ip.set_tso_max(dev, tso_max);
+    }
+
     /// Runs one received packet up the stack (Linux: `netif_receive_skb` -> `ip_rcv`).
     /// Packets it produces stay queued until [`flush`](Self::flush).
     pub fn receive(&mut self, now: Instant, dev: DevId, pkt: PacketBuf) {

@@ -96,7 +96,11 @@ impl Proto for TcpProt {
         };
         core.tcp
             .connect(now, id, local_ip, addr, route.mtu, &mut core.tcp_out)
-            .map_err(tcp_err)
+            .map_err(tcp_err)?;
+        // Transmit offload where the route's device finishes segments (Linux
+        // `sk_setup_caps` in `tcp_v4_connect`).
+        core.tcp.set_offload(id, route.tso_max);
+        Ok(())
     }
 
     fn connect_result(&self, core: &mut NetCore, sk: SockRef) -> Option<io::Result<()>> {
@@ -125,7 +129,17 @@ impl Proto for TcpProt {
     ) -> Poll<io::Result<SockRef>> {
         let id = id_of(sk)?;
         match core.tcp.accept(id) {
-            Ok(Some(child)) => Poll::Ready(Ok(SockRef::Tcp(child))),
+            Ok(Some(child)) => {
+                // Transmit offload where the route back to the peer's device finishes
+                // segments (Linux `sk_setup_caps` in `tcp_v4_syn_recv_sock`).
+                if let Some(peer) = core.tcp.peer_addr(child) {
+                    let tso = core
+                        .route(Instant::now(), *peer.ip())
+                        .map_or(0, |r| r.tso_max);
+                    core.tcp.set_offload(child, tso);
+                }
+                Poll::Ready(Ok(SockRef::Tcp(child)))
+            }
             Ok(None) => wait_or_would_block(core, sk, WaitKind::Read, MsgFlags::NONE, cx),
             Err(e) => Poll::Ready(Err(tcp_err(e))),
         }

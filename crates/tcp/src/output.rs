@@ -175,12 +175,19 @@ pub(crate) fn transmit(
     };
     let pkt = &mut seg.pkt;
     let mut payload_sum = None;
+    // The device completes the checksum (and cuts a super-segment): only data segments
+    // use it, so SYNs, FINs without data, ACKs and RSTs stay whole.
+    let offload = tcb.tso_max > 0 && len > 0;
     if len > 0 {
         let off = seq.since(tcb.buf_seq()) as usize;
-        // copy_snd_sum fills every byte: no need to zero the space first. It sums the
-        // payload for the checksum while copying it.
+        // Both copies fill every byte: no need to zero the space first. copy_snd_sum
+        // sums the payload for the checksum while copying it.
         let dst = pkt.put_for_overwrite(len as usize);
-        payload_sum = Some(tcb.copy_snd_sum(off, dst));
+        if offload {
+            tcb.copy_snd(off, dst);
+        } else {
+            payload_sum = Some(tcb.copy_snd_sum(off, dst));
+        }
     }
     let syn = flags.syn();
     if tcb.state != TcpState::SynSent || !syn {
@@ -200,25 +207,35 @@ pub(crate) fn transmit(
         repr.ack = SeqNum(0);
     }
     repr.header_len = repr.emit_len();
-    match payload_sum {
-        Some(ps) => repr.emit_with_payload_sum(pkt, *tcb.local.ip(), *tcb.remote.ip(), ps),
-        None => repr.emit(pkt, *tcb.local.ip(), *tcb.remote.ip()),
-    }
+    let segs = if offload {
+        repr.emit_partial(pkt, *tcb.local.ip(), *tcb.remote.ip());
+        let mss = mss_now(tcb);
+        if len > mss {
+            pkt.set_gso_size(mss.min(u32::from(u16::MAX)) as u16);
+        }
+        len.div_ceil(mss) as u64
+    } else {
+        match payload_sum {
+            Some(ps) => repr.emit_with_payload_sum(pkt, *tcb.local.ip(), *tcb.remote.ip(), ps),
+            None => repr.emit(pkt, *tcb.local.ip(), *tcb.remote.ip()),
+        }
+        1
+    };
     if retrans {
-        sh.stats.retrans_segs += 1;
-        tcb.total_retrans += 1;
+        sh.stats.retrans_segs += segs;
+        tcb.total_retrans += segs as u32;
         tcb.bytes_retrans += len as u64;
         if tcb.retrans_stamp.is_none() {
             tcb.retrans_stamp = Some(now);
         }
     } else {
-        sh.stats.out_segs += 1;
+        sh.stats.out_segs += segs;
         tcb.bytes_sent += len as u64;
     }
     if flags.rst() {
         sh.stats.out_rsts += 1;
     }
-    tcb.segs_out += 1;
+    tcb.segs_out += segs;
     if flags.ack() {
         // This segment carries the ACK: the delayed ACK is no longer owed.
         tcb.ack_pending = false;
@@ -371,6 +388,14 @@ pub(crate) fn mss_now(tcb: &Tcb) -> u32 {
     tcb.mss.saturating_sub(sack_option_len(tcb)).max(1)
 }
 
+/// Payload bytes of the largest super-segment for `tcb`'s device: its limit less the
+/// IPv4 header and the largest TCP header, and at most 64 segments (Linux caps TSO at
+/// `gso_max_segs`, and a smaller burst keeps the ACK clock ticking).
+fn tso_payload_max(tcb: &Tcb) -> u32 {
+    let by_dev = tcb.tso_max.saturating_sub(20 + 60).min(u32::MAX as usize) as u32;
+    by_dev.min(64 * mss_now(tcb))
+}
+
 /// Segments one `write_xmit` call may emit.
 const MAX_BURST: u32 = 4096;
 
@@ -448,8 +473,21 @@ pub(crate) fn write_xmit(
         } else {
             0
         };
-        let len = unsent.min(mss).min(wnd_room);
         let in_flight = tcb.in_flight();
+        let mut len = unsent.min(mss).min(wnd_room);
+        if tcb.tso_max > 0 && len == mss {
+            // TSO (Linux `tcp_tso_segs` / `tcp_mss_split_point`): one super-segment of
+            // whole MSS-sized segments, within the device's limit, the peer's window and
+            // the congestion window; the tail may end in a short segment.
+            let room = tcb.cwnd_bytes().saturating_sub(in_flight);
+            let max = (tso_payload_max(tcb) / mss).max(1) * mss;
+            let goal = unsent.min(wnd_room).min(max).min(room.max(mss));
+            len = if goal == unsent {
+                goal
+            } else {
+                (goal / mss).max(1) * mss
+            };
+        }
         if unsent > 0 && len == 0 {
             // Window closed: probe it when nothing is outstanding (RFC 9293 3.8.6.1).
             if tcb.snd_una == tcb.snd_nxt {

@@ -221,6 +221,30 @@ impl TcpLayer {
         }
     }
 
+    /// Transmit offload for connection `id`: its route's device takes TCP super-segments
+    /// of up to `tso_max` bytes (IPv4 packet) and completes partial checksums
+    /// (`NetDevice::tso_max`); 0 turns it off. From then on its data segments carry only
+    /// the pseudo-header sum ([`ustack_netdev::PacketBuf::csum_partial`]) and new data
+    /// goes out in super-segments of whole MSS-sized segments
+    /// ([`ustack_netdev::PacketBuf::gso_size`]) within the peer's and the congestion
+    /// window (Linux: `sk_setup_caps` with `NETIF_F_TSO`). If IP later refuses such a
+    /// segment (the route moved to another device), [`TcpLayer::output_too_big`] turns
+    /// it off and resends. Returns false for an unknown or non-connection id.
+    pub fn set_offload(&mut self, id: SockId, tso_max: usize) -> bool {
+        match self.socks.get_mut(id) {
+            Some(Sock::Conn(t)) => {
+                // Below one full segment there is nothing to gain; never above the IPv4 limit.
+                t.tso_max = if tso_max >= t.route_mtu {
+                    tso_max.min(65535)
+                } else {
+                    0
+                };
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The route MTU a live connection `local` <- `remote` already uses (not TIME_WAIT,
     /// not closed), if there is one. A segment for such a connection never needs the
     /// route MTU that [`TcpLayer::input`] takes (only passive opens and a SYN recycling

@@ -186,8 +186,11 @@ impl TcpLayer {
     /// `mtu`, because the path MTU dropped since the connection sized its segments (from
     /// any source). Shrinks the MSS of the connection `local` -> `remote` to fit and
     /// resends what is in flight at the smaller size, instead of stalling (Linux re-reads
-    /// `dst_mtu` in `tcp_current_mss` on every write). Returns true if the connection
-    /// shrank its MSS (segments may have been queued in `out`).
+    /// `dst_mtu` in `tcp_current_mss` on every write). For a connection with transmit
+    /// offload ([`TcpLayer::set_offload`]) the refusal means the route's device no longer
+    /// takes super-segments or partial checksums: offload goes off and what is in flight
+    /// is resent as whole segments. Returns true if the connection shrank its MSS or
+    /// dropped its offload (segments may have been queued in `out`).
     pub fn output_too_big(
         &mut self,
         now: Instant,
@@ -202,7 +205,20 @@ impl TcpLayer {
         let Some(Sock::Conn(tcb)) = self.socks.get_mut(id) else {
             return false;
         };
-        if tcb.state == TcpState::TimeWait || mtu < 68 || mtu >= tcb.route_mtu {
+        if tcb.state == TcpState::TimeWait {
+            return false;
+        }
+        if tcb.tso_max > 0 {
+            // IP refused a super-segment or a partial checksum: the route no longer
+            // leads to a device that finishes them. Build whole segments from now on and
+            // resend what is in flight that way.
+            tcb.tso_max = 0;
+            resend_in_flight(tcb, &mut self.sh, now, out);
+            if mtu < 68 || mtu >= tcb.route_mtu {
+                return true;
+            }
+        }
+        if mtu < 68 || mtu >= tcb.route_mtu {
             return false;
         }
         mtu_reduced(tcb, &mut self.sh, now, mtu, out);
@@ -251,16 +267,22 @@ fn mtu_reduced(
     let old = tcb.mss;
     set_mss(tcb);
     if tcb.mss < old {
-        tcb.rtx_next = tcb.snd_una;
-        tcb.lost_end = tcb.snd_nxt;
-        tcb.high_seq = tcb.snd_nxt;
-        if tcb.ca == crate::tcb::CaState::Open || tcb.ca == crate::tcb::CaState::Disorder {
-            tcb.ca = crate::tcb::CaState::Loss;
-            if tcb.ccs.cwnd < 2 {
-                tcb.ccs.cwnd = 2;
-            }
-        }
-        write_xmit(tcb, sh, now, out);
-        tcb.sync_mem(sh);
+        resend_in_flight(tcb, sh, now, out);
     }
+}
+
+/// Resends everything in flight (Linux `tcp_simple_retransmit`): after the MSS shrank,
+/// or after the device stopped taking super-segments.
+fn resend_in_flight(tcb: &mut Tcb, sh: &mut Shared, now: Instant, out: &mut Vec<TcpSegmentOut>) {
+    tcb.rtx_next = tcb.snd_una;
+    tcb.lost_end = tcb.snd_nxt;
+    tcb.high_seq = tcb.snd_nxt;
+    if tcb.ca == crate::tcb::CaState::Open || tcb.ca == crate::tcb::CaState::Disorder {
+        tcb.ca = crate::tcb::CaState::Loss;
+        if tcb.ccs.cwnd < 2 {
+            tcb.ccs.cwnd = 2;
+        }
+    }
+    write_xmit(tcb, sh, now, out);
+    tcb.sync_mem(sh);
 }

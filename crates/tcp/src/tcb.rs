@@ -176,6 +176,10 @@ pub(crate) struct Tcb {
     pub(crate) peer_mss: u16,
     pub(crate) advmss: u16,
     pub(crate) route_mtu: usize,
+    /// Largest TCP super-segment (IPv4 packet) the route's device takes and finishes
+    /// (TSO and checksum offload, `NetDevice::tso_max`); 0: none, every segment is built
+    /// whole, checksum included. Set by [`crate::TcpLayer::set_offload`].
+    pub(crate) tso_max: usize,
     /// Payload bytes per full-sized segment (Linux `mss_cache`; excludes the TS option).
     pub(crate) mss: u32,
 
@@ -317,6 +321,7 @@ impl Tcb {
             peer_mss: DEFAULT_MSS,
             advmss,
             route_mtu,
+            tso_max: 0,
             mss: DEFAULT_MSS as u32,
             rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
             rtt_seq: None,
@@ -518,6 +523,27 @@ impl Tcb {
             };
         }
         acc
+    }
+
+    /// Copies `dst.len()` bytes of the send buffer starting `off` bytes in, into `dst`
+    /// (no checksum: the device completes it).
+    pub(crate) fn copy_snd(&self, off: usize, dst: &mut [u8]) {
+        let (a, b) = self.snd_buf.as_slices();
+        let len = dst.len();
+        let mut done = 0;
+        if off < a.len() {
+            let n = (a.len() - off).min(len);
+            if let (Some(d), Some(s)) = (dst.get_mut(..n), a.get(off..off + n)) {
+                d.copy_from_slice(s);
+            }
+            done = n;
+        }
+        if done < len {
+            let boff = (off + done).saturating_sub(a.len());
+            if let (Some(d), Some(s)) = (dst.get_mut(done..), b.get(boff..boff + (len - done))) {
+                d.copy_from_slice(s);
+            }
+        }
     }
 
     /// Copies `dst.len()` bytes of the send buffer starting `off` bytes in, into `dst`,

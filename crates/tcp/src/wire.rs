@@ -409,6 +409,20 @@ impl TcpRepr {
         self.emit_inner(pkt, src, dst, Some(payload_sum));
     }
 
+    /// Like [`TcpRepr::emit`] for a device that completes TCP checksums (checksum
+    /// offload, TSO): the checksum field gets only the folded pseudo-header sum over the
+    /// segment's length (Linux `__tcp_v4_send_check` for `CHECKSUM_PARTIAL`), the payload
+    /// is not read, and the buffer is marked [`PacketBuf::csum_partial`].
+    pub fn emit_partial(&self, pkt: &mut PacketBuf, src: Ipv4Addr, dst: Ipv4Addr) {
+        self.write_header(pkt);
+        let len = pkt.len().min(u16::MAX as usize) as u16;
+        let c = checksum::fold(checksum::pseudo_header_sum(src, dst, IPPROTO_TCP, len));
+        if let Some(f) = pkt.data_mut().get_mut(16..18) {
+            f.copy_from_slice(&c.to_be_bytes());
+        }
+        pkt.set_csum_partial(true);
+    }
+
     /// The one's-complement sum of the header this repr emits (checksum field zero),
     /// computed from the field values, when its options are none or timestamps only
     /// (every data segment and ACK of a bulk transfer). Summing from the values instead
@@ -446,23 +460,7 @@ impl TcpRepr {
         dst: Ipv4Addr,
         payload_sum: Option<u64>,
     ) {
-        let hlen = self.emit_len();
-        let mut f = [0u8; HEADER_LEN];
-        f[0..2].copy_from_slice(&self.src_port.to_be_bytes());
-        f[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
-        f[4..8].copy_from_slice(&self.seq.0.to_be_bytes());
-        f[8..12].copy_from_slice(&self.ack.0.to_be_bytes());
-        f[12] = ((hlen / 4) as u8) << 4;
-        f[13] = self.flags.0;
-        f[14..16].copy_from_slice(&self.window.to_be_bytes());
-        f[18..20].copy_from_slice(&self.urgent.to_be_bytes());
-        let h = pkt.push(hlen);
-        if let Some(d) = h.get_mut(..HEADER_LEN) {
-            d.copy_from_slice(&f);
-        }
-        if let Some(o) = h.get_mut(HEADER_LEN..hlen) {
-            self.options.write(o);
-        }
+        let hlen = self.write_header(pkt);
         // The header is a whole number of 32-bit words, so the payload's words pair up
         // the same way inside the segment as on their own.
         let len = pkt.len().min(u16::MAX as usize) as u16;
@@ -480,6 +478,28 @@ impl TcpRepr {
         if let Some(f) = pkt.data_mut().get_mut(16..18) {
             f.copy_from_slice(&c.to_be_bytes());
         }
+    }
+
+    /// Prepends the header (checksum field zero) and returns its length.
+    fn write_header(&self, pkt: &mut PacketBuf) -> usize {
+        let hlen = self.emit_len();
+        let mut f = [0u8; HEADER_LEN];
+        f[0..2].copy_from_slice(&self.src_port.to_be_bytes());
+        f[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
+        f[4..8].copy_from_slice(&self.seq.0.to_be_bytes());
+        f[8..12].copy_from_slice(&self.ack.0.to_be_bytes());
+        f[12] = ((hlen / 4) as u8) << 4;
+        f[13] = self.flags.0;
+        f[14..16].copy_from_slice(&self.window.to_be_bytes());
+        f[18..20].copy_from_slice(&self.urgent.to_be_bytes());
+        let h = pkt.push(hlen);
+        if let Some(d) = h.get_mut(..HEADER_LEN) {
+            d.copy_from_slice(&f);
+        }
+        if let Some(o) = h.get_mut(HEADER_LEN..hlen) {
+            self.options.write(o);
+        }
+        hlen
     }
 }
 

@@ -302,6 +302,7 @@ impl StackBuilder {
             for cidr in &spec.addrs {
                 core.add_interface(id, dev.name(), *cidr, mtu);
             }
+            core.set_tso_max(id, dev.tso_max());
             if i == 0 {
                 core.set_local_dev(id);
             }

@@ -71,7 +71,8 @@ fn route_output_connected_and_gateway() {
             dev: DEV,
             src: ip("10.0.0.2"),
             next_hop: ip("10.0.0.9"),
-            mtu: 1500
+            mtu: 1500,
+            tso_max: 0,
         }
     );
     l.fib_mut()
@@ -403,4 +404,73 @@ fn remembered_route_follows_table_and_mtu_changes() {
         let r = l.route_output(own, t).unwrap();
         assert_eq!((r.src, r.mtu), (own, LOCAL_MTU));
     }
+}
+
+/// Packets left for the device to finish (a TCP super-segment, a partial checksum) go
+/// only to a device that takes them, a super-segment only up to the device's limit, and
+/// never to a local destination; everything else is unchanged by the device's offload.
+#[test]
+fn offload_packets_only_for_devices_that_take_them() {
+    let t = Instant::now();
+    let mut l = layer();
+    let tcp = |dst: &str| OutMeta {
+        src: None,
+        dst: ip(dst),
+        protocol: 6,
+        ttl: None,
+        tos: 0,
+        dont_frag: true,
+    };
+    let gso = |n: usize| {
+        let mut p = payload(n);
+        p.set_gso_size(1448);
+        p.set_csum_partial(true);
+        p
+    };
+    let partial = |n: usize| {
+        let mut p = payload(n);
+        p.set_csum_partial(true);
+        p
+    };
+    // No offload on the device: refused, never fragmented or sent half-finished.
+    assert_eq!(
+        l.output(t, &tcp("10.0.0.9"), gso(30_000)),
+        Err(OutputError::MessageTooLong)
+    );
+    assert_eq!(
+        l.output(t, &tcp("10.0.0.9"), partial(100)),
+        Err(OutputError::MessageTooLong)
+    );
+    assert!(take(&mut l).is_empty());
+    assert_eq!(l.route_output(ip("10.0.0.9"), t).unwrap().tso_max, 0);
+
+    l.set_tso_max(DEV, 65535);
+    assert_eq!(l.route_output(ip("10.0.0.9"), t).unwrap().tso_max, 65535);
+    l.output(t, &tcp("10.0.0.9"), gso(30_000)).unwrap();
+    l.output(t, &tcp("10.0.0.9"), partial(100)).unwrap();
+    let tx = take(&mut l);
+    assert_eq!(tx.len(), 2, "one super-segment, not fragments");
+    assert_eq!(tx[0].pkt.len(), 30_020);
+    assert_eq!(tx[0].pkt.gso_size(), 1448);
+    let r = Ipv4Repr::parse(tx[0].pkt.data()).unwrap();
+    assert_eq!(r.payload_len, 30_000);
+    assert!(tx[1].pkt.csum_partial());
+    // Beyond the device's limit, or a partial checksum on a packet above the MTU.
+    assert_eq!(
+        l.output(t, &tcp("10.0.0.9"), gso(65_516)),
+        Err(OutputError::MessageTooLong)
+    );
+    assert_eq!(
+        l.output(t, &tcp("10.0.0.9"), partial(1_481)),
+        Err(OutputError::MessageTooLong)
+    );
+    // Our own address: the local path has no device to finish the packet.
+    assert_eq!(l.route_output(ip("10.0.0.2"), t).unwrap().tso_max, 0);
+    assert_eq!(
+        l.output(t, &tcp("10.0.0.2"), gso(3_000)),
+        Err(OutputError::MessageTooLong)
+    );
+    // Ordinary packets are unaffected.
+    l.output(t, &udp_meta("10.0.0.9"), payload(1_000)).unwrap();
+    assert_eq!(take(&mut l).len(), 1);
 }

@@ -333,9 +333,56 @@ pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
-/// writev(2) of a zeroed header (no offload requested) followed by `pkt`.
-pub fn write_with_hdr(fd: RawFd, pkt: &[u8]) -> io::Result<usize> {
-    let hdr = [0u8; VNET_HDR_LEN];
+impl VnetHdr {
+    /// The header for one outgoing IPv4 packet `ip`: zero for a finished packet; for a TCP
+    /// segment whose checksum is partial, `F_NEEDS_CSUM` with the checksum range (from the
+    /// TCP header, field at 16), and for a super-segment longer than one `gso_size`
+    /// segment also `GSO_TCPV4` with the header length and segment size (Linux:
+    /// `virtio_net_hdr_from_skb`). `None` when a partial or GSO packet is not a
+    /// well-formed TCP/IPv4 packet (never sent: the kernel would refuse it).
+    pub fn for_tx(ip: &[u8], csum_partial: bool, gso_size: u16) -> Option<VnetHdr> {
+        if !csum_partial && gso_size == 0 {
+            return Some(VnetHdr::default());
+        }
+        let ihl = usize::from(*ip.first()? & 0x0f) * 4;
+        if ip.first()? >> 4 != 4 || ihl < 20 || *ip.get(9)? != IPPROTO_TCP {
+            return None;
+        }
+        let thl = usize::from(*ip.get(ihl + 12)? >> 4) * 4;
+        if thl < 20 || ip.len() < ihl + thl {
+            return None;
+        }
+        let mut h = VnetHdr {
+            flags: F_NEEDS_CSUM,
+            gso_type: GSO_NONE,
+            hdr_len: (ihl + thl) as u16,
+            gso_size: 0,
+            csum_start: ihl as u16,
+            csum_offset: 16,
+        };
+        if gso_size > 0 && ip.len() - ihl - thl > usize::from(gso_size) {
+            h.gso_type = GSO_TCPV4;
+            h.gso_size = gso_size;
+        }
+        Some(h)
+    }
+
+    /// The 10 bytes on the wire (host byte order, like [`VnetHdr::parse`] reads them).
+    pub fn to_bytes(self) -> [u8; VNET_HDR_LEN] {
+        let mut b = [0u8; VNET_HDR_LEN];
+        b[0] = self.flags;
+        b[1] = self.gso_type;
+        b[2..4].copy_from_slice(&self.hdr_len.to_ne_bytes());
+        b[4..6].copy_from_slice(&self.gso_size.to_ne_bytes());
+        b[6..8].copy_from_slice(&self.csum_start.to_ne_bytes());
+        b[8..10].copy_from_slice(&self.csum_offset.to_ne_bytes());
+        b
+    }
+}
+
+/// writev(2) of `hdr` followed by `pkt`.
+pub fn write_with_hdr(fd: RawFd, hdr: &VnetHdr, pkt: &[u8]) -> io::Result<usize> {
+    let hdr = hdr.to_bytes();
     let iov = [
         libc::iovec {
             iov_base: hdr.as_ptr() as *mut libc::c_void,
@@ -375,6 +422,42 @@ mod tests {
         p[8] = 64;
         p[9] = proto;
         p
+    }
+
+    /// The transmit header for ustack's own packets: zero for finished packets, a partial
+    /// checksum range for offloaded ones, GSO only for a super-segment longer than one
+    /// segment; never for a packet that is not TCP/IPv4. What it writes, the receive side
+    /// reads back and accepts.
+    #[test]
+    fn transmit_headers() {
+        let mut p = ip(IPPROTO_TCP, 20 + 32 + 2896);
+        p[20 + 12] = 8 << 4; // TCP header of 32 bytes (timestamps)
+        assert_eq!(VnetHdr::for_tx(&p, false, 0), Some(VnetHdr::default()));
+        let partial = VnetHdr::for_tx(&p, true, 0).unwrap();
+        assert_eq!(
+            partial,
+            VnetHdr {
+                flags: F_NEEDS_CSUM,
+                gso_type: GSO_NONE,
+                hdr_len: 52,
+                gso_size: 0,
+                csum_start: 20,
+                csum_offset: 16,
+            }
+        );
+        let gso = VnetHdr::for_tx(&p, true, 1448).unwrap();
+        assert_eq!(gso, tso(1448));
+        assert_eq!(gso.to_bytes().to_vec(), hdr_bytes(&gso));
+        assert_eq!(VnetHdr::parse(&gso.to_bytes()), Ok(gso));
+        // One segment's worth or less is not a super-segment.
+        assert_eq!(VnetHdr::for_tx(&p, true, 2896).unwrap().gso_type, GSO_NONE);
+        // Not TCP, not IPv4, or cut short: nothing to offload.
+        assert_eq!(VnetHdr::for_tx(&ip(IPPROTO_UDP, 100), true, 0), None);
+        let mut v6 = p.clone();
+        v6[0] = 0x60;
+        assert_eq!(VnetHdr::for_tx(&v6, true, 1448), None);
+        assert_eq!(VnetHdr::for_tx(&p[..40], true, 1448), None);
+        assert_eq!(VnetHdr::for_tx(&[], true, 0), None);
     }
 
     fn tso(gso_size: u16) -> VnetHdr {

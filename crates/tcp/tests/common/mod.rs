@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use ustack_ipv4::IpRxMeta;
+use ustack_ipv4::{checksum, IpRxMeta};
 use ustack_netdev::{DevId, PacketBuf};
 use ustack_tcp::wire::{TcpFlags, TcpOptions, TcpRepr};
 use ustack_tcp::{SockId, TcpConfig, TcpLayer, TcpSegmentOut, TcpState};
@@ -34,6 +34,10 @@ pub struct Seg {
     pub len: usize,
     pub window: u16,
     pub opts: TcpOptions,
+    /// Transmit offload: the segment size of a super-segment (0: none).
+    pub gso: u16,
+    /// Transmit offload: the checksum was left for the device.
+    pub partial: bool,
 }
 
 impl Seg {
@@ -60,7 +64,18 @@ thread_local! {
 }
 
 pub fn decode(dir: Dir, at: Instant, s: &TcpSegmentOut) -> Seg {
-    let (r, range) = TcpRepr::parse(s.pkt.data(), s.src, s.dst, true).expect("valid segment");
+    let partial = s.pkt.csum_partial();
+    if partial {
+        // Left for the device: the field holds the folded pseudo-header sum.
+        let d = s.pkt.data();
+        let psum = checksum::pseudo_header_sum(s.src, s.dst, 6, d.len() as u16);
+        assert_eq!(
+            u16::from_be_bytes([d[16], d[17]]),
+            checksum::fold(psum),
+            "partial checksum field"
+        );
+    }
+    let (r, range) = TcpRepr::parse(s.pkt.data(), s.src, s.dst, !partial).expect("valid segment");
     if r.flags.syn() {
         ISN.with(|m| {
             m.borrow_mut().insert(
@@ -83,7 +98,25 @@ pub fn decode(dir: Dir, at: Instant, s: &TcpSegmentOut) -> Seg {
         len: range.len(),
         window: r.window,
         opts: r.options,
+        gso: s.pkt.gso_size(),
+        partial,
     }
+}
+
+/// What a device with transmit offload does to a segment TCP left for it: completes the
+/// checksum (the receiver then verifies it like any other). A super-segment stays whole,
+/// as the kernel delivers it to a local socket.
+pub fn finish_offload(s: &mut TcpSegmentOut) {
+    if !s.pkt.csum_partial() {
+        return;
+    }
+    let d = s.pkt.data_mut();
+    d[16] = 0;
+    d[17] = 0;
+    let c = checksum::transport_checksum(s.src, s.dst, 6, d);
+    d[16..18].copy_from_slice(&c.to_be_bytes());
+    s.pkt.set_csum_partial(false);
+    s.pkt.set_gso_size(0);
 }
 
 /// What the pipe does with one segment.
@@ -275,7 +308,8 @@ impl Net {
     }
 
     /// Delivers one segment now to its receiver.
-    pub fn deliver(&mut self, d: Dir, s: TcpSegmentOut) {
+    pub fn deliver(&mut self, d: Dir, mut s: TcpSegmentOut) {
+        finish_offload(&mut s);
         let meta = IpRxMeta {
             src: s.src,
             dst: s.dst,

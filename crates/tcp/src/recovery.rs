@@ -202,12 +202,15 @@ pub(crate) fn tcp_ack(
             tcb.snd_buf.drain(..n);
             tcb.snd_buf_seq += n as u32;
             if tcb.snd_buf.is_empty()
+                && tcb.snd_buf.capacity() > crate::tcb::SMALL_BUF_KEEP
                 && (tcb.snd_buf.capacity() <= SND_BUF_KEEP || sh.under_pressure())
             {
                 // Everything sent is acknowledged: give the memory back (idle
-                // connections hold no buffer). A large ring buffer (a bulk sender's) is
+                // connections hold little). A large ring buffer (a bulk sender's) is
                 // kept: freeing and regrowing it whenever the pipe drains costs
-                // reallocation copies and fresh page faults on every refill.
+                // reallocation copies and fresh page faults on every refill; so is a tiny
+                // one (request/response traffic), which would otherwise be allocated and
+                // freed for every message.
                 tcb.snd_buf = std::collections::VecDeque::new();
             }
             tcb.bytes_acked += n as u64;

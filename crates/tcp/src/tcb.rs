@@ -15,6 +15,11 @@ use crate::sock::SockId;
 use crate::state::TcpState;
 use ustack_ipv4::checksum;
 
+/// Empty send and receive buffers of at most this capacity are kept rather than freed:
+/// request/response traffic would otherwise allocate and free them for every message. An
+/// idle connection that exchanged small messages holds at most twice this.
+pub(crate) const SMALL_BUF_KEEP: usize = 256;
+
 /// Per-socket options (Linux: the fields `setsockopt` writes).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SockOpts {
@@ -485,11 +490,12 @@ impl Tcb {
     }
 
     /// Releases buffer memory that is no longer needed (idle connections hold little).
+    /// Empty buffers of up to [`SMALL_BUF_KEEP`] bytes stay.
     pub(crate) fn shrink_buffers(&mut self) {
-        if self.snd_buf.is_empty() && self.snd_buf.capacity() > 0 {
+        if self.snd_buf.is_empty() && self.snd_buf.capacity() > SMALL_BUF_KEEP {
             self.snd_buf = VecDeque::new();
         }
-        if self.rcv_buf.is_empty() && self.rcv_buf.capacity() > 0 {
+        if self.rcv_buf.is_empty() && self.rcv_buf.capacity() > SMALL_BUF_KEEP {
             self.rcv_buf = VecDeque::new();
         }
         if self.ooo.is_empty() && self.ooo.capacity() > 0 {

@@ -16,7 +16,7 @@ use std::task::{Context, Poll, Waker};
 
 use ustack_netdev::PacketBuf;
 
-use crate::stack::{now, softirq, Shared, Signal, IDLE_TIMER};
+use crate::stack::{enter_call, now, softirq, Shared, Signal, IDLE_TIMER};
 
 /// Packets taken from one device per poll (Linux: the NAPI weight, 64).
 pub(crate) const RX_BUDGET: usize = 64;
@@ -48,6 +48,7 @@ impl Driver {
         let mut guard = shared.state.lock().unwrap_or_else(|e| e.into_inner());
         shared.signal.rx_pending.store(false, Ordering::SeqCst);
         let now = now();
+        let _call = enter_call(now);
         let st = &mut *guard;
         let (mut more, n) = st.receive_inline(now, &shared.rx_waker, &mut self.rx, RX_BUDGET);
         self.signal.rx_packets.fetch_add(n, Ordering::Relaxed);

@@ -27,6 +27,34 @@ pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
+thread_local! {
+    /// The instant of the stack call in progress on this thread, if any.
+    static CALL_NOW: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// The time for work done on this thread: the instant of the stack call in progress if
+/// there is one (packets received inline in a sender's call are processed at the sender's
+/// instant, as Linux's softirq pass reads the clock once), otherwise the clock.
+pub(crate) fn call_now() -> Instant {
+    CALL_NOW.with(|c| c.get()).unwrap_or_else(now)
+}
+
+/// Marks `now` as the instant of the stack call in progress on this thread until the
+/// guard drops (restoring an enclosing call's instant).
+pub(crate) fn enter_call(now: Instant) -> CallTime {
+    CallTime(CALL_NOW.with(|c| c.replace(Some(now))))
+}
+
+/// See [`enter_call`].
+pub(crate) struct CallTime(Option<Instant>);
+
+impl Drop for CallTime {
+    fn drop(&mut self) {
+        let prev = self.0;
+        CALL_NOW.with(|c| c.set(prev));
+    }
+}
+
 /// The driver's doorbell: set `kicked` (or `stop`) and wake the stored waker.
 #[derive(Debug, Default)]
 pub(crate) struct Signal {
@@ -277,7 +305,7 @@ pub(crate) fn softirq(shared: &Shared) {
         if st.shut_down {
             break;
         }
-        let now = now();
+        let now = call_now();
         let (more, n) = st.receive_inline(now, &shared.rx_waker, &mut rx, INLINE_BUDGET);
         st.finish_op(now, &mut wakers);
         drop(st);
@@ -426,6 +454,7 @@ impl Stack {
 
     fn run<R>(&self, check_live: bool, f: impl FnOnce(&mut NetCore, Instant) -> R) -> Option<R> {
         let (mut wakers, rx) = take_scratch();
+        let _call;
         let r = {
             let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
             if check_live && st.shut_down {
@@ -434,7 +463,8 @@ impl Stack {
                 softirq(&self.shared);
                 return None;
             }
-            let now = now();
+            let now = call_now();
+            _call = enter_call(now);
             let r = f(&mut st.core, now);
             st.finish_op(now, &mut wakers);
             r

@@ -182,13 +182,21 @@ if want tun; then
       for i in $(seq "$RUNS"); do
         step "TUN: bulk kernel→ustack, vnet_hdr offload (run $i/$RUNS)"
         collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" client send --to 10.181.1.2 --secs "$SECS" --name tun_bulk_in --stack ustack_offload
-        step "TUN: bulk ustack→kernel, vnet_hdr offload: ustack's TSO (run $i/$RUNS)"
-        collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" client recv --to 10.181.1.2 --secs "$SECS" --name tun_bulk_out --stack ustack_offload
       done
       # The kernel counts one packet per super-segment it writes into the TUN.
       TXB=$(ip netns exec "$NS" cat /sys/class/net/ubtun3/statistics/tx_bytes 2>/dev/null || echo 0)
       TXP=$(ip netns exec "$NS" cat /sys/class/net/ubtun3/statistics/tx_packets 2>/dev/null || echo 0)
       say "   kernel→ustack TUN with offload: $TXB bytes in $TXP packets ($(( TXB / (TXP > 0 ? TXP : 1) )) bytes per packet)"
+      RXB0=$(ip netns exec "$NS" cat /sys/class/net/ubtun3/statistics/rx_bytes 2>/dev/null || echo 0)
+      RXP0=$(ip netns exec "$NS" cat /sys/class/net/ubtun3/statistics/rx_packets 2>/dev/null || echo 0)
+      for i in $(seq "$RUNS"); do
+        step "TUN: bulk ustack→kernel, vnet_hdr offload: ustack's TSO (run $i/$RUNS)"
+        collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" client recv --to 10.181.1.2 --secs "$SECS" --name tun_bulk_out --stack ustack_offload
+      done
+      # ...and one per super-segment ustack writes into it.
+      RXB=$(( $(ip netns exec "$NS" cat /sys/class/net/ubtun3/statistics/rx_bytes 2>/dev/null || echo 0) - RXB0 ))
+      RXP=$(( $(ip netns exec "$NS" cat /sys/class/net/ubtun3/statistics/rx_packets 2>/dev/null || echo 0) - RXP0 ))
+      say "   ustack→kernel TUN with offload: $RXB bytes in $RXP packets ($(( RXB / (RXP > 0 ? RXP : 1) )) bytes per packet)"
     else
       say "ustack server with offload did not start: offload row skipped"
     fi

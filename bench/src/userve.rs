@@ -5,10 +5,10 @@
 
 use std::io;
 use std::path::PathBuf;
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::task::{spawn_local, LocalSet};
+use tokio::task::spawn;
 use ustack::net::{TcpListener, TcpStream};
 use ustack::Stack;
 use ustack::TunOptions;
@@ -33,7 +33,7 @@ pub fn userve(
     info_log: Option<PathBuf>,
     offload: bool,
 ) -> io::Result<()> {
-    current_thread_rt().block_on(LocalSet::new().run_until(async move {
+    current_thread_rt().block_on(async move {
         let mut b = Stack::builder()
             .tun_with(TunOptions {
                 name: tun.clone(),
@@ -50,17 +50,17 @@ pub fn userve(
             b = b.gateway(gw);
         }
         let stack = b.build().await?;
-        let info_log = Rc::new(info_log);
+        let info_log = Arc::new(info_log);
         for port in [proto::SINK, proto::ECHO, proto::CLOSE, proto::SOURCE] {
             let l =
                 TcpListener::bind_with(&stack, std::net::SocketAddr::from(([0, 0, 0, 0], port)))
                     .await?;
             let info_log = info_log.clone();
-            spawn_local(async move {
+            spawn(async move {
                 while let Ok((s, _)) = l.accept().await {
                     let _ = s.set_nodelay(port == proto::ECHO);
                     let info_log = info_log.clone();
-                    spawn_local(async move {
+                    spawn(async move {
                         match port {
                             proto::SINK => {
                                 let _ = proto::sink(s).await;
@@ -95,7 +95,7 @@ pub fn userve(
         println!("STATS {}", st.to_json());
         stack.shutdown().await;
         Ok(())
-    }))
+    })
 }
 
 impl proto::TryWrite for TcpStream {

@@ -23,7 +23,8 @@ use ustack_examples::{human_bytes, human_rate, init_tracing, StackArgs};
 struct Cli {
     #[command(flatten)]
     stack: StackArgs,
-    /// URL to fetch: http://A.B.C.D[:PORT]/PATH (numeric IPv4 only: ustack has no resolver).
+    /// URL to fetch: http://A.B.C.D/PATH or http://A.B.C.D:PORT/PATH (numeric IPv4 only: ustack
+    /// has no resolver).
     url: String,
     /// Fail (exit status 1) unless the response status is 2xx.
     #[arg(long)]

@@ -4,7 +4,8 @@
 //! checksum may be rejected, and the device must have received packets larger than its
 //! 1500-byte MTU: the kernel's TCP super-segments. The other direction: ustack sends
 //! 64 MiB to a kernel reader as its own super-segments with partial checksums (TSO), and
-//! the kernel must read every byte in order. A last test checks that a reader without
+//! the kernel must read every byte in order, also when the kernel drops 5 % of them
+//! (iptables, whole super-segments at a time). A last test checks that a reader without
 //! offloads still works on a persistent TUN whose offload reader died without resetting
 //! them.
 
@@ -14,9 +15,10 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use ustack::net::TcpListener;
+use ustack::netdev::DeviceStats;
 use ustack::{Stack, TunOptions};
 use ustack_integration_tests::{
-    fill_pattern, pattern_byte, require_root, TunNet, PREFIX, STACK_IP,
+    fill_pattern, pattern_byte, require_root, require_tool, TunNet, PREFIX, STACK_IP,
 };
 
 const BYTES: u64 = 64 << 20;
@@ -250,15 +252,11 @@ fn kernel_reader() -> Result<u64, String> {
     }
 }
 
-/// ustack -> kernel over the offload TUN: what ustack writes leaves as TCP super-segments
-/// with partial checksums (TSO), one write(2) each, and the kernel reads every byte in
-/// order.
-#[test]
-fn ustack_bulk_to_kernel_leaves_as_super_segments() {
-    require_root!();
-    let net = TunNet::new("tso");
+/// ustack sends `bytes` of the pattern to a kernel reader over the offload TUN of `net`;
+/// returns what the reader got, the device counters and the retransmitted segments.
+fn send_to_kernel(net: &TunNet, bytes: u64) -> Result<(u64, DeviceStats, u64), String> {
     let tun = net.tun.clone();
-    let res = net.ns.within(move || {
+    net.ns.within(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -288,8 +286,8 @@ fn ustack_bulk_to_kernel_leaves_as_super_segments() {
                 let (mut s, _) = l.accept().await.map_err(|e| format!("accept: {e}"))?;
                 let mut buf = vec![0u8; 256 * 1024];
                 let mut off = 0u64;
-                while off < BYTES {
-                    let n = (BYTES - off).min(buf.len() as u64) as usize;
+                while off < bytes {
+                    let n = (bytes - off).min(buf.len() as u64) as usize;
                     fill_pattern(&mut buf[..n], off);
                     s.write_all(&buf[..n])
                         .await
@@ -309,8 +307,18 @@ fn ustack_bulk_to_kernel_leaves_as_super_segments() {
             .await
             .map_err(|_| "timed out".to_string())?
         })
-    });
-    let (got, dev, retrans) = res.unwrap_or_else(|e| panic!("transfer failed: {e}"));
+    })
+}
+
+/// ustack -> kernel over the offload TUN: what ustack writes leaves as TCP super-segments
+/// with partial checksums (TSO), one write(2) each, and the kernel reads every byte in
+/// order.
+#[test]
+fn ustack_bulk_to_kernel_leaves_as_super_segments() {
+    require_root!();
+    let net = TunNet::new("tso");
+    let (got, dev, retrans) =
+        send_to_kernel(&net, BYTES).unwrap_or_else(|e| panic!("transfer failed: {e}"));
     println!("received {got}, device {dev:?}, retransmitted segments {retrans}");
     assert_eq!(got, BYTES);
     assert_eq!(dev.tx_errors, 0);
@@ -320,5 +328,35 @@ fn ustack_bulk_to_kernel_leaves_as_super_segments() {
         "no super-segments: {} bytes in {} packets",
         dev.tx_bytes,
         dev.tx_packets
+    );
+}
+
+/// The same with the kernel dropping 5 % of what arrives from ustack (iptables
+/// `statistic`, before the kernel cuts anything: a whole super-segment is lost at once):
+/// ustack recovers with MSS-sized retransmissions and every byte still arrives in order.
+#[test]
+fn lost_super_segments_are_recovered() {
+    require_root!();
+    require_tool!("iptables");
+    let net = TunNet::new("tsoloss");
+    net.ns.sh(&format!(
+        "iptables -A INPUT -i {} -p tcp --sport {PORT} -m statistic --mode random --probability 0.05 -j DROP",
+        net.tun
+    ));
+    let (got, dev, retrans) =
+        send_to_kernel(&net, PLAIN_BYTES).unwrap_or_else(|e| panic!("transfer failed: {e}"));
+    let dropped = net
+        .ns
+        .sh("iptables -L INPUT -v -x -n | awk 'NR>2 {s+=$1} END {print s+0}'");
+    println!("received {got}, device {dev:?}, retransmitted segments {retrans}, dropped {dropped}");
+    assert_eq!(got, PLAIN_BYTES);
+    assert!(
+        dropped.trim().parse::<u64>().unwrap_or(0) > 0,
+        "the rule dropped nothing"
+    );
+    assert!(retrans > 0, "nothing was retransmitted");
+    assert!(
+        dev.tx_bytes / dev.tx_packets.max(1) > 1500,
+        "no super-segments"
     );
 }

@@ -82,6 +82,22 @@ impl Shared {
         self.timers.schedule((id, kind), at);
     }
 
+    /// Arms `kind` for `id` at `at` unless it is already armed for `at` or earlier. The
+    /// caller keeps the real deadline; a timer that fires before it is re-armed by its
+    /// handler (Linux: `tcp_write_timer_handler` and `tcp_delack_timer_handler` check
+    /// `icsk_timeout` and re-arm when the timer fired early). Restarting a timer on every
+    /// segment then costs no timer-wheel work.
+    pub(crate) fn set_timer_lazy(&mut self, id: SockId, kind: TimerKind, at: Instant) {
+        if self
+            .timers
+            .deadline(&(id, kind))
+            .is_some_and(|cur| cur <= at)
+        {
+            return;
+        }
+        self.timers.schedule((id, kind), at);
+    }
+
     pub(crate) fn clear_timer(&mut self, id: SockId, kind: TimerKind) {
         self.timers.cancel(&(id, kind));
     }

@@ -828,7 +828,8 @@ fn arm_delack(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
     if !tcb.delack_armed {
         tcb.delack_armed = true;
         let ato = tcb.ato.clamp(sh.cfg.delack_min, sh.cfg.delack_max);
-        sh.set_timer(tcb.id, TimerKind::DelAck, now + ato);
+        tcb.delack_deadline = now + ato;
+        sh.set_timer_lazy(tcb.id, TimerKind::DelAck, tcb.delack_deadline);
     }
 }
 

@@ -241,10 +241,8 @@ pub(crate) fn transmit(
         tcb.ack_pending = false;
         tcb.rcv_segs_unacked = 0;
         tcb.dsack = None;
-        if tcb.delack_armed {
-            tcb.delack_armed = false;
-            sh.clear_timer(tcb.id, TimerKind::DelAck);
-        }
+        // The delayed-ACK timer's wheel entry stays (lazily, see `clear_rtx`).
+        tcb.delack_armed = false;
     }
     out.push(seg);
 }
@@ -318,15 +316,15 @@ pub(crate) fn arm_rtx(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
 pub(crate) fn rearm_rtx(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
     tcb.rtx_kind = RtxKind::Retrans;
     tcb.rtx_armed = true;
-    sh.set_timer(tcb.id, TimerKind::Rtx, now + tcb.rtt.rto());
+    tcb.rtx_deadline = now + tcb.rtt.rto();
+    sh.set_timer_lazy(tcb.id, TimerKind::Rtx, tcb.rtx_deadline);
 }
 
-/// Stops the retransmission / probe timer.
-pub(crate) fn clear_rtx(tcb: &mut Tcb, sh: &mut Shared) {
-    if tcb.rtx_armed {
-        tcb.rtx_armed = false;
-        sh.clear_timer(tcb.id, TimerKind::Rtx);
-    }
+/// Stops the retransmission / probe timer. The timer-wheel entry stays (lazily): if it
+/// fires, the handler sees the timer disarmed and does nothing; re-arming it before then
+/// costs nothing.
+pub(crate) fn clear_rtx(tcb: &mut Tcb, _sh: &mut Shared) {
+    tcb.rtx_armed = false;
 }
 
 /// Arms the zero-window probe timer (Linux `tcp_check_probe_timer`).
@@ -336,7 +334,8 @@ pub(crate) fn arm_probe(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
     }
     tcb.rtx_kind = RtxKind::Probe;
     tcb.rtx_armed = true;
-    sh.set_timer(tcb.id, TimerKind::Rtx, now + tcb.rtt.rto());
+    tcb.rtx_deadline = now + tcb.rtt.rto();
+    sh.set_timer_lazy(tcb.id, TimerKind::Rtx, tcb.rtx_deadline);
 }
 
 /// Retransmits one segment starting at `seq` (at most `max_len` payload bytes, stopping

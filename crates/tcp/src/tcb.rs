@@ -198,6 +198,9 @@ pub(crate) struct Tcb {
     pub(crate) rtx_kind: RtxKind,
     pub(crate) probes_out: u32,
     pub(crate) rtx_armed: bool,
+    /// When the retransmission / probe timer is due (the timer wheel may hold an earlier
+    /// instant; see `Shared::set_timer_lazy`).
+    pub(crate) rtx_deadline: Instant,
 
     // --- congestion control and recovery
     pub(crate) cc: Box<dyn CongestionOps + Send>,
@@ -224,6 +227,9 @@ pub(crate) struct Tcb {
     pub(crate) rcv_segs_unacked: u32,
     pub(crate) ato: Duration,
     pub(crate) delack_armed: bool,
+    /// When the delayed ACK is due (the timer wheel may hold an earlier instant; see
+    /// `Shared::set_timer_lazy`).
+    pub(crate) delack_deadline: Instant,
     /// Listed in `Shared::ack_owed`: an immediate ACK goes out at the end of the batch.
     pub(crate) ack_owed: bool,
 
@@ -336,6 +342,7 @@ impl Tcb {
             rtx_kind: RtxKind::Retrans,
             probes_out: 0,
             rtx_armed: false,
+            rtx_deadline: now,
             cc,
             ccs,
             ca: CaState::Open,
@@ -352,6 +359,7 @@ impl Tcb {
             rcv_segs_unacked: 0,
             ato: cfg.delack_min,
             delack_armed: false,
+            delack_deadline: now,
             ack_owed: false,
             last_rcv: now,
             ka_probes: 0,

@@ -46,8 +46,19 @@ impl TcpLayer {
     ) {
         match kind {
             TimerKind::Rtx => {
-                let probe = matches!(self.socks.get(id), Some(Sock::Conn(t)) if t.rtx_kind == RtxKind::Probe);
-                if probe {
+                let Some(Sock::Conn(tcb)) = self.socks.get_mut(id) else {
+                    return;
+                };
+                // Disarmed since it was set (the wheel entry is left in place), or
+                // restarted for later: nothing now, or wait for the real deadline.
+                if !tcb.rtx_armed {
+                    return;
+                }
+                if now < tcb.rtx_deadline {
+                    self.sh.set_timer(id, TimerKind::Rtx, tcb.rtx_deadline);
+                    return;
+                }
+                if tcb.rtx_kind == RtxKind::Probe {
                     self.probe_timer(now, id, out)
                 } else {
                     self.retransmit_timer(now, id, out)
@@ -55,6 +66,14 @@ impl TcpLayer {
             }
             TimerKind::DelAck => {
                 if let Some(Sock::Conn(tcb)) = self.socks.get_mut(id) {
+                    if !tcb.delack_armed {
+                        return;
+                    }
+                    if now < tcb.delack_deadline {
+                        self.sh
+                            .set_timer(id, TimerKind::DelAck, tcb.delack_deadline);
+                        return;
+                    }
                     tcb.delack_armed = false;
                     if tcb.ack_pending && tcb.state != TcpState::Closed {
                         self.sh.stats.delayed_acks += 1;
@@ -193,7 +212,8 @@ impl TcpLayer {
         let when = (tcb.rtt.rto() * (1u32 << shift)).min(sh.cfg.rto_max);
         tcb.rtx_kind = RtxKind::Probe;
         tcb.rtx_armed = true;
-        sh.set_timer(id, TimerKind::Rtx, now + when);
+        tcb.rtx_deadline = now + when;
+        sh.set_timer(id, TimerKind::Rtx, tcb.rtx_deadline);
     }
 
     /// Linux `tcp_keepalive_timer`, which also ends TIME_WAIT and orphaned FIN_WAIT_2.

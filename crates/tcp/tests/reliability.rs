@@ -335,3 +335,39 @@ fn damaged_in_order_segment_is_discarded_without_effect() {
     assert_eq!(after.in_csum_errors, before.in_csum_errors + 1);
     assert!(after.tcp_hp_hits > before.tcp_hp_hits);
 }
+
+/// The retransmission timer restarted by a later send fires one RTO after that send, not
+/// after the first: restarting only records the new deadline (the timer wheel keeps the
+/// earlier entry, and the handler re-arms when it finds the deadline not reached).
+#[test]
+fn restarted_retransmission_timer_fires_one_rto_after_the_last_send() {
+    let mut n = Net::new();
+    let (c, s) = n.connect_pair(80);
+    n.a_send(c, b"first");
+    n.settle();
+    assert_eq!(n.recv_all(Dir::BtoA, s), b"first");
+    let rto = n.a.info(c).unwrap().rto;
+    // 100 ms later, a send whose segments are all lost.
+    n.run_for(Duration::from_millis(100));
+    n.set_rule(Dir::AtoB, |seg, _| {
+        if seg.len > 0 {
+            Action::Drop
+        } else {
+            Action::Pass
+        }
+    });
+    n.log_take();
+    n.a_send(c, b"second");
+    n.run_for(rto * 3);
+    let log = n.log_take();
+    let sends: Vec<_> = log
+        .iter()
+        .filter(|g| g.dir == Dir::AtoB && g.len > 0)
+        .collect();
+    assert!(sends.len() >= 2, "no retransmission: {sends:?}");
+    let gap = sends[1].at - sends[0].at;
+    assert!(
+        gap >= rto && gap < rto + Duration::from_millis(50),
+        "retransmitted {gap:?} after the send, RTO {rto:?}"
+    );
+}

@@ -94,6 +94,7 @@ if want mem; then
     collect "$BIN" mem-pingpong --stack smoltcp --secs "$SECS"
     step "in-memory 1-byte ping-pong, ustack (run $i/$RUNS)"
     collect timeout $((SECS + 60)) "$BIN" mem-pingpong --stack ustack --secs "$SECS"
+    collect timeout $((SECS + 60)) "$BIN" mem-pingpong --stack ustack --one-task --secs "$SECS"
     step "in-memory connection rate (conc $CONC), smoltcp (run $i/$RUNS)"
     collect "$BIN" mem-connrate --stack smoltcp --secs "$SECS" --conc "$CONC"
     step "in-memory connection rate (conc $CONC), ustack (run $i/$RUNS)"

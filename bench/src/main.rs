@@ -69,6 +69,11 @@ enum Cmd {
         secs: f64,
         #[arg(long, default_value_t = 1500)]
         mtu: usize,
+        /// ustack only: drive both ends from one task (as the smoltcp loop drives both
+        /// interfaces), without the two task switches per round trip. Reported as stack
+        /// `ustack_one_task`.
+        #[arg(long)]
+        one_task: bool,
     },
     /// In memory: connect, exchange one byte, close; `--conc` at a time.
     MemConnrate {
@@ -221,11 +226,18 @@ fn run(cli: Cli) -> std::io::Result<()> {
             #[cfg(not(feature = "with-ustack"))]
             Which::Ustack => no_ustack(),
         },
-        Cmd::MemPingpong { stack, secs, mtu } => match stack {
+        Cmd::MemPingpong {
+            stack,
+            secs,
+            mtu,
+            one_task,
+        } => match stack {
             Which::Smoltcp => {
                 smol::pingpong(secs, mtu);
                 Ok(())
             }
+            #[cfg(feature = "with-ustack")]
+            Which::Ustack if one_task => mem::pingpong_one_task(secs, mtu),
             #[cfg(feature = "with-ustack")]
             Which::Ustack => mem::pingpong(secs, mtu),
             #[cfg(not(feature = "with-ustack"))]

@@ -130,6 +130,44 @@ pub fn pingpong(secs: f64, mtu: usize) -> io::Result<()> {
     }))
 }
 
+/// 1-byte ping-pong with both ends driven by one task, in turn (client write, server read,
+/// server write, client read), as the smoltcp loop polls both interfaces itself: the
+/// stack's own cost per round trip, without the two tokio task switches.
+pub fn pingpong_one_task(secs: f64, mtu: usize) -> io::Result<()> {
+    current_thread_rt().block_on(async move {
+        let (c, s) = pair(mtu, Some(64 * 1024)).await?;
+        let l = TcpListener::bind_with(&s, server_addr(proto::ECHO)).await?;
+        let (cl, sv) = tokio::join!(
+            TcpStream::connect_with(&c, server_addr(proto::ECHO)),
+            l.accept()
+        );
+        let (mut cl, (mut sv, _)) = (cl?, sv?);
+        cl.set_nodelay(true)?;
+        sv.set_nodelay(true)?;
+        let mut lat = Vec::with_capacity(1 << 20);
+        let t0 = Instant::now();
+        let (mut b, mut e) = ([1u8; 1], [0u8; 1]);
+        let mut i = 0u64;
+        while t0.elapsed().as_secs_f64() < secs {
+            let t = Instant::now();
+            cl.write_all(&b).await?;
+            sv.read_exact(&mut e).await?;
+            sv.write_all(&e).await?;
+            cl.read_exact(&mut b).await?;
+            i += 1;
+            if i > 1000 {
+                lat.push(t.elapsed().as_nanos() as u64);
+            }
+        }
+        let mut f = latency_fields(lat);
+        f["mtu"] = json!(mtu);
+        emit("mem_pingpong", "ustack_one_task", f);
+        c.shutdown().await;
+        s.shutdown().await;
+        Ok(())
+    })
+}
+
 /// Round trips of one byte on `st` for `secs`; the first `warmup` are not recorded.
 pub async fn pingpong_loop(st: &mut TcpStream, secs: f64, warmup: u64) -> io::Result<Vec<u64>> {
     let mut lat = Vec::with_capacity(1 << 20);

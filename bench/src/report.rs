@@ -128,6 +128,14 @@ fn comparisons(r: &Results) -> Vec<Cmp> {
             target: AtMost(1.0),
         },
         Cmp {
+            label: "In-memory 1-byte ping-pong p50, both ends in one task".into(),
+            unit: "µs",
+            ustack: fig("mem_pingpong", "ustack_one_task", "p50_us"),
+            base: fig("mem_pingpong", "smoltcp", "p50_us"),
+            base_label: "smoltcp".into(),
+            target: None,
+        },
+        Cmp {
             label: "In-memory 1-byte ping-pong p99".into(),
             unit: "µs",
             ustack: fig("mem_pingpong", "ustack", "p99_us"),

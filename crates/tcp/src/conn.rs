@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use crate::ctx::{Shared, TimerKind};
 use crate::error::TcpError;
-use crate::output::clear_rtx;
+use crate::output::cancel_rtx;
 use crate::state::TcpState;
 use crate::tcb::Tcb;
 use crate::wire::TcpRepr;
@@ -74,7 +74,7 @@ pub(crate) fn tcp_reset(tcb: &mut Tcb, sh: &mut Shared) {
 /// Linux `tcp_time_wait`: enter TIME_WAIT for 2*MSL, dropping buffers (a light socket).
 /// Returns false when the TIME_WAIT table is full and the connection was closed instead.
 pub(crate) fn enter_time_wait(tcb: &mut Tcb, sh: &mut Shared, now: Instant) -> bool {
-    clear_rtx(tcb, sh);
+    cancel_rtx(tcb, sh);
     if tcb.delack_armed {
         tcb.delack_armed = false;
         sh.clear_timer(tcb.id, TimerKind::DelAck);

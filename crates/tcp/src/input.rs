@@ -12,7 +12,7 @@ use crate::conn::{
     tcp_reset,
 };
 use crate::ctx::{Shared, TimerKind};
-use crate::output::{clear_rtx, send_ack, send_raw, send_syn, write_xmit, TcpSegmentOut};
+use crate::output::{cancel_rtx, send_ack, send_raw, send_syn, write_xmit, TcpSegmentOut};
 use crate::recovery::tcp_ack;
 use crate::seq::SeqNum;
 use crate::state::TcpState;
@@ -143,7 +143,7 @@ fn synsent(
         tcb.retrans_stamp = None;
         tcb.retransmits = 0;
         tcb.rtt.reset_backoff();
-        clear_rtx(tcb, sh);
+        cancel_rtx(tcb, sh);
         set_state(tcb, sh, TcpState::Established);
         on_established(tcb, sh, now);
         // Linux sends the ACK at once (no TFO / defer-accept on the active side).
@@ -447,7 +447,7 @@ pub(crate) fn rcv_state_process(
             tcb.snd_wl1 = seg.seq;
             tcb.snd_wl2 = seg.ack;
             tcb.snd_una = seg.ack;
-            clear_rtx(tcb, sh);
+            cancel_rtx(tcb, sh);
             tcb.retransmits = 0;
             tcb.rtt.reset_backoff();
             tcb.retrans_stamp = None;
@@ -477,7 +477,7 @@ pub(crate) fn rcv_state_process(
     match tcb.state {
         TcpState::FinWait1 if tcb.fin_acked() => {
             set_state(tcb, sh, TcpState::FinWait2);
-            clear_rtx(tcb, sh);
+            cancel_rtx(tcb, sh);
             if tcb.orphan {
                 sh.set_timer(tcb.id, TimerKind::Keepalive, now + sh.cfg.fin_timeout);
             }

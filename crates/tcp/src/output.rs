@@ -320,11 +320,19 @@ pub(crate) fn rearm_rtx(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
     sh.set_timer_lazy(tcb.id, TimerKind::Rtx, tcb.rtx_deadline);
 }
 
-/// Stops the retransmission / probe timer. The timer-wheel entry stays (lazily): if it
-/// fires, the handler sees the timer disarmed and does nothing; re-arming it before then
-/// costs nothing.
+/// Stops the retransmission / probe timer when everything sent is acknowledged (the data
+/// path). The timer-wheel entry stays (lazily): if it fires, the handler sees the timer
+/// disarmed and does nothing; re-arming it before then costs nothing.
 pub(crate) fn clear_rtx(tcb: &mut Tcb, _sh: &mut Shared) {
     tcb.rtx_armed = false;
+}
+
+/// Stops the retransmission / probe timer and removes its timer-wheel entry: for state
+/// changes after which the timer is not soon re-armed (handshake done, FIN acknowledged,
+/// TIME-WAIT), so idle connections hold no stale entries.
+pub(crate) fn cancel_rtx(tcb: &mut Tcb, sh: &mut Shared) {
+    tcb.rtx_armed = false;
+    sh.clear_timer(tcb.id, TimerKind::Rtx);
 }
 
 /// Arms the zero-window probe timer (Linux `tcp_check_probe_timer`).

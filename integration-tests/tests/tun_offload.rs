@@ -65,7 +65,8 @@ fn kernel_client(bytes: u64) -> Result<u64, String> {
     Ok(u64::from_be_bytes(count))
 }
 
-async fn serve(tun: String, offload: bool, bytes: u64) -> Result<Seen, String> {
+/// A stack on the persistent TUN `tun` (with or without offloads), listening on `PORT`.
+async fn listen_on(tun: String, offload: bool) -> Result<(Stack, TcpListener), String> {
     let stack = Stack::builder()
         .tun_with(TunOptions {
             name: tun,
@@ -85,6 +86,33 @@ async fn serve(tun: String, offload: bool, bytes: u64) -> Result<Seen, String> {
     let l = TcpListener::bind_with(&stack, SocketAddr::from(([0, 0, 0, 0], PORT)))
         .await
         .map_err(|e| format!("bind: {e}"))?;
+    Ok((stack, l))
+}
+
+/// Runs `f(tun)` inside the namespace of `net` on a current-thread runtime, with a time
+/// limit.
+fn block_on_in<T, F, Fut>(net: &TunNet, f: F) -> Result<T, String>
+where
+    F: FnOnce(String) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, String>>,
+    T: Send + 'static,
+{
+    let tun = net.tun.clone();
+    net.ns.within(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(90), f(tun))
+                .await
+                .map_err(|_| "timed out".to_string())?
+        })
+    })
+}
+
+async fn serve(tun: String, offload: bool, bytes: u64) -> Result<Seen, String> {
+    let (stack, l) = listen_on(tun, offload).await?;
     // Started from this thread, the client's thread is in the same namespace.
     let client = std::thread::spawn(move || kernel_client(bytes));
     let (mut s, _) = l.accept().await.map_err(|e| format!("accept: {e}"))?;
@@ -130,20 +158,9 @@ async fn serve(tun: String, offload: bool, bytes: u64) -> Result<Seen, String> {
     Ok(seen)
 }
 
-/// Runs `serve` inside the namespace on a current-thread runtime, with a time limit.
+/// Runs `serve` inside the namespace.
 fn serve_in(net: &TunNet, offload: bool, bytes: u64) -> Result<Seen, String> {
-    let tun = net.tun.clone();
-    net.ns.within(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        rt.block_on(async {
-            tokio::time::timeout(Duration::from_secs(90), serve(tun, offload, bytes))
-                .await
-                .map_err(|_| "timed out".to_string())?
-        })
-    })
+    block_on_in(net, move |tun| serve(tun, offload, bytes))
 }
 
 #[test]
@@ -255,59 +272,32 @@ fn kernel_reader() -> Result<u64, String> {
 /// ustack sends `bytes` of the pattern to a kernel reader over the offload TUN of `net`;
 /// returns what the reader got, the device counters and the retransmitted segments.
 fn send_to_kernel(net: &TunNet, bytes: u64) -> Result<(u64, DeviceStats, u64), String> {
-    let tun = net.tun.clone();
-    net.ns.within(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        rt.block_on(async {
-            tokio::time::timeout(Duration::from_secs(90), async {
-                let stack = Stack::builder()
-                    .tun_with(TunOptions {
-                        name: tun,
-                        mtu: None,
-                        host_addr: None,
-                        up: true,
-                        offload: true,
-                    })
-                    .addr(
-                        format!("{STACK_IP}/{PREFIX}")
-                            .parse()
-                            .map_err(|e| format!("{e:?}"))?,
-                    )
-                    .build()
-                    .await
-                    .map_err(|e| format!("stack: {e}"))?;
-                let l = TcpListener::bind_with(&stack, SocketAddr::from(([0, 0, 0, 0], PORT)))
-                    .await
-                    .map_err(|e| format!("bind: {e}"))?;
-                let client = std::thread::spawn(kernel_reader);
-                let (mut s, _) = l.accept().await.map_err(|e| format!("accept: {e}"))?;
-                let mut buf = vec![0u8; 256 * 1024];
-                let mut off = 0u64;
-                while off < bytes {
-                    let n = (bytes - off).min(buf.len() as u64) as usize;
-                    fill_pattern(&mut buf[..n], off);
-                    s.write_all(&buf[..n])
-                        .await
-                        .map_err(|e| format!("write at {off}: {e}"))?;
-                    off += n as u64;
-                }
-                s.shutdown().await.map_err(|e| format!("shutdown: {e}"))?;
-                let got = tokio::task::spawn_blocking(move || client.join())
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|_| "client thread panicked".to_string())??;
-                let st = stack.stats();
-                let dev = st.devices.first().ok_or("no device")?.stats;
-                stack.shutdown().await;
-                Ok::<_, String>((got, dev, st.tcp.retrans_segs))
-            })
+    block_on_in(net, move |tun| send(tun, bytes))
+}
+
+async fn send(tun: String, bytes: u64) -> Result<(u64, DeviceStats, u64), String> {
+    let (stack, l) = listen_on(tun, true).await?;
+    let client = std::thread::spawn(kernel_reader);
+    let (mut s, _) = l.accept().await.map_err(|e| format!("accept: {e}"))?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut off = 0u64;
+    while off < bytes {
+        let n = (bytes - off).min(buf.len() as u64) as usize;
+        fill_pattern(&mut buf[..n], off);
+        s.write_all(&buf[..n])
             .await
-            .map_err(|_| "timed out".to_string())?
-        })
-    })
+            .map_err(|e| format!("write at {off}: {e}"))?;
+        off += n as u64;
+    }
+    s.shutdown().await.map_err(|e| format!("shutdown: {e}"))?;
+    let got = tokio::task::spawn_blocking(move || client.join())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|_| "client thread panicked".to_string())??;
+    let st = stack.stats();
+    let dev = st.devices.first().ok_or("no device")?.stats;
+    stack.shutdown().await;
+    Ok((got, dev, st.tcp.retrans_segs))
 }
 
 /// ustack -> kernel over the offload TUN: what ustack writes leaves as TCP super-segments

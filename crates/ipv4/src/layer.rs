@@ -448,13 +448,11 @@ impl Ipv4Layer {
             header_len: HEADER_LEN,
             payload_len: payload.len(),
         };
-        // The buffer is queued first and its header written in the queue: moving it right
-        // after `push` changed its head would reload that field while the store is still
-        // in flight (a store-forwarding stall on every datagram).
-        if payload.gso_size() > 0 || payload.csum_partial() {
-            // Left for the device to finish (TSO, checksum offload): only a device that
-            // takes such packets gets them, and a super-segment only up to its limit;
-            // never a local destination (its route's tso_max is 0).
+        // Left for the device to finish (TSO, checksum offload): only a device that takes
+        // such packets gets them, whole, and a super-segment only up to its limit; never a
+        // local destination (its route's tso_max is 0).
+        let offloaded = payload.gso_size() > 0 || payload.csum_partial();
+        if offloaded {
             let limit = if payload.gso_size() > 0 {
                 route.tso_max
             } else if route.tso_max > 0 {
@@ -466,15 +464,10 @@ impl Ipv4Layer {
                 self.stats.out_discards += 1;
                 return Err(OutputError::MessageTooLong);
             }
-            self.tx.push(IpTx {
-                dev: route.dev,
-                pkt: payload,
-            });
-            if let Some(t) = self.tx.last_mut() {
-                repr.emit(t.pkt.push(HEADER_LEN));
-            }
-            return Ok(());
         }
+        // The buffer is queued first and its header written in the queue: moving it right
+        // after `push` changed its head would reload that field while the store is still
+        // in flight (a store-forwarding stall on every datagram).
         if local {
             self.local.push(payload);
             if let Some(p) = self.local.last_mut() {
@@ -482,7 +475,7 @@ impl Ipv4Layer {
             }
             return Ok(());
         }
-        if HEADER_LEN + payload.len() <= route.mtu {
+        if offloaded || HEADER_LEN + payload.len() <= route.mtu {
             self.tx.push(IpTx {
                 dev: route.dev,
                 pkt: payload,

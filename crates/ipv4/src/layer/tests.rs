@@ -14,13 +14,29 @@ fn layer() -> Ipv4Layer {
 }
 
 fn udp_meta(dst: &str) -> OutMeta {
+    meta(dst, IPPROTO_UDP, false)
+}
+
+fn meta(dst: &str, protocol: u8, dont_frag: bool) -> OutMeta {
     OutMeta {
         src: None,
         dst: ip(dst),
-        protocol: IPPROTO_UDP,
+        protocol,
         ttl: None,
         tos: 0,
-        dont_frag: false,
+        dont_frag,
+    }
+}
+
+/// A static route to `dst` via `gateway` on `dev`.
+fn static_route(dst: &str, gateway: &str, dev: DevId) -> Route {
+    Route {
+        dst: dst.parse().unwrap(),
+        gateway: Some(ip(gateway)),
+        dev,
+        metric: 0,
+        src: None,
+        kind: RouteKind::Static,
     }
 }
 
@@ -76,14 +92,7 @@ fn route_output_connected_and_gateway() {
         }
     );
     l.fib_mut()
-        .add(Route {
-            dst: "0.0.0.0/0".parse().unwrap(),
-            gateway: Some(ip("10.0.0.1")),
-            dev: DEV,
-            metric: 0,
-            src: None,
-            kind: RouteKind::Static,
-        })
+        .add(static_route("0.0.0.0/0", "10.0.0.1", DEV))
         .unwrap();
     let r = l.route_output(ip("8.8.8.8"), t).unwrap();
     assert_eq!(r.next_hop, ip("10.0.0.1"));
@@ -357,14 +366,7 @@ fn remembered_route_follows_table_and_mtu_changes() {
     let far = ip("8.8.8.8");
     assert_eq!(l.route_output(far, t), Err(OutputError::NetworkUnreachable));
     l.fib_mut()
-        .add(Route {
-            dst: "8.8.8.0/24".parse().unwrap(),
-            gateway: Some(ip("10.0.0.1")),
-            dev: DEV,
-            metric: 0,
-            src: None,
-            kind: RouteKind::Static,
-        })
+        .add(static_route("8.8.8.0/24", "10.0.0.1", DEV))
         .unwrap();
     // Looked up twice: the second answer comes from the remembered route.
     for _ in 0..2 {
@@ -377,14 +379,7 @@ fn remembered_route_follows_table_and_mtu_changes() {
     assert_eq!(l.route_output(far, t).unwrap().mtu, 1200);
     // A more specific route through the other device takes over at once.
     l.fib_mut()
-        .add(Route {
-            dst: "8.8.8.8/32".parse().unwrap(),
-            gateway: Some(ip("10.1.0.1")),
-            dev: DevId(1),
-            metric: 0,
-            src: None,
-            kind: RouteKind::Static,
-        })
+        .add(static_route("8.8.8.8/32", "10.1.0.1", DevId(1)))
         .unwrap();
     let r = l.route_output(far, t).unwrap();
     assert_eq!(
@@ -413,14 +408,7 @@ fn remembered_route_follows_table_and_mtu_changes() {
 fn offload_packets_only_for_devices_that_take_them() {
     let t = Instant::now();
     let mut l = layer();
-    let tcp = |dst: &str| OutMeta {
-        src: None,
-        dst: ip(dst),
-        protocol: 6,
-        ttl: None,
-        tos: 0,
-        dont_frag: true,
-    };
+    let tcp = |dst: &str| meta(dst, 6, true);
     let gso = |n: usize| {
         let mut p = payload(n);
         p.set_gso_size(1448);

@@ -37,18 +37,24 @@ struct Seen {
     tcp_in_errs: u64,
 }
 
-/// The kernel client: connect, send `BYTES` of the pattern, half-close, read the
-/// server's 8-byte count.
-fn kernel_client(bytes: u64) -> Result<u64, String> {
+/// A kernel TCP connection to the ustack server (5 s to connect, 30 s per read or write).
+fn connect_kernel() -> Result<std::net::TcpStream, String> {
     let to: SocketAddr = format!("{STACK_IP}:{PORT}")
         .parse()
         .map_err(|e| format!("{e}"))?;
-    let mut s = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(5))
+    let s = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(5))
         .map_err(|e| format!("connect: {e}"))?;
     s.set_write_timeout(Some(Duration::from_secs(30)))
         .map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(30)))
         .map_err(|e| e.to_string())?;
+    Ok(s)
+}
+
+/// The kernel client: connect, send `BYTES` of the pattern, half-close, read the
+/// server's 8-byte count.
+fn kernel_client(bytes: u64) -> Result<u64, String> {
+    let mut s = connect_kernel()?;
     let mut buf = vec![0u8; 256 * 1024];
     let mut off = 0u64;
     while off < bytes {
@@ -246,13 +252,7 @@ fn plain_reader_works_after_an_offload_reader_died() {
 /// The kernel client of the other direction: connect, read to EOF checking the pattern,
 /// return how much arrived (or where it first differed).
 fn kernel_reader() -> Result<u64, String> {
-    let to: SocketAddr = format!("{STACK_IP}:{PORT}")
-        .parse()
-        .map_err(|e| format!("{e}"))?;
-    let mut s = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(5))
-        .map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))
-        .map_err(|e| e.to_string())?;
+    let mut s = connect_kernel()?;
     let mut buf = vec![0u8; 256 * 1024];
     let mut got = 0u64;
     loop {

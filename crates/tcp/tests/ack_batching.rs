@@ -6,21 +6,9 @@
 mod common;
 use common::*;
 use std::time::Duration;
-use ustack_ipv4::IpRxMeta;
-use ustack_netdev::{DevId, PacketBuf};
+use ustack_netdev::PacketBuf;
 use ustack_tcp::wire::{TcpFlags, TcpRepr};
 use ustack_tcp::{SockId, TcpSegmentOut};
-
-fn meta(s: &TcpSegmentOut) -> IpRxMeta {
-    IpRxMeta {
-        src: s.src,
-        dst: s.dst,
-        protocol: 6,
-        ttl: 64,
-        tos: 0,
-        dev: DevId(0),
-    }
-}
 
 /// Gives `segs` to `layer` as one batch (no flush in between); returns what the layer
 /// sent while taking them in.
@@ -29,7 +17,7 @@ fn input_batch(n: &mut Net, segs: &[TcpSegmentOut]) -> Vec<TcpSegmentOut> {
     let mut out = Vec::new();
     for s in segs {
         let pkt = PacketBuf::from_slice(s.pkt.data());
-        n.b.input(now, &meta(s), pkt, MTU, &mut out);
+        n.b.input(now, &rx_meta(s), pkt, MTU, &mut out);
     }
     out
 }

@@ -103,6 +103,18 @@ pub fn decode(dir: Dir, at: Instant, s: &TcpSegmentOut) -> Seg {
     }
 }
 
+/// How IP hands `s` to the receiving TCP.
+pub fn rx_meta(s: &TcpSegmentOut) -> IpRxMeta {
+    IpRxMeta {
+        src: s.src,
+        dst: s.dst,
+        protocol: 6,
+        ttl: 64,
+        tos: 0,
+        dev: DevId(0),
+    }
+}
+
 /// What a device with transmit offload does to a segment TCP left for it: completes the
 /// checksum (the receiver then verifies it like any other). A super-segment stays whole,
 /// as the kernel delivers it to a local socket.
@@ -310,14 +322,7 @@ impl Net {
     /// Delivers one segment now to its receiver.
     pub fn deliver(&mut self, d: Dir, mut s: TcpSegmentOut) {
         finish_offload(&mut s);
-        let meta = IpRxMeta {
-            src: s.src,
-            dst: s.dst,
-            protocol: 6,
-            ttl: 64,
-            tos: 0,
-            dev: DevId(0),
-        };
+        let meta = rx_meta(&s);
         let now = self.now;
         let mut out = Vec::new();
         let rx = match d {

@@ -406,14 +406,16 @@ impl TcpLayer {
                 d.copy_from_slice(s);
             }
         }
-        tcb.rcv_buf.drain(..n);
+        tcb.rcv_buf.consume(n);
         tcb.rcvq_copied += n;
+        // Bytes read in the current round trip, this read included.
+        let streaming = tcb.rcvq_copied >= SHRINK_READ_BELOW;
         let sh = &mut self.sh;
         rcv_space_adjust(tcb, sh, now);
-        // Release the buffers of a connection that reads little at a time (an idle one
-        // holds little memory); a streaming reader keeps its ring buffer instead of
-        // freeing and regrowing it on every drained batch.
-        if tcb.rcv_buf.is_empty() && n < SHRINK_READ_BELOW {
+        // Release the buffers of a connection that reads little (an idle one holds little
+        // memory); a streaming reader keeps its ring buffer instead of freeing and
+        // regrowing it whenever a read happens to drain it.
+        if tcb.rcv_buf.is_empty() && !streaming {
             tcb.shrink_buffers();
         }
         // Linux tcp_cleanup_rbuf: announce a window that grew a lot since the last ACK.
@@ -442,9 +444,14 @@ impl TcpLayer {
                     }
                     return Err(TcpError::WouldBlock);
                 }
-                let n = buf.len().min(t.rcv_buf.len());
-                for (d, s) in buf.iter_mut().zip(t.rcv_buf.iter()).take(n) {
-                    *d = *s;
+                let (a, b) = t.rcv_buf.as_slices();
+                let mut n = 0;
+                for part in [a, b] {
+                    let k = (buf.len() - n).min(part.len());
+                    if let (Some(d), Some(s)) = (buf.get_mut(n..n + k), part.get(..k)) {
+                        d.copy_from_slice(s);
+                    }
+                    n += k;
                 }
                 Ok(n)
             }
@@ -590,8 +597,8 @@ impl TcpLayer {
     }
 }
 
-/// Reads smaller than this that drain the receive queue release the buffers
-/// (`Tcb::shrink_buffers`).
+/// A read that drains the receive queue releases the buffers (`Tcb::shrink_buffers`)
+/// when fewer bytes than this were read in the current round trip.
 const SHRINK_READ_BELOW: usize = 16 * 1024;
 
 /// Linux `tcp_rcv_space_adjust`: once per RTT, grow the receive buffer to twice what the

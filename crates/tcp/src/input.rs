@@ -298,14 +298,18 @@ fn fast_path(
     {
         return Fast::Slow;
     }
+    // Copy the payload into the receive queue, verifying its checksum in the same pass;
+    // a damaged segment is taken back out and has no other effect.
     let before = tcb.rcv_buf.len();
-    tcb.rcv_buf.extend(payload);
-    if let Some(acc) = hdr_sum {
-        let total = acc + tcb.rcv_tail_sum(len);
-        if ustack_ipv4::checksum::fold(total) != 0xffff {
-            tcb.rcv_buf.truncate(before);
-            return Fast::BadChecksum;
+    match hdr_sum {
+        Some(acc) => {
+            let total = acc + tcb.rcv_buf.extend_sum(payload);
+            if ustack_ipv4::checksum::fold(total) != 0xffff {
+                tcb.rcv_buf.truncate(before);
+                return Fast::BadChecksum;
+            }
         }
+        None => tcb.rcv_buf.extend(payload),
     }
     store_ts_recent(tcb, seg, now);
     tcb.last_rcv = now;

@@ -54,6 +54,7 @@ mod output;
 mod poll;
 mod rcv;
 mod recovery;
+mod ring;
 mod sock;
 mod stack;
 mod tcb;

@@ -199,7 +199,7 @@ pub(crate) fn tcp_ack(
         let data_end = seg.ack.min(tcb.write_seq());
         if data_end.gt(buf_start) {
             let n = (data_end.since(buf_start) as usize).min(tcb.snd_buf.len());
-            tcb.snd_buf.drain(..n);
+            tcb.snd_buf.consume(n);
             tcb.snd_buf_seq += n as u32;
             if tcb.snd_buf.is_empty()
                 && tcb.snd_buf.capacity() > crate::tcb::SMALL_BUF_KEEP
@@ -211,7 +211,7 @@ pub(crate) fn tcp_ack(
                 // reallocation copies and fresh page faults on every refill; so is a tiny
                 // one (request/response traffic), which would otherwise be allocated and
                 // freed for every message.
-                tcb.snd_buf = std::collections::VecDeque::new();
+                tcb.snd_buf = crate::ring::ByteRing::new();
             }
             tcb.bytes_acked += n as u64;
         }

@@ -2,6 +2,8 @@
 //! `struct request_sock`, `struct inet_connection_sock` accept queue).
 
 use std::collections::{HashSet, VecDeque};
+
+use crate::ring::ByteRing;
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
@@ -146,7 +148,7 @@ pub(crate) struct Tcb {
     pub(crate) snd_wl1: SeqNum,
     pub(crate) snd_wl2: SeqNum,
     /// Bytes from `snd_una` (or `snd_una + 1` before the SYN is acked): unacked then unsent.
-    pub(crate) snd_buf: VecDeque<u8>,
+    pub(crate) snd_buf: ByteRing,
     /// Sequence number of the first byte in `snd_buf`.
     pub(crate) snd_buf_seq: SeqNum,
     pub(crate) sndbuf_cap: usize,
@@ -157,7 +159,7 @@ pub(crate) struct Tcb {
     /// Window advertised in the last segment, from `rcv_wup`.
     pub(crate) rcv_wnd: u32,
     pub(crate) rcv_wup: SeqNum,
-    pub(crate) rcv_buf: VecDeque<u8>,
+    pub(crate) rcv_buf: ByteRing,
     pub(crate) rcvbuf_cap: usize,
     /// Out-of-order segments, sorted by sequence, non-overlapping.
     pub(crate) ooo: Vec<(SeqNum, Vec<u8>)>,
@@ -306,14 +308,14 @@ impl Tcb {
             max_sndwnd: 0,
             snd_wl1: SeqNum(0),
             snd_wl2: iss,
-            snd_buf: VecDeque::new(),
+            snd_buf: ByteRing::new(),
             snd_buf_seq: iss + 1,
             sndbuf_cap: opts.sndbuf,
             irs: SeqNum(0),
             rcv_nxt: SeqNum(0),
             rcv_wnd: 0,
             rcv_wup: SeqNum(0),
-            rcv_buf: VecDeque::new(),
+            rcv_buf: ByteRing::new(),
             rcvbuf_cap: opts.rcvbuf,
             ooo: Vec::new(),
             ooo_bytes: 0,
@@ -501,42 +503,14 @@ impl Tcb {
     /// Empty buffers of up to [`SMALL_BUF_KEEP`] bytes stay.
     pub(crate) fn shrink_buffers(&mut self) {
         if self.snd_buf.is_empty() && self.snd_buf.capacity() > SMALL_BUF_KEEP {
-            self.snd_buf = VecDeque::new();
+            self.snd_buf = ByteRing::new();
         }
         if self.rcv_buf.is_empty() && self.rcv_buf.capacity() > SMALL_BUF_KEEP {
-            self.rcv_buf = VecDeque::new();
+            self.rcv_buf = ByteRing::new();
         }
         if self.ooo.is_empty() && self.ooo.capacity() > 0 {
             self.ooo = Vec::new();
         }
-    }
-
-    /// The unfolded one's-complement sum (`checksum::sum`) of the last `len` bytes of the
-    /// receive buffer: a payload just appended, whose checksum is verified after the copy
-    /// (the copy brings it into cache, so the sum reads it there instead of the packet a
-    /// second time; Linux: `skb_copy_and_csum_datagram`).
-    pub(crate) fn rcv_tail_sum(&self, len: usize) -> u64 {
-        let (a, b) = self.rcv_buf.as_slices();
-        let off = self.rcv_buf.len().saturating_sub(len);
-        let mut acc = 0u64;
-        let mut done = 0;
-        if off < a.len() {
-            let n = (a.len() - off).min(len);
-            acc = checksum::sum(a.get(off..off + n).unwrap_or_default(), 0);
-            done = n;
-        }
-        if done < len {
-            let boff = (off + done).saturating_sub(a.len());
-            let part = checksum::sum(b.get(boff..boff + (len - done)).unwrap_or_default(), 0);
-            // The second piece starts `done` bytes into the payload: at an odd offset its
-            // 16-bit words pair the other way round.
-            acc = if done % 2 == 0 {
-                acc + part
-            } else {
-                checksum::add_at_odd_offset(acc, part)
-            };
-        }
-        acc
     }
 
     /// Copies `dst.len()` bytes of the send buffer starting `off` bytes in, into `dst`
@@ -612,7 +586,7 @@ mod tests {
     }
 
     #[test]
-    fn send_and_receive_sums_handle_a_wrapped_buffer_at_any_split() {
+    fn send_sums_handle_a_wrapped_buffer_at_any_split() {
         let cfg = TcpConfig::default();
         let a = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 1);
         let b = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 2);
@@ -635,22 +609,9 @@ mod tests {
         };
         for front in [0usize, 1, 2, 7, 100, 1001] {
             // A ring buffer whose contents wrap around its end `front` bytes in.
-            let mut q: VecDeque<u8> = VecDeque::with_capacity(4096);
-            let cap = q.capacity();
-            q.extend((0..cap - front).map(|_| 0u8));
-            q.drain(..cap - front);
-            q.extend((0..3000).map(|_| next()));
-            let flat: Vec<u8> = q.iter().copied().collect();
-            // The receive side sums the tail of the same ring (a payload just appended).
-            tcb.rcv_buf = q.clone();
-            for len in [3000usize, 1, 2, 1460, 3000 - front.min(2999), 2999] {
-                assert_eq!(
-                    checksum::fold(tcb.rcv_tail_sum(len)),
-                    reference_checksum_sum(&flat[3000 - len..]),
-                    "front {front} tail {len}"
-                );
-            }
-            tcb.snd_buf = q;
+            let data: Vec<u8> = (0..3000).map(|_| next()).collect();
+            tcb.snd_buf = ByteRing::wrapped(4096, front, &data);
+            let flat = data;
             for (off, len) in [(0, 3000), (0, 1), (1, 1460), (front.saturating_sub(1), 33)] {
                 let mut dst = vec![0u8; len];
                 let s = tcb.copy_snd_sum(off, &mut dst);

@@ -394,9 +394,9 @@ impl TunDevice {
         true
     }
 
-    /// The first read of a poll: through the reactor, so that a waker is registered (and
-    /// readiness cleared) when nothing is waiting.
-    fn poll_read_first(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    /// One read through the reactor: when nothing is waiting, readiness is cleared and
+    /// the waker registered (`Pending`).
+    fn poll_read_one(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         match &mut self.io {
             TunIo::Plain(tun) => {
                 let mtu = self.mtu;
@@ -419,21 +419,6 @@ impl TunDevice {
                     Err(_) => continue,
                 }
             },
-        }
-    }
-
-    /// A further read of the same poll, without the reactor.
-    fn try_read(&mut self) -> io::Result<usize> {
-        match &mut self.io {
-            TunIo::Plain(tun) => {
-                let mtu = self.mtu;
-                let buf = self.rx_spare.get_or_insert_with(|| plain_rx_buf(mtu));
-                tun.try_recv(buf.data_mut())
-            }
-            TunIo::Vnet { fd, .. } => {
-                let buf = self.rx_spare.get_or_insert_with(vnet_rx_buf).data_mut();
-                vnet::read(fd.as_raw_fd(), buf)
-            }
         }
     }
 
@@ -514,15 +499,13 @@ impl NetDevice for TunDevice {
                 break;
             }
             reads += 1;
-            let res = if n == 0 {
-                // The first read goes through the reactor so that a waker is registered
-                // (and readiness cleared) when nothing is waiting.
-                match self.poll_read_first(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(r) => r,
-                }
-            } else {
-                self.try_read()
+            // Every read goes through the reactor: the one that finds the queue empty
+            // clears readiness and registers the waker, so the next poll returns Pending
+            // without another read(2) (one system call fewer per wake-up).
+            let res = match self.poll_read_one(cx) {
+                Poll::Pending if n == 0 => return Poll::Pending,
+                Poll::Pending => break,
+                Poll::Ready(r) => r,
             };
             match res {
                 Ok(len) => {
@@ -543,8 +526,8 @@ impl NetDevice for TunDevice {
             }
         }
         if n == 0 {
-            // Only reachable when try_recv said WouldBlock after a discarded packet: the
-            // next poll_read clears readiness and registers the waker.
+            // Only a WouldBlock error from the read itself (the reactor turns it into
+            // Pending) gets here: poll again soon rather than sleep without a waker.
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }

@@ -48,7 +48,9 @@ impl PacketBuf {
     /// neither allocates nor zeroes per packet (Linux: the skb slab caches).
     pub fn with_headroom(headroom: usize, capacity: usize) -> Self {
         let need = headroom + capacity;
-        let buf = pool::take(need).unwrap_or_else(|| vec![0; need]);
+        // Small packets (ACKs, short messages) get pool-sized storage too, so that they
+        // recycle through the pool instead of costing an allocation each.
+        let buf = pool::take(need).unwrap_or_else(|| vec![0; need.max(pool::MIN_BUF)]);
         PacketBuf {
             buf,
             head: headroom,
@@ -281,7 +283,7 @@ mod pool {
 
     /// A recycled buffer whose length is at least `need` (grown with zeros if needed).
     pub(super) fn take(need: usize) -> Option<Vec<u8>> {
-        if !(MIN_BUF..=MAX_BUF).contains(&need) {
+        if need > MAX_BUF {
             return None;
         }
         let mut v = POOL
@@ -373,6 +375,24 @@ mod tests {
         assert!(!c.csum_unnecessary());
         assert!(!PacketBuf::from_slice(b"x").csum_unnecessary());
         assert!(!PacketBuf::default().csum_unnecessary());
+    }
+
+    #[test]
+    fn small_packets_recycle_their_storage() {
+        // An ACK-sized packet: storage from the pool, returned to it when dropped.
+        let mut a = PacketBuf::with_headroom(DEFAULT_HEADROOM, 40);
+        a.extend_from_slice(&[7u8; 40]);
+        let storage = a.data().as_ptr() as usize - DEFAULT_HEADROOM;
+        drop(a);
+        // Were the storage freed, this heap allocation of the same size would likely
+        // take it.
+        #[allow(clippy::useless_vec)]
+        let other = vec![1u8; DEFAULT_HEADROOM + 40];
+        let b = PacketBuf::with_headroom(DEFAULT_HEADROOM, 52);
+        assert_ne!(other.as_ptr() as usize, storage);
+        assert_eq!(b.data().as_ptr() as usize - DEFAULT_HEADROOM, storage);
+        assert_eq!(b.headroom(), DEFAULT_HEADROOM);
+        assert!(b.is_empty());
     }
 
     #[test]

@@ -37,7 +37,11 @@ impl TcpLayer {
     /// Local address (`getsockname`).
     pub fn local_addr(&self, id: SockId) -> Option<SocketAddrV4> {
         match self.socks.get(id)? {
-            Sock::Plain(p) => p.local,
+            // Unbound: the zero address, like Linux `inet_getname`.
+            Sock::Plain(p) => Some(
+                p.local
+                    .unwrap_or(SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0)),
+            ),
             Sock::Listen(l) => Some(l.local),
             Sock::Req(r) => Some(r.local),
             Sock::Conn(t) => Some(t.local),

@@ -562,6 +562,11 @@ impl Stack {
         }
     }
 
+    /// The TCP settings this stack was built with ([`StackBuilder::tcp_config`]).
+    pub fn tcp_config(&self) -> crate::TcpConfig {
+        self.with_core(|core, _| core.tcp.config().clone())
+    }
+
     /// A snapshot of every counter: devices (`ip -s link`), IP and ICMP (`/proc/net/snmp`),
     /// TCP and UDP.
     ///

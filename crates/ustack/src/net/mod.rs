@@ -12,7 +12,7 @@ mod udp;
 
 pub use addr::ToSocketAddrs;
 pub use socket::Socket;
-pub use tcp::{TcpListener, TcpStream};
+pub use tcp::{TcpListener, TcpSocket, TcpStream};
 pub use udp::UdpSocket;
 
 use std::task::Poll;

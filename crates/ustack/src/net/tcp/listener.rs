@@ -49,6 +49,10 @@ impl fmt::Debug for TcpListener {
 }
 
 impl TcpListener {
+    pub(crate) fn from_handle(inner: SockHandle) -> Self {
+        TcpListener { inner }
+    }
+
     /// Binds a listener on the default stack (see [`Stack::set_default`]). Port 0 picks an
     /// ephemeral port; `0.0.0.0` listens on every address of the stack.
     ///

@@ -1,0 +1,175 @@
+//! `TcpSocket`: options and a local address before `connect` or `listen`.
+
+mod common;
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::{echo_server, pair, A, B};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use ustack::net::TcpSocket;
+
+#[tokio::test]
+async fn bound_socket_connects_from_its_port_with_its_options() {
+    let (s1, s2) = pair().await;
+    let srv = TcpSocket::new_v4_with(&s2).unwrap();
+    srv.bind(SocketAddr::from((B, 7))).unwrap();
+    let listener = srv.listen(16).unwrap();
+    assert_eq!(listener.local_addr().unwrap(), SocketAddr::from((B, 7)));
+
+    let sock = TcpSocket::new_v4_with(&s1).unwrap();
+    assert_eq!(
+        sock.local_addr().unwrap(),
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    );
+    sock.set_nodelay(true).unwrap();
+    sock.set_send_buffer_size(32 * 1024).unwrap();
+    sock.set_recv_buffer_size(48 * 1024).unwrap();
+    sock.set_linger(Some(Duration::from_secs(3))).unwrap();
+    sock.bind(SocketAddr::from((A, 40_000))).unwrap();
+    assert_eq!(sock.local_addr().unwrap(), SocketAddr::from((A, 40_000)));
+    assert_eq!(sock.send_buffer_size().unwrap(), 32 * 1024);
+    assert_eq!(sock.recv_buffer_size().unwrap(), 48 * 1024);
+
+    let accept = tokio::spawn(async move {
+        let (mut s, peer) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 5];
+        s.read_exact(&mut buf).await.unwrap();
+        s.write_all(&buf).await.unwrap();
+        peer
+    });
+    let mut stream = sock.connect(SocketAddr::from((B, 7))).await.unwrap();
+    assert_eq!(stream.local_addr().unwrap(), SocketAddr::from((A, 40_000)));
+    assert!(stream.nodelay().unwrap());
+    assert_eq!(stream.send_buffer_size().unwrap(), 32 * 1024);
+    assert_eq!(stream.recv_buffer_size().unwrap(), 48 * 1024);
+    assert_eq!(stream.linger().unwrap(), Some(Duration::from_secs(3)));
+    stream.write_all(b"hello").await.unwrap();
+    let mut back = [0u8; 5];
+    stream.read_exact(&mut back).await.unwrap();
+    assert_eq!(&back, b"hello");
+    assert_eq!(accept.await.unwrap(), SocketAddr::from((A, 40_000)));
+}
+
+#[tokio::test]
+async fn accepted_connections_inherit_the_listening_sockets_options() {
+    let (s1, s2) = pair().await;
+    let srv = TcpSocket::new_v4_with(&s2).unwrap();
+    srv.set_nodelay(true).unwrap();
+    srv.set_recv_buffer_size(16 * 1024).unwrap();
+    srv.set_keepalive(true).unwrap();
+    // Unbound: listen picks an ephemeral port.
+    let listener = srv.listen(4).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    assert_ne!(port, 0);
+    let client = tokio::spawn(async move {
+        let s = TcpSocket::new_v4_with(&s1).unwrap();
+        s.connect(SocketAddr::from((B, port))).await.unwrap()
+    });
+    let (child, peer) = listener.accept().await.unwrap();
+    assert_eq!(peer.ip(), A);
+    assert!(child.nodelay().unwrap());
+    assert_eq!(child.recv_buffer_size().unwrap(), 16 * 1024);
+    let ka = child.keepalive().unwrap().expect("keepalive inherited");
+    let cfg = s2.tcp_config();
+    assert_eq!(
+        (ka.idle, ka.interval, ka.count),
+        (
+            cfg.keepalive_time,
+            cfg.keepalive_intvl,
+            cfg.keepalive_probes
+        )
+    );
+    let c = client.await.unwrap();
+    assert!(!c.nodelay().unwrap());
+    assert_eq!(c.keepalive().unwrap(), None);
+}
+
+#[tokio::test]
+async fn reuseaddr_decides_whether_a_bound_port_is_shared() {
+    let (s1, _s2) = pair().await;
+    let at = SocketAddr::from((A, 5000));
+
+    let first = TcpSocket::new_v4_with(&s1).unwrap();
+    first.bind(at).unwrap();
+    let second = TcpSocket::new_v4_with(&s1).unwrap();
+    let e = second.bind(at).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AddrInUse);
+
+    // Both sides set SO_REUSEADDR: the port is shared.
+    let a = TcpSocket::new_v4_with(&s1).unwrap();
+    a.set_reuseaddr(true).unwrap();
+    assert!(a.reuseaddr().unwrap());
+    a.bind(SocketAddr::from((A, 5001))).unwrap();
+    let b = TcpSocket::new_v4_with(&s1).unwrap();
+    b.set_reuseaddr(true).unwrap();
+    b.bind(SocketAddr::from((A, 5001))).unwrap();
+
+    // ...but never with a listener, even when both set it.
+    let l = TcpSocket::new_v4_with(&s1).unwrap();
+    l.set_reuseaddr(true).unwrap();
+    l.bind(SocketAddr::from((A, 5002))).unwrap();
+    let _listener = l.listen(8).unwrap();
+    let c = TcpSocket::new_v4_with(&s1).unwrap();
+    c.set_reuseaddr(true).unwrap();
+    assert_eq!(
+        c.bind(SocketAddr::from((A, 5002))).unwrap_err().kind(),
+        ErrorKind::AddrInUse
+    );
+
+    // Dropping an unconnected socket frees its port.
+    drop(first);
+    second.bind(at).unwrap();
+}
+
+#[tokio::test]
+async fn bad_use_gives_clear_errors() {
+    let (s1, s2) = pair().await;
+    assert_eq!(TcpSocket::new_v6().unwrap_err().raw_os_error(), Some(97));
+
+    let s = TcpSocket::new_v4_with(&s1).unwrap();
+    let v6: SocketAddr = "[::1]:80".parse().unwrap();
+    assert!(s.bind(v6).is_err());
+    s.bind(SocketAddr::from((A, 0))).unwrap();
+    assert_ne!(s.local_addr().unwrap().port(), 0);
+    // A second bind of the same socket is refused (Linux: EINVAL).
+    assert_eq!(
+        s.bind(SocketAddr::from((A, 0))).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    assert!(!s.keepalive().unwrap());
+    s.set_keepalive(true).unwrap();
+    assert!(s.keepalive().unwrap());
+    s.set_keepalive(false).unwrap();
+    assert!(!s.keepalive().unwrap());
+
+    // Nothing listens on port 9: the peer's RST refuses the connection.
+    let e = s.connect(SocketAddr::from((B, 9))).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
+
+    // No route to 10.99.0.1 on this stack (no gateway): nothing is sent.
+    let t = TcpSocket::new_v4_with(&s1).unwrap();
+    let e = t
+        .connect(SocketAddr::from(([10, 99, 0, 1], 80)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NetworkUnreachable);
+
+    // The default-stack constructor says how to get a stack when none is set.
+    if ustack::Stack::try_default().is_err() {
+        assert_eq!(TcpSocket::new_v4().unwrap_err().kind(), ErrorKind::NotFound);
+    }
+
+    // A TcpSocket-made listener serves like any other.
+    let l = TcpSocket::new_v4_with(&s2).unwrap();
+    l.bind(SocketAddr::from(([0, 0, 0, 0], 7))).unwrap();
+    tokio::spawn(echo_server(l.listen(8).unwrap()));
+    let mut c = ustack::net::TcpStream::connect_with(&s1, (B, 7))
+        .await
+        .unwrap();
+    c.write_all(b"ok").await.unwrap();
+    let mut b2 = [0u8; 2];
+    c.read_exact(&mut b2).await.unwrap();
+    assert_eq!(&b2, b"ok");
+}

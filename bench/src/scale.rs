@@ -8,7 +8,10 @@
 //!   connect, divided by 2N (both ends live in this process; each is one established socket
 //!   of its stack; the application's `TcpStream` handles are included);
 //! - per-packet cost on one extra connection while the N others sit idle: 1-byte ping-pong
-//!   (wall time / packets moved by both stacks) and a 32 MiB bulk transfer (same measure).
+//!   (wall time / packets moved by both stacks) and a 32 MiB bulk transfer (same measure);
+//!   the ping-pong also relative to a reference pair of fresh stacks measured in
+//!   alternating windows (`pingpong_vs_reference`), which cancels the machine's drift
+//!   between counts.
 
 use std::cell::RefCell;
 use std::io;
@@ -162,25 +165,50 @@ async fn one(n: usize, secs: f64, max_secs: f64) -> io::Result<()> {
         TcpStream::connect_with(&c0, SocketAddr::from(([10, 1, 0, 2], proto::ECHO))).await?;
     st.set_nodelay(true)?;
     let _ = pingpong_loop(&mut st, 0.2, 0).await?;
-    // Five windows; the median ns/packet damps scheduler noise.
+    // The reference: the same ping-pong between two fresh stacks holding nothing else, in
+    // windows alternating with the loaded ones. The guest's speed drifts over the minutes
+    // between the counts; the ratio loaded / reference of each window does not.
+    let (ref_c, ref_s) = crate::mem::pair(1500, Some(64 * 1024)).await?;
+    let ref_l =
+        TcpListener::bind_with(&ref_s, SocketAddr::from(([10, 0, 0, 2], proto::ECHO))).await?;
+    spawn_local(async move {
+        if let Ok((st, _)) = ref_l.accept().await {
+            let _ = st.set_nodelay(true);
+            let _ = proto::echo(st).await;
+        }
+    });
+    let mut ref_st =
+        TcpStream::connect_with(&ref_c, SocketAddr::from(([10, 0, 0, 2], proto::ECHO))).await?;
+    ref_st.set_nodelay(true)?;
+    let _ = pingpong_loop(&mut ref_st, 0.2, 0).await?;
+    // Five windows of each; medians damp scheduler noise.
     let mut windows = Vec::new();
     let mut lat = Vec::new();
     for _ in 0..5 {
-        let p0 = tx_packets(&server) + tx_packets(&c0);
-        let t = Instant::now();
-        let l = pingpong_loop(&mut st, secs / 5.0, 0).await?;
-        let el = t.elapsed().as_secs_f64();
-        let pk = tx_packets(&server) + tx_packets(&c0) - p0;
+        let (loaded, pk, l) = pingpong_window(&mut st, &server, &c0, secs / 5.0).await?;
+        let (reference, _, _) = pingpong_window(&mut ref_st, &ref_s, &ref_c, secs / 5.0).await?;
         windows.push((
-            el * 1e9 / pk.max(1) as f64,
-            el * 1e9 / l.len().max(1) as f64,
+            loaded,
+            loaded * pk as f64 / l.len().max(1) as f64,
             pk,
+            reference,
+            loaded / reference.max(1e-9),
         ));
         lat.extend(l);
     }
-    windows.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let (pp_ns_per_packet, rt_ns, _) = windows[2];
     let pp_packets: u64 = windows.iter().map(|w| w.2).sum();
+    let median = |f: fn(&(f64, f64, u64, f64, f64)) -> f64| {
+        let mut v: Vec<f64> = windows.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let pp_ns_per_packet = median(|w| w.0);
+    let rt_ns = median(|w| w.1);
+    let ref_ns_per_packet = median(|w| w.3);
+    let pp_vs_reference = median(|w| w.4);
+    drop(ref_st);
+    ref_c.shutdown().await;
+    ref_s.shutdown().await;
     // Bulk on the same connection: write 32 MiB while reading the echo back.
     let total: usize = 32 << 20;
     let (mut rd, mut wr) = st.into_split();
@@ -224,9 +252,27 @@ async fn one(n: usize, secs: f64, max_secs: f64) -> io::Result<()> {
             "allocs_per_connection": round3(allocs_per_conn),
             "pingpong_round_trips": lat.len(), "pingpong_ns_per_rt": round3(rt_ns),
             "pingpong_ns_per_packet": round3(pp_ns_per_packet), "pingpong_packets": pp_packets,
+            "reference_ns_per_packet": round3(ref_ns_per_packet),
+            "pingpong_vs_reference": round3(pp_vs_reference),
             "bulk_bytes": got, "bulk_ns_per_packet": round3(bulk_ns_per_packet), "bulk_packets": bulk_packets,
         }),
     );
     // Dropping the runtime ends the stacks' drivers; no orderly close of N connections.
     Ok(())
+}
+
+/// One ping-pong window of `secs` on `st` between `a` and `b`: (wall ns per packet moved by
+/// both stacks, packets, round-trip latencies).
+async fn pingpong_window(
+    st: &mut TcpStream,
+    a: &Stack,
+    b: &Stack,
+    secs: f64,
+) -> io::Result<(f64, u64, Vec<u64>)> {
+    let p0 = tx_packets(a) + tx_packets(b);
+    let t = Instant::now();
+    let l = pingpong_loop(st, secs, 0).await?;
+    let el = t.elapsed().as_secs_f64();
+    let pk = tx_packets(a) + tx_packets(b) - p0;
+    Ok((el * 1e9 / pk.max(1) as f64, pk, l))
 }

@@ -15,6 +15,7 @@ use crate::sock::SockId;
 use crate::stack::{Sock, TcpLayer};
 use crate::state::TcpState;
 use crate::tcb::{wscale_for, Listener, PlainSock, Tcb};
+use crate::tw::TwSock;
 
 fn overlaps(a: Ipv4Addr, b: Ipv4Addr) -> bool {
     a == b || a.is_unspecified() || b.is_unspecified()
@@ -197,15 +198,8 @@ impl TcpLayer {
         }
         let id = self.hash.lookup_established(t)?;
         match self.socks.get(id)? {
-            Sock::Conn(tw)
-                if tw.state == TcpState::TimeWait
-                    && tw.ts_ok
-                    && tw.ts_recent_stamp.is_some_and(|s| {
-                        now.saturating_duration_since(s) > Duration::from_secs(1)
-                    }) =>
-            {
-                Some(tw.snd_nxt + 65535 + 2)
-            }
+            Sock::Tw(tw) => tw.reusable_after(now),
+            Sock::Conn(t) if t.state == TcpState::TimeWait => TwSock::of(t).reusable_after(now),
             _ => None,
         }
     }
@@ -530,7 +524,9 @@ impl TcpLayer {
             TcpState::TimeWait => {
                 tcb.orphan = true;
                 sh.orphans += 1;
-                self.rekey(id);
+                if let Some(nid) = self.rekey(id) {
+                    self.compact_time_wait(nid);
+                }
                 return;
             }
             _ => {}

@@ -188,58 +188,21 @@ fn timewait(
     payload: &[u8],
     out: &mut Vec<TcpSegmentOut>,
 ) -> Verdict {
-    let f = seg.flags;
-    if f.syn() && !f.rst() && !f.ack() {
-        // A new SYN may reuse the pair if it is clearly newer (Linux TCP_TW_SYN).
-        let newer_seq = seg.seq.gt(tcb.rcv_nxt);
-        let newer_ts = match (tcb.ts_ok, seg.options.timestamp) {
-            (true, Some((val, _))) => (val.wrapping_sub(tcb.ts_recent) as i32) > 0,
-            (true, None) => false,
-            _ => true,
-        };
-        if newer_seq && newer_ts {
-            sh.stats.tcp_tw_recycled += 1;
-            return Verdict::TwSyn;
-        }
+    // The application still holds this connection, so it keeps its whole TCB; the
+    // segment is handled exactly as for a compact TIME-WAIT socket.
+    let v = crate::tw::tw_input(
+        &crate::tw::TwSock::of(tcb),
+        tcb.id,
+        sh,
+        now,
+        seg,
+        payload.len(),
+        out,
+    );
+    if v == Verdict::Closed {
+        tcp_done(tcb, sh, None);
     }
-    if tcb.ts_ok && !f.rst() {
-        if let Some((val, _)) = seg.options.timestamp {
-            if (val.wrapping_sub(tcb.ts_recent) as i32) < 0 {
-                sh.stats.paws_estab += 1;
-                send_ack(tcb, sh, now, out);
-                return Verdict::Keep;
-            }
-        }
-    }
-    if f.rst() {
-        // RFC 1337: Linux ignores RST in TIME_WAIT by default (tcp_rfc1337 = 0 kills it).
-        if seg.seq == tcb.rcv_nxt {
-            tcp_done(tcb, sh, None);
-            return Verdict::Closed;
-        }
-        return Verdict::Keep;
-    }
-    let len = payload.len() as u32 + f.fin() as u32;
-    if f.fin() && seg.seq + payload.len() as u32 == tcb.rcv_nxt.wrapping_sub_one() {
-        // Retransmitted FIN: ACK it and restart the 2*MSL timer.
-        send_ack(tcb, sh, now, out);
-        sh.set_timer(tcb.id, TimerKind::Keepalive, now + sh.cfg.time_wait);
-        return Verdict::Keep;
-    }
-    if f.syn() || len > 0 || f.ack() && seg.ack.gt(tcb.snd_nxt) {
-        send_ack(tcb, sh, now, out);
-    }
-    Verdict::Keep
-}
-
-trait SubOne {
-    fn wrapping_sub_one(self) -> SeqNum;
-}
-
-impl SubOne for SeqNum {
-    fn wrapping_sub_one(self) -> SeqNum {
-        SeqNum(self.0.wrapping_sub(1))
-    }
+    v
 }
 
 /// Header prediction (Linux `tcp_rcv_established` fast path): an in-order segment with

@@ -59,6 +59,7 @@ mod sock;
 mod stack;
 mod tcb;
 mod timers;
+mod tw;
 
 pub use cc::CcAlgorithm;
 pub use config::{KeepaliveCfg, SockOpt, SockOptName, TcpConfig};

@@ -20,7 +20,7 @@ impl TcpLayer {
             Sock::Plain(p) => Some(p.opts),
             Sock::Listen(l) => Some(l.opts),
             Sock::Conn(t) => Some(t.opts),
-            Sock::Req(_) => None,
+            Sock::Req(_) | Sock::Tw(_) => None,
         }
     }
 
@@ -31,6 +31,7 @@ impl TcpLayer {
             Sock::Listen(_) => TcpState::Listen,
             Sock::Req(_) => TcpState::SynReceived,
             Sock::Conn(t) => t.state,
+            Sock::Tw(_) => TcpState::TimeWait,
         })
     }
 
@@ -45,6 +46,7 @@ impl TcpLayer {
             Sock::Listen(l) => Some(l.local),
             Sock::Req(r) => Some(r.local),
             Sock::Conn(t) => Some(t.local),
+            Sock::Tw(t) => Some(t.local),
         }
     }
 
@@ -53,6 +55,7 @@ impl TcpLayer {
         match self.socks.get(id)? {
             Sock::Req(r) => Some(r.remote),
             Sock::Conn(t) => Some(t.remote),
+            Sock::Tw(t) => Some(t.remote),
             _ => None,
         }
     }

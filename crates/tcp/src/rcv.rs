@@ -15,6 +15,7 @@ use crate::seq::SeqNum;
 use crate::stack::{Sock, TcpLayer};
 use crate::state::TcpState;
 use crate::tcb::Tcb;
+use crate::tw::tw_input;
 use crate::wire::{TcpRepr, IPPROTO_TCP};
 use ustack_ipv4::checksum;
 
@@ -63,7 +64,12 @@ impl TcpLayer {
             match self.socks.get_mut(id) {
                 Some(Sock::Conn(tcb)) => {
                     match segment_arrives(tcb, &mut self.sh, now, &repr, payload, hdr_sum, out) {
-                        Verdict::Keep => return,
+                        Verdict::Keep => {
+                            if tcb.orphan && tcb.state == TcpState::TimeWait {
+                                self.compact_time_wait(id);
+                            }
+                            return;
+                        }
                         Verdict::BadChecksum => {
                             self.sh.stats.in_errs += 1;
                             self.sh.stats.in_csum_errors += 1;
@@ -84,6 +90,25 @@ impl TcpLayer {
                             if matches!(self.socks.get(id), Some(Sock::Conn(t)) if t.orphan) {
                                 self.free(id);
                             }
+                        }
+                    }
+                }
+                Some(Sock::Tw(tw)) => {
+                    if !checksum_ok(hdr_sum, payload) {
+                        self.sh.stats.in_errs += 1;
+                        self.sh.stats.in_csum_errors += 1;
+                        return;
+                    }
+                    match tw_input(tw, id, &mut self.sh, now, &repr, payload.len(), out) {
+                        Verdict::Keep | Verdict::BadChecksum => return,
+                        Verdict::Closed => {
+                            self.free(id);
+                            return;
+                        }
+                        Verdict::TwSyn => {
+                            // Kill the TIME_WAIT socket; the SYN goes to the listener.
+                            hdr_sum = None;
+                            self.free(id);
                         }
                     }
                 }

@@ -13,6 +13,7 @@ use crate::sock::{Slab, SockId};
 use crate::syncookie::SynCookies;
 use crate::tcb::{Listener, PlainSock, ReqSock, SockOpts, Tcb};
 use crate::timer::TimerWheel;
+use crate::tw::TwSock;
 
 /// One socket of any kind.
 pub(crate) enum Sock {
@@ -24,6 +25,8 @@ pub(crate) enum Sock {
     Req(Box<ReqSock>),
     /// A connection (any state from SYN_SENT to TIME_WAIT, or CLOSED after it ended).
     Conn(Box<Tcb>),
+    /// TIME_WAIT after the application closed the connection: only what TIME_WAIT needs.
+    Tw(Box<TwSock>),
 }
 
 /// The TCP engine: all sockets, the demux tables, timers and counters. Sans-IO: it takes
@@ -78,8 +81,41 @@ impl TcpLayer {
         SockOpts::from_config(&self.sh.cfg)
     }
 
+    /// An orphaned connection that reached TIME_WAIT keeps only a [`TwSock`] (Linux
+    /// `tcp_time_wait` -> `inet_twsk_alloc`): same id, same hash entries and timer; the
+    /// TCB is freed.
+    pub(crate) fn compact_time_wait(&mut self, id: SockId) {
+        let Some(sock) = self.socks.get_mut(id) else {
+            return;
+        };
+        let Sock::Conn(tcb) = sock else {
+            return;
+        };
+        if tcb.state != crate::state::TcpState::TimeWait || !tcb.orphan {
+            return;
+        }
+        tcb.sync_mem(&mut self.sh);
+        if tcb.mem != 0 {
+            // Still holding buffer memory (cannot happen: entering TIME_WAIT dropped it).
+            return;
+        }
+        *sock = Sock::Tw(Box::new(TwSock::of(tcb)));
+        self.sh.stats.tcp_tw_compact += 1;
+    }
+
     /// Removes a connection from the demux tables and its port's bind bucket.
     pub(crate) fn unhash_conn(&mut self, id: SockId) {
+        if let Some(Sock::Tw(tw)) = self.socks.get_mut(id) {
+            if tw.hashed {
+                tw.hashed = false;
+                self.hash.remove_established(&(tw.local, tw.remote), id);
+            }
+            if tw.in_bhash {
+                tw.in_bhash = false;
+                self.hash.remove_conn(tw.local.port());
+            }
+            return;
+        }
         let Some(Sock::Conn(tcb)) = self.socks.get_mut(id) else {
             return;
         };
@@ -97,7 +133,11 @@ impl TcpLayer {
     /// stays until the application closes it (to report EOF / the error).
     pub(crate) fn conn_closed(&mut self, id: SockId) {
         self.unhash_conn(id);
-        let orphan = matches!(self.socks.get(id), Some(Sock::Conn(t)) if t.orphan);
+        let orphan = match self.socks.get(id) {
+            Some(Sock::Conn(t)) => t.orphan,
+            Some(Sock::Tw(_)) => true,
+            _ => false,
+        };
         if orphan {
             self.free(id);
         }
@@ -128,6 +168,17 @@ impl TcpLayer {
                 tcb.ooo.clear();
                 tcb.ooo_bytes = 0;
                 tcb.sync_mem(&mut self.sh);
+            }
+            Some(Sock::Tw(tw)) => {
+                if tw.hashed {
+                    self.hash.remove_established(&(tw.local, tw.remote), id);
+                }
+                if tw.in_bhash {
+                    self.hash.remove_conn(tw.local.port());
+                }
+                // Always an orphan, always in TIME_WAIT.
+                self.sh.orphans = self.sh.orphans.saturating_sub(1);
+                self.sh.tw_count = self.sh.tw_count.saturating_sub(1);
             }
             Some(Sock::Req(req)) => {
                 self.hash.remove_established(&(req.local, req.remote), id);

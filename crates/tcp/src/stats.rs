@@ -90,6 +90,10 @@ pub struct TcpStats {
     pub tw: u64,
     /// TcpExt: TCPTimeWaitOverflow — TIME_WAIT entries not created (limit).
     pub tcp_time_wait_overflow: u64,
+    /// TIME_WAIT connections the application had closed, kept as a compact TIME_WAIT
+    /// socket instead of a whole connection (Linux allocates an `inet_timewait_sock` for
+    /// each; no MIB counts it).
+    pub tcp_tw_compact: u64,
     /// TcpExt: TCPTWRecycled / reuse of a TIME_WAIT pair by a new SYN.
     pub tcp_tw_recycled: u64,
     /// TcpExt: TCPKeepAlive — keepalive probes sent.

@@ -32,6 +32,10 @@ impl TcpLayer {
             match self.socks.get(id) {
                 Some(Sock::Req(_)) => self.req_timer(now, id, out),
                 Some(Sock::Conn(_)) => self.conn_timer(now, id, kind, out),
+                // TIME_WAIT's end (its only timer).
+                Some(Sock::Tw(_)) if kind == TimerKind::Keepalive => {
+                    self.keepalive_timer(now, id, out)
+                }
                 _ => {}
             }
         }
@@ -218,6 +222,11 @@ impl TcpLayer {
 
     /// Linux `tcp_keepalive_timer`, which also ends TIME_WAIT and orphaned FIN_WAIT_2.
     fn keepalive_timer(&mut self, now: Instant, id: SockId, out: &mut Vec<TcpSegmentOut>) {
+        if let Some(Sock::Tw(_)) = self.socks.get(id) {
+            self.sh.stats.tw += 1;
+            self.free(id);
+            return;
+        }
         let Some(Sock::Conn(tcb)) = self.socks.get_mut(id) else {
             return;
         };

@@ -361,3 +361,72 @@ fn orphan_finishes_in_background() {
     assert!(n.b.poll_state(s).read_closed);
     assert_eq!(got, &data[..sent]);
 }
+
+/// The side that closes first and whose application has dropped the socket keeps only a
+/// compact TIME_WAIT socket, which still does TIME_WAIT's job: it acknowledges the peer's
+/// retransmitted FIN, ignores an out-of-window RST, and is gone after 2*MSL.
+#[test]
+fn orphaned_time_wait_is_compact_and_still_answers() {
+    let mut n = Net::new();
+    let (c, s) = n.connect_pair(80);
+    assert_eq!(n.a_send(c, b"bye"), 3);
+    n.settle();
+    assert_eq!(n.recv_all(Dir::BtoA, s), b"bye");
+    let sockets_before = n.a.socket_count();
+    n.close(Dir::AtoB, c);
+    n.settle();
+    n.close(Dir::BtoA, s);
+    n.settle();
+    assert_eq!(n.a.stats().tcp_tw_compact, 1);
+    assert_eq!(n.a.connection_count(), 1, "A holds TIME_WAIT");
+    assert_eq!(n.a.socket_count(), sockets_before);
+    assert_eq!(n.b.connection_count(), 0);
+    let fin = n.last(Dir::BtoA);
+    assert!(fin.has(F));
+    let last_ack = n.last(Dir::AtoB);
+    assert!(last_ack.is(A) && last_ack.ack == fin.seq.wrapping_add(1));
+
+    // B's FIN again, as if A's ACK were lost: A acknowledges it again, unchanged. (The
+    // reply is not delivered: B has closed and would answer it with an RST, which ends
+    // TIME_WAIT as RFC 1337 describes and Linux does by default.)
+    n.run_for(Duration::from_secs(5));
+    let mut again = ustack_tcp::wire::TcpRepr::new(
+        fin.src.port(),
+        fin.dst.port(),
+        ustack_tcp::SeqNum(fin.seq),
+        ustack_tcp::SeqNum(fin.ack),
+        fin.flags,
+    );
+    again.options.timestamp = fin.opts.timestamp;
+    again.window = fin.window;
+    let replies = n.inject_noreply(Dir::BtoA, fin.src, fin.dst, &again, &[]);
+    assert_eq!(replies.len(), 1, "{replies:#?}");
+    let r = &replies[0];
+    assert!(r.is(A));
+    assert_eq!((r.src, r.dst), (last_ack.src, last_ack.dst));
+    assert_eq!((r.seq, r.ack), (last_ack.seq, last_ack.ack));
+    assert_eq!(r.window, last_ack.window);
+    assert_eq!(
+        r.opts.timestamp.map(|t| t.1),
+        fin.opts.timestamp.map(|t| t.0),
+        "echoes the peer's timestamp"
+    );
+
+    // An RST outside the window changes nothing (RFC 5961 / RFC 1337).
+    let mut rst = again;
+    rst.flags = R;
+    rst.seq = ustack_tcp::SeqNum(fin.seq.wrapping_add(100_000));
+    rst.options.timestamp = None;
+    assert!(n
+        .inject_noreply(Dir::BtoA, fin.src, fin.dst, &rst, &[])
+        .is_empty());
+    assert_eq!(n.a.connection_count(), 1);
+
+    // The retransmitted FIN restarted 2*MSL (60 s): still there after 59 s, gone after 61.
+    n.run_for(Duration::from_secs(59));
+    assert_eq!(n.a.connection_count(), 1);
+    n.run_for(Duration::from_secs(2));
+    assert_eq!(n.a.connection_count(), 0);
+    assert_eq!(n.a.stats().tw, 1);
+    assert_eq!(n.a.socket_count(), sockets_before - 1);
+}

@@ -101,6 +101,10 @@ impl TcpLayer {
         }
         *sock = Sock::Tw(Box::new(TwSock::of(tcb)));
         self.sh.stats.tcp_tw_compact += 1;
+        // A TIME_WAIT socket is no longer an orphan (Linux: `tcp_time_wait` ends the
+        // full socket, which leaves `tcp_orphan_count`): `max_orphans` bounds connections
+        // still closing, not the TIME_WAIT table (`max_tw_buckets` does that).
+        self.sh.orphans = self.sh.orphans.saturating_sub(1);
     }
 
     /// Removes a connection from the demux tables and its port's bind bucket.
@@ -176,8 +180,7 @@ impl TcpLayer {
                 if tw.in_bhash {
                     self.hash.remove_conn(tw.local.port());
                 }
-                // Always an orphan, always in TIME_WAIT.
-                self.sh.orphans = self.sh.orphans.saturating_sub(1);
+                // Always in TIME_WAIT; no longer counted as an orphan.
                 self.sh.tw_count = self.sh.tw_count.saturating_sub(1);
             }
             Some(Sock::Req(req)) => {

@@ -378,6 +378,7 @@ fn orphaned_time_wait_is_compact_and_still_answers() {
     n.close(Dir::BtoA, s);
     n.settle();
     assert_eq!(n.a.stats().tcp_tw_compact, 1);
+    assert_eq!(n.a.stats().orphans, 0, "TIME_WAIT is not an orphan");
     assert_eq!(n.a.connection_count(), 1, "A holds TIME_WAIT");
     assert_eq!(n.a.socket_count(), sockets_before);
     assert_eq!(n.b.connection_count(), 0);

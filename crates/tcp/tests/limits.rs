@@ -313,6 +313,34 @@ fn orphan_limit_aborts_with_rst_and_recovers() {
     assert_eq!(n.recv_all(Dir::BtoA, s4), b"");
 }
 
+/// Connections that reached TIME_WAIT no longer count as orphans (Linux
+/// `tcp_orphan_count`): a server that closes first keeps closing gracefully however many
+/// TIME_WAIT sockets it holds (`max_tw_buckets` bounds those).
+#[test]
+fn time_wait_does_not_count_against_the_orphan_limit() {
+    let ca = TcpConfig {
+        max_orphans: 2,
+        ..TcpConfig::default()
+    };
+    let mut n = Net::with_configs(ca, TcpConfig::default());
+    for i in 0..6 {
+        let (c, s) = n.connect_pair(80 + i);
+        // A closes first; B answers with its own FIN: A ends in TIME_WAIT.
+        n.close(Dir::AtoB, c);
+        n.settle();
+        n.close(Dir::BtoA, s);
+        n.settle();
+    }
+    let st = n.a.stats();
+    assert_eq!(st.time_wait, 6, "{st:?}");
+    assert_eq!(st.orphans, 0, "{st:?}");
+    assert_eq!(st.tcp_abort_on_memory, 0, "every close was graceful");
+    assert_eq!(st.tcp_tw_compact, 6);
+    n.run_for(Duration::from_secs(61));
+    let st = n.a.stats();
+    assert_eq!((st.time_wait, st.orphans, st.sockets), (0, 0, 0), "{st:?}");
+}
+
 /// `tcp_max_tw_buckets`: beyond it the connection skips TIME_WAIT
 /// (`TCPTimeWaitOverflow`); when entries expire TIME_WAIT is used again.
 #[test]

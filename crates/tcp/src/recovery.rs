@@ -60,9 +60,20 @@ fn cc_set_state(tcb: &mut Tcb, st: CaState) {
 }
 
 /// Linux `tcp_ack_update_window` (RFC 9293 3.10.7.4 step 5, SND.WL1/WL2 rule).
-/// Returns true when the window changed.
+/// Returns true when the window changed. Called before `snd_una` moves.
+///
+/// An ACK that advances `snd_una` always carries the window (Linux
+/// `tcp_may_update_window`): the window counts from the segment's ACK, and the send
+/// limit is `snd_una + snd_wnd`, so moving `snd_una` while keeping a window measured from
+/// an older ACK would stretch the limit past the receiver's right edge. A retransmission
+/// from the peer (an old SEG.SEQ, so the WL1 rule alone rejects it) with a fresh ACK did
+/// exactly that, and the data sent past the edge was dropped by a receiver whose buffer
+/// had filled.
 pub(crate) fn update_window(tcb: &mut Tcb, seg: &TcpRepr) -> bool {
-    if tcb.snd_wl1.lt(seg.seq) || (tcb.snd_wl1 == seg.seq && tcb.snd_wl2.le(seg.ack)) {
+    if seg.ack.gt(tcb.snd_una)
+        || tcb.snd_wl1.lt(seg.seq)
+        || (tcb.snd_wl1 == seg.seq && tcb.snd_wl2.le(seg.ack))
+    {
         let wnd = (seg.window as u32) << tcb.snd_wscale;
         let changed = wnd != tcb.snd_wnd;
         tcb.snd_wnd = wnd;

@@ -297,6 +297,75 @@ fn acceptability_and_trimming() {
     assert!(n.recv_all(Dir::BtoA, s).is_empty());
 }
 
+/// A retransmission from the peer (an old SEG.SEQ, which the WL1/WL2 rule alone would
+/// ignore) that acknowledges new data also carries the window: the window counts from that
+/// ACK, so the send limit (`snd_una + snd_wnd`) stays at the peer's right edge instead of
+/// moving past it with the new ACK. Data sent past the edge is dropped by a receiver
+/// whose buffer is full, and two stacks echoing to each other stalled on that.
+#[test]
+fn window_is_taken_from_a_peer_retransmission_that_acks_new_data() {
+    let mut n = Net::new();
+    let (c, s) = n.connect_pair(80);
+    // B's first data segment is lost; the second arrives out of order and moves A's WL1
+    // past the first one's sequence number.
+    let mut seen = 0;
+    n.set_rule(Dir::BtoA, move |seg, _| {
+        if seg.len > 0 {
+            seen += 1;
+            if seen == 1 {
+                return Action::Drop;
+            }
+        }
+        Action::Pass
+    });
+    n.log_take();
+    n.b.set_option(s, SockOpt::NoDelay(true)).unwrap();
+    n.b_send(s, &[1u8; 1000]);
+    n.b_send(s, &[2u8; 1000]);
+    n.settle();
+    n.clear_rules();
+    let log = n.log_take();
+    let mut from_b = log.iter().filter(|x| x.dir == Dir::BtoA && x.len > 0);
+    let lost = from_b.next().unwrap().clone();
+    let opts = from_b.next().unwrap().opts;
+    assert!(n.recv_all(Dir::AtoB, c).is_empty());
+    // A's data is lost on the way: it stays unacknowledged.
+    n.set_rule(Dir::AtoB, |_, _| Action::Drop);
+    n.a_send(c, &[7u8; 4000]);
+    let first = n
+        .log_take()
+        .into_iter()
+        .find(|x| x.dir == Dir::AtoB && x.len > 0)
+        .unwrap();
+    let info = n.a.info(c).unwrap();
+    let shift = info.wscale.map_or(0, |w| w.0);
+    let wide = info.snd_wnd;
+    let acked = info.bytes_acked;
+    // B's buffer filled meanwhile: its retransmission of the lost segment acknowledges
+    // 1000 of A's bytes and offers a window of 8 << shift bytes from there.
+    let mut r = TcpRepr::new(
+        lost.src.port(),
+        lost.dst.port(),
+        SeqNum(lost.seq),
+        SeqNum(first.seq.wrapping_add(1000)),
+        TcpFlags::ACK,
+    );
+    r.window = 8;
+    r.options = opts;
+    n.inject(Dir::BtoA, lost.src, lost.dst, &r, &[1u8; 1000]);
+    let got = n.recv_all(Dir::AtoB, c);
+    assert_eq!(got.len(), 2000);
+    assert!(got[..1000].iter().all(|&b| b == 1) && got[1000..].iter().all(|&b| b == 2));
+    let info = n.a.info(c).unwrap();
+    assert_eq!(info.bytes_acked, acked + 1000);
+    assert!(wide > 8 << shift);
+    assert_eq!(
+        info.snd_wnd,
+        8 << shift,
+        "the window of the ACK that moved snd_una"
+    );
+}
+
 /// A damaged in-order data segment, the case header prediction takes (it verifies the
 /// checksum right after copying the payload into the receive buffer), is discarded
 /// without effect: nothing becomes readable and the copy is undone; the retransmission

@@ -54,6 +54,9 @@ enum Fast {
     BadChecksum,
 }
 
+/// PAWS (RFC 7323 section 5) drops a segment whose TSval is more than this many ticks
+/// behind `ts_recent` (Linux `TCP_PAWS_WINDOW`).
+const PAWS_WINDOW: i32 = 1;
 /// PAWS is not applied against a `ts_recent` older than 24 days (RFC 7323 section 5.5).
 const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
 
@@ -329,7 +332,9 @@ pub(crate) fn rcv_state_process(
             let fresh = tcb
                 .ts_recent_stamp
                 .is_some_and(|t| now.saturating_duration_since(t) < PAWS_IDLE);
-            if (val.wrapping_sub(tcb.ts_recent) as i32) < 0 && fresh {
+            // Linux `TCP_PAWS_WINDOW`: a TSval one tick behind is reordering within the
+            // same clock tick of the peer, not an old duplicate.
+            if (tcb.ts_recent.wrapping_sub(val) as i32) > PAWS_WINDOW && fresh {
                 sh.stats.paws_estab += 1;
                 send_ack(tcb, sh, now, out);
                 return Verdict::Keep;

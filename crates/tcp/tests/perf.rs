@@ -91,6 +91,29 @@ fn paws_drops_old_duplicate() {
     assert_eq!(n.b.stats().paws_estab, before + 1);
     assert!(n.recv_all(Dir::BtoA, s).is_empty());
     first.set(Some(1));
+    // New data whose TSval is one tick behind the last one seen is reordering within a
+    // tick of the sender's clock (Linux TCP_PAWS_WINDOW): accepted.
+    let last = n
+        .log
+        .iter()
+        .rev()
+        .find(|x| x.dir == Dir::AtoB && x.len == 6)
+        .unwrap()
+        .clone();
+    let (val, ecr) = last.opts.timestamp.unwrap();
+    let mut r = ustack_tcp::wire::TcpRepr::new(
+        last.src.port(),
+        last.dst.port(),
+        ustack_tcp::SeqNum(last.seq.wrapping_add(6)),
+        ustack_tcp::SeqNum(last.ack),
+        last.flags,
+    );
+    r.window = last.window;
+    r.options = last.opts;
+    r.options.timestamp = Some((val.wrapping_sub(1), ecr));
+    n.inject(Dir::AtoB, last.src, last.dst, &r, b"third");
+    assert_eq!(n.b.stats().paws_estab, before + 1);
+    assert_eq!(n.recv_all(Dir::BtoA, s), b"third");
 }
 
 /// Drops the first transmission of the data segments with these indexes (0-based, by

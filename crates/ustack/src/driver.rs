@@ -47,9 +47,9 @@ impl Driver {
     fn run_once(&mut self, shared: &Shared, cx: &mut Context<'_>) -> bool {
         let mut guard = shared.state.lock().unwrap_or_else(|e| e.into_inner());
         shared.signal.rx_pending.store(false, Ordering::SeqCst);
-        let now = now();
-        let _call = enter_call(now);
         let st = &mut *guard;
+        let now = st.clock(now());
+        let _call = enter_call(now);
         let (mut more, n) = st.receive_inline(now, &shared.rx_waker, &mut self.rx, RX_BUDGET);
         self.signal.rx_packets.fetch_add(n, Ordering::Relaxed);
         for slot in st.devices.iter_mut().filter(|s| s.alive && !s.inline) {

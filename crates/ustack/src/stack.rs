@@ -107,6 +107,8 @@ pub(crate) struct State {
     /// The deadline `timer` is set to (far in the future when no protocol timer is armed).
     pub(crate) armed: Instant,
     pub(crate) shut_down: bool,
+    /// The latest instant any pass under the lock has used: see [`State::clock`].
+    last_now: Instant,
     tx: Vec<IpTx>,
     batches: Vec<Vec<PacketBuf>>,
 }
@@ -122,9 +124,22 @@ impl State {
             timer: Box::pin(tokio::time::sleep_until(armed.into())),
             armed,
             shut_down: false,
+            last_now: now(),
             tx: Vec::new(),
             batches: (0..n).map(|_| Vec::new()).collect(),
         }
+    }
+
+    /// The instant for a pass under the lock that was started at `now`: never earlier than
+    /// an instant a previous pass used. Packets received inline are processed at the
+    /// sending call's instant, which another thread's call may already have passed; the
+    /// stack's clock must not step back (TCP timestamps going backwards make the peer's
+    /// PAWS check drop segments, and RTT samples and timers assume a monotonic clock).
+    pub(crate) fn clock(&mut self, now: Instant) -> Instant {
+        if now > self.last_now {
+            self.last_now = now;
+        }
+        self.last_now
     }
 
     /// Flushes the core and hands its packets to the devices (Linux: `dev_queue_xmit`).
@@ -305,7 +320,7 @@ pub(crate) fn softirq(shared: &Shared) {
         if st.shut_down {
             break;
         }
-        let now = call_now();
+        let now = st.clock(call_now());
         let (more, n) = st.receive_inline(now, &shared.rx_waker, &mut rx, INLINE_BUDGET);
         st.finish_op(now, &mut wakers);
         drop(st);
@@ -463,7 +478,7 @@ impl Stack {
                 softirq(&self.shared);
                 return None;
             }
-            let now = call_now();
+            let now = st.clock(call_now());
             _call = enter_call(now);
             let r = f(&mut st.core, now);
             st.finish_op(now, &mut wakers);

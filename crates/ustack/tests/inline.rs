@@ -102,6 +102,11 @@ async fn no_lost_wakeups_across_threads() {
     tokio::time::timeout(Duration::from_secs(120), work)
         .await
         .expect("transfers across threads stalled");
+    // The link neither loses nor reorders, and each stack's clock never steps back even
+    // when packets are processed inline at another thread's earlier instant: no segment
+    // may fail the peer's PAWS check (a timestamp behind the last one seen).
+    assert_eq!(a.stats().tcp.paws_estab, 0);
+    assert_eq!(b.stats().tcp.paws_estab, 0);
 }
 
 /// A retransmission timer armed by a user call while the driver sleeps with no deadline

@@ -50,7 +50,7 @@ impl PacketBuf {
         let need = headroom + capacity;
         // Small packets (ACKs, short messages) get pool-sized storage too, so that they
         // recycle through the pool instead of costing an allocation each.
-        let buf = pool::take(need).unwrap_or_else(|| vec![0; need.max(pool::MIN_BUF)]);
+        let buf = pool::take(need).unwrap_or_else(|| vec![0; pool::alloc_size(need)]);
         PacketBuf {
             buf,
             head: headroom,
@@ -100,6 +100,14 @@ impl PacketBuf {
     #[inline]
     pub fn len(&self) -> usize {
         self.tail - self.head
+    }
+
+    /// Bytes of storage the packet holds, headroom and tailroom included (Linux
+    /// `skb->truesize` without the metadata): what a queue that keeps the packet should
+    /// charge for it.
+    #[inline]
+    pub fn truesize(&self) -> usize {
+        self.buf.capacity()
     }
 
     /// True when the buffer holds no data.
@@ -260,11 +268,29 @@ impl Drop for PacketBuf {
 
 /// A per-thread free list of packet storage (Linux: `skbuff_head_cache` / page frag
 /// caches). Bounded in count and bytes; buffers keep their (initialized) contents.
+///
+/// Storage comes in size classes (512 bytes to 32 KiB in powers of two, then 72 KiB for
+/// the largest IP packets): a new buffer is allocated at its class's size, and a request
+/// takes a buffer only from its own class, where every buffer fits it. A packet thus
+/// holds less than twice the storage it needs (a 40-byte ACK never takes a 64 KiB read
+/// buffer), which keeps per-byte accounting of queued packets (UDP receive queues)
+/// honest, and taking a buffer is one pop.
 mod pool {
     use std::cell::RefCell;
 
+    /// Capacity of each class's buffers.
+    const SIZES: [usize; 8] = [
+        512,
+        1 << 10,
+        2 << 10,
+        4 << 10,
+        8 << 10,
+        16 << 10,
+        32 << 10,
+        MAX_BUF,
+    ];
     /// Smaller vectors are not worth keeping.
-    pub(super) const MIN_BUF: usize = 512;
+    pub(super) const MIN_BUF: usize = SIZES[0];
     /// Larger vectors (jumbo frames, oversized pushes) are freed, not kept.
     const MAX_BUF: usize = 72 * 1024;
     /// At most this many buffers per thread...
@@ -273,51 +299,63 @@ mod pool {
     const MAX_BYTES: usize = 8 << 20;
 
     struct Pool {
-        free: Vec<Vec<u8>>,
+        free: [Vec<Vec<u8>>; SIZES.len()],
+        count: usize,
         bytes: usize,
     }
 
     thread_local! {
-        static POOL: RefCell<Pool> = const { RefCell::new(Pool { free: Vec::new(), bytes: 0 }) };
-    }
-
-    /// A recycled buffer whose length is at least `need` (grown with zeros if needed).
-    pub(super) fn take(need: usize) -> Option<Vec<u8>> {
-        if need > MAX_BUF {
-            return None;
-        }
-        let mut v = POOL
-            .try_with(|p| {
-                let mut p = p.try_borrow_mut().ok()?;
-                let v = p.free.pop()?;
-                p.bytes -= v.capacity();
-                Some(v)
+        static POOL: RefCell<Pool> = const {
+            RefCell::new(Pool {
+                free: [const { Vec::new() }; SIZES.len()],
+                count: 0,
+                bytes: 0,
             })
-            .ok()
-            .flatten()?;
-        if v.len() < need {
-            v.resize(need, 0);
-        }
-        Some(v)
+        };
     }
 
-    /// Returns `v` to this thread's pool (or frees it when the pool is full).
+    /// The capacity to allocate for `need` bytes: its class's size (`need` itself above
+    /// the largest class).
+    pub(super) fn alloc_size(need: usize) -> usize {
+        SIZES.iter().copied().find(|&s| s >= need).unwrap_or(need)
+    }
+
+    /// A recycled buffer whose length is at least `need`, from `need`'s class.
+    pub(super) fn take(need: usize) -> Option<Vec<u8>> {
+        let k = SIZES.iter().position(|&s| s >= need)?;
+        POOL.try_with(|p| {
+            let mut p = p.try_borrow_mut().ok()?;
+            let v = p.free[k].pop()?;
+            p.count -= 1;
+            p.bytes -= v.capacity();
+            Some(v)
+        })
+        .ok()
+        .flatten()
+    }
+
+    /// Returns `v` to this thread's pool (or frees it when the pool is full). It joins
+    /// the largest class whose size it covers.
     pub(super) fn give(mut v: Vec<u8>) {
         let cap = v.capacity();
         if cap > MAX_BUF {
             return;
         }
+        let Some(k) = SIZES.iter().rposition(|&s| s <= cap) else {
+            return;
+        };
         let _ = POOL.try_with(|p| {
             if let Ok(mut p) = p.try_borrow_mut() {
-                if p.free.len() < MAX_COUNT && p.bytes + cap <= MAX_BYTES {
+                if p.count < MAX_COUNT && p.bytes + cap <= MAX_BYTES {
                     // Expose the whole allocation for the next user (zeroing only what
                     // was never initialized; a kept buffer's length never shrinks).
                     let len = v.len();
                     if len < cap {
                         v.resize(cap, 0);
                     }
+                    p.count += 1;
                     p.bytes += cap;
-                    p.free.push(v);
+                    p.free[k].push(v);
                 }
             }
         });
@@ -393,6 +431,32 @@ mod tests {
         assert_eq!(b.data().as_ptr() as usize - DEFAULT_HEADROOM, storage);
         assert_eq!(b.headroom(), DEFAULT_HEADROOM);
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn recycled_storage_is_never_much_larger_than_needed() {
+        // Fill the pool with every size of buffer, the largest read buffers included.
+        let sizes = [
+            40, 300, 700, 1_500, 1_600, 3_000, 9_000, 20_000, 40_000, 65_545,
+        ];
+        let held: Vec<PacketBuf> = sizes
+            .iter()
+            .flat_map(|&n| (0..3).map(move |_| PacketBuf::with_headroom(0, n)))
+            .collect();
+        drop(held);
+        for &need in &sizes {
+            let p = PacketBuf::with_headroom(DEFAULT_HEADROOM, need);
+            let want = DEFAULT_HEADROOM + need;
+            assert!(p.truesize() >= want);
+            assert!(
+                p.truesize() < 2 * want.max(512),
+                "{need}: holds {} bytes",
+                p.truesize()
+            );
+        }
+        // A 40-byte ACK after a 64 KiB packet was dropped does not take its storage.
+        drop(PacketBuf::with_headroom(0, 65_535));
+        assert!(PacketBuf::with_headroom(DEFAULT_HEADROOM, 40).truesize() <= 512);
     }
 
     #[test]

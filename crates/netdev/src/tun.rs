@@ -44,9 +44,10 @@ use crate::{looks_like_ipv4, DeviceStats, NetDevice, PacketBuf};
 const MAX_PACKET: usize = 65535;
 
 /// With offloads, packets below this size are copied out of the 64 KiB read buffer (which
-/// is kept for the next read); larger ones, the super-segments of a bulk transfer, are
-/// handed on in it. A queued packet (a UDP datagram in a socket's receive queue is charged
-/// by its length) thus never holds more than twice its size in memory.
+/// is kept for the next read) into storage of their own size class; larger ones, the
+/// super-segments of a bulk transfer, are handed on in it. A queued packet thus never
+/// holds more than about twice its size in memory (and a UDP receive queue charges the
+/// storage a datagram holds, [`PacketBuf::truesize`]).
 const COPY_BELOW: usize = (MAX_PACKET + VNET_HDR_LEN) / 2;
 
 /// A read buffer for the offload path: room for the header and the largest IP packet.

@@ -15,8 +15,9 @@ use crate::{SockId, UdpConfig, UdpError, UdpStats};
 #[cfg(test)]
 mod tests;
 
-/// Bytes charged to the receive buffer per queued datagram on top of its payload, so
-/// that a flood of empty datagrams is bounded too (Linux charges `skb->truesize`).
+/// Bytes charged to the receive buffer per queued datagram on top of the storage its
+/// packet holds ([`PacketBuf::truesize`]), for the queue entry and allocator overhead
+/// (Linux charges `skb->truesize`, which includes the `sk_buff`).
 pub const DATAGRAM_OVERHEAD: usize = 256;
 
 /// Smallest receive buffer a socket can be given (Linux `SOCK_MIN_RCVBUF`).
@@ -40,6 +41,8 @@ pub struct UdpDatagramOut {
 struct RxDatagram {
     from: SocketAddrV4,
     payload: PacketBuf,
+    /// What it was charged to the receive buffer.
+    charge: usize,
 }
 
 /// One UDP socket (Linux: `struct udp_sock` / `inet_sock`).
@@ -472,9 +475,7 @@ impl UdpLayer {
         let Some(d) = sock.rxq.pop_front() else {
             return Err(sock.error.take().unwrap_or(UdpError::WouldBlock));
         };
-        sock.rx_bytes = sock
-            .rx_bytes
-            .saturating_sub(d.payload.len() + DATAGRAM_OVERHEAD);
+        sock.rx_bytes = sock.rx_bytes.saturating_sub(d.charge);
         let n = d.payload.len().min(buf.len());
         if let (Some(dst), Some(src)) = (buf.get_mut(..n), d.payload.data().get(..n)) {
             dst.copy_from_slice(src);
@@ -578,7 +579,10 @@ impl UdpLayer {
         let Some(sock) = sock_mut(&mut self.slots, id) else {
             return DeliverResult::Consumed;
         };
-        let charge = pkt.len() + DATAGRAM_OVERHEAD;
+        // The whole storage the packet holds is charged, not only its payload: a small
+        // datagram in a large read buffer must not let the queue hold many times its
+        // limit in memory.
+        let charge = pkt.truesize() + DATAGRAM_OVERHEAD;
         // Linux __udp_enqueue_schedule_skb: drop when the buffer is full (one datagram
         // is always accepted into an empty queue, so big datagrams still get through).
         if !sock.rxq.is_empty() && sock.rx_bytes + charge > sock.rcvbuf {
@@ -587,7 +591,11 @@ impl UdpLayer {
             return DeliverResult::Consumed;
         }
         sock.rx_bytes += charge;
-        sock.rxq.push_back(RxDatagram { from, payload: pkt });
+        sock.rxq.push_back(RxDatagram {
+            from,
+            payload: pkt,
+            charge,
+        });
         mark_event(&mut self.events, sock, id);
         DeliverResult::Consumed
     }

@@ -267,7 +267,10 @@ fn receive_queue_is_bounded() {
     u.bind(s, sa("0.0.0.0:9000")).unwrap();
     u.set_recv_buf(s, 0).unwrap();
     assert_eq!(u.recv_buf(s), Ok(MIN_RECV_BUF));
-    let per = 100 + DATAGRAM_OVERHEAD;
+    // A datagram is charged the storage its packet holds, plus the per-datagram overhead.
+    let per =
+        datagram(sa("10.0.0.1:1"), sa("10.0.0.2:9000"), &[5; 100]).truesize() + DATAGRAM_OVERHEAD;
+    assert!(per >= 100 + DATAGRAM_OVERHEAD);
     let fit = MIN_RECV_BUF / per;
     let src = sa("10.0.0.1:1");
     for _ in 0..fit + 3 {

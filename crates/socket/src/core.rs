@@ -361,7 +361,7 @@ impl NetCore {
             dst: dgram.dst,
             protocol: IPPROTO_UDP,
             ttl: dgram.ttl,
-            tos: 0,
+            tos: dgram.tos,
             dont_frag: false,
         };
         self.ip.output(now, &meta, dgram.pkt).map_err(ip_err)

@@ -196,6 +196,7 @@ impl Proto for UdpProt {
         let id = id_of(sk)?;
         match opt {
             SockOpt::Ttl(t) => core.udp.set_ttl(id, t).map_err(udp_err),
+            SockOpt::Tos(t) => core.udp.set_tos(id, t).map_err(udp_err),
             _ => Err(not_supported()),
         }
     }
@@ -209,6 +210,7 @@ impl Proto for UdpProt {
         let id = id_of(sk)?;
         match name {
             SockOptName::Ttl => core.udp.ttl(id).map(SockOpt::Ttl).map_err(udp_err),
+            SockOptName::Tos => core.udp.tos(id).map(SockOpt::Tos).map_err(udp_err),
             _ => Err(not_supported()),
         }
     }

@@ -169,6 +169,9 @@ pub enum SockOpt {
     Congestion(CcAlgorithm),
     /// `IP_TTL`.
     Ttl(u8),
+    /// `IP_TOS`: the type-of-service byte of every segment sent. TCP keeps the two ECN
+    /// bits clear (as Linux does for stream sockets; ECN is not negotiated here).
+    Tos(u8),
     /// `SO_LINGER`: `Some(0)` makes close send RST.
     Linger(Option<std::time::Duration>),
     /// `SO_REUSEADDR`.
@@ -190,6 +193,8 @@ pub enum SockOptName {
     Congestion,
     /// `IP_TTL`.
     Ttl,
+    /// `IP_TOS`.
+    Tos,
     /// `SO_LINGER`.
     Linger,
     /// `SO_REUSEADDR`.

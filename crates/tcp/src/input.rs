@@ -847,5 +847,14 @@ fn send_rst(sh: &mut Shared, tcb: &Tcb, seq: SeqNum, out: &mut Vec<TcpSegmentOut
         SeqNum(0),
         TcpFlags::RST,
     );
-    send_raw(sh, tcb.local, tcb.remote, &r, &[], tcb.opts.ttl, out);
+    send_raw(
+        sh,
+        tcb.local,
+        tcb.remote,
+        &r,
+        &[],
+        tcb.opts.ttl,
+        tcb.opts.tos,
+        out,
+    );
 }

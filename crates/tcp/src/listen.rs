@@ -85,6 +85,7 @@ impl TcpLayer {
                     seg,
                     route_mtu,
                     opts.ttl,
+                    opts.tos,
                     opts.rcvbuf,
                     out,
                 );
@@ -128,6 +129,7 @@ impl TcpLayer {
             retrans: 0,
             created: now,
             ttl: opts.ttl,
+            tos: opts.tos,
             rcvbuf: opts.rcvbuf,
             acked: false,
         };
@@ -174,8 +176,8 @@ impl TcpLayer {
             r.options.timestamp = Some((val, ts));
         }
         r.header_len = r.emit_len();
-        let (local, remote, ttl) = (req.local, req.remote, req.ttl);
-        send_raw(&mut self.sh, local, remote, &r, &[], ttl, out);
+        let (local, remote, ttl, tos) = (req.local, req.remote, req.ttl, req.tos);
+        send_raw(&mut self.sh, local, remote, &r, &[], ttl, tos, out);
         if retrans {
             self.sh.stats.retrans_segs += 1;
             self.sh.stats.out_segs = self.sh.stats.out_segs.saturating_sub(1);
@@ -397,6 +399,7 @@ impl TcpLayer {
         seg: &TcpRepr,
         route_mtu: usize,
         ttl: Option<u8>,
+        tos: u8,
         rcvbuf: usize,
         out: &mut Vec<TcpSegmentOut>,
     ) {
@@ -437,7 +440,7 @@ impl TcpLayer {
         }
         r.header_len = r.emit_len();
         self.sh.stats.syncookies_sent += 1;
-        send_raw(&mut self.sh, local, remote, &r, &[], ttl, out);
+        send_raw(&mut self.sh, local, remote, &r, &[], ttl, tos, out);
     }
 
     /// Linux `cookie_v4_check`: a bare ACK to a listener may complete a cookie handshake.

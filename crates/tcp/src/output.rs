@@ -37,6 +37,7 @@ pub(crate) fn send_raw(
     repr: &TcpRepr,
     payload: &[u8],
     ttl: Option<u8>,
+    tos: u8,
     out: &mut Vec<TcpSegmentOut>,
 ) {
     let mut pkt = PacketBuf::with_payload_capacity(payload.len());
@@ -50,7 +51,7 @@ pub(crate) fn send_raw(
         src: *local.ip(),
         dst: *remote.ip(),
         ttl,
-        tos: 0,
+        tos,
         pkt,
     });
 }
@@ -87,7 +88,7 @@ pub(crate) fn send_reset_reply(
             TcpFlags::RST | TcpFlags::ACK,
         )
     };
-    send_raw(sh, local, remote, &repr, &[], None, out);
+    send_raw(sh, local, remote, &repr, &[], None, 0, out);
 }
 
 /// Options carried on a non-SYN segment: timestamps and SACK blocks (D-SACK first,
@@ -170,7 +171,7 @@ pub(crate) fn transmit(
         src: *tcb.local.ip(),
         dst: *tcb.remote.ip(),
         ttl: tcb.opts.ttl,
-        tos: 0,
+        tos: tcb.opts.tos,
         pkt: PacketBuf::with_payload_capacity(len as usize),
     };
     let pkt = &mut seg.pkt;

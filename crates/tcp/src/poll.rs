@@ -130,6 +130,9 @@ impl TcpLayer {
             }
             SockOpt::Congestion(c) => o.cc = c,
             SockOpt::Ttl(t) => o.ttl = Some(t),
+            // Linux `do_ip_setsockopt(IP_TOS)` on a stream socket: the ECN bits belong to
+            // the connection's ECN state (never negotiated here), not to the application.
+            SockOpt::Tos(t) => o.tos = t & !0x03,
             SockOpt::Linger(l) => o.linger = l,
             SockOpt::ReuseAddr(r) => o.reuseaddr = r,
         };
@@ -175,6 +178,7 @@ impl TcpLayer {
             SockOptName::SendBuf => SockOpt::SendBuf(snd),
             SockOptName::Congestion => SockOpt::Congestion(o.cc),
             SockOptName::Ttl => SockOpt::Ttl(o.ttl.unwrap_or(64)),
+            SockOptName::Tos => SockOpt::Tos(o.tos),
             SockOptName::Linger => SockOpt::Linger(o.linger),
             SockOptName::ReuseAddr => SockOpt::ReuseAddr(o.reuseaddr),
         })

@@ -33,6 +33,7 @@ pub(crate) struct SockOpts {
     pub(crate) sndbuf_locked: bool,
     pub(crate) cc: CcAlgorithm,
     pub(crate) ttl: Option<u8>,
+    pub(crate) tos: u8,
     pub(crate) linger: Option<Duration>,
     pub(crate) reuseaddr: bool,
 }
@@ -48,6 +49,7 @@ impl SockOpts {
             sndbuf_locked: false,
             cc: cfg.default_cc,
             ttl: None,
+            tos: 0,
             linger: None,
             reuseaddr: false,
         }
@@ -91,6 +93,7 @@ pub(crate) struct ReqSock {
     pub(crate) retrans: u32,
     pub(crate) created: Instant,
     pub(crate) ttl: Option<u8>,
+    pub(crate) tos: u8,
     /// Receive buffer inherited from the listener (the SYN-ACK window).
     pub(crate) rcvbuf: usize,
     /// Sent when the third ACK was dropped because the accept queue was full.

@@ -268,7 +268,16 @@ impl TcpLayer {
                     SeqNum(0),
                     TcpFlags::RST,
                 );
-                crate::output::send_raw(sh, tcb.local, tcb.remote, &r, &[], tcb.opts.ttl, out);
+                crate::output::send_raw(
+                    sh,
+                    tcb.local,
+                    tcb.remote,
+                    &r,
+                    &[],
+                    tcb.opts.ttl,
+                    tcb.opts.tos,
+                    out,
+                );
                 tcp_done(tcb, sh, Some(TcpError::TimedOut));
                 self.conn_closed(id);
                 return;

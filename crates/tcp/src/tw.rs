@@ -32,6 +32,7 @@ pub(crate) struct TwSock {
     pub(crate) ts_recent_stamp: Option<Instant>,
     pub(crate) ts_offset: u32,
     pub(crate) ttl: Option<u8>,
+    pub(crate) tos: u8,
     /// In the established hash / counted in the port's bind bucket.
     pub(crate) hashed: bool,
     pub(crate) in_bhash: bool,
@@ -51,6 +52,7 @@ impl TwSock {
             ts_recent_stamp: tcb.ts_recent_stamp,
             ts_offset: tcb.ts_offset,
             ttl: tcb.opts.ttl,
+            tos: tcb.opts.tos,
             hashed: tcb.hashed,
             in_bhash: tcb.in_bhash,
         }
@@ -80,7 +82,16 @@ impl TwSock {
         }
         repr.window = self.window;
         repr.header_len = repr.emit_len();
-        send_raw(sh, self.local, self.remote, &repr, &[], self.ttl, out);
+        send_raw(
+            sh,
+            self.local,
+            self.remote,
+            &repr,
+            &[],
+            self.ttl,
+            self.tos,
+            out,
+        );
     }
 }
 

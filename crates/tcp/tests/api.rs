@@ -276,3 +276,52 @@ fn conn_route_mtu_only_for_live_connections() {
     assert_eq!(n.a.connection_count(), 1);
     assert_eq!(n.a.conn_route_mtu(local_a, sa(B_IP, 80)), None);
 }
+
+/// `IP_TOS` marks every segment of a socket: a client's SYN and data, a listener's
+/// SYN-ACK, and the connections it accepts (which inherit the listener's value); each
+/// side's segments carry its own value. A changed value applies from the next segment on.
+#[test]
+fn type_of_service_marks_every_segment_of_the_socket() {
+    let mut n = Net::new();
+    let l = n.b.socket();
+    n.b.bind(l, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 80))
+        .unwrap();
+    n.b.set_option(l, SockOpt::Tos(0x28)).unwrap();
+    n.b.listen(l, 16).unwrap();
+    let c = n.a.socket();
+    // The ECN bits are not the application's to set on a TCP socket.
+    n.a.set_option(c, SockOpt::Tos(0xbb)).unwrap();
+    assert_eq!(n.a.get_option(c, SockOptName::Tos), Ok(SockOpt::Tos(0xb8)));
+    let mut out = Vec::new();
+    let now = n.now;
+    n.a.connect(now, c, A_IP, SocketAddrV4::new(B_IP, 80), MTU, &mut out)
+        .unwrap();
+    n.send(Dir::AtoB, out);
+    assert!(n.run_until(Duration::from_secs(10), |n| n.a.state(c)
+        == Some(TcpState::Established)));
+    n.settle();
+    let s = n.b.accept(l).unwrap().unwrap();
+    assert_eq!(n.b.get_option(s, SockOptName::Tos), Ok(SockOpt::Tos(0x28)));
+    n.a_send(c, b"request");
+    n.settle();
+    n.b_send(s, b"response");
+    n.settle();
+    let log = n.log_take();
+    assert!(log
+        .iter()
+        .any(|x| x.dir == Dir::BtoA && x.has(TcpFlags::SYN)));
+    assert!(log.iter().any(|x| x.dir == Dir::AtoB && x.len > 0));
+    assert!(log.iter().any(|x| x.dir == Dir::BtoA && x.len > 0));
+    for x in &log {
+        let want = if x.dir == Dir::AtoB { 0xb8 } else { 0x28 };
+        assert_eq!(x.tos, want, "{x:?}");
+    }
+    n.a.set_option(c, SockOpt::Tos(0)).unwrap();
+    n.a_send(c, b"again");
+    n.settle();
+    let log = n.log_take();
+    assert!(log
+        .iter()
+        .filter(|x| x.dir == Dir::AtoB)
+        .all(|x| x.tos == 0));
+}

@@ -33,6 +33,8 @@ pub struct UdpDatagramOut {
     pub dst: Ipv4Addr,
     /// The socket's TTL (`IP_TTL`); `None` = the IP layer's default.
     pub ttl: Option<u8>,
+    /// The socket's type-of-service byte (`IP_TOS`).
+    pub tos: u8,
     /// UDP header + payload.
     pub pkt: PacketBuf,
 }
@@ -64,6 +66,8 @@ struct UdpSock {
     error: Option<UdpError>,
     /// `IP_TTL`; `None` = default.
     ttl: Option<u8>,
+    /// `IP_TOS`.
+    tos: u8,
     /// Already in the event list.
     event_pending: bool,
 }
@@ -164,6 +168,7 @@ impl UdpLayer {
             rcvbuf: self.cfg.recv_buf.max(MIN_RECV_BUF),
             error: None,
             ttl: None,
+            tos: 0,
             event_pending: false,
         };
         self.count += 1;
@@ -393,6 +398,19 @@ impl UdpLayer {
         Ok(s.ttl.unwrap_or(self.cfg.default_ttl))
     }
 
+    /// Sets `IP_TOS`, the type-of-service byte of the datagrams the socket sends.
+    pub fn set_tos(&mut self, id: SockId, tos: u8) -> Result<(), UdpError> {
+        let s = sock_mut(&mut self.slots, id).ok_or(UdpError::InvalidInput)?;
+        s.tos = tos;
+        Ok(())
+    }
+
+    /// `IP_TOS`.
+    pub fn tos(&self, id: SockId) -> Result<u8, UdpError> {
+        let s = sock_ref(&self.slots, id).ok_or(UdpError::InvalidInput)?;
+        Ok(s.tos)
+    }
+
     /// Sets the receive buffer limit in bytes (`SO_RCVBUF`, at least [`MIN_RECV_BUF`]).
     pub fn set_recv_buf(&mut self, id: SockId, bytes: usize) -> Result<(), UdpError> {
         let s = sock_mut(&mut self.slots, id).ok_or(UdpError::InvalidInput)?;
@@ -430,7 +448,7 @@ impl UdpLayer {
         if dst.port() == 0 {
             return Err(UdpError::InvalidInput);
         }
-        let ttl = sock.ttl;
+        let (ttl, tos) = (sock.ttl, sock.tos);
         let local = match sock.local {
             Some(l) => l,
             None => self.autobind(id, Ipv4Addr::UNSPECIFIED)?,
@@ -444,6 +462,7 @@ impl UdpLayer {
             src: src_ip,
             dst: *dst.ip(),
             ttl,
+            tos,
             pkt,
         })
     }

@@ -173,3 +173,99 @@ async fn bad_use_gives_clear_errors() {
     c.read_exact(&mut b2).await.unwrap();
     assert_eq!(&b2, b"ok");
 }
+
+/// The IPv4 packets in a classic pcap file with `LINKTYPE_RAW` records.
+fn pcap_packets(path: &std::path::Path) -> Vec<Vec<u8>> {
+    let data = std::fs::read(path).unwrap();
+    let mut out = Vec::new();
+    let mut off = 24;
+    while off + 16 <= data.len() {
+        let len = u32::from_le_bytes(data[off + 8..off + 12].try_into().unwrap()) as usize;
+        off += 16;
+        out.push(data[off..off + len].to_vec());
+        off += len;
+    }
+    out
+}
+
+/// `IP_TOS` set on a `TcpSocket` (client) and on a listening socket (server), and on a
+/// `UdpSocket`, is the type-of-service byte of the IPv4 packets they send, as captured on
+/// the wire.
+#[tokio::test]
+async fn type_of_service_reaches_the_ip_header() {
+    use ustack::net::UdpSocket;
+    use ustack::netdev::mem::{MemLink, MemLinkConfig};
+    use ustack::Stack;
+    let dir = std::env::temp_dir().join(format!("ustack-tos-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("a.pcap");
+    let (da, db) = MemLink::pair(MemLinkConfig::default());
+    let s1 = Stack::builder()
+        .device(da)
+        .addr("10.0.0.1/24".parse().unwrap())
+        .pcap(&path)
+        .build()
+        .await
+        .unwrap();
+    let s2 = Stack::builder()
+        .device(db)
+        .addr("10.0.0.2/24".parse().unwrap())
+        .build()
+        .await
+        .unwrap();
+    let srv = TcpSocket::new_v4_with(&s2).unwrap();
+    srv.set_tos_v4(0x28).unwrap();
+    srv.bind(SocketAddr::from((B, 7))).unwrap();
+    let listener = srv.listen(16).unwrap();
+    tokio::spawn(echo_server(listener));
+    let sock = TcpSocket::new_v4_with(&s1).unwrap();
+    assert_eq!(sock.tos_v4().unwrap(), 0);
+    sock.set_tos_v4(0xb8).unwrap();
+    assert_eq!(sock.tos_v4().unwrap(), 0xb8);
+    assert_eq!(
+        sock.set_tos_v4(256).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    let mut stream = sock.connect(SocketAddr::from((B, 7))).await.unwrap();
+    assert_eq!(stream.tos_v4().unwrap(), 0xb8);
+    stream.write_all(b"ping").await.unwrap();
+    let mut back = [0u8; 4];
+    stream.read_exact(&mut back).await.unwrap();
+
+    let u1 = UdpSocket::bind_with(&s1, "10.0.0.1:5000").await.unwrap();
+    let u2 = UdpSocket::bind_with(&s2, "10.0.0.2:5000").await.unwrap();
+    u1.set_tos_v4(0x10).unwrap();
+    assert_eq!(u1.tos_v4().unwrap(), 0x10);
+    u1.send_to(b"dgram", "10.0.0.2:5000").await.unwrap();
+    let mut buf = [0u8; 16];
+    let (n, _) = u2.recv_from(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], b"dgram");
+    drop(stream);
+    s1.shutdown().await;
+
+    let pkts = pcap_packets(&path);
+    let _ = std::fs::remove_dir_all(&dir);
+    let (mut tcp_out, mut tcp_in, mut udp_out) = (0, 0, 0);
+    for p in &pkts {
+        let from_a = p[12..16] == [10, 0, 0, 1];
+        match (p[9], from_a) {
+            (6, true) => {
+                assert_eq!(p[1], 0xb8);
+                tcp_out += 1;
+            }
+            (6, false) => {
+                assert_eq!(p[1], 0x28);
+                tcp_in += 1;
+            }
+            (17, true) => {
+                assert_eq!(p[1], 0x10);
+                udp_out += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        tcp_out >= 3 && tcp_in >= 2 && udp_out == 1,
+        "{tcp_out} {tcp_in} {udp_out}"
+    );
+}

@@ -38,6 +38,8 @@ pub struct Seg {
     pub gso: u16,
     /// Transmit offload: the checksum was left for the device.
     pub partial: bool,
+    /// The type-of-service byte TCP asked IP to send the segment with.
+    pub tos: u8,
 }
 
 impl Seg {
@@ -100,6 +102,7 @@ pub fn decode(dir: Dir, at: Instant, s: &TcpSegmentOut) -> Seg {
         opts: r.options,
         gso: s.pkt.gso_size(),
         partial,
+        tos: s.tos,
     }
 }
 

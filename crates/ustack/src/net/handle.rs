@@ -184,6 +184,19 @@ impl SockHandle {
             other => Err(unexpected(other)),
         }
     }
+
+    pub(crate) fn set_tos(&self, tos: u32) -> io::Result<()> {
+        let tos = u8::try_from(tos)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "TOS must be in 0..=255"))?;
+        self.setsockopt(SockOpt::Tos(tos))
+    }
+
+    pub(crate) fn tos(&self) -> io::Result<u32> {
+        match self.getsockopt(SockOptName::Tos)? {
+            SockOpt::Tos(t) => Ok(u32::from(t)),
+            other => Err(unexpected(other)),
+        }
+    }
 }
 
 pub(crate) fn unexpected(opt: SockOpt) -> io::Error {

@@ -296,6 +296,17 @@ impl UdpSocket {
     pub fn ttl(&self) -> io::Result<u32> {
         self.inner.ttl()
     }
+
+    /// Sets `IP_TOS`, the type-of-service byte (DSCP and ECN bits) of the datagrams sent.
+    /// Values above 255 are `InvalidInput`.
+    pub fn set_tos_v4(&self, tos: u32) -> io::Result<()> {
+        self.inner.set_tos(tos)
+    }
+
+    /// The `IP_TOS` value.
+    pub fn tos_v4(&self) -> io::Result<u32> {
+        self.inner.tos()
+    }
 }
 
 fn from_pair((n, from): (usize, Option<SocketAddrV4>)) -> (usize, SocketAddr) {

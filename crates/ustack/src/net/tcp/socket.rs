@@ -190,6 +190,19 @@ impl TcpSocket {
         }
     }
 
+    /// Sets `IP_TOS`, the type-of-service byte of every segment the socket sends, its SYN
+    /// included; a listener passes it on to the connections it accepts. The two ECN bits
+    /// stay clear (as Linux keeps them for TCP; ECN is not implemented). Values above 255
+    /// are `InvalidInput`.
+    pub fn set_tos_v4(&self, tos: u32) -> io::Result<()> {
+        self.inner.set_tos(tos)
+    }
+
+    /// The `IP_TOS` value.
+    pub fn tos_v4(&self) -> io::Result<u32> {
+        self.inner.tos()
+    }
+
     /// The stack this socket lives on.
     pub fn stack(&self) -> &Stack {
         &self.inner.stack

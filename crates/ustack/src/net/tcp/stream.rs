@@ -259,6 +259,18 @@ impl TcpStream {
         self.inner.ttl()
     }
 
+    /// Sets `IP_TOS`, the type-of-service byte of the segments sent from now on (the two
+    /// ECN bits stay clear, see [`TcpSocket::set_tos_v4`](crate::net::TcpSocket::set_tos_v4)).
+    /// Values above 255 are `InvalidInput`.
+    pub fn set_tos_v4(&self, tos: u32) -> io::Result<()> {
+        self.inner.set_tos(tos)
+    }
+
+    /// The `IP_TOS` value.
+    pub fn tos_v4(&self) -> io::Result<u32> {
+        self.inner.tos()
+    }
+
     /// Sets `SO_LINGER`. `Some(Duration::ZERO)` makes drop abort the connection with RST.
     /// Unlike tokio's (deprecated) `set_linger`, a non-zero linger never blocks a thread:
     /// the close always finishes in the background.

@@ -126,7 +126,7 @@ if want tun; then
     if wait_ready "$OUT/userve.log"; then
     for i in $(seq "$RUNS"); do
       step "TUN: bulk kernel→ustack (run $i/$RUNS)"
-      collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" client send --to 10.181.0.2 --secs "$SECS" --name tun_bulk_in --stack ustack
+      collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" client send --to 10.181.0.2 --secs "$SECS" --name tun_bulk_in --stack ustack --server-pid "$SRV"
       step "TUN: bulk ustack→kernel (run $i/$RUNS)"
       collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" client recv --to 10.181.0.2 --secs "$SECS" --name tun_bulk_out --stack ustack
       step "TUN: connections/s conc $CONC (run $i/$RUNS)"
@@ -154,7 +154,7 @@ if want tun; then
       for _ in $(seq 100); do grep -q ready "$OUT/bench_server.log" 2>/dev/null && break; sleep 0.1; done
       for i in $(seq "$RUNS"); do
         step "TUN/bench_server: bulk kernel→ustack, connections/s, ping-pong (run $i/$RUNS)"
-        collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" client send --to 10.181.0.2 --secs "$SECS" --name tun_bulk_in --stack ustack_bench_server
+        collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" client send --to 10.181.0.2 --secs "$SECS" --name tun_bulk_in --stack ustack_bench_server --server-pid "$SRV"
         collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" client connrate --to 10.181.0.2 --secs "$SECS" --conc "$CONC" --name tun_connrate --stack ustack_bench_server
         collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" client pingpong --to 10.181.0.2 --secs "$SECS" --name tun_pingpong --stack ustack_bench_server
       done
@@ -182,7 +182,7 @@ if want tun; then
     if wait_ready "$OUT/userve_offload.log"; then
       for i in $(seq "$RUNS"); do
         step "TUN: bulk kernel→ustack, vnet_hdr offload (run $i/$RUNS)"
-        collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" client send --to 10.181.1.2 --secs "$SECS" --name tun_bulk_in --stack ustack_offload
+        collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" client send --to 10.181.1.2 --secs "$SECS" --name tun_bulk_in --stack ustack_offload --server-pid "$SRV"
       done
       # The kernel counts one packet per super-segment it writes into the TUN.
       TXB=$(ip netns exec "$NS" cat /sys/class/net/ubtun3/statistics/tx_bytes 2>/dev/null || echo 0)
@@ -230,7 +230,7 @@ if want tun; then
     SRV=${PIDS[-1]}; wait_ready "$OUT/kserve_veth.log"
     for i in $(seq "$RUNS"); do
       step "veth: bulk kernel→kernel (run $i/$RUNS)"
-      collect timeout $((SECS + 30)) ip netns exec "$NA" "$BIN" client send --to 10.183.0.2 --secs "$SECS" --name tun_bulk_in --stack kernel_veth
+      collect timeout $((SECS + 30)) ip netns exec "$NA" "$BIN" client send --to 10.183.0.2 --secs "$SECS" --name tun_bulk_in --stack kernel_veth --server-pid "$SRV"
       collect timeout $((SECS + 30)) ip netns exec "$NA" "$BIN" client recv --to 10.183.0.2 --secs "$SECS" --name tun_bulk_out --stack kernel_veth
       step "veth: connections/s conc $CONC (run $i/$RUNS)"
       collect timeout $((SECS + 30)) ip netns exec "$NA" "$BIN" client connrate --to 10.183.0.2 --secs "$SECS" --conc "$CONC" --name tun_connrate --stack kernel_veth
@@ -256,7 +256,7 @@ if want tun; then
         bg ip netns exec "$NN" "$PEERS_BIN/tunstack" --stack netstack --dev ubtun2 --mtu 1500 --buf 1048576 --threads 1 >"$OUT/netstack_$i.log" 2>&1
         SRV=${PIDS[-1]}; wait_ready "$OUT/netstack_$i.log"
         step "netstack-smoltcp over TUN: bulk kernel→netstack (run $i/$RUNS)"
-        collect timeout $((SECS + 30)) ip netns exec "$NN" "$BIN" client send --to 10.186.0.2 --secs "$SECS" --name tun_bulk_in --stack netstack
+        collect timeout $((SECS + 30)) ip netns exec "$NN" "$BIN" client send --to 10.186.0.2 --secs "$SECS" --name tun_bulk_in --stack netstack --server-pid "$SRV"
         step "netstack-smoltcp over TUN: connections/s conc $CONC (run $i/$RUNS)"
         collect timeout $((SECS + 30)) ip netns exec "$NN" "$BIN" client connrate --to 10.186.0.2 --secs "$SECS" --conc "$CONC" --name tun_connrate --stack netstack
         stop "$SRV"; ip netns del "$NN" 2>/dev/null || true

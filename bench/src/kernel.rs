@@ -176,13 +176,17 @@ pub fn client(
     conc: usize,
     name: String,
     stack: String,
+    server_pid: Option<u32>,
 ) -> io::Result<()> {
     current_thread_rt().block_on(async move {
         let ip: std::net::IpAddr = to
             .parse()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{e}")))?;
         match mode {
-            ClientMode::Send => send(SocketAddr::new(ip, proto::SINK), secs, &name, &stack).await,
+            ClientMode::Send => {
+                let to = SocketAddr::new(ip, proto::SINK);
+                send(to, secs, &name, &stack, server_pid).await
+            }
             ClientMode::Recv => recv(SocketAddr::new(ip, proto::SOURCE), secs, &name, &stack).await,
             ClientMode::Pingpong => {
                 pingpong(SocketAddr::new(ip, proto::ECHO), secs, &name, &stack).await
@@ -203,10 +207,41 @@ async fn connect(to: SocketAddr) -> io::Result<TcpStream> {
     }
 }
 
-async fn send(to: SocketAddr, secs: f64, name: &str, stack: &str) -> io::Result<()> {
+/// CPU time (user + system, all threads) this process has used, in seconds.
+fn own_cpu_secs() -> f64 {
+    // SAFETY: getrusage fills the struct it is given; RUSAGE_SELF is always valid.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// CPU time (user + system) process `pid` has used, in seconds (`/proc/<pid>/stat`).
+fn pid_cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces) start with the state
+    // (field 3); utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| ticks / hz as f64)
+}
+
+async fn send(
+    to: SocketAddr,
+    secs: f64,
+    name: &str,
+    stack: &str,
+    server_pid: Option<u32>,
+) -> io::Result<()> {
     let mut s = connect(to).await?;
     let buf = vec![0xa5u8; 256 * 1024];
     let t0 = Instant::now();
+    let (own0, srv0) = (own_cpu_secs(), server_pid.and_then(pid_cpu_secs));
     let mut sent = 0u64;
     while t0.elapsed().as_secs_f64() < secs {
         match tokio::time::timeout(Duration::from_secs(5), s.write(&buf)).await {
@@ -214,6 +249,13 @@ async fn send(to: SocketAddr, secs: f64, name: &str, stack: &str) -> io::Result<
             _ => break,
         }
     }
+    // Share of one CPU each side used while the client was writing.
+    let busy = t0.elapsed().as_secs_f64();
+    let client_cpu = round3((own_cpu_secs() - own0) / busy);
+    let server_cpu = server_pid
+        .and_then(pid_cpu_secs)
+        .zip(srv0)
+        .map(|(b, a)| round3((b - a) / busy));
     s.shutdown().await?;
     let mut c = [0u8; 8];
     let counted = match tokio::time::timeout(Duration::from_secs(60), s.read_exact(&mut c)).await {
@@ -226,7 +268,8 @@ async fn send(to: SocketAddr, secs: f64, name: &str, stack: &str) -> io::Result<
         name,
         stack,
         json!({ "dir": "client_to_server", "cc": current_cc(&s), "bytes": bytes, "sent": sent, "secs": round3(el),
-                "gbit_s": gbps(bytes, el), "mbit_s": round3(bytes as f64 * 8.0 / el / 1e6), "server_count_ok": counted == Some(sent) }),
+                "gbit_s": gbps(bytes, el), "mbit_s": round3(bytes as f64 * 8.0 / el / 1e6), "server_count_ok": counted == Some(sent),
+                "client_cpu": client_cpu, "server_cpu": server_cpu }),
     );
     Ok(())
 }

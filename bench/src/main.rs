@@ -146,6 +146,10 @@ enum Cmd {
         /// Result stack label (e.g. ustack, kernel_veth).
         #[arg(long)]
         stack: String,
+        /// PID of the server: `send` then also reports the server's CPU use over the run
+        /// (from `/proc/<pid>/stat`), beside its own.
+        #[arg(long)]
+        server_pid: Option<u32>,
     },
     /// Raw TUN read ceiling: read(2) and discard.
     Tunread {
@@ -292,7 +296,8 @@ fn run(cli: Cli) -> std::io::Result<()> {
             conc,
             name,
             stack,
-        } => kernel::client(mode, to, secs, conc, name, stack),
+            server_pid,
+        } => kernel::client(mode, to, secs, conc, name, stack, server_pid),
         Cmd::Tunread { dev, secs } => tunraw::tunread(&dev, secs),
         Cmd::Udpblast {
             dst,

@@ -175,6 +175,16 @@ fn comparisons(r: &Results) -> Vec<Cmp> {
             base_label: "kernel↔kernel veth".into(),
             target: None,
         },
+        // Which side of the TUN bulk figure is the bottleneck: the share of one CPU the
+        // ustack server and the kernel client each used while the client was writing.
+        Cmp {
+            label: "TUN bulk kernel→ustack, CPU used: ustack server vs kernel client".into(),
+            unit: "CPUs",
+            ustack: fig("tun_bulk_in", "ustack", "server_cpu"),
+            base: fig("tun_bulk_in", "ustack", "client_cpu"),
+            base_label: "kernel client (same runs)".into(),
+            target: None,
+        },
         Cmp {
             label: "TUN bulk kernel→ustack, vnet_hdr offload vs netstack-smoltcp".into(),
             unit: "Gbit/s",

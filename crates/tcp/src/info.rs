@@ -1,5 +1,6 @@
 //! Per-connection information (Linux `struct tcp_info`, `TCP_INFO`).
 
+use std::net::SocketAddrV4;
 use std::time::Duration;
 
 use crate::sock::SockId;
@@ -112,5 +113,71 @@ impl TcpLayer {
             timestamps: t.ts_ok,
             congestion: t.cc.name(),
         })
+    }
+}
+
+/// One row of the socket table (Linux `ss -tan`): a listener, a half-open passive
+/// connection, a connection in any state, or a TIME-WAIT socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TcpSocketEntry {
+    /// Connection state (`Listen` for a listener).
+    pub state: TcpState,
+    /// Local address.
+    pub local: SocketAddrV4,
+    /// Remote address; `None` for a listener.
+    pub remote: Option<SocketAddrV4>,
+    /// A listener: connections waiting for `accept`. Otherwise: bytes received and not
+    /// yet read (`ss` Recv-Q).
+    pub recv_q: usize,
+    /// A listener: its backlog. Otherwise: bytes written and not yet acknowledged
+    /// (`ss` Send-Q).
+    pub send_q: usize,
+    /// Closed by the application and finishing on its own (TIME-WAIT sockets included).
+    pub orphan: bool,
+}
+
+impl TcpLayer {
+    /// A snapshot of every listener and connection the layer holds (a full scan, for
+    /// diagnostics; `ss -tan`), in no particular order. Sockets that are neither listening
+    /// nor connected (fresh or only bound) are left out, as `ss` leaves them out.
+    pub fn sockets(&self) -> Vec<TcpSocketEntry> {
+        self.socks
+            .values()
+            .filter_map(|s| match s {
+                Sock::Listen(l) => Some(TcpSocketEntry {
+                    state: TcpState::Listen,
+                    local: l.local,
+                    remote: None,
+                    recv_q: l.accept_q.len(),
+                    send_q: l.backlog,
+                    orphan: false,
+                }),
+                Sock::Req(r) => Some(TcpSocketEntry {
+                    state: TcpState::SynReceived,
+                    local: r.local,
+                    remote: Some(r.remote),
+                    recv_q: 0,
+                    send_q: 0,
+                    orphan: false,
+                }),
+                Sock::Conn(t) if t.state != TcpState::Closed => Some(TcpSocketEntry {
+                    state: t.state,
+                    local: t.local,
+                    remote: Some(t.remote),
+                    recv_q: t.rcv_buf.len(),
+                    send_q: t.snd_buf.len(),
+                    orphan: t.orphan,
+                }),
+                Sock::Tw(tw) => Some(TcpSocketEntry {
+                    state: TcpState::TimeWait,
+                    local: tw.local,
+                    remote: Some(tw.remote),
+                    recv_q: 0,
+                    send_q: 0,
+                    orphan: true,
+                }),
+                _ => None,
+            })
+            .collect()
     }
 }

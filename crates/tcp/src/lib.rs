@@ -64,7 +64,7 @@ mod tw;
 pub use cc::CcAlgorithm;
 pub use config::{KeepaliveCfg, SockOpt, SockOptName, TcpConfig};
 pub use error::TcpError;
-pub use info::TcpInfo;
+pub use info::{TcpInfo, TcpSocketEntry};
 pub use output::TcpSegmentOut;
 pub use seq::SeqNum;
 pub use sock::SockId;

@@ -99,6 +99,11 @@ impl<T> Slab<T> {
         self.len
     }
 
+    /// Every stored value, read-only (a full scan: for diagnostics).
+    pub(crate) fn values(&self) -> impl Iterator<Item = &T> {
+        self.slots.iter().filter_map(|s| s.val.as_ref())
+    }
+
     /// Every stored value (a full scan: for rare events only).
     pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
         self.slots.iter_mut().filter_map(|s| s.val.as_mut())

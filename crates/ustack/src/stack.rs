@@ -708,6 +708,21 @@ impl Stack {
             .is_some_and(|h| !h.is_finished())
     }
 
+    /// The TCP socket table: every listener, half-open and established connection, closing
+    /// and TIME-WAIT socket, with its addresses and queue lengths (Linux `ss -tan`). A full
+    /// scan under the stack's lock: for diagnostics, not for a hot path.
+    ///
+    /// ```no_run
+    /// # fn demo(stack: ustack::Stack) {
+    /// for s in stack.tcp_sockets() {
+    ///     println!("{:?} {} {:?} recv-q {} send-q {}", s.state, s.local, s.remote, s.recv_q, s.send_q);
+    /// }
+    /// # }
+    /// ```
+    pub fn tcp_sockets(&self) -> Vec<crate::TcpSocketEntry> {
+        self.lock().core.tcp.sockets()
+    }
+
     /// Number of TCP connections the engine tracks (including TIME_WAIT and orphans).
     pub fn tcp_connection_count(&self) -> usize {
         self.lock().core.tcp.connection_count()

@@ -712,3 +712,93 @@ async fn writable_wakes_a_writer_that_filled_the_send_buffer_exactly() {
     let _st = writer.await.unwrap();
     assert_eq!(got, TOTAL);
 }
+
+/// `Stack::tcp_sockets` lists listeners and connections with their states and queues,
+/// like `ss -tan`: a connection waiting for accept counts in its listener's Recv-Q, unread
+/// bytes in the connection's, and the side that closed first ends in TIME-WAIT.
+#[tokio::test]
+async fn socket_table_shows_listeners_connections_and_time_wait() {
+    use ustack::TcpState;
+    let (s1, s2) = pair().await;
+    let listener = TcpListener::bind_with(&s2, "0.0.0.0:88").await.unwrap();
+    let mut c = TcpStream::connect_with(&s1, (B, 88)).await.unwrap();
+    c.write_all(b"hello").await.unwrap();
+    let client_addr = match c.local_addr().unwrap() {
+        SocketAddr::V4(a) => a,
+        other => panic!("{other}"),
+    };
+    let server_addr = std::net::SocketAddrV4::new(B, 88);
+    // Wait until the bytes have arrived (they stay unread).
+    let mut table = Vec::new();
+    for _ in 0..200 {
+        table = s2.tcp_sockets();
+        if table.iter().any(|e| e.recv_q == 5) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let l = table
+        .iter()
+        .find(|e| e.state == TcpState::Listen)
+        .expect("the listener");
+    assert_eq!((l.local.port(), l.remote, l.recv_q), (88, None, 1));
+    let conn = table
+        .iter()
+        .find(|e| e.remote == Some(client_addr))
+        .expect("the connection");
+    assert_eq!(
+        (conn.state, conn.local, conn.recv_q, conn.orphan),
+        (TcpState::Established, server_addr, 5, false)
+    );
+    let (mut s, _) = listener.accept().await.unwrap();
+    let l = s2
+        .tcp_sockets()
+        .into_iter()
+        .find(|e| e.state == TcpState::Listen)
+        .unwrap();
+    assert_eq!(l.recv_q, 0);
+    // The client closes first: it ends in TIME-WAIT, the server's socket goes away.
+    c.shutdown().await.unwrap();
+    let mut buf = [0u8; 16];
+    let mut got = 0;
+    loop {
+        let n = s.read(&mut buf[got..]).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    assert_eq!(&buf[..got], b"hello");
+    drop(s);
+    let mut eof = [0u8; 1];
+    assert_eq!(c.read(&mut eof).await.unwrap(), 0);
+    drop(c);
+    let mut tw = None;
+    for _ in 0..200 {
+        tw = s1
+            .tcp_sockets()
+            .into_iter()
+            .find(|e| e.local == client_addr);
+        if tw.as_ref().is_some_and(|e| e.state == TcpState::TimeWait) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let tw = tw.expect("the client's socket");
+    assert_eq!(
+        (tw.state, tw.remote, tw.orphan),
+        (TcpState::TimeWait, Some(server_addr), true)
+    );
+    let mut gone = false;
+    for _ in 0..200 {
+        gone = !s2
+            .tcp_sockets()
+            .iter()
+            .any(|e| e.remote == Some(client_addr));
+        if gone {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(gone, "the server's side of the connection was freed");
+}

@@ -171,7 +171,7 @@ impl NetCore {
     pub fn receive(&mut self, now: Instant, dev: DevId, pkt: PacketBuf) {
         // Two calls rather than one on a rebound buffer: the common path hands the
         // buffer straight on without copying it to a new place first.
-        if self.tproxy_tcp.is_some() {
+        if self.tproxy_tcp.is_some() || self.udp.has_transparent() {
             if let Some(p) = self.tproxy(now, dev, pkt) {
                 ip_rcv(self, now, dev, p);
             }
@@ -194,12 +194,16 @@ impl NetCore {
     }
 
     /// The PREROUTING hook: a whole (unfragmented) TCP datagram to a foreign address goes
-    /// straight to `tcp_v4_rcv`; everything else is handed back for `ip_rcv`.
+    /// straight to `tcp_v4_rcv` while a transparent listener exists, a UDP one to the
+    /// transparent UDP socket while one is open; everything else is handed back for
+    /// `ip_rcv`.
     fn tproxy(&mut self, now: Instant, dev: DevId, mut pkt: PacketBuf) -> Option<PacketBuf> {
         let Ok(repr) = Ipv4Repr::parse(pkt.data()) else {
             return Some(pkt);
         };
-        if repr.protocol != IPPROTO_TCP
+        let tcp = repr.protocol == IPPROTO_TCP && self.tproxy_tcp.is_some();
+        let udp = repr.protocol == IPPROTO_UDP && self.udp.has_transparent();
+        if !(tcp || udp)
             || self.ip.is_local(repr.dst)
             || repr.more_frags
             || repr.frag_offset != 0
@@ -218,7 +222,11 @@ impl NetCore {
             tos: repr.tos,
             dev,
         };
-        inet::tcp_v4_rcv(self, now, &meta, pkt);
+        if tcp {
+            inet::tcp_v4_rcv(self, now, &meta, pkt);
+        } else {
+            self.udp.input_foreign(now, &meta, pkt);
+        }
         None
     }
 

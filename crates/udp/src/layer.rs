@@ -42,6 +42,8 @@ pub struct UdpDatagramOut {
 /// One queued datagram (Linux: an skb on `sk_receive_queue`).
 struct RxDatagram {
     from: SocketAddrV4,
+    /// The destination the datagram was sent to (Linux `IP_ORIGDSTADDR`).
+    to: SocketAddrV4,
     payload: PacketBuf,
     /// What it was charged to the receive buffer.
     charge: usize,
@@ -68,6 +70,9 @@ struct UdpSock {
     ttl: Option<u8>,
     /// `IP_TOS`.
     tos: u8,
+    /// Receives datagrams to foreign destinations and may send from any source
+    /// (Linux `IP_TRANSPARENT` with a TPROXY rule); see [`UdpLayer::set_transparent`].
+    transparent: bool,
     /// Already in the event list.
     event_pending: bool,
 }
@@ -90,6 +95,8 @@ pub struct UdpLayer {
     wild: HashMap<u16, SockId>,
     /// Number of sockets using each port (Linux `hslot->count`).
     port_users: HashMap<u16, u32>,
+    /// The transparent socket, if any ([`UdpLayer::set_transparent`]).
+    transparent: Option<SockId>,
     events: Vec<SockId>,
     stats: UdpStats,
     /// State of the secret-seeded xorshift generator for ephemeral port search.
@@ -148,6 +155,7 @@ impl UdpLayer {
             stats: UdpStats::default(),
             rng: if seed == 0 { 1 } else { seed },
             count: 0,
+            transparent: None,
         }
     }
 
@@ -169,6 +177,7 @@ impl UdpLayer {
             error: None,
             ttl: None,
             tos: 0,
+            transparent: false,
             event_pending: false,
         };
         self.count += 1;
@@ -364,6 +373,9 @@ impl UdpLayer {
         if let Some(l) = local {
             self.unhash(id, l);
         }
+        if self.transparent == Some(id) {
+            self.transparent = None;
+        }
         if let Some(slot) = self.slots.get_mut(id.idx as usize) {
             slot.sock = None;
             slot.gen = slot.gen.wrapping_add(1).max(1);
@@ -467,6 +479,63 @@ impl UdpLayer {
         })
     }
 
+    /// Makes `id` the transparent socket (Linux: `IP_TRANSPARENT` plus a TPROXY rule that
+    /// sends every UDP datagram to a foreign address to it): it receives datagrams to
+    /// destinations that are not this host's, whatever their port, and may send with any
+    /// source address ([`send_from`](Self::send_from)), which is how a tun2socks-style
+    /// proxy answers in the name of the destination. It needs no bound port. There is one
+    /// per layer: `AddrInUse` while another is open.
+    pub fn set_transparent(&mut self, id: SockId) -> Result<(), UdpError> {
+        if self
+            .transparent
+            .is_some_and(|t| t != id && sock_ref(&self.slots, t).is_some())
+        {
+            return Err(UdpError::AddrInUse);
+        }
+        let s = sock_mut(&mut self.slots, id).ok_or(UdpError::InvalidInput)?;
+        s.transparent = true;
+        self.transparent = Some(id);
+        Ok(())
+    }
+
+    /// True while a transparent socket is open (the host then hands datagrams to foreign
+    /// addresses to [`input_foreign`](Self::input_foreign)).
+    pub fn has_transparent(&self) -> bool {
+        self.transparent
+            .is_some_and(|t| sock_ref(&self.slots, t).is_some())
+    }
+
+    /// Builds a datagram from `src` (any address, typically the foreign destination a
+    /// client wrote to) to `dst`, for a transparent socket only (`InvalidInput` otherwise,
+    /// as Linux refuses a foreign source without `IP_TRANSPARENT`).
+    pub fn send_from(
+        &mut self,
+        id: SockId,
+        src: SocketAddrV4,
+        dst: SocketAddrV4,
+        data: &[u8],
+    ) -> Result<UdpDatagramOut, UdpError> {
+        let sock = sock_ref(&self.slots, id).ok_or(UdpError::InvalidInput)?;
+        if !sock.transparent || src.port() == 0 || dst.port() == 0 {
+            return Err(UdpError::InvalidInput);
+        }
+        if data.len() > MAX_PAYLOAD {
+            return Err(UdpError::MessageTooLong);
+        }
+        let (ttl, tos) = (sock.ttl, sock.tos);
+        let mut pkt = PacketBuf::with_headroom(DEFAULT_HEADROOM, data.len());
+        pkt.extend_from_slice(data);
+        prepend_header(&mut pkt, src, dst);
+        self.stats.out_datagrams += 1;
+        Ok(UdpDatagramOut {
+            src: *src.ip(),
+            dst: *dst.ip(),
+            ttl,
+            tos,
+            pkt,
+        })
+    }
+
     /// Sends to the connected peer (`send` on a connected socket); `NotConnected` if none.
     pub fn send(
         &mut self,
@@ -490,6 +559,17 @@ impl UdpLayer {
         id: SockId,
         buf: &mut [u8],
     ) -> Result<(usize, SocketAddrV4), UdpError> {
+        self.recv_from_to(id, buf).map(|(n, from, _)| (n, from))
+    }
+
+    /// Like [`recv_from`](Self::recv_from), also returning the address the datagram was
+    /// sent to (Linux `IP_RECVORIGDSTADDR`): for a transparent socket, the foreign
+    /// destination the sender wanted.
+    pub fn recv_from_to(
+        &mut self,
+        id: SockId,
+        buf: &mut [u8],
+    ) -> Result<(usize, SocketAddrV4, SocketAddrV4), UdpError> {
         let sock = sock_mut(&mut self.slots, id).ok_or(UdpError::InvalidInput)?;
         let Some(d) = sock.rxq.pop_front() else {
             return Err(sock.error.take().unwrap_or(UdpError::WouldBlock));
@@ -500,7 +580,7 @@ impl UdpLayer {
             dst.copy_from_slice(src);
         }
         self.stats.in_datagrams += 1;
-        Ok((n, d.from))
+        Ok((n, d.from, d.to))
     }
 
     /// Like [`recv_from`](Self::recv_from) but leaves the datagram queued (`MSG_PEEK`).
@@ -566,7 +646,37 @@ impl UdpLayer {
     /// socket's receive buffer. Returns `PortUnreachable` when no socket wants a unicast
     /// datagram, so that IP answers with ICMP (RFC 1122 4.1.3.1). Linux: `udp_rcv` ->
     /// `__udp4_lib_rcv` -> `udp_queue_rcv_skb`.
-    pub fn input(&mut self, _now: Instant, meta: &IpRxMeta, mut pkt: PacketBuf) -> DeliverResult {
+    pub fn input(&mut self, _now: Instant, meta: &IpRxMeta, pkt: PacketBuf) -> DeliverResult {
+        self.deliver(meta, pkt, None)
+    }
+
+    /// Receives one datagram (the IP payload) to a foreign destination, which the host
+    /// hands over only while a transparent socket is open: it is queued there, with its
+    /// destination, whatever its port (Linux: the TPROXY target). Validated as in
+    /// [`input`](Self::input); dropped when no transparent socket is open.
+    pub fn input_foreign(
+        &mut self,
+        _now: Instant,
+        meta: &IpRxMeta,
+        pkt: PacketBuf,
+    ) -> DeliverResult {
+        match self.transparent {
+            Some(id) if sock_ref(&self.slots, id).is_some() => self.deliver(meta, pkt, Some(id)),
+            _ => {
+                self.stats.in_errors += 1;
+                DeliverResult::Consumed
+            }
+        }
+    }
+
+    /// Validates a datagram and queues it on `target`, or on the socket the port tables
+    /// give when `target` is `None`.
+    fn deliver(
+        &mut self,
+        meta: &IpRxMeta,
+        mut pkt: PacketBuf,
+        target: Option<SockId>,
+    ) -> DeliverResult {
         // A device that vouches for the checksum (TUN offload: kernel-made) skips the check.
         let verify = !pkt.csum_unnecessary();
         let hdr = match UdpHeader::parse(pkt.data(), meta.src, meta.dst, verify) {
@@ -582,7 +692,8 @@ impl UdpLayer {
             }
         };
         let from = SocketAddrV4::new(meta.src, hdr.src_port);
-        let Some(id) = self.lookup(meta.dst, hdr.dst_port, from) else {
+        let to = SocketAddrV4::new(meta.dst, hdr.dst_port);
+        let Some(id) = target.or_else(|| self.lookup(meta.dst, hdr.dst_port, from)) else {
             if meta.dst.is_broadcast() || meta.dst.is_multicast() {
                 self.stats.ignored_multi += 1;
                 return DeliverResult::Consumed;
@@ -612,6 +723,7 @@ impl UdpLayer {
         sock.rx_bytes += charge;
         sock.rxq.push_back(RxDatagram {
             from,
+            to,
             payload: pkt,
             charge,
         });

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::pair;
+use common::{pair, A, B};
 use ustack::net::UdpSocket;
 
 #[tokio::test]
@@ -113,4 +113,60 @@ async fn udp_unrouted_send_fails() {
     assert_eq!(err.kind(), ErrorKind::NetworkUnreachable);
     let err = a.send(b"x").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotConnected);
+}
+
+/// A transparent socket (tun2socks for UDP) receives datagrams to foreign destinations,
+/// learns where each was going, and answers in that destination's name; datagrams to the
+/// stack's own address still reach the socket bound there; there is one per stack, and an
+/// ordinary socket may not send from a foreign source.
+#[tokio::test]
+async fn transparent_socket_receives_foreign_destinations_and_answers_as_them() {
+    let (s1, s2) = pair().await;
+    // Everything for 198.51.100.0/24 goes over the link to the stack with the proxy.
+    s1.add_route("198.51.100.0/24".parse().unwrap(), Some(B))
+        .unwrap();
+    let proxy = UdpSocket::bind_any_with(&s2).await.unwrap();
+    let err = UdpSocket::bind_any_with(&s2).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+    let local = UdpSocket::bind_with(&s2, (B, 7)).await.unwrap();
+    let client = UdpSocket::bind_with(&s1, (A, 4000)).await.unwrap();
+    let wanted = SocketAddr::from(([198, 51, 100, 7], 53));
+    client.send_to(b"query", wanted).await.unwrap();
+    let mut buf = [0u8; 64];
+    let (n, from, to) = proxy.recv_from_to(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], b"query");
+    assert_eq!(from, SocketAddr::from((A, 4000)));
+    assert_eq!(to, wanted);
+    proxy.send_from_to(b"answer", to, from).await.unwrap();
+    let (n, src) = client.recv_from(&mut buf).await.unwrap();
+    assert_eq!((&buf[..n], src), (&b"answer"[..], wanted));
+    // The stack's own address is not intercepted.
+    client.send_to(b"local", (B, 7)).await.unwrap();
+    let (n, from, to) = local.recv_from_to(&mut buf).await.unwrap();
+    assert_eq!(
+        (&buf[..n], from, to),
+        (
+            &b"local"[..],
+            SocketAddr::from((A, 4000)),
+            SocketAddr::from((B, 7))
+        )
+    );
+    assert_eq!(
+        proxy.try_recv_from(&mut buf).unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock
+    );
+    // Only the transparent socket may use a foreign source.
+    let err = local
+        .send_from_to(b"x", wanted, SocketAddr::from((A, 4000)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    // Once it is closed, another may take its place, and foreign datagrams that arrive
+    // meanwhile are not delivered to anyone.
+    drop(proxy);
+    client.send_to(b"lost", wanted).await.unwrap();
+    let again = UdpSocket::bind_any_with(&s2).await.unwrap();
+    client.send_to(b"again", wanted).await.unwrap();
+    let (n, _, to) = again.recv_from_to(&mut buf).await.unwrap();
+    assert_eq!((&buf[..n], to), (&b"again"[..], wanted));
 }

@@ -6,7 +6,8 @@ use std::net::{SocketAddr, SocketAddrV4};
 use std::task::{Context, Poll};
 
 use tokio::io::{Interest, ReadBuf, Ready};
-use ustack_socket::{MsgFlags, SockType};
+use ustack_socket::errno::udp_err;
+use ustack_socket::{wait_or_would_block, MsgFlags, SockRef, SockType, WaitKind};
 
 use crate::net::handle::SockHandle;
 use crate::net::{dontwait, ToSocketAddrs};
@@ -71,6 +72,97 @@ impl UdpSocket {
         let inner = SockHandle::create(stack, SockType::Dgram)?;
         inner.bind(addr)?;
         Ok(UdpSocket { inner })
+    }
+
+    /// A transparent socket on the default stack: see [`bind_any_with`](Self::bind_any_with).
+    pub async fn bind_any() -> io::Result<UdpSocket> {
+        Self::bind_any_with(&Stack::try_default()?).await
+    }
+
+    /// A transparent socket on `stack` (tun2socks for UDP; Linux: `IP_TRANSPARENT` with a
+    /// TPROXY rule and `IP_RECVORIGDSTADDR`): it receives every datagram that arrives on a
+    /// device for an address that is not the stack's, whatever the port, and
+    /// [`recv_from_to`](Self::recv_from_to) tells where each was going;
+    /// [`send_from_to`](Self::send_from_to) answers in the name of that destination.
+    /// Datagrams to the stack's own addresses still go to the sockets bound there. One per
+    /// stack at a time (`AddrInUse` while another is open).
+    ///
+    /// ```no_run
+    /// # async fn demo(stack: ustack::Stack) -> std::io::Result<()> {
+    /// let sock = ustack::net::UdpSocket::bind_any_with(&stack).await?;
+    /// let mut buf = [0u8; 2048];
+    /// let (n, client, wanted) = sock.recv_from_to(&mut buf).await?;
+    /// // ... forward &buf[..n] to `wanted`, then answer as `wanted`:
+    /// sock.send_from_to(b"reply", wanted, client).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn bind_any_with(stack: &Stack) -> io::Result<UdpSocket> {
+        let inner = SockHandle::create(stack, SockType::Dgram)?;
+        let SockRef::Udp(id) = inner.sock.sk.id else {
+            return Err(io::Error::other("not a UDP socket"));
+        };
+        stack.with_core(|core, _| core.udp.set_transparent(id).map_err(udp_err))?;
+        Ok(UdpSocket { inner })
+    }
+
+    /// Receives a datagram, returning its length, its sender and the address it was sent
+    /// to: for a transparent socket ([`bind_any_with`](Self::bind_any_with)) the foreign
+    /// destination the sender wanted, otherwise the local address it arrived at.
+    pub async fn recv_from_to(
+        &self,
+        buf: &mut [u8],
+    ) -> io::Result<(usize, SocketAddr, SocketAddr)> {
+        std::future::poll_fn(|cx| self.poll_recv_from_to(cx, buf)).await
+    }
+
+    /// Polls to receive a datagram (see [`recv_from_to`](Self::recv_from_to)).
+    pub fn poll_recv_from_to(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<(usize, SocketAddr, SocketAddr)>> {
+        let sk = self.inner.sock.sk.id;
+        self.inner.stack.poll_op(|core, _| {
+            let SockRef::Udp(id) = sk else {
+                return Poll::Ready(Err(io::Error::other("not a UDP socket")));
+            };
+            if let Some(e) = core.udp.take_error(id) {
+                return Poll::Ready(Err(udp_err(e)));
+            }
+            match core.udp.recv_from_to(id, buf) {
+                Ok((n, from, to)) => Poll::Ready(Ok((n, v4(from), v4(to)))),
+                Err(ustack_udp::UdpError::WouldBlock) => {
+                    wait_or_would_block(core, sk, WaitKind::Read, MsgFlags::NONE, cx)
+                }
+                Err(e) => Poll::Ready(Err(udp_err(e))),
+            }
+        })
+    }
+
+    /// Sends a datagram from `from` (any address: typically the foreign destination a
+    /// client wrote to) to `to`. Only a transparent socket may
+    /// ([`bind_any_with`](Self::bind_any_with)); others get `InvalidInput`, as Linux
+    /// refuses a foreign source address without `IP_TRANSPARENT`.
+    pub async fn send_from_to(
+        &self,
+        buf: &[u8],
+        from: SocketAddr,
+        to: SocketAddr,
+    ) -> io::Result<usize> {
+        let (SocketAddr::V4(from), SocketAddr::V4(to)) = (from, to) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "IPv6 is not supported",
+            ));
+        };
+        let SockRef::Udp(id) = self.inner.sock.sk.id else {
+            return Err(io::Error::other("not a UDP socket"));
+        };
+        self.inner.stack.with_core(|core, now| {
+            let d = core.udp.send_from(id, from, to, buf).map_err(udp_err)?;
+            core.output_udp(now, d)?;
+            Ok(buf.len())
+        })
     }
 
     /// Sets the default destination and filters received datagrams to that peer.

@@ -118,6 +118,44 @@ fn nc_and_socat_echo_discard_and_closed_port() {
     assert!(ok, "echo_server did not exit cleanly:\n{log}");
 }
 
+/// Transparent mode (tun2socks-style): with a route sending 10.89.0.0/24 into the TUN,
+/// kernel clients reach "any" address there; `echo_server --transparent` accepts the TCP
+/// connections and receives the UDP datagrams for those foreign destinations and answers
+/// in their name (the kernel's connected sockets accept only replies from the address
+/// they sent to, so an echo proves the source address). The stack's own address works as
+/// before.
+#[test]
+fn transparent_tcp_and_udp_answer_for_foreign_destinations() {
+    require_root!();
+    require_tool!("nc");
+    require_tool!("socat");
+    let net = TunNet::new("tproxy");
+    net.ns
+        .sh(&format!("ip route add 10.89.0.0/24 dev {}", net.tun));
+    let server = net.stack("echo_server", &["--transparent"]);
+
+    let out = net
+        .ns
+        .sh("printf 'datagram for .9' | socat -t 3 - UDP4:10.89.0.9:53");
+    assert_eq!(out, "datagram for .9");
+    let out = net
+        .ns
+        .sh("printf 'another port' | socat -t 3 - UDP4:10.89.0.200:5353");
+    assert_eq!(out, "another port");
+    let out = net
+        .ns
+        .sh("printf 'stream to .9\\n' | nc -N -w 5 10.89.0.9 80");
+    assert_eq!(out, "stream to .9\n");
+    // The stack's own address: its ordinary sockets, as before.
+    let out = net.ns.sh(&format!(
+        "printf 'own address' | socat -t 3 - UDP4:{STACK_IP}:7"
+    ));
+    assert_eq!(out, "own address");
+
+    let (ok, log) = server.terminate(Duration::from_secs(5));
+    assert!(ok, "echo_server did not exit cleanly:\n{log}");
+}
+
 /// `--offload` on the examples: the kernel hands http_server 64 KiB TCP super-segments
 /// and http_server answers with its own (TSO); a 16 MiB upload is echoed back intact, and
 /// the device carried packets larger than the MTU both ways.

@@ -1,10 +1,15 @@
 //! TCP echo (port 7), TCP discard (port 9) and UDP echo (port 7) on a ustack stack over a
 //! TUN device. ICMP echo is answered by the stack itself; every other port is closed.
 //!
+//! With `--transparent` it also echoes, tun2socks-style, every TCP connection and UDP
+//! datagram routed into the TUN for any other address, answering in that address's name
+//! (`TcpListener::bind_any`, `UdpSocket::bind_any`).
+//!
 //! ```sh
 //! sudo ip tuntap add dev tun0 mode tun && sudo ip addr add 10.0.0.1/24 dev tun0 && sudo ip link set tun0 up
 //! sudo echo_server --tun tun0 --addr 10.0.0.2/24
 //! # elsewhere: ping 10.0.0.2; nc 10.0.0.2 7; nc -u 10.0.0.2 7
+//! # with --transparent and `ip route add 10.9.0.0/16 dev tun0`: nc -u 10.9.1.2 53
 //! ```
 
 use clap::Parser;
@@ -18,6 +23,10 @@ use ustack_examples::{init_tracing, shutdown_signal, StackArgs};
 struct Cli {
     #[command(flatten)]
     stack: StackArgs,
+    /// Also echo TCP and UDP to any foreign destination routed into the TUN, answering as
+    /// that destination.
+    #[arg(long)]
+    transparent: bool,
 }
 
 async fn echo(mut s: TcpStream) -> std::io::Result<u64> {
@@ -88,6 +97,35 @@ async fn serve_udp(sock: UdpSocket) {
     }
 }
 
+/// Echoes datagrams to any foreign destination, answering from that destination.
+async fn serve_udp_transparent(sock: UdpSocket) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match sock.recv_from_to(&mut buf).await {
+            Ok((n, peer, wanted)) => {
+                if let Err(e) = sock.send_from_to(&buf[..n], wanted, peer).await {
+                    tracing::info!(%peer, %wanted, "transparent udp echo: send failed: {e}");
+                }
+            }
+            Err(e) => {
+                tracing::info!("transparent udp echo: recv failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// The transparent services (pending forever when `--transparent` is off).
+async fn serve_transparent(socks: Option<(TcpListener, UdpSocket)>) {
+    let Some((tcp, udp)) = socks else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = serve_tcp(tcp, "transparent tcp echo", true) => {}
+        _ = serve_udp_transparent(udp) => {}
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     init_tracing();
@@ -96,15 +134,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let echo_l = TcpListener::bind("0.0.0.0:7").await?;
     let discard_l = TcpListener::bind("0.0.0.0:9").await?;
     let udp = UdpSocket::bind("0.0.0.0:7").await?;
+    let transparent = if cli.transparent {
+        Some((TcpListener::bind_any().await?, UdpSocket::bind_any().await?))
+    } else {
+        None
+    };
     println!(
-        "echo_server: ready on {} (dev {}): tcp echo 7, tcp discard 9, udp echo 7",
+        "echo_server: ready on {} (dev {}): tcp echo 7, tcp discard 9, udp echo 7{}",
         cli.stack.addr.addr(),
-        cli.stack.tun
+        cli.stack.tun,
+        if cli.transparent {
+            ", transparent tcp and udp echo for foreign destinations"
+        } else {
+            ""
+        }
     );
     tokio::select! {
         _ = serve_tcp(echo_l, "tcp echo", true) => {}
         _ = serve_tcp(discard_l, "tcp discard", false) => {}
         _ = serve_udp(udp) => {}
+        _ = serve_transparent(transparent) => {}
         _ = shutdown_signal() => {}
     }
     stack.shutdown().await;

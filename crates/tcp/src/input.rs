@@ -839,7 +839,7 @@ pub(crate) fn flush_owed_ack(
 
 /// Sends a bare RST from this connection with sequence number `seq` (RFC 9293 section
 /// 3.10.7: `<SEQ=SEG.ACK><CTL=RST>` for an unacceptable ACK, or `snd_nxt` when aborting).
-fn send_rst(sh: &mut Shared, tcb: &Tcb, seq: SeqNum, out: &mut Vec<TcpSegmentOut>) {
+pub(crate) fn send_rst(sh: &mut Shared, tcb: &Tcb, seq: SeqNum, out: &mut Vec<TcpSegmentOut>) {
     let r = TcpRepr::new(
         tcb.local.port(),
         tcb.remote.port(),

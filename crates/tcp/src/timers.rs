@@ -261,23 +261,7 @@ impl TcpLayer {
         if idle >= ka.idle {
             if tcb.ka_probes >= ka.count {
                 sh.stats.tcp_abort_on_timeout += 1;
-                let r = crate::wire::TcpRepr::new(
-                    tcb.local.port(),
-                    tcb.remote.port(),
-                    tcb.snd_nxt,
-                    SeqNum(0),
-                    TcpFlags::RST,
-                );
-                crate::output::send_raw(
-                    sh,
-                    tcb.local,
-                    tcb.remote,
-                    &r,
-                    &[],
-                    tcb.opts.ttl,
-                    tcb.opts.tos,
-                    out,
-                );
+                crate::input::send_rst(sh, tcb, tcb.snd_nxt, out);
                 tcp_done(tcb, sh, Some(TcpError::TimedOut));
                 self.conn_closed(id);
                 return;

@@ -465,18 +465,29 @@ impl UdpLayer {
             Some(l) => l,
             None => self.autobind(id, Ipv4Addr::UNSPECIFIED)?,
         };
-        let src = SocketAddrV4::new(src_ip, local.port());
+        Ok(self.datagram(SocketAddrV4::new(src_ip, local.port()), dst, ttl, tos, data))
+    }
+
+    /// Builds the datagram `src` -> `dst` carrying `data` (Linux `udp_send_skb`).
+    fn datagram(
+        &mut self,
+        src: SocketAddrV4,
+        dst: SocketAddrV4,
+        ttl: Option<u8>,
+        tos: u8,
+        data: &[u8],
+    ) -> UdpDatagramOut {
         let mut pkt = PacketBuf::with_headroom(DEFAULT_HEADROOM, data.len());
         pkt.extend_from_slice(data);
         prepend_header(&mut pkt, src, dst);
         self.stats.out_datagrams += 1;
-        Ok(UdpDatagramOut {
-            src: src_ip,
+        UdpDatagramOut {
+            src: *src.ip(),
             dst: *dst.ip(),
             ttl,
             tos,
             pkt,
-        })
+        }
     }
 
     /// Makes `id` the transparent socket (Linux: `IP_TRANSPARENT` plus a TPROXY rule that
@@ -486,10 +497,8 @@ impl UdpLayer {
     /// proxy answers in the name of the destination. It needs no bound port. There is one
     /// per layer: `AddrInUse` while another is open.
     pub fn set_transparent(&mut self, id: SockId) -> Result<(), UdpError> {
-        if self
-            .transparent
-            .is_some_and(|t| t != id && sock_ref(&self.slots, t).is_some())
-        {
+        // `close` clears `transparent`, so a set value is always an open socket.
+        if self.transparent.is_some_and(|t| t != id) {
             return Err(UdpError::AddrInUse);
         }
         let s = sock_mut(&mut self.slots, id).ok_or(UdpError::InvalidInput)?;
@@ -500,9 +509,9 @@ impl UdpLayer {
 
     /// True while a transparent socket is open (the host then hands datagrams to foreign
     /// addresses to [`input_foreign`](Self::input_foreign)).
+    #[inline]
     pub fn has_transparent(&self) -> bool {
-        self.transparent
-            .is_some_and(|t| sock_ref(&self.slots, t).is_some())
+        self.transparent.is_some()
     }
 
     /// Builds a datagram from `src` (any address, typically the foreign destination a
@@ -523,17 +532,7 @@ impl UdpLayer {
             return Err(UdpError::MessageTooLong);
         }
         let (ttl, tos) = (sock.ttl, sock.tos);
-        let mut pkt = PacketBuf::with_headroom(DEFAULT_HEADROOM, data.len());
-        pkt.extend_from_slice(data);
-        prepend_header(&mut pkt, src, dst);
-        self.stats.out_datagrams += 1;
-        Ok(UdpDatagramOut {
-            src: *src.ip(),
-            dst: *dst.ip(),
-            ttl,
-            tos,
-            pkt,
-        })
+        Ok(self.datagram(src, dst, ttl, tos, data))
     }
 
     /// Sends to the connected peer (`send` on a connected socket); `NotConnected` if none.
@@ -661,8 +660,8 @@ impl UdpLayer {
         pkt: PacketBuf,
     ) -> DeliverResult {
         match self.transparent {
-            Some(id) if sock_ref(&self.slots, id).is_some() => self.deliver(meta, pkt, Some(id)),
-            _ => {
+            Some(id) => self.deliver(meta, pkt, Some(id)),
+            None => {
                 self.stats.in_errors += 1;
                 DeliverResult::Consumed
             }

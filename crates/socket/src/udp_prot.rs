@@ -18,6 +18,35 @@ use crate::wait::WaitKind;
 #[derive(Debug, Default)]
 pub struct UdpProt;
 
+/// `recvmsg` on a UDP socket with the destination as well (Linux `udp_recvmsg` with
+/// `IP_RECVORIGDSTADDR`): the bytes copied, the sender, and where the datagram was sent
+/// (for a transparent socket, the foreign destination). A pending ICMP error is reported
+/// first; with nothing queued the waker is registered (or `WouldBlock` for `dontwait`).
+pub fn poll_recv_from_to(
+    core: &mut NetCore,
+    sk: SockRef,
+    buf: &mut [u8],
+    flags: MsgFlags,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<(usize, SocketAddrV4, SocketAddrV4)>> {
+    let id = id_of(sk)?;
+    // An ICMP error queued for a connected socket is reported by the next call
+    // (Linux: sk->sk_err, ECONNREFUSED after port unreachable).
+    if let Some(e) = core.udp.take_error(id) {
+        return Poll::Ready(Err(udp_err(e)));
+    }
+    let r = if flags.peek {
+        core.udp.peek_from_to(id, buf)
+    } else {
+        core.udp.recv_from_to(id, buf)
+    };
+    match r {
+        Ok(got) => Poll::Ready(Ok(got)),
+        Err(UdpError::WouldBlock) => wait_or_would_block(core, sk, WaitKind::Read, flags, cx),
+        Err(e) => Poll::Ready(Err(udp_err(e))),
+    }
+}
+
 fn id_of(sk: SockRef) -> io::Result<SockId> {
     match sk {
         SockRef::Udp(id) => Ok(id),
@@ -96,22 +125,7 @@ impl Proto for UdpProt {
         flags: MsgFlags,
         cx: &mut Context<'_>,
     ) -> Poll<RecvResult> {
-        let id = id_of(sk)?;
-        // An ICMP error queued for a connected socket is reported by the next call
-        // (Linux: sk->sk_err, ECONNREFUSED after port unreachable).
-        if let Some(e) = core.udp.take_error(id) {
-            return Poll::Ready(Err(udp_err(e)));
-        }
-        let r = if flags.peek {
-            core.udp.peek_from(id, buf)
-        } else {
-            core.udp.recv_from(id, buf)
-        };
-        match r {
-            Ok((n, from)) => Poll::Ready(Ok((n, Some(from)))),
-            Err(UdpError::WouldBlock) => wait_or_would_block(core, sk, WaitKind::Read, flags, cx),
-            Err(e) => Poll::Ready(Err(udp_err(e))),
-        }
+        poll_recv_from_to(core, sk, buf, flags, cx).map_ok(|(n, from, _)| (n, Some(from)))
     }
 
     fn poll_sendmsg(

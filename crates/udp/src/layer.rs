@@ -588,6 +588,15 @@ impl UdpLayer {
         id: SockId,
         buf: &mut [u8],
     ) -> Result<(usize, SocketAddrV4), UdpError> {
+        self.peek_from_to(id, buf).map(|(n, from, _)| (n, from))
+    }
+
+    /// Like [`recv_from_to`](Self::recv_from_to) but leaves the datagram queued.
+    pub fn peek_from_to(
+        &mut self,
+        id: SockId,
+        buf: &mut [u8],
+    ) -> Result<(usize, SocketAddrV4, SocketAddrV4), UdpError> {
         let sock = sock_mut(&mut self.slots, id).ok_or(UdpError::InvalidInput)?;
         let Some(d) = sock.rxq.front() else {
             return Err(sock.error.take().unwrap_or(UdpError::WouldBlock));
@@ -596,7 +605,7 @@ impl UdpLayer {
         if let (Some(dst), Some(src)) = (buf.get_mut(..n), d.payload.data().get(..n)) {
             dst.copy_from_slice(src);
         }
-        Ok((n, d.from))
+        Ok((n, d.from, d.to))
     }
 
     /// True when a receive call would not block: a datagram or an error is waiting

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use tokio::io::{Interest, ReadBuf, Ready};
 use ustack_socket::errno::udp_err;
-use ustack_socket::{wait_or_would_block, MsgFlags, SockRef, SockType, WaitKind};
+use ustack_socket::{poll_recv_from_to, MsgFlags, SockRef, SockType};
 
 use crate::net::handle::SockHandle;
 use crate::net::{dontwait, ToSocketAddrs};
@@ -122,21 +122,10 @@ impl UdpSocket {
         buf: &mut [u8],
     ) -> Poll<io::Result<(usize, SocketAddr, SocketAddr)>> {
         let sk = self.inner.sock.sk.id;
-        self.inner.stack.poll_op(|core, _| {
-            let SockRef::Udp(id) = sk else {
-                return Poll::Ready(Err(io::Error::other("not a UDP socket")));
-            };
-            if let Some(e) = core.udp.take_error(id) {
-                return Poll::Ready(Err(udp_err(e)));
-            }
-            match core.udp.recv_from_to(id, buf) {
-                Ok((n, from, to)) => Poll::Ready(Ok((n, v4(from), v4(to)))),
-                Err(ustack_udp::UdpError::WouldBlock) => {
-                    wait_or_would_block(core, sk, WaitKind::Read, MsgFlags::NONE, cx)
-                }
-                Err(e) => Poll::Ready(Err(udp_err(e))),
-            }
-        })
+        self.inner
+            .stack
+            .poll_op(|core, _| poll_recv_from_to(core, sk, buf, MsgFlags::NONE, cx))
+            .map_ok(|(n, from, to)| (n, v4(from), v4(to)))
     }
 
     /// Sends a datagram from `from` (any address: typically the foreign destination a

@@ -7,7 +7,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{echo_server, pair, pair_with, pair_with_link, B};
+use common::{echo_roundtrip, echo_server, pair, pair_with, pair_with_link, B};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use ustack::net::{TcpListener, TcpStream};
 use ustack::netdev::mem::MemLinkConfig;
@@ -67,18 +67,8 @@ async fn no_lost_wakeups_across_threads() {
             let a = a.clone();
             tasks.push(tokio::spawn(async move {
                 let st = TcpStream::connect_with(&a, addr(7)).await.unwrap();
-                let (mut r, mut w) = st.into_split();
                 let len = 2 * 1024 * 1024 + i as usize * 1000;
-                let data: Vec<u8> = (0..len).map(|j| (j as u64 * 31 + i) as u8).collect();
-                let expect = data.clone();
-                let writer = tokio::spawn(async move {
-                    w.write_all(&data).await.unwrap();
-                    w.shutdown().await.unwrap();
-                });
-                let mut got = Vec::with_capacity(len);
-                r.read_to_end(&mut got).await.unwrap();
-                writer.await.unwrap();
-                assert!(got == expect, "connection {i}: echoed bytes differ");
+                echo_roundtrip(st, len, i, &format!("connection {i}")).await;
             }));
         }
         for i in 0..4u8 {

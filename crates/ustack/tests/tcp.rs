@@ -6,7 +6,9 @@ use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{echo_server, pair, pair_with_link, A, B};
+use common::{
+    echo_conn, echo_roundtrip, echo_server, eventually, pair, pair_custom, pair_with_link, A, B,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use ustack::net::{TcpListener, TcpStream};
 
@@ -320,9 +322,8 @@ async fn tcp_transparent_listener_sees_original_destination() {
 
 #[tokio::test(start_paused = true)]
 async fn tcp_transfer_over_lossy_delayed_link() {
-    use ustack::netdev::mem::{MemLink, MemLinkConfig};
-    use ustack::{FaultConfig, Stack};
-    let (a, b) = MemLink::pair(MemLinkConfig::default());
+    use ustack::netdev::mem::MemLinkConfig;
+    use ustack::FaultConfig;
     let fault = |seed| FaultConfig {
         loss: 0.02,
         delay: Duration::from_millis(10),
@@ -330,20 +331,12 @@ async fn tcp_transfer_over_lossy_delayed_link() {
         seed,
         ..FaultConfig::default()
     };
-    let s1 = Stack::builder()
-        .device(a)
-        .addr("10.0.0.1/24".parse().unwrap())
-        .fault(fault(1))
-        .build()
-        .await
-        .unwrap();
-    let s2 = Stack::builder()
-        .device(b)
-        .addr("10.0.0.2/24".parse().unwrap())
-        .fault(fault(2))
-        .build()
-        .await
-        .unwrap();
+    let (s1, s2, _) = pair_custom(
+        MemLinkConfig::default(),
+        |b| b.fault(fault(1)),
+        |b| b.fault(fault(2)),
+    )
+    .await;
     let listener = TcpListener::bind_with(&s2, "0.0.0.0:5002").await.unwrap();
     const LEN: usize = 1 << 20;
     let server = tokio::spawn(async move {
@@ -393,9 +386,8 @@ async fn echo_both_ways_over_lossy_reordering_link_with_small_buffers() {
 const SEEDS: u64 = 12;
 
 async fn echo_over_lossy_link(seed: u64) {
-    use ustack::netdev::mem::{MemLink, MemLinkConfig};
-    use ustack::{FaultConfig, Stack};
-    let (a, b) = MemLink::pair(MemLinkConfig::default());
+    use ustack::netdev::mem::MemLinkConfig;
+    use ustack::FaultConfig;
     let fault = |seed| FaultConfig {
         loss: 0.03,
         reorder: 0.05,
@@ -404,20 +396,12 @@ async fn echo_over_lossy_link(seed: u64) {
         seed,
         ..FaultConfig::default()
     };
-    let s1 = Stack::builder()
-        .device(a)
-        .addr("10.0.0.1/24".parse().unwrap())
-        .fault(fault(2 * seed + 1))
-        .build()
-        .await
-        .unwrap();
-    let s2 = Stack::builder()
-        .device(b)
-        .addr("10.0.0.2/24".parse().unwrap())
-        .fault(fault(2 * seed + 2))
-        .build()
-        .await
-        .unwrap();
+    let (s1, s2, _) = pair_custom(
+        MemLinkConfig::default(),
+        |b| b.fault(fault(2 * seed + 1)),
+        |b| b.fault(fault(2 * seed + 2)),
+    )
+    .await;
     let listener = TcpListener::bind_with(&s2, "0.0.0.0:7").await.unwrap();
     let server = tokio::spawn(async move {
         loop {
@@ -426,19 +410,7 @@ async fn echo_over_lossy_link(seed: u64) {
             };
             s.set_recv_buffer_size(16 * 1024).unwrap();
             s.set_send_buffer_size(16 * 1024).unwrap();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                loop {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if s.write_all(&buf[..n]).await.is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-            });
+            tokio::spawn(async move { echo_conn(&mut s).await });
         }
     });
     let mut tasks = Vec::new();
@@ -447,21 +419,8 @@ async fn echo_over_lossy_link(seed: u64) {
         tasks.push(tokio::spawn(async move {
             let st = TcpStream::connect_with(&s1, (B, 7)).await.unwrap();
             st.set_recv_buffer_size(16 * 1024).unwrap();
-            let (mut r, mut w) = st.into_split();
             let len = 256 * 1024 + i as usize * 777;
-            let data: Vec<u8> = (0..len).map(|j| (j as u64 * 13 + i) as u8).collect();
-            let expect = data.clone();
-            let writer = tokio::spawn(async move {
-                w.write_all(&data).await.unwrap();
-                w.shutdown().await.unwrap();
-            });
-            let mut got = Vec::with_capacity(len);
-            r.read_to_end(&mut got).await.unwrap();
-            writer.await.unwrap();
-            assert!(
-                got == expect,
-                "seed {seed}, connection {i}: echoed bytes differ"
-            );
+            echo_roundtrip(st, len, i, &format!("seed {seed}, connection {i}")).await;
         }));
     }
     let all = async {
@@ -729,14 +688,8 @@ async fn socket_table_shows_listeners_connections_and_time_wait() {
     };
     let server_addr = std::net::SocketAddrV4::new(B, 88);
     // Wait until the bytes have arrived (they stay unread).
-    let mut table = Vec::new();
-    for _ in 0..200 {
-        table = s2.tcp_sockets();
-        if table.iter().any(|e| e.recv_q == 5) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    eventually(|| s2.tcp_sockets().iter().any(|e| e.recv_q == 5)).await;
+    let table = s2.tcp_sockets();
     let l = table
         .iter()
         .find(|e| e.state == TcpState::Listen)
@@ -773,32 +726,22 @@ async fn socket_table_shows_listeners_connections_and_time_wait() {
     let mut eof = [0u8; 1];
     assert_eq!(c.read(&mut eof).await.unwrap(), 0);
     drop(c);
-    let mut tw = None;
-    for _ in 0..200 {
-        tw = s1
-            .tcp_sockets()
+    let client_sock = || {
+        s1.tcp_sockets()
             .into_iter()
-            .find(|e| e.local == client_addr);
-        if tw.as_ref().is_some_and(|e| e.state == TcpState::TimeWait) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let tw = tw.expect("the client's socket");
+            .find(|e| e.local == client_addr)
+    };
+    eventually(|| client_sock().is_some_and(|e| e.state == TcpState::TimeWait)).await;
+    let tw = client_sock().expect("the client's socket");
     assert_eq!(
         (tw.state, tw.remote, tw.orphan),
         (TcpState::TimeWait, Some(server_addr), true)
     );
-    let mut gone = false;
-    for _ in 0..200 {
-        gone = !s2
-            .tcp_sockets()
+    let gone = eventually(|| {
+        !s2.tcp_sockets()
             .iter()
-            .any(|e| e.remote == Some(client_addr));
-        if gone {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+            .any(|e| e.remote == Some(client_addr))
+    })
+    .await;
     assert!(gone, "the server's side of the connection was freed");
 }

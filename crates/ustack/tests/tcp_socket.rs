@@ -6,7 +6,7 @@ use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{echo_server, pair, A, B};
+use common::{echo_server, pair, pair_custom, A, B};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use ustack::net::TcpSocket;
 
@@ -194,25 +194,11 @@ fn pcap_packets(path: &std::path::Path) -> Vec<Vec<u8>> {
 #[tokio::test]
 async fn type_of_service_reaches_the_ip_header() {
     use ustack::net::UdpSocket;
-    use ustack::netdev::mem::{MemLink, MemLinkConfig};
-    use ustack::Stack;
+    use ustack::netdev::mem::MemLinkConfig;
     let dir = std::env::temp_dir().join(format!("ustack-tos-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("a.pcap");
-    let (da, db) = MemLink::pair(MemLinkConfig::default());
-    let s1 = Stack::builder()
-        .device(da)
-        .addr("10.0.0.1/24".parse().unwrap())
-        .pcap(&path)
-        .build()
-        .await
-        .unwrap();
-    let s2 = Stack::builder()
-        .device(db)
-        .addr("10.0.0.2/24".parse().unwrap())
-        .build()
-        .await
-        .unwrap();
+    let (s1, s2, _) = pair_custom(MemLinkConfig::default(), |b| b.pcap(&path), |b| b).await;
     let srv = TcpSocket::new_v4_with(&s2).unwrap();
     srv.set_tos_v4(0x28).unwrap();
     srv.bind(SocketAddr::from((B, 7))).unwrap();

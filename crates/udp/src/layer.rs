@@ -49,6 +49,17 @@ struct RxDatagram {
     charge: usize,
 }
 
+impl RxDatagram {
+    /// Copies the payload into `buf`, truncated to its length; returns the bytes copied.
+    fn copy_to(&self, buf: &mut [u8]) -> usize {
+        let n = self.payload.len().min(buf.len());
+        if let (Some(dst), Some(src)) = (buf.get_mut(..n), self.payload.data().get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        n
+    }
+}
+
 /// One UDP socket (Linux: `struct udp_sock` / `inet_sock`).
 struct UdpSock {
     /// Bound address (Linux `inet_rcv_saddr` + `inet_num`); `None` = unbound.
@@ -574,10 +585,7 @@ impl UdpLayer {
             return Err(sock.error.take().unwrap_or(UdpError::WouldBlock));
         };
         sock.rx_bytes = sock.rx_bytes.saturating_sub(d.charge);
-        let n = d.payload.len().min(buf.len());
-        if let (Some(dst), Some(src)) = (buf.get_mut(..n), d.payload.data().get(..n)) {
-            dst.copy_from_slice(src);
-        }
+        let n = d.copy_to(buf);
         self.stats.in_datagrams += 1;
         Ok((n, d.from, d.to))
     }
@@ -601,10 +609,7 @@ impl UdpLayer {
         let Some(d) = sock.rxq.front() else {
             return Err(sock.error.take().unwrap_or(UdpError::WouldBlock));
         };
-        let n = d.payload.len().min(buf.len());
-        if let (Some(dst), Some(src)) = (buf.get_mut(..n), d.payload.data().get(..n)) {
-            dst.copy_from_slice(src);
-        }
+        let n = d.copy_to(buf);
         Ok((n, d.from, d.to))
     }
 

@@ -60,6 +60,11 @@ enum Cmd {
         /// Give up after this many seconds (the figure is then flagged timed_out).
         #[arg(long, default_value_t = 120.0)]
         max_secs: f64,
+        /// ustack only: send with `TcpStream::write_with` and receive with `read_with`
+        /// (in place, no copy to or from an application buffer), as the smoltcp side uses
+        /// its `send(|buf| ..)` / `recv(|buf| ..)`. Reported as stack `ustack_in_place`.
+        #[arg(long)]
+        in_place: bool,
     },
     /// In memory: 1-byte request/response, TCP_NODELAY.
     MemPingpong {
@@ -220,13 +225,14 @@ fn run(cli: Cli) -> std::io::Result<()> {
             mtu,
             buf,
             max_secs,
+            in_place,
         } => match stack {
             Which::Smoltcp => {
                 smol::bulk(bytes, mtu, buf, max_secs);
                 Ok(())
             }
             #[cfg(feature = "with-ustack")]
-            Which::Ustack => mem::bulk(bytes, mtu, buf, max_secs),
+            Which::Ustack => mem::bulk(bytes, mtu, buf, max_secs, in_place),
             #[cfg(not(feature = "with-ustack"))]
             Which::Ustack => no_ustack(),
         },

@@ -68,13 +68,19 @@ pub fn tx_packets(s: &Stack) -> u64 {
 }
 
 /// `bytes` one way, client -> server, timed from connect to the server's byte count.
-pub fn bulk(bytes: u64, mtu: usize, buf: usize, max_secs: f64) -> io::Result<()> {
+/// With `in_place`, both ends use `write_with` / `read_with` (nothing is written into
+/// or read out of the send and receive queues, as in the smoltcp loop).
+pub fn bulk(bytes: u64, mtu: usize, buf: usize, max_secs: f64, in_place: bool) -> io::Result<()> {
     current_thread_rt().block_on(LocalSet::new().run_until(async move {
         let (c, s) = pair(mtu, Some(buf)).await?;
         let l = TcpListener::bind_with(&s, server_addr(proto::SINK)).await?;
         let srv = spawn_local(async move {
             let (st, _) = l.accept().await?;
-            proto::sink(st).await
+            if in_place {
+                sink_in_place(st).await
+            } else {
+                proto::sink(st).await
+            }
         });
         let chunk = vec![0xa5u8; 256 * 1024];
         let t0 = Instant::now();
@@ -82,9 +88,14 @@ pub fn bulk(bytes: u64, mtu: usize, buf: usize, max_secs: f64) -> io::Result<()>
         let mut sent = 0u64;
         let mut timed_out = false;
         while sent < bytes {
-            let n = (bytes - sent).min(chunk.len() as u64) as usize;
-            st.write_all(&chunk[..n]).await?;
-            sent += n as u64;
+            if in_place {
+                let left = (bytes - sent).min(usize::MAX as u64) as usize;
+                sent += st.write_with(|space| space.len().min(left)).await? as u64;
+            } else {
+                let n = (bytes - sent).min(chunk.len() as u64) as usize;
+                st.write_all(&chunk[..n]).await?;
+                sent += n as u64;
+            }
             if t0.elapsed().as_secs_f64() > max_secs {
                 timed_out = true;
                 break;
@@ -99,7 +110,7 @@ pub fn bulk(bytes: u64, mtu: usize, buf: usize, max_secs: f64) -> io::Result<()>
         let wire = tx_packets(&c) + tx_packets(&s);
         emit(
             &format!("mem_bulk_{mtu}"),
-            "ustack",
+            if in_place { "ustack_in_place" } else { "ustack" },
             json!({ "bytes": recvd, "secs": round3(secs), "gbit_s": gbps(recvd, secs), "mtu": mtu, "buf": buf,
                     "wire_packets": wire, "timed_out": timed_out }),
         );
@@ -107,6 +118,21 @@ pub fn bulk(bytes: u64, mtu: usize, buf: usize, max_secs: f64) -> io::Result<()>
         s.shutdown().await;
         Ok(())
     }))
+}
+
+/// The sink of [`proto::sink`] reading in place: counts to EOF, replies with the count.
+async fn sink_in_place(mut st: TcpStream) -> io::Result<u64> {
+    let mut total = 0u64;
+    loop {
+        let n = st.read_with(|data| data.len()).await?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+    }
+    st.write_all(&total.to_be_bytes()).await?;
+    st.shutdown().await?;
+    Ok(total)
 }
 
 /// 1-byte ping-pong (TCP_NODELAY on both ends) for `secs` seconds.

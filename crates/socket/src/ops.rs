@@ -151,6 +151,36 @@ pub trait ProtoOps: Send + Sync + 'static {
             .prot
             .poll_recvmsg(core, now, sock.sk.id, buf, flags, cx)
     }
+
+    /// Receives in place (no Linux call: the closure sees the receive queue itself).
+    fn poll_recv_in_place(
+        &self,
+        core: &mut NetCore,
+        now: Instant,
+        sock: &Socket,
+        f: &mut dyn FnMut(&[u8]) -> usize,
+        flags: MsgFlags,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        sock.sk
+            .prot
+            .poll_recv_in_place(core, now, sock.sk.id, f, flags, cx)
+    }
+
+    /// Sends in place (no Linux call: the closure writes into the send queue itself).
+    fn poll_send_in_place(
+        &self,
+        core: &mut NetCore,
+        now: Instant,
+        sock: &Socket,
+        f: &mut dyn FnMut(&mut [u8]) -> usize,
+        flags: MsgFlags,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        sock.sk
+            .prot
+            .poll_send_in_place(core, now, sock.sk.id, f, flags, cx)
+    }
 }
 
 /// Linux: `inet_release` -> `sk->sk_prot->close`; waiters left on the socket are woken by

@@ -98,6 +98,36 @@ pub trait Proto: Send + Sync + 'static {
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<usize>>;
 
+    /// Receives in place: `f` is shown the queued bytes and returns how many it consumed
+    /// (see [`ustack_tcp::RecvDst::InPlace`]); `Ok(0)` at end of stream. Stream protocols
+    /// only; the default fails with `EOPNOTSUPP`.
+    fn poll_recv_in_place(
+        &self,
+        _core: &mut NetCore,
+        _now: Instant,
+        _sk: SockRef,
+        _f: &mut dyn FnMut(&[u8]) -> usize,
+        _flags: MsgFlags,
+        _cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready(Err(not_supported()))
+    }
+
+    /// Sends in place: `f` writes into free send-buffer space and returns how many bytes
+    /// it wrote (see [`ustack_tcp::SendSrc::InPlace`]). Stream protocols only; the default
+    /// fails with `EOPNOTSUPP`.
+    fn poll_send_in_place(
+        &self,
+        _core: &mut NetCore,
+        _now: Instant,
+        _sk: SockRef,
+        _f: &mut dyn FnMut(&mut [u8]) -> usize,
+        _flags: MsgFlags,
+        _cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready(Err(not_supported()))
+    }
+
     /// Current readiness (Linux: `tcp_poll`, `udp_poll` without the wait-queue part).
     fn poll_mask(&self, core: &mut NetCore, sk: SockRef) -> PollMask;
 

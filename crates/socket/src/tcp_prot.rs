@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use ustack_ipv4::IPPROTO_TCP;
-use ustack_tcp::{SockId, TcpError, TcpState};
+use ustack_tcp::{RecvDst, SendSrc, SockId, TcpError, TcpState};
 
 use crate::core::NetCore;
 use crate::errno::tcp_err;
@@ -31,6 +31,32 @@ fn id_of(sk: SockRef) -> io::Result<SockId> {
 /// The pending error of a TCP socket, consumed (Linux: `sock_error`).
 fn pending_error(core: &mut NetCore, id: SockId) -> Option<TcpError> {
     core.tcp.take_error(id)
+}
+
+/// Linux `sk_stream_wait_connect`: a send during the handshake waits for it.
+fn handshaking(core: &NetCore, id: SockId) -> bool {
+    matches!(
+        core.tcp.state(id),
+        Some(TcpState::SynSent) | Some(TcpState::SynReceived)
+    )
+}
+
+/// Linux `tcp_recvmsg` without `MSG_PEEK`: data (copied or in place), `Ok(0)` at end of
+/// stream, or wait.
+fn recv(
+    core: &mut NetCore,
+    now: Instant,
+    sk: SockRef,
+    dst: RecvDst<'_>,
+    flags: MsgFlags,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    let id = id_of(sk)?;
+    match core.tcp.recv_into(now, id, dst, &mut core.tcp_out) {
+        Ok(n) => Poll::Ready(Ok(n)),
+        Err(TcpError::WouldBlock) => wait_or_would_block(core, sk, WaitKind::Read, flags, cx),
+        Err(e) => Poll::Ready(Err(tcp_err(e))),
+    }
 }
 
 impl Proto for TcpProt {
@@ -175,9 +201,41 @@ impl Proto for TcpProt {
                 Err(e) => Poll::Ready(Err(tcp_err(e))),
             };
         }
-        match core.tcp.recv(now, id, buf, &mut core.tcp_out) {
-            Ok(n) => Poll::Ready(Ok((n, None))),
-            Err(TcpError::WouldBlock) => wait_or_would_block(core, sk, WaitKind::Read, flags, cx),
+        recv(core, now, sk, RecvDst::Copy(buf), flags, cx).map_ok(|n| (n, None))
+    }
+
+    fn poll_recv_in_place(
+        &self,
+        core: &mut NetCore,
+        now: Instant,
+        sk: SockRef,
+        f: &mut dyn FnMut(&[u8]) -> usize,
+        flags: MsgFlags,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        recv(core, now, sk, RecvDst::InPlace(f), flags, cx)
+    }
+
+    fn poll_send_in_place(
+        &self,
+        core: &mut NetCore,
+        now: Instant,
+        sk: SockRef,
+        f: &mut dyn FnMut(&mut [u8]) -> usize,
+        flags: MsgFlags,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        let id = id_of(sk)?;
+        if handshaking(core, id) {
+            return wait_or_would_block(core, sk, WaitKind::Write, flags, cx);
+        }
+        match core
+            .tcp
+            .send_from(now, id, SendSrc::InPlace(f), &mut core.tcp_out)
+        {
+            Ok(n) => Poll::Ready(Ok(n)),
+            // Linux sk_stream_wait_memory.
+            Err(TcpError::WouldBlock) => wait_or_would_block(core, sk, WaitKind::Write, flags, cx),
             Err(e) => Poll::Ready(Err(tcp_err(e))),
         }
     }
@@ -196,11 +254,7 @@ impl Proto for TcpProt {
         if bufs.iter().all(|b| b.is_empty()) {
             return Poll::Ready(Ok(0));
         }
-        // Linux sk_stream_wait_connect: a send during the handshake waits for it.
-        if matches!(
-            core.tcp.state(id),
-            Some(TcpState::SynSent) | Some(TcpState::SynReceived)
-        ) {
+        if handshaking(core, id) {
             return wait_or_would_block(core, sk, WaitKind::Write, flags, cx);
         }
         let mut total = 0;

@@ -17,6 +17,31 @@ use crate::state::TcpState;
 use crate::tcb::{wscale_for, Listener, PlainSock, Tcb};
 use crate::tw::TwSock;
 
+/// Most bytes of free send-buffer space offered to one in-place write
+/// ([`SendSrc::InPlace`]): about what one large application write carries, so a closure
+/// that writes little does not make the send buffer grow to its limit.
+pub const IN_PLACE_CHUNK: usize = 64 * 1024;
+
+/// Where [`TcpLayer::send_from`] takes data from.
+pub enum SendSrc<'a> {
+    /// Copied from this buffer.
+    Copy(&'a [u8]),
+    /// Written in place into the send buffer by this closure, which returns how many
+    /// bytes it wrote (at the front of the space it was given). Called at most once,
+    /// with one contiguous part of the free space.
+    InPlace(&'a mut dyn FnMut(&mut [u8]) -> usize),
+}
+
+/// Where [`TcpLayer::recv_into`] puts data.
+pub enum RecvDst<'a> {
+    /// Copied into this buffer.
+    Copy(&'a mut [u8]),
+    /// Shown in place to this closure, which returns how many of the bytes it was shown
+    /// it consumed. Called at most once, with the oldest queued bytes as one contiguous
+    /// part (not all of them when the queue wraps around its storage).
+    InPlace(&'a mut dyn FnMut(&[u8]) -> usize),
+}
+
 fn overlaps(a: Ipv4Addr, b: Ipv4Addr) -> bool {
     a == b || a.is_unspecified() || b.is_unspecified()
 }
@@ -317,6 +342,20 @@ impl TcpLayer {
         data: &[u8],
         out: &mut Vec<TcpSegmentOut>,
     ) -> Result<usize, TcpError> {
+        self.send_from(now, id, SendSrc::Copy(data), out)
+    }
+
+    /// [`send`](Self::send) from a buffer or written in place by a closure: with
+    /// [`SendSrc::InPlace`] the closure is offered up to [`IN_PLACE_CHUNK`] bytes of free
+    /// send-buffer space and the bytes it reports written are queued. `Ok(0)` when it
+    /// wrote nothing.
+    pub fn send_from(
+        &mut self,
+        now: Instant,
+        id: SockId,
+        src: SendSrc<'_>,
+        out: &mut Vec<TcpSegmentOut>,
+    ) -> Result<usize, TcpError> {
         let tcb = match self.socks.get_mut(id) {
             Some(Sock::Conn(t)) => t,
             Some(_) => return Err(TcpError::NotConnected),
@@ -334,12 +373,16 @@ impl TcpLayer {
             TcpState::Closed => return Err(TcpError::BrokenPipe),
             _ => return Err(TcpError::BrokenPipe),
         }
-        if data.is_empty() {
+        let want = match &src {
+            SendSrc::Copy(data) => data.len(),
+            SendSrc::InPlace(_) => IN_PLACE_CHUNK,
+        };
+        if want == 0 {
             return Ok(0);
         }
         self.sh.tick(now);
         let space = tcb.sndbuf_cap.saturating_sub(tcb.snd_buf.len());
-        let mut n = space.min(data.len());
+        let mut n = space.min(want);
         // Above the global limit a socket may still fill its `wmem.0` minimum
         // (Linux `sk_wmem_schedule` / `__sk_mem_raise_allocated`).
         if n > 0 && !self.sh.wmem_schedule(tcb.snd_buf.len(), n) {
@@ -352,11 +395,19 @@ impl TcpLayer {
             tcb.write_blocked = true;
             return Err(TcpError::WouldBlock);
         }
-        tcb.snd_buf.extend(data.get(..n).unwrap_or(&[]));
-        if n < data.len() {
+        if n < want {
             tcb.write_blocked = true;
         }
-        write_xmit(tcb, &mut self.sh, now, out);
+        let n = match src {
+            SendSrc::Copy(data) => {
+                tcb.snd_buf.extend(data.get(..n).unwrap_or(&[]));
+                n
+            }
+            SendSrc::InPlace(f) => tcb.snd_buf.extend_with(n, f),
+        };
+        if n > 0 {
+            write_xmit(tcb, &mut self.sh, now, out);
+        }
         tcb.sync_mem(&mut self.sh);
         Ok(n)
     }
@@ -369,6 +420,19 @@ impl TcpLayer {
         now: Instant,
         id: SockId,
         buf: &mut [u8],
+        out: &mut Vec<TcpSegmentOut>,
+    ) -> Result<usize, TcpError> {
+        self.recv_into(now, id, RecvDst::Copy(buf), out)
+    }
+
+    /// [`recv`](Self::recv) into a buffer or shown in place to a closure: with
+    /// [`RecvDst::InPlace`] the closure sees the oldest queued bytes and the bytes it
+    /// reports consumed are removed. At EOF the closure is not called and the result is `Ok(0)`.
+    pub fn recv_into(
+        &mut self,
+        now: Instant,
+        id: SockId,
+        dst: RecvDst<'_>,
         out: &mut Vec<TcpSegmentOut>,
     ) -> Result<usize, TcpError> {
         self.sh.tick(now);
@@ -386,19 +450,25 @@ impl TcpLayer {
             }
             return Err(TcpError::WouldBlock);
         }
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        let n = buf.len().min(tcb.rcv_buf.len());
-        let (a, b) = tcb.rcv_buf.as_slices();
-        let na = n.min(a.len());
-        if let (Some(d), Some(s)) = (buf.get_mut(..na), a.get(..na)) {
-            d.copy_from_slice(s);
-        }
-        if n > na {
-            if let (Some(d), Some(s)) = (buf.get_mut(na..n), b.get(..n - na)) {
-                d.copy_from_slice(s);
+        let n = match dst {
+            RecvDst::Copy(buf) => {
+                let n = buf.len().min(tcb.rcv_buf.len());
+                let (a, b) = tcb.rcv_buf.as_slices();
+                let na = n.min(a.len());
+                if let (Some(d), Some(s)) = (buf.get_mut(..na), a.get(..na)) {
+                    d.copy_from_slice(s);
+                }
+                if n > na {
+                    if let (Some(d), Some(s)) = (buf.get_mut(na..n), b.get(..n - na)) {
+                        d.copy_from_slice(s);
+                    }
+                }
+                n
             }
+            RecvDst::InPlace(f) => tcb.rcv_buf.read_with(f),
+        };
+        if n == 0 {
+            return Ok(0);
         }
         tcb.rcv_buf.consume(n);
         tcb.rcvq_copied += n;

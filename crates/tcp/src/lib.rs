@@ -61,6 +61,7 @@ mod tcb;
 mod timers;
 mod tw;
 
+pub use api::{RecvDst, SendSrc, IN_PLACE_CHUNK};
 pub use cc::CcAlgorithm;
 pub use config::{KeepaliveCfg, SockOpt, SockOptName, TcpConfig};
 pub use error::TcpError;

@@ -98,6 +98,40 @@ impl ByteRing {
         b.copy_from_slice(db);
     }
 
+    /// Offers `f` the free space after the queued data in place, up to `n` bytes and as
+    /// one contiguous part (it ends early where the storage wraps), and queues what `f`
+    /// says it wrote (capped at what it was given). `f` is called once. The space holds
+    /// whatever the storage held before. Nothing is queued if `f` panics.
+    pub(crate) fn extend_with(&mut self, n: usize, f: &mut dyn FnMut(&mut [u8]) -> usize) -> usize {
+        if n == 0 {
+            return 0;
+        }
+        if self.len + n > self.buf.len() {
+            self.reserve_exact_grow(self.len + n);
+        }
+        let cap = self.buf.len();
+        let start = (self.head + self.len) % cap;
+        let end = (start + n).min(cap);
+        let Some(space) = self.buf.get_mut(start..end) else {
+            return 0;
+        };
+        let wrote = f(space).min(end - start);
+        self.len += wrote;
+        wrote
+    }
+
+    /// Shows `f` the oldest queued bytes in place, as one contiguous part (all of them
+    /// unless they wrap around the end of the storage), and returns how many `f` consumed
+    /// (capped at what it was shown). `f` is called once, and not at all when the ring is
+    /// empty. The caller removes the bytes.
+    pub(crate) fn read_with(&self, f: &mut dyn FnMut(&[u8]) -> usize) -> usize {
+        let (a, _) = self.as_slices();
+        if a.is_empty() {
+            return 0;
+        }
+        f(a).min(a.len())
+    }
+
     /// Appends `data` and returns its unfolded one's-complement sum
     /// (`checksum::sum(data, 0)`), computed while copying: each byte is read once.
     pub(crate) fn extend_sum(&mut self, data: &[u8]) -> u64 {
@@ -249,6 +283,71 @@ mod tests {
                 assert_eq!(contents(&r), want);
             }
         }
+    }
+
+    /// Writing and reading in place agree with the copying forms, across the wrap of the
+    /// storage, for closures that take all, part or none of what they are offered.
+    #[test]
+    fn in_place_writes_and_reads_match_copies() {
+        let mut r = ByteRing::wrapped(MIN_CAP, 10, &[1, 2, 3]);
+        let mut next = 4u8;
+        let mut fill = |space: &mut [u8]| {
+            for b in space.iter_mut() {
+                *b = next;
+                next += 1;
+            }
+            space.len()
+        };
+        // 40 bytes asked: 7 fit before the end of the storage, so 7 are offered.
+        assert_eq!(r.extend_with(40, &mut fill), 7);
+        // Then the space after the wrap.
+        assert_eq!(r.extend_with(33, &mut fill), 33);
+        assert_eq!(contents(&r), (1..=43).collect::<Vec<u8>>());
+        // A closure that writes less queues only that; claims beyond the space are capped.
+        assert_eq!(
+            r.extend_with(5, &mut |s: &mut [u8]| {
+                s[0] = 44;
+                1
+            }),
+            1
+        );
+        assert_eq!(
+            r.extend_with(2, &mut |s: &mut [u8]| {
+                s.fill(45);
+                99
+            }),
+            2
+        );
+        assert_eq!(
+            r.extend_with(0, &mut |_s: &mut [u8]| panic!("not called")),
+            0
+        );
+        assert_eq!(r.len(), 46);
+        // Reading shows the first contiguous part: 10 bytes before the end of the storage.
+        let mut seen = Vec::new();
+        let mut take_all = |d: &[u8]| {
+            seen.extend_from_slice(d);
+            d.len()
+        };
+        assert_eq!(r.read_with(&mut take_all), 10);
+        r.consume(10);
+        assert_eq!(r.read_with(&mut take_all), 36);
+        r.consume(36);
+        let mut want: Vec<u8> = (1..=44).collect();
+        want.extend([45, 45]);
+        assert_eq!(seen, want);
+        r.extend(b"abcdef");
+        assert_eq!(r.read_with(&mut |d: &[u8]| d.len().min(3) + 100), 6);
+        assert_eq!(r.read_with(&mut |d: &[u8]| d.len().min(3)), 3);
+        r.consume(6);
+        assert_eq!(r.read_with(&mut |_d: &[u8]| panic!("not called")), 0);
+        // A closure that panics queues nothing.
+        let len = r.len();
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            r.extend_with(8, &mut |_s: &mut [u8]| panic!("application bug"))
+        }));
+        assert!(caught.is_err());
+        assert_eq!(r.len(), len);
     }
 
     #[test]

@@ -55,6 +55,42 @@ impl Drop for CallTime {
     }
 }
 
+thread_local! {
+    /// Set while an in-place read or write closure runs on this thread, under a stack's
+    /// lock (see [`InPlaceClosure`]).
+    static IN_PLACE_CLOSURE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the run of an application's in-place read or write closure (`read_with`,
+/// `write_with`), which runs with the stack's state lock held: a stack call from inside
+/// it would deadlock on that lock, so [`check_not_in_closure`] turns it into a panic
+/// that says why. Restores the previous mark on drop, panics included.
+pub(crate) struct InPlaceClosure(bool);
+
+impl InPlaceClosure {
+    pub(crate) fn enter() -> InPlaceClosure {
+        InPlaceClosure(IN_PLACE_CLOSURE.with(|c| c.replace(true)))
+    }
+}
+
+impl Drop for InPlaceClosure {
+    fn drop(&mut self) {
+        let prev = self.0;
+        IN_PLACE_CLOSURE.with(|c| c.set(prev));
+    }
+}
+
+/// Panics when called from inside an in-place closure (see [`InPlaceClosure`]).
+#[inline]
+fn check_not_in_closure() {
+    if IN_PLACE_CLOSURE.with(|c| c.get()) {
+        panic!(
+            "ustack: a read_with/write_with closure called into a stack; it runs with the \
+             stack locked and must not use sockets or stacks"
+        );
+    }
+}
+
 /// The driver's doorbell: set `kicked` (or `stop`) and wake the stored waker.
 #[derive(Debug, Default)]
 pub(crate) struct Signal {
@@ -450,6 +486,7 @@ impl Stack {
     }
 
     pub(crate) fn lock(&self) -> StateGuard<'_> {
+        check_not_in_closure();
         StateGuard {
             guard: Some(self.shared.state.lock().unwrap_or_else(|e| e.into_inner())),
             shared: &self.shared,
@@ -468,6 +505,7 @@ impl Stack {
     }
 
     fn run<R>(&self, check_live: bool, f: impl FnOnce(&mut NetCore, Instant) -> R) -> Option<R> {
+        check_not_in_closure();
         let (mut wakers, rx) = take_scratch();
         let _call;
         let r = {

@@ -11,7 +11,7 @@ use ustack_socket::{
 };
 
 use crate::net::{interest_mask, mask_to_ready};
-use crate::stack::Stack;
+use crate::stack::{InPlaceClosure, Stack};
 
 pub(crate) struct SockHandle {
     pub(crate) stack: Stack,
@@ -118,6 +118,46 @@ impl SockHandle {
         let s = self.sock;
         self.stack
             .poll_op(|core, now| s.ops.poll_sendmsg(core, now, &s, bufs, dst, flags, cx))
+    }
+
+    /// Receives in place (TCP): `f` (taken from `f`, so called at most once over all polls)
+    /// is shown queued bytes and returns how many it consumed; `Ok(0)` at end of stream.
+    /// `f` runs with the stack locked.
+    pub(crate) fn poll_recv_in_place<F: FnOnce(&[u8]) -> usize>(
+        &self,
+        cx: &mut Context<'_>,
+        f: &mut Option<F>,
+        flags: MsgFlags,
+    ) -> Poll<io::Result<usize>> {
+        let s = self.sock;
+        let mut once = |d: &[u8]| {
+            let _mark = InPlaceClosure::enter();
+            f.take().map_or(0, |f| f(d))
+        };
+        self.stack.poll_op(|core, now| {
+            s.ops
+                .poll_recv_in_place(core, now, &s, &mut once, flags, cx)
+        })
+    }
+
+    /// Sends in place (TCP): `f` (taken from `f`, so called at most once over all polls)
+    /// writes into free send-buffer space and returns how many bytes it wrote. `f` runs
+    /// with the stack locked.
+    pub(crate) fn poll_send_in_place<F: FnOnce(&mut [u8]) -> usize>(
+        &self,
+        cx: &mut Context<'_>,
+        f: &mut Option<F>,
+        flags: MsgFlags,
+    ) -> Poll<io::Result<usize>> {
+        let s = self.sock;
+        let mut once = |d: &mut [u8]| {
+            let _mark = InPlaceClosure::enter();
+            f.take().map_or(0, |f| f(d))
+        };
+        self.stack.poll_op(|core, now| {
+            s.ops
+                .poll_send_in_place(core, now, &s, &mut once, flags, cx)
+        })
     }
 
     /// Readiness for `interest`; registers the waker when nothing asked for is ready.

@@ -53,6 +53,16 @@ impl ReadHalf<'_> {
         self.0.try_read(buf)
     }
 
+    /// Reads in place (see [`TcpStream::read_with`]).
+    pub async fn read_with<F: FnOnce(&[u8]) -> usize>(&self, f: F) -> io::Result<usize> {
+        self.0.read_with(f).await
+    }
+
+    /// Reads in place without waiting (see [`TcpStream::try_read_with`]).
+    pub fn try_read_with<F: FnOnce(&[u8]) -> usize>(&self, f: F) -> io::Result<usize> {
+        self.0.try_read_with(f)
+    }
+
     /// The remote address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.0.peer_addr()
@@ -78,6 +88,16 @@ impl WriteHalf<'_> {
     /// Writes without waiting (see [`TcpStream::try_write`]).
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         self.0.try_write(buf)
+    }
+
+    /// Writes in place (see [`TcpStream::write_with`]).
+    pub async fn write_with<F: FnOnce(&mut [u8]) -> usize>(&self, f: F) -> io::Result<usize> {
+        self.0.write_with(f).await
+    }
+
+    /// Writes in place without waiting (see [`TcpStream::try_write_with`]).
+    pub fn try_write_with<F: FnOnce(&mut [u8]) -> usize>(&self, f: F) -> io::Result<usize> {
+        self.0.try_write_with(f)
     }
 
     /// Writes several buffers without waiting.

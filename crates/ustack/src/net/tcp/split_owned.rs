@@ -113,6 +113,21 @@ impl OwnedReadHalf {
         stream::try_read(&self.inner, buf)
     }
 
+    /// Reads in place (see [`TcpStream::read_with`]).
+    pub async fn read_with<F: FnOnce(&[u8]) -> usize>(&self, f: F) -> io::Result<usize> {
+        let mut f = Some(f);
+        std::future::poll_fn(|cx| self.inner.poll_recv_in_place(cx, &mut f, MsgFlags::NONE)).await
+    }
+
+    /// Reads in place without waiting (see [`TcpStream::try_read_with`]).
+    pub fn try_read_with<F: FnOnce(&[u8]) -> usize>(&self, f: F) -> io::Result<usize> {
+        let mut f = Some(f);
+        stream::try_in_place(|cx| {
+            self.inner
+                .poll_recv_in_place(cx, &mut f, MsgFlags::DONTWAIT)
+        })
+    }
+
     /// The remote address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.inner.getname(true).map(SocketAddr::V4)
@@ -153,6 +168,21 @@ impl OwnedWriteHalf {
     /// Writes several buffers without waiting.
     pub fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         stream::try_write_vectored(&self.inner, bufs)
+    }
+
+    /// Writes in place (see [`TcpStream::write_with`]).
+    pub async fn write_with<F: FnOnce(&mut [u8]) -> usize>(&self, f: F) -> io::Result<usize> {
+        let mut f = Some(f);
+        std::future::poll_fn(|cx| self.inner.poll_send_in_place(cx, &mut f, MsgFlags::NONE)).await
+    }
+
+    /// Writes in place without waiting (see [`TcpStream::try_write_with`]).
+    pub fn try_write_with<F: FnOnce(&mut [u8]) -> usize>(&self, f: F) -> io::Result<usize> {
+        let mut f = Some(f);
+        stream::try_in_place(|cx| {
+            self.inner
+                .poll_send_in_place(cx, &mut f, MsgFlags::DONTWAIT)
+        })
     }
 
     /// The remote address.

@@ -193,6 +193,102 @@ impl TcpStream {
         try_read(&self.inner, buf)
     }
 
+    /// Reads in place, without copying into a buffer of yours: waits until data is
+    /// queued, then calls `f` once with the oldest queued bytes and removes as many as `f`
+    /// returns (capped at what it was shown). `f` sees one contiguous part of the receive
+    /// queue: all of it, unless it wraps around the end of its storage (read again for the
+    /// rest). Returns the bytes consumed; `Ok(0)` at end of stream (`f` not called).
+    ///
+    /// `f` runs while the stack is locked: it must be quick and must not use any ustack
+    /// socket or stack (that panics). Not in `tokio::net` (smoltcp has the same idea in
+    /// `recv(|buf| ..)`).
+    ///
+    /// ```no_run
+    /// # async fn demo(stream: ustack::net::TcpStream) -> std::io::Result<()> {
+    /// // Count the bytes up to the first newline, leaving the rest queued.
+    /// let mut line = Vec::new();
+    /// let n = stream
+    ///     .read_with(|data| match data.iter().position(|&b| b == b'\n') {
+    ///         Some(i) => { line.extend_from_slice(&data[..=i]); i + 1 }
+    ///         None => { line.extend_from_slice(data); data.len() }
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn read_with<F: FnOnce(&[u8]) -> usize>(&self, f: F) -> io::Result<usize> {
+        let mut f = Some(f);
+        std::future::poll_fn(|cx| self.inner.poll_recv_in_place(cx, &mut f, MsgFlags::NONE)).await
+    }
+
+    /// The poll form of [`read_with`](Self::read_with): `Pending` (waker registered) when
+    /// nothing is queued.
+    pub fn poll_read_with<F: FnOnce(&[u8]) -> usize>(
+        &self,
+        cx: &mut Context<'_>,
+        f: F,
+    ) -> Poll<io::Result<usize>> {
+        self.inner
+            .poll_recv_in_place(cx, &mut Some(f), MsgFlags::NONE)
+    }
+
+    /// [`read_with`](Self::read_with) without waiting: `WouldBlock` when nothing is queued.
+    pub fn try_read_with<F: FnOnce(&[u8]) -> usize>(&self, f: F) -> io::Result<usize> {
+        let mut f = Some(f);
+        try_in_place(|cx| {
+            self.inner
+                .poll_recv_in_place(cx, &mut f, MsgFlags::DONTWAIT)
+        })
+    }
+
+    /// Writes in place, without copying from a buffer of yours: waits until the send
+    /// buffer has room, then calls `f` once with contiguous free space in it (at most
+    /// 64 KiB, less where the queue's storage wraps; its old contents unspecified) and
+    /// sends the first bytes `f` says it wrote (capped at what it was given). Returns the
+    /// bytes queued; `Ok(0)` when `f` wrote none.
+    ///
+    /// `f` runs while the stack is locked: it must be quick and must not use any ustack
+    /// socket or stack (that panics). Not in `tokio::net` (smoltcp has the same idea in
+    /// `send(|buf| ..)`).
+    ///
+    /// ```no_run
+    /// # async fn demo(stream: ustack::net::TcpStream) -> std::io::Result<()> {
+    /// // Fill whatever room there is with a repeating pattern.
+    /// let n = stream
+    ///     .write_with(|space| {
+    ///         for (i, b) in space.iter_mut().enumerate() {
+    ///             *b = (i % 251) as u8;
+    ///         }
+    ///         space.len()
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn write_with<F: FnOnce(&mut [u8]) -> usize>(&self, f: F) -> io::Result<usize> {
+        let mut f = Some(f);
+        std::future::poll_fn(|cx| self.inner.poll_send_in_place(cx, &mut f, MsgFlags::NONE)).await
+    }
+
+    /// The poll form of [`write_with`](Self::write_with): `Pending` (waker registered) when
+    /// the send buffer is full.
+    pub fn poll_write_with<F: FnOnce(&mut [u8]) -> usize>(
+        &self,
+        cx: &mut Context<'_>,
+        f: F,
+    ) -> Poll<io::Result<usize>> {
+        self.inner
+            .poll_send_in_place(cx, &mut Some(f), MsgFlags::NONE)
+    }
+
+    /// [`write_with`](Self::write_with) without waiting: `WouldBlock` when the send buffer
+    /// is full.
+    pub fn try_write_with<F: FnOnce(&mut [u8]) -> usize>(&self, f: F) -> io::Result<usize> {
+        let mut f = Some(f);
+        try_in_place(|cx| {
+            self.inner
+                .poll_send_in_place(cx, &mut f, MsgFlags::DONTWAIT)
+        })
+    }
+
     /// Like [`try_read`](Self::try_read), filling the buffers in order.
     pub fn try_read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         let mut total = 0;
@@ -469,6 +565,14 @@ pub(crate) fn try_read(h: &SockHandle, buf: &mut [u8]) -> io::Result<usize> {
 pub(crate) fn try_write_vectored(h: &SockHandle, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     let mut cx = Context::from_waker(futures::task::noop_waker_ref());
     dontwait(h.poll_send(&mut cx, bufs, None, MsgFlags::DONTWAIT))
+}
+
+/// Runs a `MSG_DONTWAIT` in-place call (it never registers the waker).
+pub(crate) fn try_in_place(
+    call: impl FnOnce(&mut Context<'_>) -> Poll<io::Result<usize>>,
+) -> io::Result<usize> {
+    let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+    dontwait(call(&mut cx))
 }
 
 /// Linux `shutdown(SHUT_WR)` as tokio does it: a second call succeeds; on a connection

@@ -146,9 +146,16 @@ pub fn pingpong(secs: f64, mtu: usize) -> io::Result<()> {
                 let _ = proto::echo(st).await;
             }
         });
-        let mut st = TcpStream::connect_with(&c, server_addr(proto::ECHO)).await?;
-        st.set_nodelay(true)?;
-        let lat = pingpong_loop(&mut st, secs, 1000).await?;
+        // The client is a task of the LocalSet too, like the server: a wake-up between two
+        // of its tasks is a queue push, while waking the future given to `block_on` from
+        // a task makes the runtime unpark its driver (an eventfd write and an epoll_wait
+        // per round trip).
+        let client = spawn_local(async move {
+            let mut st = TcpStream::connect_with(&c, server_addr(proto::ECHO)).await?;
+            st.set_nodelay(true)?;
+            pingpong_loop(&mut st, secs, 1000).await
+        });
+        let lat = client.await.map_err(io::Error::other)??;
         let mut f = latency_fields(lat);
         f["mtu"] = json!(mtu);
         emit("mem_pingpong", "ustack", f);

@@ -75,7 +75,11 @@ async fn in_place_stream_carries_every_byte_in_order() {
     let mut round = 0u64;
     loop {
         round += 1;
-        let take = if round.is_multiple_of(2) { 700 } else { usize::MAX };
+        let take = if round.is_multiple_of(2) {
+            700
+        } else {
+            usize::MAX
+        };
         let mut calls = 0;
         let mut bad = None;
         let before = got;

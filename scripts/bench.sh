@@ -87,6 +87,8 @@ if want mem; then
       collect "$BIN" mem-bulk --stack smoltcp --bytes "$BYTES" --mtu "$mtu"
       step "in-memory bulk MTU $mtu, $BYTES bytes, ustack (run $i/$RUNS)"
       collect timeout 300 "$BIN" mem-bulk --stack ustack --bytes "$BYTES" --mtu "$mtu"
+      step "in-memory bulk MTU $mtu, $BYTES bytes, ustack in place (run $i/$RUNS)"
+      collect timeout 300 "$BIN" mem-bulk --stack ustack --in-place --bytes "$BYTES" --mtu "$mtu"
     done
   done
   for i in $(seq "$RUNS"); do

@@ -104,15 +104,31 @@ fn comparisons(r: &Results) -> Vec<Cmp> {
     use Target::*;
     let mut v = vec![
         Cmp {
-            label: "In-memory bulk, MTU 1500".into(),
+            label: "In-memory bulk, MTU 1500, in place (both stacks' closure APIs)".into(),
             unit: "Gbit/s",
-            ustack: fig("mem_bulk_1500", "ustack", "gbit_s"),
+            ustack: fig("mem_bulk_1500", "ustack_in_place", "gbit_s"),
             base: fig("mem_bulk_1500", "smoltcp", "gbit_s"),
             base_label: "smoltcp".into(),
             target: AtLeast(1.5),
         },
         Cmp {
-            label: "In-memory bulk, MTU 65535".into(),
+            label: "In-memory bulk, MTU 1500, AsyncRead/AsyncWrite".into(),
+            unit: "Gbit/s",
+            ustack: fig("mem_bulk_1500", "ustack", "gbit_s"),
+            base: fig("mem_bulk_1500", "smoltcp", "gbit_s"),
+            base_label: "smoltcp".into(),
+            target: None,
+        },
+        Cmp {
+            label: "In-memory bulk, MTU 65535, in place".into(),
+            unit: "Gbit/s",
+            ustack: fig("mem_bulk_65535", "ustack_in_place", "gbit_s"),
+            base: fig("mem_bulk_65535", "smoltcp", "gbit_s"),
+            base_label: "smoltcp".into(),
+            target: None,
+        },
+        Cmp {
+            label: "In-memory bulk, MTU 65535, AsyncRead/AsyncWrite".into(),
             unit: "Gbit/s",
             ustack: fig("mem_bulk_65535", "ustack", "gbit_s"),
             base: fig("mem_bulk_65535", "smoltcp", "gbit_s"),

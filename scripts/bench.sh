@@ -63,7 +63,8 @@ cleanup() {
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
   for n in "${NSS[@]:-}"; do [ -n "$n" ] && ip netns del "$n" 2>/dev/null || true; done
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 netns() { ip netns del "$1" 2>/dev/null || true; ip netns add "$1"; NSS+=("$1"); ip -n "$1" link set lo up; }
 wait_ready() { for _ in $(seq 150); do grep -q READY "$1" 2>/dev/null && return 0; sleep 0.1; done; say "timeout waiting for READY in $1"; cat "$1" >&2; return 1; }
 is_root() { [ "$(id -u)" = 0 ] && [ -c /dev/net/tun ]; }

@@ -237,6 +237,9 @@ pub(crate) fn transmit(
         sh.stats.out_rsts += 1;
     }
     tcb.segs_out += segs;
+    if len > 0 && tcb.ca == CaState::Recovery {
+        tcb.prr_out = tcb.prr_out.saturating_add(segs as u32);
+    }
     if flags.ack() {
         // This segment carries the ACK: the delayed ACK is no longer owed.
         tcb.ack_pending = false;

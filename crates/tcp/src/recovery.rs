@@ -198,6 +198,8 @@ pub(crate) fn tcp_ack(
 ) -> AckOutcome {
     let mut res = AckOutcome::default();
     let prior_in_flight = tcb.in_flight();
+    let prior_una = tcb.snd_una;
+    let prior_sacked = tcb.sacked_bytes + tcb.reno_sacked;
     let wnd_changed = update_window(tcb, seg);
     let new_sacked = process_sack(tcb, sh, seg);
     let acked = seg.ack.since(tcb.snd_una);
@@ -313,8 +315,53 @@ pub(crate) fn tcp_ack(
             }
         }
     }
+    if tcb.ca == CaState::Recovery {
+        // Bytes that left the network with this ACK: newly acknowledged plus newly
+        // SACKed (or counted as SACKed by the NewReno emulation), less what was SACKed
+        // before and is acknowledged now (Linux `newly_acked_sacked`).
+        let sacked = tcb.sacked_bytes + tcb.reno_sacked;
+        let delivered = (u64::from(tcb.snd_una.since(prior_una)) + u64::from(sacked))
+            .saturating_sub(u64::from(prior_sacked));
+        prr_reduce(tcb, delivered.min(u64::from(u32::MAX)) as u32);
+    }
     let _ = out;
     res
+}
+
+/// Proportional Rate Reduction (RFC 6937, with the slow-start reduction bound; Linux
+/// `tcp_cwnd_reduction`): during Recovery each ACK lets out about `ssthresh / prior_cwnd`
+/// segments per segment it reports delivered while the pipe is above ssthresh, and grows
+/// the pipe back towards ssthresh (no faster than slow start) once it is below. The first
+/// ACK of Recovery always lets the fast retransmission out (RFC 6675 step 4.3), however
+/// full the pipe is (even when it reported nothing new delivered). `delivered` is in
+/// bytes; a later ACK that delivered nothing changes nothing.
+fn prr_reduce(tcb: &mut Tcb, delivered: u32) {
+    if delivered == 0 && tcb.prr_delivered > 0 {
+        return;
+    }
+    let mss = tcb.mss.max(1);
+    let delivered = delivered.div_ceil(mss);
+    tcb.prr_delivered = tcb.prr_delivered.saturating_add(delivered);
+    let pipe = tcb.in_flight().div_ceil(mss);
+    let ssthresh = tcb.ccs.ssthresh;
+    let sndcnt = if pipe > ssthresh {
+        let prior = u64::from(tcb.ccs.prior_cwnd.max(1));
+        let allowed = (u64::from(ssthresh) * u64::from(tcb.prr_delivered)).div_ceil(prior);
+        allowed.saturating_sub(u64::from(tcb.prr_out)) as u32
+    } else {
+        let limit = tcb
+            .prr_delivered
+            .saturating_sub(tcb.prr_out)
+            .max(delivered)
+            .saturating_add(1);
+        (ssthresh - pipe).min(limit)
+    };
+    let sndcnt = if tcb.prr_out == 0 {
+        sndcnt.max(1)
+    } else {
+        sndcnt
+    };
+    tcb.ccs.cwnd = pipe.saturating_add(sndcnt).max(1);
 }
 
 /// Marks holes below the highest SACKed byte as lost (RFC 6675 IsLost, simplified).
@@ -348,7 +395,9 @@ pub(crate) fn enter_recovery(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
     tcb.undo = Some((tcb.ccs.cwnd, tcb.ccs.ssthresh, ts));
     let ss = cc_ssthresh(tcb);
     tcb.ccs.ssthresh = ss;
-    tcb.ccs.cwnd = ss;
+    // cwnd follows the pipe from here (`prr_reduce`, run for this ACK by `tcp_ack`).
+    tcb.prr_delivered = 0;
+    tcb.prr_out = 0;
     tcb.high_seq = tcb.snd_nxt;
     tcb.rtx_next = tcb.snd_una;
     tcb.lost_end = tcb.snd_una + tcb.mss;

@@ -219,6 +219,11 @@ pub(crate) struct Tcb {
     pub(crate) dupacks: u32,
     /// NewReno emulation of SACKed segments (Linux `tcp_add_reno_sack`), in bytes.
     pub(crate) reno_sacked: u32,
+    /// Proportional Rate Reduction (RFC 6937) during Recovery: segments delivered to the
+    /// receiver (cumulatively or selectively acknowledged) and segments sent since
+    /// Recovery began (Linux `prr_delivered`, `prr_out`).
+    pub(crate) prr_delivered: u32,
+    pub(crate) prr_out: u32,
     /// SACK scoreboard above `snd_una`: sorted, non-overlapping `[l, r)`.
     pub(crate) sacked: Vec<(SeqNum, SeqNum)>,
     pub(crate) sacked_bytes: u32,
@@ -356,6 +361,8 @@ impl Tcb {
             lost_end: iss,
             dupacks: 0,
             reno_sacked: 0,
+            prr_delivered: 0,
+            prr_out: 0,
             sacked: Vec::new(),
             sacked_bytes: 0,
             undo: None,

@@ -7,7 +7,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 use ustack_tcp::wire::TcpFlags;
-use ustack_tcp::{CcAlgorithm, SockOpt, TcpConfig};
+use ustack_tcp::{CcAlgorithm, SockId, SockOpt, TcpConfig};
 
 #[test]
 fn window_scale_negotiated_both_ways() {
@@ -118,13 +118,14 @@ fn paws_drops_old_duplicate() {
 
 /// Drops the first transmission of the data segments with these indexes (0-based, by
 /// offset / mss) in direction A->B.
-fn drop_first_tx(n: &mut Net, mss: u32, which: &'static [u32]) {
+fn drop_first_tx(n: &mut Net, mss: u32, which: &[u32]) {
+    let which = which.to_vec();
     let mut seen = std::collections::HashSet::new();
     n.set_rule(Dir::AtoB, move |seg, _| {
         if seg.len == 0 {
             return Action::Pass;
         }
-        for &k in which {
+        for &k in &which {
             if seg.seq_rel_is(k * mss) && seen.insert(k) {
                 return Action::Drop;
             }
@@ -269,4 +270,110 @@ fn goodput_under_1pct_loss_at_100ms_rtt() {
         assert!(g >= 0.5 * m, "{alg:?} goodput {g} < half of Mathis {m}");
         assert!(rtos < recs, "{alg:?} RTOs {rtos} >= recoveries {recs}");
     }
+}
+
+/// A large flight through a 100 Mbit/s, 20 ms RTT path with segment `lost` dropped once:
+/// the transfer, the lost segment's sequence number, and when its third duplicate ACK
+/// reached the sender.
+fn one_loss_in_a_large_flight(cfg: TcpConfig, lost: u32) -> (Net, SockId, u32, std::time::Instant) {
+    let mut n = Net::with_configs(cfg.clone(), cfg);
+    n.delay = Duration::from_millis(10);
+    n.rate = Some(12_500_000);
+    let (c, s) = n.connect_pair(80);
+    let mss = n.a.info(c).unwrap().snd_mss;
+    drop_first_tx(&mut n, mss, &[lost]);
+    let data = pattern(2000 * mss as usize, 9);
+    let got = n.transfer(c, s, &data, Duration::from_secs(30));
+    assert!(got == data);
+    let lost_seq = n
+        .log
+        .iter()
+        .find(|x| x.dir == Dir::AtoB && x.seq_rel_is(lost * mss))
+        .unwrap()
+        .seq;
+    let third_dupack = n
+        .log
+        .iter()
+        .filter(|x| x.dir == Dir::BtoA && x.ack == lost_seq && x.len == 0)
+        .nth(2)
+        .expect("three duplicate ACKs")
+        .at
+        + n.delay;
+    (n, c, lost_seq, third_dupack)
+}
+
+/// The sender's data segments (time, seq) in `[from, to)`.
+fn sends_between(
+    n: &Net,
+    from: std::time::Instant,
+    to: std::time::Instant,
+) -> Vec<(std::time::Instant, u32)> {
+    n.log
+        .iter()
+        .filter(|x| x.dir == Dir::AtoB && x.len > 0 && x.at >= from && x.at < to)
+        .map(|x| (x.at, x.seq))
+        .collect()
+}
+
+/// RFC 6675 step 4.3: the fast retransmission leaves with the third duplicate ACK, even
+/// though the pipe (far above the halved window) would not admit a segment yet. Without
+/// SACK (NewReno) too.
+#[test]
+fn fast_retransmit_leaves_on_the_third_dupack_with_a_full_pipe() {
+    for sack in [true, false] {
+        let cfg = TcpConfig {
+            sack,
+            ..TcpConfig::default()
+        };
+        let (n, c, lost_seq, third) = one_loss_in_a_large_flight(cfg, 400);
+        let retx = n
+            .log
+            .iter()
+            .filter(|x| x.dir == Dir::AtoB && x.seq == lost_seq && x.len > 0)
+            .nth(1)
+            .expect("a retransmission")
+            .at;
+        assert!(
+            retx >= third && retx - third < Duration::from_millis(1),
+            "sack {sack}: retransmitted {:?} after the third duplicate ACK",
+            retx.saturating_duration_since(third)
+        );
+        let i = n.a.info(c).unwrap();
+        assert_eq!((i.rto_events, i.recoveries), (0, 1), "sack {sack}: {i:?}");
+        assert_eq!(n.a.stats().retrans_segs, 1, "sack {sack}");
+    }
+}
+
+/// Proportional Rate Reduction (RFC 6937): through the first part of Recovery (while the
+/// pipe is above ssthresh) the sender goes on sending, about ssthresh / prior cwnd (CUBIC:
+/// 0.7) segments per segment delivered, one or two at a time: no pause until the pipe
+/// drains below the halved window, and no burst.
+#[test]
+fn recovery_sends_in_proportion_to_what_is_delivered() {
+    let (n, _c, lost_seq, third) = one_loss_in_a_large_flight(TcpConfig::default(), 400);
+    // The 12 ms after entering Recovery: the retransmission reaches the receiver 10 ms
+    // later, so every ACK arriving meanwhile reports one more segment delivered.
+    let end = third + Duration::from_millis(12);
+    let sends: Vec<_> = sends_between(&n, third, end)
+        .into_iter()
+        .filter(|&(_, seq)| seq != lost_seq)
+        .collect();
+    let acks = n
+        .log
+        .iter()
+        .filter(|x| x.dir == Dir::BtoA && x.at + n.delay > third && x.at + n.delay < end)
+        .count();
+    assert!(acks >= 50, "only {acks} ACKs in the window");
+    let ratio = sends.len() as f64 / acks as f64;
+    assert!(
+        (0.55..=0.85).contains(&ratio),
+        "{} new segments for {acks} ACKs ({ratio:.2})",
+        sends.len()
+    );
+    let mut per_instant = std::collections::BTreeMap::new();
+    for (at, _) in &sends {
+        *per_instant.entry(*at).or_insert(0u32) += 1;
+    }
+    let burst = per_instant.values().copied().max().unwrap_or(0);
+    assert!(burst <= 2, "{burst} segments sent for one ACK");
 }

@@ -55,6 +55,9 @@ pub struct TcpConfig {
     pub initial_cwnd: u32,
     /// Congestion control for new sockets (Linux default: cubic).
     pub default_cc: CcAlgorithm,
+    /// CUBIC leaves the initial slow start by HyStart++ (RFC 9406) when the RTT shows a
+    /// queue building (Linux: `tcp_cubic` parameter `hystart`, on by default).
+    pub hystart: bool,
     /// Offer window scaling (RFC 7323).
     pub window_scaling: bool,
     /// Offer SACK (RFC 2018).
@@ -111,6 +114,7 @@ impl Default for TcpConfig {
             keepalive_probes: 9,
             initial_cwnd: 10,
             default_cc: CcAlgorithm::Cubic,
+            hystart: true,
             window_scaling: true,
             sack: true,
             timestamps: true,

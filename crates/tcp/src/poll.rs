@@ -145,7 +145,7 @@ impl TcpLayer {
                     SockOpt::RecvBuf(_) => t.rcvbuf_cap = t.opts.rcvbuf,
                     SockOpt::SendBuf(_) => t.sndbuf_cap = t.opts.sndbuf,
                     SockOpt::Congestion(c) => {
-                        let mut cc = crate::cc::new_cc(c);
+                        let mut cc = crate::cc::new_cc_with(c, self.sh.cfg.hystart);
                         cc.init(&mut t.ccs);
                         t.cc = cc;
                     }

@@ -45,6 +45,8 @@ fn cc_cong_avoid(tcb: &mut Tcb, acked_segs: u32, prior_in_flight: u32, now: Inst
         prior_in_flight + mss >= tcb.cwnd_bytes()
     };
     tcb.ccs.app_limited = !cwnd_limited;
+    tcb.ccs.snd_una = tcb.snd_una.0;
+    tcb.ccs.snd_nxt = tcb.snd_nxt.0;
     tcb.cc.cong_avoid(&mut tcb.ccs, acked_segs, now);
 }
 

@@ -291,7 +291,7 @@ impl Tcb {
     ) -> Tcb {
         let advmss = route_mtu.saturating_sub(40).clamp(88, 65495) as u16;
         let mut ccs = CcState::new(advmss as u32, cfg.initial_cwnd);
-        let mut cc = crate::cc::new_cc(opts.cc);
+        let mut cc = crate::cc::new_cc_with(opts.cc, cfg.hystart);
         cc.init(&mut ccs);
         Tcb {
             id,

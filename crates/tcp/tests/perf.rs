@@ -377,3 +377,72 @@ fn recovery_sends_in_proportion_to_what_is_delivered() {
     let burst = per_instant.values().copied().max().unwrap_or(0);
     assert!(burst <= 2, "{burst} segments sent for one ACK");
 }
+
+/// 16 MiB through a 100 Mbit/s, 20 ms RTT path with a deep queue (nothing is dropped),
+/// socket buffers of 8 MiB:
+/// the largest smoothed RTT seen by the sender, and its ssthresh at the end.
+fn slow_start_into_a_deep_queue(hystart: bool) -> (Duration, u32, u32) {
+    // Buffers large from the start, so the windows never limit the flight.
+    let cfg = TcpConfig {
+        hystart,
+        rmem: (4096, 8 << 20, 8 << 20),
+        wmem: (4096, 8 << 20, 8 << 20),
+        ..TcpConfig::default()
+    };
+    let mut n = Net::with_configs(cfg.clone(), cfg);
+    n.delay = Duration::from_millis(10);
+    n.rate = Some(12_500_000);
+    n.keep_log = false;
+    let (c, s) = n.connect_pair(80);
+    let data = pattern(16 << 20, 11);
+    let (mut sent, mut got) = (0, 0);
+    let mut max_rtt = Duration::ZERO;
+    let limit = n.now + Duration::from_secs(60);
+    let mut buf = vec![0u8; 1 << 16];
+    while got < data.len() && n.now < limit {
+        if sent < data.len() {
+            sent += n.a_send(c, &data[sent..]);
+        }
+        loop {
+            let mut out = Vec::new();
+            let now = n.now;
+            let r = n.b.recv(now, s, &mut buf, &mut out);
+            n.send(Dir::BtoA, out);
+            match r {
+                Ok(k) if k > 0 => got += k,
+                _ => break,
+            }
+        }
+        max_rtt = max_rtt.max(n.a.info(c).unwrap().rtt);
+        if !n.step(limit) {
+            break;
+        }
+    }
+    assert_eq!(got, data.len());
+    let i = n.a.info(c).unwrap();
+    (max_rtt, i.snd_ssthresh, i.total_retrans)
+}
+
+/// HyStart++ (RFC 9406): CUBIC leaves slow start when the queue at the bottleneck starts
+/// to delay ACKs, without a loss; without it slow start goes on until the transfer ends
+/// (or, on a real path, until the queue overflows). Here the queue peaks at about 150 ms
+/// with HyStart++ (it sees the rise a round late, and Conservative Slow Start still
+/// triples cwnd) and near 700 ms without.
+#[test]
+fn hystart_ends_slow_start_before_the_queue_grows_long() {
+    let (rtt_on, ssthresh_on, retrans_on) = slow_start_into_a_deep_queue(true);
+    let (rtt_off, ssthresh_off, _) = slow_start_into_a_deep_queue(false);
+    assert_eq!(retrans_on, 0);
+    assert!(
+        ssthresh_on < 2000,
+        "slow start ended without a loss: ssthresh {ssthresh_on}"
+    );
+    assert!(
+        ssthresh_off > 1_000_000,
+        "no exit without HyStart++: {ssthresh_off}"
+    );
+    assert!(
+        rtt_on < Duration::from_millis(250) && rtt_off > rtt_on * 3,
+        "largest smoothed RTT: {rtt_on:?} with HyStart++, {rtt_off:?} without"
+    );
+}

@@ -15,11 +15,13 @@
 //!   (section 4.8); a spurious congestion event is undone by restoring the saved state
 //!   (section 4.9).
 //!
-//! Not implemented: HyStart (Linux's slow-start exit heuristic), which RFC 9438 leaves
-//! optional (section 4.10).
+//! The initial slow start ends by HyStart++ (RFC 9406, [`super::hystart`]) when the RTT
+//! shows a queue building, as Linux CUBIC's HyStart does (RFC 9438 section 4.10 leaves the
+//! slow-start algorithm open); [`Cubic::set_hystart`] turns it off.
 
 use std::time::{Duration, Instant};
 
+use super::hystart::HyStart;
 use super::{CaState, CcAlgorithm, CcState, CongestionOps};
 
 /// RFC 9438 section 5: C = 0.4.
@@ -71,6 +73,8 @@ pub struct Cubic {
     /// The congestion-avoidance state as last told by the engine.
     ca: CaState,
     saved: Option<Saved>,
+    /// Slow-start exit by HyStart++ (None: turned off).
+    hystart: Option<HyStart>,
 }
 
 impl Default for Cubic {
@@ -101,7 +105,19 @@ impl Cubic {
             loss_cwnd: 0,
             ca: CaState::Open,
             saved: None,
+            hystart: Some(HyStart::new()),
         }
+    }
+
+    /// Turns HyStart++ (RFC 9406) on (the default, like Linux `hystart=1`) or off (slow
+    /// start then runs until the first loss or ssthresh).
+    pub fn set_hystart(&mut self, on: bool) {
+        self.hystart = on.then(HyStart::new);
+    }
+
+    /// The HyStart++ state, when it is on.
+    pub fn hystart(&self) -> Option<&HyStart> {
+        self.hystart.as_ref()
     }
 
     /// Turns fast convergence (RFC 9438 section 4.7) on or off.
@@ -167,13 +183,18 @@ impl CongestionOps for Cubic {
     fn init(&mut self, _s: &mut CcState) {
         let fc = self.fast_convergence;
         let min_rtt = self.min_rtt;
+        let hystart = self.hystart.is_some();
         *self = Cubic::new();
         self.fast_convergence = fc;
         self.min_rtt = min_rtt;
+        self.set_hystart(hystart);
     }
 
     /// RFC 9438 sections 4.6 and 4.7. Linux `cubictcp_recalc_ssthresh`.
     fn ssthresh(&mut self, s: &CcState) -> u32 {
+        if let Some(h) = &mut self.hystart {
+            h.finish();
+        }
         if matches!(self.ca, CaState::Open | CaState::Disorder) || self.saved.is_none() {
             self.saved = Some(Saved {
                 w_max: self.w_max,
@@ -205,7 +226,10 @@ impl CongestionOps for Cubic {
         }
         let mut acked = acked;
         if s.in_slow_start() {
-            acked = s.slow_start(acked);
+            acked = match &mut self.hystart {
+                Some(h) => h.slow_start(s, acked),
+                None => s.slow_start(acked),
+            };
             if acked == 0 {
                 return;
             }
@@ -248,9 +272,12 @@ impl CongestionOps for Cubic {
     }
 
     /// Linux `bictcp_acked`: track the minimum RTT (`delay_min`).
-    fn on_rtt_sample(&mut self, _s: &mut CcState, rtt: Duration, _now: Instant) {
+    fn on_rtt_sample(&mut self, s: &mut CcState, rtt: Duration, _now: Instant) {
         if rtt.is_zero() {
             return;
+        }
+        if let Some(h) = &mut self.hystart {
+            h.on_rtt_sample(s, rtt);
         }
         self.min_rtt = Some(self.min_rtt.map_or(rtt, |m| m.min(rtt)));
     }
@@ -258,6 +285,9 @@ impl CongestionOps for Cubic {
     /// Linux `cubictcp_state`; RFC 9438 section 4.8 on entering Loss (RTO).
     fn set_state(&mut self, _s: &mut CcState, new: CaState) {
         if new == CaState::Loss && self.ca != CaState::Loss {
+            if let Some(h) = &mut self.hystart {
+                h.finish();
+            }
             self.after_timeout = true;
             self.epoch_start = None;
         }

@@ -12,6 +12,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 pub mod cubic;
+pub mod hystart;
 pub mod reno;
 
 #[cfg(test)]
@@ -47,6 +48,10 @@ pub struct CcState {
     pub in_flight: u32,
     /// The sender is not using its window (Linux `!tcp_is_cwnd_limited`); growth pauses.
     pub app_limited: bool,
+    /// SND.UNA and SND.NXT as of the ACK being processed (raw sequence numbers), for
+    /// algorithms that count rounds (HyStart++).
+    pub snd_una: u32,
+    pub snd_nxt: u32,
 }
 
 impl CcState {
@@ -62,6 +67,8 @@ impl CcState {
             mss,
             in_flight: 0,
             app_limited: false,
+            snd_una: 0,
+            snd_nxt: 0,
         }
     }
 
@@ -210,8 +217,17 @@ impl FromStr for CcAlgorithm {
 
 /// A fresh instance of `alg` (Linux `tcp_assign_congestion_control`).
 pub fn new_cc(alg: CcAlgorithm) -> Box<dyn CongestionOps + Send> {
+    new_cc_with(alg, true)
+}
+
+/// [`new_cc`] with HyStart++ on or off (CUBIC; Reno has none).
+pub fn new_cc_with(alg: CcAlgorithm, hystart: bool) -> Box<dyn CongestionOps + Send> {
     match alg {
         CcAlgorithm::Reno => Box::new(Reno::new()),
-        CcAlgorithm::Cubic => Box::new(Cubic::new()),
+        CcAlgorithm::Cubic => {
+            let mut c = Cubic::new();
+            c.set_hystart(hystart);
+            Box::new(c)
+        }
     }
 }

@@ -290,3 +290,135 @@ fn algorithm_names() {
     assert_eq!(new_cc(CcAlgorithm::Cubic).name(), "cubic");
     assert_eq!(new_cc(CcAlgorithm::Cubic).algorithm(), CcAlgorithm::Cubic);
 }
+
+/// A slow start acked one segment per ACK, `acks` ACKs long; the ACK of segment `i`
+/// carries RTT `rtt(i)` and the sender keeps cwnd segments in flight (it sends after
+/// each ACK); sequence numbers count segments. Returns (cwnd, phase) after each ACK.
+fn hystart_run(
+    cc: &mut Cubic,
+    s: &mut CcState,
+    acks: usize,
+    rtt: impl Fn(usize) -> Duration,
+) -> Vec<(u32, super::hystart::Phase)> {
+    let mut now = Instant::now();
+    let mut out = Vec::new();
+    s.snd_nxt = s.snd_una.wrapping_add(s.cwnd);
+    for i in 0..acks {
+        now += rtt(i) / s.cwnd.max(1);
+        s.snd_una = s.snd_una.wrapping_add(1);
+        cc.on_rtt_sample(s, rtt(i), now);
+        cc.cong_avoid(s, 1, now);
+        s.snd_nxt = s.snd_una.wrapping_add(s.cwnd);
+        let phase = cc
+            .hystart()
+            .map_or(super::hystart::Phase::Done, |h| h.phase());
+        out.push((s.cwnd, phase));
+    }
+    out
+}
+
+/// RFC 9406: once the RTT of a round's first samples is 20 ms above the last round's
+/// (threshold clamp(20 ms / 8, 4, 16) = 4 ms), slow start ends; Conservative Slow Start
+/// then grows cwnd by a quarter per ACKed segment for five rounds (about 1.25^5 = 3.05
+/// times), after which ssthresh = cwnd: congestion avoidance without any loss.
+#[test]
+fn hystart_leaves_slow_start_when_the_rtt_rises() {
+    use super::hystart::Phase;
+    let mut cc = Cubic::new();
+    let mut s = CcState::new(1448, 10);
+    s.snd_una = u32::MAX - 100; // rounds work across the wrap of sequence space
+    let base = Duration::from_millis(20);
+    let trace = hystart_run(&mut cc, &mut s, 3000, |i| {
+        if i < 150 {
+            base
+        } else {
+            base + Duration::from_millis(20)
+        }
+    });
+    // Slow start while the RTT is flat: one more segment per ACK.
+    assert_eq!(trace[149].0, 160);
+    let css = trace
+        .iter()
+        .position(|(_, p)| matches!(p, Phase::Css { .. }))
+        .expect("CSS entered");
+    let done = trace
+        .iter()
+        .position(|(_, p)| *p == Phase::Done)
+        .expect("HyStart++ finished");
+    assert!(css > 150 && done > css);
+    assert!(trace[css..done]
+        .iter()
+        .all(|(_, p)| matches!(p, Phase::Css { .. })));
+    let growth = f64::from(trace[done].0) / f64::from(trace[css].0);
+    assert!((2.6..=3.5).contains(&growth), "CSS grew cwnd x{growth:.2}");
+    assert!(!s.in_slow_start());
+    assert_eq!(s.ssthresh, trace[done].0);
+    // Then CUBIC's congestion avoidance: far slower than slow start would have gone.
+    assert!(s.cwnd < trace[done].0 + 100, "cwnd {} at the end", s.cwnd);
+}
+
+/// A rise that does not last (the next round's RTT is back at the baseline of the
+/// earlier rounds) returns to slow start; a constant RTT never leaves it; with HyStart++
+/// off a rising RTT does not either.
+#[test]
+fn hystart_resumes_slow_start_after_a_passing_rise_and_can_be_off() {
+    use super::hystart::Phase;
+    let base = Duration::from_millis(20);
+    let mut cc = Cubic::new();
+    let mut s = CcState::new(1448, 10);
+    let trace = hystart_run(&mut cc, &mut s, 1200, |i| {
+        if (150..400).contains(&i) {
+            base + Duration::from_millis(10)
+        } else {
+            base
+        }
+    });
+    let css = trace
+        .iter()
+        .position(|(_, p)| matches!(p, Phase::Css { .. }))
+        .expect("CSS entered");
+    let back = css
+        + trace[css..]
+            .iter()
+            .position(|(_, p)| *p == Phase::SlowStart)
+            .expect("slow start resumed");
+    assert!(back >= 400, "resumed at ACK {back}, before the RTT fell");
+    assert!(s.in_slow_start());
+    assert_eq!(trace.last().unwrap().1, Phase::SlowStart);
+    assert_eq!(
+        trace.last().unwrap().0 - trace[back].0,
+        (trace.len() - 1 - back) as u32,
+        "one more segment per ACK after resuming"
+    );
+
+    let mut cc = Cubic::new();
+    let mut s = CcState::new(1448, 10);
+    hystart_run(&mut cc, &mut s, 3000, |_| base);
+    assert_eq!(cc.hystart().unwrap().phase(), Phase::SlowStart);
+    assert_eq!(s.cwnd, 3010);
+
+    let mut cc = Cubic::new();
+    cc.set_hystart(false);
+    let mut s = CcState::new(1448, 10);
+    hystart_run(&mut cc, &mut s, 3000, |i| base * (i as u32 / 100 + 1));
+    assert!(cc.hystart().is_none());
+    assert_eq!(s.cwnd, 3010);
+    assert!(s.in_slow_start());
+}
+
+/// A congestion event ends HyStart++: the slow start after it is the standard one.
+#[test]
+fn hystart_is_only_for_the_initial_slow_start() {
+    use super::hystart::Phase;
+    let mut cc = Cubic::new();
+    let mut s = CcState::new(1448, 10);
+    hystart_run(&mut cc, &mut s, 30, |_| Duration::from_millis(20));
+    s.ssthresh = cc.ssthresh(&s);
+    cc.set_state(&mut s, CaState::Loss);
+    assert_eq!(cc.hystart().unwrap().phase(), Phase::Done);
+    s.cwnd = 1;
+    let trace = hystart_run(&mut cc, &mut s, 7, |i| {
+        Duration::from_millis(20 * (i as u64 + 1))
+    });
+    assert_eq!(trace.last().unwrap().0, 8);
+}

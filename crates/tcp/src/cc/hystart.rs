@@ -1,0 +1,175 @@
+//! HyStart++ (RFC 9406): leaves the initial slow start when the round-trip time starts to
+//! grow (a queue is building at the bottleneck), before the overshoot that ends a plain
+//! slow start with a burst of losses. Linux CUBIC has the same idea as "HyStart"
+//! (`hystart_delay_min` and friends in `tcp_cubic.c`).
+//!
+//! Rounds are counted in sequence space: a round ends when an ACK covers what was sent
+//! when it began (RFC 9406 section 4.2, `windowEnd`). In each round the minimum of the
+//! first RTT samples is compared with the previous round's; a rise of at least
+//! `clamp(lastRoundMinRTT / 8, 4 ms, 16 ms)` ends slow start and starts Conservative Slow
+//! Start (CSS), which grows cwnd at a quarter of the slow-start rate for up to five rounds:
+//! if the RTT falls back below the baseline the rise was noise and slow start resumes;
+//! after five rounds ssthresh is set to cwnd and congestion avoidance begins.
+//!
+//! Only the initial slow start uses it (RFC 9406 section 4.3: after a congestion event or
+//! an RTO, slow start is the standard one). Unlike the RFC's non-paced setting, growth per
+//! ACK is not capped at `L = 8` segments: receivers that acknowledge large batches at once
+//! (GRO, ACK batching) would slow every slow start down; Linux does not cap either.
+
+use std::time::Duration;
+
+use super::CcState;
+
+/// RFC 9406 section 4.3 constants.
+const MIN_RTT_THRESH: Duration = Duration::from_millis(4);
+const MAX_RTT_THRESH: Duration = Duration::from_millis(16);
+const MIN_RTT_DIVISOR: u32 = 8;
+const N_RTT_SAMPLE: u32 = 8;
+const CSS_GROWTH_DIVISOR: u32 = 4;
+const CSS_ROUNDS: u32 = 5;
+
+/// Where the slow start of a connection stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Standard slow start, watching the RTT.
+    SlowStart,
+    /// Conservative slow start since the RTT rose to `baseline`; `rounds` completed.
+    Css { baseline: Duration, rounds: u32 },
+    /// HyStart++ is over (it ended slow start, or a congestion event did).
+    Done,
+}
+
+/// The HyStart++ state of one connection.
+#[derive(Clone, Debug)]
+pub struct HyStart {
+    phase: Phase,
+    /// `windowEnd`: the round ends when SND.UNA reaches it (None: no round started).
+    window_end: Option<u32>,
+    last_round_min_rtt: Option<Duration>,
+    current_round_min_rtt: Option<Duration>,
+    samples: u32,
+    /// Acked segments not yet turned into CSS growth.
+    css_acc: u32,
+}
+
+impl Default for HyStart {
+    fn default() -> Self {
+        HyStart::new()
+    }
+}
+
+/// `a` is at or after `b` in sequence space.
+fn seq_ge(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) >= 0
+}
+
+impl HyStart {
+    /// Before the first round.
+    pub fn new() -> Self {
+        HyStart {
+            phase: Phase::SlowStart,
+            window_end: None,
+            last_round_min_rtt: None,
+            current_round_min_rtt: None,
+            samples: 0,
+            css_acc: 0,
+        }
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// HyStart++ no longer applies (a congestion event, or an RTO).
+    pub fn finish(&mut self) {
+        self.phase = Phase::Done;
+    }
+
+    /// An RTT sample (RFC 9406: `currentRoundMinRTT`, `rttSampleCount`).
+    pub fn on_rtt_sample(&mut self, s: &CcState, rtt: Duration) {
+        if self.phase == Phase::Done || !s.in_slow_start() || rtt.is_zero() {
+            return;
+        }
+        self.current_round_min_rtt = Some(self.current_round_min_rtt.map_or(rtt, |m| m.min(rtt)));
+        self.samples = self.samples.saturating_add(1);
+    }
+
+    /// Slow-start growth for an ACK of `acked` segments (the caller checked
+    /// `in_slow_start`). Returns the segments left over for congestion avoidance, like
+    /// [`CcState::slow_start`].
+    pub fn slow_start(&mut self, s: &mut CcState, acked: u32) -> u32 {
+        if self.phase == Phase::Done {
+            return s.slow_start(acked);
+        }
+        if self.window_end.is_none_or(|end| seq_ge(s.snd_una, end)) {
+            self.new_round(s);
+            if self.phase == Phase::Done {
+                // CSS ran its rounds: congestion avoidance from here (ssthresh = cwnd).
+                return acked;
+            }
+        }
+        let left = match self.phase {
+            Phase::Css { .. } => {
+                self.css_acc = self.css_acc.saturating_add(acked);
+                let inc = self.css_acc / CSS_GROWTH_DIVISOR;
+                self.css_acc -= inc * CSS_GROWTH_DIVISOR;
+                s.cwnd = s.cwnd.saturating_add(inc).min(s.cwnd_clamp);
+                0
+            }
+            _ => s.slow_start(acked),
+        };
+        self.check_rtt();
+        left
+    }
+
+    /// RFC 9406 section 4.2: at the start of each round, the last round's minimum
+    /// becomes the reference; in CSS, a completed round counts towards `CSS_ROUNDS`.
+    fn new_round(&mut self, s: &mut CcState) {
+        if let Phase::Css { baseline, rounds } = self.phase {
+            let rounds = rounds + 1;
+            if rounds >= CSS_ROUNDS {
+                s.ssthresh = s.cwnd.max(2);
+                self.phase = Phase::Done;
+                return;
+            }
+            self.phase = Phase::Css { baseline, rounds };
+        }
+        self.last_round_min_rtt = self.current_round_min_rtt.take();
+        self.samples = 0;
+        self.window_end = Some(s.snd_nxt);
+    }
+
+    /// Enters CSS when this round's RTT rose enough over the last round's; leaves it when
+    /// the RTT fell back below the baseline.
+    fn check_rtt(&mut self) {
+        if self.samples < N_RTT_SAMPLE {
+            return;
+        }
+        let Some(current) = self.current_round_min_rtt else {
+            return;
+        };
+        match self.phase {
+            Phase::SlowStart => {
+                let Some(last) = self.last_round_min_rtt else {
+                    return;
+                };
+                let thresh = (last / MIN_RTT_DIVISOR).clamp(MIN_RTT_THRESH, MAX_RTT_THRESH);
+                if current >= last + thresh {
+                    self.phase = Phase::Css {
+                        baseline: current,
+                        rounds: 0,
+                    };
+                    self.css_acc = 0;
+                }
+            }
+            Phase::Css { baseline, .. } => {
+                if current < baseline {
+                    // The rise was not a queue: back to slow start.
+                    self.phase = Phase::SlowStart;
+                }
+            }
+            Phase::Done => {}
+        }
+    }
+}

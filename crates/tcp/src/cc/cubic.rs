@@ -21,7 +21,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::hystart::HyStart;
+use super::hystart::{HyStart, Phase};
 use super::{CaState, CcAlgorithm, CcState, CongestionOps};
 
 /// RFC 9438 section 5: C = 0.4.
@@ -73,8 +73,22 @@ pub struct Cubic {
     /// The congestion-avoidance state as last told by the engine.
     ca: CaState,
     saved: Option<Saved>,
-    /// Slow-start exit by HyStart++ (None: turned off).
-    hystart: Option<HyStart>,
+    /// Slow-start exit by HyStart++.
+    hystart: HyStartSlot,
+}
+
+/// Where HyStart++ stands for this connection. Its state is allocated at the first ACK of
+/// data in slow start and freed when it is over, so idle connections and connections past
+/// their first slow start do not carry it.
+#[derive(Clone, Debug)]
+enum HyStartSlot {
+    /// Turned off.
+    Off,
+    /// On; no data acknowledged yet.
+    Ready,
+    Running(Box<HyStart>),
+    /// The initial slow start is over.
+    Over,
 }
 
 impl Default for Cubic {
@@ -105,19 +119,35 @@ impl Cubic {
             loss_cwnd: 0,
             ca: CaState::Open,
             saved: None,
-            hystart: Some(HyStart::new()),
+            hystart: HyStartSlot::Ready,
         }
     }
 
     /// Turns HyStart++ (RFC 9406) on (the default, like Linux `hystart=1`) or off (slow
     /// start then runs until the first loss or ssthresh).
     pub fn set_hystart(&mut self, on: bool) {
-        self.hystart = on.then(HyStart::new);
+        self.hystart = if on {
+            HyStartSlot::Ready
+        } else {
+            HyStartSlot::Off
+        };
     }
 
-    /// The HyStart++ state, when it is on.
-    pub fn hystart(&self) -> Option<&HyStart> {
-        self.hystart.as_ref()
+    /// The HyStart++ phase (None when it is off).
+    pub fn hystart_phase(&self) -> Option<Phase> {
+        match &self.hystart {
+            HyStartSlot::Off => None,
+            HyStartSlot::Ready => Some(Phase::SlowStart),
+            HyStartSlot::Running(h) => Some(h.phase()),
+            HyStartSlot::Over => Some(Phase::Done),
+        }
+    }
+
+    /// Ends HyStart++ for this connection (a congestion event, an RTO).
+    fn end_hystart(&mut self) {
+        if matches!(self.hystart, HyStartSlot::Ready | HyStartSlot::Running(_)) {
+            self.hystart = HyStartSlot::Over;
+        }
     }
 
     /// Turns fast convergence (RFC 9438 section 4.7) on or off.
@@ -183,7 +213,7 @@ impl CongestionOps for Cubic {
     fn init(&mut self, _s: &mut CcState) {
         let fc = self.fast_convergence;
         let min_rtt = self.min_rtt;
-        let hystart = self.hystart.is_some();
+        let hystart = !matches!(self.hystart, HyStartSlot::Off);
         *self = Cubic::new();
         self.fast_convergence = fc;
         self.min_rtt = min_rtt;
@@ -192,9 +222,7 @@ impl CongestionOps for Cubic {
 
     /// RFC 9438 sections 4.6 and 4.7. Linux `cubictcp_recalc_ssthresh`.
     fn ssthresh(&mut self, s: &CcState) -> u32 {
-        if let Some(h) = &mut self.hystart {
-            h.finish();
-        }
+        self.end_hystart();
         if matches!(self.ca, CaState::Open | CaState::Disorder) || self.saved.is_none() {
             self.saved = Some(Saved {
                 w_max: self.w_max,
@@ -226,9 +254,18 @@ impl CongestionOps for Cubic {
         }
         let mut acked = acked;
         if s.in_slow_start() {
+            if matches!(self.hystart, HyStartSlot::Ready) {
+                self.hystart = HyStartSlot::Running(Box::default());
+            }
             acked = match &mut self.hystart {
-                Some(h) => h.slow_start(s, acked),
-                None => s.slow_start(acked),
+                HyStartSlot::Running(h) => {
+                    let left = h.slow_start(s, acked);
+                    if h.phase() == Phase::Done {
+                        self.hystart = HyStartSlot::Over;
+                    }
+                    left
+                }
+                _ => s.slow_start(acked),
             };
             if acked == 0 {
                 return;
@@ -276,7 +313,7 @@ impl CongestionOps for Cubic {
         if rtt.is_zero() {
             return;
         }
-        if let Some(h) = &mut self.hystart {
+        if let HyStartSlot::Running(h) = &mut self.hystart {
             h.on_rtt_sample(s, rtt);
         }
         self.min_rtt = Some(self.min_rtt.map_or(rtt, |m| m.min(rtt)));
@@ -285,9 +322,7 @@ impl CongestionOps for Cubic {
     /// Linux `cubictcp_state`; RFC 9438 section 4.8 on entering Loss (RTO).
     fn set_state(&mut self, _s: &mut CcState, new: CaState) {
         if new == CaState::Loss && self.ca != CaState::Loss {
-            if let Some(h) = &mut self.hystart {
-                h.finish();
-            }
+            self.end_hystart();
             self.after_timeout = true;
             self.epoch_start = None;
         }

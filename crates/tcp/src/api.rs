@@ -60,23 +60,27 @@ impl TcpLayer {
     /// True when `port` can be bound at `ip` by a socket with `reuse` (Linux
     /// `inet_csk_bind_conflict`): SO_REUSEADDR on both sides allows sharing unless one
     /// listens; ports held only by connections (e.g. TIME_WAIT) are free with SO_REUSEADDR.
-    fn port_free(&self, ip: Ipv4Addr, port: u16, reuse: bool) -> bool {
+    /// Linux `inet_csk_bind_conflict`: the port is free for a socket with these
+    /// `SO_REUSEADDR` / `SO_REUSEPORT` flags unless an owner on an overlapping address
+    /// conflicts (both reuseaddr and the owner not listening, or both reuseport, share).
+    fn port_free(&self, ip: Ipv4Addr, port: u16, reuse: bool, reuseport: bool) -> bool {
         let Some(b) = self.hash.bucket(port) else {
             return true;
         };
-        if b.conns > 0 && !reuse {
+        if b.conns > 0 && !reuse && !reuseport {
             return false;
         }
         for o in &b.owners {
-            let (oaddr, oreuse, olisten) = match self.socks.get(*o) {
+            let (oaddr, opts, olisten) = match self.socks.get(*o) {
                 Some(Sock::Plain(p)) => match p.local {
-                    Some(a) => (*a.ip(), p.opts.reuseaddr, false),
+                    Some(a) => (*a.ip(), p.opts, false),
                     None => continue,
                 },
-                Some(Sock::Listen(l)) => (*l.local.ip(), l.opts.reuseaddr, true),
+                Some(Sock::Listen(l)) => (*l.local.ip(), l.opts, true),
                 _ => continue,
             };
-            if overlaps(ip, oaddr) && !(reuse && oreuse && !olisten) {
+            let shared = (reuse && opts.reuseaddr && !olisten) || (reuseport && opts.reuseport);
+            if overlaps(ip, oaddr) && !shared {
                 return false;
             }
         }
@@ -85,8 +89,8 @@ impl TcpLayer {
 
     /// Binds to a local address; port 0 picks a free ephemeral port (Linux `inet_bind`).
     pub fn bind(&mut self, id: SockId, addr: SocketAddrV4) -> Result<(), TcpError> {
-        let reuse = match self.socks.get(id) {
-            Some(Sock::Plain(p)) if p.local.is_none() => p.opts.reuseaddr,
+        let (reuse, reuseport) = match self.socks.get(id) {
+            Some(Sock::Plain(p)) if p.local.is_none() => (p.opts.reuseaddr, p.opts.reuseport),
             Some(Sock::Plain(_)) | Some(Sock::Listen(_)) | Some(Sock::Conn(_)) => {
                 return Err(TcpError::InvalidInput)
             }
@@ -111,7 +115,7 @@ impl TcpLayer {
             }
             found.ok_or(TcpError::AddrNotAvailable)?
         } else {
-            if !self.port_free(*addr.ip(), addr.port(), reuse) {
+            if !self.port_free(*addr.ip(), addr.port(), reuse, reuseport) {
                 return Err(TcpError::AddrInUse);
             }
             addr.port()
@@ -172,7 +176,8 @@ impl TcpLayer {
                 }
             }
         };
-        if !any && !self.hash.insert_listener(local, id) {
+        let reuseport = matches!(self.socks.get(id), Some(Sock::Plain(p)) if p.opts.reuseport);
+        if !any && !self.hash.insert_listener(local, id, reuseport) {
             return Err(TcpError::AddrInUse);
         }
         if any {

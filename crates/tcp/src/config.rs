@@ -180,6 +180,10 @@ pub enum SockOpt {
     Linger(Option<std::time::Duration>),
     /// `SO_REUSEADDR`.
     ReuseAddr(bool),
+    /// `SO_REUSEPORT`: sockets that all set it may bind the same address and port; when
+    /// they listen, incoming connections are spread over them by a hash of the peer's
+    /// address and port.
+    ReusePort(bool),
 }
 
 /// Which option [`crate::TcpLayer::get_option`] reads.
@@ -203,4 +207,6 @@ pub enum SockOptName {
     Linger,
     /// `SO_REUSEADDR`.
     ReuseAddr,
+    /// `SO_REUSEPORT`.
+    ReusePort,
 }

@@ -22,15 +22,40 @@ pub(crate) struct BindBucket {
 
 /// Linux `inet_hashinfo`: established (incl. request socks and TIME_WAIT), listening and
 /// bound tables.
-#[derive(Default)]
 pub(crate) struct HashInfo {
     ehash: FastHashMap<FourTuple, SockId>,
     /// The last established-table hit: consecutive segments of a flow skip the hash
     /// probe. Dropped whenever an entry is replaced or removed.
     last: Cell<Option<(FourTuple, SockId)>>,
-    lhash: FastHashMap<SocketAddrV4, SockId>,
+    lhash: FastHashMap<SocketAddrV4, Listening>,
     any: Option<SockId>,
     bhash: FastHashMap<u16, BindBucket>,
+    /// Seeds the choice among `SO_REUSEPORT` listeners (Linux: the `inet_ehashfn`
+    /// secret), so a peer cannot pick the listener its connections land on in advance.
+    reuseport_seed: u64,
+}
+
+/// The listener(s) of one local address (Linux: the listening hash chain, and a
+/// `sock_reuseport` group).
+pub(crate) enum Listening {
+    /// One listener; the flag: it set `SO_REUSEPORT`.
+    One(SockId, bool),
+    /// Listeners that all set `SO_REUSEPORT`, in the order they started listening.
+    Group(Vec<SockId>),
+}
+
+impl Default for HashInfo {
+    fn default() -> Self {
+        use std::hash::BuildHasher;
+        HashInfo {
+            ehash: FastHashMap::default(),
+            last: Cell::new(None),
+            lhash: FastHashMap::default(),
+            any: None,
+            bhash: FastHashMap::default(),
+            reuseport_seed: std::collections::hash_map::RandomState::new().hash_one(0x5150_u64),
+        }
+    }
 }
 
 impl HashInfo {
@@ -49,16 +74,28 @@ impl HashInfo {
     }
 
     /// Linux `__inet_lookup_listener`: exact address, then wildcard, then the transparent
-    /// "any" listener.
-    pub(crate) fn lookup_listener(&self, local: SocketAddrV4) -> Option<SockId> {
-        self.lhash
-            .get(&local)
-            .or_else(|| {
-                self.lhash
-                    .get(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, local.port()))
-            })
-            .copied()
-            .or(self.any)
+    /// "any" listener. Among `SO_REUSEPORT` listeners of an address, a seeded hash of the
+    /// peer's address and port picks one (Linux `reuseport_select_sock`): every segment of
+    /// a handshake from one peer port reaches the same listener.
+    pub(crate) fn lookup_listener(
+        &self,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+    ) -> Option<SockId> {
+        let l = self.lhash.get(&local).or_else(|| {
+            self.lhash
+                .get(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, local.port()))
+        });
+        match l {
+            Some(Listening::One(id, _)) => Some(*id),
+            Some(Listening::Group(ids)) => {
+                let key = (u64::from(u32::from(*remote.ip())) << 16) | u64::from(remote.port());
+                let mut h = (key ^ self.reuseport_seed).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                h ^= h >> 29;
+                ids.get((h % ids.len().max(1) as u64) as usize).copied()
+            }
+            None => self.any,
+        }
     }
 
     pub(crate) fn insert_established(&mut self, t: FourTuple, id: SockId) -> bool {
@@ -88,17 +125,44 @@ impl HashInfo {
         self.ehash.len()
     }
 
-    pub(crate) fn insert_listener(&mut self, local: SocketAddrV4, id: SockId) -> bool {
-        if self.lhash.contains_key(&local) {
-            return false;
+    /// Adds a listener for `local`; a second one is accepted only when it and every
+    /// listener already there set `SO_REUSEPORT`.
+    pub(crate) fn insert_listener(
+        &mut self,
+        local: SocketAddrV4,
+        id: SockId,
+        reuseport: bool,
+    ) -> bool {
+        match self.lhash.get_mut(&local) {
+            None => {
+                self.lhash.insert(local, Listening::One(id, reuseport));
+                true
+            }
+            Some(Listening::One(other, true)) if reuseport => {
+                let other = *other;
+                self.lhash.insert(local, Listening::Group(vec![other, id]));
+                true
+            }
+            Some(Listening::Group(ids)) if reuseport => {
+                ids.push(id);
+                true
+            }
+            Some(_) => false,
         }
-        self.lhash.insert(local, id);
-        true
     }
 
     pub(crate) fn remove_listener(&mut self, local: &SocketAddrV4, id: SockId) {
-        if self.lhash.get(local) == Some(&id) {
-            self.lhash.remove(local);
+        match self.lhash.get_mut(local) {
+            Some(Listening::One(o, _)) if *o == id => {
+                self.lhash.remove(local);
+            }
+            Some(Listening::Group(ids)) => {
+                ids.retain(|o| *o != id);
+                if let [last] = ids[..] {
+                    self.lhash.insert(*local, Listening::One(last, true));
+                }
+            }
+            _ => {}
         }
         if self.any == Some(id) {
             self.any = None;

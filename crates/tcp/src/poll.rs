@@ -135,6 +135,7 @@ impl TcpLayer {
             SockOpt::Tos(t) => o.tos = t & !0x03,
             SockOpt::Linger(l) => o.linger = l,
             SockOpt::ReuseAddr(r) => o.reuseaddr = r,
+            SockOpt::ReusePort(r) => o.reuseport = r,
         };
         match self.socks.get_mut(id) {
             Some(Sock::Plain(p)) => apply(&mut p.opts),
@@ -181,6 +182,7 @@ impl TcpLayer {
             SockOptName::Tos => SockOpt::Tos(o.tos),
             SockOptName::Linger => SockOpt::Linger(o.linger),
             SockOptName::ReuseAddr => SockOpt::ReuseAddr(o.reuseaddr),
+            SockOptName::ReusePort => SockOpt::ReusePort(o.reuseport),
         })
     }
 

@@ -129,7 +129,7 @@ impl TcpLayer {
             self.sh.stats.in_csum_errors += 1;
             return;
         }
-        if let Some(lid) = self.hash.lookup_listener(local) {
+        if let Some(lid) = self.hash.lookup_listener(local, remote) {
             self.listen_rcv(now, lid, local, remote, &repr, payload, route_mtu, out);
             return;
         }

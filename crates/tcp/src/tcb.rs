@@ -36,6 +36,7 @@ pub(crate) struct SockOpts {
     pub(crate) tos: u8,
     pub(crate) linger: Option<Duration>,
     pub(crate) reuseaddr: bool,
+    pub(crate) reuseport: bool,
 }
 
 impl SockOpts {
@@ -52,6 +53,7 @@ impl SockOpts {
             tos: 0,
             linger: None,
             reuseaddr: false,
+            reuseport: false,
         }
     }
 }

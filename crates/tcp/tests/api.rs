@@ -5,7 +5,7 @@ use common::*;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 use ustack_tcp::wire::TcpFlags;
-use ustack_tcp::{SockOpt, SockOptName, TcpError, TcpState};
+use ustack_tcp::{SockId, SockOpt, SockOptName, TcpError, TcpState};
 
 #[test]
 fn bind_conflicts_and_reuseaddr() {
@@ -56,6 +56,74 @@ fn bind_conflicts_and_reuseaddr() {
         n.b.bind(y, sa(Ipv4Addr::UNSPECIFIED, 90)),
         Err(TcpError::AddrInUse)
     );
+}
+
+/// `SO_REUSEPORT` (Linux semantics): sockets that all set it share an address and port,
+/// also while listening; one without it is refused, even with `SO_REUSEADDR`. Incoming
+/// connections are spread over the listeners by the peer's port, each one to exactly one
+/// listener, and once a listener closes the others take every new connection.
+#[test]
+fn reuseport_listeners_share_a_port_and_its_connections() {
+    let mut n = Net::new();
+    let mut listeners = Vec::new();
+    for _ in 0..3 {
+        let l = n.b.socket();
+        n.b.set_option(l, SockOpt::ReusePort(true)).unwrap();
+        assert_eq!(
+            n.b.get_option(l, SockOptName::ReusePort),
+            Ok(SockOpt::ReusePort(true))
+        );
+        n.b.bind(l, sa(Ipv4Addr::UNSPECIFIED, 80)).unwrap();
+        n.b.listen(l, 128).unwrap();
+        listeners.push(l);
+    }
+    let plain = n.b.socket();
+    n.b.set_option(plain, SockOpt::ReuseAddr(true)).unwrap();
+    assert_eq!(
+        n.b.bind(plain, sa(Ipv4Addr::UNSPECIFIED, 80)),
+        Err(TcpError::AddrInUse)
+    );
+    // A listener without the flag, then one with it: the second is refused.
+    let first = n.b.socket();
+    n.b.bind(first, sa(B_IP, 81)).unwrap();
+    n.b.listen(first, 8).unwrap();
+    let second = n.b.socket();
+    n.b.set_option(second, SockOpt::ReusePort(true)).unwrap();
+    assert_eq!(n.b.bind(second, sa(B_IP, 81)), Err(TcpError::AddrInUse));
+
+    let accept_all = |n: &mut Net, ls: &[SockId]| -> Vec<usize> {
+        ls.iter()
+            .map(|&l| {
+                let mut k = 0;
+                while let Ok(Some(_)) = n.b.accept(l) {
+                    k += 1;
+                }
+                k
+            })
+            .collect()
+    };
+    let clients: Vec<_> = (0..60).map(|_| n.connect_a(80)).collect();
+    n.settle();
+    assert!(clients
+        .iter()
+        .all(|&c| n.a.state(c) == Some(TcpState::Established)));
+    let per = accept_all(&mut n, &listeners);
+    assert_eq!(per.iter().sum::<usize>(), 60, "{per:?}");
+    assert!(
+        per.iter().all(|&k| k >= 5),
+        "spread over all three: {per:?}"
+    );
+    // One listener goes away: the other two take all new connections.
+    n.close(Dir::BtoA, listeners[1]);
+    let clients: Vec<_> = (0..30).map(|_| n.connect_a(80)).collect();
+    n.settle();
+    assert!(clients
+        .iter()
+        .all(|&c| n.a.state(c) == Some(TcpState::Established)));
+    let rest = [listeners[0], listeners[2]];
+    let per = accept_all(&mut n, &rest);
+    assert_eq!(per.iter().sum::<usize>(), 30, "{per:?}");
+    assert!(per.iter().all(|&k| k > 0), "{per:?}");
 }
 
 #[test]

@@ -123,6 +123,51 @@ async fn reuseaddr_decides_whether_a_bound_port_is_shared() {
     second.bind(at).unwrap();
 }
 
+/// Two listeners with `SO_REUSEPORT` on one port, each served by its own task: every
+/// client is answered, by one of them, and both get some of the connections.
+#[tokio::test]
+async fn reuseport_listeners_each_serve_part_of_the_connections() {
+    let (s1, s2) = pair().await;
+    let at = SocketAddr::from((B, 8080));
+    let mut served = Vec::new();
+    for who in 0u8..2 {
+        let sock = TcpSocket::new_v4_with(&s2).unwrap();
+        sock.set_reuseport(true).unwrap();
+        assert!(sock.reuseport().unwrap());
+        sock.bind(at).unwrap();
+        let listener = sock.listen(64).unwrap();
+        served.push(tokio::spawn(async move {
+            let mut n = 0u32;
+            while let Ok(Ok((mut st, _))) =
+                tokio::time::timeout(Duration::from_millis(500), listener.accept()).await
+            {
+                st.write_all(&[who]).await.unwrap();
+                n += 1;
+            }
+            n
+        }));
+    }
+    // Without the flag the port is taken.
+    let other = TcpSocket::new_v4_with(&s2).unwrap();
+    assert_eq!(other.bind(at).unwrap_err().kind(), ErrorKind::AddrInUse);
+
+    let mut answers = [0u32; 2];
+    for _ in 0..40 {
+        let mut st = ustack::net::TcpStream::connect_with(&s1, at).await.unwrap();
+        let mut b = [0u8; 1];
+        st.read_exact(&mut b).await.unwrap();
+        answers[b[0] as usize] += 1;
+    }
+    let per: Vec<u32> = futures::future::join_all(served)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(per, answers.to_vec());
+    assert_eq!(per.iter().sum::<u32>(), 40);
+    assert!(per.iter().all(|&n| n > 0), "both listeners served: {per:?}");
+}
+
 #[tokio::test]
 async fn bad_use_gives_clear_errors() {
     let (s1, s2) = pair().await;

@@ -112,6 +112,22 @@ impl TcpSocket {
         }
     }
 
+    /// Sets `SO_REUSEPORT`: sockets that all set it may bind the same address and port
+    /// (set it before `bind`). Several listeners on one port share its incoming
+    /// connections, each connection going to one of them by a hash of the peer's address
+    /// and port (Linux semantics; e.g. one listener per task or runtime).
+    pub fn set_reuseport(&self, reuseport: bool) -> io::Result<()> {
+        self.inner.setsockopt(SockOpt::ReusePort(reuseport))
+    }
+
+    /// The `SO_REUSEPORT` value.
+    pub fn reuseport(&self) -> io::Result<bool> {
+        match self.inner.getsockopt(SockOptName::ReusePort)? {
+            SockOpt::ReusePort(b) => Ok(b),
+            o => Err(unexpected(o)),
+        }
+    }
+
     /// Sets `SO_KEEPALIVE` with the stack's keepalive timing (`TcpConfig::keepalive_*`,
     /// Linux defaults: 7200 s idle, 75 s between probes, 9 probes). For other timing use
     /// [`TcpStream::set_keepalive`] after connecting.

@@ -2,7 +2,7 @@
 //! `tcp_v4_send_reset`, `tcp_send_synack`).
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ustack_netdev::PacketBuf;
 
@@ -311,7 +311,9 @@ pub(crate) fn send_active_rst(
 /// Arms the retransmission timer at `now + RTO` if it is not armed (Linux
 /// `inet_csk_reset_xmit_timer` with `ICSK_TIME_RETRANS`).
 pub(crate) fn arm_rtx(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
-    if !tcb.rtx_armed || tcb.rtx_kind != RtxKind::Retrans {
+    // An armed tail loss probe stays: `write_xmit` reschedules it after sending, and
+    // when it fires without cause it falls back to the RTO.
+    if !tcb.rtx_armed || tcb.rtx_kind == RtxKind::Probe {
         rearm_rtx(tcb, sh, now);
     }
 }
@@ -348,6 +350,77 @@ pub(crate) fn arm_probe(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
     tcb.rtx_armed = true;
     tcb.rtx_deadline = now + tcb.rtt.rto();
     sh.set_timer_lazy(tcb.id, TimerKind::Rtx, tcb.rtx_deadline);
+}
+
+/// The peer's worst-case delayed ACK, added to the PTO when one segment is in flight
+/// (RFC 8985 `WCDelAckT`).
+const TLP_WC_DELACK: Duration = Duration::from_millis(200);
+/// Smallest PTO (Linux floors it at 10 ms too): on very short paths a few microseconds of
+/// scheduling delay must not look like a tail loss.
+const TLP_MIN_PTO: Duration = Duration::from_millis(10);
+
+/// Arms a tail loss probe (RFC 8985 section 7.2; Linux `tcp_schedule_loss_probe`): with
+/// data in flight, SACK on, nothing suspicious yet (Open) and no probe out, the
+/// retransmission timer fires a probe after PTO = 2 SRTT (plus the peer's worst-case
+/// delayed ACK when one segment is in flight), or at the RTO's time if that comes first:
+/// the probe then takes the RTO's place (no Loss state, no collapse of cwnd to one).
+pub(crate) fn schedule_tlp(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
+    if !tcb.sack_ok
+        || tcb.ca != CaState::Open
+        || tcb.tlp_high_seq.is_some()
+        || tcb.snd_una == tcb.snd_nxt
+        || !tcb.rtx_armed
+        || tcb.rtx_kind == RtxKind::Probe
+        || !matches!(
+            tcb.state,
+            TcpState::Established
+                | TcpState::CloseWait
+                | TcpState::FinWait1
+                | TcpState::Closing
+                | TcpState::LastAck
+        )
+    {
+        return;
+    }
+    let Some(srtt) = tcb.rtt.srtt() else {
+        return;
+    };
+    let mut pto = srtt * 2;
+    if tcb.snd_nxt.since(tcb.snd_una) <= tcb.mss {
+        pto += TLP_WC_DELACK;
+    }
+    let rto_at = match tcb.rtx_kind {
+        RtxKind::Retrans => tcb.rtx_deadline,
+        _ => now + tcb.rtt.rto(),
+    };
+    let at = (now + pto.max(TLP_MIN_PTO)).min(rto_at);
+    tcb.rtx_kind = RtxKind::Tlp;
+    tcb.rtx_deadline = at;
+    sh.set_timer_lazy(tcb.id, TimerKind::Rtx, at);
+}
+
+/// Sends the tail loss probe (RFC 8985 section 7.3; Linux `tcp_send_loss_probe`): the
+/// most recently sent segment again, so that its acknowledgment (with SACK) reveals a lost
+/// tail, which then goes to fast recovery instead of waiting for the RTO. The RTO is armed
+/// behind it. Returns false when no probe was sent.
+pub(crate) fn send_loss_probe(
+    tcb: &mut Tcb,
+    sh: &mut Shared,
+    now: Instant,
+    out: &mut Vec<TcpSegmentOut>,
+) -> bool {
+    let data_end = tcb.write_seq().min(tcb.snd_nxt);
+    let back = mss_now(tcb).min(data_end.since(tcb.snd_una));
+    let seq = SeqNum(data_end.0.wrapping_sub(back));
+    let span = retransmit_at(tcb, sh, now, seq, back.max(1), out);
+    rearm_rtx(tcb, sh, now);
+    if span == 0 {
+        return false;
+    }
+    tcb.tlp_high_seq = Some(tcb.snd_nxt);
+    tcb.tlp_retrans = true;
+    sh.stats.tcp_loss_probes += 1;
+    true
 }
 
 /// Retransmits one segment starting at `seq` (at most `max_len` payload bytes, stopping
@@ -551,4 +624,5 @@ pub(crate) fn write_xmit(
             break;
         }
     }
+    schedule_tlp(tcb, sh, now);
 }

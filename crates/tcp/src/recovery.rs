@@ -203,7 +203,9 @@ pub(crate) fn tcp_ack(
     let prior_una = tcb.snd_una;
     let prior_sacked = tcb.sacked_bytes + tcb.reno_sacked;
     let wnd_changed = update_window(tcb, seg);
+    let dsacks_before = sh.stats.tcp_dsack_recv;
     let new_sacked = process_sack(tcb, sh, seg);
+    let got_dsack = sh.stats.tcp_dsack_recv != dsacks_before;
     let acked = seg.ack.since(tcb.snd_una);
     tcb.probes_out = 0;
 
@@ -283,6 +285,7 @@ pub(crate) fn tcp_ack(
             clear_rtx(tcb, sh);
         } else {
             rearm_rtx(tcb, sh, now);
+            crate::output::schedule_tlp(tcb, sh, now);
         }
     } else if seg.ack == tcb.snd_una && tcb.snd_una != tcb.snd_nxt {
         let pure = payload_len == 0 && !seg.flags.syn() && !seg.flags.fin() && !wnd_changed;
@@ -310,13 +313,19 @@ pub(crate) fn tcp_ack(
                             >= DUPTHRESH
                                 .saturating_mul(tcb.mss)
                                 .saturating_sub(tcb.mss / 2);
-                    if tcb.dupacks >= DUPTHRESH || sack_trigger {
+                    // A tail loss probe was SACKed above a hole: what lies below it was
+                    // sent at least a PTO (two round trips) before the probe and is not
+                    // acknowledged, so it is lost (the conclusion RACK draws, RFC 8985
+                    // section 7.4; Linux reaches it through RACK).
+                    let tlp_trigger = tcb.tlp_high_seq.is_some() && new_sacked > 0;
+                    if tcb.dupacks >= DUPTHRESH || sack_trigger || tlp_trigger {
                         enter_recovery(tcb, sh, now);
                     }
                 }
             }
         }
     }
+    tlp_ack(tcb, sh, seg, got_dsack);
     if tcb.ca == CaState::Recovery {
         // Bytes that left the network with this ACK: newly acknowledged plus newly
         // SACKed (or counted as SACKed by the NewReno emulation), less what was SACKed
@@ -328,6 +337,30 @@ pub(crate) fn tcp_ack(
     }
     let _ = out;
     res
+}
+
+/// The end of a tail-loss-probe episode (RFC 8985 section 7.4; Linux
+/// `tcp_process_tlp_ack`): a D-SACK for the probe means the original arrived (no loss);
+/// an ACK covering the probe without one means the probe repaired a loss, so cwnd is
+/// reduced once (ssthresh from the congestion control, cwnd = ssthresh). Recovery or an
+/// RTO takes over the episode (they reduce cwnd themselves).
+fn tlp_ack(tcb: &mut Tcb, sh: &mut Shared, seg: &TcpRepr, got_dsack: bool) {
+    let Some(end) = tcb.tlp_high_seq else {
+        return;
+    };
+    if matches!(tcb.ca, CaState::Recovery | CaState::Loss) || (got_dsack && tcb.tlp_retrans) {
+        tcb.tlp_high_seq = None;
+        return;
+    }
+    if seg.ack.ge(end) {
+        if tcb.tlp_retrans {
+            let ss = cc_ssthresh(tcb);
+            tcb.ccs.ssthresh = ss;
+            tcb.ccs.cwnd = ss;
+            sh.stats.tcp_loss_probe_recovery += 1;
+        }
+        tcb.tlp_high_seq = None;
+    }
 }
 
 /// Proportional Rate Reduction (RFC 6937, with the slow-start reduction bound; Linux
@@ -400,6 +433,11 @@ pub(crate) fn enter_recovery(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
     // cwnd follows the pipe from here (`prr_reduce`, run for this ACK by `tcp_ack`).
     tcb.prr_delivered = 0;
     tcb.prr_out = 0;
+    tcb.tlp_high_seq = None;
+    if tcb.rtx_armed && tcb.rtx_kind == crate::tcb::RtxKind::Tlp {
+        // Recovery retransmits now; the timer behind it is the RTO again.
+        rearm_rtx(tcb, sh, now);
+    }
     tcb.high_seq = tcb.snd_nxt;
     tcb.rtx_next = tcb.snd_una;
     tcb.lost_end = tcb.snd_una + tcb.mss;
@@ -433,6 +471,7 @@ pub(crate) fn enter_loss(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
         tcb.ccs.ssthresh = ss;
     }
     tcb.ccs.cwnd = 1;
+    tcb.tlp_high_seq = None;
     tcb.high_seq = tcb.snd_nxt;
     tcb.rtx_next = tcb.snd_una;
     tcb.lost_end = tcb.snd_nxt;

@@ -58,6 +58,11 @@ pub struct TcpStats {
     pub tcp_timeouts: u64,
     /// TcpExt: TCPFastRetrans — segments sent by fast retransmit / recovery.
     pub tcp_fast_retrans: u64,
+    /// TcpExt: TCPLossProbes — tail loss probes sent (RFC 8985 section 7).
+    pub tcp_loss_probes: u64,
+    /// TcpExt: TCPLossProbeRecovery — losses repaired by a tail loss probe alone (cwnd
+    /// reduced once).
+    pub tcp_loss_probe_recovery: u64,
     /// TcpExt: TCPChallengeACK — challenge ACKs sent (RFC 5961).
     pub tcp_challenge_ack: u64,
     /// TcpExt: TCPSYNChallenge — SYNs on synchronized connections answered with a challenge ACK.

@@ -119,7 +119,10 @@ pub(crate) enum CaState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum RtxKind {
     Retrans,
+    /// Zero-window probe.
     Probe,
+    /// Tail loss probe (RFC 8985 section 7; Linux `ICSK_TIME_LOSS_PROBE`).
+    Tlp,
 }
 
 /// The connection block (Linux `struct tcp_sock`).
@@ -226,6 +229,10 @@ pub(crate) struct Tcb {
     /// Recovery began (Linux `prr_delivered`, `prr_out`).
     pub(crate) prr_delivered: u32,
     pub(crate) prr_out: u32,
+    /// A tail loss probe is out: SND.NXT when it was sent (RFC 8985 `TLP.end_seq`, Linux
+    /// `tlp_high_seq`), and whether it was a retransmission.
+    pub(crate) tlp_high_seq: Option<SeqNum>,
+    pub(crate) tlp_retrans: bool,
     /// SACK scoreboard above `snd_una`: sorted, non-overlapping `[l, r)`.
     pub(crate) sacked: Vec<(SeqNum, SeqNum)>,
     pub(crate) sacked_bytes: u32,
@@ -365,6 +372,8 @@ impl Tcb {
             reno_sacked: 0,
             prr_delivered: 0,
             prr_out: 0,
+            tlp_high_seq: None,
+            tlp_retrans: false,
             sacked: Vec::new(),
             sacked_bytes: 0,
             undo: None,

@@ -14,7 +14,7 @@ use crate::seq::SeqNum;
 use crate::sock::SockId;
 use crate::stack::{Sock, TcpLayer};
 use crate::state::TcpState;
-use crate::tcb::RtxKind;
+use crate::tcb::{CaState, RtxKind};
 use crate::wire::TcpFlags;
 
 impl TcpLayer {
@@ -62,10 +62,10 @@ impl TcpLayer {
                     self.sh.set_timer(id, TimerKind::Rtx, tcb.rtx_deadline);
                     return;
                 }
-                if tcb.rtx_kind == RtxKind::Probe {
-                    self.probe_timer(now, id, out)
-                } else {
-                    self.retransmit_timer(now, id, out)
+                match tcb.rtx_kind {
+                    RtxKind::Probe => self.probe_timer(now, id, out),
+                    RtxKind::Tlp => self.loss_probe_timer(now, id, out),
+                    RtxKind::Retrans => self.retransmit_timer(now, id, out),
                 }
             }
             TimerKind::DelAck => {
@@ -89,6 +89,24 @@ impl TcpLayer {
             }
             TimerKind::Keepalive => self.keepalive_timer(now, id, out),
         }
+    }
+
+    /// The tail loss probe timer (Linux `tcp_send_loss_probe` from `tcp_write_timer`):
+    /// probe if the conditions still hold, otherwise fall back to the RTO.
+    fn loss_probe_timer(&mut self, now: Instant, id: SockId, out: &mut Vec<TcpSegmentOut>) {
+        let Some(Sock::Conn(tcb)) = self.socks.get_mut(id) else {
+            return;
+        };
+        tcb.rtx_armed = false;
+        if tcb.snd_una == tcb.snd_nxt {
+            return;
+        }
+        let sh = &mut self.sh;
+        if tcb.ca != CaState::Open || tcb.tlp_high_seq.is_some() {
+            crate::output::rearm_rtx(tcb, sh, now);
+            return;
+        }
+        crate::output::send_loss_probe(tcb, sh, now, out);
     }
 
     /// Linux `tcp_retransmit_timer` (RFC 6298 section 5: back off, retransmit the

@@ -446,3 +446,97 @@ fn hystart_ends_slow_start_before_the_queue_grows_long() {
         "largest smoothed RTT: {rtt_on:?} with HyStart++, {rtt_off:?} without"
     );
 }
+
+/// One flight of 10 segments over a 20 ms RTT path with the first transmissions of the
+/// segments in `lost` dropped: how long until B has it all, and A's counters.
+fn tail_loss(lost: &[u32]) -> (Duration, ustack_tcp::TcpStats, ustack_tcp::TcpInfo) {
+    let mut n = Net::new();
+    n.delay = Duration::from_millis(10);
+    let (c, s) = n.connect_pair(80);
+    let mss = n.a.info(c).unwrap().snd_mss;
+    drop_first_tx(&mut n, mss, lost);
+    let data = pattern(10 * mss as usize, 12);
+    let t0 = n.now;
+    let got = n.transfer(c, s, &data, Duration::from_secs(10));
+    assert!(got == data);
+    let took = n.now - t0;
+    // Let the last ACKs reach the sender.
+    n.run_for(Duration::from_millis(50));
+    (took, n.a.stats(), n.a.info(c).unwrap())
+}
+
+/// RFC 8985 section 7: the last segment of a flight is lost. With one segment left in
+/// flight the probe waits for the peer's possible delayed ACK, so it goes out when the RTO
+/// would have; but as a probe: its ACK covers everything and cwnd is reduced once (to
+/// ssthresh) instead of collapsing to one segment in the Loss state.
+#[test]
+fn a_lost_last_segment_is_repaired_by_a_loss_probe_without_an_rto() {
+    let (took, st, i) = tail_loss(&[9]);
+    assert!(took < Duration::from_millis(300), "took {took:?}");
+    assert_eq!(
+        (
+            st.tcp_loss_probes,
+            st.tcp_loss_probe_recovery,
+            st.tcp_timeouts
+        ),
+        (1, 1, 0)
+    );
+    assert_eq!(st.retrans_segs, 1);
+    assert!(i.snd_ssthresh < 1000, "cwnd reduced once: {i:?}");
+    assert_eq!(i.snd_cwnd, i.snd_ssthresh, "{i:?}");
+}
+
+/// The last two segments are lost: with two in flight the probe goes two round trips
+/// after the last ACK (well before the 200 ms RTO), is SACKed above the other hole, and
+/// fast recovery resends that one.
+#[test]
+fn a_lost_tail_of_two_is_repaired_two_round_trips_later() {
+    let (took, st, _) = tail_loss(&[8, 9]);
+    assert!(took < Duration::from_millis(150), "took {took:?}");
+    assert_eq!(
+        (st.tcp_loss_probes, st.tcp_sack_recovery, st.tcp_timeouts),
+        (1, 1, 0)
+    );
+    assert_eq!(st.retrans_segs, 2);
+}
+
+/// The last three segments are lost: the probe (the last one again) is SACKed above the
+/// hole, which marks the rest lost and starts fast recovery; still no RTO.
+#[test]
+fn a_probe_sacked_above_lost_segments_starts_fast_recovery() {
+    let (took, st, _) = tail_loss(&[7, 8, 9]);
+    assert!(took < Duration::from_millis(150), "took {took:?}");
+    assert_eq!(
+        (st.tcp_loss_probes, st.tcp_sack_recovery, st.tcp_timeouts),
+        (1, 1, 0)
+    );
+    assert_eq!(st.retrans_segs, 3);
+}
+
+/// Nothing was lost, only the ACKs were slow: the probe's duplicate comes back as a
+/// D-SACK, and cwnd is left alone.
+#[test]
+fn a_probe_whose_original_arrived_changes_nothing() {
+    let mut n = Net::new();
+    n.delay = Duration::from_millis(10);
+    let (c, s) = n.connect_pair(80);
+    let mss = n.a.info(c).unwrap().snd_mss;
+    // B's plain ACKs of the flight take 100 ms longer; its D-SACK (an ACK with a SACK
+    // block) does not.
+    n.set_rule(Dir::BtoA, |seg, _| {
+        if seg.len == 0 && seg.opts.sack_count == 0 {
+            Action::Delay(Duration::from_millis(100))
+        } else {
+            Action::Pass
+        }
+    });
+    let data = pattern(10 * mss as usize, 13);
+    let got = n.transfer(c, s, &data, Duration::from_secs(10));
+    assert!(got == data);
+    n.run_for(Duration::from_millis(300));
+    let (st, i) = (n.a.stats(), n.a.info(c).unwrap());
+    assert_eq!(st.tcp_loss_probes, 1);
+    assert!(st.tcp_dsack_recv >= 1);
+    assert_eq!((st.tcp_loss_probe_recovery, st.tcp_timeouts), (0, 0));
+    assert!(i.snd_ssthresh > 1_000_000, "no reduction: {i:?}");
+}

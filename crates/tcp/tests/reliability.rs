@@ -22,10 +22,16 @@ fn retransmission_backoff_then_timed_out() {
         .iter()
         .filter(|s| s.dir == Dir::AtoB && s.len == 12)
         .collect();
-    // The original plus retries2 = 15 retransmissions.
-    assert_eq!(tx.len(), 16, "{}", tx.len());
+    // The original, one tail loss probe (it goes out when the RTO would have: one
+    // segment in flight, RFC 8985 section 7.2), then retries2 = 15 retransmissions by
+    // timeout, as Linux does.
+    assert_eq!(tx.len(), 17, "{}", tx.len());
     let gaps: Vec<Duration> = tx.windows(2).map(|w| w[1].at - w[0].at).collect();
-    for w in gaps.windows(2) {
+    assert_eq!(
+        gaps[0], gaps[1],
+        "probe after one RTO, first timeout one RTO later"
+    );
+    for w in gaps[1..].windows(2) {
         let (a, b) = (w[0], w[1]);
         assert!(b >= a, "backoff never shrinks: {gaps:?}");
         if b < Duration::from_secs(100) {
@@ -43,8 +49,9 @@ fn retransmission_backoff_then_timed_out() {
     );
     let st = n.a.stats();
     assert_eq!(st.tcp_abort_on_timeout, 1);
-    assert_eq!(st.retrans_segs, 15);
+    assert_eq!(st.retrans_segs, 16);
     assert_eq!(st.tcp_timeouts, 15);
+    assert_eq!(st.tcp_loss_probes, 1);
 }
 
 #[test]

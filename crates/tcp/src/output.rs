@@ -371,14 +371,7 @@ pub(crate) fn schedule_tlp(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
         || tcb.snd_una == tcb.snd_nxt
         || !tcb.rtx_armed
         || tcb.rtx_kind == RtxKind::Probe
-        || !matches!(
-            tcb.state,
-            TcpState::Established
-                | TcpState::CloseWait
-                | TcpState::FinWait1
-                | TcpState::Closing
-                | TcpState::LastAck
-        )
+        || !sends_data(tcb.state)
     {
         return;
     }
@@ -480,6 +473,18 @@ fn tso_payload_max(tcb: &Tcb) -> u32 {
     by_dev.min(64 * mss_now(tcb))
 }
 
+/// States in which data (new or retransmitted) and the FIN may still go out.
+fn sends_data(state: TcpState) -> bool {
+    matches!(
+        state,
+        TcpState::Established
+            | TcpState::CloseWait
+            | TcpState::FinWait1
+            | TcpState::Closing
+            | TcpState::LastAck
+    )
+}
+
 /// Segments one `write_xmit` call may emit.
 const MAX_BURST: u32 = 4096;
 
@@ -492,14 +497,7 @@ pub(crate) fn write_xmit(
     now: Instant,
     out: &mut Vec<TcpSegmentOut>,
 ) {
-    if !matches!(
-        tcb.state,
-        TcpState::Established
-            | TcpState::CloseWait
-            | TcpState::FinWait1
-            | TcpState::Closing
-            | TcpState::LastAck
-    ) {
+    if !sends_data(tcb.state) {
         return;
     }
     let mss = mss_now(tcb);

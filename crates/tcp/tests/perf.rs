@@ -395,30 +395,11 @@ fn slow_start_into_a_deep_queue(hystart: bool) -> (Duration, u32, u32) {
     n.keep_log = false;
     let (c, s) = n.connect_pair(80);
     let data = pattern(16 << 20, 11);
-    let (mut sent, mut got) = (0, 0);
     let mut max_rtt = Duration::ZERO;
-    let limit = n.now + Duration::from_secs(60);
-    let mut buf = vec![0u8; 1 << 16];
-    while got < data.len() && n.now < limit {
-        if sent < data.len() {
-            sent += n.a_send(c, &data[sent..]);
-        }
-        loop {
-            let mut out = Vec::new();
-            let now = n.now;
-            let r = n.b.recv(now, s, &mut buf, &mut out);
-            n.send(Dir::BtoA, out);
-            match r {
-                Ok(k) if k > 0 => got += k,
-                _ => break,
-            }
-        }
+    let got = n.transfer_observed(c, s, &data, Duration::from_secs(60), |n| {
         max_rtt = max_rtt.max(n.a.info(c).unwrap().rtt);
-        if !n.step(limit) {
-            break;
-        }
-    }
-    assert_eq!(got, data.len());
+    });
+    assert!(got == data);
     let i = n.a.info(c).unwrap();
     (max_rtt, i.snd_ssthresh, i.total_retrans)
 }

@@ -605,6 +605,18 @@ impl Net {
 
     /// Pumps `data` from A to B through the pipe, reading at B; returns what B got.
     pub fn transfer(&mut self, c: SockId, s: SockId, data: &[u8], max: Duration) -> Vec<u8> {
+        self.transfer_observed(c, s, data, max, |_| {})
+    }
+
+    /// [`transfer`](Self::transfer), calling `observe` before every step of the clock.
+    pub fn transfer_observed(
+        &mut self,
+        c: SockId,
+        s: SockId,
+        data: &[u8],
+        max: Duration,
+        mut observe: impl FnMut(&Net),
+    ) -> Vec<u8> {
         let mut sent = 0;
         let mut got = Vec::with_capacity(data.len());
         let limit = self.now + max;
@@ -629,6 +641,7 @@ impl Net {
             if got.len() >= data.len() {
                 break;
             }
+            observe(self);
             if !self.step(limit) {
                 break;
             }

@@ -852,7 +852,6 @@ pub(crate) fn send_rst(sh: &mut Shared, tcb: &Tcb, seq: SeqNum, out: &mut Vec<Tc
         tcb.local,
         tcb.remote,
         &r,
-        &[],
         tcb.opts.ttl,
         tcb.opts.tos,
         out,

@@ -177,7 +177,7 @@ impl TcpLayer {
         }
         r.header_len = r.emit_len();
         let (local, remote, ttl, tos) = (req.local, req.remote, req.ttl, req.tos);
-        send_raw(&mut self.sh, local, remote, &r, &[], ttl, tos, out);
+        send_raw(&mut self.sh, local, remote, &r, ttl, tos, out);
         if retrans {
             self.sh.stats.retrans_segs += 1;
             self.sh.stats.out_segs = self.sh.stats.out_segs.saturating_sub(1);
@@ -440,7 +440,7 @@ impl TcpLayer {
         }
         r.header_len = r.emit_len();
         self.sh.stats.syncookies_sent += 1;
-        send_raw(&mut self.sh, local, remote, &r, &[], ttl, tos, out);
+        send_raw(&mut self.sh, local, remote, &r, ttl, tos, out);
     }
 
     /// Linux `cookie_v4_check`: a bare ACK to a listener may complete a cookie handshake.

@@ -27,21 +27,18 @@ pub struct TcpSegmentOut {
     pub pkt: PacketBuf,
 }
 
-/// Builds and queues a control or data segment from explicit fields (Linux:
-/// `tcp_v4_send_ack` / `tcp_v4_send_reset` for sockets without a full TCB).
-#[allow(clippy::too_many_arguments)]
+/// Builds and queues a segment without payload (an ACK, RST, SYN-ACK) from explicit
+/// fields (Linux: `tcp_v4_send_ack` / `tcp_v4_send_reset` for sockets without a full TCB).
 pub(crate) fn send_raw(
     sh: &mut Shared,
     local: SocketAddrV4,
     remote: SocketAddrV4,
     repr: &TcpRepr,
-    payload: &[u8],
     ttl: Option<u8>,
     tos: u8,
     out: &mut Vec<TcpSegmentOut>,
 ) {
-    let mut pkt = PacketBuf::with_payload_capacity(payload.len());
-    pkt.extend_from_slice(payload);
+    let mut pkt = PacketBuf::with_payload_capacity(0);
     repr.emit(&mut pkt, *local.ip(), *remote.ip());
     sh.stats.out_segs += 1;
     if repr.flags.rst() {
@@ -88,7 +85,7 @@ pub(crate) fn send_reset_reply(
             TcpFlags::RST | TcpFlags::ACK,
         )
     };
-    send_raw(sh, local, remote, &repr, &[], None, 0, out);
+    send_raw(sh, local, remote, &repr, None, 0, out);
 }
 
 /// Options carried on a non-SYN segment: timestamps and SACK blocks (D-SACK first,

@@ -82,16 +82,7 @@ impl TwSock {
         }
         repr.window = self.window;
         repr.header_len = repr.emit_len();
-        send_raw(
-            sh,
-            self.local,
-            self.remote,
-            &repr,
-            &[],
-            self.ttl,
-            self.tos,
-            out,
-        );
+        send_raw(sh, self.local, self.remote, &repr, self.ttl, self.tos, out);
     }
 }
 

@@ -3,8 +3,9 @@
 //! Every lookup is one or two hash probes, independent of the number of sockets.
 
 use std::cell::Cell;
+use std::hash::BuildHasher;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use ustack_ipv4::hash::FastHashMap;
+use ustack_ipv4::hash::{FastHashMap, FastState};
 
 use crate::sock::SockId;
 
@@ -30,9 +31,9 @@ pub(crate) struct HashInfo {
     lhash: FastHashMap<SocketAddrV4, Listening>,
     any: Option<SockId>,
     bhash: FastHashMap<u16, BindBucket>,
-    /// Seeds the choice among `SO_REUSEPORT` listeners (Linux: the `inet_ehashfn`
+    /// Keys the choice among `SO_REUSEPORT` listeners (Linux: the `inet_ehashfn`
     /// secret), so a peer cannot pick the listener its connections land on in advance.
-    reuseport_seed: u64,
+    reuseport_key: FastState,
 }
 
 /// The listener(s) of one local address (Linux: the listening hash chain, and a
@@ -46,14 +47,13 @@ pub(crate) enum Listening {
 
 impl Default for HashInfo {
     fn default() -> Self {
-        use std::hash::BuildHasher;
         HashInfo {
             ehash: FastHashMap::default(),
             last: Cell::new(None),
             lhash: FastHashMap::default(),
             any: None,
             bhash: FastHashMap::default(),
-            reuseport_seed: std::collections::hash_map::RandomState::new().hash_one(0x5150_u64),
+            reuseport_key: FastState::default(),
         }
     }
 }
@@ -89,9 +89,7 @@ impl HashInfo {
         match l {
             Some(Listening::One(id, _)) => Some(*id),
             Some(Listening::Group(ids)) => {
-                let key = (u64::from(u32::from(*remote.ip())) << 16) | u64::from(remote.port());
-                let mut h = (key ^ self.reuseport_seed).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-                h ^= h >> 29;
+                let h = self.reuseport_key.hash_one(remote);
                 ids.get((h % ids.len().max(1) as u64) as usize).copied()
             }
             None => self.any,

@@ -392,25 +392,23 @@ pub(crate) fn schedule_tlp(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
 /// Sends the tail loss probe (RFC 8985 section 7.3; Linux `tcp_send_loss_probe`): the
 /// most recently sent segment again, so that its acknowledgment (with SACK) reveals a lost
 /// tail, which then goes to fast recovery instead of waiting for the RTO. The RTO is armed
-/// behind it. Returns false when no probe was sent.
+/// behind it.
 pub(crate) fn send_loss_probe(
     tcb: &mut Tcb,
     sh: &mut Shared,
     now: Instant,
     out: &mut Vec<TcpSegmentOut>,
-) -> bool {
+) {
     let data_end = tcb.write_seq().min(tcb.snd_nxt);
     let back = mss_now(tcb).min(data_end.since(tcb.snd_una));
     let seq = SeqNum(data_end.0.wrapping_sub(back));
     let span = retransmit_at(tcb, sh, now, seq, back.max(1), out);
     rearm_rtx(tcb, sh, now);
-    if span == 0 {
-        return false;
+    if span > 0 {
+        tcb.tlp_high_seq = Some(tcb.snd_nxt);
+        tcb.tlp_retrans = true;
+        sh.stats.tcp_loss_probes += 1;
     }
-    tcb.tlp_high_seq = Some(tcb.snd_nxt);
-    tcb.tlp_retrans = true;
-    sh.stats.tcp_loss_probes += 1;
-    true
 }
 
 /// Retransmits one segment starting at `seq` (at most `max_len` payload bytes, stopping
@@ -500,6 +498,7 @@ pub(crate) fn write_xmit(
     let mss = mss_now(tcb);
     // Bounds the work of one call; the congestion and peer windows are the real limits.
     let mut budget = MAX_BURST;
+    let mut sent_new = false;
     while budget > 0 {
         budget -= 1;
         // 1. Lost segments first.
@@ -607,6 +606,7 @@ pub(crate) fn write_xmit(
             flags |= TcpFlags::PSH;
         }
         transmit(tcb, sh, now, seq, len, flags, false, out);
+        sent_new = true;
         tcb.snd_nxt = seq + span;
         if tcb.rtt_seq.is_none() && !tcb.ts_ok && tcb.retrans_stamp.is_none() {
             tcb.rtt_seq = Some((tcb.snd_nxt, now));
@@ -619,5 +619,8 @@ pub(crate) fn write_xmit(
             break;
         }
     }
-    schedule_tlp(tcb, sh, now);
+    // Linux `tcp_write_xmit`: new data moves the probe timeout (ACKs move it in `tcp_ack`).
+    if sent_new {
+        schedule_tlp(tcb, sh, now);
+    }
 }

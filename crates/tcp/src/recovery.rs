@@ -130,13 +130,15 @@ fn sack_trim(tcb: &mut Tcb) {
 }
 
 /// Linux `tcp_sacktag_write_queue`: validates the SACK blocks, counts D-SACK (RFC 2883
-/// section 4), and updates the scoreboard. Returns newly SACKed bytes.
-fn process_sack(tcb: &mut Tcb, sh: &mut Shared, seg: &TcpRepr) -> u32 {
+/// section 4), and updates the scoreboard. Returns the newly SACKed bytes and whether the
+/// segment carried a D-SACK.
+fn process_sack(tcb: &mut Tcb, sh: &mut Shared, seg: &TcpRepr) -> (u32, bool) {
     if !tcb.sack_ok {
-        return 0;
+        return (0, false);
     }
     let blocks = seg.options.sack_blocks();
     let mut new = 0;
+    let mut got_dsack = false;
     for (i, &(l, r)) in blocks.iter().enumerate() {
         if r.le(l) {
             sh.stats.tcp_sack_discard += 1;
@@ -146,6 +148,7 @@ fn process_sack(tcb: &mut Tcb, sh: &mut Shared, seg: &TcpRepr) -> u32 {
             && (l.lt(seg.ack) || blocks.get(1).is_some_and(|&(l2, r2)| l.ge(l2) && r.le(r2)));
         if dsack {
             sh.stats.tcp_dsack_recv += 1;
+            got_dsack = true;
             continue;
         }
         if l.lt(tcb.snd_una) || r.gt(tcb.snd_nxt) {
@@ -154,7 +157,7 @@ fn process_sack(tcb: &mut Tcb, sh: &mut Shared, seg: &TcpRepr) -> u32 {
         }
         new += sack_insert(tcb, l, r);
     }
-    new
+    (new, got_dsack)
 }
 
 /// RTT sample from the timestamp echo or Karn timing (RFC 6298 section 3, RFC 7323 4).
@@ -203,9 +206,7 @@ pub(crate) fn tcp_ack(
     let prior_una = tcb.snd_una;
     let prior_sacked = tcb.sacked_bytes + tcb.reno_sacked;
     let wnd_changed = update_window(tcb, seg);
-    let dsacks_before = sh.stats.tcp_dsack_recv;
-    let new_sacked = process_sack(tcb, sh, seg);
-    let got_dsack = sh.stats.tcp_dsack_recv != dsacks_before;
+    let (new_sacked, got_dsack) = process_sack(tcb, sh, seg);
     let acked = seg.ack.since(tcb.snd_una);
     tcb.probes_out = 0;
 

@@ -19,6 +19,7 @@
 use std::time::Duration;
 
 use super::CcState;
+use crate::seq::SeqNum;
 
 /// RFC 9406 section 4.3 constants.
 const MIN_RTT_THRESH: Duration = Duration::from_millis(4);
@@ -58,11 +59,6 @@ impl Default for HyStart {
     }
 }
 
-/// `a` is at or after `b` in sequence space.
-fn seq_ge(a: u32, b: u32) -> bool {
-    (a.wrapping_sub(b) as i32) >= 0
-}
-
 impl HyStart {
     /// Before the first round.
     pub fn new() -> Self {
@@ -81,11 +77,6 @@ impl HyStart {
         self.phase
     }
 
-    /// HyStart++ no longer applies (a congestion event, or an RTO).
-    pub fn finish(&mut self) {
-        self.phase = Phase::Done;
-    }
-
     /// An RTT sample (RFC 9406: `currentRoundMinRTT`, `rttSampleCount`).
     pub fn on_rtt_sample(&mut self, s: &CcState, rtt: Duration) {
         if self.phase == Phase::Done || !s.in_slow_start() || rtt.is_zero() {
@@ -102,7 +93,10 @@ impl HyStart {
         if self.phase == Phase::Done {
             return s.slow_start(acked);
         }
-        if self.window_end.is_none_or(|end| seq_ge(s.snd_una, end)) {
+        if self
+            .window_end
+            .is_none_or(|end| SeqNum(s.snd_una).ge(SeqNum(end)))
+        {
             self.new_round(s);
             if self.phase == Phase::Done {
                 // CSS ran its rounds: congestion avoidance from here (ssthresh = cwnd).

@@ -254,3 +254,70 @@ async fn a_closure_that_calls_the_stack_panics_and_the_stack_goes_on() {
     server.read_exact(&mut b).await.unwrap();
     assert_eq!(&b, b"end");
 }
+
+/// The `poll_` forms (for hand-written futures) and the borrowed halves of `split` give the
+/// same in-place access: `Pending` until there is data, then the bytes, then end of stream.
+#[tokio::test]
+async fn poll_forms_and_borrowed_halves_read_and_write_in_place() {
+    let (mut client, mut server, _s1, _s2) = connected(9004).await;
+    let (_, w) = client.split();
+    let n = w
+        .write_with(|space| {
+            space[..5].copy_from_slice(b"hello");
+            5
+        })
+        .await
+        .unwrap();
+    assert_eq!(n, 5);
+    let mut got = Vec::new();
+    while got.len() < 5 {
+        let n = std::future::poll_fn(|cx| {
+            server.poll_read_with(cx, |d| {
+                got.extend_from_slice(d);
+                d.len()
+            })
+        })
+        .await
+        .unwrap();
+        assert!(n > 0);
+    }
+    assert_eq!(got, b"hello");
+    // Nothing queued: the poll form is Pending and does not call the closure.
+    let waker = futures::task::noop_waker();
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut called = false;
+    assert!(server
+        .poll_read_with(&mut cx, |d| {
+            called = true;
+            d.len()
+        })
+        .is_pending());
+    assert!(!called);
+    // The other way: poll_write_with on the server, read_with on a borrowed read half.
+    let n = std::future::poll_fn(|cx| {
+        server.poll_write_with(cx, |space| {
+            space[..3].copy_from_slice(b"abc");
+            3
+        })
+    })
+    .await
+    .unwrap();
+    assert_eq!(n, 3);
+    server.shutdown().await.unwrap();
+    let (r, _) = client.split();
+    let mut back = Vec::new();
+    loop {
+        let n = r
+            .read_with(|d| {
+                back.extend_from_slice(d);
+                d.len()
+            })
+            .await
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+    }
+    assert_eq!(back, b"abc");
+    assert_eq!(r.try_read_with(|d| d.len()).unwrap(), 0, "end of stream");
+}

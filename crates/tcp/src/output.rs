@@ -389,16 +389,29 @@ pub(crate) fn schedule_tlp(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
     sh.set_timer_lazy(tcb.id, TimerKind::Rtx, at);
 }
 
-/// Sends the tail loss probe (RFC 8985 section 7.3; Linux `tcp_send_loss_probe`): the
-/// most recently sent segment again, so that its acknowledgment (with SACK) reveals a lost
-/// tail, which then goes to fast recovery instead of waiting for the RTO. The RTO is armed
-/// behind it.
+/// Sends the tail loss probe (RFC 8985 section 7.3; Linux `tcp_send_loss_probe`): one
+/// segment of new data when some waits and the peer's window admits it (whatever the
+/// congestion window says), otherwise the most recently sent segment again, so that its
+/// acknowledgment (with SACK) reveals a lost tail, which then goes to fast recovery instead
+/// of waiting for the RTO. The RTO is armed behind it.
 pub(crate) fn send_loss_probe(
     tcb: &mut Tcb,
     sh: &mut Shared,
     now: Instant,
     out: &mut Vec<TcpSegmentOut>,
 ) {
+    let write_seq = tcb.write_seq();
+    if write_seq.gt(tcb.snd_nxt) {
+        let len = write_seq.since(tcb.snd_nxt).min(mss_now(tcb));
+        if (tcb.snd_nxt + len).le(tcb.snd_una + tcb.snd_wnd) {
+            send_new(tcb, sh, now, len, out);
+            rearm_rtx(tcb, sh, now);
+            tcb.tlp_high_seq = Some(tcb.snd_nxt);
+            tcb.tlp_retrans = false;
+            sh.stats.tcp_loss_probes += 1;
+            return;
+        }
+    }
     let data_end = tcb.write_seq().min(tcb.snd_nxt);
     let back = mss_now(tcb).min(data_end.since(tcb.snd_una));
     let seq = SeqNum(data_end.0.wrapping_sub(back));
@@ -585,10 +598,9 @@ pub(crate) fn write_xmit(
                 break;
             }
         }
-        let is_tail = len == unsent;
         if len > 0
             && len < mss
-            && is_tail
+            && len == unsent
             && !tcb.opts.nodelay
             && tcb.snd_una != tcb.snd_nxt
             && !tcb.shut_wr
@@ -596,26 +608,8 @@ pub(crate) fn write_xmit(
             // Nagle: hold a partial segment while data is unacknowledged.
             break;
         }
-        let mut flags = TcpFlags::ACK;
-        let mut span = len;
-        if tcb.shut_wr && seq + len == write_seq {
-            flags |= TcpFlags::FIN;
-            span += 1;
-        }
-        if len > 0 && is_tail {
-            flags |= TcpFlags::PSH;
-        }
-        transmit(tcb, sh, now, seq, len, flags, false, out);
         sent_new = true;
-        tcb.snd_nxt = seq + span;
-        if tcb.rtt_seq.is_none() && !tcb.ts_ok && tcb.retrans_stamp.is_none() {
-            tcb.rtt_seq = Some((tcb.snd_nxt, now));
-        }
-        if tcb.rtx_kind == RtxKind::Probe {
-            tcb.rtx_armed = false;
-        }
-        arm_rtx(tcb, sh, now);
-        if flags.fin() {
+        if send_new(tcb, sh, now, len, out) {
             break;
         }
     }
@@ -623,4 +617,37 @@ pub(crate) fn write_xmit(
     if sent_new {
         schedule_tlp(tcb, sh, now);
     }
+}
+
+/// Sends the next `len` unsent bytes at `snd_nxt` (with the FIN when they end the stream
+/// after a shutdown, PSH when they empty the send queue), advances `snd_nxt` and keeps the
+/// retransmission timer armed; returns whether the FIN went out.
+fn send_new(
+    tcb: &mut Tcb,
+    sh: &mut Shared,
+    now: Instant,
+    len: u32,
+    out: &mut Vec<TcpSegmentOut>,
+) -> bool {
+    let seq = tcb.snd_nxt;
+    let is_tail = seq + len == tcb.write_seq();
+    let mut flags = TcpFlags::ACK;
+    let mut span = len;
+    if tcb.shut_wr && is_tail {
+        flags |= TcpFlags::FIN;
+        span += 1;
+    }
+    if len > 0 && is_tail {
+        flags |= TcpFlags::PSH;
+    }
+    transmit(tcb, sh, now, seq, len, flags, false, out);
+    tcb.snd_nxt = seq + span;
+    if tcb.rtt_seq.is_none() && !tcb.ts_ok && tcb.retrans_stamp.is_none() {
+        tcb.rtt_seq = Some((tcb.snd_nxt, now));
+    }
+    if tcb.rtx_kind == RtxKind::Probe {
+        tcb.rtx_armed = false;
+    }
+    arm_rtx(tcb, sh, now);
+    flags.fin()
 }

@@ -521,3 +521,46 @@ fn a_probe_whose_original_arrived_changes_nothing() {
     assert_eq!((st.tcp_loss_probe_recovery, st.tcp_timeouts), (0, 0));
     assert!(i.snd_ssthresh > 1_000_000, "no reduction: {i:?}");
 }
+
+/// RFC 8985 section 7.3: when data waits unsent (the congestion window held it back) and
+/// the peer's window admits it, the probe is a new segment rather than a copy of the last
+/// one. Here the whole first flight of 10 is lost: the probe (segment 10, new data) reaches
+/// B, whose SACK of it starts fast recovery for the ten before it; no RTO, and the probe
+/// itself is not a retransmission.
+#[test]
+fn a_probe_sends_new_data_when_some_waits() {
+    let mut n = Net::new();
+    n.delay = Duration::from_millis(10);
+    let (c, s) = n.connect_pair(80);
+    let mss = n.a.info(c).unwrap().snd_mss;
+    drop_first_tx(&mut n, mss, &(0..10).collect::<Vec<_>>());
+    let data = pattern(20 * mss as usize, 14);
+    let t0 = n.now;
+    let got = n.transfer(c, s, &data, Duration::from_secs(10));
+    assert!(got == data);
+    n.run_for(Duration::from_millis(50));
+    let st = n.a.stats();
+    assert_eq!((st.tcp_loss_probes, st.tcp_timeouts), (1, 0), "{st:?}");
+    assert_eq!(st.tcp_sack_recovery, 1, "{st:?}");
+    // The first data segment after the lost flight is the probe: new data at offset 10 MSS,
+    // sent about two round trips after the flight.
+    let sends: Vec<_> = n
+        .log
+        .iter()
+        .filter(|x| x.dir == Dir::AtoB && x.len > 0)
+        .collect();
+    assert!(sends[..10]
+        .iter()
+        .enumerate()
+        .all(|(k, x)| x.seq_rel_is(k as u32 * mss)));
+    let probe = sends[10];
+    assert!(probe.seq_rel_is(10 * mss), "probe: {probe:?}");
+    let waited = probe.at - sends[9].at;
+    assert!(
+        waited >= Duration::from_millis(30) && waited < Duration::from_millis(200),
+        "probe after {waited:?}"
+    );
+    // Only the ten lost segments were sent twice.
+    assert_eq!(st.retrans_segs, 10, "{st:?}");
+    assert!(n.now - t0 < Duration::from_millis(300));
+}

@@ -8,8 +8,9 @@
 #   ONLY=mem,scale scripts/bench.sh  # sections: mem, scale, tun, loss (comma-separated)
 #
 # Knobs: BYTES (in-memory bulk, default 1 GiB), SECS (timed runs, 5), RUNS (repetitions,
-# median reported, 3), CONC (connrate concurrency, 50), SCALE_COUNTS (10,1000,10000,100000),
-# LOSS_SECS (goodput run through the relay, 30), LOSS_RUNS (1), PEERS_BIN (../shared/peers/target/release;
+# median reported, 3), CONC (connrate concurrency, 50), TUN_CC (kernel sockets' congestion
+# control in the TUN/veth section, cubic), SCALE_COUNTS (10,1000,10000,100000),
+# LOSS_SECS (goodput run through the relay, 30), LOSS_RUNS (3, relay seeds 1..), PEERS_BIN (../shared/peers/target/release;
 # its `tunstack` serves netstack-smoltcp over TUN for the same client when it is built).
 #
 # Namespaces are named ub<pid><x> and deleted on exit; only processes started here are
@@ -19,14 +20,20 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then
-  BYTES=${BYTES:-268435456}; SECS=${SECS:-2}; RUNS=${RUNS:-1}; LOSS_SECS=${LOSS_SECS:-15}
+  BYTES=${BYTES:-268435456}; SECS=${SECS:-2}; RUNS=${RUNS:-1}; LOSS_SECS=${LOSS_SECS:-15}; LOSS_RUNS=${LOSS_RUNS:-1}
   SCALE_COUNTS=${SCALE_COUNTS:-10,1000,10000,100000}
 else
   BYTES=${BYTES:-1073741824}; SECS=${SECS:-5}; RUNS=${RUNS:-3}; LOSS_SECS=${LOSS_SECS:-30}
   SCALE_COUNTS=${SCALE_COUNTS:-10,1000,10000,100000}
 fi
 CONC=${CONC:-50}
-LOSS_RUNS=${LOSS_RUNS:-1}
+# Congestion control of the kernel sockets in the TUN/veth section (client and kserve), the
+# same for every server measured there. CUBIC, Linux's default (also used by the loss test):
+# with BBR, the guest's default, a kernel sender writing into a device without the fq qdisc
+# paces each packet itself and runs out of CPU before the server does (see
+# docs/benchmarks.md); the bulk rows are also measured once with BBR for comparison.
+TUN_CC=${TUN_CC:-cubic}
+LOSS_RUNS=${LOSS_RUNS:-3}
 ONLY=${ONLY:-mem,scale,tun,loss}
 PEERS_BIN=${PEERS_BIN:-$ROOT/../shared/peers/target/release}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -56,7 +63,13 @@ collect() {
 
 PIDS=(); NSS=()
 bg() { "$@" & PIDS+=("$!"); }
-stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+# stop a process started by bg and forget its PID (so cleanup never signals a reused PID)
+stop() {
+  kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true
+  local p keep=()
+  for p in "${PIDS[@]}"; do [ "$p" != "$1" ] && keep+=("$p"); done
+  PIDS=("${keep[@]}")
+}
 cleanup() {
   local p n
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
@@ -116,6 +129,11 @@ if want tun; then
   if ! is_root; then
     say "skipping TUN/veth section: needs root and /dev/net/tun"
   else
+    # The veth baseline needs ethtool to turn its offloads off (per-packet comparison).
+    if ! command -v ethtool >/dev/null 2>&1; then
+      say "installing ethtool (apt-get) for the veth baseline"
+      apt-get install -y -q ethtool >>"$LOG" 2>&1 || say "could not install ethtool: the veth rows will run with offloads ON (not per packet)"
+    fi
     P=ub$$
     LIFE=$(( (SECS + 4) * RUNS * 5 + 120 ))
     # kernel client against ustack over TUN
@@ -129,20 +147,22 @@ if want tun; then
     if wait_ready "$OUT/userve.log"; then
     for i in $(seq "$RUNS"); do
       step "TUN: bulk kernel→ustack (run $i/$RUNS)"
-      collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" client send --to 10.181.0.2 --secs "$SECS" --name tun_bulk_in --stack ustack --server-pid "$SRV"
+      collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" --cc "$TUN_CC" client send --to 10.181.0.2 --secs "$SECS" --name tun_bulk_in --stack ustack --server-pid "$SRV"
       step "TUN: bulk ustack→kernel (run $i/$RUNS)"
-      collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" client recv --to 10.181.0.2 --secs "$SECS" --name tun_bulk_out --stack ustack
+      collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" --cc "$TUN_CC" client recv --to 10.181.0.2 --secs "$SECS" --name tun_bulk_out --stack ustack
       step "TUN: connections/s conc $CONC (run $i/$RUNS)"
-      collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" client connrate --to 10.181.0.2 --secs "$SECS" --conc "$CONC" --name tun_connrate --stack ustack
+      collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" --cc "$TUN_CC" client connrate --to 10.181.0.2 --secs "$SECS" --conc "$CONC" --name tun_connrate --stack ustack
       step "TUN: 1-byte ping-pong unpinned (run $i/$RUNS)"
-      collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" client pingpong --to 10.181.0.2 --secs "$SECS" --name tun_pingpong --stack ustack
+      collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" --cc "$TUN_CC" client pingpong --to 10.181.0.2 --secs "$SECS" --name tun_pingpong --stack ustack
     done
+    step "TUN: bulk kernel→ustack with the client on BBR (the guest's default)"
+    collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" --cc bbr client send --to 10.181.0.2 --secs "$SECS" --name tun_bulk_in --stack ustack_client_bbr --server-pid "$SRV"
     stop "$SRV"
     step "TUN: ping-pong with client and ustack server pinned to CPU 0"
     bg taskset -c 0 ip netns exec "$NS" "$BIN" userve --tun ubtun0 --addr 10.181.0.2/24 --mtu 1500 --lifetime $((SECS * RUNS + 60)) >"$OUT/userve_pinned.log" 2>&1
     SRV=${PIDS[-1]}; wait_ready "$OUT/userve_pinned.log" || true
     for i in $(seq "$RUNS"); do
-      collect timeout $((SECS + 30)) taskset -c 0 ip netns exec "$NS" "$BIN" client pingpong --to 10.181.0.2 --secs "$SECS" --name tun_pingpong_pinned --stack ustack
+      collect timeout $((SECS + 30)) taskset -c 0 ip netns exec "$NS" "$BIN" --cc "$TUN_CC" client pingpong --to 10.181.0.2 --secs "$SECS" --name tun_pingpong_pinned --stack ustack
     done
     else
       say "ustack server did not start: TUN figures for ustack skipped"
@@ -157,9 +177,9 @@ if want tun; then
       for _ in $(seq 100); do grep -q ready "$OUT/bench_server.log" 2>/dev/null && break; sleep 0.1; done
       for i in $(seq "$RUNS"); do
         step "TUN/bench_server: bulk kernel→ustack, connections/s, ping-pong (run $i/$RUNS)"
-        collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" client send --to 10.181.0.2 --secs "$SECS" --name tun_bulk_in --stack ustack_bench_server --server-pid "$SRV"
-        collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" client connrate --to 10.181.0.2 --secs "$SECS" --conc "$CONC" --name tun_connrate --stack ustack_bench_server
-        collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" client pingpong --to 10.181.0.2 --secs "$SECS" --name tun_pingpong --stack ustack_bench_server
+        collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" --cc "$TUN_CC" client send --to 10.181.0.2 --secs "$SECS" --name tun_bulk_in --stack ustack_bench_server --server-pid "$SRV"
+        collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" --cc "$TUN_CC" client connrate --to 10.181.0.2 --secs "$SECS" --conc "$CONC" --name tun_connrate --stack ustack_bench_server
+        collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" --cc "$TUN_CC" client pingpong --to 10.181.0.2 --secs "$SECS" --name tun_pingpong --stack ustack_bench_server
       done
       stop "$SRV"
       bg taskset -c 0 ip netns exec "$NS" "$BSRV" --tun ubtun0 --addr 10.181.0.2/24 --mtu 1500 >"$OUT/bench_server_pinned.log" 2>&1
@@ -167,7 +187,7 @@ if want tun; then
       for _ in $(seq 100); do grep -q ready "$OUT/bench_server_pinned.log" 2>/dev/null && break; sleep 0.1; done
       step "TUN/bench_server: ping-pong pinned to CPU 0"
       for i in $(seq "$RUNS"); do
-        collect timeout $((SECS + 30)) taskset -c 0 ip netns exec "$NS" "$BIN" client pingpong --to 10.181.0.2 --secs "$SECS" --name tun_pingpong_pinned --stack ustack_bench_server
+        collect timeout $((SECS + 30)) taskset -c 0 ip netns exec "$NS" "$BIN" --cc "$TUN_CC" client pingpong --to 10.181.0.2 --secs "$SECS" --name tun_pingpong_pinned --stack ustack_bench_server
       done
       stop "$SRV"
     fi
@@ -185,7 +205,7 @@ if want tun; then
     if wait_ready "$OUT/userve_offload.log"; then
       for i in $(seq "$RUNS"); do
         step "TUN: bulk kernel→ustack, vnet_hdr offload (run $i/$RUNS)"
-        collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" client send --to 10.181.1.2 --secs "$SECS" --name tun_bulk_in --stack ustack_offload --server-pid "$SRV"
+        collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" --cc "$TUN_CC" client send --to 10.181.1.2 --secs "$SECS" --name tun_bulk_in --stack ustack_offload --server-pid "$SRV"
       done
       # The kernel counts one packet per super-segment it writes into the TUN.
       TXB=$(ip netns exec "$NS" cat /sys/class/net/ubtun3/statistics/tx_bytes 2>/dev/null || echo 0)
@@ -195,7 +215,7 @@ if want tun; then
       RXP0=$(ip netns exec "$NS" cat /sys/class/net/ubtun3/statistics/rx_packets 2>/dev/null || echo 0)
       for i in $(seq "$RUNS"); do
         step "TUN: bulk ustack→kernel, vnet_hdr offload: ustack's TSO (run $i/$RUNS)"
-        collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" client recv --to 10.181.1.2 --secs "$SECS" --name tun_bulk_out --stack ustack_offload
+        collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" --cc "$TUN_CC" client recv --to 10.181.1.2 --secs "$SECS" --name tun_bulk_out --stack ustack_offload
       done
       # ...and one per super-segment ustack writes into it.
       RXB=$(( $(ip netns exec "$NS" cat /sys/class/net/ubtun3/statistics/rx_bytes 2>/dev/null || echo 0) - RXB0 ))
@@ -210,15 +230,19 @@ if want tun; then
     ip -n "$NS" tuntap add dev ubtun1 mode tun
     ip -n "$NS" addr add 10.182.0.1/24 dev ubtun1
     ip -n "$NS" link set ubtun1 mtu 1500 up
-    # The kernel UDP sender is paced at several rates (an unpaced flood overflows the TUN
-    # queue and steals CPU from the reader); the best rate the reader sustained is the ceiling.
-    for rate in 250000 500000 800000 0; do
-      step "raw TUN read ceiling, 1500-byte packets, offered ${rate/#0/unpaced} pkt/s"
-      bg ip netns exec "$NS" "$BIN" tunread --dev ubtun1 --secs "$SECS" >"$OUT/tunread_$rate.log" 2>&1
-      RD=${PIDS[-1]}; wait_ready "$OUT/tunread_$rate.log"
-      ip netns exec "$NS" "$BIN" udpblast --dst 10.182.0.2:9 --len 1472 --secs $((SECS + 1)) --pps "$rate" >>"$LOG" 2>&1 || true
+    # The kernel UDP sender offers 1500-byte packets at several rates, one datagram per
+    # sendmmsg entry (a flood of those costs the generator more per packet than the reader
+    # pays) and with UDP_SEGMENT (44 datagrams per entry, cut by the kernel before the
+    # device: the generator outruns the reader, which then never waits). The best rate the
+    # reader sustained is the ceiling.
+    for mode in 500000 1000000 0 1500000:gso 0:gso; do
+      rate=${mode%%:*}; gso=""; [ "$mode" != "$rate" ] && gso=--gso
+      step "raw TUN read ceiling, 1500-byte packets, offered ${rate/#0/unpaced} pkt/s${gso:+ (UDP GSO)}"
+      bg ip netns exec "$NS" "$BIN" tunread --dev ubtun1 --secs "$SECS" >"$OUT/tunread_$rate$gso.log" 2>&1
+      RD=${PIDS[-1]}; wait_ready "$OUT/tunread_$rate$gso.log"
+      ip netns exec "$NS" "$BIN" udpblast --dst 10.182.0.2:9 --len 1472 --secs $((SECS + 1)) --pps "$rate" $gso >>"$LOG" 2>&1 || true
       wait "$RD" 2>/dev/null || true
-      grep '^RESULT' "$OUT/tunread_$rate.log" | tee -a "$RES" | sed 's/^RESULT /        /' >&2 || say "   (no tunread result)"
+      grep '^RESULT' "$OUT/tunread_$rate$gso.log" | tee -a "$RES" | sed 's/^RESULT /        /' >&2 || say "   (no tunread result)"
     done
 
     # kernel to kernel over veth, MTU 1500, offloads off
@@ -229,23 +253,23 @@ if want tun; then
     ip netns exec "$NA" ethtool -K ubva tso off gso off gro off >/dev/null 2>&1 || say "ethtool missing: offloads left on"
     ip netns exec "$NB" ethtool -K ubvb tso off gso off gro off >/dev/null 2>&1 || true
     step "veth: starting kernel server (kserve) in $NB"
-    bg ip netns exec "$NB" "$BIN" kserve --ip 10.183.0.2 --lifetime "$LIFE" >"$OUT/kserve_veth.log" 2>&1
+    bg ip netns exec "$NB" "$BIN" --cc "$TUN_CC" kserve --ip 10.183.0.2 --lifetime "$LIFE" >"$OUT/kserve_veth.log" 2>&1
     SRV=${PIDS[-1]}; wait_ready "$OUT/kserve_veth.log"
     for i in $(seq "$RUNS"); do
       step "veth: bulk kernel→kernel (run $i/$RUNS)"
-      collect timeout $((SECS + 30)) ip netns exec "$NA" "$BIN" client send --to 10.183.0.2 --secs "$SECS" --name tun_bulk_in --stack kernel_veth --server-pid "$SRV"
-      collect timeout $((SECS + 30)) ip netns exec "$NA" "$BIN" client recv --to 10.183.0.2 --secs "$SECS" --name tun_bulk_out --stack kernel_veth
+      collect timeout $((SECS + 30)) ip netns exec "$NA" "$BIN" --cc "$TUN_CC" client send --to 10.183.0.2 --secs "$SECS" --name tun_bulk_in --stack kernel_veth --server-pid "$SRV"
+      collect timeout $((SECS + 30)) ip netns exec "$NA" "$BIN" --cc "$TUN_CC" client recv --to 10.183.0.2 --secs "$SECS" --name tun_bulk_out --stack kernel_veth
       step "veth: connections/s conc $CONC (run $i/$RUNS)"
-      collect timeout $((SECS + 30)) ip netns exec "$NA" "$BIN" client connrate --to 10.183.0.2 --secs "$SECS" --conc "$CONC" --name tun_connrate --stack kernel_veth
+      collect timeout $((SECS + 30)) ip netns exec "$NA" "$BIN" --cc "$TUN_CC" client connrate --to 10.183.0.2 --secs "$SECS" --conc "$CONC" --name tun_connrate --stack kernel_veth
       step "veth: ping-pong unpinned (run $i/$RUNS)"
-      collect timeout $((SECS + 30)) ip netns exec "$NA" "$BIN" client pingpong --to 10.183.0.2 --secs "$SECS" --name tun_pingpong --stack kernel_veth
+      collect timeout $((SECS + 30)) ip netns exec "$NA" "$BIN" --cc "$TUN_CC" client pingpong --to 10.183.0.2 --secs "$SECS" --name tun_pingpong --stack kernel_veth
     done
     stop "$SRV"
     step "veth: ping-pong pinned to CPU 0"
-    bg taskset -c 0 ip netns exec "$NB" "$BIN" kserve --ip 10.183.0.2 --lifetime $((SECS * RUNS + 60)) >"$OUT/kserve_veth_pinned.log" 2>&1
+    bg taskset -c 0 ip netns exec "$NB" "$BIN" --cc "$TUN_CC" kserve --ip 10.183.0.2 --lifetime $((SECS * RUNS + 60)) >"$OUT/kserve_veth_pinned.log" 2>&1
     SRV=${PIDS[-1]}; wait_ready "$OUT/kserve_veth_pinned.log"
     for i in $(seq "$RUNS"); do
-      collect timeout $((SECS + 30)) taskset -c 0 ip netns exec "$NA" "$BIN" client pingpong --to 10.183.0.2 --secs "$SECS" --name tun_pingpong_pinned --stack kernel_veth
+      collect timeout $((SECS + 30)) taskset -c 0 ip netns exec "$NA" "$BIN" --cc "$TUN_CC" client pingpong --to 10.183.0.2 --secs "$SECS" --name tun_pingpong_pinned --stack kernel_veth
     done
     stop "$SRV"
 
@@ -259,9 +283,13 @@ if want tun; then
         bg ip netns exec "$NN" "$PEERS_BIN/tunstack" --stack netstack --dev ubtun2 --mtu 1500 --buf 1048576 --threads 1 >"$OUT/netstack_$i.log" 2>&1
         SRV=${PIDS[-1]}; wait_ready "$OUT/netstack_$i.log"
         step "netstack-smoltcp over TUN: bulk kernel→netstack (run $i/$RUNS)"
-        collect timeout $((SECS + 30)) ip netns exec "$NN" "$BIN" client send --to 10.186.0.2 --secs "$SECS" --name tun_bulk_in --stack netstack --server-pid "$SRV"
+        collect timeout $((SECS + 30)) ip netns exec "$NN" "$BIN" --cc "$TUN_CC" client send --to 10.186.0.2 --secs "$SECS" --name tun_bulk_in --stack netstack --server-pid "$SRV"
+        if [ "$i" = 1 ]; then
+          step "netstack-smoltcp over TUN: bulk with the client on BBR (the guest's default)"
+          collect timeout $((SECS + 30)) ip netns exec "$NN" "$BIN" --cc bbr client send --to 10.186.0.2 --secs "$SECS" --name tun_bulk_in --stack netstack_client_bbr --server-pid "$SRV"
+        fi
         step "netstack-smoltcp over TUN: connections/s conc $CONC (run $i/$RUNS)"
-        collect timeout $((SECS + 30)) ip netns exec "$NN" "$BIN" client connrate --to 10.186.0.2 --secs "$SECS" --conc "$CONC" --name tun_connrate --stack netstack
+        collect timeout $((SECS + 30)) ip netns exec "$NN" "$BIN" --cc "$TUN_CC" client connrate --to 10.186.0.2 --secs "$SECS" --conc "$CONC" --name tun_connrate --stack netstack
         stop "$SRV"; ip netns del "$NN" 2>/dev/null || true
       done
     else
@@ -290,25 +318,32 @@ if want loss; then
     ip -n "$LB" tuntap add dev ublU mode tun; ip -n "$LB" addr add 10.185.0.1/24 dev ublU; ip -n "$LB" link set ublU mtu 1500 up
     ip -n "$LA" route add 10.185.0.0/24 dev ublA
     ip netns exec "$LB" sysctl -qw net.ipv4.ip_forward=1
-    RLIFE=$(( (LOSS_SECS + 60) * 4 * LOSS_RUNS + 30 ))
-    step "loss: relay $LA/ublA <-> $LB/ublB, 1% loss, 50 ms each way, seed 1"
-    bg "$BIN" relay --netns-a "/run/netns/$LA" --dev-a ublA --netns-b "/run/netns/$LB" --dev-b ublB --loss 0.01 --delay-ms 50 --seed 1 --secs "$RLIFE" >"$OUT/relay.log" 2>&1
-    RL=${PIDS[-1]}; wait_ready "$OUT/relay.log"
+    RLIFE=$(( (LOSS_SECS + 100) * 4 * LOSS_RUNS + 30 ))
     bg ip netns exec "$LB" "$BIN" --cc cubic kserve --ip 10.184.0.2 --lifetime "$RLIFE" --info-log "$SAMPLES" >"$OUT/kserve_loss.log" 2>&1
     KS=${PIDS[-1]}; wait_ready "$OUT/kserve_loss.log"
     bg ip netns exec "$LB" "$BIN" userve --tun ublU --addr 10.185.0.2/24 --gateway 10.185.0.1 --lifetime "$RLIFE" --info-log "$SAMPLES" >"$OUT/userve_loss.log" 2>&1
     US=${PIDS[-1]}; wait_ready "$OUT/userve_loss.log" || say "ustack server did not start"
+    # One fresh relay per transfer, seeded with the run number: the kernel pair and the
+    # ustack pair of a run meet the same drop pattern (the same packet indices are lost in
+    # each direction), so their ratio compares the stacks, not two draws of the loss.
+    through_relay() {
+      local seed=$1; shift
+      bg "$BIN" relay --netns-a "/run/netns/$LA" --dev-a ublA --netns-b "/run/netns/$LB" --dev-b ublB --loss 0.01 --delay-ms 50 --seed "$seed" --secs $((LOSS_SECS + 100)) >"$OUT/relay.log" 2>&1
+      local rl=${PIDS[-1]}
+      if wait_ready "$OUT/relay.log"; then collect "$@"; fi
+      stop "$rl"
+    }
     for i in $(seq "$LOSS_RUNS"); do
-      step "loss: kernel→kernel CUBIC server→client goodput (${LOSS_SECS}s, run $i/$LOSS_RUNS)"
-      collect timeout $((LOSS_SECS + 30)) ip netns exec "$LA" "$BIN" --cc cubic client recv --to 10.184.0.2 --secs "$LOSS_SECS" --name loss_out --stack kernel
-      step "loss: ustack→kernel server→client goodput (${LOSS_SECS}s, run $i/$LOSS_RUNS)"
-      collect timeout $((LOSS_SECS + 30)) ip netns exec "$LA" "$BIN" --cc cubic client recv --to 10.185.0.2 --secs "$LOSS_SECS" --name loss_out --stack ustack
-      step "loss: kernel CUBIC client→kernel goodput (${LOSS_SECS}s, run $i/$LOSS_RUNS)"
-      collect timeout $((LOSS_SECS + 90)) ip netns exec "$LA" "$BIN" --cc cubic client send --to 10.184.0.2 --secs "$LOSS_SECS" --name loss_in --stack kernel
-      step "loss: kernel CUBIC client→ustack goodput (${LOSS_SECS}s, run $i/$LOSS_RUNS)"
-      collect timeout $((LOSS_SECS + 90)) ip netns exec "$LA" "$BIN" --cc cubic client send --to 10.185.0.2 --secs "$LOSS_SECS" --name loss_in --stack ustack
+      step "loss: kernel→kernel CUBIC server→client goodput (${LOSS_SECS}s, relay seed $i, run $i/$LOSS_RUNS)"
+      through_relay "$i" timeout $((LOSS_SECS + 30)) ip netns exec "$LA" "$BIN" --cc cubic client recv --to 10.184.0.2 --secs "$LOSS_SECS" --name loss_out --stack kernel
+      step "loss: ustack→kernel server→client goodput (${LOSS_SECS}s, relay seed $i, run $i/$LOSS_RUNS)"
+      through_relay "$i" timeout $((LOSS_SECS + 30)) ip netns exec "$LA" "$BIN" --cc cubic client recv --to 10.185.0.2 --secs "$LOSS_SECS" --name loss_out --stack ustack
+      step "loss: kernel CUBIC client→kernel goodput (${LOSS_SECS}s, relay seed $i, run $i/$LOSS_RUNS)"
+      through_relay "$i" timeout $((LOSS_SECS + 90)) ip netns exec "$LA" "$BIN" --cc cubic client send --to 10.184.0.2 --secs "$LOSS_SECS" --name loss_in --stack kernel
+      step "loss: kernel CUBIC client→ustack goodput (${LOSS_SECS}s, relay seed $i, run $i/$LOSS_RUNS)"
+      through_relay "$i" timeout $((LOSS_SECS + 90)) ip netns exec "$LA" "$BIN" --cc cubic client send --to 10.185.0.2 --secs "$LOSS_SECS" --name loss_in --stack ustack
     done
-    stop "$US"; stop "$KS"; stop "$RL"
+    stop "$US"; stop "$KS"
   fi
 fi
 

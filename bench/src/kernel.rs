@@ -33,6 +33,28 @@ pub fn kernel_tcp_info(s: &impl AsRawFd) -> Option<(u32, u32, u32)> {
     }
 }
 
+/// Retransmissions, RTO, reordering and the final window of a kernel sender (TCP_INFO).
+fn kernel_sender_info(s: &impl AsRawFd) -> Option<serde_json::Value> {
+    // SAFETY: getsockopt writes at most `len` bytes into a zeroed, properly sized struct.
+    let i = unsafe {
+        let mut info: libc::tcp_info = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        let rc = libc::getsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            &mut info as *mut libc::tcp_info as *mut libc::c_void,
+            &mut len,
+        );
+        (rc == 0).then_some(info)?
+    };
+    Some(
+        json!({ "total_retrans": i.tcpi_total_retrans, "rto_ms": i.tcpi_rto / 1000,
+                 "srtt_us": i.tcpi_rtt, "cwnd": i.tcpi_snd_cwnd, "ssthresh": i.tcpi_snd_ssthresh,
+                 "reordering": i.tcpi_reordering, "ca_state": i.tcpi_ca_state }),
+    )
+}
+
 /// Congestion control to set on every kernel socket (`--cc`), if any.
 pub static CC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
@@ -264,13 +286,14 @@ async fn send(
     };
     let el = t0.elapsed().as_secs_f64();
     let bytes = counted.unwrap_or(0);
-    emit(
-        name,
-        stack,
-        json!({ "dir": "client_to_server", "cc": current_cc(&s), "bytes": bytes, "sent": sent, "secs": round3(el),
+    let mut f = json!({ "dir": "client_to_server", "cc": current_cc(&s), "bytes": bytes, "sent": sent, "secs": round3(el),
                 "gbit_s": gbps(bytes, el), "mbit_s": round3(bytes as f64 * 8.0 / el / 1e6), "server_count_ok": counted == Some(sent),
-                "client_cpu": client_cpu, "server_cpu": server_cpu }),
-    );
+                "client_cpu": client_cpu, "server_cpu": server_cpu });
+    // The kernel sender's own view of the transfer (what the receiver's ACKs let it do).
+    if let Some(i) = kernel_sender_info(&s) {
+        f["sender"] = i;
+    }
+    emit(name, stack, f);
     Ok(())
 }
 

@@ -174,6 +174,10 @@ enum Cmd {
         /// Offered packets per second (0 = as fast as possible).
         #[arg(long, default_value_t = 0)]
         pps: u64,
+        /// Hand the kernel 44 datagrams per send (UDP_SEGMENT); it splits them before the
+        /// device, so the generator pays one system call and one socket pass per 44 packets.
+        #[arg(long)]
+        gso: bool,
     },
     /// Impairment relay between two TUN devices in two namespaces.
     Relay {
@@ -310,7 +314,8 @@ fn run(cli: Cli) -> std::io::Result<()> {
             len,
             secs,
             pps,
-        } => tunraw::udpblast(dst, len, secs, pps),
+            gso,
+        } => tunraw::udpblast(dst, len, secs, pps, gso),
         Cmd::Relay {
             netns_a,
             dev_a,

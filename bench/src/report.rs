@@ -201,6 +201,26 @@ fn comparisons(r: &Results) -> Vec<Cmp> {
             base_label: "kernel client (same runs)".into(),
             target: None,
         },
+        // The same two servers with the kernel client on BBR, this guest's default: its
+        // per-packet pacing makes the client the bottleneck of the ustack run.
+        Cmp {
+            label: "TUN bulk kernel→ustack vs netstack-smoltcp, client on BBR".into(),
+            unit: "Gbit/s",
+            ustack: fig("tun_bulk_in", "ustack_client_bbr", "gbit_s"),
+            base: fig("tun_bulk_in", "netstack_client_bbr", "gbit_s"),
+            base_label: "netstack-smoltcp (TUN), client on BBR".into(),
+            target: None,
+        },
+        Cmp {
+            label:
+                "TUN bulk kernel→ustack, client on BBR, CPU used: ustack server vs kernel client"
+                    .into(),
+            unit: "CPUs",
+            ustack: fig("tun_bulk_in", "ustack_client_bbr", "server_cpu"),
+            base: fig("tun_bulk_in", "ustack_client_bbr", "client_cpu"),
+            base_label: "kernel client (same run)".into(),
+            target: None,
+        },
         Cmp {
             label: "TUN bulk kernel→ustack, vnet_hdr offload vs netstack-smoltcp".into(),
             unit: "Gbit/s",

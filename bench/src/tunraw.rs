@@ -107,20 +107,48 @@ pub fn tunread(dev: &str, secs: f64) -> io::Result<()> {
 }
 
 /// Sends UDP datagrams of `len` payload bytes to `dst` as fast as sendmmsg allows.
-/// `pps` > 0 paces the sender (batches of 64 on a schedule); 0 sends flat out.
-pub fn udpblast(dst: SocketAddrV4, len: usize, secs: f64, pps: u64) -> io::Result<()> {
+/// `pps` > 0 paces the sender (batches on a schedule); 0 sends flat out. With `gso`, each
+/// message carries [`GSO_SEGS`] datagrams' worth of payload and UDP_SEGMENT makes the kernel
+/// cut it into `len`-byte datagrams just before the device (which has no UDP offload, so the
+/// TUN reader still sees one packet per datagram).
+pub fn udpblast(dst: SocketAddrV4, len: usize, secs: f64, pps: u64, gso: bool) -> io::Result<()> {
+    const GSO_SEGS: usize = 44;
+    const SOL_UDP: libc::c_int = 17;
+    const UDP_SEGMENT: libc::c_int = 103;
     let sock = std::net::UdpSocket::bind("0.0.0.0:0")?;
     sock.connect(dst)?;
-    let payload = vec![0x42u8; len];
-    const BATCH: usize = 64;
-    let mut iov: Vec<libc::iovec> = (0..BATCH)
+    let (batch, per_msg) = if gso { (8, GSO_SEGS) } else { (64, 1) };
+    if gso {
+        if len * GSO_SEGS > 65507 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "--gso needs len * 44 <= 65507",
+            ));
+        }
+        let seg = len as libc::c_int;
+        // SAFETY: setsockopt with a c_int option value of the stated size.
+        let rc = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                SOL_UDP,
+                UDP_SEGMENT,
+                (&seg as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    let payload = vec![0x42u8; len * per_msg];
+    let mut iov: Vec<libc::iovec> = (0..batch)
         .map(|_| libc::iovec {
             iov_base: payload.as_ptr() as *mut libc::c_void,
-            iov_len: len,
+            iov_len: payload.len(),
         })
         .collect();
     // SAFETY: zeroed mmsghdr is a valid "no name, no control" header.
-    let mut msgs: Vec<libc::mmsghdr> = (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
+    let mut msgs: Vec<libc::mmsghdr> = (0..batch).map(|_| unsafe { std::mem::zeroed() }).collect();
     for (m, v) in msgs.iter_mut().zip(iov.iter_mut()) {
         m.msg_hdr.msg_iov = v as *mut libc::iovec;
         m.msg_hdr.msg_iovlen = 1;
@@ -129,9 +157,9 @@ pub fn udpblast(dst: SocketAddrV4, len: usize, secs: f64, pps: u64) -> io::Resul
     let mut sent = 0u64;
     while t0.elapsed().as_secs_f64() < secs {
         // SAFETY: msgs/iov point at live buffers for the duration of the call.
-        let n = unsafe { libc::sendmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), BATCH as _, 0) };
+        let n = unsafe { libc::sendmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), batch as _, 0) };
         if n > 0 {
-            sent += n as u64;
+            sent += n as u64 * per_msg as u64;
         }
         if pps > 0 {
             let due = Duration::from_secs_f64(sent as f64 / pps as f64);
@@ -144,7 +172,7 @@ pub fn udpblast(dst: SocketAddrV4, len: usize, secs: f64, pps: u64) -> io::Resul
     emit(
         "udpblast",
         "kernel",
-        json!({ "sent": sent, "pps": round3(sent as f64 / el) }),
+        json!({ "sent": sent, "pps": round3(sent as f64 / el), "gso": gso }),
     );
     Ok(())
 }

@@ -611,6 +611,7 @@ fn ofo_insert(tcb: &mut Tcb, sh: &mut Shared, seq: SeqNum, data: &[u8]) {
     let mut new_end = end;
     let mut first = None;
     let mut last = 0usize;
+    let mut dup = None;
     for (i, (s, d)) in tcb.ooo.iter().enumerate() {
         let e = *s + d.len() as u32;
         if e.lt(seq) {
@@ -619,12 +620,22 @@ fn ofo_insert(tcb: &mut Tcb, sh: &mut Shared, seq: SeqNum, data: &[u8]) {
         if s.gt(end) {
             break;
         }
+        // The first part of the segment already held out of order: reported as a D-SACK
+        // block (RFC 2883 section 4.2; Linux `tcp_dsack_set` from `tcp_data_queue_ofo`).
+        let (l, r) = (seq.max(*s), end.min(e));
+        if dup.is_none() && r.gt(l) {
+            dup = Some((l, r));
+        }
         if first.is_none() {
             first = Some(i);
         }
         last = i;
         new_start = new_start.min(*s);
         new_end = new_end.max(e);
+    }
+    if let Some(d) = dup.filter(|_| tcb.sack_ok) {
+        tcb.dsack = Some(d);
+        sh.stats.tcp_dsack_ofo_sent += 1;
     }
     // The common case while a hole is outstanding: the segment extends the tail of the
     // one entry it touches. Append in place instead of rebuilding the entry (which would

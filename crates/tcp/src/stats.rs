@@ -54,6 +54,8 @@ pub struct TcpStats {
     pub tcp_dsack_recv: u64,
     /// TcpExt: TCPDSACKOldSent — D-SACK blocks sent for old duplicates.
     pub tcp_dsack_old_sent: u64,
+    /// TcpExt: TCPDSACKOfoSent — D-SACK blocks sent for duplicates of out-of-order data.
+    pub tcp_dsack_ofo_sent: u64,
     /// TcpExt: TCPTimeouts — retransmission timer expirations.
     pub tcp_timeouts: u64,
     /// TcpExt: TCPFastRetrans — segments sent by fast retransmit / recovery.

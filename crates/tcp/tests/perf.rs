@@ -173,6 +173,61 @@ fn sack_blocks_after_a_hole() {
     assert!(n.recv_all(Dir::BtoA, s) == data);
 }
 
+/// RFC 2883 section 4.2: a duplicate of data held out of order (above a hole) is reported
+/// with a D-SACK block for the duplicate first, then the SACK block that contains it.
+#[test]
+fn a_duplicate_above_a_hole_is_reported_by_dsack() {
+    let mut n = Net::new();
+    let (c, s) = n.connect_pair(80);
+    let mss = n.a.info(c).unwrap().snd_mss;
+    // Segment 1 is lost once; segment 3 arrives twice.
+    let mut lost = false;
+    let mut duped = false;
+    n.set_rule(Dir::AtoB, move |seg, _| {
+        if seg.len > 0 && seg.seq_rel_is(mss) && !lost {
+            lost = true;
+            return Action::Drop;
+        }
+        if seg.len > 0 && seg.seq_rel_is(3 * mss) && !duped {
+            duped = true;
+            return Action::Duplicate;
+        }
+        Action::Pass
+    });
+    n.log_take();
+    let data = pattern(5 * mss as usize, 4);
+    n.a_send(c, &data);
+    n.run_for(Duration::from_millis(3));
+    let isn1 = n
+        .log
+        .iter()
+        .find(|x| x.dir == Dir::AtoB && x.len > 0)
+        .unwrap()
+        .seq;
+    let at = |k: u32| isn1.wrapping_add(k * mss);
+    let dsack = n
+        .log
+        .iter()
+        .filter(|x| x.dir == Dir::BtoA && x.opts.sack_count >= 2)
+        .find(|x| {
+            let b = x.opts.sack_blocks();
+            (b[0].0 .0, b[0].1 .0) == (at(3), at(4))
+        })
+        .expect("an ACK with a D-SACK block for the duplicate")
+        .clone();
+    assert_eq!(dsack.ack, at(1), "{dsack:?}");
+    let b = dsack.opts.sack_blocks();
+    // The block holding the duplicate: from segment 2 to whatever has arrived since.
+    assert!(
+        b[1].0 .0 == at(2) && (b[1].1 .0 == at(4) || b[1].1 .0 == at(5)),
+        "{dsack:?}"
+    );
+    assert_eq!(n.b.stats().tcp_dsack_ofo_sent, 1);
+    n.settle();
+    n.run_for(Duration::from_secs(1));
+    assert!(n.recv_all(Dir::BtoA, s) == data);
+}
+
 #[test]
 fn two_losses_in_one_window_recovered_without_rto_sack() {
     let mut n = Net::new();

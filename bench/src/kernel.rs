@@ -16,8 +16,8 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::proto;
 use crate::util::{current_thread_rt, emit, gbps, latency_fields, round3};
 
-/// `(cwnd in segments, smoothed RTT in µs, mss)` from the kernel's TCP_INFO.
-pub fn kernel_tcp_info(s: &impl AsRawFd) -> Option<(u32, u32, u32)> {
+/// The kernel's TCP_INFO of `s`.
+fn tcp_info(s: &impl AsRawFd) -> Option<libc::tcp_info> {
     // SAFETY: getsockopt writes at most `len` bytes into a zeroed, properly sized struct.
     unsafe {
         let mut info: libc::tcp_info = std::mem::zeroed();
@@ -29,25 +29,18 @@ pub fn kernel_tcp_info(s: &impl AsRawFd) -> Option<(u32, u32, u32)> {
             &mut info as *mut libc::tcp_info as *mut libc::c_void,
             &mut len,
         );
-        (rc == 0).then_some((info.tcpi_snd_cwnd, info.tcpi_rtt, info.tcpi_snd_mss))
+        (rc == 0).then_some(info)
     }
+}
+
+/// `(cwnd in segments, smoothed RTT in µs, mss)` from the kernel's TCP_INFO.
+pub fn kernel_tcp_info(s: &impl AsRawFd) -> Option<(u32, u32, u32)> {
+    tcp_info(s).map(|i| (i.tcpi_snd_cwnd, i.tcpi_rtt, i.tcpi_snd_mss))
 }
 
 /// Retransmissions, RTO, reordering and the final window of a kernel sender (TCP_INFO).
 fn kernel_sender_info(s: &impl AsRawFd) -> Option<serde_json::Value> {
-    // SAFETY: getsockopt writes at most `len` bytes into a zeroed, properly sized struct.
-    let i = unsafe {
-        let mut info: libc::tcp_info = std::mem::zeroed();
-        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-        let rc = libc::getsockopt(
-            s.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            &mut info as *mut libc::tcp_info as *mut libc::c_void,
-            &mut len,
-        );
-        (rc == 0).then_some(info)?
-    };
+    let i = tcp_info(s)?;
     Some(
         json!({ "total_retrans": i.tcpi_total_retrans, "rto_ms": i.tcpi_rto / 1000,
                  "srtt_us": i.tcpi_rtt, "cwnd": i.tcpi_snd_cwnd, "ssthresh": i.tcpi_snd_ssthresh,

@@ -106,13 +106,15 @@ pub fn tunread(dev: &str, secs: f64) -> io::Result<()> {
     Ok(())
 }
 
+/// Datagrams per message with `udpblast --gso` (44 x 1472 bytes fit in one UDP payload).
+const GSO_SEGS: usize = 44;
+
 /// Sends UDP datagrams of `len` payload bytes to `dst` as fast as sendmmsg allows.
 /// `pps` > 0 paces the sender (batches on a schedule); 0 sends flat out. With `gso`, each
 /// message carries [`GSO_SEGS`] datagrams' worth of payload and UDP_SEGMENT makes the kernel
 /// cut it into `len`-byte datagrams just before the device (which has no UDP offload, so the
 /// TUN reader still sees one packet per datagram).
 pub fn udpblast(dst: SocketAddrV4, len: usize, secs: f64, pps: u64, gso: bool) -> io::Result<()> {
-    const GSO_SEGS: usize = 44;
     const SOL_UDP: libc::c_int = 17;
     const UDP_SEGMENT: libc::c_int = 103;
     let sock = std::net::UdpSocket::bind("0.0.0.0:0")?;

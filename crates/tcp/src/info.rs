@@ -41,6 +41,9 @@ pub struct TcpInfo {
     pub rto_events: u32,
     /// Fast recovery episodes.
     pub recoveries: u32,
+    /// Reordering the path has shown, in segments: the fast-retransmit threshold
+    /// (`tcpi_reordering`; 3 until reordering is seen).
+    pub reordering: u32,
     /// Payload bytes sent (first transmissions).
     pub bytes_sent: u64,
     /// Payload bytes retransmitted.
@@ -98,6 +101,7 @@ impl TcpLayer {
             total_retrans: t.total_retrans,
             rto_events: t.rto_events,
             recoveries: t.recoveries,
+            reordering: t.reordering,
             bytes_sent: t.bytes_sent,
             bytes_retrans: t.bytes_retrans,
             bytes_acked: t.bytes_acked,

@@ -13,8 +13,11 @@ use crate::seq::SeqNum;
 use crate::tcb::{CaState, Tcb};
 use crate::wire::TcpRepr;
 
-/// Duplicate ACK threshold (RFC 5681 section 3.2).
-const DUPTHRESH: u32 = 3;
+/// Initial fast-retransmit threshold in segments (RFC 5681 DupThresh; Linux
+/// `tcp_reordering`).
+pub(crate) const REORDERING_INIT: u32 = 3;
+/// The largest reordering degree learnt (Linux `tcp_max_reordering`).
+const REORDERING_MAX: u32 = 300;
 
 /// What an ACK did, for the caller's state machine.
 #[derive(Clone, Copy, Debug, Default)]
@@ -132,13 +135,12 @@ fn sack_trim(tcb: &mut Tcb) {
 /// Linux `tcp_sacktag_write_queue`: validates the SACK blocks, counts D-SACK (RFC 2883
 /// section 4), and updates the scoreboard. Returns the newly SACKed bytes and whether the
 /// segment carried a D-SACK.
-fn process_sack(tcb: &mut Tcb, sh: &mut Shared, seg: &TcpRepr) -> (u32, bool) {
+fn process_sack(tcb: &mut Tcb, sh: &mut Shared, seg: &TcpRepr) -> SackOutcome {
+    let mut res = SackOutcome::default();
     if !tcb.sack_ok {
-        return (0, false);
+        return res;
     }
     let blocks = seg.options.sack_blocks();
-    let mut new = 0;
-    let mut got_dsack = false;
     for (i, &(l, r)) in blocks.iter().enumerate() {
         if r.le(l) {
             sh.stats.tcp_sack_discard += 1;
@@ -148,16 +150,55 @@ fn process_sack(tcb: &mut Tcb, sh: &mut Shared, seg: &TcpRepr) -> (u32, bool) {
             && (l.lt(seg.ack) || blocks.get(1).is_some_and(|&(l2, r2)| l.ge(l2) && r.le(r2)));
         if dsack {
             sh.stats.tcp_dsack_recv += 1;
-            got_dsack = true;
+            res.dsack = true;
             continue;
         }
         if l.lt(tcb.snd_una) || r.gt(tcb.snd_nxt) {
             sh.stats.tcp_sack_discard += 1;
             continue;
         }
-        new += sack_insert(tcb, l, r);
+        let low = first_unsacked(tcb, l);
+        let added = sack_insert(tcb, l, r);
+        if added > 0 && low.lt(r) {
+            res.lowest_new = Some(res.lowest_new.map_or(low, |x| x.min(low)));
+        }
+        res.new += added;
     }
-    (new, got_dsack)
+    res
+}
+
+/// What the SACK blocks of one ACK changed.
+#[derive(Default)]
+struct SackOutcome {
+    /// Bytes newly SACKed.
+    new: u32,
+    /// A D-SACK block came with it.
+    dsack: bool,
+    /// The lowest sequence number newly SACKed.
+    lowest_new: Option<SeqNum>,
+}
+
+/// The first sequence number at or above `seq` that the scoreboard does not cover.
+fn first_unsacked(tcb: &Tcb, seq: SeqNum) -> SeqNum {
+    let mut s = seq;
+    for &(a, b) in &tcb.sacked {
+        if a.le(s) && s.lt(b) {
+            s = b;
+        }
+    }
+    s
+}
+
+/// Data that was never retransmitted arrived `metric` bytes below the highest SACKed
+/// byte: the path reorders at least that far, so fast retransmit waits for that many
+/// segments of evidence from now on (Linux `tcp_check_sack_reordering`; RFC 6675 allows
+/// DupThresh to adapt).
+fn note_reordering(tcb: &mut Tcb, sh: &mut Shared, metric: u32) {
+    sh.stats.tcp_sack_reorder += 1;
+    let mss = tcb.mss.max(1);
+    if metric > tcb.reordering.saturating_mul(mss) {
+        tcb.reordering = metric.div_ceil(mss).min(REORDERING_MAX);
+    }
 }
 
 /// RTT sample from the timestamp echo or Karn timing (RFC 6298 section 3, RFC 7323 4).
@@ -206,7 +247,24 @@ pub(crate) fn tcp_ack(
     let prior_una = tcb.snd_una;
     let prior_sacked = tcb.sacked_bytes + tcb.reno_sacked;
     let wnd_changed = update_window(tcb, seg);
-    let (new_sacked, got_dsack) = process_sack(tcb, sh, seg);
+    // Reordering can only be told from loss while nothing has been sent twice.
+    let prior_fack = tcb.sacked.last().map(|&(_, r)| r);
+    let clean = matches!(tcb.ca, CaState::Open | CaState::Disorder)
+        && tcb.retrans_stamp.is_none()
+        && !(tcb.tlp_high_seq.is_some() && tcb.tlp_retrans);
+    let sack = process_sack(tcb, sh, seg);
+    let (new_sacked, got_dsack) = (sack.new, sack.dsack);
+    if let (true, Some(fack)) = (clean, prior_fack) {
+        // Below the highest SACKed byte, newly SACKed data or newly acknowledged data
+        // (the bytes at SND.UNA are never SACKed) arrived after data sent later.
+        let mut low = sack.lowest_new.filter(|l| l.lt(fack));
+        if seg.ack.gt(prior_una) && prior_una.lt(fack) {
+            low = Some(prior_una);
+        }
+        if let Some(low) = low {
+            note_reordering(tcb, sh, fack.since(low));
+        }
+    }
     let acked = seg.ack.since(tcb.snd_una);
     tcb.probes_out = 0;
 
@@ -241,7 +299,11 @@ pub(crate) fn tcp_ack(
         rtt_sample(tcb, sh, now, seg);
         tcb.retransmits = 0;
         tcb.rtt.reset_backoff();
-        try_undo(tcb, sh, seg);
+        // How far below the highest SACKed byte the hole was that this ACK closed.
+        let hole_depth = prior_fack
+            .filter(|f| f.gt(prior_una))
+            .map(|f| f.since(prior_una));
+        try_undo(tcb, sh, seg, hole_depth);
         let acked_segs = acked.div_ceil(tcb.mss.max(1));
         match tcb.ca {
             CaState::Recovery => {
@@ -311,7 +373,8 @@ pub(crate) fn tcp_ack(
                     }
                     let sack_trigger = tcb.sack_ok
                         && tcb.sacked_bytes
-                            >= DUPTHRESH
+                            >= tcb
+                                .reordering
                                 .saturating_mul(tcb.mss)
                                 .saturating_sub(tcb.mss / 2);
                     // A tail loss probe was SACKed above a hole: what lies below it was
@@ -319,7 +382,7 @@ pub(crate) fn tcp_ack(
                     // acknowledged, so it is lost (the conclusion RACK draws, RFC 8985
                     // section 7.4; Linux reaches it through RACK).
                     let tlp_trigger = tcb.tlp_high_seq.is_some() && new_sacked > 0;
-                    if tcb.dupacks >= DUPTHRESH || sack_trigger || tlp_trigger {
+                    if tcb.dupacks >= tcb.reordering || sack_trigger || tlp_trigger {
                         enter_recovery(tcb, sh, now);
                     }
                 }
@@ -458,6 +521,14 @@ pub(crate) fn enter_recovery(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
 /// cwnd restarts at one segment (RFC 5681 section 3.1, RFC 6298 5.5).
 pub(crate) fn enter_loss(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
     sh.stats.tcp_timeouts += 1;
+    // The timeout came while enough was SACKed that the usual threshold would have
+    // started fast recovery: the learnt reordering held it back, so forget it (Linux
+    // `tcp_enter_loss`).
+    if matches!(tcb.ca, CaState::Open | CaState::Disorder)
+        && tcb.sacked_bytes >= REORDERING_INIT.saturating_mul(tcb.mss)
+    {
+        tcb.reordering = tcb.reordering.min(REORDERING_INIT);
+    }
     tcb.rto_events += 1;
     if tcb.undo.is_none() || tcb.ca != CaState::Loss {
         let ts = sh.ts_now(now).wrapping_add(tcb.ts_offset);
@@ -490,7 +561,7 @@ pub(crate) fn enter_loss(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
 /// Linux `tcp_try_undo_recovery` / `tcp_try_undo_loss` with timestamps (Eifel, RFC 3522):
 /// an ACK of new data echoing a timestamp older than our first retransmission proves the
 /// original arrived, so the window reduction is undone.
-fn try_undo(tcb: &mut Tcb, sh: &mut Shared, seg: &TcpRepr) {
+fn try_undo(tcb: &mut Tcb, sh: &mut Shared, seg: &TcpRepr, hole_depth: Option<u32>) {
     if !tcb.ts_ok || !matches!(tcb.ca, CaState::Recovery | CaState::Loss) {
         return;
     }
@@ -509,6 +580,11 @@ fn try_undo(tcb: &mut Tcb, sh: &mut Shared, seg: &TcpRepr) {
         sh.stats.tcp_spurious_rtos += 1;
     } else {
         sh.stats.tcp_full_undo += 1;
+        // The hole was filled by the original, not the fast retransmission: the
+        // segments SACKed above it had overtaken it (Linux `tcp_try_undo_partial`).
+        if let Some(depth) = hole_depth {
+            note_reordering(tcb, sh, depth);
+        }
     }
     exit_recovery(tcb);
 }

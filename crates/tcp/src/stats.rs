@@ -56,6 +56,9 @@ pub struct TcpStats {
     pub tcp_dsack_old_sent: u64,
     /// TcpExt: TCPDSACKOfoSent — D-SACK blocks sent for duplicates of out-of-order data.
     pub tcp_dsack_ofo_sent: u64,
+    /// TcpExt: TCPSACKReorder — data never retransmitted arrived below data already
+    /// SACKed (reordering seen).
+    pub tcp_sack_reorder: u64,
     /// TcpExt: TCPTimeouts — retransmission timer expirations.
     pub tcp_timeouts: u64,
     /// TcpExt: TCPFastRetrans — segments sent by fast retransmit / recovery.

@@ -233,6 +233,9 @@ pub(crate) struct Tcb {
     /// `tlp_high_seq`), and whether it was a retransmission.
     pub(crate) tlp_high_seq: Option<SeqNum>,
     pub(crate) tlp_retrans: bool,
+    /// How far (in segments) the path has been seen to reorder: the duplicate-ACK /
+    /// SACK threshold for fast retransmit (Linux `tp->reordering`; starts at 3).
+    pub(crate) reordering: u32,
     /// SACK scoreboard above `snd_una`: sorted, non-overlapping `[l, r)`.
     pub(crate) sacked: Vec<(SeqNum, SeqNum)>,
     pub(crate) sacked_bytes: u32,
@@ -374,6 +377,7 @@ impl Tcb {
             prr_out: 0,
             tlp_high_seq: None,
             tlp_retrans: false,
+            reordering: crate::recovery::REORDERING_INIT,
             sacked: Vec::new(),
             sacked_bytes: 0,
             undo: None,

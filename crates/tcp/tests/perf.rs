@@ -619,3 +619,35 @@ fn a_probe_sends_new_data_when_some_waits() {
     assert_eq!(st.retrans_segs, 10, "{st:?}");
     assert!(n.now - t0 < Duration::from_millis(300));
 }
+
+/// A path that delays one data segment in 50 by 1 ms (about eight later segments overtake
+/// it) but loses nothing. The first reordering may cost a spurious fast retransmission;
+/// from then on the threshold has grown past the reordering (Linux `tp->reordering`) and
+/// the sender retransmits nothing more.
+#[test]
+fn reordering_raises_the_fast_retransmit_threshold() {
+    let mut n = Net::new();
+    n.delay = Duration::from_millis(10);
+    n.rate = Some(12_500_000);
+    let (c, s) = n.connect_pair(80);
+    let mut k = 0u32;
+    n.set_rule(Dir::AtoB, move |seg, _| {
+        if seg.len == 0 {
+            return Action::Pass;
+        }
+        k += 1;
+        if k.is_multiple_of(50) {
+            Action::Delay(Duration::from_millis(1))
+        } else {
+            Action::Pass
+        }
+    });
+    let data = pattern(4 << 20, 15);
+    let got = n.transfer(c, s, &data, Duration::from_secs(60));
+    assert!(got == data);
+    let (st, i) = (n.a.stats(), n.a.info(c).unwrap());
+    assert!(st.tcp_sack_reorder >= 10, "{st:?}");
+    assert!(i.reordering >= 6, "{i:?}");
+    assert!(st.retrans_segs <= 3, "retransmissions: {st:?}");
+    assert_eq!(st.tcp_timeouts, 0);
+}

@@ -57,12 +57,11 @@ impl TcpLayer {
         })))
     }
 
-    /// True when `port` can be bound at `ip` by a socket with `reuse` (Linux
-    /// `inet_csk_bind_conflict`): SO_REUSEADDR on both sides allows sharing unless one
-    /// listens; ports held only by connections (e.g. TIME_WAIT) are free with SO_REUSEADDR.
-    /// Linux `inet_csk_bind_conflict`: the port is free for a socket with these
-    /// `SO_REUSEADDR` / `SO_REUSEPORT` flags unless an owner on an overlapping address
-    /// conflicts (both reuseaddr and the owner not listening, or both reuseport, share).
+    /// True when `port` can be bound at `ip` by a socket with these `SO_REUSEADDR` /
+    /// `SO_REUSEPORT` flags (Linux `inet_csk_bind_conflict`): an owner on an overlapping
+    /// address conflicts unless both set SO_REUSEADDR and the owner does not listen, or
+    /// both set SO_REUSEPORT; ports held only by connections (e.g. TIME_WAIT) are free with
+    /// either flag.
     fn port_free(&self, ip: Ipv4Addr, port: u16, reuse: bool, reuseport: bool) -> bool {
         let Some(b) = self.hash.bucket(port) else {
             return true;

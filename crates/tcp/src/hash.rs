@@ -23,6 +23,7 @@ pub(crate) struct BindBucket {
 
 /// Linux `inet_hashinfo`: established (incl. request socks and TIME_WAIT), listening and
 /// bound tables.
+#[derive(Default)]
 pub(crate) struct HashInfo {
     ehash: FastHashMap<FourTuple, SockId>,
     /// The last established-table hit: consecutive segments of a flow skip the hash
@@ -43,19 +44,6 @@ pub(crate) enum Listening {
     One(SockId, bool),
     /// Listeners that all set `SO_REUSEPORT`, in the order they started listening.
     Group(Vec<SockId>),
-}
-
-impl Default for HashInfo {
-    fn default() -> Self {
-        HashInfo {
-            ehash: FastHashMap::default(),
-            last: Cell::new(None),
-            lhash: FastHashMap::default(),
-            any: None,
-            bhash: FastHashMap::default(),
-            reuseport_key: FastState::default(),
-        }
-    }
 }
 
 impl HashInfo {

@@ -412,7 +412,7 @@ pub(crate) fn send_loss_probe(
             return;
         }
     }
-    let data_end = tcb.write_seq().min(tcb.snd_nxt);
+    let data_end = write_seq.min(tcb.snd_nxt);
     let back = mss_now(tcb).min(data_end.since(tcb.snd_una));
     let seq = SeqNum(data_end.0.wrapping_sub(back));
     let span = retransmit_at(tcb, sh, now, seq, back.max(1), out);

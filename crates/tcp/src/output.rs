@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use ustack_netdev::PacketBuf;
 
 use crate::ctx::{Shared, TimerKind};
+use crate::recovery::first_unsacked;
 use crate::seq::SeqNum;
 use crate::state::TcpState;
-use crate::tcb::{CaState, RtxKind, Tcb};
+use crate::tcb::{CaState, RtxKind, RtxMark, Tcb};
 use crate::wire::{TcpFlags, TcpOptions, TcpRepr};
 
 /// A TCP segment ready for IP output: header + payload, with headroom for the IP header.
@@ -315,6 +316,18 @@ pub(crate) fn arm_rtx(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
     }
 }
 
+/// Arms the retransmission timer after retransmitting at `seq`: a resend of the first
+/// unacknowledged segment restarts it (Linux `tcp_xmit_retransmit_queue`), so a head
+/// resent late in a recovery (the window held it back) gets a whole RTO to be
+/// acknowledged instead of what was left of one started by the last advancing ACK.
+fn arm_rtx_for(tcb: &mut Tcb, sh: &mut Shared, now: Instant, seq: SeqNum) {
+    if seq == tcb.snd_una {
+        rearm_rtx(tcb, sh, now);
+    } else {
+        arm_rtx(tcb, sh, now);
+    }
+}
+
 /// Restarts the retransmission timer at `now + RTO` (Linux `tcp_rearm_rto`).
 pub(crate) fn rearm_rtx(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
     tcb.rtx_kind = RtxKind::Retrans;
@@ -496,6 +509,10 @@ fn sends_data(state: TcpState) -> bool {
 /// Segments one `write_xmit` call may emit.
 const MAX_BURST: u32 = 4096;
 
+/// Retransmissions of one episode watched for loss; later ones, in a window this large,
+/// are left to the retransmission timer.
+const MAX_RTX_MARKS: usize = 4096;
+
 /// Linux `tcp_write_xmit`: sends what the send buffer, the peer's window, the congestion
 /// window, Nagle (RFC 896) and sender SWS avoidance (RFC 1122 4.2.3.4) allow; during
 /// Recovery / Loss lost segments go first (RFC 6675 NextSeg).
@@ -519,13 +536,42 @@ pub(crate) fn write_xmit(
             if tcb.in_flight() + mss > tcb.cwnd_bytes() {
                 break;
             }
-            let mut seq = tcb.rtx_next.max(tcb.snd_una);
-            // Skip SACKed data.
-            for &(l, r) in &tcb.sacked {
-                if seq.ge(l) && seq.lt(r) {
-                    seq = r;
+            if let Some(k) = tcb.rtx_marks.iter().position(|m| m.lost) {
+                // A retransmission found lost goes again first; its mark is replaced by
+                // one for the resend.
+                let m = tcb.rtx_marks.remove(k);
+                let seq = first_unsacked(tcb, m.start.max(tcb.snd_una));
+                if seq.ge(m.end) {
+                    continue;
                 }
+                let span = retransmit_at(tcb, sh, now, seq, mss.min(m.end.since(seq)), out);
+                if span == 0 {
+                    continue;
+                }
+                if tcb.ca == CaState::Recovery {
+                    sh.stats.tcp_fast_retrans += 1;
+                }
+                let sent = RtxMark {
+                    start: seq,
+                    end: seq + span,
+                    nxt: tcb.snd_nxt,
+                    lost: false,
+                };
+                if sent.end.lt(m.end) {
+                    // A smaller MSS than the first retransmission's: the rest stays lost.
+                    tcb.rtx_marks.insert(
+                        k,
+                        RtxMark {
+                            start: sent.end,
+                            ..m
+                        },
+                    );
+                }
+                tcb.rtx_marks.insert(k, sent);
+                arm_rtx_for(tcb, sh, now, seq);
+                continue;
             }
+            let seq = first_unsacked(tcb, tcb.rtx_next.max(tcb.snd_una));
             if seq.ge(tcb.lost_end) || seq.ge(tcb.snd_nxt) {
                 tcb.rtx_next = tcb.lost_end;
                 continue;
@@ -540,7 +586,15 @@ pub(crate) fn write_xmit(
                 sh.stats.tcp_fast_retrans += 1;
             }
             tcb.rtx_next = seq + span;
-            arm_rtx(tcb, sh, now);
+            if tcb.sack_ok && tcb.rtx_marks.len() < MAX_RTX_MARKS {
+                tcb.rtx_marks.push(RtxMark {
+                    start: seq,
+                    end: seq + span,
+                    nxt: tcb.snd_nxt,
+                    lost: false,
+                });
+            }
+            arm_rtx_for(tcb, sh, now, seq);
             continue;
         }
         // 2. New data (and the FIN).

@@ -179,7 +179,7 @@ struct SackOutcome {
 }
 
 /// The first sequence number at or above `seq` that the scoreboard does not cover.
-fn first_unsacked(tcb: &Tcb, seq: SeqNum) -> SeqNum {
+pub(crate) fn first_unsacked(tcb: &Tcb, seq: SeqNum) -> SeqNum {
     let mut s = seq;
     for &(a, b) in &tcb.sacked {
         if a.le(s) && s.lt(b) {
@@ -199,6 +199,38 @@ fn note_reordering(tcb: &mut Tcb, sh: &mut Shared, metric: u32) {
     if metric > tcb.reordering.saturating_mul(mss) {
         tcb.reordering = metric.div_ceil(mss).min(REORDERING_MAX);
     }
+}
+
+/// Linux `tcp_mark_lost_retrans`: a retransmission is lost when the peer SACKs data sent
+/// after it (at or above the SND.NXT it left with) while it is neither acknowledged nor
+/// SACKed, by more than the reordering the path has shown beyond the first threshold (one
+/// segment while that is 3). It is then sent again before anything else (`write_xmit`)
+/// and no longer counted in flight, where otherwise it would hold the window until the
+/// retransmission timeout. Marks wholly acknowledged or SACKed are dropped. `ack` is the
+/// ACK being processed (SND.UNA moves to it later).
+fn mark_lost_retrans(tcb: &mut Tcb, sh: &mut Shared, ack: SeqNum) {
+    let Some(&(_, fack)) = tcb.sacked.last() else {
+        return;
+    };
+    let mss = tcb.mss.max(1);
+    let beyond = tcb
+        .reordering
+        .saturating_sub(REORDERING_INIT - 1)
+        .max(1)
+        .saturating_mul(mss);
+    let una = tcb.snd_una.max(ack);
+    let mut marks = std::mem::take(&mut tcb.rtx_marks);
+    marks.retain_mut(|m| {
+        if tcb.unsacked_in(m.start.max(una), m.end) == 0 {
+            return false;
+        }
+        if !m.lost && fack.gt(m.nxt) && fack.since(m.nxt) >= beyond {
+            m.lost = true;
+            sh.stats.tcp_lost_retransmit += 1;
+        }
+        true
+    });
+    tcb.rtx_marks = marks;
 }
 
 /// RTT sample from the timestamp echo or Karn timing (RFC 6298 section 3, RFC 7323 4).
@@ -254,6 +286,9 @@ pub(crate) fn tcp_ack(
         && !(tcb.tlp_high_seq.is_some() && tcb.tlp_retrans);
     let sack = process_sack(tcb, sh, seg);
     let (new_sacked, got_dsack) = (sack.new, sack.dsack);
+    if sack.new > 0 && !tcb.rtx_marks.is_empty() {
+        mark_lost_retrans(tcb, sh, seg.ack);
+    }
     if let (true, Some(fack)) = (clean, prior_fack) {
         // Below the highest SACKed byte, newly SACKed data or newly acknowledged data
         // (the bytes at SND.UNA are never SACKed) arrived after data sent later.
@@ -473,6 +508,7 @@ fn update_lost(tcb: &mut Tcb) {
 }
 
 fn exit_recovery(tcb: &mut Tcb) {
+    tcb.rtx_marks.clear();
     tcb.dupacks = 0;
     tcb.reno_sacked = 0;
     tcb.undo = None;
@@ -504,6 +540,7 @@ pub(crate) fn enter_recovery(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
     }
     tcb.high_seq = tcb.snd_nxt;
     tcb.rtx_next = tcb.snd_una;
+    tcb.rtx_marks.clear();
     tcb.lost_end = tcb.snd_una + tcb.mss;
     if tcb.sack_ok {
         update_lost(tcb);
@@ -547,6 +584,7 @@ pub(crate) fn enter_loss(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
     tcb.high_seq = tcb.snd_nxt;
     tcb.rtx_next = tcb.snd_una;
     tcb.lost_end = tcb.snd_nxt;
+    tcb.rtx_marks.clear();
     tcb.dupacks = 0;
     tcb.reno_sacked = 0;
     // RFC 2018 section 8: after a retransmission timeout the SACK marks are forgotten,

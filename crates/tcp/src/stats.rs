@@ -59,6 +59,9 @@ pub struct TcpStats {
     /// TcpExt: TCPSACKReorder — data never retransmitted arrived below data already
     /// SACKed (reordering seen).
     pub tcp_sack_reorder: u64,
+    /// TcpExt: TCPLostRetransmit — retransmissions found lost (data sent after them
+    /// was SACKed first) and sent again without waiting for the retransmission timeout.
+    pub tcp_lost_retransmit: u64,
     /// TcpExt: TCPTimeouts — retransmission timer expirations.
     pub tcp_timeouts: u64,
     /// TcpExt: TCPFastRetrans — segments sent by fast retransmit / recovery.

@@ -125,6 +125,18 @@ pub(crate) enum RtxKind {
     Tlp,
 }
 
+/// One retransmission sent during Recovery or Loss: the range `[start, end)` it carried
+/// and SND.NXT when it left (Linux keeps the latter as the skb's `ack_seq` for
+/// `tcp_mark_lost_retrans`). Data the peer SACKs at or above `nxt` was sent after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RtxMark {
+    pub(crate) start: SeqNum,
+    pub(crate) end: SeqNum,
+    pub(crate) nxt: SeqNum,
+    /// Found lost: to be sent again before anything else.
+    pub(crate) lost: bool,
+}
+
 /// The connection block (Linux `struct tcp_sock`).
 pub(crate) struct Tcb {
     pub(crate) id: SockId,
@@ -221,6 +233,9 @@ pub(crate) struct Tcb {
     pub(crate) rtx_next: SeqNum,
     /// Holes below this (not SACKed) are considered lost.
     pub(crate) lost_end: SeqNum,
+    /// Retransmissions of this Recovery/Loss episode (with SACK), in sequence order, to
+    /// tell when one is lost as well (see `recovery::mark_lost_retrans`).
+    pub(crate) rtx_marks: Vec<RtxMark>,
     pub(crate) dupacks: u32,
     /// NewReno emulation of SACKed segments (Linux `tcp_add_reno_sack`), in bytes.
     pub(crate) reno_sacked: u32,
@@ -371,6 +386,7 @@ impl Tcb {
             high_seq: iss,
             rtx_next: iss,
             lost_end: iss,
+            rtx_marks: Vec::new(),
             dupacks: 0,
             reno_sacked: 0,
             prr_delivered: 0,
@@ -438,10 +454,19 @@ impl Tcb {
         pipe
     }
 
-    /// Bytes in `[rtx_next, lost_end)` not SACKed: marked lost, not yet retransmitted.
+    /// Bytes marked lost and not yet retransmitted, SACKed bytes excepted: those in
+    /// `[rtx_next, lost_end)`, and those of retransmissions found lost again.
     pub(crate) fn lost_pending(&self) -> u32 {
         let start = self.rtx_next.max(self.snd_una);
-        let end = self.lost_end.min(self.snd_nxt);
+        let mut n = self.unsacked_in(start, self.lost_end.min(self.snd_nxt));
+        for m in self.rtx_marks.iter().filter(|m| m.lost) {
+            n += self.unsacked_in(m.start.max(self.snd_una), m.end.min(start));
+        }
+        n
+    }
+
+    /// Bytes in `[start, end)` the SACK scoreboard does not cover.
+    pub(crate) fn unsacked_in(&self, start: SeqNum, end: SeqNum) -> u32 {
         if end.le(start) {
             return 0;
         }

@@ -223,12 +223,14 @@ fn pressure_prunes_ofo_queue_and_sender_recovers_from_reneging() {
     };
     let (c1, s1) = pair();
     let (c2, s2) = pair();
-    // The first data segment of c1 is lost twice: its out-of-order data waits at B.
+    // The first data segment of c1 is lost until the stack is under pressure: its
+    // out-of-order data waits at B, and a retransmission timeout's resend arrives under
+    // pressure.
     let c1_port = n.a.local_addr(c1).unwrap().port();
-    let mut lost = 0;
+    let lose = std::rc::Rc::new(std::cell::Cell::new(true));
+    let losing = lose.clone();
     n.set_rule(Dir::AtoB, move |seg, _| {
-        if seg.src.port() == c1_port && seg.len > 0 && seg.seq_rel_is(0) && lost < 2 {
-            lost += 1;
+        if seg.src.port() == c1_port && seg.len > 0 && seg.seq_rel_is(0) && losing.get() {
             Action::Drop
         } else {
             Action::Pass
@@ -244,6 +246,7 @@ fn pressure_prunes_ofo_queue_and_sender_recovers_from_reneging() {
     let mut sent = vec![0usize];
     pump(&mut n, &[c2], &d2, &mut sent, Duration::from_millis(300));
     assert!(n.b.stats().tcp_memory_pressures >= 1);
+    lose.set(false);
     // c1's retransmission arrives under pressure: the out-of-order queue is pruned.
     let mut g1 = Vec::new();
     let end = n.now + Duration::from_secs(30);

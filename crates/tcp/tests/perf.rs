@@ -290,7 +290,12 @@ fn fast_path_counts_in_order_data() {
     assert!(n.a.stats().tcp_hp_acks > 100, "{}", n.a.stats().tcp_hp_acks);
 }
 
-fn mathis_run(alg: CcAlgorithm, seed: u64) -> (f64, f64, u32, u32) {
+/// A 32 MiB transfer over a 100 ms RTT path losing 1 % of the data segments at random:
+/// goodput, the Mathis et al. estimate for it, and the sender's info and counters.
+fn mathis_run(
+    alg: CcAlgorithm,
+    seed: u64,
+) -> (f64, f64, ustack_tcp::TcpInfo, ustack_tcp::TcpStats) {
     let mut n = Net::new();
     n.keep_log = false;
     n.rng = Rng::new(seed);
@@ -308,22 +313,26 @@ fn mathis_run(alg: CcAlgorithm, seed: u64) -> (f64, f64, u32, u32) {
     let goodput = size as f64 / secs;
     let mss = n.a.info(c).unwrap().snd_mss as f64;
     let mathis = mss / 0.1 * 1.22 / p.sqrt();
-    let i = n.a.info(c).unwrap();
-    (goodput, mathis, i.rto_events, i.recoveries)
+    (goodput, mathis, n.a.info(c).unwrap(), n.a.stats())
 }
 
 #[test]
 fn goodput_under_1pct_loss_at_100ms_rtt() {
     for alg in [CcAlgorithm::Cubic, CcAlgorithm::Reno] {
-        let (g, m, rtos, recs) = mathis_run(alg, 11);
+        let (g, m, i, st) = mathis_run(alg, 11);
+        let (rtos, recs) = (i.rto_events, i.recoveries);
         eprintln!(
-            "{alg:?}: goodput {:.0} B/s, Mathis {:.0} B/s ({:.2}x), RTO events {rtos}, fast recoveries {recs}",
+            "{alg:?}: goodput {:.0} B/s, Mathis {:.0} B/s ({:.2}x), RTO events {rtos}, fast recoveries {recs}, lost retransmissions {}",
             g,
             m,
-            g / m
+            g / m,
+            st.tcp_lost_retransmit
         );
         assert!(g >= 0.5 * m, "{alg:?} goodput {g} < half of Mathis {m}");
         assert!(rtos < recs, "{alg:?} RTOs {rtos} >= recoveries {recs}");
+        // No timeout fires while the segment it would resend is still on its way: a head
+        // resent late in a recovery restarts the timer.
+        assert_eq!(st.tcp_spurious_rtos, 0, "{alg:?} {st:?}");
     }
 }
 
@@ -649,5 +658,53 @@ fn reordering_raises_the_fast_retransmit_threshold() {
     assert!(st.tcp_sack_reorder >= 10, "{st:?}");
     assert!(i.reordering >= 6, "{i:?}");
     assert!(st.retrans_segs <= 3, "retransmissions: {st:?}");
+    assert_eq!(st.tcp_lost_retransmit, 0, "{st:?}");
     assert_eq!(st.tcp_timeouts, 0);
+}
+
+/// A fast retransmission that is lost too is found lost once the peer SACKs data sent
+/// after it (Linux `TCPLostRetransmit`) and is sent a third time within the recovery,
+/// instead of waiting for the retransmission timeout (which would restart from a
+/// one-segment window).
+#[test]
+fn a_lost_fast_retransmission_is_resent_without_an_rto() {
+    let mut n = Net::new();
+    n.delay = Duration::from_millis(10);
+    n.rate = Some(12_500_000);
+    let (c, s) = n.connect_pair(80);
+    let mss = n.a.info(c).unwrap().snd_mss;
+    // Segment 20 is lost twice: its first transmission and its fast retransmission.
+    let mut drops = 0;
+    n.set_rule(Dir::AtoB, move |seg, _| {
+        if seg.len > 0 && seg.seq_rel_is(20 * mss) && drops < 2 {
+            drops += 1;
+            return Action::Drop;
+        }
+        Action::Pass
+    });
+    let data = pattern(600 * mss as usize, 21);
+    let got = n.transfer(c, s, &data, Duration::from_secs(30));
+    assert!(got == data);
+    let (st, i) = (n.a.stats(), n.a.info(c).unwrap());
+    assert_eq!(st.tcp_lost_retransmit, 1, "{st:?}");
+    assert_eq!((i.rto_events, st.tcp_timeouts), (0, 0), "{i:?} {st:?}");
+    assert_eq!(st.tcp_sack_recovery, 1, "{st:?}");
+    assert_eq!(st.retrans_segs, 2, "{st:?}");
+    let lost_seq = n
+        .log
+        .iter()
+        .find(|x| x.dir == Dir::AtoB && x.seq_rel_is(20 * mss))
+        .unwrap()
+        .seq;
+    let sends: Vec<_> = n
+        .log
+        .iter()
+        .filter(|x| x.dir == Dir::AtoB && x.len > 0 && x.seq == lost_seq)
+        .map(|x| x.at)
+        .collect();
+    assert_eq!(sends.len(), 3, "{sends:?}");
+    // The third copy follows the second by about a round trip (20 ms), far below the
+    // retransmission timeout (at least 200 ms).
+    let gap = sends[2] - sends[1];
+    assert!(gap < Duration::from_millis(100), "{gap:?}");
 }

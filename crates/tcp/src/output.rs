@@ -511,7 +511,7 @@ const MAX_BURST: u32 = 4096;
 
 /// Retransmissions of one episode watched for loss; later ones, in a window this large,
 /// are left to the retransmission timer.
-const MAX_RTX_MARKS: usize = 4096;
+const MAX_RTX_MARKS: usize = 1024;
 
 /// Linux `tcp_write_xmit`: sends what the send buffer, the peer's window, the congestion
 /// window, Nagle (RFC 896) and sender SWS avoidance (RFC 1122 4.2.3.4) allow; during
@@ -536,10 +536,9 @@ pub(crate) fn write_xmit(
             if tcb.in_flight() + mss > tcb.cwnd_bytes() {
                 break;
             }
-            if let Some(k) = tcb.rtx_marks.iter().position(|m| m.lost) {
-                // A retransmission found lost goes again first; its mark is replaced by
-                // one for the resend.
-                let m = tcb.rtx_marks.remove(k);
+            if !tcb.rtx_lost.is_empty() {
+                // A retransmission found lost goes again first.
+                let m = tcb.rtx_lost.remove(0);
                 let seq = first_unsacked(tcb, m.start.max(tcb.snd_una));
                 if seq.ge(m.end) {
                     continue;
@@ -551,23 +550,23 @@ pub(crate) fn write_xmit(
                 if tcb.ca == CaState::Recovery {
                     sh.stats.tcp_fast_retrans += 1;
                 }
-                let sent = RtxMark {
-                    start: seq,
-                    end: seq + span,
-                    nxt: tcb.snd_nxt,
-                    lost: false,
-                };
-                if sent.end.lt(m.end) {
+                if (seq + span).lt(m.end) {
                     // A smaller MSS than the first retransmission's: the rest stays lost.
-                    tcb.rtx_marks.insert(
-                        k,
-                        RtxMark {
-                            start: sent.end,
-                            ..m
-                        },
-                    );
+                    let rest = RtxMark {
+                        start: seq + span,
+                        ..m
+                    };
+                    tcb.rtx_lost.insert(0, rest);
                 }
-                tcb.rtx_marks.insert(k, sent);
+                let k = tcb.rtx_marks.partition_point(|x| x.start.lt(seq));
+                tcb.rtx_marks.insert(
+                    k,
+                    RtxMark {
+                        start: seq,
+                        end: seq + span,
+                        nxt: tcb.snd_nxt,
+                    },
+                );
                 arm_rtx_for(tcb, sh, now, seq);
                 continue;
             }
@@ -586,12 +585,11 @@ pub(crate) fn write_xmit(
                 sh.stats.tcp_fast_retrans += 1;
             }
             tcb.rtx_next = seq + span;
-            if tcb.sack_ok && tcb.rtx_marks.len() < MAX_RTX_MARKS {
+            if tcb.sack_ok && tcb.rtx_marks.len() + tcb.rtx_lost.len() < MAX_RTX_MARKS {
                 tcb.rtx_marks.push(RtxMark {
                     start: seq,
                     end: seq + span,
                     nxt: tcb.snd_nxt,
-                    lost: false,
                 });
             }
             arm_rtx_for(tcb, sh, now, seq);

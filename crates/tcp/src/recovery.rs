@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::ctx::Shared;
 use crate::output::{clear_rtx, rearm_rtx, TcpSegmentOut};
 use crate::seq::SeqNum;
-use crate::tcb::{CaState, Tcb};
+use crate::tcb::{unsacked_from, CaState, Tcb};
 use crate::wire::TcpRepr;
 
 /// Initial fast-retransmit threshold in segments (RFC 5681 DupThresh; Linux
@@ -91,8 +91,14 @@ pub(crate) fn update_window(tcb: &mut Tcb, seg: &TcpRepr) -> bool {
     }
 }
 
-/// Inserts `[l, r)` into the SACK scoreboard; returns the bytes newly covered.
-fn sack_insert(tcb: &mut Tcb, l: SeqNum, r: SeqNum) -> u32 {
+/// Disjoint ranges the SACK scoreboard holds at most. A block that would add one more is
+/// ignored (the data it reports is resent if need be): the scoreboard is walked on every
+/// ACK, and a peer SACKing every other byte would otherwise grow it with the window.
+pub(crate) const MAX_SACK_RANGES: usize = 1024;
+
+/// Inserts `[l, r)` into the SACK scoreboard; returns the bytes newly covered, or `None`
+/// when the block would take the scoreboard past [`MAX_SACK_RANGES`] (nothing changes).
+fn sack_insert(tcb: &mut Tcb, l: SeqNum, r: SeqNum) -> Option<u32> {
     let mut l = l;
     let mut r = r;
     let before = tcb.sacked_bytes;
@@ -115,9 +121,12 @@ fn sack_insert(tcb: &mut Tcb, l: SeqNum, r: SeqNum) -> u32 {
     if !placed {
         merged.push((l, r));
     }
+    if merged.len() > MAX_SACK_RANGES {
+        return None;
+    }
     tcb.sacked = merged;
     tcb.sacked_bytes = tcb.sacked.iter().map(|(a, b)| b.since(*a)).sum();
-    tcb.sacked_bytes.saturating_sub(before)
+    Some(tcb.sacked_bytes.saturating_sub(before))
 }
 
 /// Drops scoreboard entries below `snd_una`.
@@ -158,7 +167,10 @@ fn process_sack(tcb: &mut Tcb, sh: &mut Shared, seg: &TcpRepr) -> SackOutcome {
             continue;
         }
         let low = first_unsacked(tcb, l);
-        let added = sack_insert(tcb, l, r);
+        let Some(added) = sack_insert(tcb, l, r) else {
+            sh.stats.tcp_sack_discard += 1;
+            continue;
+        };
         if added > 0 && low.lt(r) {
             res.lowest_new = Some(res.lowest_new.map_or(low, |x| x.min(low)));
         }
@@ -219,18 +231,29 @@ fn mark_lost_retrans(tcb: &mut Tcb, sh: &mut Shared, ack: SeqNum) {
         .max(1)
         .saturating_mul(mss);
     let una = tcb.snd_una.max(ack);
-    let mut marks = std::mem::take(&mut tcb.rtx_marks);
-    marks.retain_mut(|m| {
-        if tcb.unsacked_in(m.start.max(una), m.end) == 0 {
+    // One walk over the marks and one over the scoreboard (both sorted).
+    let mut j = 0;
+    let mut newly_lost = Vec::new();
+    let sacked = &tcb.sacked;
+    tcb.rtx_marks.retain(|m| {
+        if unsacked_from(sacked, &mut j, m.start.max(una), m.end) == 0 {
             return false;
         }
-        if !m.lost && fack.gt(m.nxt) && fack.since(m.nxt) >= beyond {
-            m.lost = true;
-            sh.stats.tcp_lost_retransmit += 1;
+        if fack.gt(m.nxt) && fack.since(m.nxt) >= beyond {
+            newly_lost.push(*m);
+            return false;
         }
         true
     });
-    tcb.rtx_marks = marks;
+    let mut j = 0;
+    tcb.rtx_lost
+        .retain(|m| unsacked_from(sacked, &mut j, m.start.max(una), m.end) > 0);
+    if !newly_lost.is_empty() {
+        sh.stats.tcp_lost_retransmit += newly_lost.len() as u64;
+        tcb.rtx_lost.extend(newly_lost);
+        tcb.rtx_lost
+            .sort_unstable_by(|a, b| a.start.seq_cmp(b.start));
+    }
 }
 
 /// RTT sample from the timestamp echo or Karn timing (RFC 6298 section 3, RFC 7323 4).
@@ -286,7 +309,7 @@ pub(crate) fn tcp_ack(
         && !(tcb.tlp_high_seq.is_some() && tcb.tlp_retrans);
     let sack = process_sack(tcb, sh, seg);
     let (new_sacked, got_dsack) = (sack.new, sack.dsack);
-    if sack.new > 0 && !tcb.rtx_marks.is_empty() {
+    if sack.new > 0 && !(tcb.rtx_marks.is_empty() && tcb.rtx_lost.is_empty()) {
         mark_lost_retrans(tcb, sh, seg.ack);
     }
     if let (true, Some(fack)) = (clean, prior_fack) {
@@ -508,7 +531,7 @@ fn update_lost(tcb: &mut Tcb) {
 }
 
 fn exit_recovery(tcb: &mut Tcb) {
-    tcb.rtx_marks.clear();
+    tcb.forget_rtx_marks();
     tcb.dupacks = 0;
     tcb.reno_sacked = 0;
     tcb.undo = None;
@@ -540,7 +563,7 @@ pub(crate) fn enter_recovery(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
     }
     tcb.high_seq = tcb.snd_nxt;
     tcb.rtx_next = tcb.snd_una;
-    tcb.rtx_marks.clear();
+    tcb.forget_rtx_marks();
     tcb.lost_end = tcb.snd_una + tcb.mss;
     if tcb.sack_ok {
         update_lost(tcb);
@@ -584,7 +607,7 @@ pub(crate) fn enter_loss(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
     tcb.high_seq = tcb.snd_nxt;
     tcb.rtx_next = tcb.snd_una;
     tcb.lost_end = tcb.snd_nxt;
-    tcb.rtx_marks.clear();
+    tcb.forget_rtx_marks();
     tcb.dupacks = 0;
     tcb.reno_sacked = 0;
     // RFC 2018 section 8: after a retransmission timeout the SACK marks are forgotten,

@@ -133,8 +133,35 @@ pub(crate) struct RtxMark {
     pub(crate) start: SeqNum,
     pub(crate) end: SeqNum,
     pub(crate) nxt: SeqNum,
-    /// Found lost: to be sent again before anything else.
-    pub(crate) lost: bool,
+}
+
+/// Bytes of `[start, end)` that the sorted, disjoint `sacked` ranges from index `*j` on
+/// do not cover. For ranges visited in ascending order `*j` only moves forward (past SACK
+/// ranges ending at or below `start`), so a pass over many sorted ranges walks the
+/// scoreboard once.
+pub(crate) fn unsacked_from(
+    sacked: &[(SeqNum, SeqNum)],
+    j: &mut usize,
+    start: SeqNum,
+    end: SeqNum,
+) -> u32 {
+    if end.le(start) {
+        return 0;
+    }
+    while sacked.get(*j).is_some_and(|&(_, r)| r.le(start)) {
+        *j += 1;
+    }
+    let mut n = end.since(start);
+    for &(l, r) in sacked.get(*j..).unwrap_or_default() {
+        if l.ge(end) {
+            break;
+        }
+        let (l, r) = (l.max(start), r.min(end));
+        if r.gt(l) {
+            n = n.saturating_sub(r.since(l));
+        }
+    }
+    n
 }
 
 /// The connection block (Linux `struct tcp_sock`).
@@ -233,9 +260,12 @@ pub(crate) struct Tcb {
     pub(crate) rtx_next: SeqNum,
     /// Holes below this (not SACKed) are considered lost.
     pub(crate) lost_end: SeqNum,
-    /// Retransmissions of this Recovery/Loss episode (with SACK), in sequence order, to
-    /// tell when one is lost as well (see `recovery::mark_lost_retrans`).
+    /// Retransmissions of this Recovery/Loss episode (with SACK) still in flight, in
+    /// sequence order, to tell when one is lost as well (see
+    /// `recovery::mark_lost_retrans`).
     pub(crate) rtx_marks: Vec<RtxMark>,
+    /// Retransmissions found lost, in sequence order: sent again before anything else.
+    pub(crate) rtx_lost: Vec<RtxMark>,
     pub(crate) dupacks: u32,
     /// NewReno emulation of SACKed segments (Linux `tcp_add_reno_sack`), in bytes.
     pub(crate) reno_sacked: u32,
@@ -387,6 +417,7 @@ impl Tcb {
             rtx_next: iss,
             lost_end: iss,
             rtx_marks: Vec::new(),
+            rtx_lost: Vec::new(),
             dupacks: 0,
             reno_sacked: 0,
             prr_delivered: 0,
@@ -454,31 +485,28 @@ impl Tcb {
         pipe
     }
 
-    /// Bytes marked lost and not yet retransmitted, SACKed bytes excepted: those in
-    /// `[rtx_next, lost_end)`, and those of retransmissions found lost again.
+    /// Bytes marked lost and not yet retransmitted, SACKed bytes excepted: those of
+    /// retransmissions found lost again (all below `rtx_next`), and those in
+    /// `[rtx_next, lost_end)`.
     pub(crate) fn lost_pending(&self) -> u32 {
         let start = self.rtx_next.max(self.snd_una);
-        let mut n = self.unsacked_in(start, self.lost_end.min(self.snd_nxt));
-        for m in self.rtx_marks.iter().filter(|m| m.lost) {
-            n += self.unsacked_in(m.start.max(self.snd_una), m.end.min(start));
+        let mut j = 0;
+        let mut n = 0;
+        for m in &self.rtx_lost {
+            n += unsacked_from(
+                &self.sacked,
+                &mut j,
+                m.start.max(self.snd_una),
+                m.end.min(start),
+            );
         }
-        n
+        n + unsacked_from(&self.sacked, &mut j, start, self.lost_end.min(self.snd_nxt))
     }
 
-    /// Bytes in `[start, end)` the SACK scoreboard does not cover.
-    pub(crate) fn unsacked_in(&self, start: SeqNum, end: SeqNum) -> u32 {
-        if end.le(start) {
-            return 0;
-        }
-        let mut n = end.since(start);
-        for &(l, r) in &self.sacked {
-            let l = l.max(start);
-            let r = r.min(end);
-            if r.gt(l) {
-                n = n.saturating_sub(r.since(l));
-            }
-        }
-        n
+    /// Clears what a Recovery / Loss episode knows of its retransmissions.
+    pub(crate) fn forget_rtx_marks(&mut self) {
+        self.rtx_marks.clear();
+        self.rtx_lost.clear();
     }
 
     /// Congestion window in bytes.

@@ -182,3 +182,77 @@ fn blind_injection_with_random_sequence_numbers_is_ignored() {
     assert_eq!(n.b.state(s), Some(TcpState::Established));
     assert_eq!(n.a.state(c), Some(TcpState::Established));
 }
+
+/// A receiver that SACKs every other byte of the flight cannot grow the sender's SACK
+/// scoreboard (walked on every ACK) past its bound: blocks beyond it are discarded, and
+/// the stream still arrives intact once the path works (the sender resends what the
+/// scoreboard could not hold).
+#[test]
+fn sack_blocks_of_single_bytes_do_not_grow_the_scoreboard_without_bound() {
+    let mut n = Net::new();
+    let (c, s) = n.connect_pair(80);
+    n.run_for(Duration::from_millis(300));
+    let (asa, bsa) = (n.a.local_addr(c).unwrap(), n.b.local_addr(s).unwrap());
+    // B receives nothing: A's first flight (the initial window) stays outstanding.
+    n.set_rule(Dir::AtoB, |_, _| Action::Drop);
+    let data = pattern(10 * 1460, 33);
+    n.a_send(c, &data);
+    n.run_for(Duration::from_millis(1));
+    let first = n
+        .log
+        .iter()
+        .find(|x| x.dir == Dir::AtoB && x.len > 0)
+        .expect("data sent")
+        .clone();
+    let una = first.seq;
+    let flight: u32 = n
+        .log
+        .iter()
+        .filter(|x| x.dir == Dir::AtoB && x.len > 0)
+        .map(|x| x.len as u32)
+        .sum();
+    let b_last = n.last(Dir::BtoA);
+    let mut blocks = 0u64;
+    let mut off = 2u32;
+    // Blocks of one byte, one byte apart, three per ACK (with the timestamp option):
+    // about 7,000 disjoint ranges.
+    while off + 6 < flight {
+        let mut r = TcpRepr::new(
+            bsa.port(),
+            asa.port(),
+            SeqNum(first.ack),
+            SeqNum(una),
+            TcpFlags::ACK,
+        );
+        r.window = b_last.window;
+        r.options.timestamp = b_last.opts.timestamp;
+        for k in 0..3 {
+            let l = una.wrapping_add(off + 2 * k);
+            r.options.push_sack((SeqNum(l), SeqNum(l.wrapping_add(1))));
+        }
+        off += 6;
+        blocks += 3;
+        n.inject_noreply(Dir::BtoA, bsa, asa, &r, &[]);
+    }
+    let st = n.a.stats();
+    assert!(blocks > 6000, "{blocks}");
+    // Everything past the bound (1,024 ranges) was discarded.
+    assert!(
+        st.tcp_sack_discard >= blocks - 1024,
+        "{blocks} blocks: {st:?}"
+    );
+    assert!(
+        st.tcp_sack_discard <= blocks - 1000,
+        "{blocks} blocks: {st:?}"
+    );
+    n.clear_rules();
+    let mut got = Vec::new();
+    let end = n.now + Duration::from_secs(60);
+    while got.len() < data.len() && n.now < end {
+        got.extend(n.recv_all(Dir::BtoA, s));
+        if !n.step(end) {
+            break;
+        }
+    }
+    assert!(got == data, "{} of {} bytes", got.len(), data.len());
+}

@@ -52,6 +52,7 @@ mod input;
 mod listen;
 mod output;
 mod poll;
+mod rack;
 mod rcv;
 mod recovery;
 mod ring;

@@ -192,6 +192,14 @@ pub(crate) fn transmit(
     if tcb.state != TcpState::SynSent || !syn {
         flags |= TcpFlags::ACK;
     }
+    let span = len + u32::from(flags.fin());
+    if span > 0 && !syn && tcb.sack_ok {
+        if retrans {
+            crate::rack::on_retransmit(tcb, seq, seq + span, now);
+        } else {
+            crate::rack::on_send(tcb, seq, seq + span, now);
+        }
+    }
     let mut repr = TcpRepr::new(tcb.local.port(), tcb.remote.port(), seq, tcb.rcv_nxt, flags);
     if syn {
         repr.options = syn_options(tcb, sh, now);

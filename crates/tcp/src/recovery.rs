@@ -98,7 +98,30 @@ pub(crate) const MAX_SACK_RANGES: usize = 1024;
 
 /// Inserts `[l, r)` into the SACK scoreboard; returns the bytes newly covered, or `None`
 /// when the block would take the scoreboard past [`MAX_SACK_RANGES`] (nothing changes).
-fn sack_insert(tcb: &mut Tcb, l: SeqNum, r: SeqNum) -> Option<u32> {
+fn sack_insert(
+    tcb: &mut Tcb,
+    l: SeqNum,
+    r: SeqNum,
+    newly: &mut Vec<(SeqNum, SeqNum)>,
+) -> Option<u32> {
+    // The parts of the block not covered yet.
+    let mark = newly.len();
+    let mut cur = l;
+    for &(a, b) in &tcb.sacked {
+        if b.le(cur) {
+            continue;
+        }
+        if a.ge(r) {
+            break;
+        }
+        if a.gt(cur) {
+            newly.push((cur, a));
+        }
+        cur = cur.max(b);
+    }
+    if cur.lt(r) {
+        newly.push((cur, r));
+    }
     let mut l = l;
     let mut r = r;
     let before = tcb.sacked_bytes;
@@ -122,6 +145,7 @@ fn sack_insert(tcb: &mut Tcb, l: SeqNum, r: SeqNum) -> Option<u32> {
         merged.push((l, r));
     }
     if merged.len() > MAX_SACK_RANGES {
+        newly.truncate(mark);
         return None;
     }
     tcb.sacked = merged;
@@ -144,7 +168,7 @@ fn sack_trim(tcb: &mut Tcb) {
 /// Linux `tcp_sacktag_write_queue`: validates the SACK blocks, counts D-SACK (RFC 2883
 /// section 4), and updates the scoreboard. Returns the newly SACKed bytes and whether the
 /// segment carried a D-SACK.
-fn process_sack(tcb: &mut Tcb, sh: &mut Shared, seg: &TcpRepr) -> SackOutcome {
+fn process_sack(tcb: &mut Tcb, sh: &mut Shared, seg: &TcpRepr, now: Instant) -> SackOutcome {
     let mut res = SackOutcome::default();
     if !tcb.sack_ok {
         return res;
@@ -160,6 +184,7 @@ fn process_sack(tcb: &mut Tcb, sh: &mut Shared, seg: &TcpRepr) -> SackOutcome {
         if dsack {
             sh.stats.tcp_dsack_recv += 1;
             res.dsack = true;
+            crate::rack::on_dsack(tcb);
             continue;
         }
         if l.lt(tcb.snd_una) || r.gt(tcb.snd_nxt) {
@@ -167,10 +192,14 @@ fn process_sack(tcb: &mut Tcb, sh: &mut Shared, seg: &TcpRepr) -> SackOutcome {
             continue;
         }
         let low = first_unsacked(tcb, l);
-        let Some(added) = sack_insert(tcb, l, r) else {
+        let mut newly = Vec::new();
+        let Some(added) = sack_insert(tcb, l, r, &mut newly) else {
             sh.stats.tcp_sack_discard += 1;
             continue;
         };
+        for part in newly {
+            crate::rack::on_sacked(tcb, part, (l, r), now);
+        }
         if added > 0 && low.lt(r) {
             res.lowest_new = Some(res.lowest_new.map_or(low, |x| x.min(low)));
         }
@@ -207,6 +236,7 @@ pub(crate) fn first_unsacked(tcb: &Tcb, seq: SeqNum) -> SeqNum {
 /// DupThresh to adapt).
 fn note_reordering(tcb: &mut Tcb, sh: &mut Shared, metric: u32) {
     sh.stats.tcp_sack_reorder += 1;
+    tcb.rack.reord = true;
     let mss = tcb.mss.max(1);
     if metric > tcb.reordering.saturating_mul(mss) {
         tcb.reordering = metric.div_ceil(mss).min(REORDERING_MAX);
@@ -307,7 +337,7 @@ pub(crate) fn tcp_ack(
     let clean = matches!(tcb.ca, CaState::Open | CaState::Disorder)
         && tcb.retrans_stamp.is_none()
         && !(tcb.tlp_high_seq.is_some() && tcb.tlp_retrans);
-    let sack = process_sack(tcb, sh, seg);
+    let sack = process_sack(tcb, sh, seg, now);
     let (new_sacked, got_dsack) = (sack.new, sack.dsack);
     if sack.new > 0 && !(tcb.rtx_marks.is_empty() && tcb.rtx_lost.is_empty()) {
         mark_lost_retrans(tcb, sh, seg.ack);
@@ -350,6 +380,9 @@ pub(crate) fn tcp_ack(
             tcb.bytes_acked += n as u64;
         }
         tcb.snd_una = seg.ack;
+        if tcb.sack_ok {
+            crate::rack::on_cum_ack(tcb, seg.ack, now);
+        }
         if tcb.rtx_next.lt(tcb.snd_una) {
             tcb.rtx_next = tcb.snd_una;
         }
@@ -447,6 +480,9 @@ pub(crate) fn tcp_ack(
             }
         }
     }
+    if tcb.sack_ok && !tcb.sacked.is_empty() {
+        rack_detect(tcb, sh, now);
+    }
     tlp_ack(tcb, sh, seg, got_dsack);
     if tcb.ca == CaState::Recovery {
         // Bytes that left the network with this ACK: newly acknowledged plus newly
@@ -459,6 +495,22 @@ pub(crate) fn tcp_ack(
     }
     let _ = out;
     res
+}
+
+/// RACK loss detection (RFC 8985 section 6.2 step 5) after an ACK or when its timer
+/// fires: what it finds lost is marked (fast recovery starts if it had not), and the timer
+/// waits for the segments whose time has not run out yet.
+pub(crate) fn rack_detect(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
+    let lost = crate::rack::detect(tcb, now);
+    if lost.any() {
+        if matches!(tcb.ca, CaState::Open | CaState::Disorder) {
+            enter_recovery(tcb, sh, now);
+        }
+        crate::rack::mark(tcb, sh, &lost);
+    }
+    if let Some(wait) = lost.wait {
+        crate::rack::arm_reo_timer(tcb, sh, now, wait);
+    }
 }
 
 /// The end of a tail-loss-probe episode (RFC 8985 section 7.4; Linux
@@ -532,6 +584,7 @@ fn update_lost(tcb: &mut Tcb) {
 
 fn exit_recovery(tcb: &mut Tcb) {
     tcb.forget_rtx_marks();
+    crate::rack::on_recovery_end(tcb);
     tcb.dupacks = 0;
     tcb.reno_sacked = 0;
     tcb.undo = None;

@@ -123,6 +123,9 @@ pub(crate) enum RtxKind {
     Probe,
     /// Tail loss probe (RFC 8985 section 7; Linux `ICSK_TIME_LOSS_PROBE`).
     Tlp,
+    /// RACK's reordering timer (RFC 8985 section 6.2 step 5; Linux
+    /// `ICSK_TIME_REO_TIMEOUT`).
+    Reo,
 }
 
 /// One retransmission sent during Recovery or Loss: the range `[start, end)` it carried
@@ -266,6 +269,8 @@ pub(crate) struct Tcb {
     pub(crate) rtx_marks: Vec<RtxMark>,
     /// Retransmissions found lost, in sequence order: sent again before anything else.
     pub(crate) rtx_lost: Vec<RtxMark>,
+    /// RACK time-based loss detection (with SACK).
+    pub(crate) rack: crate::rack::Rack,
     pub(crate) dupacks: u32,
     /// NewReno emulation of SACKed segments (Linux `tcp_add_reno_sack`), in bytes.
     pub(crate) reno_sacked: u32,
@@ -418,6 +423,7 @@ impl Tcb {
             lost_end: iss,
             rtx_marks: Vec::new(),
             rtx_lost: Vec::new(),
+            rack: crate::rack::Rack::new(iss),
             dupacks: 0,
             reno_sacked: 0,
             prr_delivered: 0,

@@ -65,6 +65,7 @@ impl TcpLayer {
                 match tcb.rtx_kind {
                     RtxKind::Probe => self.probe_timer(now, id, out),
                     RtxKind::Tlp => self.loss_probe_timer(now, id, out),
+                    RtxKind::Reo => self.reo_timer(now, id, out),
                     RtxKind::Retrans => self.retransmit_timer(now, id, out),
                 }
             }
@@ -107,6 +108,27 @@ impl TcpLayer {
             return;
         }
         crate::output::send_loss_probe(tcb, sh, now, out);
+    }
+
+    /// RACK's reordering timer (Linux `tcp_rack_reo_timeout`): the segments RACK was
+    /// waiting on are looked at again; those whose time ran out are lost (fast recovery
+    /// starts if it had not) and go out; the RTO is armed again behind them.
+    fn reo_timer(&mut self, now: Instant, id: SockId, out: &mut Vec<TcpSegmentOut>) {
+        let Some(Sock::Conn(tcb)) = self.socks.get_mut(id) else {
+            return;
+        };
+        tcb.rtx_armed = false;
+        if tcb.snd_una == tcb.snd_nxt || matches!(tcb.state, TcpState::Closed | TcpState::TimeWait)
+        {
+            return;
+        }
+        let sh = &mut self.sh;
+        crate::recovery::rack_detect(tcb, sh, now);
+        write_xmit(tcb, sh, now, out);
+        if !tcb.rtx_armed {
+            crate::output::rearm_rtx(tcb, sh, now);
+        }
+        tcb.sync_mem(sh);
     }
 
     /// Linux `tcp_retransmit_timer` (RFC 6298 section 5: back off, retransmit the

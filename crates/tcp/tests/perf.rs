@@ -708,3 +708,105 @@ fn a_lost_fast_retransmission_is_resent_without_an_rto() {
     let gap = sends[2] - sends[1];
     assert!(gap < Duration::from_millis(100), "{gap:?}");
 }
+
+/// RACK (RFC 8985 section 6): with nothing new to send, two holes are retransmitted
+/// together and the first retransmission is lost again. No data was sent after it, so
+/// only time tells: the second retransmission, sent after it, is SACKed a round trip
+/// later, and the first, unacknowledged by then, is lost and goes a third time at once,
+/// not at the retransmission timeout.
+#[test]
+fn rack_finds_a_lost_retransmission_by_time() {
+    let mut n = Net::new();
+    n.delay = Duration::from_millis(10);
+    let (c, s) = n.connect_pair(80);
+    let mss = n.a.info(c).unwrap().snd_mss;
+    // The initial window, all of it: segments 2 and 5 lost, and 2 lost again once.
+    let mut drops = [0u32; 2];
+    n.set_rule(Dir::AtoB, move |seg, _| {
+        if seg.len > 0 && seg.seq_rel_is(2 * mss) && drops[0] < 2 {
+            drops[0] += 1;
+            return Action::Drop;
+        }
+        if seg.len > 0 && seg.seq_rel_is(5 * mss) && drops[1] < 1 {
+            drops[1] += 1;
+            return Action::Drop;
+        }
+        Action::Pass
+    });
+    let data = pattern(10 * mss as usize, 22);
+    let got = n.transfer(c, s, &data, Duration::from_secs(30));
+    assert!(got == data);
+    let (st, i) = (n.a.stats(), n.a.info(c).unwrap());
+    assert_eq!((i.rto_events, st.tcp_timeouts), (0, 0), "{i:?} {st:?}");
+    assert_eq!(st.tcp_lost_retransmit, 1, "{st:?}");
+    assert_eq!(st.retrans_segs, 3, "{st:?}");
+    let isn = n
+        .log
+        .iter()
+        .find(|x| x.dir == Dir::AtoB && x.len > 0)
+        .unwrap()
+        .seq;
+    let sends: Vec<_> = n
+        .log
+        .iter()
+        .filter(|x| x.dir == Dir::AtoB && x.len > 0 && x.seq == isn.wrapping_add(2 * mss))
+        .map(|x| x.at)
+        .collect();
+    assert_eq!(sends.len(), 3, "{sends:?}");
+    // A round trip (20 ms) after the second copy, well before an RTO (200 ms or more).
+    let gap = sends[2] - sends[1];
+    assert!(gap <= Duration::from_millis(30), "{gap:?}");
+}
+
+/// RACK's reordering timer: once the path has been seen to reorder, the SACK threshold
+/// grows and a loss followed by fewer segments than that (the rest of a short message)
+/// no longer starts fast retransmit, and no tail loss probe runs with SACK blocks in. RACK
+/// waits a round trip plus a quarter of the minimum RTT after the lost segment was sent,
+/// then resends it: no retransmission timeout.
+#[test]
+fn rack_repairs_a_loss_the_learnt_threshold_would_not_see() {
+    let mut n = Net::new();
+    n.delay = Duration::from_millis(10);
+    n.rate = Some(12_500_000);
+    let (c, s) = n.connect_pair(80);
+    let mss = n.a.info(c).unwrap().snd_mss;
+    // One data segment in 50 arrives after the next eight: reordering is learnt.
+    let mut k = 0u32;
+    n.set_rule(Dir::AtoB, move |seg, _| {
+        if seg.len == 0 {
+            return Action::Pass;
+        }
+        k += 1;
+        if k.is_multiple_of(50) {
+            Action::Delay(Duration::from_millis(1))
+        } else {
+            Action::Pass
+        }
+    });
+    let first = pattern(1 << 20, 23);
+    assert!(n.transfer(c, s, &first, Duration::from_secs(60)) == first);
+    let learnt = n.a.info(c).unwrap().reordering;
+    assert!(learnt >= 6, "{learnt}");
+    let before = n.a.stats();
+    // A six-segment message whose second segment is lost: four segments follow it.
+    let lost_at = first.len() as u32 + mss;
+    let mut dropped = false;
+    n.set_rule(Dir::AtoB, move |seg, _| {
+        if seg.len > 0 && seg.seq_rel_is(lost_at) && !dropped {
+            dropped = true;
+            return Action::Drop;
+        }
+        Action::Pass
+    });
+    n.log_take();
+    let msg = pattern(6 * mss as usize, 24);
+    let t0 = n.now;
+    assert!(n.transfer(c, s, &msg, Duration::from_secs(30)) == msg);
+    let took = n.now - t0;
+    let (st, i) = (n.a.stats(), n.a.info(c).unwrap());
+    assert_eq!(st.tcp_timeouts, before.tcp_timeouts, "{st:?}");
+    assert_eq!(st.retrans_segs, before.retrans_segs + 1, "{st:?}");
+    assert_eq!(st.tcp_sack_recovery, before.tcp_sack_recovery + 1, "{st:?}");
+    // Two round trips and the reordering window, far below an RTO (200 ms or more).
+    assert!(took < Duration::from_millis(100), "{took:?} {i:?}");
+}

@@ -56,6 +56,9 @@ pub(crate) struct Rack {
     xmit: Option<(Instant, u32)>,
     /// Its round-trip time (`RACK.rtt`).
     rtt: Duration,
+    /// The smallest RTT measured from the log's times (`RACK.min_RTT`), transmissions
+    /// sent once only: to the microsecond, where timestamp echoes count milliseconds.
+    min_rtt: Option<Duration>,
     /// Reordering has been seen on the path (`RACK.reord`).
     pub(crate) reord: bool,
     /// Reordering window multiplier (`RACK.reo_wnd_mult`), raised by D-SACKs at most once
@@ -73,6 +76,7 @@ impl Rack {
             sent: 0,
             xmit: None,
             rtt: Duration::ZERO,
+            min_rtt: None,
             reord: false,
             reo_mult: 1,
             dsack_round: None,
@@ -170,12 +174,16 @@ pub(crate) fn on_retransmit(tcb: &mut Tcb, seq: SeqNum, end: SeqNum, now: Instan
 }
 
 /// RFC 8985 step 2 (`RACK_update`) for a delivered transmission.
-fn advance(r: &mut Rack, rec: SentRec, now: Instant, min_rtt: Option<Duration>) {
+fn advance(r: &mut Rack, rec: SentRec, now: Instant) {
     let rtt = now.saturating_duration_since(rec.at);
-    // A retransmission acknowledged sooner than the path's minimum RTT was the original
-    // arriving: its time says nothing.
-    if rec.retrans && min_rtt.is_some_and(|m| rtt < m) {
-        return;
+    if rec.retrans {
+        // A retransmission acknowledged sooner than the path's minimum RTT was the
+        // original arriving: its time says nothing.
+        if r.min_rtt.is_some_and(|m| rtt < m) {
+            return;
+        }
+    } else {
+        r.min_rtt = Some(r.min_rtt.map_or(rtt, |m| m.min(rtt)));
     }
     if r.xmit.is_none_or(|(_, o)| sent_after(rec.order, o)) {
         r.xmit = Some((rec.at, rec.order));
@@ -186,7 +194,6 @@ fn advance(r: &mut Rack, rec: SentRec, now: Instant, min_rtt: Option<Duration>) 
 /// The cumulative ACK moved SND.UNA to `una`: drops the acknowledged records, each
 /// delivered.
 pub(crate) fn on_cum_ack(tcb: &mut Tcb, una: SeqNum, now: Instant) {
-    let min_rtt = tcb.rtt.min_rtt();
     let r = &mut tcb.rack;
     while let Some(&rec) = r.log.front() {
         if rec.end.gt(una) {
@@ -194,7 +201,7 @@ pub(crate) fn on_cum_ack(tcb: &mut Tcb, una: SeqNum, now: Instant) {
         }
         r.log.pop_front();
         r.base = rec.end;
-        advance(r, rec, now, min_rtt);
+        advance(r, rec, now);
     }
     if r.log.is_empty() && r.log.capacity() > KEEP_RECORDS {
         // Drained after a burst: give the memory back (idle connections hold little).
@@ -210,7 +217,6 @@ pub(crate) fn on_sacked(
     (bl, br): (SeqNum, SeqNum),
     now: Instant,
 ) {
-    let min_rtt = tcb.rtt.min_rtt();
     let rk = &mut tcb.rack;
     let mut i = rk.log.partition_point(|x| x.end.le(l));
     while let Some(&rec) = rk.log.get(i) {
@@ -222,7 +228,7 @@ pub(crate) fn on_sacked(
             break;
         }
         if start.ge(bl) && rec.end.le(br) {
-            advance(rk, rec, now, min_rtt);
+            advance(rk, rec, now);
         }
         i += 1;
     }
@@ -263,7 +269,7 @@ fn reo_wnd(tcb: &Tcb) -> Duration {
     {
         return Duration::ZERO;
     }
-    let Some(min_rtt) = tcb.rtt.min_rtt() else {
+    let Some(min_rtt) = tcb.rack.min_rtt else {
         return Duration::ZERO;
     };
     let w = min_rtt / 4 * tcb.rack.reo_mult;

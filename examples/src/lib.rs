@@ -40,8 +40,34 @@ pub struct StackArgs {
     /// checksums (IFF_VNET_HDR, TUN_F_CSUM | TUN_F_TSO4), and ustack sends its own (TSO).
     #[arg(long)]
     pub offload: bool,
+    /// ECN (RFC 3168): `accept` uses it when the peer asks (the default, as Linux's
+    /// `tcp_ecn = 2`), `request` also asks for it on connections this stack opens, `off`
+    /// never uses it.
+    #[arg(long, value_enum, default_value_t = Ecn::Accept)]
+    pub ecn: Ecn,
     #[command(flatten)]
     pub faults: FaultArgs,
+}
+
+/// `--ecn` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ecn {
+    /// Never.
+    Off,
+    /// When the peer asks.
+    Accept,
+    /// Ask, and accept.
+    Request,
+}
+
+impl From<Ecn> for ustack::EcnMode {
+    fn from(e: Ecn) -> Self {
+        match e {
+            Ecn::Off => ustack::EcnMode::Off,
+            Ecn::Accept => ustack::EcnMode::Accept,
+            Ecn::Request => ustack::EcnMode::Request,
+        }
+    }
 }
 
 /// Fault injection through the stack's fault-injecting device wrapper (each direction).
@@ -93,7 +119,14 @@ impl StackArgs {
             up: true,
             offload: self.offload,
         };
-        let mut b = Stack::builder().tun_with(opts).addr(self.addr);
+        let tcp = ustack::TcpConfig {
+            ecn: self.ecn.into(),
+            ..ustack::TcpConfig::default()
+        };
+        let mut b = Stack::builder()
+            .tun_with(opts)
+            .addr(self.addr)
+            .tcp_config(tcp);
         if let Some(mtu) = self.mtu {
             b = b.mtu(mtu);
         }

@@ -16,6 +16,10 @@ pub mod flags {
     pub const PSH: u8 = 0x08;
     /// ACK.
     pub const ACK: u8 = 0x10;
+    /// ECN-Echo.
+    pub const ECE: u8 = 0x40;
+    /// Congestion Window Reduced.
+    pub const CWR: u8 = 0x80;
 }
 
 /// One TCP segment from a capture.
@@ -43,6 +47,8 @@ pub struct Segment {
     pub timestamps: bool,
     /// SACK blocks present (count).
     pub sack_blocks: usize,
+    /// The IPv4 header's type-of-service byte (its low two bits are the ECN field).
+    pub tos: u8,
 }
 
 impl Segment {
@@ -141,6 +147,7 @@ fn parse_packet(p: &[u8]) -> Option<Segment> {
         sack_permitted: false,
         timestamps: false,
         sack_blocks: 0,
+        tos: p[1],
     };
     let mut opts = &t[20..doff];
     while let Some(&kind) = opts.first() {

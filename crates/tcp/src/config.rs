@@ -64,6 +64,9 @@ pub struct TcpConfig {
     pub sack: bool,
     /// Offer timestamps (RFC 7323).
     pub timestamps: bool,
+    /// Explicit Congestion Notification (RFC 3168; Linux `tcp_ecn`): by default used when
+    /// the peer asks for it, not asked for.
+    pub ecn: EcnMode,
     /// Ephemeral port range, inclusive (Linux `ip_local_port_range`).
     pub ephemeral: (u16, u16),
     /// Reuse TIME_WAIT pairs for outgoing connections (Linux `tcp_tw_reuse`).
@@ -85,6 +88,23 @@ pub struct TcpConfig {
     pub mem_low: usize,
     /// Default Nagle setting for new sockets (false = Nagle on).
     pub nodelay: bool,
+}
+
+/// When a connection uses ECN (RFC 3168; Linux `net.ipv4.tcp_ecn`). An ECN connection
+/// sends its new data as ECN-capable (ECT(0)); a router queue that would drop such a
+/// packet can mark it Congestion Experienced instead; the receiver echoes the mark (ECE)
+/// until the sender answers with CWR, and the sender reduces its window once per round
+/// trip as for a loss, without a retransmission.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EcnMode {
+    /// Never: a SYN asking for ECN is answered without it (Linux `tcp_ecn = 0`).
+    Off,
+    /// Used when the peer's SYN asks for it; our SYNs do not ask (Linux `tcp_ecn = 2`,
+    /// its default).
+    #[default]
+    Accept,
+    /// Our SYNs ask for it, and it is used when the peer's SYN does (Linux `tcp_ecn = 1`).
+    Request,
 }
 
 impl Default for TcpConfig {
@@ -118,6 +138,7 @@ impl Default for TcpConfig {
             window_scaling: true,
             sack: true,
             timestamps: true,
+            ecn: EcnMode::Accept,
             ephemeral: (32768, 60999),
             tw_reuse: false,
             challenge_ack_limit: 1000,
@@ -174,7 +195,8 @@ pub enum SockOpt {
     /// `IP_TTL`.
     Ttl(u8),
     /// `IP_TOS`: the type-of-service byte of every segment sent. TCP keeps the two ECN
-    /// bits clear (as Linux does for stream sockets; ECN is not negotiated here).
+    /// bits for itself (as Linux does for stream sockets): clear, or ECT(0) on the new data
+    /// of a connection that negotiated ECN ([`EcnMode`]).
     Tos(u8),
     /// `SO_LINGER`: `Some(0)` makes close send RST.
     Linger(Option<std::time::Duration>),

@@ -44,6 +44,8 @@ pub struct TcpInfo {
     /// Reordering the path has shown, in segments: the fast-retransmit threshold
     /// (`tcpi_reordering`; 3 until reordering is seen).
     pub reordering: u32,
+    /// ECN (RFC 3168) was negotiated (Linux `TCPI_OPT_ECN`).
+    pub ecn: bool,
     /// Payload bytes sent (first transmissions).
     pub bytes_sent: u64,
     /// Payload bytes retransmitted.
@@ -102,6 +104,7 @@ impl TcpLayer {
             rto_events: t.rto_events,
             recoveries: t.recoveries,
             reordering: t.reordering,
+            ecn: t.ecn_ok,
             bytes_sent: t.bytes_sent,
             bytes_retrans: t.bytes_retrans,
             bytes_acked: t.bytes_acked,

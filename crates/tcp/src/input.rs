@@ -64,7 +64,9 @@ const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
 ///
 /// `hdr_sum` is `Some(sum of the pseudo-header and the TCP header)` when the checksum is
 /// still to be verified: header prediction verifies it while copying the payload into
-/// the receive buffer, every other path before it looks at the segment.
+/// the receive buffer, every other path before it looks at the segment. `ce`: the IP
+/// header carried the Congestion Experienced mark.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn segment_arrives(
     tcb: &mut Tcb,
     sh: &mut Shared,
@@ -72,9 +74,12 @@ pub(crate) fn segment_arrives(
     seg: &TcpRepr,
     payload: &[u8],
     hdr_sum: Option<u64>,
+    ce: bool,
     out: &mut Vec<TcpSegmentOut>,
 ) -> Verdict {
-    if tcb.state == TcpState::Established {
+    // A segment marked Congestion Experienced takes the slow path (so does one with ECE
+    // or CWR: header prediction wants the flags to be ACK alone).
+    if tcb.state == TcpState::Established && !ce {
         match fast_path(tcb, sh, now, seg, payload, hdr_sum, out) {
             Fast::Done => {
                 tcb.segs_in += 1;
@@ -88,6 +93,9 @@ pub(crate) fn segment_arrives(
     if !checksum_ok(hdr_sum, payload) {
         return Verdict::BadChecksum;
     }
+    if tcb.ecn_ok {
+        ecn_rcv(tcb, sh, seg, payload.len(), ce);
+    }
     tcb.segs_in += 1;
     let v = match tcb.state {
         TcpState::SynSent => synsent(tcb, sh, now, seg, payload, out),
@@ -97,6 +105,28 @@ pub(crate) fn segment_arrives(
     };
     tcb.sync_mem(sh);
     v
+}
+
+/// The receiver's half of ECN (RFC 3168 section 6.1.3; Linux `tcp_ecn_accept_cwr`,
+/// `tcp_ecn_check_ce`): CWR from the sender ends the echo; a data segment marked
+/// Congestion Experienced starts it (every segment we send carries ECE until CWR comes)
+/// and is acknowledged at once.
+fn ecn_rcv(tcb: &mut Tcb, sh: &mut Shared, seg: &TcpRepr, len: usize, ce: bool) {
+    // Only a segment starting in the receive window speaks for the path now.
+    let wnd_end = tcb.rcv_nxt + tcb.rcv_wnd_now().max(1);
+    if !seg.seq.in_range(tcb.rcv_nxt, wnd_end) {
+        return;
+    }
+    if seg.flags.cwr() {
+        tcb.ecn_demand_cwr = false;
+    }
+    if ce && len > 0 {
+        sh.stats.tcp_ecn_ce_rcvd += 1;
+        if !tcb.ecn_demand_cwr {
+            tcb.ecn_demand_cwr = true;
+            tcb.quickack = tcb.quickack.max(1);
+        }
+    }
 }
 
 /// Linux `tcp_rcv_synsent_state_process` (RFC 9293 3.10.7.3).
@@ -125,6 +155,8 @@ fn synsent(
     if !f.syn() {
         return Verdict::Keep;
     }
+    // RFC 3168 6.1.1: a SYN-ACK with ECE and without CWR accepts the ECN our SYN asked for.
+    tcb.ecn_ok = f.ack() && f.ece() && !f.cwr() && sh.cfg.ecn == crate::EcnMode::Request;
     tcb.irs = seg.seq;
     tcb.rcv_nxt = seg.seq + 1;
     tcb.rcv_wup = tcb.rcv_nxt;

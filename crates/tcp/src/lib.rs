@@ -17,9 +17,12 @@
 //! - Nagle, delayed ACK, SWS avoidance, zero-window probes, keepalive, RFC 5961 challenge
 //!   ACKs, PMTU discovery with RFC 5927 checks, header prediction with Linux counters.
 //!
+//! - ECN (RFC 3168) when negotiated ([`EcnMode`]), RACK-TLP loss detection (RFC 8985),
+//!   Proportional Rate Reduction (RFC 6937).
+//!
 //! # Not supported
-//! Urgent data, TCP Fast Open, ECN, MD5/AO signatures, pacing, RACK-TLP, PRR. See
-//! `docs/tcp.md` for the design and the Linux function each part mirrors.
+//! Urgent data, TCP Fast Open, MD5/AO signatures, pacing. See `docs/tcp.md` for the design
+//! and the Linux function each part mirrors.
 #![cfg_attr(
     not(test),
     deny(
@@ -64,7 +67,7 @@ mod tw;
 
 pub use api::{RecvDst, SendSrc, IN_PLACE_CHUNK};
 pub use cc::CcAlgorithm;
-pub use config::{KeepaliveCfg, SockOpt, SockOptName, TcpConfig};
+pub use config::{EcnMode, KeepaliveCfg, SockOpt, SockOptName, TcpConfig};
 pub use error::TcpError;
 pub use info::{TcpInfo, TcpSocketEntry};
 pub use output::TcpSegmentOut;

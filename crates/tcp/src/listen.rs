@@ -120,6 +120,8 @@ impl TcpLayer {
             snd_wscale: ws,
             rcv_wscale,
             sack_ok: cfg.sack && seg.options.sack_permitted,
+            // RFC 3168 6.1.1: an ECN-setup SYN carries ECE and CWR.
+            ecn_ok: cfg.ecn != crate::EcnMode::Off && seg.flags.ece() && seg.flags.cwr(),
             ts_recent: if cfg.timestamps {
                 seg.options.timestamp.map(|t| t.0)
             } else {
@@ -166,6 +168,10 @@ impl TcpLayer {
             TcpFlags::SYN | TcpFlags::ACK,
         );
         r.window = req.rcvbuf.min(65535) as u16;
+        if req.ecn_ok {
+            // ECN-setup SYN-ACK: ECE without CWR.
+            r.flags |= TcpFlags::ECE;
+        }
         r.options.mss = Some(req.advmss);
         if req.snd_wscale.is_some() {
             r.options.wscale = Some(req.rcv_wscale);
@@ -323,6 +329,7 @@ impl TcpLayer {
             tcb.rcv_wscale = req.rcv_wscale;
         }
         tcb.sack_ok = req.sack_ok;
+        tcb.ecn_ok = req.ecn_ok;
         if let Some(ts) = req.ts_recent {
             tcb.ts_ok = true;
             tcb.ts_recent = ts;

@@ -192,6 +192,20 @@ pub(crate) fn transmit(
     if tcb.state != TcpState::SynSent || !syn {
         flags |= TcpFlags::ACK;
     }
+    if tcb.ecn_ok && !syn {
+        if tcb.ecn_demand_cwr {
+            flags |= TcpFlags::ECE;
+        }
+        // New data is ECN-capable; retransmissions and bare ACKs are not (RFC 3168
+        // 6.1.4-6.1.5), and the first new data after a reduction says CWR.
+        if len > 0 && !retrans {
+            seg.tos = (seg.tos & !0b11) | ECN_ECT0;
+            if tcb.ecn_queue_cwr {
+                flags |= TcpFlags::CWR;
+                tcb.ecn_queue_cwr = false;
+            }
+        }
+    }
     let span = len + u32::from(flags.fin());
     if span > 0 && !syn && tcb.sack_ok {
         if retrans {
@@ -257,6 +271,9 @@ pub(crate) fn transmit(
     out.push(seg);
 }
 
+/// The ECN-Capable Transport (0) codepoint of the IP header's ECN field (RFC 3168).
+const ECN_ECT0: u8 = 0b10;
+
 /// Options on our SYN or SYN-ACK (simultaneous open): MSS, WS, SACK-permitted, TS.
 fn syn_options(tcb: &Tcb, sh: &mut Shared, now: Instant) -> TcpOptions {
     let mut o = TcpOptions {
@@ -284,11 +301,16 @@ pub(crate) fn send_syn(
     retrans: bool,
     out: &mut Vec<TcpSegmentOut>,
 ) {
-    let flags = if tcb.state == TcpState::SynSent {
+    let mut flags = if tcb.state == TcpState::SynSent {
         TcpFlags::SYN
     } else {
         TcpFlags::SYN | TcpFlags::ACK
     };
+    // An ECN-setup SYN (RFC 3168 6.1.1); a retransmitted SYN goes without, in case a
+    // middlebox drops SYNs that ask for ECN (Linux `tcp_ecn_clear_syn`).
+    if tcb.state == TcpState::SynSent && sh.cfg.ecn == crate::EcnMode::Request && !retrans {
+        flags |= TcpFlags::ECE | TcpFlags::CWR;
+    }
     transmit(tcb, sh, now, tcb.iss, 0, flags, retrans, out);
     if tcb.snd_nxt == tcb.iss {
         tcb.snd_nxt = tcb.iss + 1;

@@ -131,7 +131,7 @@ impl TcpLayer {
             SockOpt::Congestion(c) => o.cc = c,
             SockOpt::Ttl(t) => o.ttl = Some(t),
             // Linux `do_ip_setsockopt(IP_TOS)` on a stream socket: the ECN bits belong to
-            // the connection's ECN state (never negotiated here), not to the application.
+            // the connection's ECN state (`EcnMode`), not to the application.
             SockOpt::Tos(t) => o.tos = t & !0x03,
             SockOpt::Linger(l) => o.linger = l,
             SockOpt::ReuseAddr(r) => o.reuseaddr = r,

@@ -19,6 +19,11 @@ use crate::tw::tw_input;
 use crate::wire::{TcpRepr, IPPROTO_TCP};
 use ustack_ipv4::checksum;
 
+/// The ECN field of the IP header's TOS byte and its Congestion Experienced codepoint
+/// (RFC 3168 section 5).
+const ECN_MASK: u8 = 0b11;
+const ECN_CE: u8 = 0b11;
+
 impl TcpLayer {
     /// Processes one received TCP segment (IP header already removed). `route_mtu` is the
     /// MTU of the route back to the sender (used for the MSS of new passive connections).
@@ -63,7 +68,9 @@ impl TcpLayer {
         if let Some(id) = self.hash.lookup_established(&(local, remote)) {
             match self.socks.get_mut(id) {
                 Some(Sock::Conn(tcb)) => {
-                    match segment_arrives(tcb, &mut self.sh, now, &repr, payload, hdr_sum, out) {
+                    let ce = meta.tos & ECN_MASK == ECN_CE;
+                    match segment_arrives(tcb, &mut self.sh, now, &repr, payload, hdr_sum, ce, out)
+                    {
                         Verdict::Keep => {
                             if tcb.orphan && tcb.state == TcpState::TimeWait {
                                 self.compact_time_wait(id);

@@ -286,6 +286,26 @@ fn mark_lost_retrans(tcb: &mut Tcb, sh: &mut Shared, ack: SeqNum) {
     }
 }
 
+/// The sender's half of ECN (RFC 3168 section 6.1.2; Linux `tcp_enter_cwr`): an ECN-Echo
+/// means a router queue marked one of our segments instead of dropping it. The window is
+/// reduced as for a loss (ssthresh from the congestion control, cwnd to it), at most once
+/// per window of data (until SND.UNA passes what was sent before the reduction), nothing
+/// is retransmitted, and the next new data carries CWR. During Recovery or Loss the
+/// window is being reduced already.
+fn ecn_echo(tcb: &mut Tcb, sh: &mut Shared, ack: SeqNum) {
+    if matches!(tcb.ca, CaState::Recovery | CaState::Loss)
+        || tcb.ecn_cwr_high.is_some_and(|h| ack.lt(h))
+    {
+        return;
+    }
+    let ss = cc_ssthresh(tcb);
+    tcb.ccs.ssthresh = ss;
+    tcb.ccs.cwnd = tcb.ccs.cwnd.min(ss).max(2);
+    tcb.ecn_cwr_high = Some(tcb.snd_nxt);
+    tcb.ecn_queue_cwr = true;
+    sh.stats.tcp_ecn_reductions += 1;
+}
+
 /// RTT sample from the timestamp echo or Karn timing (RFC 6298 section 3, RFC 7323 4).
 fn rtt_sample(tcb: &mut Tcb, sh: &mut Shared, now: Instant, seg: &TcpRepr) {
     let mut sample = None;
@@ -332,6 +352,9 @@ pub(crate) fn tcp_ack(
     let prior_una = tcb.snd_una;
     let prior_sacked = tcb.sacked_bytes + tcb.reno_sacked;
     let wnd_changed = update_window(tcb, seg);
+    if tcb.ecn_ok && seg.flags.ece() {
+        ecn_echo(tcb, sh, seg.ack);
+    }
     // Reordering can only be told from loss while nothing has been sent twice.
     let prior_fack = tcb.sacked.last().map(|&(_, r)| r);
     let clean = matches!(tcb.ca, CaState::Open | CaState::Disorder)
@@ -618,6 +641,7 @@ pub(crate) fn enter_recovery(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
     tcb.rtx_next = tcb.snd_una;
     tcb.forget_rtx_marks();
     tcb.lost_end = tcb.snd_una + tcb.mss;
+    ecn_reduced(tcb);
     if tcb.sack_ok {
         update_lost(tcb);
     } else {
@@ -628,6 +652,16 @@ pub(crate) fn enter_recovery(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
             .min(flight.saturating_sub(tcb.mss));
     }
     cc_set_state(tcb, CaState::Recovery);
+}
+
+/// Any window reduction answers the peer's ECN-Echo: the next new data says CWR, and no
+/// ECE reduces the window again for data already sent (Linux `tcp_init_cwnd_reduction`
+/// queues CWR).
+fn ecn_reduced(tcb: &mut Tcb) {
+    if tcb.ecn_ok {
+        tcb.ecn_queue_cwr = true;
+        tcb.ecn_cwr_high = Some(tcb.snd_nxt);
+    }
 }
 
 /// Linux `tcp_enter_loss`: after an RTO every outstanding segment not SACKed is lost;
@@ -656,6 +690,7 @@ pub(crate) fn enter_loss(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
         tcb.ccs.ssthresh = ss;
     }
     tcb.ccs.cwnd = 1;
+    ecn_reduced(tcb);
     tcb.tlp_high_seq = None;
     tcb.high_seq = tcb.snd_nxt;
     tcb.rtx_next = tcb.snd_una;

@@ -62,6 +62,12 @@ pub struct TcpStats {
     /// TcpExt: TCPLostRetransmit — retransmissions found lost (data sent after them
     /// was SACKed first) and sent again without waiting for the retransmission timeout.
     pub tcp_lost_retransmit: u64,
+    /// Data segments received marked Congestion Experienced on ECN connections (ustack
+    /// counter; Linux counts them per socket, `tcpi_delivered_ce` at the sender).
+    pub tcp_ecn_ce_rcvd: u64,
+    /// Congestion window reductions for an ECN-Echo (ustack counter; Linux enters its CWR
+    /// state).
+    pub tcp_ecn_reductions: u64,
     /// TcpExt: TCPTimeouts — retransmission timer expirations.
     pub tcp_timeouts: u64,
     /// TcpExt: TCPFastRetrans — segments sent by fast retransmit / recovery.

@@ -90,6 +90,8 @@ pub(crate) struct ReqSock {
     pub(crate) snd_wscale: Option<u8>,
     pub(crate) rcv_wscale: u8,
     pub(crate) sack_ok: bool,
+    /// The SYN asked for ECN and the stack accepts it (the SYN-ACK says so with ECE).
+    pub(crate) ecn_ok: bool,
     pub(crate) ts_recent: Option<u32>,
     pub(crate) ts_offset: u32,
     pub(crate) retrans: u32,
@@ -227,6 +229,17 @@ pub(crate) struct Tcb {
     pub(crate) ws_ok: bool,
     pub(crate) sack_ok: bool,
     pub(crate) ts_ok: bool,
+    /// ECN (RFC 3168) negotiated.
+    pub(crate) ecn_ok: bool,
+    /// Receiver: a Congestion Experienced mark arrived; ECE goes on every segment until
+    /// the peer's CWR (Linux `TCP_ECN_DEMAND_CWR`).
+    pub(crate) ecn_demand_cwr: bool,
+    /// Sender: the window was reduced for an ECE; the next new data carries CWR (Linux
+    /// `TCP_ECN_QUEUE_CWR`).
+    pub(crate) ecn_queue_cwr: bool,
+    /// Sender: no further reduction for ECE until SND.UNA passes this (one per window,
+    /// RFC 3168 section 6.1.2).
+    pub(crate) ecn_cwr_high: Option<SeqNum>,
     pub(crate) ts_recent: u32,
     pub(crate) ts_recent_stamp: Option<Instant>,
     pub(crate) ts_offset: u32,
@@ -397,6 +410,10 @@ impl Tcb {
             rcv_wscale: 0,
             ws_ok: false,
             sack_ok: false,
+            ecn_ok: false,
+            ecn_demand_cwr: false,
+            ecn_queue_cwr: false,
+            ecn_cwr_high: None,
             ts_ok: false,
             ts_recent: 0,
             ts_recent_stamp: None,

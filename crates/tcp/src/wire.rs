@@ -50,6 +50,14 @@ impl TcpFlags {
     }
     /// SYN set.
     #[inline]
+    /// ECN-Echo (RFC 3168).
+    pub fn ece(self) -> bool {
+        self.contains(Self::ECE)
+    }
+    /// Congestion Window Reduced (RFC 3168).
+    pub fn cwr(self) -> bool {
+        self.contains(Self::CWR)
+    }
     pub fn syn(self) -> bool {
         self.contains(Self::SYN)
     }

@@ -51,7 +51,9 @@ pub use ustack_netdev::fault::FaultConfig;
 pub use ustack_netdev::tun::TunOptions;
 pub use ustack_netdev::DeviceStats;
 pub use ustack_socket::KeepaliveConfig;
-pub use ustack_tcp::{CcAlgorithm, TcpConfig, TcpInfo, TcpSocketEntry, TcpState, TcpStats};
+pub use ustack_tcp::{
+    CcAlgorithm, EcnMode, TcpConfig, TcpInfo, TcpSocketEntry, TcpState, TcpStats,
+};
 pub use ustack_udp::{UdpConfig, UdpStats};
 
 /// The device layer (re-export of `ustack-netdev`): `MemLink`, `TunDevice`, `FaultInjector`,

@@ -113,7 +113,7 @@ pub fn rx_meta(s: &TcpSegmentOut) -> IpRxMeta {
         dst: s.dst,
         protocol: 6,
         ttl: 64,
-        tos: 0,
+        tos: s.tos,
         dev: DevId(0),
     }
 }
@@ -144,6 +144,9 @@ pub enum Action {
     Delay(Duration),
     /// Deliver with the last byte of the segment (payload if it has any) flipped.
     Corrupt,
+    /// Deliver marked Congestion Experienced if it is ECN-capable (as an ECN-marking
+    /// router queue does); otherwise drop it (as that queue would).
+    MarkCe,
 }
 
 /// A scripted rule: sees the segment and its 0-based index in its direction.
@@ -312,6 +315,13 @@ impl Net {
                         *b ^= 0x5a;
                     }
                     self.enqueue(at, d, s)
+                }
+                Action::MarkCe => {
+                    if s.tos & 0b11 != 0 {
+                        let mut s = s;
+                        s.tos |= 0b11;
+                        self.enqueue(at, d, s)
+                    }
                 }
             }
         }

@@ -1,0 +1,193 @@
+//! Explicit Congestion Notification (RFC 3168): negotiation, ECN-capable data, the
+//! receiver's echo and the sender's once-per-window reduction.
+
+mod common;
+use common::*;
+use std::time::Duration;
+use ustack_tcp::wire::TcpFlags;
+use ustack_tcp::{EcnMode, TcpConfig};
+
+fn cfg(ecn: EcnMode) -> TcpConfig {
+    TcpConfig {
+        ecn,
+        ..TcpConfig::default()
+    }
+}
+
+/// The handshake of a pair whose client (A) and server (B) use these modes: whether each
+/// end negotiated ECN, and the flags of the SYN and SYN-ACK.
+fn handshake(a: EcnMode, b: EcnMode) -> (bool, bool, TcpFlags, TcpFlags) {
+    let mut n = Net::with_configs(cfg(a), cfg(b));
+    let (c, s) = n.connect_pair(80);
+    let syn = n
+        .log
+        .iter()
+        .find(|x| x.dir == Dir::AtoB && x.flags.syn())
+        .expect("SYN")
+        .flags;
+    let synack = n
+        .log
+        .iter()
+        .find(|x| x.dir == Dir::BtoA && x.flags.syn())
+        .expect("SYN-ACK")
+        .flags;
+    (
+        n.a.info(c).unwrap().ecn,
+        n.b.info(s).unwrap().ecn,
+        syn,
+        synack,
+    )
+}
+
+#[test]
+fn ecn_is_used_only_when_one_end_asks_and_the_other_accepts() {
+    let (ea, eb, syn, synack) = handshake(EcnMode::Request, EcnMode::Accept);
+    assert!(ea && eb);
+    assert!(syn.ece() && syn.cwr(), "{syn:?}");
+    assert!(synack.ece() && !synack.cwr(), "{synack:?}");
+    let (ea, eb, _, _) = handshake(EcnMode::Request, EcnMode::Request);
+    assert!(ea && eb);
+    // The default: accepted, not asked for.
+    let (ea, eb, syn, synack) = handshake(EcnMode::Accept, EcnMode::Accept);
+    assert!(!ea && !eb);
+    assert!(!syn.ece() && !syn.cwr() && !synack.ece());
+    let (ea, eb, syn, synack) = handshake(EcnMode::Request, EcnMode::Off);
+    assert!(!ea && !eb);
+    assert!(syn.ece() && !synack.ece(), "{synack:?}");
+}
+
+/// A SYN asking for ECN that goes unanswered is resent without asking (a middlebox may
+/// drop such SYNs); the connection then goes without ECN.
+#[test]
+fn a_resent_syn_does_not_ask_for_ecn() {
+    let mut n = Net::with_configs(cfg(EcnMode::Request), cfg(EcnMode::Accept));
+    let mut first = true;
+    n.set_rule(Dir::AtoB, move |seg, _| {
+        if seg.flags.syn() && first {
+            first = false;
+            return Action::Drop;
+        }
+        Action::Pass
+    });
+    let (c, s) = n.connect_pair(80);
+    let syns: Vec<_> = n
+        .log
+        .iter()
+        .filter(|x| x.dir == Dir::AtoB && x.flags.syn())
+        .map(|x| x.flags)
+        .collect();
+    assert_eq!(syns.len(), 2, "{syns:?}");
+    assert!(syns[0].ece() && syns[0].cwr());
+    assert!(!syns[1].ece() && !syns[1].cwr());
+    assert!(!n.a.info(c).unwrap().ecn && !n.b.info(s).unwrap().ecn);
+}
+
+/// New data goes out ECN-capable (ECT(0)); bare ACKs and retransmissions do not
+/// (RFC 3168 sections 6.1.4 and 6.1.5).
+#[test]
+fn new_data_is_ecn_capable_and_acks_and_retransmissions_are_not() {
+    let mut n = Net::with_configs(cfg(EcnMode::Request), cfg(EcnMode::Accept));
+    let (c, s) = n.connect_pair(80);
+    let mss = n.a.info(c).unwrap().snd_mss;
+    let mut dropped = false;
+    n.set_rule(Dir::AtoB, move |seg, _| {
+        if seg.len > 0 && seg.seq_rel_is(2 * mss) && !dropped {
+            dropped = true;
+            return Action::Drop;
+        }
+        Action::Pass
+    });
+    n.log_take();
+    let data = pattern(8 * mss as usize, 31);
+    assert!(n.transfer(c, s, &data, Duration::from_secs(10)) == data);
+    let log = n.log_take();
+    let lost_seq = log
+        .iter()
+        .find(|x| x.dir == Dir::AtoB && x.seq_rel_is(2 * mss))
+        .unwrap()
+        .seq;
+    let data_segs: Vec<_> = log
+        .iter()
+        .filter(|x| x.dir == Dir::AtoB && x.len > 0)
+        .collect();
+    let copies: Vec<_> = data_segs.iter().filter(|x| x.seq == lost_seq).collect();
+    assert_eq!(copies.len(), 2);
+    // The retransmission is not ECN-capable; every first transmission is.
+    assert_eq!(copies[1].tos & 0b11, 0, "{:?}", copies[1]);
+    let firsts: Vec<_> = data_segs
+        .iter()
+        .filter(|x| !std::ptr::eq(**x, *copies[1]))
+        .collect();
+    assert!(firsts.iter().all(|x| x.tos & 0b11 == 0b10), "{firsts:?}");
+    let acks: Vec<_> = log
+        .iter()
+        .filter(|x| x.dir == Dir::BtoA && x.len == 0)
+        .collect();
+    assert!(!acks.is_empty());
+    assert!(acks.iter().all(|x| x.tos & 0b11 == 0));
+    assert_eq!(n.a.stats().retrans_segs, 1);
+}
+
+/// A router marks data segments Congestion Experienced during one window. The receiver
+/// echoes ECE on its ACKs until the sender's CWR; the sender reduces its window once for
+/// the whole window, retransmits nothing, and says CWR on its next new data. The stream
+/// arrives intact.
+#[test]
+fn congestion_marks_reduce_the_window_once_per_window_without_retransmission() {
+    let mut n = Net::with_configs(cfg(EcnMode::Request), cfg(EcnMode::Accept));
+    n.delay = Duration::from_millis(10);
+    let (c, s) = n.connect_pair(80);
+    let mss = n.a.info(c).unwrap().snd_mss;
+    // Data segments 40..44 (one window, sent together) are marked.
+    n.set_rule(Dir::AtoB, move |seg, _| {
+        if seg.len > 0 && (40..44).any(|k| seg.seq_rel_is(k * mss)) {
+            return Action::MarkCe;
+        }
+        Action::Pass
+    });
+    let data = pattern(400 * mss as usize, 32);
+    let mut cwnd_before_mark = 0;
+    let got = n.transfer_observed(c, s, &data, Duration::from_secs(30), |n| {
+        if n.b.stats().tcp_ecn_ce_rcvd == 0 {
+            cwnd_before_mark = n.a.info(c).unwrap().snd_cwnd;
+        }
+    });
+    assert!(got == data);
+    let (sa, sb) = (n.a.stats(), n.b.stats());
+    assert_eq!(sb.tcp_ecn_ce_rcvd, 4, "{sb:?}");
+    assert_eq!(sa.tcp_ecn_reductions, 1, "{sa:?}");
+    assert_eq!(sa.retrans_segs, 0, "{sa:?}");
+    assert_eq!((sa.tcp_sack_recovery, sa.tcp_timeouts), (0, 0), "{sa:?}");
+    let i = n.a.info(c).unwrap();
+    assert!(
+        i.snd_ssthresh < cwnd_before_mark,
+        "{i:?} cwnd {cwnd_before_mark}"
+    );
+    // ECE from B: from the ACK of the first marked segment until A's CWR reached B.
+    let log = &n.log;
+    let first_ece = log
+        .iter()
+        .position(|x| x.dir == Dir::BtoA && x.flags.ece() && !x.flags.syn())
+        .expect("an ECN-Echo");
+    let cwr = log
+        .iter()
+        .position(|x| x.dir == Dir::AtoB && x.flags.cwr() && x.len > 0)
+        .expect("CWR on new data");
+    assert!(cwr > first_ece);
+    assert_eq!(
+        log.iter()
+            .filter(|x| x.dir == Dir::AtoB && x.flags.cwr() && !x.flags.syn())
+            .count(),
+        1
+    );
+    let cwr_at = log[cwr].at + n.delay;
+
+    // Every ACK B sent between the mark and A's CWR arriving echoes; none after.
+    for x in log.iter().skip(first_ece).filter(|x| x.dir == Dir::BtoA) {
+        if x.at < cwr_at {
+            assert!(x.flags.ece(), "{x:?}");
+        } else if x.at > cwr_at {
+            assert!(!x.flags.ece(), "{x:?}");
+        }
+    }
+}

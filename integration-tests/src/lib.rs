@@ -545,6 +545,37 @@ pub fn fill_pattern(buf: &mut [u8], off: u64) {
     }
 }
 
+/// Writes the first `n` bytes of the pattern to `w`.
+pub fn write_pattern(w: &mut impl io::Write, n: u64) -> io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut off = 0;
+    while off < n {
+        let k = (n - off).min(buf.len() as u64) as usize;
+        fill_pattern(&mut buf[..k], off);
+        w.write_all(&buf[..k])?;
+        off += k as u64;
+    }
+    Ok(())
+}
+
+/// Reads `r` to EOF; returns the byte count and whether every byte matched the pattern.
+pub fn read_pattern(r: &mut impl Read) -> io::Result<(u64, bool)> {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    let mut ok = true;
+    loop {
+        let k = r.read(&mut buf)?;
+        if k == 0 {
+            return Ok((total, ok));
+        }
+        ok &= buf[..k]
+            .iter()
+            .enumerate()
+            .all(|(i, b)| *b == pattern_byte(total + i as u64));
+        total += k as u64;
+    }
+}
+
 /// SHA-256 (hex) of the first `n` bytes of the pattern, computed locally.
 pub fn pattern_sha256(n: u64) -> String {
     use sha2::{Digest, Sha256};

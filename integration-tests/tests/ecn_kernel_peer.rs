@@ -5,13 +5,12 @@
 //! stack's pcap shows the negotiation, ECT(0) on new data, each side's ECN-Echo and the
 //! other side's CWR in answer; the echoed data arrives intact.
 
-use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
 use ustack_integration_tests::pcap::{self, flags, Segment};
 use ustack_integration_tests::{
-    fill_pattern, pattern_byte, require_root, require_tool, TunNet, HOST_IP, STACK_IP,
+    read_pattern, require_root, require_tool, write_pattern, TunNet, HOST_IP, STACK_IP,
 };
 
 const N: u64 = 8 * 1024 * 1024;
@@ -53,29 +52,10 @@ fn ecn_with_a_kernel_peer_negotiates_marks_echoes_and_reduces() {
             s.set_read_timeout(Some(Duration::from_secs(60)))?;
             let mut w = s.try_clone()?;
             let writer = std::thread::spawn(move || -> std::io::Result<()> {
-                let mut buf = vec![0u8; 64 * 1024];
-                let mut off = 0;
-                while off < N {
-                    let k = (N - off).min(buf.len() as u64) as usize;
-                    fill_pattern(&mut buf[..k], off);
-                    w.write_all(&buf[..k])?;
-                    off += k as u64;
-                }
+                write_pattern(&mut w, N)?;
                 w.shutdown(Shutdown::Write)
             });
-            let mut buf = vec![0u8; 64 * 1024];
-            let (mut total, mut ok) = (0u64, true);
-            loop {
-                let k = s.read(&mut buf)?;
-                if k == 0 {
-                    break;
-                }
-                ok &= buf[..k]
-                    .iter()
-                    .enumerate()
-                    .all(|(i, b)| *b == pattern_byte(total + i as u64));
-                total += k as u64;
-            }
+            let (total, ok) = read_pattern(&mut s)?;
             writer.join().expect("writer thread")?;
             Ok((total, ok))
         })

@@ -5,14 +5,13 @@
 //! - the handshakes in both directions carry window scaling, SACK-permitted and
 //!   timestamps (checked in the pcap the stack writes).
 
-use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use ustack_integration_tests::pcap::{self, flags, Segment};
 use ustack_integration_tests::{
-    example_bin, fill_pattern, kv, pattern_byte, require_root, Proc, TunNet, HOST_IP, PREFIX,
+    example_bin, kv, read_pattern, require_root, write_pattern, Proc, TunNet, HOST_IP, PREFIX,
     STACK_IP,
 };
 
@@ -20,36 +19,6 @@ const N: u64 = 2 * 1024 * 1024;
 
 fn pcap_path(net: &TunNet) -> PathBuf {
     std::env::temp_dir().join(format!("{}.pcap", net.ns.name()))
-}
-
-fn write_pattern(s: &mut TcpStream, n: u64) -> std::io::Result<()> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut off = 0;
-    while off < n {
-        let k = (n - off).min(buf.len() as u64) as usize;
-        fill_pattern(&mut buf[..k], off);
-        s.write_all(&buf[..k])?;
-        off += k as u64;
-    }
-    Ok(())
-}
-
-/// Reads to EOF; returns (bytes, pattern intact).
-fn read_pattern(s: &mut TcpStream) -> std::io::Result<(u64, bool)> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut total = 0u64;
-    let mut ok = true;
-    loop {
-        let k = s.read(&mut buf)?;
-        if k == 0 {
-            return Ok((total, ok));
-        }
-        ok &= buf[..k]
-            .iter()
-            .enumerate()
-            .all(|(i, b)| *b == pattern_byte(total + i as u64));
-        total += k as u64;
-    }
 }
 
 /// The kernel's counters that would show a reset or an abort: all must be zero.

@@ -1,12 +1,12 @@
 //! Issue 6: ustack clients against kernel servers in the namespace: the hyper-based
 //! `http_client` against `python3 -m http.server`, and a bulk transfer to a kernel sink.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::time::Duration;
 
 use ustack_integration_tests::{
-    example_bin, kv, pattern_byte, require_root, require_tool, Proc, TunNet, HOST_IP, PREFIX,
+    example_bin, kv, read_pattern, require_root, require_tool, Proc, TunNet, HOST_IP, PREFIX,
     STACK_IP,
 };
 
@@ -95,20 +95,7 @@ fn bulk_transfer_to_kernel_sink() {
         let (mut s, _) = l.accept().map_err(|e| e.to_string())?;
         s.set_read_timeout(Some(Duration::from_secs(60)))
             .map_err(|e| e.to_string())?;
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut total = 0u64;
-        let mut ok = true;
-        loop {
-            let k = s.read(&mut buf).map_err(|e| e.to_string())?;
-            if k == 0 {
-                break;
-            }
-            ok &= buf[..k]
-                .iter()
-                .enumerate()
-                .all(|(i, b)| *b == pattern_byte(total + i as u64));
-            total += k as u64;
-        }
+        let (total, ok) = read_pattern(&mut s).map_err(|e| e.to_string())?;
         s.write_all(&total.to_be_bytes())
             .map_err(|e| e.to_string())?;
         Ok((total, ok))

@@ -629,16 +629,9 @@ fn a_probe_sends_new_data_when_some_waits() {
     assert!(n.now - t0 < Duration::from_millis(300));
 }
 
-/// A path that delays one data segment in 50 by 1 ms (about eight later segments overtake
-/// it) but loses nothing. The first reordering may cost a spurious fast retransmission;
-/// from then on the threshold has grown past the reordering (Linux `tp->reordering`) and
-/// the sender retransmits nothing more.
-#[test]
-fn reordering_raises_the_fast_retransmit_threshold() {
-    let mut n = Net::new();
-    n.delay = Duration::from_millis(10);
-    n.rate = Some(12_500_000);
-    let (c, s) = n.connect_pair(80);
+/// One data segment in 50 from A to B arrives 1 ms late: at 100 Mbit/s, after the next
+/// eight.
+fn delay_one_data_segment_in_50(n: &mut Net) {
     let mut k = 0u32;
     n.set_rule(Dir::AtoB, move |seg, _| {
         if seg.len == 0 {
@@ -651,6 +644,19 @@ fn reordering_raises_the_fast_retransmit_threshold() {
             Action::Pass
         }
     });
+}
+
+/// A path that delays one data segment in 50 by 1 ms (about eight later segments overtake
+/// it) but loses nothing. The first reordering may cost a spurious fast retransmission;
+/// from then on the threshold has grown past the reordering (Linux `tp->reordering`) and
+/// the sender retransmits nothing more.
+#[test]
+fn reordering_raises_the_fast_retransmit_threshold() {
+    let mut n = Net::new();
+    n.delay = Duration::from_millis(10);
+    n.rate = Some(12_500_000);
+    let (c, s) = n.connect_pair(80);
+    delay_one_data_segment_in_50(&mut n);
     let data = pattern(4 << 20, 15);
     let got = n.transfer(c, s, &data, Duration::from_secs(60));
     assert!(got == data);
@@ -771,18 +777,7 @@ fn rack_repairs_a_loss_the_learnt_threshold_would_not_see() {
     let (c, s) = n.connect_pair(80);
     let mss = n.a.info(c).unwrap().snd_mss;
     // One data segment in 50 arrives after the next eight: reordering is learnt.
-    let mut k = 0u32;
-    n.set_rule(Dir::AtoB, move |seg, _| {
-        if seg.len == 0 {
-            return Action::Pass;
-        }
-        k += 1;
-        if k.is_multiple_of(50) {
-            Action::Delay(Duration::from_millis(1))
-        } else {
-            Action::Pass
-        }
-    });
+    delay_one_data_segment_in_50(&mut n);
     let first = pattern(1 << 20, 23);
     assert!(n.transfer(c, s, &first, Duration::from_secs(60)) == first);
     let learnt = n.a.info(c).unwrap().reordering;

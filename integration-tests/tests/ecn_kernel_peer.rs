@@ -23,7 +23,22 @@ const CE: u8 = 0b11;
 fn ecn_with_a_kernel_peer_negotiates_marks_echoes_and_reduces() {
     require_root!();
     require_tool!("iptables");
-    let net = TunNet::new("ecn");
+    ecn_echo_run("ecn", &[]);
+}
+
+/// The same over a TUN with offloads: ustack sends TCP super-segments (CWR on the first
+/// segment the kernel cuts from one) and the kernel hands over its own.
+#[test]
+fn ecn_with_a_kernel_peer_over_an_offload_tun() {
+    require_root!();
+    require_tool!("iptables");
+    ecn_echo_run("ecno", &["--offload"]);
+}
+
+/// A kernel client asking for ECN echoes `N` bytes through ustack's `echo_server` (with
+/// `args`) while iptables marks CE; checks the stack's capture.
+fn ecn_echo_run(tag: &str, args: &[&str]) {
+    let net = TunNet::new(tag);
     net.ns.sh("sysctl -qw net.ipv4.tcp_ecn=1");
     // Kernel -> ustack leaves through the TUN (POSTROUTING); ustack -> kernel enters
     // through it (PREROUTING). Only ECT(0) data packets are marked, as a router's queue
@@ -40,7 +55,9 @@ fn ecn_with_a_kernel_peer_negotiates_marks_echoes_and_reduces() {
     }
     let cap = std::env::temp_dir().join(format!("{}.pcap", net.ns.name()));
     let cap_s = cap.display().to_string();
-    let server = net.stack("echo_server", &["--pcap", &cap_s]);
+    let mut all = vec!["--pcap", cap_s.as_str()];
+    all.extend_from_slice(args);
+    let server = net.stack("echo_server", &all);
 
     let (n, ok) = net
         .ns

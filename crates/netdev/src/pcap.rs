@@ -5,7 +5,8 @@
 //! `dev_queue_xmit`) and packets `poll_recv` returns. The file uses link type 101
 //! (`LINKTYPE_RAW`: each record is a bare IPv4 packet), snap length 65535, microsecond
 //! timestamps from [`SystemTime`]. It is flushed when the device goes idle (`poll_recv`
-//! returns `Pending`), at least once a second while busy, and on drop.
+//! returns `Pending`), at least once a second while busy, and on drop. The inner device's
+//! transmit offload stays on: its TCP super-segments are recorded as the stack sent them.
 //!
 //! ```no_run
 //! use ustack_netdev::loopback::Loopback;
@@ -206,6 +207,13 @@ impl<D: NetDevice> NetDevice for PcapCapture<D> {
     fn transmit(&mut self, pkts: &mut Vec<PacketBuf>) {
         self.write(pkts);
         self.inner.transmit(pkts);
+    }
+
+    /// The inner device's: capturing does not turn transmit offload off. Super-segments
+    /// are recorded whole, with the partial checksum the device completes (as `tcpdump`
+    /// on the sending host shows them).
+    fn tso_max(&self) -> usize {
+        self.inner.tso_max()
     }
 
     fn stats(&self) -> DeviceStats {

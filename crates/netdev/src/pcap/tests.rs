@@ -163,3 +163,55 @@ fn bad_path_is_an_error() {
     let r = PcapCapture::new(Loopback::new(1500), "/nonexistent-dir/x.pcap");
     assert!(r.is_err());
 }
+
+/// A device that takes TCP super-segments of up to 64 KiB (as a TUN with offloads does).
+struct TsoDevice(Loopback);
+
+impl NetDevice for TsoDevice {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn mtu(&self) -> usize {
+        self.0.mtu()
+    }
+    fn is_up(&self) -> bool {
+        self.0.is_up()
+    }
+    fn poll_recv(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<PacketBuf>,
+        budget: usize,
+    ) -> Poll<io::Result<usize>> {
+        self.0.poll_recv(cx, out, budget)
+    }
+    fn transmit(&mut self, pkts: &mut Vec<PacketBuf>) {
+        self.0.transmit(pkts)
+    }
+    fn tso_max(&self) -> usize {
+        65535
+    }
+    fn stats(&self) -> DeviceStats {
+        self.0.stats()
+    }
+}
+
+/// Capturing leaves the device's transmit offload on: the stack keeps sending it
+/// super-segments, and they are recorded whole.
+#[test]
+fn capture_keeps_the_devices_transmit_offload() {
+    let path = TempPath::new("tso");
+    let plain = PcapCapture::new(Loopback::new(1500), &path.0).unwrap();
+    assert_eq!(plain.tso_max(), 0);
+    drop(plain);
+    let mut dev = PcapCapture::new(TsoDevice(Loopback::new(1500)), &path.0).unwrap();
+    assert_eq!(dev.tso_max(), 65535);
+    let mut pkts = vec![udp(20_000)];
+    dev.transmit(&mut pkts);
+    dev.flush().unwrap();
+    let data = std::fs::read(&path.0).unwrap();
+    // One record after the 24-byte header: 16-byte record header, then all 20,028 bytes.
+    let incl = u32::from_le_bytes([data[32], data[33], data[34], data[35]]);
+    assert_eq!(incl, 20_028);
+    assert_eq!(data.len(), 24 + 16 + 20_028);
+}

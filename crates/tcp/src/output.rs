@@ -10,7 +10,7 @@ use crate::ctx::{Shared, TimerKind};
 use crate::recovery::first_unsacked;
 use crate::seq::SeqNum;
 use crate::state::TcpState;
-use crate::tcb::{CaState, RtxKind, RtxMark, Tcb};
+use crate::tcb::{CaState, RtxKind, Tcb};
 use crate::wire::{TcpFlags, TcpOptions, TcpRepr};
 
 /// A TCP segment ready for IP output: header + payload, with headroom for the IP header.
@@ -539,10 +539,6 @@ fn sends_data(state: TcpState) -> bool {
 /// Segments one `write_xmit` call may emit.
 const MAX_BURST: u32 = 4096;
 
-/// Retransmissions of one episode watched for loss; later ones, in a window this large,
-/// are left to the retransmission timer.
-const MAX_RTX_MARKS: usize = 1024;
-
 /// Linux `tcp_write_xmit`: sends what the send buffer, the peer's window, the congestion
 /// window, Nagle (RFC 896) and sender SWS avoidance (RFC 1122 4.2.3.4) allow; during
 /// Recovery / Loss lost segments go first (RFC 6675 NextSeg).
@@ -566,37 +562,24 @@ pub(crate) fn write_xmit(
             if tcb.in_flight() + mss > tcb.cwnd_bytes() {
                 break;
             }
-            if !tcb.rtx_lost.is_empty() {
+            if let Some(&(l, r)) = tcb.rtx_lost.first() {
                 // A retransmission found lost goes again first.
-                let m = tcb.rtx_lost.remove(0);
-                let seq = first_unsacked(tcb, m.start.max(tcb.snd_una));
-                if seq.ge(m.end) {
+                tcb.rtx_lost.remove(0);
+                let seq = first_unsacked(tcb, l.max(tcb.snd_una));
+                if seq.ge(r) {
                     continue;
                 }
-                let span = retransmit_at(tcb, sh, now, seq, mss.min(m.end.since(seq)), out);
+                let span = retransmit_at(tcb, sh, now, seq, mss.min(r.since(seq)), out);
                 if span == 0 {
                     continue;
                 }
                 if tcb.ca == CaState::Recovery {
                     sh.stats.tcp_fast_retrans += 1;
                 }
-                if (seq + span).lt(m.end) {
+                if (seq + span).lt(r) {
                     // A smaller MSS than the first retransmission's: the rest stays lost.
-                    let rest = RtxMark {
-                        start: seq + span,
-                        ..m
-                    };
-                    tcb.rtx_lost.insert(0, rest);
+                    tcb.rtx_lost.insert(0, (seq + span, r));
                 }
-                let k = tcb.rtx_marks.partition_point(|x| x.start.lt(seq));
-                tcb.rtx_marks.insert(
-                    k,
-                    RtxMark {
-                        start: seq,
-                        end: seq + span,
-                        nxt: tcb.snd_nxt,
-                    },
-                );
                 arm_rtx_for(tcb, sh, now, seq);
                 continue;
             }
@@ -615,13 +598,6 @@ pub(crate) fn write_xmit(
                 sh.stats.tcp_fast_retrans += 1;
             }
             tcb.rtx_next = seq + span;
-            if tcb.sack_ok && tcb.rtx_marks.len() + tcb.rtx_lost.len() < MAX_RTX_MARKS {
-                tcb.rtx_marks.push(RtxMark {
-                    start: seq,
-                    end: seq + span,
-                    nxt: tcb.snd_nxt,
-                });
-            }
             arm_rtx_for(tcb, sh, now, seq);
             continue;
         }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::ctx::{Shared, TimerKind};
 use crate::seq::SeqNum;
-use crate::tcb::{unsacked_from, CaState, RtxKind, RtxMark, Tcb};
+use crate::tcb::{unsacked_from, CaState, RtxKind, Tcb};
 
 /// Transmissions logged per connection at most; past this a transmission joins the last
 /// record (taking its time), which can only make RACK wait longer for those bytes.
@@ -334,10 +334,10 @@ pub(crate) fn detect(tcb: &Tcb, now: Instant) -> Lost {
         }
         if below_cursor {
             // Already found lost and waiting to be resent? (Both lists are sorted.)
-            while tcb.rtx_lost.get(k).is_some_and(|m| m.end.le(s)) {
+            while tcb.rtx_lost.get(k).is_some_and(|&(_, r)| r.le(s)) {
                 k += 1;
             }
-            if tcb.rtx_lost.get(k).is_some_and(|m| m.start.lt(e)) {
+            if tcb.rtx_lost.get(k).is_some_and(|&(l, _)| l.lt(e)) {
                 continue;
             }
         }
@@ -367,23 +367,8 @@ pub(crate) fn mark(tcb: &mut Tcb, sh: &mut Shared, lost: &Lost) {
     if lost.resent.is_empty() {
         return;
     }
-    // The ranges are sorted, as are the marks of retransmissions in flight: one walk
-    // drops the marks they overlap (the ranges go to the lost list instead).
-    let mut k = 0;
-    tcb.rtx_marks.retain(|m| {
-        while lost.resent.get(k).is_some_and(|&(_, e)| e.le(m.start)) {
-            k += 1;
-        }
-        !lost.resent.get(k).is_some_and(|&(s, _)| s.lt(m.end))
-    });
-    let nxt = tcb.snd_nxt;
-    tcb.rtx_lost.extend(
-        lost.resent
-            .iter()
-            .map(|&(start, end)| RtxMark { start, end, nxt }),
-    );
-    tcb.rtx_lost
-        .sort_unstable_by(|a, b| a.start.seq_cmp(b.start));
+    tcb.rtx_lost.extend_from_slice(&lost.resent);
+    tcb.rtx_lost.sort_unstable_by(|a, b| a.0.seq_cmp(b.0));
     sh.stats.tcp_lost_retransmit += lost.resent.len() as u64;
 }
 

@@ -308,7 +308,7 @@ fn mtu_reduced(
 fn resend_in_flight(tcb: &mut Tcb, sh: &mut Shared, now: Instant, out: &mut Vec<TcpSegmentOut>) {
     tcb.rtx_next = tcb.snd_una;
     tcb.lost_end = tcb.snd_nxt;
-    tcb.forget_rtx_marks();
+    tcb.rtx_lost.clear();
     tcb.high_seq = tcb.snd_nxt;
     if tcb.ca == crate::tcb::CaState::Open || tcb.ca == crate::tcb::CaState::Disorder {
         tcb.ca = crate::tcb::CaState::Loss;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::ctx::Shared;
 use crate::output::{clear_rtx, rearm_rtx, TcpSegmentOut};
 use crate::seq::SeqNum;
-use crate::tcb::{unsacked_from, CaState, Tcb};
+use crate::tcb::{CaState, Tcb};
 use crate::wire::TcpRepr;
 
 /// Initial fast-retransmit threshold in segments (RFC 5681 DupThresh; Linux
@@ -243,49 +243,6 @@ fn note_reordering(tcb: &mut Tcb, sh: &mut Shared, metric: u32) {
     }
 }
 
-/// Linux `tcp_mark_lost_retrans`: a retransmission is lost when the peer SACKs data sent
-/// after it (at or above the SND.NXT it left with) while it is neither acknowledged nor
-/// SACKed, by more than the reordering the path has shown beyond the first threshold (one
-/// segment while that is 3). It is then sent again before anything else (`write_xmit`)
-/// and no longer counted in flight, where otherwise it would hold the window until the
-/// retransmission timeout. Marks wholly acknowledged or SACKed are dropped. `ack` is the
-/// ACK being processed (SND.UNA moves to it later).
-fn mark_lost_retrans(tcb: &mut Tcb, sh: &mut Shared, ack: SeqNum) {
-    let Some(&(_, fack)) = tcb.sacked.last() else {
-        return;
-    };
-    let mss = tcb.mss.max(1);
-    let beyond = tcb
-        .reordering
-        .saturating_sub(REORDERING_INIT - 1)
-        .max(1)
-        .saturating_mul(mss);
-    let una = tcb.snd_una.max(ack);
-    // One walk over the marks and one over the scoreboard (both sorted).
-    let mut j = 0;
-    let mut newly_lost = Vec::new();
-    let sacked = &tcb.sacked;
-    tcb.rtx_marks.retain(|m| {
-        if unsacked_from(sacked, &mut j, m.start.max(una), m.end) == 0 {
-            return false;
-        }
-        if fack.gt(m.nxt) && fack.since(m.nxt) >= beyond {
-            newly_lost.push(*m);
-            return false;
-        }
-        true
-    });
-    let mut j = 0;
-    tcb.rtx_lost
-        .retain(|m| unsacked_from(sacked, &mut j, m.start.max(una), m.end) > 0);
-    if !newly_lost.is_empty() {
-        sh.stats.tcp_lost_retransmit += newly_lost.len() as u64;
-        tcb.rtx_lost.extend(newly_lost);
-        tcb.rtx_lost
-            .sort_unstable_by(|a, b| a.start.seq_cmp(b.start));
-    }
-}
-
 /// The sender's half of ECN (RFC 3168 section 6.1.2; Linux `tcp_enter_cwr`): an ECN-Echo
 /// means a router queue marked one of our segments instead of dropping it. The window is
 /// reduced as for a loss (ssthresh from the congestion control, cwnd to it), at most once
@@ -362,9 +319,6 @@ pub(crate) fn tcp_ack(
         && !(tcb.tlp_high_seq.is_some() && tcb.tlp_retrans);
     let sack = process_sack(tcb, sh, seg, now);
     let (new_sacked, got_dsack) = (sack.new, sack.dsack);
-    if sack.new > 0 && !(tcb.rtx_marks.is_empty() && tcb.rtx_lost.is_empty()) {
-        mark_lost_retrans(tcb, sh, seg.ack);
-    }
     if let (true, Some(fack)) = (clean, prior_fack) {
         // Below the highest SACKed byte, newly SACKed data or newly acknowledged data
         // (the bytes at SND.UNA are never SACKed) arrived after data sent later.
@@ -606,7 +560,7 @@ fn update_lost(tcb: &mut Tcb) {
 }
 
 fn exit_recovery(tcb: &mut Tcb) {
-    tcb.forget_rtx_marks();
+    tcb.rtx_lost.clear();
     crate::rack::on_recovery_end(tcb);
     tcb.dupacks = 0;
     tcb.reno_sacked = 0;
@@ -639,7 +593,7 @@ pub(crate) fn enter_recovery(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
     }
     tcb.high_seq = tcb.snd_nxt;
     tcb.rtx_next = tcb.snd_una;
-    tcb.forget_rtx_marks();
+    tcb.rtx_lost.clear();
     tcb.lost_end = tcb.snd_una + tcb.mss;
     ecn_reduced(tcb);
     if tcb.sack_ok {
@@ -695,7 +649,7 @@ pub(crate) fn enter_loss(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
     tcb.high_seq = tcb.snd_nxt;
     tcb.rtx_next = tcb.snd_una;
     tcb.lost_end = tcb.snd_nxt;
-    tcb.forget_rtx_marks();
+    tcb.rtx_lost.clear();
     tcb.dupacks = 0;
     tcb.reno_sacked = 0;
     // RFC 2018 section 8: after a retransmission timeout the SACK marks are forgotten,

@@ -130,16 +130,6 @@ pub(crate) enum RtxKind {
     Reo,
 }
 
-/// One retransmission sent during Recovery or Loss: the range `[start, end)` it carried
-/// and SND.NXT when it left (Linux keeps the latter as the skb's `ack_seq` for
-/// `tcp_mark_lost_retrans`). Data the peer SACKs at or above `nxt` was sent after it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct RtxMark {
-    pub(crate) start: SeqNum,
-    pub(crate) end: SeqNum,
-    pub(crate) nxt: SeqNum,
-}
-
 /// Bytes of `[start, end)` that the sorted, disjoint `sacked` ranges from index `*j` on
 /// do not cover. For ranges visited in ascending order `*j` only moves forward (past SACK
 /// ranges ending at or below `start`), so a pass over many sorted ranges walks the
@@ -276,12 +266,9 @@ pub(crate) struct Tcb {
     pub(crate) rtx_next: SeqNum,
     /// Holes below this (not SACKed) are considered lost.
     pub(crate) lost_end: SeqNum,
-    /// Retransmissions of this Recovery/Loss episode (with SACK) still in flight, in
-    /// sequence order, to tell when one is lost as well (see
-    /// `recovery::mark_lost_retrans`).
-    pub(crate) rtx_marks: Vec<RtxMark>,
-    /// Retransmissions found lost, in sequence order: sent again before anything else.
-    pub(crate) rtx_lost: Vec<RtxMark>,
+    /// Retransmitted ranges RACK found lost again, in sequence order: sent again before
+    /// anything else; cleared when the Recovery / Loss episode ends.
+    pub(crate) rtx_lost: Vec<(SeqNum, SeqNum)>,
     /// RACK time-based loss detection (with SACK).
     pub(crate) rack: crate::rack::Rack,
     pub(crate) dupacks: u32,
@@ -438,7 +425,6 @@ impl Tcb {
             high_seq: iss,
             rtx_next: iss,
             lost_end: iss,
-            rtx_marks: Vec::new(),
             rtx_lost: Vec::new(),
             rack: crate::rack::Rack::new(iss),
             dupacks: 0,
@@ -515,21 +501,10 @@ impl Tcb {
         let start = self.rtx_next.max(self.snd_una);
         let mut j = 0;
         let mut n = 0;
-        for m in &self.rtx_lost {
-            n += unsacked_from(
-                &self.sacked,
-                &mut j,
-                m.start.max(self.snd_una),
-                m.end.min(start),
-            );
+        for &(l, r) in &self.rtx_lost {
+            n += unsacked_from(&self.sacked, &mut j, l.max(self.snd_una), r.min(start));
         }
         n + unsacked_from(&self.sacked, &mut j, start, self.lost_end.min(self.snd_nxt))
-    }
-
-    /// Clears what a Recovery / Loss episode knows of its retransmissions.
-    pub(crate) fn forget_rtx_marks(&mut self) {
-        self.rtx_marks.clear();
-        self.rtx_lost.clear();
     }
 
     /// Congestion window in bytes.

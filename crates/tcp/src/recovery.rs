@@ -96,61 +96,42 @@ pub(crate) fn update_window(tcb: &mut Tcb, seg: &TcpRepr) -> bool {
 /// ACK, and a peer SACKing every other byte would otherwise grow it with the window.
 pub(crate) const MAX_SACK_RANGES: usize = 1024;
 
-/// Inserts `[l, r)` into the SACK scoreboard; returns the bytes newly covered, or `None`
-/// when the block would take the scoreboard past [`MAX_SACK_RANGES`] (nothing changes).
+/// Inserts `[l, r)` into the SACK scoreboard in place (the ranges it overlaps or touches
+/// merge with it); returns the bytes newly covered, or `None` when the block would take
+/// the scoreboard past [`MAX_SACK_RANGES`] (nothing changes). The parts of the block not
+/// covered before are appended to `newly`.
 fn sack_insert(
     tcb: &mut Tcb,
     l: SeqNum,
     r: SeqNum,
     newly: &mut Vec<(SeqNum, SeqNum)>,
 ) -> Option<u32> {
-    // The parts of the block not covered yet.
-    let mark = newly.len();
+    // Ranges `i..j` overlap or touch the block; those before and after stay.
+    let i = tcb.sacked.partition_point(|&(_, b)| b.lt(l));
+    let j = tcb.sacked.partition_point(|&(a, _)| a.le(r));
+    let merging = tcb.sacked.get(i..j).unwrap_or_default();
+    if tcb.sacked.len() - merging.len() + 1 > MAX_SACK_RANGES {
+        return None;
+    }
+    let (mut lo, mut hi) = (l, r);
     let mut cur = l;
-    for &(a, b) in &tcb.sacked {
-        if b.le(cur) {
-            continue;
-        }
-        if a.ge(r) {
-            break;
-        }
-        if a.gt(cur) {
-            newly.push((cur, a));
+    let mut covered = 0;
+    for &(a, b) in merging {
+        if a.gt(cur) && cur.lt(r) {
+            newly.push((cur, a.min(r)));
         }
         cur = cur.max(b);
+        covered += b.since(a);
+        lo = lo.min(a);
+        hi = hi.max(b);
     }
     if cur.lt(r) {
         newly.push((cur, r));
     }
-    let mut l = l;
-    let mut r = r;
-    let before = tcb.sacked_bytes;
-    let mut merged: Vec<(SeqNum, SeqNum)> = Vec::with_capacity(tcb.sacked.len() + 1);
-    let mut placed = false;
-    for &(a, b) in &tcb.sacked {
-        if b.lt(l) {
-            merged.push((a, b));
-        } else if r.lt(a) {
-            if !placed {
-                merged.push((l, r));
-                placed = true;
-            }
-            merged.push((a, b));
-        } else {
-            l = l.min(a);
-            r = r.max(b);
-        }
-    }
-    if !placed {
-        merged.push((l, r));
-    }
-    if merged.len() > MAX_SACK_RANGES {
-        newly.truncate(mark);
-        return None;
-    }
-    tcb.sacked = merged;
-    tcb.sacked_bytes = tcb.sacked.iter().map(|(a, b)| b.since(*a)).sum();
-    Some(tcb.sacked_bytes.saturating_sub(before))
+    tcb.sacked.splice(i..j, [(lo, hi)]);
+    let added = hi.since(lo).saturating_sub(covered);
+    tcb.sacked_bytes += added;
+    Some(added)
 }
 
 /// Drops scoreboard entries below `snd_una`.
@@ -174,6 +155,8 @@ fn process_sack(tcb: &mut Tcb, sh: &mut Shared, seg: &TcpRepr, now: Instant) -> 
         return res;
     }
     let blocks = seg.options.sack_blocks();
+    // The newly covered parts of one block (reused across the blocks of this ACK).
+    let mut newly = Vec::new();
     for (i, &(l, r)) in blocks.iter().enumerate() {
         if r.le(l) {
             sh.stats.tcp_sack_discard += 1;
@@ -192,12 +175,12 @@ fn process_sack(tcb: &mut Tcb, sh: &mut Shared, seg: &TcpRepr, now: Instant) -> 
             continue;
         }
         let low = first_unsacked(tcb, l);
-        let mut newly = Vec::new();
+        newly.clear();
         let Some(added) = sack_insert(tcb, l, r, &mut newly) else {
             sh.stats.tcp_sack_discard += 1;
             continue;
         };
-        for part in newly {
+        for &part in &newly {
             crate::rack::on_sacked(tcb, part, (l, r), now);
         }
         if added > 0 && low.lt(r) {

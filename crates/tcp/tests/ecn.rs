@@ -89,14 +89,7 @@ fn new_data_is_ecn_capable_and_acks_and_retransmissions_are_not() {
     let mut n = Net::with_configs(cfg(EcnMode::Request), cfg(EcnMode::Accept));
     let (c, s) = n.connect_pair(80);
     let mss = n.a.info(c).unwrap().snd_mss;
-    let mut dropped = false;
-    n.set_rule(Dir::AtoB, move |seg, _| {
-        if seg.len > 0 && seg.seq_rel_is(2 * mss) && !dropped {
-            dropped = true;
-            return Action::Drop;
-        }
-        Action::Pass
-    });
+    drop_first_tx(&mut n, mss, &[2]);
     n.log_take();
     let data = pattern(8 * mss as usize, 31);
     assert!(n.transfer(c, s, &data, Duration::from_secs(10)) == data);

@@ -116,24 +116,6 @@ fn paws_drops_old_duplicate() {
     assert_eq!(n.recv_all(Dir::BtoA, s), b"third");
 }
 
-/// Drops the first transmission of the data segments with these indexes (0-based, by
-/// offset / mss) in direction A->B.
-fn drop_first_tx(n: &mut Net, mss: u32, which: &[u32]) {
-    let which = which.to_vec();
-    let mut seen = std::collections::HashSet::new();
-    n.set_rule(Dir::AtoB, move |seg, _| {
-        if seg.len == 0 {
-            return Action::Pass;
-        }
-        for &k in &which {
-            if seg.seq_rel_is(k * mss) && seen.insert(k) {
-                return Action::Drop;
-            }
-        }
-        Action::Pass
-    });
-}
-
 #[test]
 fn sack_blocks_after_a_hole() {
     let mut n = Net::new();
@@ -680,14 +662,7 @@ fn a_lost_fast_retransmission_is_resent_without_an_rto() {
     let (c, s) = n.connect_pair(80);
     let mss = n.a.info(c).unwrap().snd_mss;
     // Segment 20 is lost twice: its first transmission and its fast retransmission.
-    let mut drops = 0;
-    n.set_rule(Dir::AtoB, move |seg, _| {
-        if seg.len > 0 && seg.seq_rel_is(20 * mss) && drops < 2 {
-            drops += 1;
-            return Action::Drop;
-        }
-        Action::Pass
-    });
+    drop_tx(&mut n, &[(20 * mss, 2)]);
     let data = pattern(600 * mss as usize, 21);
     let got = n.transfer(c, s, &data, Duration::from_secs(30));
     assert!(got == data);
@@ -727,18 +702,7 @@ fn rack_finds_a_lost_retransmission_by_time() {
     let (c, s) = n.connect_pair(80);
     let mss = n.a.info(c).unwrap().snd_mss;
     // The initial window, all of it: segments 2 and 5 lost, and 2 lost again once.
-    let mut drops = [0u32; 2];
-    n.set_rule(Dir::AtoB, move |seg, _| {
-        if seg.len > 0 && seg.seq_rel_is(2 * mss) && drops[0] < 2 {
-            drops[0] += 1;
-            return Action::Drop;
-        }
-        if seg.len > 0 && seg.seq_rel_is(5 * mss) && drops[1] < 1 {
-            drops[1] += 1;
-            return Action::Drop;
-        }
-        Action::Pass
-    });
+    drop_tx(&mut n, &[(2 * mss, 2), (5 * mss, 1)]);
     let data = pattern(10 * mss as usize, 22);
     let got = n.transfer(c, s, &data, Duration::from_secs(30));
     assert!(got == data);
@@ -784,15 +748,7 @@ fn rack_repairs_a_loss_the_learnt_threshold_would_not_see() {
     assert!(learnt >= 6, "{learnt}");
     let before = n.a.stats();
     // A six-segment message whose second segment is lost: four segments follow it.
-    let lost_at = first.len() as u32 + mss;
-    let mut dropped = false;
-    n.set_rule(Dir::AtoB, move |seg, _| {
-        if seg.len > 0 && seg.seq_rel_is(lost_at) && !dropped {
-            dropped = true;
-            return Action::Drop;
-        }
-        Action::Pass
-    });
+    drop_tx(&mut n, &[(first.len() as u32 + mss, 1)]);
     n.log_take();
     let msg = pattern(6 * mss as usize, 24);
     let t0 = n.now;

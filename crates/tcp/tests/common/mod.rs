@@ -152,6 +152,31 @@ pub enum Action {
 /// A scripted rule: sees the segment and its 0-based index in its direction.
 pub type Rule = Box<dyn FnMut(&Seg, usize) -> Action>;
 
+/// Drops A->B data segments by where they start: for each `(offset, times)`, the first
+/// `times` transmissions of the segment starting `offset` bytes after the first data byte.
+pub fn drop_tx(n: &mut Net, drops: &[(u32, u32)]) {
+    let mut left: Vec<(u32, u32)> = drops.to_vec();
+    n.set_rule(Dir::AtoB, move |seg, _| {
+        if seg.len == 0 {
+            return Action::Pass;
+        }
+        for (off, times) in left.iter_mut() {
+            if *times > 0 && seg.seq_rel_is(*off) {
+                *times -= 1;
+                return Action::Drop;
+            }
+        }
+        Action::Pass
+    });
+}
+
+/// Drops the first transmission of the A->B data segments with these indexes (0-based,
+/// by offset / mss).
+pub fn drop_first_tx(n: &mut Net, mss: u32, which: &[u32]) {
+    let drops: Vec<(u32, u32)> = which.iter().map(|&k| (k * mss, 1)).collect();
+    drop_tx(n, &drops);
+}
+
 /// Seeded random faults for one direction.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Faults {

@@ -18,6 +18,11 @@
 //! from an own splitmix64 generator seeded by [`FaultConfig::seed`]: the same seed and the
 //! same traffic give the same faults.
 //!
+//! The wrapper does not pass on the inner device's transmit offload
+//! ([`NetDevice::tso_max`] stays at its default, no offload): the stack then sends
+//! MTU-sized segments, so each fault hits one wire packet, as netem on a link would, rather
+//! than a 64 KiB super-segment standing for dozens of them.
+//!
 //! The driver must keep polling [`NetDevice::poll_recv`] when woken: that is where delayed
 //! transmit packets are released to the inner device. A `tokio::time::Sleep` inside the
 //! wrapper wakes the driver when the next held packet is due.

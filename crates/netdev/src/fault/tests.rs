@@ -1,6 +1,7 @@
 use super::*;
+use crate::loopback::Loopback;
 use crate::mem::{MemDevice, MemLink, MemLinkConfig};
-use crate::testutil::{counting_waker, pkt};
+use crate::testutil::{counting_waker, pkt, TsoDevice};
 use std::future::poll_fn;
 
 /// A packet tagged with a 16-bit index in bytes 1..3.
@@ -416,4 +417,14 @@ async fn extreme_configs_do_not_panic() {
             let _ = b.poll_recv(&mut cx, &mut Vec::new(), 64);
         }
     }
+}
+
+/// Faults act per wire packet: the wrapper hides the inner device's transmit offload, so
+/// the stack sends it MTU-sized segments rather than super-segments.
+#[test]
+fn faults_hide_the_devices_transmit_offload() {
+    let inner = TsoDevice(Loopback::new(1500));
+    assert_eq!(inner.tso_max(), 65535);
+    let dev = FaultInjector::new(inner, FaultConfig::default());
+    assert_eq!(dev.tso_max(), 0);
 }

@@ -1,6 +1,6 @@
 use super::*;
 use crate::loopback::Loopback;
-use crate::testutil::counting_waker;
+use crate::testutil::{counting_waker, TsoDevice};
 
 /// A unique temporary file path, removed on drop.
 struct TempPath(PathBuf);
@@ -162,38 +162,6 @@ fn flushes_on_drop_and_truncates_to_snaplen() {
 fn bad_path_is_an_error() {
     let r = PcapCapture::new(Loopback::new(1500), "/nonexistent-dir/x.pcap");
     assert!(r.is_err());
-}
-
-/// A device that takes TCP super-segments of up to 64 KiB (as a TUN with offloads does).
-struct TsoDevice(Loopback);
-
-impl NetDevice for TsoDevice {
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-    fn mtu(&self) -> usize {
-        self.0.mtu()
-    }
-    fn is_up(&self) -> bool {
-        self.0.is_up()
-    }
-    fn poll_recv(
-        &mut self,
-        cx: &mut Context<'_>,
-        out: &mut Vec<PacketBuf>,
-        budget: usize,
-    ) -> Poll<io::Result<usize>> {
-        self.0.poll_recv(cx, out, budget)
-    }
-    fn transmit(&mut self, pkts: &mut Vec<PacketBuf>) {
-        self.0.transmit(pkts)
-    }
-    fn tso_max(&self) -> usize {
-        65535
-    }
-    fn stats(&self) -> DeviceStats {
-        self.0.stats()
-    }
 }
 
 /// Capturing leaves the device's transmit offload on: the stack keeps sending it

@@ -16,7 +16,7 @@ use std::task::{Context, Poll, Waker};
 
 use ustack_netdev::PacketBuf;
 
-use crate::stack::{enter_call, now, softirq, Shared, Signal, IDLE_TIMER};
+use crate::stack::{bump, enter_call, now, softirq, Shared, Signal, IDLE_TIMER};
 
 /// Packets taken from one device per poll (Linux: the NAPI weight, 64).
 pub(crate) const RX_BUDGET: usize = 64;
@@ -51,7 +51,7 @@ impl Driver {
         let now = st.clock(now());
         let _call = enter_call(now);
         let (mut more, n) = st.receive_inline(now, &shared.rx_waker, &mut self.rx, RX_BUDGET);
-        self.signal.rx_packets.fetch_add(n, Ordering::Relaxed);
+        bump(&self.signal.rx_packets, n);
         for slot in st.devices.iter_mut().filter(|s| s.alive && !s.inline) {
             // Poll until the device says Pending (which registers our waker) or the
             // budget is used up (then come back after a yield, like NAPI).
@@ -60,9 +60,7 @@ impl Driver {
                 match slot.dev.poll_recv(cx, &mut self.rx, RX_BUDGET - got) {
                     Poll::Ready(Ok(n)) => {
                         got += n.max(1);
-                        self.signal
-                            .rx_packets
-                            .fetch_add(n as u64, Ordering::Relaxed);
+                        bump(&self.signal.rx_packets, n as u64);
                     }
                     Poll::Ready(Err(e)) => {
                         tracing::warn!(dev = slot.dev.name(), err = %e, "device gone; detaching it");
@@ -84,7 +82,7 @@ impl Driver {
             }
         }
         if st.core.poll_timeout().is_some_and(|d| d <= now) {
-            self.signal.timer_runs.fetch_add(1, Ordering::Relaxed);
+            bump(&self.signal.timer_runs, 1);
             st.core.on_timeout(now);
         }
         st.transmit(now);

@@ -384,3 +384,98 @@ pub(crate) fn arm_reo_timer(tcb: &mut Tcb, sh: &mut Shared, now: Instant, wait: 
     tcb.rtx_deadline = at;
     sh.set_timer_lazy(tcb.id, TimerKind::Rtx, at);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TcpConfig;
+    use crate::sock::SockId;
+    use crate::tcb::SockOpts;
+    use std::net::{Ipv4Addr, SocketAddrV4};
+
+    fn tcb() -> Tcb {
+        let cfg = TcpConfig::default();
+        Tcb::new(
+            SockId::from_u64(1),
+            SockOpts::from_config(&cfg),
+            &cfg,
+            SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 1),
+            SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 2),
+            SeqNum(1000),
+            1500,
+            Instant::now(),
+        )
+    }
+
+    /// RFC 8985 step 4: each round trip with a D-SACK widens the reordering window by a
+    /// quarter of the minimum RTT (once per round, however many D-SACKs it brings), up to
+    /// SRTT; sixteen recoveries without one bring it back to its base.
+    #[test]
+    fn dsack_rounds_widen_the_reordering_window_and_recoveries_narrow_it() {
+        let ms = Duration::from_millis;
+        let mut t = tcb();
+        t.rack.min_rtt = Some(ms(40));
+        t.snd_una = SeqNum(1000);
+        t.snd_nxt = SeqNum(9000);
+        assert_eq!(reo_wnd(&t), ms(10), "base: min_rtt / 4");
+
+        on_dsack(&mut t);
+        assert!(t.rack.reord);
+        assert_eq!(reo_wnd(&t), ms(20));
+        // More D-SACKs in the same round trip (snd_una has not passed 9000) change nothing.
+        on_dsack(&mut t);
+        t.snd_una = SeqNum(8000);
+        on_dsack(&mut t);
+        assert_eq!(reo_wnd(&t), ms(20));
+        // The next round.
+        t.snd_una = SeqNum(9000);
+        t.snd_nxt = SeqNum(20_000);
+        on_dsack(&mut t);
+        assert_eq!(reo_wnd(&t), ms(30));
+
+        // Never beyond SRTT.
+        t.rtt.sample(ms(25));
+        assert_eq!(reo_wnd(&t), ms(25));
+
+        // Reordering seen: the window stays open while recovering.
+        t.ca = CaState::Recovery;
+        assert_eq!(reo_wnd(&t), ms(25));
+        t.ca = CaState::Open;
+
+        for i in 0..REO_WND_PERSIST {
+            assert_eq!(t.rack.reo_mult, 3, "still widened after {i} recoveries");
+            on_recovery_end(&mut t);
+        }
+        assert_eq!(
+            reo_wnd(&t),
+            ms(10),
+            "back to the base after the persist count"
+        );
+
+        // Bounded multiplier: many rounds of D-SACKs.
+        let mut t = tcb();
+        t.rack.min_rtt = Some(ms(40));
+        for round in 0..40u32 {
+            t.snd_una = SeqNum(1000 + round * 1000);
+            t.snd_nxt = SeqNum(2000 + round * 1000);
+            on_dsack(&mut t);
+        }
+        assert_eq!(t.rack.reo_mult, REO_WND_MULT_MAX);
+        assert_eq!(reo_wnd(&t), ms(160));
+    }
+
+    /// Without reordering seen, no window while recovering or once the SACK threshold is
+    /// met: losses are then the likely cause.
+    #[test]
+    fn no_reordering_window_in_recovery_before_reordering_is_seen() {
+        let mut t = tcb();
+        t.rack.min_rtt = Some(Duration::from_millis(40));
+        t.ca = CaState::Recovery;
+        assert_eq!(reo_wnd(&t), Duration::ZERO);
+        t.ca = CaState::Open;
+        t.sacked_bytes = t.reordering * t.mss;
+        assert_eq!(reo_wnd(&t), Duration::ZERO);
+        t.sacked_bytes = 0;
+        assert_eq!(reo_wnd(&t), Duration::from_millis(10));
+    }
+}

@@ -436,10 +436,19 @@ impl TcpLayer {
                 None
             };
             let sack = self.sh.cfg.sack && seg.options.sack_permitted;
+            // ECN needs the timestamp to be remembered (Linux `cookie_ecn_ok`), as the
+            // SYN's other options do.
+            let ecn = self.sh.cfg.ecn != crate::EcnMode::Off && seg.flags.ece() && seg.flags.cwr();
+            if ecn {
+                // ECN-setup SYN-ACK: ECE without CWR.
+                r.flags |= TcpFlags::ECE;
+            }
             let off = self.sh.isn.ts_offset(*local.ip(), *remote.ip());
             let ts_now = self.sh.ts_now(now).wrapping_add(off);
-            r.options.timestamp =
-                Some((crate::syncookie::encode_ts_options(ts_now, ws, sack), val));
+            r.options.timestamp = Some((
+                crate::syncookie::encode_ts_options(ts_now, ws, sack, ecn),
+                val,
+            ));
             if ws.is_some() {
                 r.options.wscale = Some(wscale_for(self.sh.cfg.rmem.2));
             }
@@ -512,6 +521,7 @@ impl TcpLayer {
                 tcb.ts_recent_stamp = Some(now);
                 tcb.ts_offset = self.sh.isn.ts_offset(*local.ip(), *remote.ip());
                 tcb.sack_ok = o.sack;
+                tcb.ecn_ok = o.ecn && self.sh.cfg.ecn != crate::EcnMode::Off;
                 if let Some(ws) = o.wscale {
                     tcb.ws_ok = true;
                     tcb.snd_wscale = ws.min(14);

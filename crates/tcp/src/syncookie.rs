@@ -10,9 +10,10 @@
 //! instead of being added, so an ACK with a nearby wrong SEQ is rejected too):
 //! `cookie = H1(tuple, client_isn) + (count << 24) + ((H2(tuple, count) + mss_index) mod 2^24)`.
 //! A cookie is valid during the minute it was made and the next one (Linux
-//! `MAX_SYNCOOKIE_AGE` = 2). With timestamps on, the peer's window scale and SACK
-//! permission ride in the low 6 bits of our TSval ([`encode_ts_options`], Linux
-//! `cookie_init_timestamp`), since the SYN's other options are not kept.
+//! `MAX_SYNCOOKIE_AGE` = 2). With timestamps on, the peer's window scale, SACK permission
+//! and ECN agreement ride in the low 6 bits of our TSval ([`encode_ts_options`], Linux
+//! `cookie_init_timestamp`), since the SYN's other options are not kept; without
+//! timestamps a cookie connection has none of them.
 
 use std::net::SocketAddrV4;
 use std::time::Duration;
@@ -35,6 +36,8 @@ const TS_MASK: u32 = (1 << TS_BITS) - 1;
 const TS_WSCALE_NONE: u32 = 0xf;
 /// Linux `TS_OPT_SACK`.
 const TS_SACK: u32 = 1 << 4;
+/// Linux `TS_OPT_ECN`.
+const TS_ECN: u32 = 1 << 5;
 
 /// The minute counter cookies are stamped with (Linux `tcp_cookie_time`:
 /// seconds / 60), from the time since the stack started.
@@ -49,15 +52,21 @@ pub struct TsCookieOptions {
     pub wscale: Option<u8>,
     /// The peer sent SACK-permitted.
     pub sack: bool,
+    /// ECN was agreed: the SYN asked for it and our SYN-ACK said yes (Linux
+    /// `cookie_ecn_ok`).
+    pub ecn: bool,
 }
 
 /// Puts the peer's SYN options into the low 6 bits of our TSval `ts_now`, keeping the
 /// result not after `ts_now` (Linux `cookie_init_timestamp`). `peer_wscale` values above
 /// 14 are clamped to 14 (RFC 7323 section 2.3).
-pub fn encode_ts_options(ts_now: u32, peer_wscale: Option<u8>, sack: bool) -> u32 {
+pub fn encode_ts_options(ts_now: u32, peer_wscale: Option<u8>, sack: bool, ecn: bool) -> u32 {
     let mut opts = peer_wscale.map_or(TS_WSCALE_NONE, |w| u32::from(w.min(14)));
     if sack {
         opts |= TS_SACK;
+    }
+    if ecn {
+        opts |= TS_ECN;
     }
     let ts = (ts_now & !TS_MASK) | opts;
     if ts > ts_now {
@@ -79,6 +88,7 @@ pub fn decode_ts_options(tsecr: u32) -> Option<TsCookieOptions> {
     Some(TsCookieOptions {
         wscale,
         sack: tsecr & TS_SACK != 0,
+        ecn: tsecr & TS_ECN != 0,
     })
 }
 
@@ -250,23 +260,43 @@ mod tests {
 
     #[test]
     fn ts_options() {
-        let ts = encode_ts_options(1_000_000, Some(7), true);
+        let ts = encode_ts_options(1_000_000, Some(7), true, false);
         assert!(ts <= 1_000_000 && 1_000_000 - ts < 64);
         assert_eq!(
             decode_ts_options(ts),
             Some(TsCookieOptions {
                 wscale: Some(7),
-                sack: true
+                sack: true,
+                ecn: false
             })
         );
-        let ts = encode_ts_options(1_000_000, None, false);
+        let ts = encode_ts_options(1_000_000, None, false, false);
         assert_eq!(
             decode_ts_options(ts),
             Some(TsCookieOptions {
                 wscale: None,
-                sack: false
+                sack: false,
+                ecn: false
             })
         );
+        // Every combination survives, whatever the clock's low bits.
+        for now in [0u32, 63, 64, 1_000_000, u32::MAX] {
+            for ws in [None, Some(0), Some(14)] {
+                for (sack, ecn) in [(false, false), (true, false), (false, true), (true, true)] {
+                    let ts = encode_ts_options(now, ws, sack, ecn);
+                    assert!(now.wrapping_sub(ts) < 64, "{now} {ts}");
+                    assert_eq!(
+                        decode_ts_options(ts),
+                        Some(TsCookieOptions {
+                            wscale: ws,
+                            sack,
+                            ecn
+                        }),
+                        "{now} {ws:?} {sack} {ecn}"
+                    );
+                }
+            }
+        }
         assert_eq!(decode_ts_options(14).and_then(|o| o.wscale), Some(14));
         assert_eq!(minute_counter(Duration::from_secs(125)), 2);
     }

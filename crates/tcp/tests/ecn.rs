@@ -4,8 +4,8 @@
 mod common;
 use common::*;
 use std::time::Duration;
-use ustack_tcp::wire::TcpFlags;
-use ustack_tcp::{EcnMode, TcpConfig};
+use ustack_tcp::wire::{TcpFlags, TcpRepr};
+use ustack_tcp::{EcnMode, SeqNum, SockId, TcpConfig, TcpState};
 
 fn cfg(ecn: EcnMode) -> TcpConfig {
     TcpConfig {
@@ -183,4 +183,86 @@ fn congestion_marks_reduce_the_window_once_per_window_without_retransmission() {
             assert!(!x.flags.ece(), "{x:?}");
         }
     }
+}
+
+/// Fills B's SYN queue of listener `l` with spoofed SYNs, so that the next SYN is answered
+/// with a cookie; then connects A to it and returns both ends.
+fn connect_through_a_cookie(n: &mut Net, l: SockId) -> (SockId, SockId) {
+    for i in 0..50u32 {
+        let src = sa(
+            std::net::Ipv4Addr::new(192, 168, 7, i as u8),
+            2000 + i as u16,
+        );
+        let mut r = TcpRepr::new(src.port(), 80, SeqNum(i * 7919), SeqNum(0), TcpFlags::SYN);
+        r.window = 1000;
+        r.options.mss = Some(1460);
+        n.inject_noreply(Dir::AtoB, src, sa(B_IP, 80), &r, &[]);
+    }
+    assert!(n.b.stats().syncookies_sent > 0);
+    let c = n.a.socket();
+    let mut out = Vec::new();
+    n.a.connect(n.now, c, A_IP, sa(B_IP, 80), 1500, &mut out)
+        .unwrap();
+    n.send(Dir::AtoB, out);
+    assert!(n.run_until(Duration::from_secs(5), |n| n.a.state(c)
+        == Some(TcpState::Established)));
+    n.settle();
+    let s = n.b.accept(l).unwrap().expect("cookie connection accepted");
+    assert_eq!(n.b.stats().syncookies_recv, 1);
+    (c, s)
+}
+
+/// Under a SYN flood the listener answers with SYN cookies and keeps no state; the ECN
+/// agreement rides in the cookie's timestamp (as the window scale and SACK do), so the
+/// connection still uses ECN: CE marks are echoed and answered with one reduction.
+#[test]
+fn ecn_survives_a_syn_cookie_handshake() {
+    let mut n = Net::with_configs(cfg(EcnMode::Request), cfg(EcnMode::Accept));
+    let l = n.listen_b(80, 4);
+    let (c, s) = connect_through_a_cookie(&mut n, l);
+    let synack = n
+        .log
+        .iter()
+        .rev()
+        .find(|x| x.dir == Dir::BtoA && x.flags.syn())
+        .expect("SYN-ACK")
+        .flags;
+    assert!(synack.ece() && !synack.cwr(), "{synack:?}");
+    assert!(n.a.info(c).unwrap().ecn);
+    assert!(n.b.info(s).unwrap().ecn);
+
+    let mss = n.a.info(c).unwrap().snd_mss;
+    n.set_rule(Dir::AtoB, move |seg, _| {
+        if seg.len > 0 && seg.seq_rel_is(20 * mss) {
+            return Action::MarkCe;
+        }
+        Action::Pass
+    });
+    let data = pattern(100 * mss as usize, 33);
+    assert!(n.transfer(c, s, &data, Duration::from_secs(30)) == data);
+    assert_eq!(n.b.stats().tcp_ecn_ce_rcvd, 1);
+    assert_eq!(n.a.stats().tcp_ecn_reductions, 1);
+}
+
+/// Without timestamps a cookie cannot carry the agreement, so the SYN-ACK does not offer
+/// ECN and neither end uses it.
+#[test]
+fn no_ecn_through_a_cookie_without_timestamps() {
+    let no_ts = |ecn| TcpConfig {
+        timestamps: false,
+        ..cfg(ecn)
+    };
+    let mut n = Net::with_configs(no_ts(EcnMode::Request), no_ts(EcnMode::Accept));
+    let l = n.listen_b(80, 4);
+    let (c, s) = connect_through_a_cookie(&mut n, l);
+    let synack = n
+        .log
+        .iter()
+        .rev()
+        .find(|x| x.dir == Dir::BtoA && x.flags.syn())
+        .expect("SYN-ACK")
+        .flags;
+    assert!(!synack.ece(), "{synack:?}");
+    assert!(!n.a.info(c).unwrap().ecn);
+    assert!(!n.b.info(s).unwrap().ecn);
 }

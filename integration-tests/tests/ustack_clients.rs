@@ -6,8 +6,8 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use ustack_integration_tests::{
-    example_bin, kv, read_pattern, require_root, require_tool, Proc, TunNet, HOST_IP, PREFIX,
-    STACK_IP,
+    example_bin, kv, read_pattern, require_root, require_tool, NetNs, Proc, TunNet, HOST_IP,
+    PREFIX, STACK_IP,
 };
 
 fn stack_client(net: &TunNet, bin: &str, args: &[&str]) -> Proc {
@@ -126,4 +126,74 @@ fn bulk_transfer_to_kernel_sink() {
     let m = kv(line);
     assert_eq!(m["sent"], n.to_string());
     assert_eq!(m["received"], "8");
+}
+
+/// Path MTU discovery (RFC 1191) against a Linux router. The TUN's namespace forwards to a
+/// second namespace over a veth pair whose router end has MTU 1280 while the far end keeps
+/// 1500, so the kernel sink there offers MSS 1460 and only the router knows better. ustack's
+/// full-size segments carry DF; the router drops them and answers "fragmentation needed";
+/// ustack lowers its MSS, resends, and the 8 MiB arrive intact.
+#[test]
+fn path_mtu_discovery_through_a_kernel_router() {
+    require_root!();
+    let net = TunNet::new("pmtu");
+    let far = NetNs::new("pmtufar");
+    net.ns.sh(&format!(
+        "sysctl -qw net.ipv4.ip_forward=1 && \
+         ip link add vr type veth peer name vs netns {far} && \
+         ip link set vr mtu 1280 && ip addr add 10.77.0.1/24 dev vr && ip link set vr up",
+        far = far.name()
+    ));
+    far.sh("ip addr add 10.77.0.2/24 dev vs && ip link set vs up && \
+         ip route add default via 10.77.0.1");
+    let n: u64 = 8 * 1024 * 1024;
+    let sink = far.thread(move || -> Result<(u64, bool), String> {
+        let l = TcpListener::bind(("10.77.0.2", 9001)).map_err(|e| e.to_string())?;
+        let (mut s, _) = l.accept().map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(60)))
+            .map_err(|e| e.to_string())?;
+        let (total, ok) = read_pattern(&mut s).map_err(|e| e.to_string())?;
+        s.write_all(&total.to_be_bytes())
+            .map_err(|e| e.to_string())?;
+        Ok((total, ok))
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let client = stack_client(
+        &net,
+        "tcp_client",
+        &[
+            "--gateway",
+            HOST_IP,
+            "--connect",
+            "10.77.0.2:9001",
+            "--send",
+            &n.to_string(),
+            "--timeout",
+            "60",
+        ],
+    );
+    let (ok, out) = client.wait(Duration::from_secs(90));
+    println!("{out}");
+    assert!(ok, "tcp_client failed");
+    let (total, pattern_ok) = sink.join().expect("sink thread").expect("sink");
+    assert_eq!(total, n, "kernel sink byte count");
+    assert!(pattern_ok, "kernel sink saw corrupted data");
+    let summary = kv(out
+        .lines()
+        .find(|l| l.contains("sent="))
+        .expect("summary line"));
+    let mss: u32 = summary["snd_mss"].parse().unwrap();
+    assert!(mss <= 1240, "MSS {mss} not lowered to the path MTU 1280");
+    let exit = kv(out
+        .lines()
+        .find(|l| l.contains("icmp_in_dest_unreachs="))
+        .expect("exit line"));
+    let unreach: u64 = exit["icmp_in_dest_unreachs"].parse().unwrap();
+    assert!(unreach >= 1, "no ICMP fragmentation-needed reached ustack");
+    // The router sent them: ustack's packets were too big for the 1280 link.
+    let router = net.ns.nstat();
+    assert!(
+        router.get("IcmpOutDestUnreachs").copied().unwrap_or(0) >= 1,
+        "{router:?}"
+    );
 }

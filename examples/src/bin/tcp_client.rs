@@ -1,7 +1,7 @@
 //! A small netcat-like TCP client on ustack, used by the integration tests and handy for
 //! poking at kernel servers: connects, sends N bytes of the `i % 251` pattern, half-closes
 //! (FIN), reads until the peer closes, and prints one summary line
-//! (`sent=.. received=.. sha256=.. pattern_ok=..`).
+//! (`sent=.. received=.. sha256=.. pattern_ok=.. snd_mss=.. total_retrans=..`).
 //!
 //! ```sh
 //! sudo tcp_client --tun tun0 --addr 10.0.0.2/24 --connect 10.0.0.1:9000 --send 10485760
@@ -87,11 +87,14 @@ async fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
     };
     let (sent, (received, digest, pattern_ok)) = tokio::try_join!(writer, reader)?;
     let elapsed = start.elapsed();
+    let info = s.info()?;
     drop(s);
     println!(
-        "tcp_client: sent={sent} received={received} sha256={digest} pattern_ok={pattern_ok} elapsed={:.3}s rate={}",
+        "tcp_client: sent={sent} received={received} sha256={digest} pattern_ok={pattern_ok} elapsed={:.3}s rate={} snd_mss={} total_retrans={}",
         elapsed.as_secs_f64(),
-        human_rate(sent + received, elapsed)
+        human_rate(sent + received, elapsed),
+        info.snd_mss,
+        info.total_retrans
     );
     Ok(())
 }
@@ -104,8 +107,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let r = tokio::time::timeout(Duration::from_secs(cli.timeout), run(&cli)).await;
     tokio::time::sleep(Duration::from_millis(cli.linger_ms)).await;
     println!(
-        "tcp_client: connections tracked at exit={}",
-        stack.tcp_connection_count()
+        "tcp_client: connections tracked at exit={} icmp_in_dest_unreachs={}",
+        stack.tcp_connection_count(),
+        stack.stats().icmp.in_dest_unreachs
     );
     stack.shutdown().await;
     match r {

@@ -150,14 +150,22 @@ pub fn pingpong(secs: f64, mtu: usize) -> io::Result<()> {
         // of its tasks is a queue push, while waking the future given to `block_on` from
         // a task makes the runtime unpark its driver (an eventfd write and an epoll_wait
         // per round trip).
+        let (c2, s2) = (c.clone(), s.clone());
         let client = spawn_local(async move {
             let mut st = TcpStream::connect_with(&c, server_addr(proto::ECHO)).await?;
             st.set_nodelay(true)?;
-            pingpong_loop(&mut st, secs, 1000).await
+            let wire0 = tx_packets(&c) + tx_packets(&s);
+            let lat = pingpong_loop(&mut st, secs, 0).await?;
+            let wire = tx_packets(&c) + tx_packets(&s) - wire0;
+            io::Result::Ok((lat, wire))
         });
-        let lat = client.await.map_err(io::Error::other)??;
+        let (mut lat, wire) = client.await.map_err(io::Error::other)??;
+        let rts = lat.len();
+        lat.drain(..rts.min(1000));
         let mut f = latency_fields(lat);
         f["mtu"] = json!(mtu);
+        f["packets_per_rt"] = json!(round3(wire as f64 / rts.max(1) as f64));
+        drop((c2, s2));
         emit("mem_pingpong", "ustack", f);
         Ok(())
     }))
@@ -181,6 +189,7 @@ pub fn pingpong_one_task(secs: f64, mtu: usize) -> io::Result<()> {
         let t0 = Instant::now();
         let (mut b, mut e) = ([1u8; 1], [0u8; 1]);
         let mut i = 0u64;
+        let wire0 = tx_packets(&c) + tx_packets(&s);
         while t0.elapsed().as_secs_f64() < secs {
             let t = Instant::now();
             cl.write_all(&b).await?;
@@ -192,8 +201,10 @@ pub fn pingpong_one_task(secs: f64, mtu: usize) -> io::Result<()> {
                 lat.push(t.elapsed().as_nanos() as u64);
             }
         }
+        let wire = tx_packets(&c) + tx_packets(&s) - wire0;
         let mut f = latency_fields(lat);
         f["mtu"] = json!(mtu);
+        f["packets_per_rt"] = json!(round3(wire as f64 / i.max(1) as f64));
         emit("mem_pingpong", "ustack_one_task", f);
         c.shutdown().await;
         s.shutdown().await;

@@ -260,6 +260,7 @@ pub fn pingpong(secs: f64, mtu: usize) {
     let start = StdInstant::now();
     let mut i = 0u64;
     let mut b = [0u8; 1];
+    let wire0 = p.wire.borrow().packets;
     loop {
         let t = StdInstant::now();
         let _ = p.sock(0, hc).send_slice(&[1u8]);
@@ -288,8 +289,10 @@ pub fn pingpong(secs: f64, mtu: usize) {
             break;
         }
     }
+    let wire = p.wire.borrow().packets - wire0;
     let mut f = latency_fields(lat);
     f["mtu"] = json!(mtu);
+    f["packets_per_rt"] = json!(round3(wire as f64 / i as f64));
     emit("mem_pingpong", "smoltcp", f);
 }
 

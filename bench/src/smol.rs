@@ -6,7 +6,8 @@
 //! the same MTU and socket buffer sizes as the ustack run, checksums computed and verified in
 //! software (the default `ChecksumCapabilities`; ustack computes them too), packet buffers
 //! recycled through a pool (no allocation per packet), Nagle and ACK delay left at their
-//! defaults for bulk (what the docs recommend) and both off for ping-pong.
+//! defaults for bulk (what the docs recommend); for ping-pong Nagle is off and the ACK
+//! delay stays at its default, which lets every ACK ride on a reply (the faster setting).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -249,12 +250,14 @@ pub fn bulk(bytes: u64, mtu: usize, buf: usize, max_secs: f64) {
     );
 }
 
-/// 1-byte request/response round trips (Nagle off, no ACK delay) for `secs` seconds.
+/// 1-byte request/response round trips (Nagle off, default ACK delay) for `secs` seconds.
 pub fn pingpong(secs: f64, mtu: usize) {
     let mut p = Pair::new(mtu);
+    // Nagle off (TCP_NODELAY, as ustack's ends); the ACK delay stays at its default: each
+    // ACK then rides on the reply (two packets per round trip instead of four), which
+    // makes smoltcp's round trip about 30 % shorter here.
     let (hc, hs) = connected(&mut p, 64 * 1024, 5002, |s| {
         s.set_nagle_enabled(false);
-        s.set_ack_delay(None);
     });
     let mut lat = Vec::with_capacity(1 << 20);
     let start = StdInstant::now();

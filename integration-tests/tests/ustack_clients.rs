@@ -1,9 +1,12 @@
-//! Issue 6: ustack clients against kernel servers in the namespace: the hyper-based
-//! `http_client` against `python3 -m http.server`, and a bulk transfer to a kernel sink.
+//! ustack clients against kernel servers: the hyper-based `http_client` against
+//! `python3 -m http.server`, and `tcp_client` sending to a kernel sink directly, through a
+//! Linux router with a smaller MTU (path MTU discovery), and to a receiver that stops
+//! reading for a while (zero window).
 
-use std::io::Write;
+use std::collections::HashMap;
+use std::io::{self, Write};
 use std::net::TcpListener;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ustack_integration_tests::{
     example_bin, kv, read_pattern, require_root, require_tool, NetNs, Proc, TunNet, HOST_IP,
@@ -84,48 +87,69 @@ fn http_client_against_python_http_server() {
     drop(py);
 }
 
-#[test]
-fn bulk_transfer_to_kernel_sink() {
-    require_root!();
-    let net = TunNet::new("sink");
-    let n: u64 = 32 * 1024 * 1024;
-    // The kernel sink: read to EOF checking the pattern, reply with the count, close.
-    let sink = net.ns.thread(move || -> Result<(u64, bool), String> {
-        let l = TcpListener::bind((HOST_IP, 9001)).map_err(|e| e.to_string())?;
+/// Sends `n` bytes of the pattern from ustack's `tcp_client` (on `net`'s TUN, plus
+/// `extra` arguments) to `connect`, where a kernel sink in `sink_ns` accepts on the listener
+/// `listen` makes, pauses `pause` before reading, reads the pattern to EOF and replies
+/// with the count. Checks that every byte arrived intact; returns the client's output, the
+/// `key=value`s of its summary line and exit line, and the time the sink took from its
+/// first read to EOF.
+fn send_to_kernel_sink(
+    net: &TunNet,
+    sink_ns: &NetNs,
+    listen: impl FnOnce() -> io::Result<TcpListener> + Send + 'static,
+    pause: Duration,
+    connect: &str,
+    n: u64,
+    extra: &[&str],
+) -> (HashMap<String, String>, HashMap<String, String>, Duration) {
+    let sink = sink_ns.thread(move || -> Result<(u64, bool, Duration), String> {
+        let l = listen().map_err(|e| e.to_string())?;
         let (mut s, _) = l.accept().map_err(|e| e.to_string())?;
+        std::thread::sleep(pause);
+        let t = Instant::now();
         s.set_read_timeout(Some(Duration::from_secs(60)))
             .map_err(|e| e.to_string())?;
         let (total, ok) = read_pattern(&mut s).map_err(|e| e.to_string())?;
         s.write_all(&total.to_be_bytes())
             .map_err(|e| e.to_string())?;
-        Ok((total, ok))
+        Ok((total, ok, t.elapsed()))
     });
     std::thread::sleep(Duration::from_millis(200));
-    let client = stack_client(
-        &net,
-        "tcp_client",
-        &[
-            "--connect",
-            &format!("{HOST_IP}:9001"),
-            "--send",
-            &n.to_string(),
-            "--timeout",
-            "90",
-        ],
-    );
+    let n_arg = n.to_string();
+    let mut args = vec!["--connect", connect, "--send", &n_arg, "--timeout", "90"];
+    args.extend_from_slice(extra);
+    let client = stack_client(net, "tcp_client", &args);
     let (ok, out) = client.wait(Duration::from_secs(120));
     println!("{out}");
     assert!(ok, "tcp_client failed");
-    let (total, pattern_ok) = sink.join().expect("sink thread").expect("sink");
+    let (total, pattern_ok, reading) = sink.join().expect("sink thread").expect("sink");
     assert_eq!(total, n, "kernel sink byte count");
     assert!(pattern_ok, "kernel sink saw corrupted data");
-    let line = out
-        .lines()
-        .find(|l| l.contains("sent="))
-        .expect("summary line");
-    let m = kv(line);
-    assert_eq!(m["sent"], n.to_string());
-    assert_eq!(m["received"], "8");
+    let line = |key: &str| {
+        kv(out
+            .lines()
+            .find(|l| l.contains(key))
+            .unwrap_or_else(|| panic!("no line with {key}")))
+    };
+    let summary = line("sent=");
+    assert_eq!(summary["sent"], n.to_string());
+    assert_eq!(summary["received"], "8");
+    (summary, line("icmp_in_dest_unreachs="), reading)
+}
+
+#[test]
+fn bulk_transfer_to_kernel_sink() {
+    require_root!();
+    let net = TunNet::new("sink");
+    send_to_kernel_sink(
+        &net,
+        &net.ns,
+        || TcpListener::bind((HOST_IP, 9001)),
+        Duration::ZERO,
+        &format!("{HOST_IP}:9001"),
+        32 * 1024 * 1024,
+        &[],
+    );
 }
 
 /// Path MTU discovery (RFC 1191) against a Linux router. The TUN's namespace forwards to a
@@ -146,48 +170,17 @@ fn path_mtu_discovery_through_a_kernel_router() {
     ));
     far.sh("ip addr add 10.77.0.2/24 dev vs && ip link set vs up && \
          ip route add default via 10.77.0.1");
-    let n: u64 = 8 * 1024 * 1024;
-    let sink = far.thread(move || -> Result<(u64, bool), String> {
-        let l = TcpListener::bind(("10.77.0.2", 9001)).map_err(|e| e.to_string())?;
-        let (mut s, _) = l.accept().map_err(|e| e.to_string())?;
-        s.set_read_timeout(Some(Duration::from_secs(60)))
-            .map_err(|e| e.to_string())?;
-        let (total, ok) = read_pattern(&mut s).map_err(|e| e.to_string())?;
-        s.write_all(&total.to_be_bytes())
-            .map_err(|e| e.to_string())?;
-        Ok((total, ok))
-    });
-    std::thread::sleep(Duration::from_millis(200));
-    let client = stack_client(
+    let (summary, exit, _) = send_to_kernel_sink(
         &net,
-        "tcp_client",
-        &[
-            "--gateway",
-            HOST_IP,
-            "--connect",
-            "10.77.0.2:9001",
-            "--send",
-            &n.to_string(),
-            "--timeout",
-            "60",
-        ],
+        &far,
+        || TcpListener::bind(("10.77.0.2", 9001)),
+        Duration::ZERO,
+        "10.77.0.2:9001",
+        8 * 1024 * 1024,
+        &["--gateway", HOST_IP],
     );
-    let (ok, out) = client.wait(Duration::from_secs(90));
-    println!("{out}");
-    assert!(ok, "tcp_client failed");
-    let (total, pattern_ok) = sink.join().expect("sink thread").expect("sink");
-    assert_eq!(total, n, "kernel sink byte count");
-    assert!(pattern_ok, "kernel sink saw corrupted data");
-    let summary = kv(out
-        .lines()
-        .find(|l| l.contains("sent="))
-        .expect("summary line"));
     let mss: u32 = summary["snd_mss"].parse().unwrap();
     assert!(mss <= 1240, "MSS {mss} not lowered to the path MTU 1280");
-    let exit = kv(out
-        .lines()
-        .find(|l| l.contains("icmp_in_dest_unreachs="))
-        .expect("exit line"));
     let unreach: u64 = exit["icmp_in_dest_unreachs"].parse().unwrap();
     assert!(unreach >= 1, "no ICMP fragmentation-needed reached ustack");
     // The router sent them: ustack's packets were too big for the 1280 link.
@@ -206,72 +199,37 @@ fn path_mtu_discovery_through_a_kernel_router() {
 fn zero_window_from_a_kernel_receiver_then_resume() {
     require_root!();
     let net = TunNet::new("zwin");
-    let n: u64 = 4 * 1024 * 1024;
-    let sink = net
-        .ns
-        .thread(move || -> Result<(u64, bool, Duration), String> {
-            let l = socket2_listener_small_rcvbuf().map_err(|e| e.to_string())?;
-            let (mut s, _) = l.accept().map_err(|e| e.to_string())?;
-            // Read nothing for 3 s: the 64 KiB receive buffer fills and the window closes.
-            std::thread::sleep(Duration::from_secs(3));
-            let t = std::time::Instant::now();
-            s.set_read_timeout(Some(Duration::from_secs(30)))
-                .map_err(|e| e.to_string())?;
-            let (total, ok) = read_pattern(&mut s).map_err(|e| e.to_string())?;
-            s.write_all(&total.to_be_bytes())
-                .map_err(|e| e.to_string())?;
-            Ok((total, ok, t.elapsed()))
-        });
-    std::thread::sleep(Duration::from_millis(200));
-    let client = stack_client(
+    // Read nothing for 3 s: the 64 KiB receive buffer fills and the window closes.
+    let (_, _, reading) = send_to_kernel_sink(
         &net,
-        "tcp_client",
-        &[
-            "--connect",
-            &format!("{HOST_IP}:9002"),
-            "--send",
-            &n.to_string(),
-            "--timeout",
-            "60",
-        ],
+        &net.ns,
+        listener_with_small_rcvbuf,
+        Duration::from_secs(3),
+        &format!("{HOST_IP}:9002"),
+        4 * 1024 * 1024,
+        &[],
     );
-    let (ok, out) = client.wait(Duration::from_secs(90));
-    println!("{out}");
-    assert!(ok, "tcp_client failed");
-    let (total, pattern_ok, after) = sink.join().expect("sink thread").expect("sink");
-    assert_eq!(total, n, "kernel sink byte count");
-    assert!(pattern_ok, "kernel sink saw corrupted data");
     assert!(
-        after < Duration::from_secs(20),
-        "resumed transfer took {after:?}"
+        reading < Duration::from_secs(20),
+        "resumed transfer took {reading:?}"
     );
-    // The kernel saw the window close (it advertised zero) and ustack's probes.
+    // The kernel saw its window close (it advertised zero) and open again.
     let st = net.ns.nstat();
-    println!(
-        "kernel: TCPToZeroWindowAdv={:?} TCPFromZeroWindowAdv={:?}",
-        st.get("TcpExtTCPToZeroWindowAdv"),
-        st.get("TcpExtTCPFromZeroWindowAdv")
-    );
-    assert!(
-        st.get("TcpExtTCPToZeroWindowAdv").copied().unwrap_or(0) >= 1,
-        "{st:?}"
-    );
-    assert!(
-        st.get("TcpExtTCPFromZeroWindowAdv").copied().unwrap_or(0) >= 1,
-        "{st:?}"
-    );
+    for key in ["TcpExtTCPToZeroWindowAdv", "TcpExtTCPFromZeroWindowAdv"] {
+        assert!(st.get(key).copied().unwrap_or(0) >= 1, "{key}: {st:?}");
+    }
 }
 
 /// A listener on HOST_IP:9002 whose accepted sockets have a 64 KiB receive buffer (set
 /// before listen, so the window scale and buffer are small from the handshake on).
-fn socket2_listener_small_rcvbuf() -> std::io::Result<TcpListener> {
+fn listener_with_small_rcvbuf() -> io::Result<TcpListener> {
     use std::os::fd::FromRawFd;
     // SAFETY: plain socket(2)/setsockopt(2)/bind(2)/listen(2) calls on a new descriptor
     // owned by the returned listener; the sockaddr is fully initialised.
     unsafe {
         let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
         if fd < 0 {
-            return Err(std::io::Error::last_os_error());
+            return Err(io::Error::last_os_error());
         }
         let l = TcpListener::from_raw_fd(fd);
         let one: libc::c_int = 1;
@@ -285,7 +243,7 @@ fn socket2_listener_small_rcvbuf() -> std::io::Result<TcpListener> {
                 std::mem::size_of::<libc::c_int>() as libc::socklen_t,
             ) != 0
             {
-                return Err(std::io::Error::last_os_error());
+                return Err(io::Error::last_os_error());
             }
         }
         let host: std::net::Ipv4Addr = HOST_IP.parse().expect("HOST_IP");
@@ -304,7 +262,7 @@ fn socket2_listener_small_rcvbuf() -> std::io::Result<TcpListener> {
         ) != 0
             || libc::listen(fd, 8) != 0
         {
-            return Err(std::io::Error::last_os_error());
+            return Err(io::Error::last_os_error());
         }
         Ok(l)
     }

@@ -4,8 +4,8 @@
 mod common;
 use common::*;
 use std::time::Duration;
-use ustack_tcp::wire::{TcpFlags, TcpRepr};
-use ustack_tcp::{EcnMode, SeqNum, SockId, TcpConfig, TcpState};
+use ustack_tcp::wire::TcpFlags;
+use ustack_tcp::{EcnMode, SockId, TcpConfig, TcpState};
 
 fn cfg(ecn: EcnMode) -> TcpConfig {
     TcpConfig {
@@ -188,16 +188,7 @@ fn congestion_marks_reduce_the_window_once_per_window_without_retransmission() {
 /// Fills B's SYN queue of listener `l` with spoofed SYNs, so that the next SYN is answered
 /// with a cookie; then connects A to it and returns both ends.
 fn connect_through_a_cookie(n: &mut Net, l: SockId) -> (SockId, SockId) {
-    for i in 0..50u32 {
-        let src = sa(
-            std::net::Ipv4Addr::new(192, 168, 7, i as u8),
-            2000 + i as u16,
-        );
-        let mut r = TcpRepr::new(src.port(), 80, SeqNum(i * 7919), SeqNum(0), TcpFlags::SYN);
-        r.window = 1000;
-        r.options.mss = Some(1460);
-        n.inject_noreply(Dir::AtoB, src, sa(B_IP, 80), &r, &[]);
-    }
+    n.syn_flood_b(80, 50);
     assert!(n.b.stats().syncookies_sent > 0);
     let c = n.a.socket();
     let mut out = Vec::new();
@@ -220,13 +211,7 @@ fn ecn_survives_a_syn_cookie_handshake() {
     let mut n = Net::with_configs(cfg(EcnMode::Request), cfg(EcnMode::Accept));
     let l = n.listen_b(80, 4);
     let (c, s) = connect_through_a_cookie(&mut n, l);
-    let synack = n
-        .log
-        .iter()
-        .rev()
-        .find(|x| x.dir == Dir::BtoA && x.flags.syn())
-        .expect("SYN-ACK")
-        .flags;
+    let synack = n.last_synack_flags();
     assert!(synack.ece() && !synack.cwr(), "{synack:?}");
     assert!(n.a.info(c).unwrap().ecn);
     assert!(n.b.info(s).unwrap().ecn);
@@ -255,13 +240,7 @@ fn no_ecn_through_a_cookie_without_timestamps() {
     let mut n = Net::with_configs(no_ts(EcnMode::Request), no_ts(EcnMode::Accept));
     let l = n.listen_b(80, 4);
     let (c, s) = connect_through_a_cookie(&mut n, l);
-    let synack = n
-        .log
-        .iter()
-        .rev()
-        .find(|x| x.dir == Dir::BtoA && x.flags.syn())
-        .expect("SYN-ACK")
-        .flags;
+    let synack = n.last_synack_flags();
     assert!(!synack.ece(), "{synack:?}");
     assert!(!n.a.info(c).unwrap().ecn);
     assert!(!n.b.info(s).unwrap().ecn);

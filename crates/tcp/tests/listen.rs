@@ -75,16 +75,7 @@ fn syn_flood_engages_cookies_and_carries_mss() {
     let mut n = Net::new();
     let l = n.listen_b(80, 4);
     // A spoofed flood fills the SYN queue; replies go nowhere.
-    for i in 0..200u32 {
-        let src = sa(
-            std::net::Ipv4Addr::new(192, 168, (i >> 8) as u8, i as u8),
-            1000 + i as u16,
-        );
-        let mut r = TcpRepr::new(src.port(), 80, SeqNum(i * 7919), SeqNum(0), TcpFlags::SYN);
-        r.window = 1000;
-        r.options.mss = Some(1460);
-        n.inject_noreply(Dir::AtoB, src, sa(B_IP, 80), &r, &[]);
-    }
+    n.syn_flood_b(80, 200);
     let st = n.b.stats();
     assert!(st.syncookies_sent >= 190, "{}", st.syncookies_sent);
     assert!(

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use ustack_ipv4::{checksum, IpRxMeta};
 use ustack_netdev::{DevId, PacketBuf};
 use ustack_tcp::wire::{TcpFlags, TcpOptions, TcpRepr};
-use ustack_tcp::{SockId, TcpConfig, TcpLayer, TcpSegmentOut, TcpState};
+use ustack_tcp::{SeqNum, SockId, TcpConfig, TcpLayer, TcpSegmentOut, TcpState};
 
 pub const A_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 pub const B_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -626,6 +626,31 @@ impl Net {
         );
         layer.flush_acks(now, &mut out);
         out.iter().map(|s| decode(reply_dir, now, s)).collect()
+    }
+
+    /// Sends B `count` SYNs (MSS 1460) to `port` from spoofed sources 192.168.x.y whose
+    /// replies go nowhere: a SYN flood that fills B's SYN queue.
+    pub fn syn_flood_b(&mut self, port: u16, count: u32) {
+        for i in 0..count {
+            let src = sa(
+                Ipv4Addr::new(192, 168, (i >> 8) as u8, i as u8),
+                1000 + i as u16,
+            );
+            let mut r = TcpRepr::new(src.port(), port, SeqNum(i * 7919), SeqNum(0), TcpFlags::SYN);
+            r.window = 1000;
+            r.options.mss = Some(1460);
+            self.inject_noreply(Dir::AtoB, src, sa(B_IP, port), &r, &[]);
+        }
+    }
+
+    /// The flags of the last SYN-ACK B sent.
+    pub fn last_synack_flags(&self) -> TcpFlags {
+        self.log
+            .iter()
+            .rev()
+            .find(|x| x.dir == Dir::BtoA && x.flags.syn())
+            .expect("a SYN-ACK")
+            .flags
     }
 
     /// The last segment logged in direction `d`.

@@ -148,6 +148,8 @@ if want tun; then
     for i in $(seq "$RUNS"); do
       step "TUN: bulk kernel→ustack (run $i/$RUNS)"
       collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" --cc "$TUN_CC" client send --to 10.181.0.2 --secs "$SECS" --name tun_bulk_in --stack ustack --server-pid "$SRV"
+      step "TUN: bulk kernel→ustack, in-place sink on port 5005 (run $i/$RUNS)"
+      collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" --cc "$TUN_CC" client send --to 10.181.0.2 --port 5005 --secs "$SECS" --name tun_bulk_in --stack ustack_in_place --server-pid "$SRV"
       step "TUN: bulk ustack→kernel (run $i/$RUNS)"
       collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" --cc "$TUN_CC" client recv --to 10.181.0.2 --secs "$SECS" --name tun_bulk_out --stack ustack
       step "TUN: connections/s conc $CONC (run $i/$RUNS)"

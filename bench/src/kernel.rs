@@ -184,9 +184,11 @@ pub enum ClientMode {
 }
 
 /// Runs one client test against `to` (an IP) and prints a RESULT line named `name`/`stack`.
+#[allow(clippy::too_many_arguments)]
 pub fn client(
     mode: ClientMode,
     to: String,
+    port: Option<u16>,
     secs: f64,
     conc: usize,
     name: String,
@@ -197,18 +199,12 @@ pub fn client(
         let ip: std::net::IpAddr = to
             .parse()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{e}")))?;
+        let at = |own: u16| SocketAddr::new(ip, port.unwrap_or(own));
         match mode {
-            ClientMode::Send => {
-                let to = SocketAddr::new(ip, proto::SINK);
-                send(to, secs, &name, &stack, server_pid).await
-            }
-            ClientMode::Recv => recv(SocketAddr::new(ip, proto::SOURCE), secs, &name, &stack).await,
-            ClientMode::Pingpong => {
-                pingpong(SocketAddr::new(ip, proto::ECHO), secs, &name, &stack).await
-            }
-            ClientMode::Connrate => {
-                connrate(SocketAddr::new(ip, proto::CLOSE), secs, conc, &name, &stack).await
-            }
+            ClientMode::Send => send(at(proto::SINK), secs, &name, &stack, server_pid).await,
+            ClientMode::Recv => recv(at(proto::SOURCE), secs, &name, &stack).await,
+            ClientMode::Pingpong => pingpong(at(proto::ECHO), secs, &name, &stack).await,
+            ClientMode::Connrate => connrate(at(proto::CLOSE), secs, conc, &name, &stack).await,
         }
     })
 }

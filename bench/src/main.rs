@@ -155,6 +155,10 @@ enum Cmd {
         /// (from `/proc/<pid>/stat`), beside its own.
         #[arg(long)]
         server_pid: Option<u32>,
+        /// Server port instead of the mode's own (e.g. 5005, `userve`'s in-place sink, for
+        /// `send`).
+        #[arg(long)]
+        port: Option<u16>,
     },
     /// Raw TUN read ceiling: read(2) and discard.
     Tunread {
@@ -307,7 +311,8 @@ fn run(cli: Cli) -> std::io::Result<()> {
             name,
             stack,
             server_pid,
-        } => kernel::client(mode, to, secs, conc, name, stack, server_pid),
+            port,
+        } => kernel::client(mode, to, port, secs, conc, name, stack, server_pid),
         Cmd::Tunread { dev, secs } => tunraw::tunread(&dev, secs),
         Cmd::Udpblast {
             dst,

@@ -121,7 +121,7 @@ pub fn bulk(bytes: u64, mtu: usize, buf: usize, max_secs: f64, in_place: bool) -
 }
 
 /// The sink of [`proto::sink`] reading in place: counts to EOF, replies with the count.
-async fn sink_in_place(mut st: TcpStream) -> io::Result<u64> {
+pub async fn sink_in_place(mut st: TcpStream) -> io::Result<u64> {
     let mut total = 0u64;
     loop {
         let n = st.read_with(|data| data.len()).await?;

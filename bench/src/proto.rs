@@ -5,6 +5,8 @@
 //! - port 5002 *echo*: write back everything read (TCP_NODELAY).
 //! - port 5003 *close*: read one byte, then close first (the server holds TIME-WAIT).
 //! - port 5004 *source*: write until the peer goes away (server -> client bulk).
+//! - port 5005 *sink in place* (`userve` only): the sink, discarding the data where it lies
+//!   in the receive queue (`TcpStream::read_with`) instead of reading it into a buffer.
 //!
 //! 5001..5003 are the three ports of `../shared/peers` `tcpbench` and of `bench_server`.
 
@@ -21,6 +23,8 @@ pub const ECHO: u16 = 5002;
 pub const CLOSE: u16 = 5003;
 /// Source port.
 pub const SOURCE: u16 = 5004;
+/// In-place sink port (`userve` only).
+pub const SINK_IN_PLACE: u16 = 5005;
 
 /// Reads to EOF and replies with the count.
 pub async fn sink<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) -> io::Result<u64> {

@@ -175,6 +175,16 @@ fn comparisons(r: &Results) -> Vec<Cmp> {
             base_label: "raw TUN read ceiling".into(),
             target: AtLeast(0.9),
         },
+        // The same transfer with the sink discarding data in place (`read_with`), as the
+        // ceiling's reader discards each packet: no copy into an application buffer.
+        Cmp {
+            label: "TUN bulk kernel→ustack, in-place sink, vs raw TUN read".into(),
+            unit: "Gbit/s",
+            ustack: fig("tun_bulk_in", "ustack_in_place", "gbit_s"),
+            base: fig("tun_read_ceiling", "tun_raw", "gbit_s"),
+            base_label: "raw TUN read ceiling".into(),
+            target: None,
+        },
         Cmp {
             label: "TUN bulk kernel→ustack vs netstack-smoltcp".into(),
             unit: "Gbit/s",

@@ -1,5 +1,5 @@
 //! The benchmark server on ustack over a TUN device (`userve`): the same four ports as
-//! `kserve` (see `proto`), and cwnd/RTT sampled from `TcpStream::info()` on the source port
+//! `kserve` (see `proto`) plus the in-place sink on 5005, and cwnd/RTT sampled from `TcpStream::info()` on the source port
 //! for the loss chart. One current-thread runtime, like `bench_server`. With `--offload` the
 //! TUN is opened with `IFF_VNET_HDR` and TSO/checksum offloads (`TunOptions::offload`).
 
@@ -51,7 +51,14 @@ pub fn userve(
         }
         let stack = b.build().await?;
         let info_log = Arc::new(info_log);
-        for port in [proto::SINK, proto::ECHO, proto::CLOSE, proto::SOURCE] {
+        let ports = [
+            proto::SINK,
+            proto::ECHO,
+            proto::CLOSE,
+            proto::SOURCE,
+            proto::SINK_IN_PLACE,
+        ];
+        for port in ports {
             let l =
                 TcpListener::bind_with(&stack, std::net::SocketAddr::from(([0, 0, 0, 0], port)))
                     .await?;
@@ -69,6 +76,9 @@ pub fn userve(
                                 let _ = proto::echo(s).await;
                             }
                             proto::CLOSE => proto::close_one(s).await,
+                            proto::SINK_IN_PLACE => {
+                                let _ = crate::mem::sink_in_place(s).await;
+                            }
                             _ => {
                                 let mut samples = Vec::new();
                                 proto::source(

@@ -267,3 +267,78 @@ fn listener_with_small_rcvbuf() -> io::Result<TcpListener> {
         Ok(l)
     }
 }
+
+/// Keepalive against a live Linux peer: ustack probes an idle connection every second
+/// after one idle second; the kernel answers each probe, so the connection survives five
+/// idle seconds and then closes normally.
+#[test]
+fn keepalive_probes_answered_by_a_live_kernel_peer() {
+    require_root!();
+    let net = TunNet::new("kalive");
+    let (_, exit, _) = send_to_kernel_sink(
+        &net,
+        &net.ns,
+        || TcpListener::bind((HOST_IP, 9003)),
+        Duration::ZERO,
+        &format!("{HOST_IP}:9003"),
+        0,
+        &["--keepalive", "1", "--idle", "5"],
+    );
+    let probes: u64 = exit["keepalive_probes"].parse().unwrap();
+    assert!(probes >= 2, "{probes} keepalive probes in 5 idle seconds");
+}
+
+/// Keepalive against a peer that went away: once the connection is up, the kernel side's
+/// firewall drops everything ustack sends, so no probe is answered; after one idle second
+/// and three unanswered probes a second apart the connection fails with a timeout instead
+/// of hanging for the 30 idle seconds asked for.
+#[test]
+fn keepalive_detects_a_vanished_kernel_peer() {
+    require_root!();
+    require_tool!("iptables");
+    let net = TunNet::new("kadead");
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let holder = net.ns.thread(move || -> Result<(), String> {
+        let l = TcpListener::bind((HOST_IP, 9004)).map_err(|e| e.to_string())?;
+        let (_s, _) = l.accept().map_err(|e| e.to_string())?;
+        // Hold the connection (never close it) until the test is done.
+        let _ = held.recv_timeout(Duration::from_secs(60));
+        Ok(())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let client = stack_client(
+        &net,
+        "tcp_client",
+        &[
+            "--connect",
+            &format!("{HOST_IP}:9004"),
+            "--keepalive",
+            "1",
+            "--idle",
+            "30",
+            "--timeout",
+            "60",
+        ],
+    );
+    client.wait_for("connected", Duration::from_secs(10));
+    net.ns
+        .sh("iptables -I INPUT -i ust0 -p tcp --dport 9004 -j DROP");
+    let t = Instant::now();
+    let (ok, out) = client.wait(Duration::from_secs(40));
+    let took = t.elapsed();
+    println!("{out}");
+    let _ = release.send(());
+    holder.join().expect("holder thread").expect("holder");
+    assert!(!ok, "tcp_client should fail on a dead peer");
+    assert!(took < Duration::from_secs(15), "gave up after {took:?}");
+    assert!(
+        out.contains("kind: TimedOut"),
+        "no TimedOut error in the output"
+    );
+    let exit = kv(out
+        .lines()
+        .find(|l| l.contains("keepalive_probes="))
+        .expect("exit line"));
+    let probes: u64 = exit["keepalive_probes"].parse().unwrap();
+    assert!(probes >= 3, "{probes} keepalive probes");
+}

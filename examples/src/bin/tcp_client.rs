@@ -1,6 +1,7 @@
 //! A small netcat-like TCP client on ustack, used by the integration tests and handy for
-//! poking at kernel servers: connects, sends N bytes of the `i % 251` pattern, half-closes
-//! (FIN), reads until the peer closes, and prints one summary line
+//! poking at kernel servers: connects, sends N bytes of the `i % 251` pattern, optionally
+//! stays idle (`--idle`, with `--keepalive` probing), half-closes (FIN), reads until the
+//! peer closes, and prints one summary line
 //! (`sent=.. received=.. sha256=.. pattern_ok=.. snd_mss=.. total_retrans=..`).
 //!
 //! ```sh
@@ -35,11 +36,25 @@ struct Cli {
     /// Seconds to wait for the whole exchange.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
+    /// Keepalive: probe after this many idle seconds, then every second; three
+    /// unanswered probes end the connection with `TimedOut` (0: off).
+    #[arg(long, default_value_t = 0)]
+    keepalive: u64,
+    /// Seconds to stay idle after sending, before the half-close.
+    #[arg(long, default_value_t = 0)]
+    idle: u64,
 }
 
 async fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     let mut s = TcpStream::connect(cli.connect).await?;
+    if cli.keepalive > 0 {
+        s.set_keepalive(Some(ustack::KeepaliveConfig {
+            idle: Duration::from_secs(cli.keepalive),
+            interval: Duration::from_secs(1),
+            count: 3,
+        }))?;
+    }
     println!(
         "tcp_client: connected local={} peer={}",
         s.local_addr()?,
@@ -47,6 +62,7 @@ async fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
     );
     let (mut rd, mut wr) = s.split();
     let send = cli.send;
+    let idle = Duration::from_secs(cli.idle);
     let writer = async move {
         let mut buf = vec![0u8; 64 * 1024];
         let mut off = 0u64;
@@ -56,6 +72,7 @@ async fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
             wr.write_all(&buf[..n]).await?;
             off += n as u64;
         }
+        tokio::time::sleep(idle).await;
         wr.shutdown().await?;
         Ok::<u64, std::io::Error>(off)
     };
@@ -106,10 +123,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let stack = cli.stack.build().await?;
     let r = tokio::time::timeout(Duration::from_secs(cli.timeout), run(&cli)).await;
     tokio::time::sleep(Duration::from_millis(cli.linger_ms)).await;
+    let st = stack.stats();
     println!(
-        "tcp_client: connections tracked at exit={} icmp_in_dest_unreachs={}",
+        "tcp_client: connections tracked at exit={} icmp_in_dest_unreachs={} keepalive_probes={}",
         stack.tcp_connection_count(),
-        stack.stats().icmp.in_dest_unreachs
+        st.icmp.in_dest_unreachs,
+        st.tcp.tcp_keep_alive
     );
     stack.shutdown().await;
     match r {

@@ -342,3 +342,75 @@ fn keepalive_detects_a_vanished_kernel_peer() {
     let probes: u64 = exit["keepalive_probes"].parse().unwrap();
     assert!(probes >= 3, "{probes} keepalive probes");
 }
+
+/// A Linux peer that aborts (`SO_LINGER` 0, then close: an RST) in the middle of a transfer:
+/// ustack's client fails at once with `ConnectionReset` instead of sending on or hanging.
+#[test]
+fn kernel_peer_abort_resets_the_transfer() {
+    require_root!();
+    let net = TunNet::new("abort");
+    let aborter = net.ns.thread(move || -> Result<u64, String> {
+        let l = TcpListener::bind((HOST_IP, 9005)).map_err(|e| e.to_string())?;
+        let (mut s, _) = l.accept().map_err(|e| e.to_string())?;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut got = 0u64;
+        while got < 1024 * 1024 {
+            let n = io::Read::read(&mut s, &mut buf).map_err(|e| e.to_string())?;
+            if n == 0 {
+                break;
+            }
+            got += n as u64;
+        }
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: SO_LINGER reads one `struct linger` from the pointer; the descriptor is
+        // the open stream's.
+        let rc = unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&s),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error().to_string());
+        }
+        drop(s);
+        Ok(got)
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let client = stack_client(
+        &net,
+        "tcp_client",
+        &[
+            "--connect",
+            &format!("{HOST_IP}:9005"),
+            "--send",
+            &(256u64 * 1024 * 1024).to_string(),
+            "--timeout",
+            "60",
+        ],
+    );
+    let t = Instant::now();
+    let (ok, out) = client.wait(Duration::from_secs(70));
+    let took = t.elapsed();
+    println!("{out}");
+    let got = aborter.join().expect("aborter thread").expect("aborter");
+    assert!(
+        got >= 1024 * 1024,
+        "the kernel read {got} bytes before aborting"
+    );
+    assert!(!ok, "tcp_client should fail on a reset");
+    assert!(
+        out.contains("kind: ConnectionReset"),
+        "no ConnectionReset error in the output"
+    );
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    // The kernel sent the reset (TcpExtTCPAbortOnLinger or an RST out).
+    let st = net.ns.nstat();
+    assert!(st.get("TcpOutRsts").copied().unwrap_or(0) >= 1, "{st:?}");
+}

@@ -1,7 +1,8 @@
 //! ustack clients against kernel servers: the hyper-based `http_client` against
 //! `python3 -m http.server`, and `tcp_client` sending to a kernel sink directly, through a
-//! Linux router with a smaller MTU (path MTU discovery), and to a receiver that stops
-//! reading for a while (zero window).
+//! Linux router with a smaller MTU (path MTU discovery), to a receiver that stops reading
+//! for a while (zero window), to a peer that aborts (RST), and idling with keepalive
+//! against a live peer and a vanished one.
 
 use std::collections::HashMap;
 use std::io::{self, Write};

@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use std::time::Duration;
 use ustack_tcp::wire::TcpFlags;
-use ustack_tcp::{EcnMode, SockId, TcpConfig, TcpState};
+use ustack_tcp::{EcnMode, SockId, TcpConfig};
 
 fn cfg(ecn: EcnMode) -> TcpConfig {
     TcpConfig {
@@ -190,15 +190,7 @@ fn congestion_marks_reduce_the_window_once_per_window_without_retransmission() {
 fn connect_through_a_cookie(n: &mut Net, l: SockId) -> (SockId, SockId) {
     n.syn_flood_b(80, 50);
     assert!(n.b.stats().syncookies_sent > 0);
-    let c = n.a.socket();
-    let mut out = Vec::new();
-    n.a.connect(n.now, c, A_IP, sa(B_IP, 80), 1500, &mut out)
-        .unwrap();
-    n.send(Dir::AtoB, out);
-    assert!(n.run_until(Duration::from_secs(5), |n| n.a.state(c)
-        == Some(TcpState::Established)));
-    n.settle();
-    let s = n.b.accept(l).unwrap().expect("cookie connection accepted");
+    let (c, s) = n.connect_to_listener(l, 80, 1500);
     assert_eq!(n.b.stats().syncookies_recv, 1);
     (c, s)
 }

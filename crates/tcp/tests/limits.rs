@@ -380,17 +380,6 @@ fn time_wait_limit_overflows_and_recovers() {
     assert_eq!(n.a.stats().tcp_time_wait_overflow, 1);
 }
 
-fn spoofed_syn(n: &mut Net, i: u32, port: u16) {
-    let src = sa(
-        Ipv4Addr::new(10, 99, (i >> 8) as u8, i as u8),
-        2000 + i as u16,
-    );
-    let mut r = TcpRepr::new(src.port(), port, SeqNum(i * 7919), SeqNum(0), TcpFlags::SYN);
-    r.window = 1000;
-    r.options.mss = Some(1460);
-    n.inject_noreply(Dir::AtoB, src, sa(B_IP, port), &r, &[]);
-}
-
 /// `tcp_max_syn_backlog` without cookies: SYNs beyond the SYN queue are dropped
 /// (`TCPReqQFullDrop`, `ListenDrops`); with cookies they are answered with a cookie
 /// (`SyncookiesSent`). Request socks expire after the SYN-ACK retries and the listener
@@ -405,7 +394,7 @@ fn syn_backlog_limit_drops_or_cookies_and_recovers() {
     let mut n = Net::with_configs(TcpConfig::default(), cb);
     let l = n.listen_b(80, 64);
     for i in 0..10 {
-        spoofed_syn(&mut n, i, 80);
+        n.spoofed_syn_b(i, 80);
     }
     let st = n.b.stats();
     assert_eq!(st.passive_opens, 4);
@@ -433,7 +422,7 @@ fn syn_backlog_limit_drops_or_cookies_and_recovers() {
     let mut n = Net::with_configs(TcpConfig::default(), cb);
     n.listen_b(80, 64);
     for i in 0..10 {
-        spoofed_syn(&mut n, i, 80);
+        n.spoofed_syn_b(i, 80);
     }
     let st = n.b.stats();
     assert_eq!(st.passive_opens, 4);

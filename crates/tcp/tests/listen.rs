@@ -84,15 +84,7 @@ fn syn_flood_engages_cookies_and_carries_mss() {
         n.b.connection_count()
     );
     // A legitimate client with a smaller MSS (route MTU 1340 -> MSS 1300).
-    let c = n.a.socket();
-    let mut out = Vec::new();
-    n.a.connect(n.now, c, A_IP, sa(B_IP, 80), 1340, &mut out)
-        .unwrap();
-    n.send(Dir::AtoB, out);
-    assert!(n.run_until(Duration::from_secs(5), |n| n.a.state(c)
-        == Some(TcpState::Established)));
-    n.settle();
-    let s = n.b.accept(l).unwrap().expect("cookie connection accepted");
+    let (c, s) = n.connect_to_listener(l, 80, 1340);
     let st = n.b.stats();
     assert_eq!(st.syncookies_recv, 1);
     let info = n.b.info(s).unwrap();

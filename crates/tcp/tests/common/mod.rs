@@ -628,19 +628,46 @@ impl Net {
         out.iter().map(|s| decode(reply_dir, now, s)).collect()
     }
 
-    /// Sends B `count` SYNs (MSS 1460) to `port` from spoofed sources 192.168.x.y whose
-    /// replies go nowhere: a SYN flood that fills B's SYN queue.
+    /// Sends B one SYN (MSS 1460) to `port` from spoofed source number `i`
+    /// (192.168.x.y:1000+i) and drops B's reply.
+    pub fn spoofed_syn_b(&mut self, i: u32, port: u16) {
+        let src = sa(
+            Ipv4Addr::new(192, 168, (i >> 8) as u8, i as u8),
+            1000 + i as u16,
+        );
+        let mut r = TcpRepr::new(src.port(), port, SeqNum(i * 7919), SeqNum(0), TcpFlags::SYN);
+        r.window = 1000;
+        r.options.mss = Some(1460);
+        self.inject_noreply(Dir::AtoB, src, sa(B_IP, port), &r, &[]);
+    }
+
+    /// A SYN flood that fills B's SYN queue: `count` spoofed SYNs to `port`.
     pub fn syn_flood_b(&mut self, port: u16, count: u32) {
         for i in 0..count {
-            let src = sa(
-                Ipv4Addr::new(192, 168, (i >> 8) as u8, i as u8),
-                1000 + i as u16,
-            );
-            let mut r = TcpRepr::new(src.port(), port, SeqNum(i * 7919), SeqNum(0), TcpFlags::SYN);
-            r.window = 1000;
-            r.options.mss = Some(1460);
-            self.inject_noreply(Dir::AtoB, src, sa(B_IP, port), &r, &[]);
+            self.spoofed_syn_b(i, port);
         }
+    }
+
+    /// Connects a new socket of A to B's listener `l` on `port` (A's route MTU
+    /// `route_mtu`), runs until A is established and returns A's socket and the one B
+    /// accepted.
+    pub fn connect_to_listener(
+        &mut self,
+        l: SockId,
+        port: u16,
+        route_mtu: usize,
+    ) -> (SockId, SockId) {
+        let c = self.a.socket();
+        let mut out = Vec::new();
+        self.a
+            .connect(self.now, c, A_IP, sa(B_IP, port), route_mtu, &mut out)
+            .unwrap();
+        self.send(Dir::AtoB, out);
+        assert!(self.run_until(Duration::from_secs(5), |n| n.a.state(c)
+            == Some(TcpState::Established)));
+        self.settle();
+        let s = self.b.accept(l).unwrap().expect("connection accepted");
+        (c, s)
     }
 
     /// The flags of the last SYN-ACK B sent.

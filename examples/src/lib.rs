@@ -310,9 +310,39 @@ pub fn human_rate(bytes: u64, elapsed: Duration) -> String {
     }
 }
 
+/// The error a `main` of these examples returns: like `Box<dyn Error>`, but shown with its
+/// message when the program exits (`Error: TUN name must be at most 15 bytes, ...`)
+/// instead of the debug form (`Error: Custom { kind: InvalidInput, error: "..." }`).
+pub struct Failure(Box<dyn std::error::Error>);
+
+impl<E: Into<Box<dyn std::error::Error>>> From<E> for Failure {
+    fn from(e: E) -> Failure {
+        Failure(e.into())
+    }
+}
+
+impl std::fmt::Debug for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A program that fails says why in words: the message, not the debug form.
+    #[test]
+    fn failures_show_their_message() {
+        let e: Failure = std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "TUN name must be at most 15 bytes",
+        )
+        .into();
+        assert_eq!(format!("{e:?}"), "TUN name must be at most 15 bytes");
+        let e: Failure = "--threads must be at least 1".into();
+        assert_eq!(format!("{e:?}"), "--threads must be at least 1");
+    }
 
     #[test]
     fn pattern_chunks_agree_with_fill() {

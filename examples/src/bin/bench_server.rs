@@ -84,7 +84,7 @@ async fn serve(l: TcpListener, mode: Mode) {
     }
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), ustack_examples::Failure> {
     init_tracing();
     let cli = Cli::parse();
     let rt = match cli.threads {
@@ -97,7 +97,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .enable_all()
             .build()?,
     };
-    rt.block_on(run(cli))
+    Ok(rt.block_on(run(cli))?)
 }
 
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {

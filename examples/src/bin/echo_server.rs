@@ -127,7 +127,7 @@ async fn serve_transparent(socks: Option<(TcpListener, UdpSocket)>) {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), ustack_examples::Failure> {
     init_tracing();
     let cli = Cli::parse();
     let stack = cli.stack.build().await?;

@@ -35,7 +35,7 @@ struct Cli {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), ustack_examples::Failure> {
     init_tracing();
     let cli = Cli::parse();
     let uri: hyper::Uri = cli.url.parse()?;

@@ -79,7 +79,7 @@ async fn send(stack: Stack, bytes: u64) -> std::io::Result<u64> {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), ustack_examples::Failure> {
     init_tracing();
     let cli = Cli::parse();
     let cfg = MemLinkConfig {

@@ -550,11 +550,12 @@ async fn tun_echo(a: TunEchoArgs) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), ustack_examples::Failure> {
     init_tracing();
     let cli = Cli::parse();
     match cli.cmd {
-        Some(Cmd::TunEcho(a)) => tun_echo(a).await,
-        None => soak(cli.soak).await,
+        Some(Cmd::TunEcho(a)) => tun_echo(a).await?,
+        None => soak(cli.soak).await?,
     }
+    Ok(())
 }

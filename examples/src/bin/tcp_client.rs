@@ -117,7 +117,7 @@ async fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), ustack_examples::Failure> {
     init_tracing();
     let cli = Cli::parse();
     let stack = cli.stack.build().await?;
@@ -132,7 +132,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     stack.shutdown().await;
     match r {
-        Ok(r) => r,
+        Ok(r) => Ok(r?),
         Err(_) => Err(format!("timed out after {} s", cli.timeout).into()),
     }
 }

@@ -82,14 +82,15 @@ fn ecn_echo_run(tag: &str, args: &[&str]) {
     let marked = net.ns.sh("iptables -t mangle -L -v -x -n");
     println!("{marked}");
 
+    let kernel_retrans = net.ns.nstat().get("TcpRetransSegs").copied().unwrap_or(0);
     let (clean, log) = server.terminate(Duration::from_secs(5));
     assert!(clean, "echo_server did not exit cleanly:\n{log}");
     let segs = pcap::read_tcp(&cap).expect("read pcap");
     let _ = std::fs::remove_file(&cap);
-    check_ecn(&segs);
+    check_ecn(&segs, kernel_retrans);
 }
 
-fn check_ecn(segs: &[Segment]) {
+fn check_ecn(segs: &[Segment], kernel_retrans: u64) {
     let host: std::net::Ipv4Addr = HOST_IP.parse().unwrap();
     let stack: std::net::Ipv4Addr = STACK_IP.parse().unwrap();
     let conn: Vec<&Segment> = segs
@@ -134,10 +135,19 @@ fn check_ecn(segs: &[Segment]) {
     let got: Vec<_> = data(host).collect();
     let got_ce = got.iter().filter(|s| ecn_of(s) == CE).count();
     println!("kernel data segments: {} ({} CE)", got.len(), got_ce);
+    // New data from the kernel is ECN-capable; its retransmissions need not be (RFC 3168
+    // 6.1.5, and Linux sends them Not-ECT). A busy machine can overflow the TUN's queue,
+    // and the capture may then hold a retransmission without the original, so the
+    // kernel's own count of retransmitted segments bounds the Not-ECT data segments.
+    let not_ect: Vec<_> = got
+        .iter()
+        .filter(|s| !matches!(ecn_of(s), ECT0 | CE) && !s.has(flags::FIN))
+        .collect();
     assert!(
-        got.iter()
-            .all(|s| matches!(ecn_of(s), ECT0 | CE) || s.has(flags::FIN)),
-        "kernel data not ECN-capable"
+        not_ect.len() as u64 <= kernel_retrans,
+        "kernel data not ECN-capable ({} segments, {kernel_retrans} retransmitted): {:?}",
+        not_ect.len(),
+        not_ect.first()
     );
     assert!(got_ce > 0, "no kernel data arrived marked");
     // ustack echoes the marks; the kernel answers with CWR on later data.

@@ -293,6 +293,28 @@ impl TunNet {
     }
 }
 
+/// Runs `f(tun)` inside the namespace of `net` on a current-thread tokio runtime (where a
+/// ustack `Stack` can attach to the TUN device), with a 90 s limit.
+pub fn block_on_in<T, F, Fut>(net: &TunNet, f: F) -> Result<T, String>
+where
+    F: FnOnce(String) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, String>>,
+    T: Send + 'static,
+{
+    let tun = net.tun.clone();
+    net.ns.within(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(90), f(tun))
+                .await
+                .map_err(|_| "timed out".to_string())?
+        })
+    })
+}
+
 #[derive(Debug, Default)]
 struct Captured {
     text: String,

@@ -18,7 +18,7 @@ use ustack::net::TcpListener;
 use ustack::netdev::DeviceStats;
 use ustack::{Stack, TunOptions};
 use ustack_integration_tests::{
-    fill_pattern, pattern_byte, require_root, require_tool, TunNet, PREFIX, STACK_IP,
+    block_on_in, fill_pattern, pattern_byte, require_root, require_tool, TunNet, PREFIX, STACK_IP,
 };
 
 const BYTES: u64 = 64 << 20;
@@ -93,28 +93,6 @@ async fn listen_on(tun: String, offload: bool) -> Result<(Stack, TcpListener), S
         .await
         .map_err(|e| format!("bind: {e}"))?;
     Ok((stack, l))
-}
-
-/// Runs `f(tun)` inside the namespace of `net` on a current-thread runtime, with a time
-/// limit.
-fn block_on_in<T, F, Fut>(net: &TunNet, f: F) -> Result<T, String>
-where
-    F: FnOnce(String) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<T, String>>,
-    T: Send + 'static,
-{
-    let tun = net.tun.clone();
-    net.ns.within(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        rt.block_on(async {
-            tokio::time::timeout(Duration::from_secs(90), f(tun))
-                .await
-                .map_err(|_| "timed out".to_string())?
-        })
-    })
 }
 
 async fn serve(tun: String, offload: bool, bytes: u64) -> Result<Seen, String> {

@@ -188,6 +188,40 @@ fn invalid(msg: &str) -> io::Error {
 }
 
 impl TunDevice {
+    /// The interface flags (`SIOCGIFFLAGS`).
+    fn if_flags(&self) -> io::Result<i32> {
+        match &self.io {
+            TunIo::Plain(tun) => tun.flags().map(i32::from).map_err(tun_error),
+            TunIo::Vnet { ctl, .. } => ctl.flags(),
+        }
+    }
+
+    /// True once the kernel sends into the device: the interface is up and running
+    /// (`IFF_UP | IFF_RUNNING`). A persistent TUN that was up before a reader attached
+    /// becomes running when the kernel's link-state work next runs (Linux `linkwatch`,
+    /// up to a second later), and only then does the kernel queue packets to it; until
+    /// then it drops them.
+    pub fn is_running(&self) -> bool {
+        let want = libc::IFF_UP | libc::IFF_RUNNING;
+        self.if_flags().is_ok_and(|f| f & want == want)
+    }
+
+    /// Waits until the device [`is_running`](Self::is_running), at most `limit`; returns
+    /// whether it is. ustack's `StackBuilder::build` waits up to 2 s for a TUN that is up,
+    /// so that a stack is reachable when it is returned.
+    pub async fn wait_running(&self, limit: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if self.is_running() {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// Opens (attaches to or creates) the TUN device `opts.name`, sets its MTU, gives the
     /// kernel side `opts.host_addr` and brings it up when asked. Linux: `TUNSETIFF` with
     /// `IFF_TUN | IFF_NO_PI` (plus `IFF_VNET_HDR`, `TUNSETVNETHDRSZ` and `TUNSETOFFLOAD`

@@ -38,6 +38,9 @@ struct DevSpec {
     wraps: Vec<Wrap>,
 }
 
+/// How long [`StackBuilder::build`] waits for a TUN device that is up to be running.
+const TUN_RUNNING_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Builds a [`Stack`]: attach devices, give them addresses, add routes, tune the protocol
 /// settings, then [`build`](StackBuilder::build) spawns the driver on the current tokio
 /// runtime (current-thread and multi-thread both work).
@@ -268,7 +271,9 @@ impl StackBuilder {
     }
 
     /// Opens the devices, configures addresses and routes, and spawns the driver task on
-    /// the current tokio runtime.
+    /// the current tokio runtime. A TUN device that is up is waited for (at most 2 s)
+    /// until the kernel sends into it (`TunDevice::is_running`), so the stack is reachable
+    /// when it is returned.
     ///
     /// # Panics
     /// Outside a tokio runtime (like `tokio::spawn`).
@@ -287,7 +292,18 @@ impl StackBuilder {
         for (i, spec) in self.devices.into_iter().enumerate() {
             let id = DevId(u16::try_from(i).map_err(|_| io::Error::other("too many devices"))?);
             let mut dev: Box<dyn NetDevice> = match spec.source {
-                DevSource::Tun(opts) => Box::new(TunDevice::open(opts)?),
+                DevSource::Tun(opts) => {
+                    let tun = TunDevice::open(opts)?;
+                    // A TUN that is up but not yet running drops what the kernel sends
+                    // into it (see `TunDevice::is_running`): wait for it, briefly.
+                    if tun.is_up() && !tun.wait_running(TUN_RUNNING_WAIT).await {
+                        tracing::warn!(
+                            dev = tun.name(),
+                            "TUN device is up but not running after {TUN_RUNNING_WAIT:?}"
+                        );
+                    }
+                    Box::new(tun)
+                }
                 DevSource::Device(d) => d,
             };
             for w in spec.wraps {

@@ -50,16 +50,18 @@ impl TcpFlags {
     }
     /// SYN set.
     #[inline]
+    pub fn syn(self) -> bool {
+        self.contains(Self::SYN)
+    }
     /// ECN-Echo (RFC 3168).
+    #[inline]
     pub fn ece(self) -> bool {
         self.contains(Self::ECE)
     }
     /// Congestion Window Reduced (RFC 3168).
+    #[inline]
     pub fn cwr(self) -> bool {
         self.contains(Self::CWR)
-    }
-    pub fn syn(self) -> bool {
-        self.contains(Self::SYN)
     }
     /// RST set.
     #[inline]

@@ -120,8 +120,7 @@ impl TcpLayer {
             snd_wscale: ws,
             rcv_wscale,
             sack_ok: cfg.sack && seg.options.sack_permitted,
-            // RFC 3168 6.1.1: an ECN-setup SYN carries ECE and CWR.
-            ecn_ok: cfg.ecn != crate::EcnMode::Off && seg.flags.ece() && seg.flags.cwr(),
+            ecn_ok: ecn_accepted(cfg, seg),
             ts_recent: if cfg.timestamps {
                 seg.options.timestamp.map(|t| t.0)
             } else {
@@ -438,7 +437,7 @@ impl TcpLayer {
             let sack = self.sh.cfg.sack && seg.options.sack_permitted;
             // ECN needs the timestamp to be remembered (Linux `cookie_ecn_ok`), as the
             // SYN's other options do.
-            let ecn = self.sh.cfg.ecn != crate::EcnMode::Off && seg.flags.ece() && seg.flags.cwr();
+            let ecn = ecn_accepted(&self.sh.cfg, seg);
             if ecn {
                 // ECN-setup SYN-ACK: ECE without CWR.
                 r.flags |= TcpFlags::ECE;
@@ -549,4 +548,10 @@ impl TcpLayer {
         self.install_child(now, tcb, cid, lid, seg, payload, out);
         true
     }
+}
+
+/// Whether a listener answers this SYN with ECN (RFC 3168 6.1.1: an ECN-setup SYN carries
+/// ECE and CWR; the stack accepts unless ECN is off).
+fn ecn_accepted(cfg: &crate::TcpConfig, seg: &TcpRepr) -> bool {
+    cfg.ecn != crate::EcnMode::Off && seg.flags.ece() && seg.flags.cwr()
 }

@@ -11,7 +11,7 @@ use crate::recovery::first_unsacked;
 use crate::seq::SeqNum;
 use crate::state::TcpState;
 use crate::tcb::{CaState, RtxKind, Tcb};
-use crate::wire::{TcpFlags, TcpOptions, TcpRepr};
+use crate::wire::{TcpFlags, TcpOptions, TcpRepr, ECN_ECT0, ECN_MASK};
 
 /// A TCP segment ready for IP output: header + payload, with headroom for the IP header.
 #[derive(Debug, Clone)]
@@ -199,7 +199,7 @@ pub(crate) fn transmit(
         // New data is ECN-capable; retransmissions and bare ACKs are not (RFC 3168
         // 6.1.4-6.1.5), and the first new data after a reduction says CWR.
         if len > 0 && !retrans {
-            seg.tos = (seg.tos & !0b11) | ECN_ECT0;
+            seg.tos = (seg.tos & !ECN_MASK) | ECN_ECT0;
             if tcb.ecn_queue_cwr {
                 flags |= TcpFlags::CWR;
                 tcb.ecn_queue_cwr = false;
@@ -270,9 +270,6 @@ pub(crate) fn transmit(
     }
     out.push(seg);
 }
-
-/// The ECN-Capable Transport (0) codepoint of the IP header's ECN field (RFC 3168).
-const ECN_ECT0: u8 = 0b10;
 
 /// Options on our SYN or SYN-ACK (simultaneous open): MSS, WS, SACK-permitted, TS.
 fn syn_options(tcb: &Tcb, sh: &mut Shared, now: Instant) -> TcpOptions {

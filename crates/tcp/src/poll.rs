@@ -132,7 +132,7 @@ impl TcpLayer {
             SockOpt::Ttl(t) => o.ttl = Some(t),
             // Linux `do_ip_setsockopt(IP_TOS)` on a stream socket: the ECN bits belong to
             // the connection's ECN state (`EcnMode`), not to the application.
-            SockOpt::Tos(t) => o.tos = t & !0x03,
+            SockOpt::Tos(t) => o.tos = t & !crate::wire::ECN_MASK,
             SockOpt::Linger(l) => o.linger = l,
             SockOpt::ReuseAddr(r) => o.reuseaddr = r,
             SockOpt::ReusePort(r) => o.reuseport = r,

@@ -16,13 +16,8 @@ use crate::stack::{Sock, TcpLayer};
 use crate::state::TcpState;
 use crate::tcb::Tcb;
 use crate::tw::tw_input;
-use crate::wire::{TcpRepr, IPPROTO_TCP};
+use crate::wire::{TcpRepr, ECN_CE, ECN_MASK, IPPROTO_TCP};
 use ustack_ipv4::checksum;
-
-/// The ECN field of the IP header's TOS byte and its Congestion Experienced codepoint
-/// (RFC 3168 section 5).
-const ECN_MASK: u8 = 0b11;
-const ECN_CE: u8 = 0b11;
 
 impl TcpLayer {
     /// Processes one received TCP segment (IP header already removed). `route_mtu` is the

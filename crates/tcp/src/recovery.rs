@@ -241,8 +241,7 @@ fn ecn_echo(tcb: &mut Tcb, sh: &mut Shared, ack: SeqNum) {
     let ss = cc_ssthresh(tcb);
     tcb.ccs.ssthresh = ss;
     tcb.ccs.cwnd = tcb.ccs.cwnd.min(ss).max(2);
-    tcb.ecn_cwr_high = Some(tcb.snd_nxt);
-    tcb.ecn_queue_cwr = true;
+    ecn_reduced(tcb);
     sh.stats.tcp_ecn_reductions += 1;
 }
 

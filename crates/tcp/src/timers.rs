@@ -14,7 +14,7 @@ use crate::seq::SeqNum;
 use crate::sock::SockId;
 use crate::stack::{Sock, TcpLayer};
 use crate::state::TcpState;
-use crate::tcb::{CaState, RtxKind};
+use crate::tcb::{CaState, RtxKind, Tcb};
 use crate::wire::TcpFlags;
 
 impl TcpLayer {
@@ -62,6 +62,8 @@ impl TcpLayer {
                     self.sh.set_timer(id, TimerKind::Rtx, tcb.rtx_deadline);
                     return;
                 }
+                // It fires now; each handler re-arms what it still needs.
+                tcb.rtx_armed = false;
                 match tcb.rtx_kind {
                     RtxKind::Probe => self.probe_timer(now, id, out),
                     RtxKind::Tlp => self.loss_probe_timer(now, id, out),
@@ -98,8 +100,7 @@ impl TcpLayer {
         let Some(Sock::Conn(tcb)) = self.socks.get_mut(id) else {
             return;
         };
-        tcb.rtx_armed = false;
-        if tcb.snd_una == tcb.snd_nxt {
+        if nothing_in_flight(tcb) {
             return;
         }
         let sh = &mut self.sh;
@@ -117,9 +118,7 @@ impl TcpLayer {
         let Some(Sock::Conn(tcb)) = self.socks.get_mut(id) else {
             return;
         };
-        tcb.rtx_armed = false;
-        if tcb.snd_una == tcb.snd_nxt || matches!(tcb.state, TcpState::Closed | TcpState::TimeWait)
-        {
+        if nothing_in_flight(tcb) {
             return;
         }
         let sh = &mut self.sh;
@@ -137,9 +136,7 @@ impl TcpLayer {
         let Some(Sock::Conn(tcb)) = self.socks.get_mut(id) else {
             return;
         };
-        tcb.rtx_armed = false;
-        if tcb.snd_una == tcb.snd_nxt || matches!(tcb.state, TcpState::Closed | TcpState::TimeWait)
-        {
+        if nothing_in_flight(tcb) {
             return;
         }
         let sh = &mut self.sh;
@@ -200,7 +197,6 @@ impl TcpLayer {
         let Some(Sock::Conn(tcb)) = self.socks.get_mut(id) else {
             return;
         };
-        tcb.rtx_armed = false;
         let sh = &mut self.sh;
         let unsent = tcb.write_seq().gt(tcb.snd_nxt) || (tcb.shut_wr && !tcb.fin_sent());
         if tcb.snd_una != tcb.snd_nxt || !unsent || tcb.state == TcpState::Closed {
@@ -315,4 +311,10 @@ impl TcpLayer {
             sh.set_timer(id, TimerKind::Keepalive, tcb.last_rcv + ka.idle);
         }
     }
+}
+
+/// Nothing for a retransmission-slot timer (RTO, tail loss probe, RACK's reordering timer)
+/// to act on: everything sent is acknowledged, or the connection is closed or in TIME_WAIT.
+fn nothing_in_flight(tcb: &Tcb) -> bool {
+    tcb.snd_una == tcb.snd_nxt || matches!(tcb.state, TcpState::Closed | TcpState::TimeWait)
 }

@@ -16,6 +16,12 @@ pub const IPPROTO_TCP: u8 = 6;
 /// Fixed header length without options.
 pub const HEADER_LEN: usize = 20;
 
+/// The ECN field of the IP header's TOS byte (its two low bits) and its codepoints
+/// (RFC 3168 section 5): ECN-Capable Transport (0) and Congestion Experienced.
+pub(crate) const ECN_MASK: u8 = 0b11;
+pub(crate) const ECN_ECT0: u8 = 0b10;
+pub(crate) const ECN_CE: u8 = 0b11;
+
 /// TCP control flags (the byte at offset 13).
 #[derive(Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub struct TcpFlags(pub u8);

@@ -506,10 +506,7 @@ impl NetDevice for TunDevice {
 
     /// Reads the interface flags (`SIOCGIFFLAGS`) and reports `IFF_UP`.
     fn is_up(&self) -> bool {
-        match &self.io {
-            TunIo::Plain(tun) => tun.flags().is_ok_and(|f| i32::from(f) & libc::IFF_UP != 0),
-            TunIo::Vnet { ctl, .. } => ctl.flags().is_ok_and(|f| f & libc::IFF_UP != 0),
-        }
+        self.if_flags().is_ok_and(|f| f & libc::IFF_UP != 0)
     }
 
     /// Waits for readiness, then reads packets until the read would block or `budget`

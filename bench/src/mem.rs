@@ -150,13 +150,13 @@ pub fn pingpong(secs: f64, mtu: usize) -> io::Result<()> {
         // of its tasks is a queue push, while waking the future given to `block_on` from
         // a task makes the runtime unpark its driver (an eventfd write and an epoll_wait
         // per round trip).
-        let (c2, s2) = (c.clone(), s.clone());
+        let (cc, sc) = (c.clone(), s.clone());
         let client = spawn_local(async move {
-            let mut st = TcpStream::connect_with(&c, server_addr(proto::ECHO)).await?;
+            let mut st = TcpStream::connect_with(&cc, server_addr(proto::ECHO)).await?;
             st.set_nodelay(true)?;
-            let wire0 = tx_packets(&c) + tx_packets(&s);
+            let wire0 = tx_packets(&cc) + tx_packets(&sc);
             let lat = pingpong_loop(&mut st, secs, 0).await?;
-            let wire = tx_packets(&c) + tx_packets(&s) - wire0;
+            let wire = tx_packets(&cc) + tx_packets(&sc) - wire0;
             io::Result::Ok((lat, wire))
         });
         let (mut lat, wire) = client.await.map_err(io::Error::other)??;
@@ -165,7 +165,6 @@ pub fn pingpong(secs: f64, mtu: usize) -> io::Result<()> {
         let mut f = latency_fields(lat);
         f["mtu"] = json!(mtu);
         f["packets_per_rt"] = json!(round3(wire as f64 / rts.max(1) as f64));
-        drop((c2, s2));
         emit("mem_pingpong", "ustack", f);
         Ok(())
     }))

@@ -1,7 +1,8 @@
 //! The benchmark server on ustack over a TUN device (`userve`): the same four ports as
-//! `kserve` (see `proto`) plus the in-place sink on 5005, and cwnd/RTT sampled from `TcpStream::info()` on the source port
-//! for the loss chart. One current-thread runtime, like `bench_server`. With `--offload` the
-//! TUN is opened with `IFF_VNET_HDR` and TSO/checksum offloads (`TunOptions::offload`).
+//! `kserve` (see `proto`) plus the in-place sink on 5005, and cwnd/RTT sampled from
+//! `TcpStream::info()` on the source port for the loss chart. One current-thread runtime,
+//! like `bench_server`. With `--offload` the TUN is opened with `IFF_VNET_HDR` and
+//! TSO/checksum offloads (`TunOptions::offload`).
 
 use std::io;
 use std::path::PathBuf;

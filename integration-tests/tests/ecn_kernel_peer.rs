@@ -150,26 +150,23 @@ fn check_ecn(segs: &[Segment], kernel_retrans: u64) {
         not_ect.first()
     );
     assert!(got_ce > 0, "no kernel data arrived marked");
-    // ustack echoes the marks; the kernel answers with CWR on later data.
-    let first_ece_from_stack = conn
-        .iter()
-        .position(|s| s.src == stack && s.has(flags::ECE) && !s.has(flags::SYN))
-        .expect("an ECN-Echo from ustack");
-    assert!(
+    // Each side echoes the marks it received (ECE); the other answers with CWR on later
+    // data.
+    let answered = |echoer, sender| {
+        let first_ece = conn
+            .iter()
+            .position(|s| s.src == echoer && s.has(flags::ECE) && !s.has(flags::SYN))
+            .expect("an ECN-Echo");
         conn.iter()
-            .skip(first_ece_from_stack)
-            .any(|s| s.src == host && s.has(flags::CWR) && s.payload_len > 0),
+            .skip(first_ece)
+            .any(|s| s.src == sender && s.has(flags::CWR) && s.payload_len > 0)
+    };
+    assert!(
+        answered(stack, host),
         "the kernel never answered ustack's ECN-Echo with CWR"
     );
-    // The kernel echoes the marks on ustack's data; ustack answers with CWR.
-    let first_ece_from_host = conn
-        .iter()
-        .position(|s| s.src == host && s.has(flags::ECE) && !s.has(flags::SYN))
-        .expect("an ECN-Echo from the kernel");
     assert!(
-        conn.iter()
-            .skip(first_ece_from_host)
-            .any(|s| s.src == stack && s.has(flags::CWR) && s.payload_len > 0),
+        answered(host, stack),
         "ustack never answered the kernel's ECN-Echo with CWR"
     );
     assert!(!conn.iter().any(|s| s.has(flags::RST)), "RST on the wire");

@@ -25,12 +25,7 @@ fn handshake(a: EcnMode, b: EcnMode) -> (bool, bool, TcpFlags, TcpFlags) {
         .find(|x| x.dir == Dir::AtoB && x.flags.syn())
         .expect("SYN")
         .flags;
-    let synack = n
-        .log
-        .iter()
-        .find(|x| x.dir == Dir::BtoA && x.flags.syn())
-        .expect("SYN-ACK")
-        .flags;
+    let synack = n.last_synack_flags();
     (
         n.a.info(c).unwrap().ecn,
         n.b.info(s).unwrap().ecn,

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::TcpConfig;
 use crate::isn::IsnGenerator;
+use crate::seq::SeqNum;
 use crate::sock::SockId;
 use crate::stats::TcpStats;
 use crate::syncookie::SynCookies;
@@ -56,6 +57,9 @@ pub(crate) struct Shared {
     pub(crate) ack_batching: bool,
     /// Connections owing an immediate ACK at the end of the current batch.
     pub(crate) ack_owed: Vec<SockId>,
+    /// Scratch for the newly SACKed parts of one SACK block (`recovery::process_sack`),
+    /// kept so that ACKs with SACK blocks do not allocate.
+    pub(crate) sack_newly: Vec<(SeqNum, SeqNum)>,
 }
 
 impl Shared {

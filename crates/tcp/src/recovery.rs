@@ -155,8 +155,8 @@ fn process_sack(tcb: &mut Tcb, sh: &mut Shared, seg: &TcpRepr, now: Instant) -> 
         return res;
     }
     let blocks = seg.options.sack_blocks();
-    // The newly covered parts of one block (reused across the blocks of this ACK).
-    let mut newly = Vec::new();
+    // The newly covered parts of one block (the stack's scratch, reused).
+    let mut newly = std::mem::take(&mut sh.sack_newly);
     for (i, &(l, r)) in blocks.iter().enumerate() {
         if r.le(l) {
             sh.stats.tcp_sack_discard += 1;
@@ -188,6 +188,8 @@ fn process_sack(tcb: &mut Tcb, sh: &mut Shared, seg: &TcpRepr, now: Instant) -> 
         }
         res.new += added;
     }
+    newly.clear();
+    sh.sack_newly = newly;
     res
 }
 

@@ -68,6 +68,7 @@ impl TcpLayer {
                 port_counter: 0,
                 ack_batching: false,
                 ack_owed: Vec::new(),
+                sack_newly: Vec::new(),
             },
         }
     }

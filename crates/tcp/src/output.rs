@@ -582,13 +582,14 @@ pub(crate) fn write_xmit(
             }
             let seq = first_unsacked(tcb, tcb.rtx_next.max(tcb.snd_una));
             if seq.ge(tcb.lost_end) || seq.ge(tcb.snd_nxt) {
-                tcb.rtx_next = tcb.lost_end;
+                // Never back: below the cursor everything was sent again already.
+                tcb.rtx_next = tcb.rtx_next.max(tcb.lost_end);
                 continue;
             }
             let max = mss.min(tcb.lost_end.since(seq).max(1));
             let span = retransmit_at(tcb, sh, now, seq, max, out);
             if span == 0 {
-                tcb.rtx_next = tcb.lost_end;
+                tcb.rtx_next = tcb.rtx_next.max(tcb.lost_end);
                 continue;
             }
             if tcb.ca == CaState::Recovery {

@@ -390,7 +390,7 @@ pub(crate) fn tcp_ack(
                 if tcb.sacked.is_empty() && tcb.ca == CaState::Disorder {
                     cc_set_state(tcb, CaState::Open);
                 }
-                if tcb.ca == CaState::Open {
+                if tcb.ca == CaState::Open && !tcb.retrans_out() {
                     tcb.retrans_stamp = None;
                 }
                 cc_cong_avoid(tcb, acked_segs, prior_in_flight, now);
@@ -549,9 +549,14 @@ fn exit_recovery(tcb: &mut Tcb) {
     tcb.dupacks = 0;
     tcb.reno_sacked = 0;
     tcb.undo = None;
-    tcb.retrans_stamp = None;
     tcb.lost_end = tcb.snd_una;
-    tcb.rtx_next = tcb.snd_una;
+    // Holes found lost beyond the recovery point may have been retransmitted already:
+    // those retransmissions are still on their way and a following recovery must not
+    // send them again (Linux keeps each segment's retransmitted mark across episodes).
+    tcb.rtx_next = tcb.rtx_next.max(tcb.snd_una);
+    if !tcb.retrans_out() {
+        tcb.retrans_stamp = None;
+    }
     cc_set_state(tcb, CaState::Open);
 }
 
@@ -563,7 +568,15 @@ pub(crate) fn enter_recovery(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
         sh.stats.tcp_reno_recovery += 1;
     }
     tcb.recoveries += 1;
-    let ts = sh.ts_now(now).wrapping_add(tcb.ts_offset);
+    // The first retransmission of the episode dates it for undo (Eifel): one of an
+    // earlier episode still on its way counts, since an ACK for it echoes its timestamp,
+    // which is older than anything sent now (Linux keeps `retrans_stamp` while any
+    // retransmission is out).
+    let first_rtx = match tcb.retrans_stamp {
+        Some(t) if tcb.retrans_out() => t,
+        _ => now,
+    };
+    let ts = sh.ts_now(first_rtx).wrapping_add(tcb.ts_offset);
     tcb.undo = Some((tcb.ccs.cwnd, tcb.ccs.ssthresh, ts));
     let ss = cc_ssthresh(tcb);
     tcb.ccs.ssthresh = ss;
@@ -576,7 +589,8 @@ pub(crate) fn enter_recovery(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
         rearm_rtx(tcb, sh, now);
     }
     tcb.high_seq = tcb.snd_nxt;
-    tcb.rtx_next = tcb.snd_una;
+    // Not below what an earlier episode retransmitted and is still on its way.
+    tcb.rtx_next = tcb.rtx_next.max(tcb.snd_una);
     tcb.rtx_lost.clear();
     tcb.lost_end = tcb.snd_una + tcb.mss;
     ecn_reduced(tcb);

@@ -494,6 +494,12 @@ impl Tcb {
         pipe
     }
 
+    /// Retransmitted data may still be on its way: the retransmission cursor is above
+    /// SND.UNA (Linux `tcp_any_retrans_done`).
+    pub(crate) fn retrans_out(&self) -> bool {
+        self.rtx_next.gt(self.snd_una)
+    }
+
     /// Bytes marked lost and not yet retransmitted, SACKed bytes excepted: those of
     /// retransmissions found lost again (all below `rtx_next`), and those in
     /// `[rtx_next, lost_end)`.

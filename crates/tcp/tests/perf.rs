@@ -761,3 +761,59 @@ fn rack_repairs_a_loss_the_learnt_threshold_would_not_see() {
     // Two round trips and the reordering window, far below an RTO (200 ms or more).
     assert!(took < Duration::from_millis(100), "{took:?} {i:?}");
 }
+
+/// Losses on a path that neither reorders nor duplicates: every retransmission repairs a
+/// real loss, so the receiver never reports a duplicate (D-SACK) and no window reduction
+/// is undone. Holes are found one after another while new data goes out, and the
+/// recovery that repaired the first ones ends while a later hole's retransmission is
+/// still on its way: the next recovery must not send that segment again.
+#[test]
+fn spread_losses_are_each_retransmitted_once() {
+    for stride in [23u32, 29, 31, 37, 41, 43, 47, 53] {
+        let mut n = Net::new();
+        n.delay = Duration::from_millis(10);
+        n.rate = Some(12_500_000);
+        let (c, s) = n.connect_pair(80);
+        let mss = n.a.info(c).unwrap().snd_mss;
+        let which: Vec<u32> = (1..40).map(|k| k * stride).filter(|&k| k < 1500).collect();
+        drop_first_tx(&mut n, mss, &which);
+        let data = pattern(1600 * mss as usize, 30 + stride as u64);
+        let got = n.transfer(c, s, &data, Duration::from_secs(60));
+        assert!(got == data);
+        let (st, i) = (n.a.stats(), n.a.info(c).unwrap());
+        assert_eq!(
+            (i.rto_events, st.tcp_timeouts),
+            (0, 0),
+            "stride {stride}: {st:?}"
+        );
+        assert_eq!(st.tcp_dsack_recv, 0, "stride {stride}: {st:?}");
+        assert_eq!(st.tcp_full_undo, 0, "stride {stride}: {st:?}");
+        assert_eq!(
+            st.retrans_segs,
+            which.len() as u64,
+            "stride {stride}: {st:?}"
+        );
+    }
+}
+
+/// A recovery that begins while a retransmission of the one before is still on its way
+/// (the first recovery ended, a hole above its recovery point was already resent) dates
+/// itself by that retransmission: the ACK for it echoes a timestamp older than the new
+/// recovery, which is not proof that an original arrived, so nothing is undone. Three
+/// real losses: three retransmissions, two window reductions kept.
+#[test]
+fn a_retransmission_from_the_previous_recovery_does_not_undo_the_next() {
+    let mut n = Net::new();
+    n.delay = Duration::from_millis(10);
+    n.rate = Some(12_500_000);
+    let (c, s) = n.connect_pair(80);
+    let mss = n.a.info(c).unwrap().snd_mss;
+    drop_first_tx(&mut n, mss, &[30, 43, 74]);
+    let data = pattern(400 * mss as usize, 3);
+    let got = n.transfer(c, s, &data, Duration::from_secs(60));
+    assert!(got == data);
+    let st = n.a.stats();
+    assert_eq!(st.tcp_sack_recovery, 2, "{st:?}");
+    assert_eq!(st.retrans_segs, 3, "{st:?}");
+    assert_eq!((st.tcp_full_undo, st.tcp_dsack_recv), (0, 0), "{st:?}");
+}

@@ -315,6 +315,14 @@ fn goodput_under_1pct_loss_at_100ms_rtt() {
         // No timeout fires while the segment it would resend is still on its way: a head
         // resent late in a recovery restarts the timer.
         assert_eq!(st.tcp_spurious_rtos, 0, "{alg:?} {st:?}");
+        // The path only drops: every retransmission repairs a loss, none is reported
+        // twice received (D-SACK) and no window reduction is undone.
+        assert_eq!(st.tcp_dsack_recv, 0, "{alg:?} {st:?}");
+        assert_eq!(
+            (st.tcp_full_undo, st.tcp_loss_undo),
+            (0, 0),
+            "{alg:?} {st:?}"
+        );
     }
 }
 

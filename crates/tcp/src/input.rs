@@ -683,7 +683,7 @@ fn ofo_insert(tcb: &mut Tcb, sh: &mut Shared, seq: SeqNum, data: &[u8]) {
                     tcb.ooo_bytes += add.len();
                 }
                 sh.stats.tcp_ofo_merge += 1;
-                tcb.last_ooo = Some(seq);
+                note_ooo(tcb, seq);
                 return;
             }
         }
@@ -718,7 +718,14 @@ fn ofo_insert(tcb: &mut Tcb, sh: &mut Shared, seq: SeqNum, data: &[u8]) {
             tcb.ooo.insert(i, (new_start, buf));
         }
     }
-    tcb.last_ooo = Some(seq);
+    note_ooo(tcb, seq);
+}
+
+/// The block that `seq` went into is reported first from now on.
+fn note_ooo(tcb: &mut Tcb, seq: SeqNum) {
+    if let Some(b) = tcb.ooo_block_containing(seq) {
+        tcb.recent_ooo.note(seq, b);
+    }
 }
 
 /// What one connection may keep out of order while the stack is under memory pressure:
@@ -743,7 +750,7 @@ fn prune_ofo(tcb: &mut Tcb, sh: &mut Shared, limit: usize) {
     }
     if tcb.ooo.is_empty() {
         tcb.ooo_bytes = 0;
-        tcb.last_ooo = None;
+        tcb.recent_ooo.clear();
         tcb.ooo = Vec::new();
     }
     tcb.sync_mem(sh);
@@ -767,7 +774,7 @@ fn ofo_drain(tcb: &mut Tcb, sh: &mut Shared) {
         sh.wake(tcb.id, &mut tcb.evt);
     }
     if tcb.ooo.is_empty() {
-        tcb.last_ooo = None;
+        tcb.recent_ooo.clear();
         tcb.ooo = Vec::new();
     }
 }

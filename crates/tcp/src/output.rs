@@ -90,7 +90,7 @@ pub(crate) fn send_reset_reply(
 }
 
 /// Options carried on a non-SYN segment: timestamps and SACK blocks (D-SACK first,
-/// then the most recently changed out-of-order block, RFC 2018 section 4, RFC 2883).
+/// then the most recently changed out-of-order blocks, RFC 2018 section 4, RFC 2883).
 ///
 /// Fills `o` (fresh, empty) in place: returning the options by value made the compiler
 /// copy them with wide loads right after narrow stores, a store-forwarding stall on
@@ -106,12 +106,12 @@ fn segment_options(tcb: &Tcb, sh: &mut Shared, now: Instant, o: &mut TcpOptions)
         if let Some(d) = tcb.dsack {
             o.push_sack(d);
         }
-        if let Some(first) = tcb.last_ooo {
-            if let Some(b) = ooo_block_containing(tcb, first) {
-                o.push_sack(b);
-            }
-        }
-        for b in ooo_blocks(tcb) {
+        // The most recently changed blocks first, then the rest in sequence order.
+        let recent = tcb
+            .recent_ooo
+            .iter()
+            .filter_map(|seq| tcb.ooo_block_containing(seq));
+        for b in recent.chain(tcb.ooo_blocks()) {
             if (o.sack_count as usize) >= max_blocks {
                 break;
             }
@@ -122,29 +122,12 @@ fn segment_options(tcb: &Tcb, sh: &mut Shared, now: Instant, o: &mut TcpOptions)
     }
 }
 
-/// Contiguous out-of-order blocks `[l, r)`, in sequence order.
-fn ooo_blocks(tcb: &Tcb) -> impl Iterator<Item = (SeqNum, SeqNum)> + '_ {
-    let mut v: Vec<(SeqNum, SeqNum)> = Vec::new();
-    for (s, d) in &tcb.ooo {
-        let e = *s + d.len() as u32;
-        match v.last_mut() {
-            Some(last) if last.1 == *s => last.1 = e,
-            _ => v.push((*s, e)),
-        }
-    }
-    v.into_iter()
-}
-
-fn ooo_block_containing(tcb: &Tcb, seq: SeqNum) -> Option<(SeqNum, SeqNum)> {
-    ooo_blocks(tcb).find(|(l, r)| seq.ge(*l) && seq.lt(*r))
-}
-
 /// Header bytes beyond 20 that the next data segment will carry (Linux `tcp_current_mss`).
 pub(crate) fn sack_option_len(tcb: &Tcb) -> u32 {
     if !tcb.sack_ok || (tcb.ooo.is_empty() && tcb.dsack.is_none()) {
         return 0;
     }
-    let blocks = ooo_blocks(tcb).count() + tcb.dsack.is_some() as usize;
+    let blocks = tcb.ooo_blocks().count() + tcb.dsack.is_some() as usize;
     let max_blocks = if tcb.ts_ok { 3 } else { 4 };
     4 + 8 * blocks.min(max_blocks) as u32
 }

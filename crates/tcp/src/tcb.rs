@@ -159,6 +159,46 @@ pub(crate) fn unsacked_from(
     n
 }
 
+/// SACK blocks the receiver reports first, as a sequence number inside each, most recent
+/// first (RFC 2018 section 4: the first block holds the segment that just arrived, the
+/// others repeat the most recently reported blocks, so that each is reported in several
+/// ACKs; Linux `selective_acks`). Four: as many blocks as an ACK without timestamps
+/// carries.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RecentOoo {
+    seqs: [SeqNum; 4],
+    len: u8,
+}
+
+impl RecentOoo {
+    /// A segment arrived out of order at `seq`, into the block `[l, r)` (after merging):
+    /// that block goes first, once.
+    pub(crate) fn note(&mut self, seq: SeqNum, (l, r): (SeqNum, SeqNum)) {
+        let mut kept = [seq; 4];
+        let mut n = 1;
+        let older = self.seqs.iter().take(self.len as usize);
+        for (slot, &s) in kept
+            .iter_mut()
+            .skip(1)
+            .zip(older.filter(|s| !(s.ge(l) && s.lt(r))))
+        {
+            *slot = s;
+            n += 1;
+        }
+        self.seqs = kept;
+        self.len = n;
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Most recent first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = SeqNum> + '_ {
+        self.seqs.iter().take(self.len as usize).copied()
+    }
+}
+
 /// The connection block (Linux `struct tcp_sock`).
 pub(crate) struct Tcb {
     pub(crate) id: SockId,
@@ -207,8 +247,9 @@ pub(crate) struct Tcb {
     pub(crate) ooo: Vec<(SeqNum, Vec<u8>)>,
     pub(crate) ooo_bytes: usize,
     pub(crate) ooo_fin: Option<SeqNum>,
-    /// The most recently received out-of-order block (first SACK block, RFC 2018 section 4).
-    pub(crate) last_ooo: Option<SeqNum>,
+    /// Where the latest out-of-order segments fell, one per block, most recent first:
+    /// the SACK blocks to report first (RFC 2018 section 4).
+    pub(crate) recent_ooo: RecentOoo,
     /// A D-SACK block to report in the next ACK (RFC 2883).
     pub(crate) dsack: Option<(SeqNum, SeqNum)>,
     pub(crate) fin_rcvd: bool,
@@ -390,7 +431,7 @@ impl Tcb {
             ooo: Vec::new(),
             ooo_bytes: 0,
             ooo_fin: None,
-            last_ooo: None,
+            recent_ooo: RecentOoo::default(),
             dsack: None,
             fin_rcvd: false,
             snd_wscale: 0,
@@ -492,6 +533,26 @@ impl Tcb {
             pipe = pipe.saturating_sub(self.lost_pending());
         }
         pipe
+    }
+
+    /// The out-of-order queue's contiguous blocks `[l, r)`, in sequence order.
+    pub(crate) fn ooo_blocks(&self) -> impl Iterator<Item = (SeqNum, SeqNum)> + '_ {
+        let mut it = self.ooo.iter().peekable();
+        std::iter::from_fn(move || {
+            let (s, d) = it.next()?;
+            let mut e = *s + d.len() as u32;
+            while let Some((s2, d2)) = it.next_if(|(s2, _)| *s2 == e) {
+                e = *s2 + d2.len() as u32;
+            }
+            Some((*s, e))
+        })
+    }
+
+    /// The out-of-order block holding `seq`, if any.
+    pub(crate) fn ooo_block_containing(&self, seq: SeqNum) -> Option<(SeqNum, SeqNum)> {
+        self.ooo_blocks()
+            .take_while(|(l, _)| l.le(seq))
+            .find(|(_, r)| seq.lt(*r))
     }
 
     /// Retransmitted data may still be on its way: the retransmission cursor is above

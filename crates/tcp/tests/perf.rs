@@ -155,6 +155,64 @@ fn sack_blocks_after_a_hole() {
     assert!(n.recv_all(Dir::BtoA, s) == data);
 }
 
+/// RFC 2018 section 4: with more out-of-order blocks than an ACK can carry, the first
+/// block holds the segment that just arrived and the others repeat the most recently
+/// reported blocks, so every block is reported in several ACKs and one lost ACK does not
+/// hide it from the sender. Four holes in the initial window (segments 1, 3, 5 and 7
+/// lost): when segment 9 arrives, the blocks are those of 8-9, 6 and 4 (not 8-9, 2, 4).
+#[test]
+fn sack_blocks_repeat_the_most_recent_blocks() {
+    let mut n = Net::new();
+    let (c, s) = n.connect_pair(80);
+    let mss = n.a.info(c).unwrap().snd_mss;
+    drop_first_tx(&mut n, mss, &[1, 3, 5, 7]);
+    n.log_take();
+    let data = pattern(10 * mss as usize, 7);
+    n.a_send(c, &data);
+    n.run_for(Duration::from_millis(3));
+    let isn = n
+        .log
+        .iter()
+        .find(|x| x.dir == Dir::AtoB && x.len > 0)
+        .unwrap()
+        .seq;
+    let at = |k: u32| isn.wrapping_add(k * mss);
+    let acks: Vec<_> = n
+        .log
+        .iter()
+        .filter(|x| x.dir == Dir::BtoA && x.opts.sack_count > 0)
+        .cloned()
+        .collect();
+    let blocks = |seg: &Seg| -> Vec<(u32, u32)> {
+        seg.opts
+            .sack_blocks()
+            .iter()
+            .map(|&(l, r)| (l.0, r.0))
+            .collect()
+    };
+    // The ACK for segment 9, the last of the flight: three blocks with timestamps.
+    let last = acks
+        .iter()
+        .find(|a| a.ack == at(1) && blocks(a).first().is_some_and(|b| b.1 == at(10)))
+        .expect("the ACK for segment 9");
+    assert_eq!(
+        blocks(last),
+        vec![(at(8), at(10)), (at(6), at(7)), (at(4), at(5))],
+        "{last:?}"
+    );
+    // Each block was reported in more than one ACK.
+    for k in [2u32, 4, 6] {
+        let times = acks
+            .iter()
+            .filter(|a| blocks(a).contains(&(at(k), at(k + 1))))
+            .count();
+        assert!(times >= 2, "segment {k}'s block in {times} ACKs: {acks:?}");
+    }
+    n.settle();
+    n.run_for(Duration::from_secs(1));
+    assert!(n.recv_all(Dir::BtoA, s) == data);
+}
+
 /// RFC 2883 section 4.2: a duplicate of data held out of order (above a hole) is reported
 /// with a D-SACK block for the duplicate first, then the SACK block that contains it.
 #[test]

@@ -58,6 +58,14 @@ pub struct TcpConfig {
     /// CUBIC leaves the initial slow start by HyStart++ (RFC 9406) when the RTT shows a
     /// queue building (Linux: `tcp_cubic` parameter `hystart`, on by default).
     pub hystart: bool,
+    /// Pace new data (Linux internal pacing, `tcp_update_pacing_rate`; off by default, as
+    /// Linux paces CUBIC only under the `fq` qdisc): the pacing rate is twice cwnd / SRTT
+    /// in slow start (cwnd below half of ssthresh) and 1.2 times after, and new data
+    /// leaves at most ten segments (at least 1 ms) ahead of its time. Without it a stack
+    /// that handles ACKs in batches (a busy driver reads many at once) answers a batch
+    /// with one burst, in slow start twice what the batch acknowledged, which can
+    /// overflow a shallow queue on the path. Retransmissions are not held back.
+    pub pacing: bool,
     /// Offer window scaling (RFC 7323).
     pub window_scaling: bool,
     /// Offer SACK (RFC 2018).
@@ -135,6 +143,7 @@ impl Default for TcpConfig {
             initial_cwnd: 10,
             default_cc: CcAlgorithm::Cubic,
             hystart: true,
+            pacing: false,
             window_scaling: true,
             sack: true,
             timestamps: true,

@@ -20,6 +20,8 @@ pub(crate) enum TimerKind {
     DelAck,
     /// Keepalive, FIN_WAIT_2 timeout and TIME_WAIT expiry.
     Keepalive,
+    /// Pacing: new data held back until its departure time.
+    Pace,
 }
 
 /// The key of one timer in the wheel.
@@ -107,7 +109,12 @@ impl Shared {
     }
 
     pub(crate) fn clear_all_timers(&mut self, id: SockId) {
-        for k in [TimerKind::Rtx, TimerKind::DelAck, TimerKind::Keepalive] {
+        for k in [
+            TimerKind::Rtx,
+            TimerKind::DelAck,
+            TimerKind::Keepalive,
+            TimerKind::Pace,
+        ] {
             self.clear_timer(id, k);
         }
     }

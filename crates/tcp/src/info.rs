@@ -74,6 +74,9 @@ pub struct TcpInfo {
     pub timestamps: bool,
     /// Congestion control algorithm name.
     pub congestion: &'static str,
+    /// Pacing rate in bytes per second (Linux `tcpi_pacing_rate`); 0 while new data is
+    /// not paced (`TcpConfig::pacing` off, or no RTT sample yet).
+    pub pacing_rate: u64,
 }
 
 impl TcpLayer {
@@ -119,6 +122,11 @@ impl TcpLayer {
             sack: t.sack_ok,
             timestamps: t.ts_ok,
             congestion: t.cc.name(),
+            pacing_rate: if self.sh.cfg.pacing {
+                crate::output::pacing_rate(t).unwrap_or(0)
+            } else {
+                0
+            },
         })
     }
 }

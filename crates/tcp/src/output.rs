@@ -535,6 +535,7 @@ pub(crate) fn write_xmit(
     // Bounds the work of one call; the congestion and peer windows are the real limits.
     let mut budget = MAX_BURST;
     let mut sent_new = false;
+    let mut pace_held = false;
     while budget > 0 {
         budget -= 1;
         // 1. Lost segments first.
@@ -647,15 +648,77 @@ pub(crate) fn write_xmit(
             // Nagle: hold a partial segment while data is unacknowledged.
             break;
         }
+        if len > 0 && sh.cfg.pacing {
+            if let Some(at) = pacing_hold(tcb, now) {
+                sh.set_timer_lazy(tcb.id, TimerKind::Pace, at);
+                pace_held = true;
+                break;
+            }
+        }
         sent_new = true;
         if send_new(tcb, sh, now, len, out) {
             break;
         }
+        if sh.cfg.pacing {
+            paced(tcb, now, len);
+        }
     }
+    tcb.pace_held = pace_held;
     // Linux `tcp_write_xmit`: new data moves the probe timeout (ACKs move it in `tcp_ack`).
     if sent_new {
         schedule_tlp(tcb, sh, now);
     }
+}
+
+/// How far ahead of its departure time new data may leave, at least: the timer wheel's
+/// resolution, so that held data waits at most about this long past its time.
+const PACING_AHEAD_MIN: Duration = Duration::from_millis(1);
+
+/// Segments that may always leave together ahead of time: a flow that was idle sends its
+/// first window at once, as Linux's fq qdisc gives a flow an initial quantum of ten
+/// packets; pacing spreads what an ACK batch releases beyond that.
+const PACING_QUANTUM_SEGS: u64 = 10;
+
+/// The pacing rate in bytes per second (Linux `tcp_update_pacing_rate`): the congestion
+/// window (or what is in flight, if more) per smoothed RTT, times two in slow start
+/// (cwnd below half of ssthresh) and 1.2 after; `None` (no pacing) before the first RTT
+/// sample.
+pub(crate) fn pacing_rate(tcb: &Tcb) -> Option<u64> {
+    let srtt = tcb.rtt.srtt()?.as_nanos().max(1);
+    let bytes = u128::from(tcb.cwnd_bytes().max(tcb.in_flight()));
+    let pct: u128 = if tcb.ccs.cwnd < tcb.ccs.ssthresh / 2 {
+        200
+    } else {
+        120
+    };
+    let rate = (bytes * pct * 10_000_000 / srtt).min(u128::from(u64::MAX)) as u64;
+    Some(rate.max(1))
+}
+
+/// Time for `bytes` at `rate` bytes per second.
+fn pacing_time(bytes: u64, rate: u64) -> Duration {
+    Duration::from_nanos((bytes.saturating_mul(1_000_000_000) / rate).min(1 << 40))
+}
+
+/// New data must wait: the time from which it may go, if later than `now` (its departure
+/// time less what may leave ahead: [`PACING_QUANTUM_SEGS`] segments, at least
+/// [`PACING_AHEAD_MIN`]).
+fn pacing_hold(tcb: &Tcb, now: Instant) -> Option<Instant> {
+    let due = tcb.pace_at?;
+    let rate = pacing_rate(tcb)?;
+    let ahead = pacing_time(PACING_QUANTUM_SEGS * u64::from(tcb.mss), rate).max(PACING_AHEAD_MIN);
+    let at = due.checked_sub(ahead)?;
+    (at > now).then_some(at)
+}
+
+/// `len` bytes of new data left at `now`: the next may leave `len / rate` later (no
+/// credit builds up while the connection sends nothing).
+fn paced(tcb: &mut Tcb, now: Instant, len: u32) {
+    let Some(rate) = pacing_rate(tcb) else {
+        return;
+    };
+    let from = tcb.pace_at.map_or(now, |t| t.max(now));
+    tcb.pace_at = Some(from + pacing_time(u64::from(len), rate));
 }
 
 /// Sends the next `len` unsent bytes at `snd_nxt` (with the FIN when they end the stream

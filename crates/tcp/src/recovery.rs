@@ -42,11 +42,13 @@ fn cc_cong_avoid(tcb: &mut Tcb, acked_segs: u32, prior_in_flight: u32, now: Inst
     let mss = tcb.mss.max(1);
     tcb.ccs.mss = mss;
     tcb.ccs.in_flight = prior_in_flight.div_ceil(mss);
-    let cwnd_limited = if tcb.ccs.in_slow_start() {
-        prior_in_flight.saturating_mul(2) >= tcb.cwnd_bytes()
-    } else {
-        prior_in_flight + mss >= tcb.cwnd_bytes()
-    };
+    // Data held back by pacing is data waiting: not application-limited.
+    let cwnd_limited = tcb.pace_held
+        || if tcb.ccs.in_slow_start() {
+            prior_in_flight.saturating_mul(2) >= tcb.cwnd_bytes()
+        } else {
+            prior_in_flight + mss >= tcb.cwnd_bytes()
+        };
     tcb.ccs.app_limited = !cwnd_limited;
     tcb.ccs.snd_una = tcb.snd_una.0;
     tcb.ccs.snd_nxt = tcb.snd_nxt.0;
@@ -231,12 +233,14 @@ fn note_reordering(tcb: &mut Tcb, sh: &mut Shared, metric: u32) {
 /// The sender's half of ECN (RFC 3168 section 6.1.2; Linux `tcp_enter_cwr`): an ECN-Echo
 /// means a router queue marked one of our segments instead of dropping it. The window is
 /// reduced as for a loss (ssthresh from the congestion control, cwnd to it), at most once
-/// per window of data (until SND.UNA passes what was sent before the reduction), nothing
-/// is retransmitted, and the next new data carries CWR. During Recovery or Loss the
+/// per window of data (until an ACK covers something sent after the reduction: one that
+/// acknowledges exactly up to it was sent before our CWR reached the receiver, which
+/// echoes ECE until then; Linux holds `TCP_CA_CWR` the same way), nothing is
+/// retransmitted, and the next new data carries CWR. During Recovery or Loss the
 /// window is being reduced already.
 fn ecn_echo(tcb: &mut Tcb, sh: &mut Shared, ack: SeqNum) {
     if matches!(tcb.ca, CaState::Recovery | CaState::Loss)
-        || tcb.ecn_cwr_high.is_some_and(|h| ack.lt(h))
+        || tcb.ecn_cwr_high.is_some_and(|h| ack.le(h))
     {
         return;
     }

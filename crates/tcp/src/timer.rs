@@ -87,10 +87,11 @@ impl WheelKey for (SockId, TimerKind) {
             TimerKind::Rtx => 0,
             TimerKind::DelAck => 1,
             TimerKind::Keepalive => 2,
+            TimerKind::Pace => 3,
         };
         usize::try_from(self.0.index())
             .ok()
-            .and_then(|i| i.checked_mul(3))
+            .and_then(|i| i.checked_mul(4))
             .and_then(|i| i.checked_add(kind))
     }
 }

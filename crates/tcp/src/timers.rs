@@ -91,6 +91,12 @@ impl TcpLayer {
                 }
             }
             TimerKind::Keepalive => self.keepalive_timer(now, id, out),
+            TimerKind::Pace => {
+                // Held new data may leave now (what is still early re-arms the timer).
+                if let Some(Sock::Conn(tcb)) = self.socks.get_mut(id) {
+                    write_xmit(tcb, &mut self.sh, now, out);
+                }
+            }
         }
     }
 

@@ -119,10 +119,21 @@ fn new_data_is_ecn_capable_and_acks_and_retransmissions_are_not() {
 /// A router marks data segments Congestion Experienced during one window. The receiver
 /// echoes ECE on its ACKs until the sender's CWR; the sender reduces its window once for
 /// the whole window, retransmits nothing, and says CWR on its next new data. The stream
-/// arrives intact.
+/// arrives intact. Paced too: the segment carrying CWR then leaves later, and the ACK that
+/// covers exactly what was sent before the reduction still echoes ECE (B has not seen the
+/// CWR yet), which must not reduce the window a second time.
 #[test]
 fn congestion_marks_reduce_the_window_once_per_window_without_retransmission() {
-    let mut n = Net::with_configs(cfg(EcnMode::Request), cfg(EcnMode::Accept));
+    marks_in_one_window(false);
+    marks_in_one_window(true);
+}
+
+fn marks_in_one_window(pacing: bool) {
+    let a = TcpConfig {
+        pacing,
+        ..cfg(EcnMode::Request)
+    };
+    let mut n = Net::with_configs(a, cfg(EcnMode::Accept));
     n.delay = Duration::from_millis(10);
     let (c, s) = n.connect_pair(80);
     let mss = n.a.info(c).unwrap().snd_mss;

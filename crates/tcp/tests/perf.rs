@@ -4,6 +4,7 @@
 mod common;
 use common::*;
 use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 use ustack_tcp::wire::TcpFlags;
@@ -882,4 +883,62 @@ fn a_retransmission_from_the_previous_recovery_does_not_undo_the_next() {
     assert_eq!(st.tcp_sack_recovery, 2, "{st:?}");
     assert_eq!(st.retrans_segs, 3, "{st:?}");
     assert_eq!((st.tcp_full_undo, st.tcp_dsack_recv), (0, 0), "{st:?}");
+}
+
+/// The largest number of A->B data segments that left at one instant (after the initial
+/// window), for 1 MiB in slow start over a 20 ms RTT path without a rate limit, where a
+/// window of ACKs arrives together and any burst the sender makes shows as segments sent
+/// at one instant; and the sender's info at the end.
+fn largest_burst_in_slow_start(pacing: bool) -> (usize, ustack_tcp::TcpInfo) {
+    let cfg = TcpConfig {
+        pacing,
+        ..TcpConfig::default()
+    };
+    let mut n = Net::with_configs(cfg.clone(), cfg);
+    n.delay = Duration::from_millis(10);
+    let (c, s) = n.connect_pair(80);
+    let data = pattern(1 << 20, 12);
+    let got = n.transfer(c, s, &data, Duration::from_secs(60));
+    assert!(got == data);
+    let mut per_instant: BTreeMap<std::time::Instant, usize> = BTreeMap::new();
+    // The initial window goes out at once either way (no RTT sample yet): skip it.
+    for x in n
+        .log
+        .iter()
+        .filter(|x| x.dir == Dir::AtoB && x.len > 0)
+        .skip(10)
+    {
+        *per_instant.entry(x.at).or_default() += 1;
+    }
+    let largest = per_instant.values().copied().max().unwrap_or(0);
+    (largest, n.a.info(c).unwrap())
+}
+
+/// Pacing (`TcpConfig::pacing`, Linux internal pacing): on, what a window of ACKs
+/// releases leaves spread over time, at most ten segments or 1 ms of the pacing rate
+/// ahead of its time (plus what the 1 ms timer tick lets through), the rate being twice
+/// cwnd / SRTT in slow start; off, the sender answers a window of ACKs with a burst of
+/// two windows. The pacing rate shows in `TcpInfo`.
+#[test]
+fn pacing_spreads_what_the_acks_release() {
+    let (burst_off, info_off) = largest_burst_in_slow_start(false);
+    let (burst_on, info) = largest_burst_in_slow_start(true);
+    assert_eq!(info_off.pacing_rate, 0);
+    let (cwnd, mss) = (f64::from(info.snd_cwnd), f64::from(info.snd_mss));
+    let expect = 2.0 * cwnd * mss / info.rtt.as_secs_f64();
+    let rate = info.pacing_rate as f64;
+    assert!(
+        (rate / expect - 1.0).abs() < 0.05,
+        "pacing rate {rate} B/s, expected {expect} ({info:?})"
+    );
+    // The largest rate of the transfer is its last; 1 ms of it, or ten segments, twice.
+    let bound = 2.0 * (rate * 0.001 / mss).max(10.0);
+    assert!(
+        (burst_on as f64) <= bound,
+        "paced bursts of {burst_on} segments, bound {bound}"
+    );
+    assert!(
+        burst_off >= 4 * burst_on,
+        "unpaced bursts of {burst_off}, paced {burst_on}"
+    );
 }

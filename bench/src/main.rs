@@ -124,6 +124,9 @@ enum Cmd {
         /// TCP super-segments of up to 64 KiB; `TunOptions::offload`).
         #[arg(long)]
         offload: bool,
+        /// Pace new data (`TcpConfig::pacing`).
+        #[arg(long)]
+        pacing: bool,
     },
     /// The four-port server on kernel sockets.
     Kserve {
@@ -197,6 +200,12 @@ enum Cmd {
         loss: f64,
         #[arg(long, default_value_t = 50)]
         delay_ms: u64,
+        /// Probability that a packet is held back `--reorder-ms` longer than the others
+        /// (so that packets sent after it overtake it), each direction.
+        #[arg(long, default_value_t = 0.0)]
+        reorder: f64,
+        #[arg(long, default_value_t = 10)]
+        reorder_ms: u64,
         #[arg(long, default_value_t = 1)]
         seed: u64,
         #[arg(long, default_value_t = 60.0)]
@@ -295,7 +304,16 @@ fn run(cli: Cli) -> std::io::Result<()> {
             lifetime,
             info_log,
             offload,
-        } => userve::userve(tun, addr, gateway, mtu, lifetime, info_log, offload),
+            pacing,
+        } => userve::userve(
+            tun,
+            addr,
+            gateway,
+            mtu,
+            lifetime,
+            info_log,
+            userve::Tuning { offload, pacing },
+        ),
         #[cfg(not(feature = "with-ustack"))]
         Cmd::Scale { .. } | Cmd::Userve { .. } => no_ustack(),
         Cmd::Kserve {
@@ -328,6 +346,8 @@ fn run(cli: Cli) -> std::io::Result<()> {
             dev_b,
             loss,
             delay_ms,
+            reorder,
+            reorder_ms,
             seed,
             secs,
         } => relay::relay(relay::RelayOpts {
@@ -335,6 +355,8 @@ fn run(cli: Cli) -> std::io::Result<()> {
             b: (netns_b, dev_b),
             loss,
             delay: Duration::from_millis(delay_ms),
+            reorder,
+            reorder_delay: Duration::from_millis(reorder_ms),
             seed,
             secs,
         }),

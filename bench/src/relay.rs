@@ -1,7 +1,8 @@
 //! The impairment relay: user-space forwarding between two TUN devices in two namespaces
 //! (this kernel has no netem). Each direction is one thread: read every packet, drop it with
 //! probability `loss` (a seeded xorshift, so runs repeat), hold the rest for `delay`, then
-//! write it out of the other TUN in order. No rate limit and no reordering.
+//! write it out of the other TUN, in order unless `reorder` holds a packet back for
+//! `reorder_delay` more (later packets then overtake it). No rate limit.
 
 use std::collections::VecDeque;
 use std::io;
@@ -26,6 +27,9 @@ pub struct RelayOpts {
     pub loss: f64,
     /// One-way delay.
     pub delay: Duration,
+    /// Probability per packet of being held back `reorder_delay` longer, each direction.
+    pub reorder: f64,
+    pub reorder_delay: Duration,
     /// PRNG seed.
     pub seed: u64,
     /// Lifetime.
@@ -60,18 +64,21 @@ impl Rng {
 struct DirStats {
     read: u64,
     dropped: u64,
+    reordered: u64,
     written: u64,
     overflow: u64,
 }
 
-fn forward(
-    from: &OwnedFd,
-    to: &OwnedFd,
+/// What one direction does to its packets.
+#[derive(Clone, Copy)]
+struct Impair {
     loss: f64,
     delay: Duration,
-    seed: u64,
-    stop: &AtomicBool,
-) -> DirStats {
+    reorder: f64,
+    reorder_delay: Duration,
+}
+
+fn forward(from: &OwnedFd, to: &OwnedFd, im: Impair, seed: u64, stop: &AtomicBool) -> DirStats {
     const MAX_QUEUE: usize = 100_000;
     let mut rng = Rng(seed | 1);
     let mut q: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
@@ -114,14 +121,22 @@ fn forward(
             }
             st.read += 1;
             buf.truncate(n as usize);
-            if rng.next_f64() < loss {
+            if rng.next_f64() < im.loss {
                 st.dropped += 1;
                 pool.push(buf);
             } else if q.len() >= MAX_QUEUE {
                 st.overflow += 1;
                 pool.push(buf);
             } else {
-                q.push_back((Instant::now() + delay, buf));
+                let mut due = Instant::now() + im.delay;
+                if im.reorder > 0.0 && rng.next_f64() < im.reorder {
+                    st.reordered += 1;
+                    due += im.reorder_delay;
+                }
+                // Due times only grow but for the held-back packets: a short search
+                // from the back.
+                let at = q.len() - q.iter().rev().take_while(|(d, _)| *d > due).count();
+                q.insert(at, (due, buf));
             }
         }
     }
@@ -135,22 +150,26 @@ pub fn relay(o: RelayOpts) -> io::Result<()> {
     setns(&o.b.0)?;
     let fb = Arc::new(open_tun(&o.b.1, true)?);
     println!(
-        "READY relay loss={} delay_ms={} seed={}",
+        "READY relay loss={} delay_ms={} reorder={} reorder_ms={} seed={}",
         o.loss,
         o.delay.as_millis(),
+        o.reorder,
+        o.reorder_delay.as_millis(),
         o.seed
     );
+    let im = Impair {
+        loss: o.loss,
+        delay: o.delay,
+        reorder: o.reorder,
+        reorder_delay: o.reorder_delay,
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let mut hs = Vec::new();
     for (i, (from, to)) in [(fa.clone(), fb.clone()), (fb, fa)].into_iter().enumerate() {
         let stop = stop.clone();
-        let (loss, delay, seed) = (
-            o.loss,
-            o.delay,
-            o.seed.wrapping_add(i as u64 * 0x9e37_79b9_7f4a_7c15),
-        );
+        let seed = o.seed.wrapping_add(i as u64 * 0x9e37_79b9_7f4a_7c15);
         hs.push(std::thread::spawn(move || {
-            forward(&from, &to, loss, delay, seed, &stop)
+            forward(&from, &to, im, seed, &stop)
         }));
     }
     std::thread::sleep(Duration::from_secs_f64(o.secs));
@@ -159,7 +178,7 @@ pub fn relay(o: RelayOpts) -> io::Result<()> {
         .into_iter()
         .map(|h| h.join().unwrap_or_default())
         .collect();
-    let j = |d: &DirStats| json!({ "read": d.read, "dropped": d.dropped, "written": d.written, "overflow": d.overflow });
+    let j = |d: &DirStats| json!({ "read": d.read, "dropped": d.dropped, "reordered": d.reordered, "written": d.written, "overflow": d.overflow });
     emit(
         "relay",
         "relay",

@@ -24,6 +24,14 @@ pub fn ustack_info(s: &TcpStream) -> Option<(u32, u32, u32)> {
     Some((i.snd_cwnd, i.rtt.as_micros() as u32, i.snd_mss))
 }
 
+/// Device and TCP settings of `userve`.
+pub struct Tuning {
+    /// `TunOptions::offload`.
+    pub offload: bool,
+    /// `TcpConfig::pacing`.
+    pub pacing: bool,
+}
+
 /// Serves the four ports on a stack attached to TUN `tun` with address `addr`.
 pub fn userve(
     tun: String,
@@ -32,8 +40,9 @@ pub fn userve(
     mtu: usize,
     lifetime: f64,
     info_log: Option<PathBuf>,
-    offload: bool,
+    tuning: Tuning,
 ) -> io::Result<()> {
+    let Tuning { offload, pacing } = tuning;
     current_thread_rt().block_on(async move {
         let mut b = Stack::builder()
             .tun_with(TunOptions {
@@ -46,7 +55,11 @@ pub fn userve(
             .addr(
                 addr.parse()
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{e:?}")))?,
-            );
+            )
+            .tcp_config(ustack::TcpConfig {
+                pacing,
+                ..ustack::TcpConfig::default()
+            });
         if let Some(gw) = gateway {
             b = b.gateway(gw);
         }
@@ -100,7 +113,7 @@ pub fn userve(
                 }
             });
         }
-        println!("READY userve {tun} {addr} offload={offload}");
+        println!("READY userve {tun} {addr} offload={offload} pacing={pacing}");
         tokio::time::sleep(Duration::from_secs_f64(lifetime)).await;
         let st = stack.stats();
         println!("STATS {}", st.to_json());

@@ -539,10 +539,21 @@ fn prr_reduce(tcb: &mut Tcb, delivered: u32) {
 }
 
 /// Marks holes below the highest SACKed byte as lost (RFC 6675 IsLost, simplified).
+/// RFC 6675 `IsLost` with the learnt reordering as DupThresh (Linux `tp->reordering`):
+/// a hole is lost once more than `reordering - 1` segments' worth of data, or
+/// `reordering` separate blocks, are SACKed above it. Raises the lost mark to the left
+/// edge of the highest block that makes it so.
 fn update_lost(tcb: &mut Tcb) {
-    if let Some(&(l, _)) = tcb.sacked.last() {
-        if l.gt(tcb.lost_end) {
-            tcb.lost_end = l;
+    let dupthresh = tcb.reordering.max(1);
+    let bytes = dupthresh.saturating_sub(1).saturating_mul(tcb.mss.max(1));
+    let mut above = 0u32;
+    for (n, &(l, r)) in tcb.sacked.iter().rev().enumerate() {
+        above = above.saturating_add(r.since(l));
+        if above > bytes || n as u32 + 1 >= dupthresh {
+            if l.gt(tcb.lost_end) {
+                tcb.lost_end = l;
+            }
+            return;
         }
     }
 }
@@ -692,4 +703,60 @@ fn try_undo(tcb: &mut Tcb, sh: &mut Shared, seg: &TcpRepr, hole_depth: Option<u3
         }
     }
     exit_recovery(tcb);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TcpConfig;
+    use crate::sock::SockId;
+    use crate::tcb::SockOpts;
+    use std::net::{Ipv4Addr, SocketAddrV4};
+
+    fn tcb() -> Tcb {
+        let cfg = TcpConfig::default();
+        let mut t = Tcb::new(
+            SockId::from_u64(1),
+            SockOpts::from_config(&cfg),
+            &cfg,
+            SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 1),
+            SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 2),
+            SeqNum(0),
+            1500,
+            Instant::now(),
+        );
+        t.mss = 1000;
+        t.snd_una = SeqNum(0);
+        t.snd_nxt = SeqNum(100_000);
+        t.lost_end = SeqNum(0);
+        t
+    }
+
+    /// RFC 6675 `IsLost` with DupThresh = the learnt reordering: a hole is lost once more
+    /// than `reordering - 1` segments, or `reordering` blocks, are SACKed above it; holes
+    /// with less above them may still be data overtaken on the way.
+    #[test]
+    fn holes_are_lost_with_reordering_segments_sacked_above_them() {
+        // SACKed from the top: 1 segment at 31k, 2 at 28k, 5 at 15k (segments of 1,000).
+        let blocks = [(15_000, 20_000), (28_000, 30_000), (31_000, 32_000)];
+        let lost_end = |reordering: u32| {
+            let mut t = tcb();
+            t.reordering = reordering;
+            t.sacked = blocks
+                .iter()
+                .map(|&(l, r)| (SeqNum(l), SeqNum(r)))
+                .collect();
+            update_lost(&mut t);
+            t.lost_end.0
+        };
+        // Three (the start): above 28k are three segments, more than two.
+        assert_eq!(lost_end(3), 28_000);
+        // Four: more than three only above 15k.
+        assert_eq!(lost_end(4), 15_000);
+        // Nine or more: eight segments in three blocks are not enough anywhere.
+        assert_eq!(lost_end(9), 0);
+        assert_eq!(lost_end(16), 0);
+        // One: below the highest block.
+        assert_eq!(lost_end(1), 31_000);
+    }
 }

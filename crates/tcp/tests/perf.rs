@@ -127,12 +127,7 @@ fn sack_blocks_after_a_hole() {
     let data = pattern(5 * mss as usize, 3);
     n.a_send(c, &data);
     n.run_for(Duration::from_millis(3));
-    let syn_isn = n
-        .log
-        .iter()
-        .find(|x| x.dir == Dir::AtoB && x.len > 0)
-        .unwrap()
-        .seq;
+    let syn_isn = n.first_data_seq(Dir::AtoB);
     let dupacks: Vec<_> = n
         .log
         .iter()
@@ -171,12 +166,7 @@ fn sack_blocks_repeat_the_most_recent_blocks() {
     let data = pattern(10 * mss as usize, 7);
     n.a_send(c, &data);
     n.run_for(Duration::from_millis(3));
-    let isn = n
-        .log
-        .iter()
-        .find(|x| x.dir == Dir::AtoB && x.len > 0)
-        .unwrap()
-        .seq;
+    let isn = n.first_data_seq(Dir::AtoB);
     let at = |k: u32| isn.wrapping_add(k * mss);
     let acks: Vec<_> = n
         .log
@@ -239,12 +229,7 @@ fn a_duplicate_above_a_hole_is_reported_by_dsack() {
     let data = pattern(5 * mss as usize, 4);
     n.a_send(c, &data);
     n.run_for(Duration::from_millis(3));
-    let isn1 = n
-        .log
-        .iter()
-        .find(|x| x.dir == Dir::AtoB && x.len > 0)
-        .unwrap()
-        .seq;
+    let isn1 = n.first_data_seq(Dir::AtoB);
     let at = |k: u32| isn1.wrapping_add(k * mss);
     let dsack = n
         .log
@@ -777,12 +762,7 @@ fn rack_finds_a_lost_retransmission_by_time() {
     assert_eq!((i.rto_events, st.tcp_timeouts), (0, 0), "{i:?} {st:?}");
     assert_eq!(st.tcp_lost_retransmit, 1, "{st:?}");
     assert_eq!(st.retrans_segs, 3, "{st:?}");
-    let isn = n
-        .log
-        .iter()
-        .find(|x| x.dir == Dir::AtoB && x.len > 0)
-        .unwrap()
-        .seq;
+    let isn = n.first_data_seq(Dir::AtoB);
     let sends: Vec<_> = n
         .log
         .iter()

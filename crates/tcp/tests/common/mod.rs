@@ -680,6 +680,15 @@ impl Net {
             .flags
     }
 
+    /// The sequence number of the first data segment logged in direction `d`.
+    pub fn first_data_seq(&self, d: Dir) -> u32 {
+        self.log
+            .iter()
+            .find(|x| x.dir == d && x.len > 0)
+            .expect("a data segment")
+            .seq
+    }
+
     /// The last segment logged in direction `d`.
     pub fn last(&self, d: Dir) -> Seg {
         self.log

@@ -33,6 +33,12 @@ pub const STACK_IP: &str = "10.88.0.2";
 /// The prefix length of the test subnet.
 pub const PREFIX: u8 = 24;
 
+/// The ustack side's address with its prefix (`10.88.0.2/24`), as the examples' `--addr`
+/// and `StackBuilder::addr` take it.
+pub fn stack_cidr() -> String {
+    format!("{STACK_IP}/{PREFIX}")
+}
+
 /// True when running as root. Otherwise prints why the test is skipped and returns
 /// false, or panics when `CI=true` (CI must run these tests).
 pub fn have_root() -> bool {
@@ -284,7 +290,7 @@ impl TunNet {
     /// Starts example `bin` on the TUN device with the stack's address, plus `args`, and
     /// waits until it prints its `ready` line.
     pub fn stack(&self, bin: &str, args: &[&str]) -> Proc {
-        let stack_addr = format!("{STACK_IP}/{PREFIX}");
+        let stack_addr = stack_cidr();
         let mut all = vec!["--tun", &self.tun, "--addr", &stack_addr];
         all.extend_from_slice(args);
         let p = self.ns.spawn(bin, example_bin(bin), &all);

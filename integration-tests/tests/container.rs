@@ -7,8 +7,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use ustack_integration_tests::{
-    examples_dir, pattern_sha256, require_root, require_tool, run, workspace_root, Proc, TunNet,
-    PREFIX, STACK_IP,
+    examples_dir, pattern_sha256, require_root, require_tool, run, stack_cidr, workspace_root,
+    Proc, TunNet, STACK_IP,
 };
 
 /// Removes the test's image (and a leftover container of that name) on drop.
@@ -56,7 +56,7 @@ fn containerized_http_server_serves_curl() {
 
     let net = TunNet::new("podman");
     let netns = format!("ns:{}", net.ns.path().display());
-    let addr = format!("{STACK_IP}/{PREFIX}");
+    let addr = stack_cidr();
     let mut cmd = Command::new("podman");
     cmd.args([
         "--runtime",

@@ -26,8 +26,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ustack_integration_tests::{
-    example_bin, fill_pattern, kv, pattern_sha256, require_root, sha256, TunNet, HOST_IP, PREFIX,
-    STACK_IP,
+    example_bin, fill_pattern, kv, pattern_sha256, require_root, sha256, stack_cidr, TunNet,
+    HOST_IP, STACK_IP,
 };
 
 const PORT: u16 = 5002;
@@ -312,7 +312,7 @@ fn syn_flood_and_malformed_packets_while_clients_transfer() {
     let t0 = Instant::now();
     let bin = example_bin("soak");
     let net = TunNet::new("flood");
-    let addr = format!("{STACK_IP}/{PREFIX}");
+    let addr = stack_cidr();
     let mem = MEM_LIMIT.to_string();
     let backlog = SYN_BACKLOG.to_string();
     let stack = net.ns.spawn(

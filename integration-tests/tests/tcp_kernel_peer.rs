@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ustack_integration_tests::pcap::{self, flags, Segment};
 use ustack_integration_tests::{
-    example_bin, kv, read_pattern, require_root, write_pattern, Proc, TunNet, HOST_IP, PREFIX,
+    example_bin, kv, read_pattern, require_root, stack_cidr, write_pattern, Proc, TunNet, HOST_IP,
     STACK_IP,
 };
 
@@ -168,7 +168,7 @@ fn ustack_client_to_kernel_listener() {
         Ok((n, ok))
     });
     std::thread::sleep(Duration::from_millis(200));
-    let addr = format!("{STACK_IP}/{PREFIX}");
+    let addr = stack_cidr();
     let mut cmd = net.ns.cmd(example_bin("tcp_client"));
     cmd.args([
         "--tun",

@@ -18,7 +18,8 @@ use ustack::net::TcpListener;
 use ustack::netdev::DeviceStats;
 use ustack::{Stack, TunOptions};
 use ustack_integration_tests::{
-    block_on_in, fill_pattern, pattern_byte, require_root, require_tool, TunNet, PREFIX, STACK_IP,
+    block_on_in, fill_pattern, pattern_byte, require_root, require_tool, stack_cidr, TunNet,
+    STACK_IP,
 };
 
 const BYTES: u64 = 64 << 20;
@@ -81,11 +82,7 @@ async fn listen_on(tun: String, offload: bool) -> Result<(Stack, TcpListener), S
             up: true,
             offload,
         })
-        .addr(
-            format!("{STACK_IP}/{PREFIX}")
-                .parse()
-                .map_err(|e| format!("{e:?}"))?,
-        )
+        .addr(stack_cidr().parse().map_err(|e| format!("{e:?}"))?)
         .build()
         .await
         .map_err(|e| format!("stack: {e}"))?;

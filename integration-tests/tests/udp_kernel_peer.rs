@@ -9,16 +9,12 @@ use std::time::Duration;
 
 use ustack::net::UdpSocket;
 use ustack::Stack;
-use ustack_integration_tests::{block_on_in, require_root, TunNet, HOST_IP, PREFIX, STACK_IP};
+use ustack_integration_tests::{block_on_in, require_root, stack_cidr, TunNet, HOST_IP};
 
 async fn stack_on(tun: String) -> Result<Stack, String> {
     Stack::builder()
         .tun(&tun)
-        .addr(
-            format!("{STACK_IP}/{PREFIX}")
-                .parse()
-                .map_err(|e| format!("{e:?}"))?,
-        )
+        .addr(stack_cidr().parse().map_err(|e| format!("{e:?}"))?)
         .build()
         .await
         .map_err(|e| format!("stack: {e}"))

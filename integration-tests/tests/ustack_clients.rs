@@ -10,12 +10,12 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use ustack_integration_tests::{
-    example_bin, kv, read_pattern, require_root, require_tool, NetNs, Proc, TunNet, HOST_IP,
-    PREFIX, STACK_IP,
+    example_bin, kv, read_pattern, require_root, require_tool, stack_cidr, NetNs, Proc, TunNet,
+    HOST_IP,
 };
 
 fn stack_client(net: &TunNet, bin: &str, args: &[&str]) -> Proc {
-    let addr = format!("{STACK_IP}/{PREFIX}");
+    let addr = stack_cidr();
     let mut cmd = net.ns.cmd(example_bin(bin));
     cmd.args(["--tun", &net.tun, "--addr", &addr]).args(args);
     Proc::spawn(bin, cmd)

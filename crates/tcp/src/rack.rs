@@ -388,23 +388,9 @@ pub(crate) fn arm_reo_timer(tcb: &mut Tcb, sh: &mut Shared, now: Instant, wait: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::TcpConfig;
-    use crate::sock::SockId;
-    use crate::tcb::SockOpts;
-    use std::net::{Ipv4Addr, SocketAddrV4};
 
     fn tcb() -> Tcb {
-        let cfg = TcpConfig::default();
-        Tcb::new(
-            SockId::from_u64(1),
-            SockOpts::from_config(&cfg),
-            &cfg,
-            SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 1),
-            SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 2),
-            SeqNum(1000),
-            1500,
-            Instant::now(),
-        )
+        Tcb::for_test(SeqNum(1000))
     }
 
     /// RFC 8985 step 4: each round trip with a D-SACK widens the reordering window by a

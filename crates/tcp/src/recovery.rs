@@ -708,23 +708,9 @@ fn try_undo(tcb: &mut Tcb, sh: &mut Shared, seg: &TcpRepr, hole_depth: Option<u3
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::TcpConfig;
-    use crate::sock::SockId;
-    use crate::tcb::SockOpts;
-    use std::net::{Ipv4Addr, SocketAddrV4};
 
     fn tcb() -> Tcb {
-        let cfg = TcpConfig::default();
-        let mut t = Tcb::new(
-            SockId::from_u64(1),
-            SockOpts::from_config(&cfg),
-            &cfg,
-            SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 1),
-            SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 2),
-            SeqNum(0),
-            1500,
-            Instant::now(),
-        );
+        let mut t = Tcb::for_test(SeqNum(0));
         t.mss = 1000;
         t.snd_una = SeqNum(0);
         t.snd_nxt = SeqNum(100_000);

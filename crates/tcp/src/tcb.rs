@@ -720,9 +720,27 @@ impl Tcb {
 }
 
 #[cfg(test)]
+impl Tcb {
+    /// A connection block for unit tests: 10.0.0.1:1 to 10.0.0.2:2, the default
+    /// configuration, MTU 1500, initial send sequence `iss`.
+    pub(crate) fn for_test(iss: SeqNum) -> Tcb {
+        let cfg = TcpConfig::default();
+        Tcb::new(
+            SockId::from_u64(1),
+            SockOpts::from_config(&cfg),
+            &cfg,
+            SocketAddrV4::new(std::net::Ipv4Addr::new(10, 0, 0, 1), 1),
+            SocketAddrV4::new(std::net::Ipv4Addr::new(10, 0, 0, 2), 2),
+            iss,
+            1500,
+            Instant::now(),
+        )
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
 
     fn reference_checksum_sum(data: &[u8]) -> u16 {
         let mut acc = 0u64;
@@ -738,19 +756,7 @@ mod tests {
 
     #[test]
     fn send_sums_handle_a_wrapped_buffer_at_any_split() {
-        let cfg = TcpConfig::default();
-        let a = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 1);
-        let b = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 2);
-        let mut tcb = Tcb::new(
-            SockId::from_u64(1),
-            SockOpts::from_config(&cfg),
-            &cfg,
-            a,
-            b,
-            SeqNum(1),
-            1500,
-            Instant::now(),
-        );
+        let mut tcb = Tcb::for_test(SeqNum(1));
         let mut x = 0x2545_f491_4f6c_dd1du64;
         let mut next = || {
             x ^= x << 13;

@@ -535,7 +535,6 @@ pub(crate) fn write_xmit(
     // Bounds the work of one call; the congestion and peer windows are the real limits.
     let mut budget = MAX_BURST;
     let mut sent_new = false;
-    let mut pace_held = false;
     while budget > 0 {
         budget -= 1;
         // 1. Lost segments first.
@@ -651,7 +650,6 @@ pub(crate) fn write_xmit(
         if len > 0 && sh.cfg.pacing {
             if let Some(at) = pacing_hold(tcb, now) {
                 sh.set_timer_lazy(tcb.id, TimerKind::Pace, at);
-                pace_held = true;
                 break;
             }
         }
@@ -663,7 +661,6 @@ pub(crate) fn write_xmit(
             paced(tcb, now, len);
         }
     }
-    tcb.pace_held = pace_held;
     // Linux `tcp_write_xmit`: new data moves the probe timeout (ACKs move it in `tcp_ack`).
     if sent_new {
         schedule_tlp(tcb, sh, now);

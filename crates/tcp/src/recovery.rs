@@ -42,13 +42,11 @@ fn cc_cong_avoid(tcb: &mut Tcb, acked_segs: u32, prior_in_flight: u32, now: Inst
     let mss = tcb.mss.max(1);
     tcb.ccs.mss = mss;
     tcb.ccs.in_flight = prior_in_flight.div_ceil(mss);
-    // Data held back by pacing is data waiting: not application-limited.
-    let cwnd_limited = tcb.pace_held
-        || if tcb.ccs.in_slow_start() {
-            prior_in_flight.saturating_mul(2) >= tcb.cwnd_bytes()
-        } else {
-            prior_in_flight + mss >= tcb.cwnd_bytes()
-        };
+    let cwnd_limited = if tcb.ccs.in_slow_start() {
+        prior_in_flight.saturating_mul(2) >= tcb.cwnd_bytes()
+    } else {
+        prior_in_flight + mss >= tcb.cwnd_bytes()
+    };
     tcb.ccs.app_limited = !cwnd_limited;
     tcb.ccs.snd_una = tcb.snd_una.0;
     tcb.ccs.snd_nxt = tcb.snd_nxt.0;

@@ -294,9 +294,6 @@ pub(crate) struct Tcb {
     /// Pacing: when the next new data may leave (Linux `tcp_wstamp_ns`); `None` while
     /// nothing has been paced.
     pub(crate) pace_at: Option<Instant>,
-    /// New data waited for its pacing time in the last `write_xmit`: the sender is not
-    /// application-limited (cwnd grows).
-    pub(crate) pace_held: bool,
     pub(crate) rtx_kind: RtxKind,
     pub(crate) probes_out: u32,
     pub(crate) rtx_armed: bool,
@@ -463,7 +460,6 @@ impl Tcb {
             total_retrans: 0,
             retrans_stamp: None,
             pace_at: None,
-            pace_held: false,
             rtx_kind: RtxKind::Retrans,
             probes_out: 0,
             rtx_armed: false,

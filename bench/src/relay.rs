@@ -133,14 +133,19 @@ fn forward(from: &OwnedFd, to: &OwnedFd, im: Impair, seed: u64, stop: &AtomicBoo
                     st.reordered += 1;
                     due += im.reorder_delay;
                 }
-                // Due times only grow but for the held-back packets: a short search
-                // from the back.
-                let at = q.len() - q.iter().rev().take_while(|(d, _)| *d > due).count();
-                q.insert(at, (due, buf));
+                enqueue(&mut q, due, buf);
             }
         }
     }
     st
+}
+
+/// Queues `buf` to leave at `due`, after everything due no later (the queue stays in
+/// order of departure; a held-back packet goes behind those that overtake it). Due
+/// times only grow but for held-back packets, so the search from the back is short.
+fn enqueue(q: &mut VecDeque<(Instant, Vec<u8>)>, due: Instant, buf: Vec<u8>) {
+    let at = q.len() - q.iter().rev().take_while(|(d, _)| *d > due).count();
+    q.insert(at, (due, buf));
 }
 
 /// Runs the relay until `secs` pass.
@@ -185,4 +190,26 @@ pub fn relay(o: RelayOpts) -> io::Result<()> {
         json!({ "a_to_b": j(&st[0]), "b_to_a": j(&st[1]) }),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A packet held back leaves after the ones queued later with earlier due times, and
+    /// packets due at the same time keep their arrival order.
+    #[test]
+    fn held_back_packets_are_overtaken() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut q = VecDeque::new();
+        enqueue(&mut q, t0 + ms(50), vec![1]);
+        enqueue(&mut q, t0 + ms(61), vec![2]); // held back 10 ms
+        enqueue(&mut q, t0 + ms(52), vec![3]);
+        enqueue(&mut q, t0 + ms(53), vec![4]);
+        enqueue(&mut q, t0 + ms(53), vec![5]);
+        enqueue(&mut q, t0 + ms(62), vec![6]);
+        let order: Vec<u8> = q.iter().map(|(_, b)| b[0]).collect();
+        assert_eq!(order, vec![1, 3, 4, 5, 2, 6]);
+    }
 }

@@ -4,10 +4,11 @@
 //! SACKs a segment, RACK remembers the most recently *sent* segment known delivered
 //! (`xmit`, `end`) and its round-trip time. Any segment sent before that one and still
 //! neither acknowledged nor SACKed is lost once one RTT plus a reordering window has
-//! passed since it was sent; until then a timer waits for the rest of that time. This
-//! finds losses that the duplicate-ACK / SACK threshold cannot (fewer segments follow the
-//! loss than the threshold asks for, which a learnt reordering raises) and lost
-//! retransmissions whatever was sent after them, without waiting for the RTO.
+//! passed since it was sent; until then a timer waits for the rest of that time. With
+//! SACK it is the connection's loss detection (besides the tail loss probe and the RTO),
+//! as in Linux: it tells data held back on the way from data lost, which a count of
+//! segments SACKed above a hole cannot, finds a loss followed by few segments, and finds
+//! lost retransmissions whatever was sent after them, without waiting for the RTO.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

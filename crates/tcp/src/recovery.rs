@@ -216,9 +216,9 @@ pub(crate) fn first_unsacked(tcb: &Tcb, seq: SeqNum) -> SeqNum {
 }
 
 /// Data that was never retransmitted arrived `metric` bytes below the highest SACKed
-/// byte: the path reorders at least that far, so fast retransmit waits for that many
-/// segments of evidence from now on (Linux `tcp_check_sack_reordering`; RFC 6675 allows
-/// DupThresh to adapt).
+/// byte: the path reorders at least that far, so RACK keeps its reordering window from
+/// now on, and without SACK fast retransmit waits for that many duplicate ACKs (Linux
+/// `tcp_check_sack_reordering`; RFC 6675 allows DupThresh to adapt).
 fn note_reordering(tcb: &mut Tcb, sh: &mut Shared, metric: u32) {
     sh.stats.tcp_sack_reorder += 1;
     tcb.rack.reord = true;
@@ -368,7 +368,20 @@ pub(crate) fn tcp_ack(
                         .ssthresh
                         .max(2)
                         .min(tcb.ccs.cwnd.max(tcb.ccs.ssthresh));
+                    // Data above the recovery point already found lost is a loss of a
+                    // later round: a new recovery starts at once, keeping the marks (and
+                    // not resending what was resent; Linux `tcp_time_to_recover`: "the
+                    // loss is proven" while `lost_out` is not zero).
+                    let lost_end = tcb.lost_end;
+                    let lost_again =
+                        tcb.sack_ok && (lost_end.gt(tcb.snd_una) || !tcb.rtx_lost.is_empty());
+                    let rtx_lost = std::mem::take(&mut tcb.rtx_lost);
                     exit_recovery(tcb);
+                    if lost_again {
+                        enter_recovery(tcb, sh, now);
+                        tcb.lost_end = lost_end.max(tcb.snd_una);
+                        tcb.rtx_lost = rtx_lost;
+                    }
                 } else if !tcb.sack_ok {
                     // NewReno partial ACK: retransmit the next hole (RFC 6582 step 4).
                     let segs = acked_segs;
@@ -376,8 +389,6 @@ pub(crate) fn tcp_ack(
                     tcb.reno_sacked = tcb.reno_sacked.saturating_sub(remove);
                     tcb.rtx_next = tcb.snd_una;
                     tcb.lost_end = tcb.lost_end.max(tcb.snd_una + tcb.mss);
-                } else {
-                    update_lost(tcb);
                 }
             }
             CaState::Loss => {
@@ -416,8 +427,6 @@ pub(crate) fn tcp_ack(
                         let flight = tcb.snd_nxt.since(tcb.snd_una);
                         tcb.reno_sacked =
                             (tcb.reno_sacked + tcb.mss).min(flight.saturating_sub(tcb.mss));
-                    } else {
-                        update_lost(tcb);
                     }
                 }
                 CaState::Loss => {}
@@ -425,18 +434,19 @@ pub(crate) fn tcp_ack(
                     if tcb.ca == CaState::Open {
                         cc_set_state(tcb, CaState::Disorder);
                     }
-                    let sack_trigger = tcb.sack_ok
-                        && tcb.sacked_bytes
-                            >= tcb
-                                .reordering
-                                .saturating_mul(tcb.mss)
-                                .saturating_sub(tcb.mss / 2);
+                    // With SACK, RACK alone finds losses outside a tail loss probe
+                    // (below, after this match; Linux with `tcp_recovery` RACK): a count
+                    // of segments SACKed above a hole cannot tell a segment held back a
+                    // few milliseconds from a lost one, so counting would start needless
+                    // recoveries wherever the path reorders. Without SACK the duplicate
+                    // ACKs are all there is (RFC 5681 DupThresh, the learnt reordering).
+                    let count_trigger = !tcb.sack_ok && tcb.dupacks >= tcb.reordering;
                     // A tail loss probe was SACKed above a hole: what lies below it was
                     // sent at least a PTO (two round trips) before the probe and is not
                     // acknowledged, so it is lost (the conclusion RACK draws, RFC 8985
                     // section 7.4; Linux reaches it through RACK).
                     let tlp_trigger = tcb.tlp_high_seq.is_some() && new_sacked > 0;
-                    if tcb.dupacks >= tcb.reordering || sack_trigger || tlp_trigger {
+                    if count_trigger || tlp_trigger {
                         enter_recovery(tcb, sh, now);
                     }
                 }
@@ -536,26 +546,6 @@ fn prr_reduce(tcb: &mut Tcb, delivered: u32) {
     tcb.ccs.cwnd = pipe.saturating_add(sndcnt).max(1);
 }
 
-/// Marks holes below the highest SACKed byte as lost (RFC 6675 IsLost, simplified).
-/// RFC 6675 `IsLost` with the learnt reordering as DupThresh (Linux `tp->reordering`):
-/// a hole is lost once more than `reordering - 1` segments' worth of data, or
-/// `reordering` separate blocks, are SACKed above it. Raises the lost mark to the left
-/// edge of the highest block that makes it so.
-fn update_lost(tcb: &mut Tcb) {
-    let dupthresh = tcb.reordering.max(1);
-    let bytes = dupthresh.saturating_sub(1).saturating_mul(tcb.mss.max(1));
-    let mut above = 0u32;
-    for (n, &(l, r)) in tcb.sacked.iter().rev().enumerate() {
-        above = above.saturating_add(r.since(l));
-        if above > bytes || n as u32 + 1 >= dupthresh {
-            if l.gt(tcb.lost_end) {
-                tcb.lost_end = l;
-            }
-            return;
-        }
-    }
-}
-
 fn exit_recovery(tcb: &mut Tcb) {
     tcb.rtx_lost.clear();
     crate::rack::on_recovery_end(tcb);
@@ -607,9 +597,7 @@ pub(crate) fn enter_recovery(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
     tcb.rtx_lost.clear();
     tcb.lost_end = tcb.snd_una + tcb.mss;
     ecn_reduced(tcb);
-    if tcb.sack_ok {
-        update_lost(tcb);
-    } else {
+    if !tcb.sack_ok {
         let flight = tcb.snd_nxt.since(tcb.snd_una);
         tcb.reno_sacked = tcb
             .dupacks
@@ -701,46 +689,4 @@ fn try_undo(tcb: &mut Tcb, sh: &mut Shared, seg: &TcpRepr, hole_depth: Option<u3
         }
     }
     exit_recovery(tcb);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tcb() -> Tcb {
-        let mut t = Tcb::for_test(SeqNum(0));
-        t.mss = 1000;
-        t.snd_una = SeqNum(0);
-        t.snd_nxt = SeqNum(100_000);
-        t.lost_end = SeqNum(0);
-        t
-    }
-
-    /// RFC 6675 `IsLost` with DupThresh = the learnt reordering: a hole is lost once more
-    /// than `reordering - 1` segments, or `reordering` blocks, are SACKed above it; holes
-    /// with less above them may still be data overtaken on the way.
-    #[test]
-    fn holes_are_lost_with_reordering_segments_sacked_above_them() {
-        // SACKed from the top: 1 segment at 31k, 2 at 28k, 5 at 15k (segments of 1,000).
-        let blocks = [(15_000, 20_000), (28_000, 30_000), (31_000, 32_000)];
-        let lost_end = |reordering: u32| {
-            let mut t = tcb();
-            t.reordering = reordering;
-            t.sacked = blocks
-                .iter()
-                .map(|&(l, r)| (SeqNum(l), SeqNum(r)))
-                .collect();
-            update_lost(&mut t);
-            t.lost_end.0
-        };
-        // Three (the start): above 28k are three segments, more than two.
-        assert_eq!(lost_end(3), 28_000);
-        // Four: more than three only above 15k.
-        assert_eq!(lost_end(4), 15_000);
-        // Nine or more: eight segments in three blocks are not enough anywhere.
-        assert_eq!(lost_end(9), 0);
-        assert_eq!(lost_end(16), 0);
-        // One: below the highest block.
-        assert_eq!(lost_end(1), 31_000);
-    }
 }

@@ -215,6 +215,12 @@ pub enum SockOpt {
     /// they listen, incoming connections are spread over them by a hash of the peer's
     /// address and port.
     ReusePort(bool),
+    /// `SO_MAX_PACING_RATE` in bytes per second: `Some(rate)` paces this socket's new
+    /// data (whatever [`TcpConfig::pacing`] says) at no more than `rate` (`u64::MAX`: no
+    /// cap beyond the congestion window's rate); `None` leaves pacing to the stack's
+    /// setting, without a cap. Zero is refused (`InvalidInput`). As in Linux, setting a
+    /// rate turns pacing on for the socket.
+    MaxPacingRate(Option<u64>),
 }
 
 /// Which option [`crate::TcpLayer::get_option`] reads.
@@ -240,4 +246,6 @@ pub enum SockOptName {
     ReuseAddr,
     /// `SO_REUSEPORT`.
     ReusePort,
+    /// `SO_MAX_PACING_RATE`.
+    MaxPacingRate,
 }

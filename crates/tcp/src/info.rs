@@ -122,7 +122,7 @@ impl TcpLayer {
             sack: t.sack_ok,
             timestamps: t.ts_ok,
             congestion: t.cc.name(),
-            pacing_rate: if self.sh.cfg.pacing {
+            pacing_rate: if self.sh.cfg.pacing || t.opts.max_pacing_rate.is_some() {
                 crate::output::pacing_rate(t).unwrap_or(0)
             } else {
                 0

@@ -647,7 +647,8 @@ pub(crate) fn write_xmit(
             // Nagle: hold a partial segment while data is unacknowledged.
             break;
         }
-        if len > 0 && sh.cfg.pacing {
+        let pace = sh.cfg.pacing || tcb.opts.max_pacing_rate.is_some();
+        if len > 0 && pace {
             if let Some(at) = pacing_hold(tcb, now) {
                 sh.set_timer_lazy(tcb.id, TimerKind::Pace, at);
                 break;
@@ -657,7 +658,7 @@ pub(crate) fn write_xmit(
         if send_new(tcb, sh, now, len, out) {
             break;
         }
-        if sh.cfg.pacing {
+        if pace {
             paced(tcb, now, len);
         }
     }
@@ -679,9 +680,14 @@ const PACING_QUANTUM_SEGS: u64 = 10;
 /// The pacing rate in bytes per second (Linux `tcp_update_pacing_rate`): the congestion
 /// window (or what is in flight, if more) per smoothed RTT, times two in slow start
 /// (cwnd below half of ssthresh) and 1.2 after; `None` (no pacing) before the first RTT
-/// sample.
+/// sample; never above the socket's `SO_MAX_PACING_RATE`, which alone sets the rate until
+/// that sample.
 pub(crate) fn pacing_rate(tcb: &Tcb) -> Option<u64> {
-    let srtt = tcb.rtt.srtt()?.as_nanos().max(1);
+    let cap = tcb.opts.max_pacing_rate.map(std::num::NonZeroU64::get);
+    let Some(srtt) = tcb.rtt.srtt() else {
+        return cap.filter(|&c| c < u64::MAX);
+    };
+    let srtt = srtt.as_nanos().max(1);
     let bytes = u128::from(tcb.cwnd_bytes().max(tcb.in_flight()));
     let pct: u128 = if tcb.ccs.cwnd < tcb.ccs.ssthresh / 2 {
         200
@@ -689,7 +695,7 @@ pub(crate) fn pacing_rate(tcb: &Tcb) -> Option<u64> {
         120
     };
     let rate = (bytes * pct * 10_000_000 / srtt).min(u128::from(u64::MAX)) as u64;
-    Some(rate.max(1))
+    Some(rate.min(cap.unwrap_or(u64::MAX)).max(1))
 }
 
 /// Time for `bytes` at `rate` bytes per second.

@@ -117,6 +117,9 @@ impl TcpLayer {
     /// Sets a socket option (`setsockopt`).
     pub fn set_option(&mut self, id: SockId, opt: SockOpt) -> Result<(), TcpError> {
         let (rmem, wmem) = (self.sh.cfg.rmem, self.sh.cfg.wmem);
+        if opt == SockOpt::MaxPacingRate(Some(0)) {
+            return Err(TcpError::InvalidInput);
+        }
         let apply = |o: &mut SockOpts| match opt {
             SockOpt::NoDelay(v) => o.nodelay = v,
             SockOpt::KeepAlive(k) => o.keepalive = k,
@@ -136,6 +139,7 @@ impl TcpLayer {
             SockOpt::Linger(l) => o.linger = l,
             SockOpt::ReuseAddr(r) => o.reuseaddr = r,
             SockOpt::ReusePort(r) => o.reuseport = r,
+            SockOpt::MaxPacingRate(r) => o.max_pacing_rate = r.and_then(std::num::NonZeroU64::new),
         };
         match self.socks.get_mut(id) {
             Some(Sock::Plain(p)) => apply(&mut p.opts),
@@ -183,6 +187,9 @@ impl TcpLayer {
             SockOptName::Linger => SockOpt::Linger(o.linger),
             SockOptName::ReuseAddr => SockOpt::ReuseAddr(o.reuseaddr),
             SockOptName::ReusePort => SockOpt::ReusePort(o.reuseport),
+            SockOptName::MaxPacingRate => {
+                SockOpt::MaxPacingRate(o.max_pacing_rate.map(std::num::NonZeroU64::get))
+            }
         })
     }
 

@@ -37,6 +37,9 @@ pub(crate) struct SockOpts {
     pub(crate) linger: Option<Duration>,
     pub(crate) reuseaddr: bool,
     pub(crate) reuseport: bool,
+    /// `SO_MAX_PACING_RATE` (bytes/s): set, the socket is paced whatever the stack's
+    /// setting, at no more than this.
+    pub(crate) max_pacing_rate: Option<std::num::NonZeroU64>,
 }
 
 impl SockOpts {
@@ -54,6 +57,7 @@ impl SockOpts {
             linger: None,
             reuseaddr: false,
             reuseport: false,
+            max_pacing_rate: None,
         }
     }
 }

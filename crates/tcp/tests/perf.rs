@@ -955,3 +955,43 @@ fn pacing_spreads_what_the_acks_release() {
         "unpaced bursts of {burst_off}, paced {burst_on}"
     );
 }
+
+/// `SO_MAX_PACING_RATE` on one socket of a stack that does not pace: that socket's data
+/// leaves at no more than the rate (2 MiB at 1 MB/s over a path that would carry it in a
+/// fraction of a second takes about two seconds), `TcpInfo::pacing_rate` reports the
+/// cap, and unsetting it restores the unpaced burst. Zero is refused.
+#[test]
+fn max_pacing_rate_caps_one_socket() {
+    let transfer = |cap: Option<u64>| {
+        let mut n = Net::new();
+        n.keep_log = false;
+        n.delay = Duration::from_millis(5);
+        let (c, s) = n.connect_pair(80);
+        n.a.set_option(c, SockOpt::MaxPacingRate(cap)).unwrap();
+        let opt =
+            n.a.get_option(c, ustack_tcp::SockOptName::MaxPacingRate)
+                .unwrap();
+        assert_eq!(opt, SockOpt::MaxPacingRate(cap));
+        let data = pattern(2 << 20, 60);
+        let t0 = n.now;
+        assert!(n.transfer(c, s, &data, Duration::from_secs(60)) == data);
+        (n.now - t0, n.a.info(c).unwrap())
+    };
+    let (free, info) = transfer(None);
+    assert_eq!(info.pacing_rate, 0);
+    assert!(free < Duration::from_millis(300), "{free:?}");
+    let (capped, info) = transfer(Some(1_000_000));
+    assert_eq!(info.pacing_rate, 1_000_000, "{info:?}");
+    // 2,097,152 bytes at 1 MB/s, less the ten segments that may leave ahead.
+    assert!(
+        capped >= Duration::from_millis(2_050) && capped <= Duration::from_millis(2_300),
+        "{capped:?}"
+    );
+
+    let mut n = Net::new();
+    let (c, _) = n.connect_pair(80);
+    assert_eq!(
+        n.a.set_option(c, SockOpt::MaxPacingRate(Some(0))),
+        Err(ustack_tcp::TcpError::InvalidInput)
+    );
+}

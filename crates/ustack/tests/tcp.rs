@@ -502,8 +502,16 @@ async fn tcp_extra_socket_options() {
     assert!(c.recv_buffer_size().unwrap() >= 64 * 1024);
     c.set_send_buffer_size(128 * 1024).unwrap();
     assert!(c.send_buffer_size().unwrap() >= 64 * 1024);
+    assert_eq!(c.max_pacing_rate().unwrap(), None);
+    let e = c.set_max_pacing_rate(Some(0)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    c.set_max_pacing_rate(Some(1_000_000)).unwrap();
+    assert_eq!(c.max_pacing_rate().unwrap(), Some(1_000_000));
     let info = c.info().unwrap();
     assert!(info.snd_mss > 0);
+    // The stack does not pace; this socket does, at the cap (the in-memory link's RTT
+    // would allow far more).
+    assert_eq!(info.pacing_rate, 1_000_000);
     assert!(s1.stats().tcp.active_opens >= 1);
     assert!(s1.tcp_connection_count() >= 1);
 }

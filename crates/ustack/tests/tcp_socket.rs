@@ -59,6 +59,7 @@ async fn accepted_connections_inherit_the_listening_sockets_options() {
     srv.set_nodelay(true).unwrap();
     srv.set_recv_buffer_size(16 * 1024).unwrap();
     srv.set_keepalive(true).unwrap();
+    srv.set_max_pacing_rate(Some(5_000_000)).unwrap();
     // Unbound: listen picks an ephemeral port.
     let listener = srv.listen(4).unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -71,6 +72,7 @@ async fn accepted_connections_inherit_the_listening_sockets_options() {
     assert_eq!(peer.ip(), A);
     assert!(child.nodelay().unwrap());
     assert_eq!(child.recv_buffer_size().unwrap(), 16 * 1024);
+    assert_eq!(child.max_pacing_rate().unwrap(), Some(5_000_000));
     let ka = child.keepalive().unwrap().expect("keepalive inherited");
     let cfg = s2.tcp_config();
     assert_eq!(
@@ -84,6 +86,7 @@ async fn accepted_connections_inherit_the_listening_sockets_options() {
     let c = client.await.unwrap();
     assert!(!c.nodelay().unwrap());
     assert_eq!(c.keepalive().unwrap(), None);
+    assert_eq!(c.max_pacing_rate().unwrap(), None);
 }
 
 #[tokio::test]

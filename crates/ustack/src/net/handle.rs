@@ -237,6 +237,23 @@ impl SockHandle {
             other => Err(unexpected(other)),
         }
     }
+
+    pub(crate) fn set_max_pacing_rate(&self, rate: Option<u64>) -> io::Result<()> {
+        if rate == Some(0) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a pacing rate must be above 0 bytes per second",
+            ));
+        }
+        self.setsockopt(SockOpt::MaxPacingRate(rate))
+    }
+
+    pub(crate) fn max_pacing_rate(&self) -> io::Result<Option<u64>> {
+        match self.getsockopt(SockOptName::MaxPacingRate)? {
+            SockOpt::MaxPacingRate(r) => Ok(r),
+            other => Err(unexpected(other)),
+        }
+    }
 }
 
 pub(crate) fn unexpected(opt: SockOpt) -> io::Error {

@@ -208,8 +208,8 @@ impl TcpSocket {
 
     /// Sets `IP_TOS`, the type-of-service byte of every segment the socket sends, its SYN
     /// included; a listener passes it on to the connections it accepts. The two ECN bits
-    /// stay clear (as Linux keeps them for TCP; ECN is not implemented). Values above 255
-    /// are `InvalidInput`.
+    /// belong to the connection's ECN state (as Linux keeps them for TCP; see
+    /// [`EcnMode`](crate::EcnMode)). Values above 255 are `InvalidInput`.
     pub fn set_tos_v4(&self, tos: u32) -> io::Result<()> {
         self.inner.set_tos(tos)
     }
@@ -217,6 +217,20 @@ impl TcpSocket {
     /// The `IP_TOS` value.
     pub fn tos_v4(&self) -> io::Result<u32> {
         self.inner.tos()
+    }
+
+    /// Sets `SO_MAX_PACING_RATE` in bytes per second: `Some(rate)` paces the socket's new
+    /// data at no more than `rate` whatever [`TcpConfig::pacing`](crate::TcpConfig::pacing)
+    /// says (`u64::MAX`: paced at the congestion window's rate, no cap); `None` leaves
+    /// pacing to the stack, without a cap. A listener passes it on to the connections it
+    /// accepts. `Some(0)` is `InvalidInput`.
+    pub fn set_max_pacing_rate(&self, rate: Option<u64>) -> io::Result<()> {
+        self.inner.set_max_pacing_rate(rate)
+    }
+
+    /// The `SO_MAX_PACING_RATE` value (`None`: not set).
+    pub fn max_pacing_rate(&self) -> io::Result<Option<u64>> {
+        self.inner.max_pacing_rate()
     }
 
     /// The stack this socket lives on.

@@ -437,6 +437,18 @@ impl TcpStream {
         }
     }
 
+    /// Sets `SO_MAX_PACING_RATE` in bytes per second for the data sent from now on: see
+    /// [`TcpSocket::set_max_pacing_rate`](crate::net::TcpSocket::set_max_pacing_rate).
+    /// `TcpInfo::pacing_rate` shows the rate in use.
+    pub fn set_max_pacing_rate(&self, rate: Option<u64>) -> io::Result<()> {
+        self.inner.set_max_pacing_rate(rate)
+    }
+
+    /// The `SO_MAX_PACING_RATE` value (`None`: not set).
+    pub fn max_pacing_rate(&self) -> io::Result<Option<u64>> {
+        self.inner.max_pacing_rate()
+    }
+
     /// Chooses the congestion control algorithm (Linux: `TCP_CONGESTION`).
     pub fn set_congestion(&self, alg: CcAlgorithm) -> io::Result<()> {
         self.inner.setsockopt(SockOpt::Congestion(alg))

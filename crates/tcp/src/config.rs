@@ -56,7 +56,8 @@ pub struct TcpConfig {
     /// Congestion control for new sockets (Linux default: cubic).
     pub default_cc: CcAlgorithm,
     /// CUBIC leaves the initial slow start by HyStart++ (RFC 9406) when the RTT shows a
-    /// queue building (Linux: `tcp_cubic` parameter `hystart`, on by default).
+    /// queue building, or when a flight's ACK train shows the window filling the path
+    /// (Linux: `tcp_cubic` parameter `hystart`, on by default, both detections).
     pub hystart: bool,
     /// Pace new data (Linux internal pacing, `tcp_update_pacing_rate`; off by default, as
     /// Linux paces CUBIC only under the `fq` qdisc): the pacing rate is twice cwnd / SRTT

@@ -38,7 +38,7 @@ fn cc_ssthresh(tcb: &mut Tcb) -> u32 {
 }
 
 /// Linux `tcp_cong_avoid`; `prior_in_flight` decides `tcp_is_cwnd_limited`.
-fn cc_cong_avoid(tcb: &mut Tcb, acked_segs: u32, prior_in_flight: u32, now: Instant) {
+fn cc_cong_avoid(tcb: &mut Tcb, sh: &Shared, acked_segs: u32, prior_in_flight: u32, now: Instant) {
     let mss = tcb.mss.max(1);
     tcb.ccs.mss = mss;
     tcb.ccs.in_flight = prior_in_flight.div_ceil(mss);
@@ -50,6 +50,11 @@ fn cc_cong_avoid(tcb: &mut Tcb, acked_segs: u32, prior_in_flight: u32, now: Inst
     tcb.ccs.app_limited = !cwnd_limited;
     tcb.ccs.snd_una = tcb.snd_una.0;
     tcb.ccs.snd_nxt = tcb.snd_nxt.0;
+    tcb.ccs.paced = sh.cfg.pacing || tcb.opts.max_pacing_rate.is_some();
+    if tcb.ccs.in_slow_start() {
+        // For HyStart's ACK-train test only (the pacing code computes its own).
+        tcb.ccs.pacing_rate = crate::output::pacing_rate(tcb).unwrap_or(0);
+    }
     tcb.cc.cong_avoid(&mut tcb.ccs, acked_segs, now);
 }
 
@@ -395,7 +400,7 @@ pub(crate) fn tcp_ack(
                 if tcb.snd_una.ge(tcb.high_seq) {
                     exit_recovery(tcb);
                 }
-                cc_cong_avoid(tcb, acked_segs, prior_in_flight, now);
+                cc_cong_avoid(tcb, sh, acked_segs, prior_in_flight, now);
             }
             CaState::Open | CaState::Disorder => {
                 tcb.dupacks = 0;
@@ -406,7 +411,7 @@ pub(crate) fn tcp_ack(
                 if tcb.ca == CaState::Open && !tcb.retrans_out() {
                     tcb.retrans_stamp = None;
                 }
-                cc_cong_avoid(tcb, acked_segs, prior_in_flight, now);
+                cc_cong_avoid(tcb, sh, acked_segs, prior_in_flight, now);
             }
         }
         if tcb.snd_una == tcb.snd_nxt {

@@ -16,8 +16,9 @@
 //!   (section 4.9).
 //!
 //! The initial slow start ends by HyStart++ (RFC 9406, [`super::hystart`]) when the RTT
-//! shows a queue building, as Linux CUBIC's HyStart does (RFC 9438 section 4.10 leaves the
-//! slow-start algorithm open); [`Cubic::set_hystart`] turns it off.
+//! shows a queue building, or by Linux CUBIC's ACK-train test when the ACKs of one flight
+//! show the window filling the path (RFC 9438 section 4.10 leaves the slow-start
+//! algorithm open); [`Cubic::set_hystart`] turns both off.
 
 use std::time::{Duration, Instant};
 
@@ -259,7 +260,7 @@ impl CongestionOps for Cubic {
             }
             acked = match &mut self.hystart {
                 HyStartSlot::Running(h) => {
-                    let left = h.slow_start(s, acked);
+                    let left = h.slow_start(s, acked, now);
                     if h.phase() == Phase::Done {
                         self.hystart = HyStartSlot::Over;
                     }

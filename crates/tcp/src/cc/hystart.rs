@@ -11,12 +11,22 @@
 //! if the RTT falls back below the baseline the rise was noise and slow start resumes;
 //! after five rounds ssthresh is set to cwnd and congestion avoidance begins.
 //!
+//! Beside the RFC's delay test, an ACK-train test (Linux CUBIC's `HYSTART_ACK_TRAIN`) ends
+//! slow start at once (ssthresh = cwnd, no CSS): when the ACKs of one round keep arriving
+//! close together (at most [`ACK_DELTA`] apart) for longer than half the minimum RTT (a
+//! whole one when the sender paces, since pacing itself spreads a flight over half an RTT),
+//! the bottleneck was busy for that long, so the window already fills about the path and
+//! the next doubling would only build a queue. Round minima see that queue late: while
+//! slow start's flights still cross the bottleneck as separate trains the queue empties
+//! between them, and the minimum of a round stays at the base RTT until cwnd is several
+//! times the path's capacity.
+//!
 //! Only the initial slow start uses it (RFC 9406 section 4.3: after a congestion event or
 //! an RTO, slow start is the standard one). Unlike the RFC's non-paced setting, growth per
 //! ACK is not capped at `L = 8` segments: receivers that acknowledge large batches at once
 //! (GRO, ACK batching) would slow every slow start down; Linux does not cap either.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::CcState;
 use crate::seq::SeqNum;
@@ -28,6 +38,15 @@ const MIN_RTT_DIVISOR: u32 = 8;
 const N_RTT_SAMPLE: u32 = 8;
 const CSS_GROWTH_DIVISOR: u32 = 4;
 const CSS_ROUNDS: u32 = 5;
+
+/// ACKs at most this far apart belong to one train (Linux `hystart_ack_delta_us`).
+pub const ACK_DELTA: Duration = Duration::from_millis(2);
+/// Below this cwnd (segments) the ACK-train test does not run (Linux
+/// `hystart_low_window`).
+const TRAIN_LOW_WINDOW: u32 = 16;
+/// The most a train's threshold allows for ACKs held back by the receiver or the device
+/// (Linux `hystart_ack_delay`: four 64 KiB bursts at the pacing rate, at most 1 ms).
+const TRAIN_ACK_DELAY_MAX: Duration = Duration::from_millis(1);
 
 /// Where the slow start of a connection stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +70,16 @@ pub struct HyStart {
     samples: u32,
     /// Acked segments not yet turned into CSS growth.
     css_acc: u32,
+    /// The smallest RTT sample so far (Linux `delay_min`).
+    delay_min: Option<Duration>,
+    /// When the current flight's ACK train began and its last ACK so far (None once a gap
+    /// broke it).
+    train: Option<(Instant, Instant)>,
+    /// A flight for the ACK-train test begins with the first ACK above this (SND.NXT when
+    /// the last one began; Linux `end_seq`). The RFC's rounds begin with the ACK that
+    /// covers all data sent before the last round began, which is the *last* ACK of a
+    /// flight at best and drifts into the flights as they grow.
+    train_end: Option<u32>,
 }
 
 impl Default for HyStart {
@@ -69,6 +98,9 @@ impl HyStart {
             current_round_min_rtt: None,
             samples: 0,
             css_acc: 0,
+            delay_min: None,
+            train: None,
+            train_end: None,
         }
     }
 
@@ -84,12 +116,13 @@ impl HyStart {
         }
         self.current_round_min_rtt = Some(self.current_round_min_rtt.map_or(rtt, |m| m.min(rtt)));
         self.samples = self.samples.saturating_add(1);
+        self.delay_min = Some(self.delay_min.map_or(rtt, |m| m.min(rtt)));
     }
 
     /// Slow-start growth for an ACK of `acked` segments (the caller checked
-    /// `in_slow_start`). Returns the segments left over for congestion avoidance, like
-    /// [`CcState::slow_start`].
-    pub fn slow_start(&mut self, s: &mut CcState, acked: u32) -> u32 {
+    /// `in_slow_start`) arriving at `now`. Returns the segments left over for congestion
+    /// avoidance, like [`CcState::slow_start`].
+    pub fn slow_start(&mut self, s: &mut CcState, acked: u32, now: Instant) -> u32 {
         if self.phase == Phase::Done {
             return s.slow_start(acked);
         }
@@ -103,6 +136,18 @@ impl HyStart {
                 return acked;
             }
         }
+        if self
+            .train_end
+            .is_none_or(|end| SeqNum(s.snd_una).gt(SeqNum(end)))
+        {
+            // The first ACK of data sent since the last train began: a new flight.
+            self.train_end = Some(s.snd_nxt);
+            self.train = Some((now, now));
+        } else if self.ack_train_full(s, now) {
+            s.ssthresh = s.cwnd.max(2);
+            self.phase = Phase::Done;
+            return acked;
+        }
         let left = match self.phase {
             Phase::Css { .. } => {
                 self.css_acc = self.css_acc.saturating_add(acked);
@@ -115,6 +160,34 @@ impl HyStart {
         };
         self.check_rtt();
         left
+    }
+
+    /// The ACK-train test for an ACK at `now` within a round (Linux `hystart_update` with
+    /// `HYSTART_ACK_TRAIN`): true once the round's train has lasted longer than half the
+    /// minimum RTT (the whole of it when paced) plus the allowance for delayed ACKs.
+    fn ack_train_full(&mut self, s: &CcState, now: Instant) -> bool {
+        if self.phase == Phase::Done || s.cwnd < TRAIN_LOW_WINDOW {
+            return false;
+        }
+        let (Some((start, last)), Some(delay_min)) = (self.train, self.delay_min) else {
+            return false;
+        };
+        if now.saturating_duration_since(last) > ACK_DELTA {
+            self.train = None;
+            return false;
+        }
+        self.train = Some((start, now));
+        let ack_delay = if s.pacing_rate == 0 {
+            Duration::ZERO
+        } else {
+            Duration::from_nanos(4 * 65_536 * 1_000_000_000 / s.pacing_rate.max(1))
+                .min(TRAIN_ACK_DELAY_MAX)
+        };
+        let mut threshold = delay_min + ack_delay;
+        if !s.paced {
+            threshold /= 2;
+        }
+        now.saturating_duration_since(start) > threshold
     }
 
     /// RFC 9406 section 4.2: at the start of each round, the last round's minimum

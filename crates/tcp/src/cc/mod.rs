@@ -52,6 +52,12 @@ pub struct CcState {
     /// algorithms that count rounds (HyStart++).
     pub snd_una: u32,
     pub snd_nxt: u32,
+    /// The pacing rate in bytes per second as Linux computes it (`sk_pacing_rate`: twice
+    /// cwnd per SRTT in slow start), whether or not new data is paced; 0 before an RTT
+    /// sample.
+    pub pacing_rate: u64,
+    /// New data is paced at that rate (`TcpConfig::pacing` or `SO_MAX_PACING_RATE`).
+    pub paced: bool,
 }
 
 impl CcState {
@@ -69,6 +75,8 @@ impl CcState {
             app_limited: false,
             snd_una: 0,
             snd_nxt: 0,
+            pacing_rate: 0,
+            paced: false,
         }
     }
 

@@ -293,19 +293,40 @@ fn algorithm_names() {
 
 /// A slow start acked one segment per ACK, `acks` ACKs long; the ACK of segment `i`
 /// carries RTT `rtt(i)` and the sender keeps cwnd segments in flight (it sends after
-/// each ACK); sequence numbers count segments. Returns (cwnd, phase) after each ACK.
+/// each ACK); sequence numbers count segments. The ACKs of one round (one flight) arrive
+/// `spacing` apart, the first of each round one RTT after the first of the round before
+/// (`spacing` zero: a path without a bottleneck, whose flights come back as one burst).
+/// Returns (cwnd, phase) after each ACK.
 fn hystart_run(
     cc: &mut Cubic,
     s: &mut CcState,
     acks: usize,
     rtt: impl Fn(usize) -> Duration,
 ) -> Vec<(u32, super::hystart::Phase)> {
+    hystart_run_spaced(cc, s, acks, Duration::ZERO, rtt)
+}
+
+fn hystart_run_spaced(
+    cc: &mut Cubic,
+    s: &mut CcState,
+    acks: usize,
+    spacing: Duration,
+    rtt: impl Fn(usize) -> Duration,
+) -> Vec<(u32, super::hystart::Phase)> {
     let mut now = Instant::now();
+    let mut round_at = now;
     let mut out = Vec::new();
     s.snd_nxt = s.snd_una.wrapping_add(s.cwnd);
+    let mut round_end = s.snd_nxt;
     for i in 0..acks {
-        now += rtt(i) / s.cwnd.max(1);
         s.snd_una = s.snd_una.wrapping_add(1);
+        if (s.snd_una.wrapping_sub(round_end) as i32) > 0 || i == 0 {
+            round_end = s.snd_nxt;
+            round_at = (round_at + rtt(i)).max(now);
+            now = round_at;
+        } else {
+            now += spacing;
+        }
         cc.on_rtt_sample(s, rtt(i), now);
         cc.cong_avoid(s, 1, now);
         s.snd_nxt = s.snd_una.wrapping_add(s.cwnd);
@@ -401,6 +422,54 @@ fn hystart_resumes_slow_start_after_a_passing_rise_and_can_be_off() {
     hystart_run(&mut cc, &mut s, 3000, |i| base * (i as u32 / 100 + 1));
     assert!(cc.hystart_phase().is_none());
     assert_eq!(s.cwnd, 3010);
+    assert!(s.in_slow_start());
+}
+
+/// The ACK-train test (Linux CUBIC's): ACKs 100 us apart (a bottleneck of about 120
+/// Mbit/s for 1,448-byte segments) over a flat 20 ms RTT. Once a round's ACKs keep coming
+/// for more than half the minimum RTT (10 ms: a flight of about 100 segments), the pipe is
+/// about full, and slow start ends at once (ssthresh = cwnd, no Conservative Slow Start),
+/// although the RTT has not risen. A paced sender's flight is spread over half an RTT by
+/// pacing itself, so its train must last a whole minimum RTT. ACKs more than
+/// [`ACK_DELTA`](super::hystart::ACK_DELTA) apart never make a train.
+#[test]
+fn hystart_ack_train_ends_slow_start_when_the_pipe_is_full() {
+    use super::hystart::Phase;
+    let rtt = |_| Duration::from_millis(20);
+    let spacing = Duration::from_micros(100);
+    let exit_cwnd = |paced: bool| {
+        let mut cc = Cubic::new();
+        let mut s = CcState::new(1448, 10);
+        s.paced = paced;
+        let trace = hystart_run_spaced(&mut cc, &mut s, 2000, spacing, rtt);
+        let done = trace
+            .iter()
+            .position(|(_, p)| *p == Phase::Done)
+            .expect("slow start ended");
+        assert!(
+            trace[..done].iter().all(|(_, p)| *p == Phase::SlowStart),
+            "no CSS"
+        );
+        assert_eq!(s.ssthresh, trace[done].0);
+        assert!(!s.in_slow_start());
+        trace[done].0
+    };
+    let unpaced = exit_cwnd(false);
+    let paced = exit_cwnd(true);
+    // The flight must exceed 100 segments (200 paced), and cwnd has grown by the ACKs of
+    // the train when it ends: between one and two flights.
+    assert!(
+        (100..=400).contains(&unpaced),
+        "unpaced exit at cwnd {unpaced}"
+    );
+    assert!((200..=800).contains(&paced), "paced exit at cwnd {paced}");
+    assert!(paced > unpaced);
+
+    let mut cc = Cubic::new();
+    let mut s = CcState::new(1448, 10);
+    let gaps = super::hystart::ACK_DELTA + Duration::from_micros(500);
+    let trace = hystart_run_spaced(&mut cc, &mut s, 1000, gaps, rtt);
+    assert_eq!(trace.last().unwrap().1, Phase::SlowStart);
     assert!(s.in_slow_start());
 }
 

@@ -13,7 +13,8 @@ use crate::tcb::CaState;
 pub struct TcpInfo {
     /// Connection state.
     pub state: TcpState,
-    /// Congestion avoidance state name ("open", "disorder", "recovery", "loss").
+    /// Congestion avoidance state name ("open", "disorder", "cwr" while an ECN-Echo's
+    /// window reduction is under way, "recovery", "loss").
     pub ca_state: &'static str,
     /// Current retransmission timeout (with backoff).
     pub rto: Duration,
@@ -88,6 +89,7 @@ impl TcpLayer {
         Some(TcpInfo {
             state: t.state,
             ca_state: match t.ca {
+                CaState::Open | CaState::Disorder if t.cwr_until.is_some() => "cwr",
                 CaState::Open => "open",
                 CaState::Disorder => "disorder",
                 CaState::Recovery => "recovery",

@@ -240,7 +240,7 @@ pub(crate) fn transmit(
         sh.stats.out_rsts += 1;
     }
     tcb.segs_out += segs;
-    if len > 0 && tcb.ca == CaState::Recovery {
+    if len > 0 && (tcb.ca == CaState::Recovery || tcb.cwr_until.is_some()) {
         tcb.prr_out = tcb.prr_out.saturating_add(segs as u32);
     }
     if flags.ack() {

@@ -249,7 +249,12 @@ fn ecn_echo(tcb: &mut Tcb, sh: &mut Shared, ack: SeqNum) {
     }
     let ss = cc_ssthresh(tcb);
     tcb.ccs.ssthresh = ss;
-    tcb.ccs.cwnd = tcb.ccs.cwnd.min(ss).max(2);
+    // cwnd follows the pipe down to ssthresh over the next round trip (PRR, run for this
+    // ACK by `tcp_ack`), as Linux's CWR state does, instead of halving at once and then
+    // sending nothing until half the flight has drained.
+    tcb.prr_delivered = 0;
+    tcb.prr_out = 0;
+    tcb.cwr_until = Some(tcb.snd_nxt);
     ecn_reduced(tcb);
     sh.stats.tcp_ecn_reductions += 1;
 }
@@ -411,7 +416,16 @@ pub(crate) fn tcp_ack(
                 if tcb.ca == CaState::Open && !tcb.retrans_out() {
                     tcb.retrans_stamp = None;
                 }
-                cc_cong_avoid(tcb, sh, acked_segs, prior_in_flight, now);
+                match tcb.cwr_until {
+                    // The ECE's reduction is complete (Linux `tcp_end_cwnd_reduction`).
+                    Some(high) if tcb.snd_una.ge(high) => {
+                        tcb.ccs.cwnd = tcb.ccs.ssthresh.max(2);
+                        tcb.cwr_until = None;
+                    }
+                    // Still reducing: no growth (Linux `tcp_may_raise_cwnd`).
+                    Some(_) => {}
+                    None => cc_cong_avoid(tcb, sh, acked_segs, prior_in_flight, now),
+                }
             }
         }
         if tcb.snd_una == tcb.snd_nxt {
@@ -462,7 +476,7 @@ pub(crate) fn tcp_ack(
         rack_detect(tcb, sh, now);
     }
     tlp_ack(tcb, sh, seg, got_dsack);
-    if tcb.ca == CaState::Recovery {
+    if tcb.ca == CaState::Recovery || tcb.cwr_until.is_some() {
         // Bytes that left the network with this ACK: newly acknowledged plus newly
         // SACKed (or counted as SACKed by the NewReno emulation), less what was SACKed
         // before and is acknowledged now (Linux `newly_acked_sacked`).
@@ -586,11 +600,15 @@ pub(crate) fn enter_recovery(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
     };
     let ts = sh.ts_now(first_rtx).wrapping_add(tcb.ts_offset);
     tcb.undo = Some((tcb.ccs.cwnd, tcb.ccs.ssthresh, ts));
-    let ss = cc_ssthresh(tcb);
-    tcb.ccs.ssthresh = ss;
-    // cwnd follows the pipe from here (`prr_reduce`, run for this ACK by `tcp_ack`).
-    tcb.prr_delivered = 0;
-    tcb.prr_out = 0;
+    // cwnd follows the pipe from here (`prr_reduce`, run for this ACK by `tcp_ack`). A
+    // reduction for an ECE still under way goes on: one reduction per window (Linux
+    // `tcp_enter_recovery` outside `tcp_in_cwnd_reduction` only).
+    if tcb.cwr_until.take().is_none() {
+        let ss = cc_ssthresh(tcb);
+        tcb.ccs.ssthresh = ss;
+        tcb.prr_delivered = 0;
+        tcb.prr_out = 0;
+    }
     tcb.tlp_high_seq = None;
     if tcb.rtx_armed && tcb.rtx_kind == crate::tcb::RtxKind::Tlp {
         // Recovery retransmits now; the timer behind it is the RTO again.
@@ -643,7 +661,9 @@ pub(crate) fn enter_loss(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
         };
         tcb.undo = Some((cw, ss, ts));
     }
-    if tcb.ca != CaState::Loss {
+    // Not again for a window already being reduced (Linux `tcp_enter_loss` from CWR).
+    let reducing = tcb.cwr_until.take().is_some();
+    if tcb.ca != CaState::Loss && !reducing {
         let ss = cc_ssthresh(tcb);
         tcb.ccs.ssthresh = ss;
     }

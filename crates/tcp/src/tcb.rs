@@ -275,6 +275,9 @@ pub(crate) struct Tcb {
     /// Sender: no further reduction for ECE until SND.UNA passes this (one per window,
     /// RFC 3168 section 6.1.2).
     pub(crate) ecn_cwr_high: Option<SeqNum>,
+    /// Sender: an ECE's window reduction is under way, by PRR, until SND.UNA passes this
+    /// (Linux `TCP_CA_CWR` with `high_seq`).
+    pub(crate) cwr_until: Option<SeqNum>,
     pub(crate) ts_recent: u32,
     pub(crate) ts_recent_stamp: Option<Instant>,
     pub(crate) ts_offset: u32,
@@ -451,6 +454,7 @@ impl Tcb {
             ecn_demand_cwr: false,
             ecn_queue_cwr: false,
             ecn_cwr_high: None,
+            cwr_until: None,
             ts_ok: false,
             ts_recent: 0,
             ts_recent_stamp: None,

@@ -243,3 +243,58 @@ fn no_ecn_through_a_cookie_without_timestamps() {
     assert!(!n.a.info(c).unwrap().ecn);
     assert!(!n.b.info(s).unwrap().ecn);
 }
+
+/// The reduction for an ECN-Echo follows the pipe down (PRR, Linux's CWR state): across
+/// a 10 Mbit/s bottleneck A keeps sending about one segment for every two acknowledged
+/// while the window comes down, where halving cwnd at once left it silent until half the
+/// flight had drained (31 ms without a transmission here).
+#[test]
+fn an_ecn_reduction_keeps_the_ack_clock_running() {
+    let mut n = Net::with_configs(cfg(EcnMode::Request), cfg(EcnMode::Accept));
+    n.delay = Duration::from_millis(10);
+    n.rate = Some(1_250_000);
+    let (c, s) = n.connect_pair(80);
+    let mss = n.a.info(c).unwrap().snd_mss;
+    n.set_rule(Dir::AtoB, move |seg, _| {
+        if seg.len > 0 && seg.seq_rel_is(100 * mss) {
+            return Action::MarkCe;
+        }
+        Action::Pass
+    });
+    let data = pattern(400 * mss as usize, 33);
+    let mut states = Vec::new();
+    let got = n.transfer_observed(c, s, &data, Duration::from_secs(30), |n| {
+        let i = n.a.info(c).unwrap();
+        if states.last() != Some(&i.ca_state) {
+            states.push(i.ca_state);
+        }
+    });
+    assert!(got == data);
+    let sa = n.a.stats();
+    assert_eq!((sa.tcp_ecn_reductions, sa.retrans_segs), (1, 0), "{sa:?}");
+    let log = &n.log;
+    let ece_at = log
+        .iter()
+        .find(|x| x.dir == Dir::BtoA && x.flags.ece() && !x.flags.syn())
+        .expect("an ECN-Echo")
+        .at
+        + n.delay;
+    let srtt = n.a.info(c).unwrap().rtt;
+    let sends: Vec<_> = log
+        .iter()
+        .filter(|x| x.dir == Dir::AtoB && x.len > 0 && x.at >= ece_at && x.at <= ece_at + srtt)
+        .map(|x| x.at)
+        .collect();
+    let gap = sends
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .chain(sends.first().map(|&t| t - ece_at))
+        .max()
+        .unwrap();
+    // A segment crosses the bottleneck in 1.2 ms; two ACKed segments release one.
+    assert!(
+        gap <= Duration::from_millis(4),
+        "largest gap {gap:?} in {sends:?}"
+    );
+    assert!(states.contains(&"cwr"), "{states:?}");
+}

@@ -16,6 +16,17 @@ fn cfg(ecn: EcnMode) -> TcpConfig {
 
 /// The handshake of a pair whose client (A) and server (B) use these modes: whether each
 /// end negotiated ECN, and the flags of the SYN and SYN-ACK.
+/// A->B data segments `segs` (counted in segments of `mss` from the first data byte)
+/// arrive marked Congestion Experienced.
+fn mark_ce(n: &mut Net, mss: u32, segs: std::ops::Range<u32>) {
+    n.set_rule(Dir::AtoB, move |seg, _| {
+        if seg.len > 0 && segs.clone().any(|k| seg.seq_rel_is(k * mss)) {
+            return Action::MarkCe;
+        }
+        Action::Pass
+    });
+}
+
 fn handshake(a: EcnMode, b: EcnMode) -> (bool, bool, TcpFlags, TcpFlags) {
     let mut n = Net::with_configs(cfg(a), cfg(b));
     let (c, s) = n.connect_pair(80);
@@ -138,12 +149,7 @@ fn marks_in_one_window(pacing: bool) {
     let (c, s) = n.connect_pair(80);
     let mss = n.a.info(c).unwrap().snd_mss;
     // Data segments 40..44 (one window, sent together) are marked.
-    n.set_rule(Dir::AtoB, move |seg, _| {
-        if seg.len > 0 && (40..44).any(|k| seg.seq_rel_is(k * mss)) {
-            return Action::MarkCe;
-        }
-        Action::Pass
-    });
+    mark_ce(&mut n, mss, 40..44);
     let data = pattern(400 * mss as usize, 32);
     let mut cwnd_before_mark = 0;
     let got = n.transfer_observed(c, s, &data, Duration::from_secs(30), |n| {
@@ -215,12 +221,7 @@ fn ecn_survives_a_syn_cookie_handshake() {
     assert!(n.b.info(s).unwrap().ecn);
 
     let mss = n.a.info(c).unwrap().snd_mss;
-    n.set_rule(Dir::AtoB, move |seg, _| {
-        if seg.len > 0 && seg.seq_rel_is(20 * mss) {
-            return Action::MarkCe;
-        }
-        Action::Pass
-    });
+    mark_ce(&mut n, mss, 20..21);
     let data = pattern(100 * mss as usize, 33);
     assert!(n.transfer(c, s, &data, Duration::from_secs(30)) == data);
     assert_eq!(n.b.stats().tcp_ecn_ce_rcvd, 1);
@@ -255,12 +256,7 @@ fn an_ecn_reduction_keeps_the_ack_clock_running() {
     n.rate = Some(1_250_000);
     let (c, s) = n.connect_pair(80);
     let mss = n.a.info(c).unwrap().snd_mss;
-    n.set_rule(Dir::AtoB, move |seg, _| {
-        if seg.len > 0 && seg.seq_rel_is(100 * mss) {
-            return Action::MarkCe;
-        }
-        Action::Pass
-    });
+    mark_ce(&mut n, mss, 100..101);
     let data = pattern(400 * mss as usize, 33);
     let mut states = Vec::new();
     let got = n.transfer_observed(c, s, &data, Duration::from_secs(30), |n| {

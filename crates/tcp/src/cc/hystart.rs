@@ -12,11 +12,11 @@
 //! after five rounds ssthresh is set to cwnd and congestion avoidance begins.
 //!
 //! Beside the RFC's delay test, an ACK-train test (Linux CUBIC's `HYSTART_ACK_TRAIN`) ends
-//! slow start at once (ssthresh = cwnd, no CSS): when the ACKs of one round keep arriving
-//! close together (at most [`ACK_DELTA`] apart) for longer than half the minimum RTT (a
-//! whole one when the sender paces, since pacing itself spreads a flight over half an RTT),
-//! the bottleneck was busy for that long, so the window already fills about the path and
-//! the next doubling would only build a queue. Round minima see that queue late: while
+//! slow start, standard or conservative, at once (ssthresh = cwnd): when the ACKs of one
+//! flight keep arriving close together (at most [`ACK_DELTA`] apart) for longer than half
+//! the minimum RTT (a whole one when the sender paces, since pacing itself spreads a
+//! flight over half an RTT), the bottleneck was busy for that long, so the window already
+//! about fills the path and the next doubling would only build a queue. Round minima see that queue late: while
 //! slow start's flights still cross the bottleneck as separate trains the queue empties
 //! between them, and the minimum of a round stays at the base RTT until cwnd is several
 //! times the path's capacity.
@@ -162,8 +162,8 @@ impl HyStart {
         left
     }
 
-    /// The ACK-train test for an ACK at `now` within a round (Linux `hystart_update` with
-    /// `HYSTART_ACK_TRAIN`): true once the round's train has lasted longer than half the
+    /// The ACK-train test for an ACK at `now` within a flight (Linux `hystart_update` with
+    /// `HYSTART_ACK_TRAIN`): true once the flight's train has lasted longer than half the
     /// minimum RTT (the whole of it when paced) plus the allowance for delayed ACKs.
     fn ack_train_full(&mut self, s: &CcState, now: Instant) -> bool {
         if self.phase == Phase::Done || s.cwnd < TRAIN_LOW_WINDOW {

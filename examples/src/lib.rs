@@ -85,6 +85,9 @@ pub struct FaultArgs {
     /// Delay added to every packet, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub delay: u64,
+    /// Uniform jitter around `--delay`, in milliseconds (packets overtake each other).
+    #[arg(long, default_value_t = 0)]
+    pub jitter: u64,
     /// Seed of the fault injector's random generator (same seed, same faults).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -94,7 +97,12 @@ impl FaultArgs {
     /// The fault configuration, or `None` when no fault was asked for.
     pub fn config(&self) -> Option<FaultConfig> {
         let pct = |p: f64| (p / 100.0).clamp(0.0, 1.0);
-        if self.loss <= 0.0 && self.reorder <= 0.0 && self.duplicate <= 0.0 && self.delay == 0 {
+        if self.loss <= 0.0
+            && self.reorder <= 0.0
+            && self.duplicate <= 0.0
+            && self.delay == 0
+            && self.jitter == 0
+        {
             return None;
         }
         Some(FaultConfig {
@@ -102,6 +110,7 @@ impl FaultArgs {
             reorder: pct(self.reorder),
             duplicate: pct(self.duplicate),
             delay: Duration::from_millis(self.delay),
+            jitter: Duration::from_millis(self.jitter),
             seed: self.seed,
             ..FaultConfig::default()
         })

@@ -79,6 +79,10 @@ pub struct FaultArgs {
     /// Percentage of packets reordered.
     #[arg(long, default_value_t = 0.0)]
     pub reorder: f64,
+    /// Milliseconds a reordered packet is held back (then everything sent meanwhile
+    /// overtakes it); 0: it is released right after the next packet.
+    #[arg(long, default_value_t = 0)]
+    pub reorder_ms: u64,
     /// Percentage of packets duplicated.
     #[arg(long, default_value_t = 0.0)]
     pub duplicate: f64,
@@ -108,6 +112,7 @@ impl FaultArgs {
         Some(FaultConfig {
             loss: pct(self.loss),
             reorder: pct(self.reorder),
+            reorder_delay: Duration::from_millis(self.reorder_ms),
             duplicate: pct(self.duplicate),
             delay: Duration::from_millis(self.delay),
             jitter: Duration::from_millis(self.jitter),

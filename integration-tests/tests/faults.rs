@@ -154,3 +154,52 @@ fn download_with_deep_reordering() {
     let (ok, log) = server.terminate(Duration::from_secs(8));
     assert!(ok, "http_server did not exit cleanly:\n{log}");
 }
+
+/// Occasional deep reordering without loss against the kernel's TCP: one packet in a
+/// hundred either way is held back 5 ms (the stack's fault injector; every packet is
+/// delayed 20 ms, so the minimum RTT is about 40 ms), and the hundreds sent meanwhile
+/// overtake it. The kernel receiver SACKs them above the hole; counting those segments
+/// would take the held-back one for lost every time. With SACK, ustack's losses are
+/// RACK's alone: a segment is lost only once an RTT and the reordering window (a quarter
+/// of the minimum RTT, 10 ms) have passed, so after the first held-back packet (before
+/// reordering has been seen the window is zero) nothing is resent. 2026-12-06, 50 MiB at
+/// about 370 Mbit/s: 1-2 segments resent in one recovery; with the SACK count beside RACK,
+/// before, 254-348 in 20-34 recoveries (all undone).
+#[test]
+fn download_with_occasional_deep_reordering_resends_almost_nothing() {
+    require_root!();
+    require_tool!("curl");
+    let net = TunNet::new("reo1");
+    let server = net.stack(
+        "http_server",
+        &[
+            "--port",
+            "80",
+            "--delay",
+            "20",
+            "--reorder",
+            "1",
+            "--reorder-ms",
+            "5",
+            "--seed",
+            "7",
+        ],
+    );
+    let got = download(&net, 240);
+    let stats = net.ns.sh(&format!(
+        "curl -sS --max-time 20 --retry 3 http://{STACK_IP}/stats"
+    ));
+    println!("stack counters: {stats}");
+    assert_eq!(got, pattern_sha256(N), "download under reordering differs");
+    let (out, retrans) = (counter(&stats, "out_segs"), counter(&stats, "retrans_segs"));
+    println!(
+        "{retrans} of {out} segments resent, {} D-SACKs, {} recoveries, {} undone",
+        counter(&stats, "tcp_dsack_recv"),
+        counter(&stats, "tcp_sack_recovery"),
+        counter(&stats, "tcp_full_undo"),
+    );
+    assert!(out > 30_000, "{out} segments sent");
+    assert!(retrans <= 10, "{retrans} of {out} segments resent");
+    let (ok, log) = server.terminate(Duration::from_secs(8));
+    assert!(ok, "http_server did not exit cleanly:\n{log}");
+}

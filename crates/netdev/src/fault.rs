@@ -7,7 +7,9 @@
 //! 2. **corruption**: one random byte gets random bits flipped;
 //! 3. **duplication**: the packet is sent twice;
 //! 4. **reordering**: the packet is held back and released right after the next one
-//!    (or after [`REORDER_HOLD`] when no other packet follows);
+//!    (or after [`REORDER_HOLD`] when no other packet follows), or, with
+//!    [`FaultConfig::reorder_delay`], held that much longer than the others (everything
+//!    sent meanwhile overtakes it);
 //! 5. **rate limit**: a token bucket on bytes shapes the flow (packets wait for tokens);
 //! 6. **delay with jitter**: each packet waits `delay ± jitter` (uniform). Jitter reorders
 //!    packets, as netem does.
@@ -76,6 +78,10 @@ pub struct FaultConfig {
     pub duplicate: f64,
     /// Probability that a packet is held back and released after the next one.
     pub reorder: f64,
+    /// When not zero: a packet picked by `reorder` is instead held this much longer than
+    /// the others (after rate limit, delay and jitter), so that whatever is sent meanwhile
+    /// overtakes it.
+    pub reorder_delay: Duration,
     /// Probability that one byte of a packet is corrupted.
     pub corrupt: f64,
     /// Base delay of every packet.
@@ -462,7 +468,12 @@ impl<D: NetDevice> FaultInjector<D> {
             self.timing_stage(d, now, pkt);
             self.timing_stage(d, now, held);
         } else if self.rng.chance(self.cfg.reorder) {
-            self.dir(d).reorder_slot = Some((pkt, add(now, REORDER_HOLD)));
+            if self.cfg.reorder_delay.is_zero() {
+                self.dir(d).reorder_slot = Some((pkt, add(now, REORDER_HOLD)));
+            } else {
+                self.shared.reordered.fetch_add(1, Relaxed);
+                self.timing_stage_late(d, now, pkt, self.cfg.reorder_delay);
+            }
         } else {
             self.timing_stage(d, now, pkt);
         }
@@ -470,6 +481,11 @@ impl<D: NetDevice> FaultInjector<D> {
 
     /// Rate limit, then delay and jitter: the packet is either ready now or held.
     fn timing_stage(&mut self, d: Dir, now: Instant, pkt: PacketBuf) {
+        self.timing_stage_late(d, now, pkt, Duration::ZERO);
+    }
+
+    /// [`Self::timing_stage`] with `extra` added to the packet's release time.
+    fn timing_stage_late(&mut self, d: Dir, now: Instant, pkt: PacketBuf, extra: Duration) {
         if self.cfg.rate_bps == Some(0) || self.dir(d).len() >= FAULT_QUEUE_LIMIT {
             self.shared.dropped.fetch_add(1, Relaxed);
             return;
@@ -488,7 +504,7 @@ impl<D: NetDevice> FaultInjector<D> {
                 .saturating_add(Duration::from_nanos(offset))
                 .saturating_sub(self.cfg.jitter);
         }
-        at = add(at, delay);
+        at = add(at, delay.saturating_add(extra));
         if at > now {
             self.shared.delayed.fetch_add(1, Relaxed);
             self.seq += 1;

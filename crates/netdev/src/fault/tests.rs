@@ -126,6 +126,42 @@ fn reorder_swaps_with_next() {
     assert_eq!(a.fault_stats().reordered, 2);
 }
 
+/// With `reorder_delay`, a packet picked for reordering is held that much longer than the
+/// others: everything sent within that time overtakes it, nothing later does.
+#[tokio::test(start_paused = true)]
+async fn reorder_delay_holds_a_packet_back_by_its_time() {
+    let (a, mut b) = big_link();
+    let mut a = FaultInjector::new(
+        a,
+        FaultConfig {
+            reorder: 1.0,
+            reorder_delay: Duration::from_millis(5),
+            ..Default::default()
+        },
+    );
+    let t0 = Instant::now();
+    a.transmit(&mut vec![tagged(1, 20)]);
+    // Everything sent from now on leaves at once (reorder picks only the first: the
+    // configuration changes before the next packets).
+    a.set_config(FaultConfig::default());
+    tokio::time::advance(Duration::from_millis(2)).await;
+    a.transmit(&mut vec![tagged(2, 20), tagged(3, 20)]);
+    let mut got = Vec::new();
+    let mut none = Vec::new();
+    while got.len() < 3 {
+        poll_fn(|cx| {
+            let _ = a.poll_recv(cx, &mut none, 8);
+            b.poll_recv(cx, &mut got, 8)
+        })
+        .await
+        .unwrap();
+    }
+    let tags: Vec<u16> = got.iter().map(tag).collect();
+    assert_eq!(tags, vec![2, 3, 1]);
+    assert_eq!(t0.elapsed(), Duration::from_millis(5));
+    assert_eq!(a.fault_stats().reordered, 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn reorder_releases_a_lonely_packet_after_hold() {
     let (a, mut b) = big_link();
@@ -398,6 +434,13 @@ async fn extreme_configs_do_not_panic() {
             jitter: Duration::MAX,
             rate_bps: Some(1),
             seed: u64::MAX,
+            reorder_delay: Duration::MAX,
+        },
+        FaultConfig {
+            reorder: 1.0,
+            reorder_delay: Duration::MAX,
+            delay: Duration::MAX,
+            ..Default::default()
         },
         FaultConfig {
             jitter: Duration::from_nanos(1),

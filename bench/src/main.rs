@@ -44,6 +44,33 @@ enum Which {
     Smoltcp,
 }
 
+/// `userve`'s options.
+#[derive(clap::Args, Debug)]
+pub struct UserveArgs {
+    #[arg(long)]
+    pub tun: String,
+    /// Stack address with prefix, e.g. 10.77.0.2/24.
+    #[arg(long)]
+    pub addr: String,
+    /// Default route via this address (the kernel side of the TUN, when it forwards).
+    #[arg(long)]
+    pub gateway: Option<std::net::Ipv4Addr>,
+    #[arg(long, default_value_t = 1500)]
+    pub mtu: usize,
+    #[arg(long, default_value_t = 120.0)]
+    pub lifetime: f64,
+    /// Append cwnd/RTT samples of source-port connections here (JSON lines).
+    #[arg(long)]
+    pub info_log: Option<PathBuf>,
+    /// Open the TUN with IFF_VNET_HDR and TUN_F_CSUM|TUN_F_TSO4 (the kernel hands over
+    /// TCP super-segments of up to 64 KiB; `TunOptions::offload`).
+    #[arg(long)]
+    pub offload: bool,
+    /// Pace new data (`TcpConfig::pacing`).
+    #[arg(long)]
+    pub pacing: bool,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// In memory: `--bytes` one way between two stacks on one thread.
@@ -104,30 +131,7 @@ enum Cmd {
         max_secs: f64,
     },
     /// The four-port server on ustack over an existing TUN device.
-    Userve {
-        #[arg(long)]
-        tun: String,
-        /// Stack address with prefix, e.g. 10.77.0.2/24.
-        #[arg(long)]
-        addr: String,
-        /// Default route via this address (the kernel side of the TUN, when it forwards).
-        #[arg(long)]
-        gateway: Option<std::net::Ipv4Addr>,
-        #[arg(long, default_value_t = 1500)]
-        mtu: usize,
-        #[arg(long, default_value_t = 120.0)]
-        lifetime: f64,
-        /// Append cwnd/RTT samples of source-port connections here (JSON lines).
-        #[arg(long)]
-        info_log: Option<PathBuf>,
-        /// Open the TUN with IFF_VNET_HDR and TUN_F_CSUM|TUN_F_TSO4 (the kernel hands over
-        /// TCP super-segments of up to 64 KiB; `TunOptions::offload`).
-        #[arg(long)]
-        offload: bool,
-        /// Pace new data (`TcpConfig::pacing`).
-        #[arg(long)]
-        pacing: bool,
-    },
+    Userve(UserveArgs),
     /// The four-port server on kernel sockets.
     Kserve {
         #[arg(long)]
@@ -251,7 +255,10 @@ fn run(cli: Cli) -> std::io::Result<()> {
             #[cfg(feature = "with-ustack")]
             Which::Ustack => mem::bulk(bytes, mtu, buf, max_secs, in_place),
             #[cfg(not(feature = "with-ustack"))]
-            Which::Ustack => no_ustack(),
+            Which::Ustack => {
+                let _ = in_place;
+                no_ustack()
+            }
         },
         Cmd::MemPingpong {
             stack,
@@ -268,7 +275,10 @@ fn run(cli: Cli) -> std::io::Result<()> {
             #[cfg(feature = "with-ustack")]
             Which::Ustack => mem::pingpong(secs, mtu),
             #[cfg(not(feature = "with-ustack"))]
-            Which::Ustack => no_ustack(),
+            Which::Ustack => {
+                let _ = one_task;
+                no_ustack()
+            }
         },
         Cmd::MemConnrate {
             stack,
@@ -296,26 +306,9 @@ fn run(cli: Cli) -> std::io::Result<()> {
             scale::scale(&counts, secs, max_secs)
         }
         #[cfg(feature = "with-ustack")]
-        Cmd::Userve {
-            tun,
-            addr,
-            gateway,
-            mtu,
-            lifetime,
-            info_log,
-            offload,
-            pacing,
-        } => userve::userve(
-            tun,
-            addr,
-            gateway,
-            mtu,
-            lifetime,
-            info_log,
-            userve::Tuning { offload, pacing },
-        ),
+        Cmd::Userve(args) => userve::userve(args),
         #[cfg(not(feature = "with-ustack"))]
-        Cmd::Scale { .. } | Cmd::Userve { .. } => no_ustack(),
+        Cmd::Scale { .. } | Cmd::Userve(_) => no_ustack(),
         Cmd::Kserve {
             ip,
             lifetime,

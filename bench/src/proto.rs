@@ -24,6 +24,7 @@ pub const CLOSE: u16 = 5003;
 /// Source port.
 pub const SOURCE: u16 = 5004;
 /// In-place sink port (`userve` only).
+#[cfg_attr(not(feature = "with-ustack"), allow(dead_code))]
 pub const SINK_IN_PLACE: u16 = 5005;
 
 /// Reads to EOF and replies with the count.

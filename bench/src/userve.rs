@@ -5,7 +5,6 @@
 //! TSO/checksum offloads (`TunOptions::offload`).
 
 use std::io;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,25 +23,18 @@ pub fn ustack_info(s: &TcpStream) -> Option<(u32, u32, u32)> {
     Some((i.snd_cwnd, i.rtt.as_micros() as u32, i.snd_mss))
 }
 
-/// Device and TCP settings of `userve`.
-pub struct Tuning {
-    /// `TunOptions::offload`.
-    pub offload: bool,
-    /// `TcpConfig::pacing`.
-    pub pacing: bool,
-}
-
 /// Serves the four ports on a stack attached to TUN `tun` with address `addr`.
-pub fn userve(
-    tun: String,
-    addr: String,
-    gateway: Option<std::net::Ipv4Addr>,
-    mtu: usize,
-    lifetime: f64,
-    info_log: Option<PathBuf>,
-    tuning: Tuning,
-) -> io::Result<()> {
-    let Tuning { offload, pacing } = tuning;
+pub fn userve(args: crate::UserveArgs) -> io::Result<()> {
+    let crate::UserveArgs {
+        tun,
+        addr,
+        gateway,
+        mtu,
+        lifetime,
+        info_log,
+        offload,
+        pacing,
+    } = args;
     current_thread_rt().block_on(async move {
         let mut b = Stack::builder()
             .tun_with(TunOptions {

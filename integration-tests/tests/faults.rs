@@ -66,16 +66,32 @@ fn download_through_tbf_bottleneck_both_ways() {
     assert!(ok, "http_server did not exit cleanly:\n{log}");
 }
 
+/// Serves the 50 MiB download from `http_server` with the fault injector's `faults`,
+/// checks that it arrived intact and that the server exits cleanly, and returns the
+/// stack's `/stats` JSON taken after the download.
+fn download_under_faults(name: &str, faults: &[&str]) -> String {
+    let net = TunNet::new(name);
+    let mut args = vec!["--port", "80"];
+    args.extend_from_slice(faults);
+    let server = net.stack("http_server", &args);
+    let got = download(&net, 240);
+    let stats = net.ns.sh(&format!(
+        "curl -sS --max-time 20 --retry 3 http://{STACK_IP}/stats"
+    ));
+    println!("stack counters: {stats}");
+    assert_eq!(got, pattern_sha256(N), "download under {faults:?} differs");
+    let (ok, log) = server.terminate(Duration::from_secs(8));
+    assert!(ok, "http_server did not exit cleanly:\n{log}");
+    stats
+}
+
 #[test]
 fn download_with_stack_loss_reorder_delay() {
     require_root!();
     require_tool!("curl");
-    let net = TunNet::new("lossy");
-    let server = net.stack(
-        "http_server",
+    download_under_faults(
+        "lossy",
         &[
-            "--port",
-            "80",
             "--loss",
             "2",
             "--reorder",
@@ -86,18 +102,6 @@ fn download_with_stack_loss_reorder_delay() {
             "42",
         ],
     );
-    let got = download(&net, 240);
-    let stats = net.ns.sh(&format!(
-        "curl -sS --max-time 20 --retry 3 http://{STACK_IP}/stats"
-    ));
-    println!("stack counters: {stats}");
-    assert_eq!(
-        got,
-        pattern_sha256(N),
-        "download under loss/reorder/delay differs"
-    );
-    let (ok, log) = server.terminate(Duration::from_secs(8));
-    assert!(ok, "http_server did not exit cleanly:\n{log}");
 }
 
 /// A counter from the stack's `/stats` JSON (`"name":value`, first occurrence).
@@ -115,6 +119,21 @@ fn counter(json: &str, name: &str) -> u64 {
         .unwrap_or_else(|_| panic!("{name} in {json}"))
 }
 
+/// Segments sent and resent by the stack, from its `/stats` JSON; prints them with the
+/// recovery counters.
+fn resent(stats: &str) -> (u64, u64) {
+    let (out, retrans) = (counter(stats, "out_segs"), counter(stats, "retrans_segs"));
+    println!(
+        "{retrans} of {out} segments resent, {} D-SACKs, {} recoveries, {} undone, {} timeouts, {} lost retransmissions",
+        counter(stats, "tcp_dsack_recv"),
+        counter(stats, "tcp_sack_recovery"),
+        counter(stats, "tcp_full_undo"),
+        counter(stats, "tcp_timeouts"),
+        counter(stats, "tcp_lost_retransmit")
+    );
+    (out, retrans)
+}
+
 /// Deep reordering without loss against the kernel's TCP: every packet either way is
 /// delayed 10 ms plus or minus 4 ms (the stack's fault injector), so at these speeds
 /// segments overtake each other by hundreds. The download arrives intact. Nothing is
@@ -127,32 +146,10 @@ fn counter(json: &str, name: &str) -> u64 {
 fn download_with_deep_reordering() {
     require_root!();
     require_tool!("curl");
-    let net = TunNet::new("reord");
-    let server = net.stack(
-        "http_server",
-        &[
-            "--port", "80", "--delay", "10", "--jitter", "4", "--seed", "7",
-        ],
-    );
-    let got = download(&net, 240);
-    let stats = net.ns.sh(&format!(
-        "curl -sS --max-time 20 --retry 3 http://{STACK_IP}/stats"
-    ));
-    println!("stack counters: {stats}");
-    assert_eq!(got, pattern_sha256(N), "download under reordering differs");
-    let (out, retrans) = (counter(&stats, "out_segs"), counter(&stats, "retrans_segs"));
-    println!(
-        "{retrans} of {out} segments resent, {} D-SACKs, {} recoveries, {} undone, {} timeouts, {} lost retransmissions",
-        counter(&stats, "tcp_dsack_recv"),
-        counter(&stats, "tcp_sack_recovery"),
-        counter(&stats, "tcp_full_undo"),
-        counter(&stats, "tcp_timeouts"),
-        counter(&stats, "tcp_lost_retransmit")
-    );
+    let stats = download_under_faults("reord", &["--delay", "10", "--jitter", "4", "--seed", "7"]);
+    let (out, retrans) = resent(&stats);
     assert!(out > 30_000, "{out} segments sent");
     assert!(retrans * 2 <= out, "{retrans} of {out} segments resent");
-    let (ok, log) = server.terminate(Duration::from_secs(8));
-    assert!(ok, "http_server did not exit cleanly:\n{log}");
 }
 
 /// Occasional deep reordering without loss against the kernel's TCP: one packet in a
@@ -169,12 +166,9 @@ fn download_with_deep_reordering() {
 fn download_with_occasional_deep_reordering_resends_almost_nothing() {
     require_root!();
     require_tool!("curl");
-    let net = TunNet::new("reo1");
-    let server = net.stack(
-        "http_server",
+    let stats = download_under_faults(
+        "reo1",
         &[
-            "--port",
-            "80",
             "--delay",
             "20",
             "--reorder",
@@ -185,21 +179,7 @@ fn download_with_occasional_deep_reordering_resends_almost_nothing() {
             "7",
         ],
     );
-    let got = download(&net, 240);
-    let stats = net.ns.sh(&format!(
-        "curl -sS --max-time 20 --retry 3 http://{STACK_IP}/stats"
-    ));
-    println!("stack counters: {stats}");
-    assert_eq!(got, pattern_sha256(N), "download under reordering differs");
-    let (out, retrans) = (counter(&stats, "out_segs"), counter(&stats, "retrans_segs"));
-    println!(
-        "{retrans} of {out} segments resent, {} D-SACKs, {} recoveries, {} undone",
-        counter(&stats, "tcp_dsack_recv"),
-        counter(&stats, "tcp_sack_recovery"),
-        counter(&stats, "tcp_full_undo"),
-    );
+    let (out, retrans) = resent(&stats);
     assert!(out > 30_000, "{out} segments sent");
     assert!(retrans <= 10, "{retrans} of {out} segments resent");
-    let (ok, log) = server.terminate(Duration::from_secs(8));
-    assert!(ok, "http_server did not exit cleanly:\n{log}");
 }

@@ -146,16 +146,7 @@ async fn reorder_delay_holds_a_packet_back_by_its_time() {
     a.set_config(FaultConfig::default());
     tokio::time::advance(Duration::from_millis(2)).await;
     a.transmit(&mut vec![tagged(2, 20), tagged(3, 20)]);
-    let mut got = Vec::new();
-    let mut none = Vec::new();
-    while got.len() < 3 {
-        poll_fn(|cx| {
-            let _ = a.poll_recv(cx, &mut none, 8);
-            b.poll_recv(cx, &mut got, 8)
-        })
-        .await
-        .unwrap();
-    }
+    let got = pump(&mut a, &mut b, 3).await;
     let tags: Vec<u16> = got.iter().map(tag).collect();
     assert_eq!(tags, vec![2, 3, 1]);
     assert_eq!(t0.elapsed(), Duration::from_millis(5));
@@ -174,14 +165,7 @@ async fn reorder_releases_a_lonely_packet_after_hold() {
     );
     let t0 = Instant::now();
     a.transmit(&mut vec![tagged(7, 20)]);
-    let mut got = Vec::new();
-    let mut none = Vec::new();
-    poll_fn(|cx| {
-        let _ = a.poll_recv(cx, &mut none, 8);
-        b.poll_recv(cx, &mut got, 8)
-    })
-    .await
-    .unwrap();
+    let got = pump(&mut a, &mut b, 1).await;
     assert_eq!(tag(&got[0]), 7);
     assert_eq!(t0.elapsed(), REORDER_HOLD);
     assert_eq!(a.fault_stats().reordered, 0);

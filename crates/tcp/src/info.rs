@@ -76,7 +76,8 @@ pub struct TcpInfo {
     /// Congestion control algorithm name.
     pub congestion: &'static str,
     /// Pacing rate in bytes per second (Linux `tcpi_pacing_rate`); 0 while new data is
-    /// not paced (`TcpConfig::pacing` off, or no RTT sample yet).
+    /// not paced (neither `TcpConfig::pacing` nor `SO_MAX_PACING_RATE`, or no RTT sample
+    /// and no maximum rate yet).
     pub pacing_rate: u64,
 }
 
@@ -124,7 +125,7 @@ impl TcpLayer {
             sack: t.sack_ok,
             timestamps: t.ts_ok,
             congestion: t.cc.name(),
-            pacing_rate: if self.sh.cfg.pacing || t.opts.max_pacing_rate.is_some() {
+            pacing_rate: if crate::output::paced_conn(t, &self.sh) {
                 crate::output::pacing_rate(t).unwrap_or(0)
             } else {
                 0

@@ -647,7 +647,7 @@ pub(crate) fn write_xmit(
             // Nagle: hold a partial segment while data is unacknowledged.
             break;
         }
-        let pace = sh.cfg.pacing || tcb.opts.max_pacing_rate.is_some();
+        let pace = paced_conn(tcb, sh);
         if len > 0 && pace {
             if let Some(at) = pacing_hold(tcb, now) {
                 sh.set_timer_lazy(tcb.id, TimerKind::Pace, at);
@@ -676,6 +676,12 @@ const PACING_AHEAD_MIN: Duration = Duration::from_millis(1);
 /// first window at once, as Linux's fq qdisc gives a flow an initial quantum of ten
 /// packets; pacing spreads what an ACK batch releases beyond that.
 const PACING_QUANTUM_SEGS: u64 = 10;
+
+/// New data of this connection is paced: the stack paces (`TcpConfig::pacing`) or the
+/// socket has a maximum pacing rate (`SO_MAX_PACING_RATE`, which turns it on as in Linux).
+pub(crate) fn paced_conn(tcb: &Tcb, sh: &Shared) -> bool {
+    sh.cfg.pacing || tcb.opts.max_pacing_rate.is_some()
+}
 
 /// The pacing rate in bytes per second (Linux `tcp_update_pacing_rate`): the congestion
 /// window (or what is in flight, if more) per smoothed RTT, times two in slow start

@@ -50,7 +50,7 @@ fn cc_cong_avoid(tcb: &mut Tcb, sh: &Shared, acked_segs: u32, prior_in_flight: u
     tcb.ccs.app_limited = !cwnd_limited;
     tcb.ccs.snd_una = tcb.snd_una.0;
     tcb.ccs.snd_nxt = tcb.snd_nxt.0;
-    tcb.ccs.paced = sh.cfg.pacing || tcb.opts.max_pacing_rate.is_some();
+    tcb.ccs.paced = crate::output::paced_conn(tcb, sh);
     if tcb.ccs.in_slow_start() {
         // For HyStart's ACK-train test only (the pacing code computes its own).
         tcb.ccs.pacing_rate = crate::output::pacing_rate(tcb).unwrap_or(0);
@@ -235,7 +235,8 @@ fn note_reordering(tcb: &mut Tcb, sh: &mut Shared, metric: u32) {
 
 /// The sender's half of ECN (RFC 3168 section 6.1.2; Linux `tcp_enter_cwr`): an ECN-Echo
 /// means a router queue marked one of our segments instead of dropping it. The window is
-/// reduced as for a loss (ssthresh from the congestion control, cwnd to it), at most once
+/// reduced as for a loss (ssthresh from the congestion control; cwnd follows the pipe
+/// down to it by PRR until what was sent before the reduction is acknowledged), at most once
 /// per window of data (until an ACK covers something sent after the reduction: one that
 /// acknowledges exactly up to it was sent before our CWR reached the receiver, which
 /// echoes ECE until then; Linux holds `TCP_CA_CWR` the same way), nothing is

@@ -334,10 +334,9 @@ pub(crate) struct Tcb {
     /// `tlp_high_seq`), and whether it was a retransmission.
     pub(crate) tlp_high_seq: Option<SeqNum>,
     pub(crate) tlp_retrans: bool,
-    /// How far (in segments) the path has been seen to reorder: the duplicate-ACK /
-    /// Reordering degree in segments (Linux `tp->reordering`; starts at 3): the
-    /// duplicate-ACK threshold without SACK; with SACK, SACKed segments that close RACK's
-    /// reordering window while no reordering has been seen.
+    /// How far (in segments) the path has been seen to reorder (Linux `tp->reordering`;
+    /// starts at 3): the duplicate-ACK threshold without SACK; with SACK, the SACKed
+    /// segments that close RACK's reordering window while no reordering has been seen.
     pub(crate) reordering: u32,
     /// SACK scoreboard above `snd_una`: sorted, non-overlapping `[l, r)`.
     pub(crate) sacked: Vec<(SeqNum, SeqNum)>,

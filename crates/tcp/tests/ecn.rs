@@ -294,3 +294,42 @@ fn an_ecn_reduction_keeps_the_ack_clock_running() {
     );
     assert!(states.contains(&"cwr"), "{states:?}");
 }
+
+/// A loss in the window an ECN-Echo is already reducing: the fast recovery it starts
+/// continues that reduction instead of making a second one (one reduction per window,
+/// Linux `tcp_enter_recovery` while in CWR), so ssthresh stays where the ECE put it.
+#[test]
+fn a_loss_during_an_ecn_reduction_does_not_reduce_again() {
+    let mut n = Net::with_configs(cfg(EcnMode::Request), cfg(EcnMode::Accept));
+    n.delay = Duration::from_millis(10);
+    n.rate = Some(1_250_000);
+    let (c, s) = n.connect_pair(80);
+    let mss = n.a.info(c).unwrap().snd_mss;
+    let mut dropped = false;
+    n.set_rule(Dir::AtoB, move |seg, _| {
+        if seg.len > 0 && seg.seq_rel_is(100 * mss) {
+            return Action::MarkCe;
+        }
+        if seg.len > 0 && seg.seq_rel_is(104 * mss) && !dropped {
+            dropped = true;
+            return Action::Drop;
+        }
+        Action::Pass
+    });
+    let data = pattern(400 * mss as usize, 34);
+    let mut first_ssthresh = None;
+    let got = n.transfer_observed(c, s, &data, Duration::from_secs(30), |n| {
+        let i = n.a.info(c).unwrap();
+        if first_ssthresh.is_none() && i.snd_ssthresh < 1_000_000 {
+            first_ssthresh = Some(i.snd_ssthresh);
+        }
+    });
+    assert!(got == data);
+    let (sa, i) = (n.a.stats(), n.a.info(c).unwrap());
+    assert_eq!(
+        (sa.tcp_ecn_reductions, sa.tcp_sack_recovery, sa.retrans_segs),
+        (1, 1, 1),
+        "{sa:?}"
+    );
+    assert_eq!(Some(i.snd_ssthresh), first_ssthresh, "{i:?}");
+}

@@ -128,6 +128,7 @@ impl Harness {
                 ttl: seg.ttl,
                 tos: seg.tos,
                 dont_frag: true,
+                oif: seg.oif,
             };
             let _ = self.core.ip.output(now, &meta, seg.pkt);
         }

@@ -230,6 +230,28 @@ impl Fib {
         None
     }
 
+    /// Longest-prefix match among the routes through `dev` (a socket bound to a device,
+    /// Linux `flowi4_oif`): routes through other devices are skipped; among routes of the
+    /// same prefix through `dev` the lowest metric wins.
+    pub fn lookup_dev(&self, dst: Ipv4Addr, dev: DevId) -> Option<&Route> {
+        let a = u32::from(dst);
+        let mut lens = self.lens_in_use;
+        while lens != 0 {
+            let len = 63 - lens.leading_zeros();
+            lens &= !(1u64 << len);
+            let key = a & mask_of(len as u8);
+            let found = self
+                .tables
+                .get(len as usize)
+                .and_then(|t| t.get(&key))
+                .and_then(|l| l.iter().find(|r| r.dev == dev));
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    }
+
     /// Every route, longest prefix first, then by network address and metric.
     pub fn routes(&self) -> Vec<Route> {
         let mut v: Vec<Route> = self

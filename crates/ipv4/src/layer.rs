@@ -124,6 +124,10 @@ pub struct OutMeta {
     pub tos: u8,
     /// Set DF: refuse to fragment (PMTU discovery, RFC 1191).
     pub dont_frag: bool,
+    /// Send through this device only (a socket bound to it, `SO_BINDTODEVICE`; Linux
+    /// `flowi4_oif`): see [`Ipv4Layer::route_output_dev`]. `None`: the routing table
+    /// chooses.
+    pub oif: Option<DevId>,
 }
 
 /// Why a datagram could not be sent.
@@ -178,6 +182,8 @@ impl From<OutputError> for io::Error {
 #[derive(Clone, Copy, Debug)]
 struct RouteMemo {
     dst: Ipv4Addr,
+    /// The device the lookup was restricted to.
+    oif: Option<DevId>,
     /// The route with the device MTU (not yet lowered by a path MTU).
     route: OutRoute,
     /// `dst` is one of our addresses.
@@ -323,14 +329,23 @@ impl Ipv4Layer {
         a.is_broadcast() || self.ifaces.iter().any(|i| i.addr.broadcast() == Some(a))
     }
 
-    /// Output route lookup (Linux: `ip_route_output_key`). The second value is true when
-    /// the destination is one of our addresses.
-    fn route(&self, dst: Ipv4Addr, now: Instant) -> Result<(OutRoute, bool), OutputError> {
+    /// Output route lookup (Linux: `ip_route_output_key`), through `oif` only when given.
+    /// The second value is true when the destination is one of our addresses.
+    fn route(
+        &self,
+        dst: Ipv4Addr,
+        oif: Option<DevId>,
+        now: Instant,
+    ) -> Result<(OutRoute, bool), OutputError> {
         if dst.is_unspecified() {
             return Err(OutputError::AddrNotAvailable);
         }
         if dst.is_broadcast() {
-            let i = self.ifaces.first().ok_or(OutputError::NetworkUnreachable)?;
+            let i = self
+                .ifaces
+                .iter()
+                .find(|i| oif.is_none_or(|d| d == i.dev))
+                .ok_or(OutputError::NetworkUnreachable)?;
             let r = OutRoute {
                 dev: i.dev,
                 src: i.addr.addr(),
@@ -341,9 +356,9 @@ impl Ipv4Layer {
             return Ok((r, false));
         }
         let memo = match self.route_memo.get() {
-            Some(m) if m.dst == dst => m,
+            Some(m) if m.dst == dst && m.oif == oif => m,
             _ => {
-                let m = self.route_uncached(dst)?;
+                let m = self.route_uncached(dst, oif)?;
                 self.route_memo.set(Some(m));
                 m
             }
@@ -358,11 +373,36 @@ impl Ipv4Layer {
     }
 
     /// The routing table and interface part of [`Ipv4Layer::route`] for a unicast `dst`.
-    fn route_uncached(&self, dst: Ipv4Addr) -> Result<RouteMemo, OutputError> {
-        let r = self
-            .fib
-            .lookup(dst)
-            .ok_or(OutputError::NetworkUnreachable)?;
+    fn route_uncached(&self, dst: Ipv4Addr, oif: Option<DevId>) -> Result<RouteMemo, OutputError> {
+        let found = match oif {
+            // One of our own addresses stays local whatever the socket is bound to.
+            Some(d) if !self.is_local(dst) => self.fib.lookup_dev(dst, d),
+            _ => self.fib.lookup(dst),
+        };
+        let Some(r) = found else {
+            // Bound to a device without a route through it: the destination is taken to
+            // be on that device's link (Linux `ip_route_output_key_hash_rcu`: "routing
+            // tables are wrong, assume that the destination is on link").
+            let d = oif.ok_or(OutputError::NetworkUnreachable)?;
+            let iface = self
+                .ifaces
+                .iter()
+                .find(|i| i.dev == d)
+                .ok_or(OutputError::NetworkUnreachable)?;
+            let route = OutRoute {
+                dev: d,
+                src: iface.addr.addr(),
+                next_hop: dst,
+                mtu: iface.mtu,
+                tso_max: iface.tso_max,
+            };
+            return Ok(RouteMemo {
+                dst,
+                oif,
+                route,
+                local: false,
+            });
+        };
         if r.kind == RouteKind::Local {
             let route = OutRoute {
                 dev: r.dev,
@@ -373,6 +413,7 @@ impl Ipv4Layer {
             };
             return Ok(RouteMemo {
                 dst,
+                oif,
                 route,
                 local: true,
             });
@@ -391,6 +432,7 @@ impl Ipv4Layer {
         };
         Ok(RouteMemo {
             dst,
+            oif,
             route,
             local: false,
         })
@@ -400,7 +442,21 @@ impl Ipv4Layer {
     /// hop and MTU (min of device MTU and a learned path MTU) towards `dst`.
     /// No route gives `NetworkUnreachable`; 0.0.0.0 gives `AddrNotAvailable`.
     pub fn route_output(&self, dst: Ipv4Addr, now: Instant) -> Result<OutRoute, OutputError> {
-        self.route(dst, now).map(|(r, _)| r)
+        self.route(dst, None, now).map(|(r, _)| r)
+    }
+
+    /// [`route_output`](Self::route_output) through device `oif` only, when given (a
+    /// socket bound to a device, `SO_BINDTODEVICE`; Linux `flowi4_oif`): the longest
+    /// prefix among the routes through `oif`, else the destination is taken to be on
+    /// `oif`'s link (as Linux does), with the device's address as the source. Our own
+    /// addresses stay local. `NetworkUnreachable` when `oif` has no address.
+    pub fn route_output_dev(
+        &self,
+        dst: Ipv4Addr,
+        oif: Option<DevId>,
+        now: Instant,
+    ) -> Result<OutRoute, OutputError> {
+        self.route(dst, oif, now).map(|(r, _)| r)
     }
 
     fn next_ident(&mut self) -> u16 {
@@ -424,7 +480,7 @@ impl Ipv4Layer {
         payload: PacketBuf,
     ) -> Result<(), OutputError> {
         self.stats.out_requests += 1;
-        let (route, local) = match self.route(meta.dst, now) {
+        let (route, local) = match self.route(meta.dst, meta.oif, now) {
             Ok(r) => r,
             Err(e) => {
                 self.stats.out_no_routes += 1;
@@ -567,6 +623,7 @@ impl Ipv4Layer {
             ttl: None,
             tos: 0,
             dont_frag: false,
+            oif: None,
         };
         self.send_icmp(now, &meta, &msg)?;
         self.icmp_stats.out_echos += 1;
@@ -612,6 +669,7 @@ impl Ipv4Layer {
             ttl: None,
             tos: req.tos,
             dont_frag: false,
+            oif: None,
         };
         if self.send_icmp(now, &meta, &msg).is_ok() {
             self.icmp_stats.out_echo_reps += 1;
@@ -676,6 +734,7 @@ impl Ipv4Layer {
             ttl: None,
             tos: TOS_INTERNETCONTROL,
             dont_frag: false,
+            oif: None,
         };
         if self.send_icmp(now, &meta, &msg).is_ok() {
             match kind.type_code().0 {

@@ -267,6 +267,7 @@ impl NetCore {
                     ttl: seg.ttl,
                     tos: seg.tos,
                     dont_frag: true,
+                    oif: seg.oif,
                 };
                 // Ports, for the rare refusal below (the segment is consumed by output).
                 let ports = seg.pkt.data().get(..4).map(|p| [p[0], p[1], p[2], p[3]]);
@@ -274,7 +275,7 @@ impl NetCore {
                     Ok(()) => {}
                     Err(OutputError::MessageTooLong) => {
                         if let Some(p) = ports {
-                            self.tcp_too_big(now, seg.src, seg.dst, p);
+                            self.tcp_too_big(now, seg.src, seg.dst, seg.oif, p);
                         }
                     }
                     Err(e) => {
@@ -305,10 +306,17 @@ impl NetCore {
     /// route MTU and resends at the smaller size (into `tcp_out`, sent by the next round
     /// of [`flush`](Self::flush)) instead of stalling.
     #[cold]
-    fn tcp_too_big(&mut self, now: Instant, src: Ipv4Addr, dst: Ipv4Addr, p: [u8; 4]) {
+    fn tcp_too_big(
+        &mut self,
+        now: Instant,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        oif: Option<DevId>,
+        p: [u8; 4],
+    ) {
         let local = SocketAddrV4::new(src, u16::from_be_bytes([p[0], p[1]]));
         let remote = SocketAddrV4::new(dst, u16::from_be_bytes([p[2], p[3]]));
-        let mtu = self.route_mtu(now, dst);
+        let mtu = self.route_mtu(now, dst, oif);
         let shrunk = self
             .tcp
             .output_too_big(now, local, remote, mtu, &mut self.tcp_out);
@@ -350,15 +358,19 @@ impl NetCore {
         }
     }
 
-    /// Routes `dst` (Linux: `ip_route_output_key`), giving the source address and MTU.
-    pub fn route(&self, now: Instant, dst: Ipv4Addr) -> io::Result<OutRoute> {
-        self.ip.route_output(dst, now).map_err(ip_err)
+    /// Routes `dst` (Linux: `ip_route_output_key`), through device `oif` only when given
+    /// (a socket bound to it), giving the source address and MTU.
+    pub fn route(&self, now: Instant, dst: Ipv4Addr, oif: Option<DevId>) -> io::Result<OutRoute> {
+        self.ip.route_output_dev(dst, oif, now).map_err(ip_err)
     }
 
-    /// The MTU towards `dst` (route MTU, lowered by path MTU discovery), or 576 when there
-    /// is no route.
-    pub fn route_mtu(&self, now: Instant, dst: Ipv4Addr) -> usize {
-        self.ip.route_output(dst, now).map(|r| r.mtu).unwrap_or(576)
+    /// The MTU towards `dst` (route MTU, lowered by path MTU discovery), through `oif`
+    /// only when given, or 576 when there is no route.
+    pub fn route_mtu(&self, now: Instant, dst: Ipv4Addr, oif: Option<DevId>) -> usize {
+        self.ip
+            .route_output_dev(dst, oif, now)
+            .map(|r| r.mtu)
+            .unwrap_or(576)
     }
 
     /// Sends a UDP datagram built by the UDP engine (Linux: `udp_send_skb` ->
@@ -371,6 +383,7 @@ impl NetCore {
             ttl: dgram.ttl,
             tos: dgram.tos,
             dont_frag: false,
+            oif: dgram.oif,
         };
         self.ip.output(now, &meta, dgram.pkt).map_err(ip_err)
     }

@@ -51,7 +51,12 @@ pub fn tcp_v4_rcv(
     });
     let mtu = match known {
         Some(m) => m,
-        None => core.route_mtu(now, meta.src),
+        // The route back to the sender; without one, the link it came in on (a listener
+        // bound to that device answers there, Linux `inet_csk_route_req`).
+        None => core
+            .route(now, meta.src, None)
+            .or_else(|_| core.route(now, meta.src, Some(meta.dev)))
+            .map_or(576, |r| r.mtu),
     };
     core.tcp.input(now, meta, pkt, mtu, &mut core.tcp_out);
     DeliverResult::Consumed
@@ -66,7 +71,7 @@ pub fn tcp_v4_err(core: &mut NetCore, now: Instant, err: &IcmpError) {
         core.ip.update_pmtu(err.orig_dst, mtu, now);
         // The route's MTU now (the cache only lowers, and clamps): every connection to
         // that host re-syncs its MSS (Linux `tcp_current_mss` -> `dst_mtu`).
-        let mtu = core.route_mtu(now, err.orig_dst);
+        let mtu = core.route_mtu(now, err.orig_dst, None);
         core.tcp
             .pmtu_changed(now, err.orig_dst, mtu, &mut core.tcp_out);
     }

@@ -120,6 +120,11 @@ pub trait ProtoOps: Send + Sync + 'static {
         sock.sk.prot.getsockopt(core, sock.sk.id, name)
     }
 
+    /// Takes the pending error (Linux: `getsockopt(SO_ERROR)` -> `sock_error`).
+    fn take_error(&self, core: &mut NetCore, sock: &Socket) -> Option<io::Error> {
+        sock.sk.prot.take_error(core, sock.sk.id)
+    }
+
     /// Sends (Linux: `inet_sendmsg` -> `sk->sk_prot->sendmsg`).
     #[allow(clippy::too_many_arguments)]
     fn poll_sendmsg(

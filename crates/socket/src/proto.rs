@@ -164,6 +164,12 @@ pub trait Proto: Send + Sync + 'static {
 
     /// The local (`peer == false`) or remote address (Linux: `inet_getname`).
     fn getname(&self, core: &mut NetCore, sk: SockRef, peer: bool) -> io::Result<SocketAddrV4>;
+
+    /// Takes the pending error (Linux `SO_ERROR` through `sock_error`): an error reported
+    /// here is not reported again by the next call that would have returned it.
+    fn take_error(&self, _core: &mut NetCore, _sk: SockRef) -> Option<io::Error> {
+        None
+    }
 }
 
 /// The common "would block" tail of a `poll_*` operation: with `MSG_DONTWAIT` return

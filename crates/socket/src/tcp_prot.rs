@@ -6,6 +6,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use ustack_ipv4::IPPROTO_TCP;
+use ustack_netdev::DevId;
 use ustack_tcp::{RecvDst, SendSrc, SockId, TcpError, TcpState};
 
 use crate::core::NetCore;
@@ -31,6 +32,14 @@ fn id_of(sk: SockRef) -> io::Result<SockId> {
 /// The pending error of a TCP socket, consumed (Linux: `sock_error`).
 fn pending_error(core: &mut NetCore, id: SockId) -> Option<TcpError> {
     core.tcp.take_error(id)
+}
+
+/// The device the socket is bound to (`SO_BINDTODEVICE`), if any.
+fn bound_dev(core: &NetCore, id: SockId) -> Option<DevId> {
+    match core.tcp.get_option(id, SockOptName::BindDevice) {
+        Ok(SockOpt::BindDevice(d)) => d,
+        _ => None,
+    }
 }
 
 /// Linux `sk_stream_wait_connect`: a send during the handshake waits for it.
@@ -109,7 +118,7 @@ impl Proto for TcpProt {
             ));
         }
         // Linux ip_route_connect: no route fails the connect at once (ENETUNREACH).
-        let route = core.route(now, *addr.ip())?;
+        let route = core.route(now, *addr.ip(), bound_dev(core, id))?;
         let bound = core
             .tcp
             .local_addr(id)
@@ -160,7 +169,7 @@ impl Proto for TcpProt {
                 // segments (Linux `sk_setup_caps` in `tcp_v4_syn_recv_sock`).
                 if let Some(peer) = core.tcp.peer_addr(child) {
                     let tso = core
-                        .route(Instant::now(), *peer.ip())
+                        .route(Instant::now(), *peer.ip(), bound_dev(core, child))
                         .map_or(0, |r| r.tso_max);
                     core.tcp.set_offload(child, tso);
                 }
@@ -366,5 +375,9 @@ impl Proto for TcpProt {
             core.tcp.local_addr(id)
         };
         a.ok_or_else(|| tcp_err(TcpError::NotConnected))
+    }
+
+    fn take_error(&self, core: &mut NetCore, sk: SockRef) -> Option<io::Error> {
+        pending_error(core, id_of(sk).ok()?).map(tcp_err)
     }
 }

@@ -348,7 +348,7 @@ fn tcp_pair(w: &mut Wire, port: u16) -> (ustack_tcp::SockId, ustack_tcp::SockId)
     w.b.tcp.listen(l, 4).unwrap();
     let c = w.a.tcp.socket();
     let dst = Ipv4Addr::new(10, 0, 0, 2);
-    let mtu = w.a.route_mtu(now, dst);
+    let mtu = w.a.route_mtu(now, dst, None);
     w.a.tcp
         .connect(
             now,

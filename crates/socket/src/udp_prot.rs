@@ -93,7 +93,8 @@ impl Proto for UdpProt {
     ) -> io::Result<()> {
         let id = id_of(sk)?;
         // Linux ip4_datagram_connect: route now to pick the source address.
-        let route = core.route(now, *addr.ip())?;
+        let oif = core.udp.bound_dev(id).map_err(udp_err)?;
+        let route = core.route(now, *addr.ip(), oif)?;
         let bound = core
             .udp
             .local_addr(id)
@@ -153,7 +154,8 @@ impl Proto for UdpProt {
                 "datagram too large",
             )));
         }
-        let route = core.route(now, *dst.ip())?;
+        let oif = core.udp.bound_dev(id).map_err(udp_err)?;
+        let route = core.route(now, *dst.ip(), oif)?;
         let bound = core
             .udp
             .local_addr(id)
@@ -211,6 +213,7 @@ impl Proto for UdpProt {
         match opt {
             SockOpt::Ttl(t) => core.udp.set_ttl(id, t).map_err(udp_err),
             SockOpt::Tos(t) => core.udp.set_tos(id, t).map_err(udp_err),
+            SockOpt::BindDevice(d) => core.udp.set_bound_dev(id, d).map_err(udp_err),
             _ => Err(not_supported()),
         }
     }
@@ -225,6 +228,11 @@ impl Proto for UdpProt {
         match name {
             SockOptName::Ttl => core.udp.ttl(id).map(SockOpt::Ttl).map_err(udp_err),
             SockOptName::Tos => core.udp.tos(id).map(SockOpt::Tos).map_err(udp_err),
+            SockOptName::BindDevice => core
+                .udp
+                .bound_dev(id)
+                .map(SockOpt::BindDevice)
+                .map_err(udp_err),
             _ => Err(not_supported()),
         }
     }
@@ -243,5 +251,9 @@ impl Proto for UdpProt {
                 io::Error::new(io::ErrorKind::InvalidInput, "UDP socket is not bound")
             }
         })
+    }
+
+    fn take_error(&self, core: &mut NetCore, sk: SockRef) -> Option<io::Error> {
+        core.udp.take_error(id_of(sk).ok()?).map(udp_err)
     }
 }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::cc::CcAlgorithm;
+use ustack_netdev::DevId;
 
 /// Stack-wide TCP configuration; `Default` gives Linux's defaults.
 #[derive(Clone, Debug)]
@@ -222,6 +223,10 @@ pub enum SockOpt {
     /// setting, without a cap. Zero is refused (`InvalidInput`). As in Linux, setting a
     /// rate turns pacing on for the socket.
     MaxPacingRate(Option<u64>),
+    /// `SO_BINDTODEVICE`: `Some(dev)` sends only through device `dev` (its routes, else
+    /// on its link) and takes only segments that arrived on it; `None` unbinds. A
+    /// listener passes it to the connections it accepts.
+    BindDevice(Option<DevId>),
 }
 
 /// Which option [`crate::TcpLayer::get_option`] reads.
@@ -249,4 +254,6 @@ pub enum SockOptName {
     ReusePort,
     /// `SO_MAX_PACING_RATE`.
     MaxPacingRate,
+    /// `SO_BINDTODEVICE`.
+    BindDevice,
 }

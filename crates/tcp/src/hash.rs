@@ -8,6 +8,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use ustack_ipv4::hash::{FastHashMap, FastState};
 
 use crate::sock::SockId;
+use ustack_netdev::DevId;
 
 /// (local, remote) of a connection.
 pub(crate) type FourTuple = (SocketAddrV4, SocketAddrV4);
@@ -65,23 +66,50 @@ impl HashInfo {
     /// "any" listener. Among `SO_REUSEPORT` listeners of an address, a seeded hash of the
     /// peer's address and port picks one (Linux `reuseport_select_sock`): every segment of
     /// a handshake from one peer port reaches the same listener.
+    ///
+    /// `dev` is the device the segment arrived on and `bound` gives a listener's device
+    /// (`SO_BINDTODEVICE`): a listener bound to another device does not match, and within
+    /// one address the listeners bound to `dev` come before unbound ones (Linux
+    /// `compute_score`). Nobody binds a device: one probe, as before.
     pub(crate) fn lookup_listener(
         &self,
         local: SocketAddrV4,
         remote: SocketAddrV4,
+        dev: DevId,
+        bound: impl Fn(SockId) -> Option<DevId>,
     ) -> Option<SockId> {
-        let l = self.lhash.get(&local).or_else(|| {
-            self.lhash
-                .get(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, local.port()))
-        });
-        match l {
-            Some(Listening::One(id, _)) => Some(*id),
-            Some(Listening::Group(ids)) => {
-                let h = self.reuseport_key.hash_one(remote);
-                ids.get((h % ids.len().max(1) as u64) as usize).copied()
+        let wild = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, local.port());
+        let pick = |l: &Listening| -> Option<SockId> {
+            match l {
+                Listening::One(id, _) => bound(*id).is_none_or(|d| d == dev).then_some(*id),
+                Listening::Group(ids) => {
+                    // Bound to this device first; unbound members only when none is.
+                    let on_dev = ids.iter().filter(|id| bound(**id) == Some(dev)).count();
+                    let want = |id: &&SockId| match bound(**id) {
+                        Some(d) => d == dev,
+                        None => on_dev == 0,
+                    };
+                    let n = if on_dev > 0 {
+                        on_dev
+                    } else {
+                        ids.iter().filter(want).count()
+                    };
+                    if n == 0 {
+                        return None;
+                    }
+                    let h = self.reuseport_key.hash_one(remote);
+                    ids.iter()
+                        .filter(want)
+                        .nth((h % n as u64) as usize)
+                        .copied()
+                }
             }
-            None => self.any,
-        }
+        };
+        self.lhash
+            .get(&local)
+            .and_then(pick)
+            .or_else(|| self.lhash.get(&wild).and_then(pick))
+            .or_else(|| self.any.filter(|id| bound(*id).is_none_or(|d| d == dev)))
     }
 
     pub(crate) fn insert_established(&mut self, t: FourTuple, id: SockId) -> bool {

@@ -897,13 +897,5 @@ pub(crate) fn send_rst(sh: &mut Shared, tcb: &Tcb, seq: SeqNum, out: &mut Vec<Tc
         SeqNum(0),
         TcpFlags::RST,
     );
-    send_raw(
-        sh,
-        tcb.local,
-        tcb.remote,
-        &r,
-        tcb.opts.ttl,
-        tcb.opts.tos,
-        out,
-    );
+    send_raw(sh, tcb.local, tcb.remote, &r, tcb.opts.ip, out);
 }

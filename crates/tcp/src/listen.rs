@@ -13,7 +13,7 @@ use crate::seq::SeqNum;
 use crate::sock::SockId;
 use crate::stack::{Sock, TcpLayer};
 use crate::state::TcpState;
-use crate::tcb::{wscale_for, ReqSock, Tcb};
+use crate::tcb::{wscale_for, IpOpts, ReqSock, Tcb};
 use crate::wire::{TcpFlags, TcpOptions, TcpRepr};
 
 impl TcpLayer {
@@ -84,8 +84,7 @@ impl TcpLayer {
                     remote,
                     seg,
                     route_mtu,
-                    opts.ttl,
-                    opts.tos,
+                    opts.ip,
                     opts.rcvbuf,
                     out,
                 );
@@ -129,8 +128,7 @@ impl TcpLayer {
             ts_offset: self.sh.isn.ts_offset(*local.ip(), *remote.ip()),
             retrans: 0,
             created: now,
-            ttl: opts.ttl,
-            tos: opts.tos,
+            ip: opts.ip,
             rcvbuf: opts.rcvbuf,
             acked: false,
         };
@@ -181,8 +179,8 @@ impl TcpLayer {
             r.options.timestamp = Some((val, ts));
         }
         r.header_len = r.emit_len();
-        let (local, remote, ttl, tos) = (req.local, req.remote, req.ttl, req.tos);
-        send_raw(&mut self.sh, local, remote, &r, ttl, tos, out);
+        let (local, remote, ip) = (req.local, req.remote, req.ip);
+        send_raw(&mut self.sh, local, remote, &r, ip, out);
         if retrans {
             self.sh.stats.retrans_segs += 1;
             self.sh.stats.out_segs = self.sh.stats.out_segs.saturating_sub(1);
@@ -404,8 +402,7 @@ impl TcpLayer {
         remote: SocketAddrV4,
         seg: &TcpRepr,
         route_mtu: usize,
-        ttl: Option<u8>,
-        tos: u8,
+        ip: IpOpts,
         rcvbuf: usize,
         out: &mut Vec<TcpSegmentOut>,
     ) {
@@ -455,7 +452,7 @@ impl TcpLayer {
         }
         r.header_len = r.emit_len();
         self.sh.stats.syncookies_sent += 1;
-        send_raw(&mut self.sh, local, remote, &r, ttl, tos, out);
+        send_raw(&mut self.sh, local, remote, &r, ip, out);
     }
 
     /// Linux `cookie_v4_check`: a bare ACK to a listener may complete a cookie handshake.

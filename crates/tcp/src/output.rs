@@ -4,13 +4,13 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use ustack_netdev::PacketBuf;
+use ustack_netdev::{DevId, PacketBuf};
 
 use crate::ctx::{Shared, TimerKind};
 use crate::recovery::first_unsacked;
 use crate::seq::SeqNum;
 use crate::state::TcpState;
-use crate::tcb::{CaState, RtxKind, Tcb};
+use crate::tcb::{CaState, IpOpts, RtxKind, Tcb};
 use crate::wire::{TcpFlags, TcpOptions, TcpRepr, ECN_ECT0, ECN_MASK};
 
 /// A TCP segment ready for IP output: header + payload, with headroom for the IP header.
@@ -24,6 +24,8 @@ pub struct TcpSegmentOut {
     pub ttl: Option<u8>,
     /// Type of service byte.
     pub tos: u8,
+    /// The device to send through (`SO_BINDTODEVICE`); `None`: the routing table chooses.
+    pub oif: Option<DevId>,
     /// The TCP segment.
     pub pkt: PacketBuf,
 }
@@ -35,8 +37,7 @@ pub(crate) fn send_raw(
     local: SocketAddrV4,
     remote: SocketAddrV4,
     repr: &TcpRepr,
-    ttl: Option<u8>,
-    tos: u8,
+    ip: IpOpts,
     out: &mut Vec<TcpSegmentOut>,
 ) {
     let mut pkt = PacketBuf::with_payload_capacity(0);
@@ -48,8 +49,9 @@ pub(crate) fn send_raw(
     out.push(TcpSegmentOut {
         src: *local.ip(),
         dst: *remote.ip(),
-        ttl,
-        tos,
+        ttl: ip.ttl,
+        tos: ip.tos,
+        oif: ip.oif,
         pkt,
     });
 }
@@ -86,7 +88,7 @@ pub(crate) fn send_reset_reply(
             TcpFlags::RST | TcpFlags::ACK,
         )
     };
-    send_raw(sh, local, remote, &repr, None, 0, out);
+    send_raw(sh, local, remote, &repr, IpOpts::default(), out);
 }
 
 /// Options carried on a non-SYN segment: timestamps and SACK blocks (D-SACK first,
@@ -151,8 +153,9 @@ pub(crate) fn transmit(
     let mut seg = TcpSegmentOut {
         src: *tcb.local.ip(),
         dst: *tcb.remote.ip(),
-        ttl: tcb.opts.ttl,
-        tos: tcb.opts.tos,
+        ttl: tcb.opts.ip.ttl,
+        tos: tcb.opts.ip.tos,
+        oif: tcb.opts.ip.oif,
         pkt: PacketBuf::with_payload_capacity(len as usize),
     };
     let pkt = &mut seg.pkt;

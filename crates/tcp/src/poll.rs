@@ -132,14 +132,15 @@ impl TcpLayer {
                 o.sndbuf_locked = true;
             }
             SockOpt::Congestion(c) => o.cc = c,
-            SockOpt::Ttl(t) => o.ttl = Some(t),
+            SockOpt::Ttl(t) => o.ip.ttl = Some(t),
             // Linux `do_ip_setsockopt(IP_TOS)` on a stream socket: the ECN bits belong to
             // the connection's ECN state (`EcnMode`), not to the application.
-            SockOpt::Tos(t) => o.tos = t & !crate::wire::ECN_MASK,
+            SockOpt::Tos(t) => o.ip.tos = t & !crate::wire::ECN_MASK,
             SockOpt::Linger(l) => o.linger = l,
             SockOpt::ReuseAddr(r) => o.reuseaddr = r,
             SockOpt::ReusePort(r) => o.reuseport = r,
             SockOpt::MaxPacingRate(r) => o.max_pacing_rate = r.and_then(std::num::NonZeroU64::new),
+            SockOpt::BindDevice(d) => o.ip.oif = d,
         };
         match self.socks.get_mut(id) {
             Some(Sock::Plain(p)) => apply(&mut p.opts),
@@ -182,14 +183,15 @@ impl TcpLayer {
             SockOptName::RecvBuf => SockOpt::RecvBuf(rcv),
             SockOptName::SendBuf => SockOpt::SendBuf(snd),
             SockOptName::Congestion => SockOpt::Congestion(o.cc),
-            SockOptName::Ttl => SockOpt::Ttl(o.ttl.unwrap_or(64)),
-            SockOptName::Tos => SockOpt::Tos(o.tos),
+            SockOptName::Ttl => SockOpt::Ttl(o.ip.ttl.unwrap_or(64)),
+            SockOptName::Tos => SockOpt::Tos(o.ip.tos),
             SockOptName::Linger => SockOpt::Linger(o.linger),
             SockOptName::ReuseAddr => SockOpt::ReuseAddr(o.reuseaddr),
             SockOptName::ReusePort => SockOpt::ReusePort(o.reuseport),
             SockOptName::MaxPacingRate => {
                 SockOpt::MaxPacingRate(o.max_pacing_rate.map(std::num::NonZeroU64::get))
             }
+            SockOptName::BindDevice => SockOpt::BindDevice(o.ip.oif),
         })
     }
 

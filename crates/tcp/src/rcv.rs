@@ -62,6 +62,9 @@ impl TcpLayer {
         let remote = SocketAddrV4::new(meta.src, repr.src_port);
         if let Some(id) = self.hash.lookup_established(&(local, remote)) {
             match self.socks.get_mut(id) {
+                // Bound to another device (SO_BINDTODEVICE): not this connection's
+                // segment (Linux `inet_match` checks the bound device too).
+                Some(Sock::Conn(tcb)) if tcb.opts.ip.oif.is_some_and(|d| d != meta.dev) => {}
                 Some(Sock::Conn(tcb)) => {
                     let ce = meta.tos & ECN_MASK == ECN_CE;
                     match segment_arrives(tcb, &mut self.sh, now, &repr, payload, hdr_sum, ce, out)
@@ -131,7 +134,12 @@ impl TcpLayer {
             self.sh.stats.in_csum_errors += 1;
             return;
         }
-        if let Some(lid) = self.hash.lookup_listener(local, remote) {
+        let socks = &self.socks;
+        let bound = |id| match socks.get(id) {
+            Some(Sock::Listen(l)) => l.opts.ip.oif,
+            _ => None,
+        };
+        if let Some(lid) = self.hash.lookup_listener(local, remote, meta.dev, bound) {
             self.listen_rcv(now, lid, local, remote, &repr, payload, route_mtu, out);
             return;
         }

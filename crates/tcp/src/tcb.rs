@@ -16,11 +16,24 @@ use crate::seq::SeqNum;
 use crate::sock::SockId;
 use crate::state::TcpState;
 use ustack_ipv4::checksum;
+use ustack_netdev::DevId;
 
 /// Empty send and receive buffers of at most this capacity are kept rather than freed:
 /// request/response traffic would otherwise allocate and free them for every message. An
 /// idle connection that exchanged small messages holds at most twice this.
 pub(crate) const SMALL_BUF_KEEP: usize = 256;
+
+/// What the IP header of a socket's segments is sent with beyond the addresses (Linux: the
+/// `inet_sock` fields `ip_queue_xmit` reads): `IP_TTL`, `IP_TOS` and the device the socket
+/// is bound to (`SO_BINDTODEVICE`). Request and TIME-WAIT sockets keep a copy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct IpOpts {
+    /// `None`: the IP layer's default TTL.
+    pub(crate) ttl: Option<u8>,
+    pub(crate) tos: u8,
+    /// Send through this device only and accept segments that arrived on it only.
+    pub(crate) oif: Option<DevId>,
+}
 
 /// Per-socket options (Linux: the fields `setsockopt` writes).
 #[derive(Clone, Copy, Debug)]
@@ -32,8 +45,7 @@ pub(crate) struct SockOpts {
     pub(crate) rcvbuf_locked: bool,
     pub(crate) sndbuf_locked: bool,
     pub(crate) cc: CcAlgorithm,
-    pub(crate) ttl: Option<u8>,
-    pub(crate) tos: u8,
+    pub(crate) ip: IpOpts,
     pub(crate) linger: Option<Duration>,
     pub(crate) reuseaddr: bool,
     pub(crate) reuseport: bool,
@@ -52,8 +64,7 @@ impl SockOpts {
             rcvbuf_locked: false,
             sndbuf_locked: false,
             cc: cfg.default_cc,
-            ttl: None,
-            tos: 0,
+            ip: IpOpts::default(),
             linger: None,
             reuseaddr: false,
             reuseport: false,
@@ -100,8 +111,8 @@ pub(crate) struct ReqSock {
     pub(crate) ts_offset: u32,
     pub(crate) retrans: u32,
     pub(crate) created: Instant,
-    pub(crate) ttl: Option<u8>,
-    pub(crate) tos: u8,
+    /// The listener's TTL, TOS and device.
+    pub(crate) ip: IpOpts,
     /// Receive buffer inherited from the listener (the SYN-ACK window).
     pub(crate) rcvbuf: usize,
     /// Sent when the third ACK was dropped because the accept queue was full.

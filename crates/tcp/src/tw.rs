@@ -13,7 +13,7 @@ use crate::input::Verdict;
 use crate::output::{send_raw, TcpSegmentOut};
 use crate::seq::SeqNum;
 use crate::sock::SockId;
-use crate::tcb::Tcb;
+use crate::tcb::{IpOpts, Tcb};
 use crate::wire::{TcpFlags, TcpRepr};
 
 /// What a connection in TIME-WAIT keeps.
@@ -31,8 +31,7 @@ pub(crate) struct TwSock {
     pub(crate) ts_recent: u32,
     pub(crate) ts_recent_stamp: Option<Instant>,
     pub(crate) ts_offset: u32,
-    pub(crate) ttl: Option<u8>,
-    pub(crate) tos: u8,
+    pub(crate) ip: IpOpts,
     /// In the established hash / counted in the port's bind bucket.
     pub(crate) hashed: bool,
     pub(crate) in_bhash: bool,
@@ -51,8 +50,7 @@ impl TwSock {
             ts_recent: tcb.ts_recent,
             ts_recent_stamp: tcb.ts_recent_stamp,
             ts_offset: tcb.ts_offset,
-            ttl: tcb.opts.ttl,
-            tos: tcb.opts.tos,
+            ip: tcb.opts.ip,
             hashed: tcb.hashed,
             in_bhash: tcb.in_bhash,
         }
@@ -82,7 +80,7 @@ impl TwSock {
         }
         repr.window = self.window;
         repr.header_len = repr.emit_len();
-        send_raw(sh, self.local, self.remote, &repr, self.ttl, self.tos, out);
+        send_raw(sh, self.local, self.remote, &repr, self.ip, out);
     }
 }
 

@@ -210,6 +210,7 @@ mod stack {
                     ttl: seg.ttl,
                     tos: seg.tos,
                     dont_frag: true,
+                    oif: None,
                 };
                 let _ = self.ip.output(now, &meta, seg.pkt);
             }

@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Instant;
 
 use ustack_ipv4::{DeliverResult, IcmpError, IcmpErrorKind, IpRxMeta, IPPROTO_UDP};
-use ustack_netdev::{PacketBuf, DEFAULT_HEADROOM};
+use ustack_netdev::{DevId, PacketBuf, DEFAULT_HEADROOM};
 
 use crate::wire::{prepend_header, UdpHeader, UdpParseError, HEADER_LEN, MAX_PAYLOAD};
 use crate::{SockId, UdpConfig, UdpError, UdpStats};
@@ -35,6 +35,8 @@ pub struct UdpDatagramOut {
     pub ttl: Option<u8>,
     /// The socket's type-of-service byte (`IP_TOS`).
     pub tos: u8,
+    /// The device the socket is bound to (`SO_BINDTODEVICE`): send through it only.
+    pub oif: Option<DevId>,
     /// UDP header + payload.
     pub pkt: PacketBuf,
 }
@@ -81,6 +83,8 @@ struct UdpSock {
     ttl: Option<u8>,
     /// `IP_TOS`.
     tos: u8,
+    /// `SO_BINDTODEVICE`: receives only what arrived on this device, sends through it.
+    bound_dev: Option<DevId>,
     /// Receives datagrams to foreign destinations and may send from any source
     /// (Linux `IP_TRANSPARENT` with a TPROXY rule); see [`UdpLayer::set_transparent`].
     transparent: bool,
@@ -188,6 +192,7 @@ impl UdpLayer {
             error: None,
             ttl: None,
             tos: 0,
+            bound_dev: None,
             transparent: false,
             event_pending: false,
         };
@@ -434,6 +439,21 @@ impl UdpLayer {
         Ok(s.tos)
     }
 
+    /// Binds the socket to device `dev` (`SO_BINDTODEVICE`; `None` unbinds): it then
+    /// receives only datagrams that arrived on `dev`, and its datagrams are routed through
+    /// `dev` only ([`UdpDatagramOut::oif`]). Linux: `sock_bindtoindex`.
+    pub fn set_bound_dev(&mut self, id: SockId, dev: Option<DevId>) -> Result<(), UdpError> {
+        let s = sock_mut(&mut self.slots, id).ok_or(UdpError::InvalidInput)?;
+        s.bound_dev = dev;
+        Ok(())
+    }
+
+    /// The device the socket is bound to (`SO_BINDTODEVICE`), if any.
+    pub fn bound_dev(&self, id: SockId) -> Result<Option<DevId>, UdpError> {
+        let s = sock_ref(&self.slots, id).ok_or(UdpError::InvalidInput)?;
+        Ok(s.bound_dev)
+    }
+
     /// Sets the receive buffer limit in bytes (`SO_RCVBUF`, at least [`MIN_RECV_BUF`]).
     pub fn set_recv_buf(&mut self, id: SockId, bytes: usize) -> Result<(), UdpError> {
         let s = sock_mut(&mut self.slots, id).ok_or(UdpError::InvalidInput)?;
@@ -471,21 +491,21 @@ impl UdpLayer {
         if dst.port() == 0 {
             return Err(UdpError::InvalidInput);
         }
-        let (ttl, tos) = (sock.ttl, sock.tos);
+        let ip = (sock.ttl, sock.tos, sock.bound_dev);
         let local = match sock.local {
             Some(l) => l,
             None => self.autobind(id, Ipv4Addr::UNSPECIFIED)?,
         };
-        Ok(self.datagram(SocketAddrV4::new(src_ip, local.port()), dst, ttl, tos, data))
+        Ok(self.datagram(SocketAddrV4::new(src_ip, local.port()), dst, ip, data))
     }
 
-    /// Builds the datagram `src` -> `dst` carrying `data` (Linux `udp_send_skb`).
+    /// Builds the datagram `src` -> `dst` carrying `data` (Linux `udp_send_skb`), with the
+    /// socket's TTL, TOS and bound device.
     fn datagram(
         &mut self,
         src: SocketAddrV4,
         dst: SocketAddrV4,
-        ttl: Option<u8>,
-        tos: u8,
+        (ttl, tos, oif): (Option<u8>, u8, Option<DevId>),
         data: &[u8],
     ) -> UdpDatagramOut {
         let mut pkt = PacketBuf::with_headroom(DEFAULT_HEADROOM, data.len());
@@ -497,6 +517,7 @@ impl UdpLayer {
             dst: *dst.ip(),
             ttl,
             tos,
+            oif,
             pkt,
         }
     }
@@ -542,8 +563,8 @@ impl UdpLayer {
         if data.len() > MAX_PAYLOAD {
             return Err(UdpError::MessageTooLong);
         }
-        let (ttl, tos) = (sock.ttl, sock.tos);
-        Ok(self.datagram(src, dst, ttl, tos, data))
+        let ip = (sock.ttl, sock.tos, sock.bound_dev);
+        Ok(self.datagram(src, dst, ip, data))
     }
 
     /// Sends to the connected peer (`send` on a connected socket); `NotConnected` if none.
@@ -640,12 +661,23 @@ impl UdpLayer {
         self.stats
     }
 
-    /// Finds the socket for a datagram from `src` to `dst:dport` (Linux
-    /// `__udp4_lib_lookup`): the socket bound to exactly that address first, then the
-    /// wildcard one; a connected socket only matches its peer. O(1): two hash probes.
-    fn lookup(&self, dst: Ipv4Addr, dport: u16, src: SocketAddrV4) -> Option<SockId> {
+    /// Finds the socket for a datagram from `src` to `dst:dport` that arrived on `dev`
+    /// (Linux `__udp4_lib_lookup`): the socket bound to exactly that address first, then
+    /// the wildcard one; a connected socket only matches its peer, a socket bound to a
+    /// device only what arrived on it (`dev` `None`: any device, for the datagrams an
+    /// ICMP error quotes). O(1): two hash probes.
+    fn lookup(
+        &self,
+        dst: Ipv4Addr,
+        dport: u16,
+        src: SocketAddrV4,
+        dev: Option<DevId>,
+    ) -> Option<SockId> {
         let accepts = |id: &SockId| {
-            sock_ref(&self.slots, *id).is_some_and(|s| s.peer.is_none_or(|p| p == src))
+            sock_ref(&self.slots, *id).is_some_and(|s| {
+                s.peer.is_none_or(|p| p == src)
+                    && s.bound_dev.is_none_or(|d| dev.is_none_or(|x| x == d))
+            })
         };
         self.exact
             .get(&SocketAddrV4::new(dst, dport))
@@ -706,7 +738,8 @@ impl UdpLayer {
         };
         let from = SocketAddrV4::new(meta.src, hdr.src_port);
         let to = SocketAddrV4::new(meta.dst, hdr.dst_port);
-        let Some(id) = target.or_else(|| self.lookup(meta.dst, hdr.dst_port, from)) else {
+        let Some(id) = target.or_else(|| self.lookup(meta.dst, hdr.dst_port, from, Some(meta.dev)))
+        else {
             if meta.dst.is_broadcast() || meta.dst.is_multicast() {
                 self.stats.ignored_multi += 1;
                 return DeliverResult::Consumed;
@@ -759,7 +792,7 @@ impl UdpLayer {
         let sport = u16::from_be_bytes([q[0], q[1]]);
         let dport = u16::from_be_bytes([q[2], q[3]]);
         let remote = SocketAddrV4::new(err.orig_dst, dport);
-        let Some(id) = self.lookup(err.orig_src, sport, remote) else {
+        let Some(id) = self.lookup(err.orig_src, sport, remote, None) else {
             return;
         };
         let e = match err.kind {

@@ -479,6 +479,9 @@ impl fmt::Debug for Stack {
     }
 }
 
+/// Linux `ENODEV`: no device of that name.
+const ENODEV: i32 = 19;
+
 static DEFAULT_STACK: RwLock<Option<Stack>> = RwLock::new(None);
 
 const NO_DEFAULT: &str =
@@ -632,6 +635,37 @@ impl Stack {
     /// The TCP settings this stack was built with ([`StackBuilder::tcp_config`]).
     pub fn tcp_config(&self) -> crate::TcpConfig {
         self.with_core(|core, _| core.tcp.config().clone())
+    }
+
+    /// The id of the attached device named `name`: `ENODEV` (19) when there is none,
+    /// `InvalidInput` when several devices have that name (nothing stops two in-memory
+    /// links from keeping their default names).
+    pub(crate) fn dev_id(&self, name: &[u8]) -> io::Result<DevId> {
+        let st = self.lock();
+        let mut named = st
+            .devices
+            .iter()
+            .filter(|d| d.dev.name().as_bytes() == name);
+        match (named.next(), named.next()) {
+            (Some(d), None) => Ok(d.id),
+            (None, _) => Err(io::Error::from_raw_os_error(ENODEV)),
+            (Some(_), Some(_)) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "several devices are named {:?}",
+                    String::from_utf8_lossy(name)
+                ),
+            )),
+        }
+    }
+
+    /// The name of attached device `id`.
+    pub(crate) fn dev_name(&self, id: DevId) -> Option<String> {
+        let st = self.lock();
+        st.devices
+            .iter()
+            .find(|d| d.id == id)
+            .map(|d| d.dev.name().to_string())
     }
 
     /// A snapshot of every counter: devices (`ip -s link`), IP and ICMP (`/proc/net/snmp`),

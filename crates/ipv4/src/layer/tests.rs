@@ -25,6 +25,7 @@ fn meta(dst: &str, protocol: u8, dont_frag: bool) -> OutMeta {
         ttl: None,
         tos: 0,
         dont_frag,
+        oif: None,
     }
 }
 
@@ -101,6 +102,71 @@ fn route_output_connected_and_gateway() {
         .fib()
         .to_string()
         .contains("default via 10.0.0.1 dev tun0"));
+}
+
+#[test]
+fn route_output_through_a_bound_device() {
+    let t = Instant::now();
+    let lan = DevId(1);
+    let bare = DevId(2);
+    let mut l = layer();
+    l.add_interface(lan, "lan0", "10.2.0.2/24".parse().unwrap(), 9000);
+    l.fib_mut()
+        .add(static_route("0.0.0.0/0", "10.0.0.1", DEV))
+        .unwrap();
+    l.fib_mut()
+        .add(static_route("172.16.0.0/12", "10.2.0.1", lan))
+        .unwrap();
+    // Unbound: the longest prefix, the /12 through lan0.
+    let r = l.route_output_dev(ip("172.16.1.1"), None, t).unwrap();
+    assert_eq!(r.dev, lan);
+    // Bound to tun0: its routes only (the /12 goes through lan0, so the default).
+    let r = l.route_output_dev(ip("172.16.1.1"), Some(DEV), t).unwrap();
+    assert_eq!((r.dev, r.next_hop), (DEV, ip("10.0.0.1")));
+    // Bound to lan0: the longest prefix among lan0's routes, then its link.
+    let r = l.route_output_dev(ip("172.16.1.1"), Some(lan), t).unwrap();
+    assert_eq!(
+        (r.dev, r.next_hop, r.src, r.mtu),
+        (lan, ip("10.2.0.1"), ip("10.2.0.2"), 9000)
+    );
+    let r = l.route_output_dev(ip("8.8.8.8"), Some(lan), t).unwrap();
+    assert_eq!(
+        r,
+        OutRoute {
+            dev: lan,
+            src: ip("10.2.0.2"),
+            next_hop: ip("8.8.8.8"),
+            mtu: 9000,
+            tso_max: 0,
+        },
+        "no route through lan0: on its link"
+    );
+    // The memo is per device: the unbound lookup of the same address is unchanged.
+    assert_eq!(l.route_output_dev(ip("8.8.8.8"), None, t).unwrap().dev, DEV);
+    assert_eq!(
+        l.route_output_dev(ip("8.8.8.8"), Some(lan), t).unwrap().dev,
+        lan
+    );
+    // Our own addresses stay local, whatever the device.
+    let r = l.route_output_dev(ip("10.0.0.2"), Some(lan), t).unwrap();
+    assert_eq!(r.mtu, LOCAL_MTU);
+    // A device without an address has no source to send from.
+    assert_eq!(
+        l.route_output_dev(ip("8.8.8.8"), Some(bare), t),
+        Err(OutputError::NetworkUnreachable)
+    );
+    // Output follows the bound device.
+    let mut m = udp_meta("8.8.8.8");
+    m.oif = Some(lan);
+    l.output(t, &m, PacketBuf::from_slice(b"x")).unwrap();
+    let mut tx = Vec::new();
+    l.take_tx(&mut tx);
+    assert_eq!(tx.len(), 1);
+    assert_eq!(tx[0].dev, lan);
+    assert_eq!(
+        Ipv4Repr::parse(tx[0].pkt.data()).unwrap().src,
+        ip("10.2.0.2")
+    );
 }
 
 #[test]

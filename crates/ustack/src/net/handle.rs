@@ -210,6 +210,38 @@ impl SockHandle {
             .with_core(|core, _| s.ops.getsockopt(core, &s, name))
     }
 
+    /// Linux `SO_BINDTODEVICE`: binds the socket to the stack's device named `iface` (the
+    /// name [`ustack_netdev::NetDevice::name`] gives; trailing NULs ignored); `None` or an
+    /// empty name unbinds. An unknown name is `ENODEV` (19), as in Linux; a name that
+    /// several devices share is `InvalidInput`.
+    pub(crate) fn bind_device(&self, iface: Option<&[u8]>) -> io::Result<()> {
+        let name = iface.map(|n| {
+            let end = n.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+            n.get(..end).unwrap_or_default()
+        });
+        let dev = match name {
+            None | Some([]) => None,
+            Some(n) => Some(self.stack.dev_id(n)?),
+        };
+        self.setsockopt(SockOpt::BindDevice(dev))
+    }
+
+    /// The name of the device the socket is bound to (`SO_BINDTODEVICE`), if any.
+    pub(crate) fn device(&self) -> io::Result<Option<Vec<u8>>> {
+        match self.getsockopt(SockOptName::BindDevice)? {
+            SockOpt::BindDevice(d) => Ok(d
+                .and_then(|d| self.stack.dev_name(d))
+                .map(String::into_bytes)),
+            o => Err(unexpected(o)),
+        }
+    }
+
+    /// Linux `getsockopt(SO_ERROR)`: the pending error, taken.
+    pub(crate) fn take_error(&self) -> io::Result<Option<io::Error>> {
+        let s = self.sock;
+        Ok(self.stack.with_core(|core, _| s.ops.take_error(core, &s)))
+    }
+
     pub(crate) fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         let ttl = u8::try_from(ttl)
             .ok()

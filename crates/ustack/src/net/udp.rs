@@ -368,6 +368,31 @@ impl UdpSocket {
         self.inner.poll_ready(cx, Interest::WRITABLE).map_ok(|_| ())
     }
 
+    /// Binds the socket to a device of its stack (`SO_BINDTODEVICE`, like tokio's
+    /// `UdpSocket::bind_device`): `interface` is the device's name; `None` or an empty
+    /// name unbinds. Bound, the socket receives only datagrams that arrived on that device
+    /// and sends only through it (through its routes, or straight onto its link when none
+    /// leads to the destination, as Linux does). An unknown name fails with `ENODEV` (19)
+    /// in `raw_os_error()`, a name several of the stack's devices share with
+    /// `InvalidInput`. Two sockets still cannot bind one address and port on
+    /// different devices (Linux lets them).
+    pub fn bind_device(&self, interface: Option<&[u8]>) -> io::Result<()> {
+        self.inner.bind_device(interface)
+    }
+
+    /// The name of the device the socket is bound to ([`bind_device`](Self::bind_device)),
+    /// if any.
+    pub fn device(&self) -> io::Result<Option<Vec<u8>>> {
+        self.inner.device()
+    }
+
+    /// Takes the socket's pending error (`SO_ERROR`): on a connected socket, an ICMP
+    /// error (port, host or network unreachable) about a datagram it sent, which the next
+    /// receive would otherwise return. Taken, it is not reported again.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.take_error()
+    }
+
     /// Sets `IP_TTL`.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         self.inner.set_ttl(ttl)

@@ -98,6 +98,51 @@ impl TcpSocket {
         self.inner.getname(false).map(SocketAddr::V4)
     }
 
+    /// Binds the socket to a device of its stack (`SO_BINDTODEVICE`, like tokio's
+    /// `TcpSocket::bind_device`): `interface` is the device's name (`tun0`, or what
+    /// [`NetDevice::name`](crate::netdev::NetDevice::name) gives); `None` or an empty name
+    /// unbinds. Bound, the socket sends only through that device (through its routes, or,
+    /// when none leads to the destination, straight onto its link, as Linux does) and takes
+    /// only segments that arrived on it; a listener's connections inherit the binding, and
+    /// among listeners of one address one bound to the arrival device wins. An unknown
+    /// name fails with `ENODEV` (19) in `raw_os_error()`, a name several of the stack's
+    /// devices share with `InvalidInput`.
+    ///
+    /// Two sockets still cannot bind the same address and port on different devices
+    /// without `SO_REUSEPORT` (Linux lets them); with it, each device's listener takes that
+    /// device's connections.
+    ///
+    /// ```
+    /// # async fn demo() -> std::io::Result<()> {
+    /// use ustack::netdev::mem::{MemLink, MemLinkConfig};
+    /// let link = |a: &str, b: &str| MemLinkConfig { names: (a.into(), b.into()), ..Default::default() };
+    /// let (a, _a_peer) = MemLink::pair(link("wan0", "peer0"));
+    /// let (b, _b_peer) = MemLink::pair(link("lan0", "peer1"));
+    /// let stack = ustack::Stack::builder()
+    ///     .device(a).addr("10.1.0.2/24".parse().unwrap())
+    ///     .device(b).addr("10.2.0.2/24".parse().unwrap())
+    ///     .build().await?;
+    /// let socket = ustack::net::TcpSocket::new_v4_with(&stack)?;
+    /// socket.bind_device(Some(b"lan0"))?;
+    /// assert_eq!(socket.device()?, Some(b"lan0".to_vec()));
+    /// assert_eq!(socket.bind_device(Some(b"nonesuch")).unwrap_err().raw_os_error(), Some(19));
+    /// # Ok(()) }
+    /// ```
+    pub fn bind_device(&self, interface: Option<&[u8]>) -> io::Result<()> {
+        self.inner.bind_device(interface)
+    }
+
+    /// The name of the device the socket is bound to ([`bind_device`](Self::bind_device)),
+    /// if any.
+    pub fn device(&self) -> io::Result<Option<Vec<u8>>> {
+        self.inner.device()
+    }
+
+    /// Takes the socket's pending error (`SO_ERROR`), if any.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.take_error()
+    }
+
     /// Sets `SO_REUSEADDR`: bind a port still held by connections (e.g. in TIME-WAIT), or
     /// share it with other sockets that set it too (but not with a listener).
     pub fn set_reuseaddr(&self, reuseaddr: bool) -> io::Result<()> {

@@ -325,6 +325,15 @@ impl TcpStream {
         try_write_vectored(&self.inner, bufs)
     }
 
+    /// Takes the connection's pending error (`SO_ERROR`), like tokio's
+    /// `TcpStream::take_error`: a reset or timeout that ended the connection, or a soft
+    /// ICMP error (host or network unreachable) seen while it retried. Taken, it is not
+    /// reported again: a read after a reset then returns end of stream instead of
+    /// `ConnectionReset`, as in Linux.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.take_error()
+    }
+
     /// Sets `TCP_NODELAY` (disables Nagle's algorithm when true).
     ///
     /// ```no_run

@@ -1,0 +1,322 @@
+//! Sockets bound to one of a stack's devices (`SO_BINDTODEVICE`) and pending errors
+//! (`SO_ERROR`), on a stack with two in-memory links.
+//!
+//! The stack under test ("host") has `wan0` (10.1.0.2/24, default route via 10.1.0.1) and
+//! `lan0` (10.2.0.2/24). Its peers: `wan` on the far end of `wan0` (10.1.0.1), and `lan` on
+//! the far end of `lan0` (10.2.0.1, and also 10.9.0.1, an address no route of the host
+//! leads to except through the default route, which goes to `wan`).
+
+mod common;
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use ustack::net::{TcpSocket, TcpStream, UdpSocket};
+use ustack::netdev::mem::{MemLink, MemLinkConfig};
+use ustack::Stack;
+
+struct Net {
+    host: Stack,
+    wan: Stack,
+    lan: Stack,
+}
+
+fn link(a: &str, b: &str) -> MemLinkConfig {
+    MemLinkConfig {
+        names: (a.to_string(), b.to_string()),
+        ..MemLinkConfig::default()
+    }
+}
+
+async fn net() -> Net {
+    let (wan0, wan_peer) = MemLink::pair(link("wan0", "wanpeer"));
+    let (lan0, lan_peer) = MemLink::pair(link("lan0", "lanpeer"));
+    let host = Stack::builder()
+        .device(wan0)
+        .addr("10.1.0.2/24".parse().unwrap())
+        .device(lan0)
+        .addr("10.2.0.2/24".parse().unwrap())
+        .gateway("10.1.0.1".parse().unwrap())
+        .secret([1; 16])
+        .build()
+        .await
+        .unwrap();
+    let wan = Stack::builder()
+        .device(wan_peer)
+        .addr("10.1.0.1/24".parse().unwrap())
+        .secret([2; 16])
+        .build()
+        .await
+        .unwrap();
+    let lan = Stack::builder()
+        .device(lan_peer)
+        .addr("10.2.0.1/24".parse().unwrap())
+        .addr("10.9.0.1/24".parse().unwrap())
+        .secret([3; 16])
+        .build()
+        .await
+        .unwrap();
+    Net { host, wan, lan }
+}
+
+/// `f`, or a panic naming `what` if it takes over 10 s (a packet that went out the wrong
+/// device would otherwise leave the test waiting for a SYN retry or a datagram for ever).
+async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), f)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: nothing within 10 s"))
+}
+
+fn sa(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// Sends one byte and reads it back through an echo of it (the caller's peer echoes).
+async fn round_trip(s: &mut TcpStream) {
+    s.write_all(b"x").await.unwrap();
+    let mut b = [0u8; 1];
+    within("echo", s.read_exact(&mut b)).await.unwrap();
+    assert_eq!(&b, b"x");
+}
+
+/// Accepts one connection on `l` and echoes it in a task; returns the peer's address.
+async fn accept_echo(l: &ustack::net::TcpListener) -> SocketAddr {
+    let (mut s, peer) = l.accept().await.unwrap();
+    tokio::spawn(async move { common::echo_conn(&mut s).await });
+    peer
+}
+
+fn tx_packets(stack: &Stack, dev: &str) -> u64 {
+    let st = stack.stats();
+    st.devices
+        .iter()
+        .find(|d| d.name == dev)
+        .map(|d| d.stats.tx_packets)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn bind_device_names_and_errors() {
+    let n = net().await;
+    let s = TcpSocket::new_v4_with(&n.host).unwrap();
+    assert_eq!(s.device().unwrap(), None);
+    s.bind_device(Some(b"lan0")).unwrap();
+    assert_eq!(s.device().unwrap(), Some(b"lan0".to_vec()));
+    // A trailing NUL (a C string) names the same device.
+    s.bind_device(Some(b"wan0\0")).unwrap();
+    assert_eq!(s.device().unwrap(), Some(b"wan0".to_vec()));
+    let e = s.bind_device(Some(b"eth7")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(19), "{e}");
+    // The failed call left the binding alone; an empty name and None unbind.
+    assert_eq!(s.device().unwrap(), Some(b"wan0".to_vec()));
+    s.bind_device(Some(b"")).unwrap();
+    assert_eq!(s.device().unwrap(), None);
+    s.bind_device(Some(b"lan0")).unwrap();
+    s.bind_device(None).unwrap();
+    assert_eq!(s.device().unwrap(), None);
+
+    let u = UdpSocket::bind_with(&n.host, "0.0.0.0:0").await.unwrap();
+    u.bind_device(Some(b"lan0")).unwrap();
+    assert_eq!(u.device().unwrap(), Some(b"lan0".to_vec()));
+    assert_eq!(
+        u.bind_device(Some(b"nope")).unwrap_err().raw_os_error(),
+        Some(19)
+    );
+
+    // Two devices keeping MemLink's default names: the name is ambiguous.
+    let (a, _pa) = MemLink::pair(MemLinkConfig::default());
+    let (b, _pb) = MemLink::pair(MemLinkConfig::default());
+    let twins = Stack::builder()
+        .device(a)
+        .addr("10.3.0.2/24".parse().unwrap())
+        .device(b)
+        .addr("10.4.0.2/24".parse().unwrap())
+        .build()
+        .await
+        .unwrap();
+    let t = TcpSocket::new_v4_with(&twins).unwrap();
+    let e = t.bind_device(Some(b"veth0")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+}
+
+#[tokio::test]
+async fn a_listener_bound_to_a_device_takes_only_that_devices_connections() {
+    let n = net().await;
+    let s = TcpSocket::new_v4_with(&n.host).unwrap();
+    s.bind_device(Some(b"lan0")).unwrap();
+    s.bind(sa("0.0.0.0:7000")).unwrap();
+    let l = s.listen(16).unwrap();
+
+    // Through wan0 the port has no listener: refused (RST), as for a closed port.
+    let e = within(
+        "connect from wan",
+        TcpStream::connect_with(&n.wan, "10.1.0.2:7000"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+
+    let (c, peer) = within("connect from lan", async {
+        tokio::join!(
+            TcpStream::connect_with(&n.lan, "10.2.0.2:7000"),
+            accept_echo(&l)
+        )
+    })
+    .await;
+    let mut c = c.unwrap();
+    assert_eq!(peer, c.local_addr().unwrap());
+    round_trip(&mut c).await;
+}
+
+#[tokio::test]
+async fn reuseport_listeners_bound_to_different_devices_split_a_port() {
+    let n = net().await;
+    let listen_on = |dev: &[u8]| {
+        let s = TcpSocket::new_v4_with(&n.host).unwrap();
+        s.set_reuseport(true).unwrap();
+        s.bind_device(Some(dev)).unwrap();
+        s.bind(sa("0.0.0.0:7001")).unwrap();
+        s.listen(16).unwrap()
+    };
+    let on_wan = listen_on(b"wan0");
+    let on_lan = listen_on(b"lan0");
+    for _ in 0..4 {
+        let (c, peer) = within("connect from lan", async {
+            tokio::join!(
+                TcpStream::connect_with(&n.lan, "10.2.0.2:7001"),
+                accept_echo(&on_lan)
+            )
+        })
+        .await;
+        let mut c = c.unwrap();
+        assert_eq!(peer, c.local_addr().unwrap());
+        round_trip(&mut c).await;
+        let (c, peer) = within("connect from wan", async {
+            tokio::join!(
+                TcpStream::connect_with(&n.wan, "10.1.0.2:7001"),
+                accept_echo(&on_wan)
+            )
+        })
+        .await;
+        let mut c = c.unwrap();
+        assert_eq!(peer, c.local_addr().unwrap());
+        round_trip(&mut c).await;
+    }
+}
+
+#[tokio::test]
+async fn a_connect_bound_to_a_device_leaves_through_it() {
+    let n = net().await;
+    let l = ustack::net::TcpListener::bind_with(&n.lan, "10.9.0.1:7002")
+        .await
+        .unwrap();
+    // The host's only route to 10.9.0.1 is the default route through wan0, whose peer
+    // does not have that address; bound to lan0, the connection goes onto lan0's link.
+    let wan_tx = tx_packets(&n.host, "wan0");
+    let s = TcpSocket::new_v4_with(&n.host).unwrap();
+    s.bind_device(Some(b"lan0")).unwrap();
+    let (c, peer) = within("connect through lan0", async {
+        tokio::join!(s.connect(sa("10.9.0.1:7002")), accept_echo(&l))
+    })
+    .await;
+    let mut c = c.unwrap();
+    // The source address is lan0's.
+    assert_eq!(c.local_addr().unwrap().ip().to_string(), "10.2.0.2");
+    assert_eq!(peer, c.local_addr().unwrap());
+    round_trip(&mut c).await;
+    let mut big = vec![0u8; 200_000];
+    for (i, b) in big.iter_mut().enumerate() {
+        *b = (i % 251) as u8;
+    }
+    let (mut r, mut w) = c.into_split();
+    let sent = big.clone();
+    let writer = tokio::spawn(async move { w.write_all(&sent).await.unwrap() });
+    let mut back = vec![0u8; big.len()];
+    within("echo of 200 kB", r.read_exact(&mut back))
+        .await
+        .unwrap();
+    writer.await.unwrap();
+    assert!(back == big, "echoed bytes differ");
+    assert_eq!(
+        tx_packets(&n.host, "wan0"),
+        wan_tx,
+        "nothing left through wan0"
+    );
+}
+
+#[tokio::test]
+async fn a_udp_socket_bound_to_a_device_hears_only_that_device() {
+    let n = net().await;
+    let u = UdpSocket::bind_with(&n.host, "0.0.0.0:7003").await.unwrap();
+    u.bind_device(Some(b"lan0")).unwrap();
+
+    // From wan's side the port is closed: its connected socket gets the ICMP port
+    // unreachable as its pending error (SO_ERROR), taken once.
+    let from_wan = UdpSocket::bind_with(&n.wan, "0.0.0.0:0").await.unwrap();
+    from_wan.connect("10.1.0.2:7003").await.unwrap();
+    from_wan.send(b"via wan").await.unwrap();
+    let mut err = None;
+    for _ in 0..200 {
+        err = from_wan.take_error().unwrap();
+        if err.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let err = err.expect("no ICMP error reached the sender");
+    assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
+    assert!(from_wan.take_error().unwrap().is_none(), "taken twice");
+
+    let from_lan = UdpSocket::bind_with(&n.lan, "10.2.0.1:0").await.unwrap();
+    from_lan.send_to(b"via lan", "10.2.0.2:7003").await.unwrap();
+    let mut buf = [0u8; 64];
+    let (len, from) = within("datagram from lan", u.recv_from(&mut buf))
+        .await
+        .unwrap();
+    assert_eq!(&buf[..len], b"via lan");
+    assert_eq!(from, from_lan.local_addr().unwrap());
+    // Nothing from wan was queued behind it.
+    assert_eq!(
+        u.try_recv_from(&mut buf).unwrap_err().kind(),
+        ErrorKind::WouldBlock
+    );
+
+    // Sending to 10.9.0.1 (routed through wan0 when unbound) goes onto lan0's link.
+    let far = UdpSocket::bind_with(&n.lan, "10.9.0.1:7004").await.unwrap();
+    u.send_to(b"bound", "10.9.0.1:7004").await.unwrap();
+    let (len, from) = within("datagram through lan0", far.recv_from(&mut buf))
+        .await
+        .unwrap();
+    assert_eq!(&buf[..len], b"bound");
+    assert_eq!(from, sa("10.2.0.2:7003"));
+}
+
+#[tokio::test]
+async fn take_error_reports_a_reset_once() {
+    let n = net().await;
+    let l = ustack::net::TcpListener::bind_with(&n.lan, "10.2.0.1:7005")
+        .await
+        .unwrap();
+    let (c, a) = within("connect", async {
+        tokio::join!(
+            TcpStream::connect_with(&n.host, "10.2.0.1:7005"),
+            l.accept()
+        )
+    })
+    .await;
+    let mut c = c.unwrap();
+    let (server, _) = a.unwrap();
+    assert!(c.take_error().unwrap().is_none());
+    // Closing with SO_LINGER 0 sends RST.
+    server.set_linger(Some(Duration::ZERO)).unwrap();
+    drop(server);
+    within("the reset", c.readable()).await.unwrap();
+    let e = c.take_error().unwrap().expect("the reset is pending");
+    assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}");
+    assert!(c.take_error().unwrap().is_none());
+    // Taken, the reset is not reported again: the read sees the end of the stream.
+    let mut b = [0u8; 8];
+    assert_eq!(c.read(&mut b).await.unwrap(), 0);
+}

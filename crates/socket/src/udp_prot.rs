@@ -47,6 +47,18 @@ pub fn poll_recv_from_to(
     }
 }
 
+/// Linux `udp_sendmsg` / `ip4_datagram_connect`: a broadcast destination needs
+/// `SO_BROADCAST` (`EACCES` otherwise).
+fn check_broadcast(core: &NetCore, id: SockId, dst: Ipv4Addr) -> io::Result<()> {
+    if core.ip.is_broadcast(dst) && !core.udp.broadcast(id).map_err(udp_err)? {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "sending to a broadcast address needs SO_BROADCAST (set_broadcast)",
+        ));
+    }
+    Ok(())
+}
+
 fn id_of(sk: SockRef) -> io::Result<SockId> {
     match sk {
         SockRef::Udp(id) => Ok(id),
@@ -92,6 +104,7 @@ impl Proto for UdpProt {
         addr: SocketAddrV4,
     ) -> io::Result<()> {
         let id = id_of(sk)?;
+        check_broadcast(core, id, *addr.ip())?;
         // Linux ip4_datagram_connect: route now to pick the source address.
         let oif = core.udp.bound_dev(id).map_err(udp_err)?;
         let route = core.route(now, *addr.ip(), oif)?;
@@ -154,6 +167,7 @@ impl Proto for UdpProt {
                 "datagram too large",
             )));
         }
+        check_broadcast(core, id, *dst.ip())?;
         let oif = core.udp.bound_dev(id).map_err(udp_err)?;
         let route = core.route(now, *dst.ip(), oif)?;
         let bound = core
@@ -214,6 +228,7 @@ impl Proto for UdpProt {
             SockOpt::Ttl(t) => core.udp.set_ttl(id, t).map_err(udp_err),
             SockOpt::Tos(t) => core.udp.set_tos(id, t).map_err(udp_err),
             SockOpt::BindDevice(d) => core.udp.set_bound_dev(id, d).map_err(udp_err),
+            SockOpt::Broadcast(b) => core.udp.set_broadcast(id, b).map_err(udp_err),
             _ => Err(not_supported()),
         }
     }
@@ -232,6 +247,11 @@ impl Proto for UdpProt {
                 .udp
                 .bound_dev(id)
                 .map(SockOpt::BindDevice)
+                .map_err(udp_err),
+            SockOptName::Broadcast => core
+                .udp
+                .broadcast(id)
+                .map(SockOpt::Broadcast)
                 .map_err(udp_err),
             _ => Err(not_supported()),
         }

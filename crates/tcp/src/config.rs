@@ -227,6 +227,8 @@ pub enum SockOpt {
     /// on its link) and takes only segments that arrived on it; `None` unbinds. A
     /// listener passes it to the connections it accepts.
     BindDevice(Option<DevId>),
+    /// `SO_BROADCAST` (datagram sockets only: TCP refuses it with `InvalidInput`).
+    Broadcast(bool),
 }
 
 /// Which option [`crate::TcpLayer::get_option`] reads.
@@ -256,4 +258,6 @@ pub enum SockOptName {
     MaxPacingRate,
     /// `SO_BINDTODEVICE`.
     BindDevice,
+    /// `SO_BROADCAST`.
+    Broadcast,
 }

@@ -117,7 +117,7 @@ impl TcpLayer {
     /// Sets a socket option (`setsockopt`).
     pub fn set_option(&mut self, id: SockId, opt: SockOpt) -> Result<(), TcpError> {
         let (rmem, wmem) = (self.sh.cfg.rmem, self.sh.cfg.wmem);
-        if opt == SockOpt::MaxPacingRate(Some(0)) {
+        if matches!(opt, SockOpt::MaxPacingRate(Some(0)) | SockOpt::Broadcast(_)) {
             return Err(TcpError::InvalidInput);
         }
         let apply = |o: &mut SockOpts| match opt {
@@ -141,6 +141,8 @@ impl TcpLayer {
             SockOpt::ReusePort(r) => o.reuseport = r,
             SockOpt::MaxPacingRate(r) => o.max_pacing_rate = r.and_then(std::num::NonZeroU64::new),
             SockOpt::BindDevice(d) => o.ip.oif = d,
+            // Refused above.
+            SockOpt::Broadcast(_) => {}
         };
         match self.socks.get_mut(id) {
             Some(Sock::Plain(p)) => apply(&mut p.opts),
@@ -192,6 +194,7 @@ impl TcpLayer {
                 SockOpt::MaxPacingRate(o.max_pacing_rate.map(std::num::NonZeroU64::get))
             }
             SockOptName::BindDevice => SockOpt::BindDevice(o.ip.oif),
+            SockOptName::Broadcast => return Err(TcpError::InvalidInput),
         })
     }
 

@@ -85,6 +85,8 @@ struct UdpSock {
     tos: u8,
     /// `SO_BINDTODEVICE`: receives only what arrived on this device, sends through it.
     bound_dev: Option<DevId>,
+    /// `SO_BROADCAST`: may send to (and connect to) a broadcast address.
+    broadcast: bool,
     /// Receives datagrams to foreign destinations and may send from any source
     /// (Linux `IP_TRANSPARENT` with a TPROXY rule); see [`UdpLayer::set_transparent`].
     transparent: bool,
@@ -193,6 +195,7 @@ impl UdpLayer {
             ttl: None,
             tos: 0,
             bound_dev: None,
+            broadcast: false,
             transparent: false,
             event_pending: false,
         };
@@ -452,6 +455,22 @@ impl UdpLayer {
     pub fn bound_dev(&self, id: SockId) -> Result<Option<DevId>, UdpError> {
         let s = sock_ref(&self.slots, id).ok_or(UdpError::InvalidInput)?;
         Ok(s.bound_dev)
+    }
+
+    /// Sets `SO_BROADCAST`: without it, sending to or connecting to a broadcast address is
+    /// refused with `PermissionDenied` (`EACCES`, Linux: the route's `RTCF_BROADCAST`
+    /// check in `udp_sendmsg` and `ip4_datagram_connect`); the socket layer, which knows
+    /// the broadcast addresses, makes the check.
+    pub fn set_broadcast(&mut self, id: SockId, on: bool) -> Result<(), UdpError> {
+        let s = sock_mut(&mut self.slots, id).ok_or(UdpError::InvalidInput)?;
+        s.broadcast = on;
+        Ok(())
+    }
+
+    /// `SO_BROADCAST`.
+    pub fn broadcast(&self, id: SockId) -> Result<bool, UdpError> {
+        let s = sock_ref(&self.slots, id).ok_or(UdpError::InvalidInput)?;
+        Ok(s.broadcast)
     }
 
     /// Sets the receive buffer limit in bytes (`SO_RCVBUF`, at least [`MIN_RECV_BUF`]).

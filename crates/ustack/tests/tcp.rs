@@ -753,3 +753,45 @@ async fn socket_table_shows_listeners_connections_and_time_wait() {
     .await;
     assert!(gone, "the server's side of the connection was freed");
 }
+
+#[tokio::test]
+async fn try_read_buf_appends_what_is_queued() {
+    let (s1, s2) = pair().await;
+    let l = TcpListener::bind_with(&s2, "0.0.0.0:7301").await.unwrap();
+    let (c, a) = tokio::join!(TcpStream::connect_with(&s1, "10.0.0.2:7301"), l.accept());
+    let mut c = c.unwrap();
+    let (srv, _) = a.unwrap();
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    let sent = data.clone();
+    let writer = tokio::spawn(async move {
+        c.write_all(&sent).await.unwrap();
+        c.shutdown().await.unwrap();
+    });
+    let mut got = Vec::new();
+    // A bounded BufMut first: no more than it has room for.
+    let mut small = bytes::BufMut::limit(Vec::new(), 10);
+    srv.readable().await.unwrap();
+    assert_eq!(srv.try_read_buf(&mut small).unwrap(), 10);
+    got.extend_from_slice(small.get_ref());
+    assert_eq!(srv.try_read_buf(&mut small).unwrap(), 0, "no room left");
+    loop {
+        match srv.try_read_buf(&mut got) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                tokio::time::timeout(Duration::from_secs(10), srv.readable())
+                    .await
+                    .expect("stalled")
+                    .unwrap();
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    writer.await.unwrap();
+    assert!(
+        got == data,
+        "bytes differ ({} of {})",
+        got.len(),
+        data.len()
+    );
+}

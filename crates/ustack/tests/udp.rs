@@ -170,3 +170,82 @@ async fn transparent_socket_receives_foreign_destinations_and_answers_as_them() 
     let (n, _, to) = again.recv_from_to(&mut buf).await.unwrap();
     assert_eq!((&buf[..n], to), (&b"again"[..], wanted));
 }
+
+#[tokio::test]
+async fn broadcast_needs_so_broadcast() {
+    let (s1, s2) = pair().await;
+    let rx = UdpSocket::bind_with(&s2, "0.0.0.0:6767").await.unwrap();
+    let tx = UdpSocket::bind_with(&s1, "10.0.0.1:0").await.unwrap();
+    assert!(!tx.broadcast().unwrap());
+    // Linux: EACCES, for the limited and the subnet's directed broadcast address alike,
+    // and for connect too.
+    for dst in ["255.255.255.255:6767", "10.0.0.255:6767"] {
+        let e = tx.send_to(b"hi", dst).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{dst}: {e}");
+    }
+    let e = tx.connect("255.255.255.255:6767").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+    // Unicast is not affected.
+    tx.send_to(b"uni", "10.0.0.2:6767").await.unwrap();
+    let mut buf = [0u8; 16];
+    let (n, _) = rx.recv_from(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], b"uni");
+
+    tx.set_broadcast(true).unwrap();
+    assert!(tx.broadcast().unwrap());
+    for (dst, msg) in [
+        ("255.255.255.255:6767", b"all"),
+        ("10.0.0.255:6767", b"net"),
+    ] {
+        tx.send_to(msg, dst).await.unwrap();
+        let (n, from) = tokio::time::timeout(Duration::from_secs(10), rx.recv_from(&mut buf))
+            .await
+            .expect("broadcast not received")
+            .unwrap();
+        assert_eq!(&buf[..n], msg);
+        assert_eq!(from, tx.local_addr().unwrap());
+    }
+}
+
+#[tokio::test]
+async fn recv_buf_and_peek_sender() {
+    let (s1, s2) = pair().await;
+    let rx = UdpSocket::bind_with(&s2, "0.0.0.0:6868").await.unwrap();
+    let tx = UdpSocket::bind_with(&s1, "10.0.0.1:0").await.unwrap();
+    assert_eq!(
+        rx.try_peek_sender().unwrap_err().kind(),
+        ErrorKind::WouldBlock
+    );
+    let mut v: Vec<u8> = Vec::new();
+    assert_eq!(
+        rx.try_recv_buf_from(&mut v).unwrap_err().kind(),
+        ErrorKind::WouldBlock
+    );
+    let big = vec![9u8; 3000];
+    tx.send_to(&big, "10.0.0.2:6868").await.unwrap();
+    tx.send_to(b"second", "10.0.0.2:6868").await.unwrap();
+    // The sender, twice: peeking leaves the datagram queued.
+    assert_eq!(rx.peek_sender().await.unwrap(), tx.local_addr().unwrap());
+    assert_eq!(rx.try_peek_sender().unwrap(), tx.local_addr().unwrap());
+    // A Vec takes the whole datagram, appended after what it holds.
+    v.extend_from_slice(b"head");
+    let (n, from) = rx.recv_buf_from(&mut v).await.unwrap();
+    assert_eq!((n, from), (3000, tx.local_addr().unwrap()));
+    assert_eq!(&v[..4], b"head");
+    assert_eq!(&v[4..], &big[..]);
+    // A bounded buffer truncates, like recv_from.
+    let mut small = bytes::BufMut::limit(bytes::BytesMut::new(), 3);
+    let (n, _) = rx.recv_buf_from(&mut small).await.unwrap();
+    assert_eq!(n, 3);
+    assert_eq!(&small.get_ref()[..], b"sec");
+    // Connected: recv_buf / try_recv_buf.
+    tx.connect("10.0.0.2:6868").await.unwrap();
+    rx.connect(tx.local_addr().unwrap()).await.unwrap();
+    tx.send(b"c1").await.unwrap();
+    let mut c = Vec::new();
+    assert_eq!(rx.recv_buf(&mut c).await.unwrap(), 2);
+    tx.send(b"c2").await.unwrap();
+    rx.readable().await.unwrap();
+    assert_eq!(rx.try_recv_buf(&mut c).unwrap(), 2);
+    assert_eq!(c, b"c1c2");
+}

@@ -5,11 +5,12 @@ use std::io::{self, IoSlice};
 use std::net::{SocketAddr, SocketAddrV4};
 use std::task::{Context, Poll};
 
+use bytes::BufMut;
 use tokio::io::{Interest, ReadBuf, Ready};
 use ustack_socket::errno::udp_err;
-use ustack_socket::{poll_recv_from_to, MsgFlags, SockRef, SockType};
+use ustack_socket::{poll_recv_from_to, MsgFlags, SockOpt, SockOptName, SockRef, SockType};
 
-use crate::net::handle::SockHandle;
+use crate::net::handle::{unexpected, SockHandle};
 use crate::net::{dontwait, ToSocketAddrs};
 use crate::stack::Stack;
 
@@ -343,6 +344,81 @@ impl UdpSocket {
         dontwait(self.inner.poll_recv(&mut cx, buf, flags)).map(from_pair)
     }
 
+    /// The sender of the next datagram, without taking it off the queue (tokio's
+    /// `peek_sender`).
+    pub async fn peek_sender(&self) -> io::Result<SocketAddr> {
+        std::future::poll_fn(|cx| self.poll_peek_sender(cx)).await
+    }
+
+    /// Polls for the sender of the next datagram, leaving it queued.
+    pub fn poll_peek_sender(&self, cx: &mut Context<'_>) -> Poll<io::Result<SocketAddr>> {
+        self.inner
+            .poll_recv(cx, &mut [], MsgFlags::PEEK)
+            .map_ok(|pair| from_pair(pair).1)
+    }
+
+    /// The sender of the next datagram without waiting (`WouldBlock` when none is queued).
+    pub fn try_peek_sender(&self) -> io::Result<SocketAddr> {
+        self.try_peek_from(&mut []).map(|(_, from)| from)
+    }
+
+    /// Receives a datagram into `buf` (tokio's `recv_buf_from`), appending at most
+    /// `buf.remaining_mut()` bytes (a longer datagram is truncated, the rest discarded, as
+    /// with [`recv_from`](Self::recv_from)). Returns the bytes appended and the sender.
+    ///
+    /// ```no_run
+    /// # async fn demo(sock: ustack::net::UdpSocket) -> std::io::Result<()> {
+    /// let mut buf = Vec::with_capacity(1500);
+    /// let (n, from) = sock.recv_buf_from(&mut buf).await?;
+    /// assert_eq!(buf.len(), n);
+    /// # Ok(()) }
+    /// ```
+    pub async fn recv_buf_from<B: BufMut>(&self, buf: &mut B) -> io::Result<(usize, SocketAddr)> {
+        std::future::poll_fn(|cx| {
+            with_scratch(buf, |scratch| {
+                self.inner
+                    .poll_recv(cx, scratch, MsgFlags::NONE)
+                    .map_ok(from_pair)
+            })
+        })
+        .await
+    }
+
+    /// [`recv_buf_from`](Self::recv_buf_from) without waiting.
+    pub fn try_recv_buf_from<B: BufMut>(&self, buf: &mut B) -> io::Result<(usize, SocketAddr)> {
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+        dontwait(with_scratch(buf, |scratch| {
+            self.inner
+                .poll_recv(&mut cx, scratch, MsgFlags::DONTWAIT)
+                .map_ok(from_pair)
+        }))
+    }
+
+    /// Receives a datagram from the connected peer into `buf` (tokio's `recv_buf`).
+    pub async fn recv_buf<B: BufMut>(&self, buf: &mut B) -> io::Result<usize> {
+        self.recv_buf_from(buf).await.map(|(n, _)| n)
+    }
+
+    /// [`recv_buf`](Self::recv_buf) without waiting.
+    pub fn try_recv_buf<B: BufMut>(&self, buf: &mut B) -> io::Result<usize> {
+        self.try_recv_buf_from(buf).map(|(n, _)| n)
+    }
+
+    /// Sets `SO_BROADCAST`. Without it, sending to or connecting to a broadcast address
+    /// (255.255.255.255 or the directed broadcast address of one of the stack's subnets)
+    /// fails with `PermissionDenied` (`EACCES`), as in Linux.
+    pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
+        self.inner.setsockopt(SockOpt::Broadcast(on))
+    }
+
+    /// The `SO_BROADCAST` value.
+    pub fn broadcast(&self) -> io::Result<bool> {
+        match self.inner.getsockopt(SockOptName::Broadcast)? {
+            SockOpt::Broadcast(b) => Ok(b),
+            o => Err(unexpected(o)),
+        }
+    }
+
     /// Waits for any of the requested readiness.
     pub async fn ready(&self, interest: Interest) -> io::Result<Ready> {
         self.inner.ready(interest).await
@@ -413,6 +489,47 @@ impl UdpSocket {
     pub fn tos_v4(&self) -> io::Result<u32> {
         self.inner.tos()
     }
+}
+
+/// Largest UDP payload over IPv4.
+const MAX_DATAGRAM: usize = 65507;
+
+thread_local! {
+    /// Where [`UdpSocket::recv_buf_from`] receives before appending to the caller's
+    /// `BufMut` (whose spare capacity may be uninitialised): grown to the largest request
+    /// and kept, so a stream of receives does not allocate.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `recv` on a scratch buffer of `buf.remaining_mut()` bytes (at most one datagram's
+/// worth) and appends what it received to `buf`.
+fn with_scratch<B: BufMut>(
+    buf: &mut B,
+    recv: impl FnOnce(&mut [u8]) -> Poll<io::Result<(usize, SocketAddr)>>,
+) -> Poll<io::Result<(usize, SocketAddr)>> {
+    let want = buf.remaining_mut().min(MAX_DATAGRAM);
+    SCRATCH.with(|s| {
+        // A nested call (not possible from these methods) would find it borrowed: use a
+        // buffer of its own then.
+        let mut own;
+        let mut guard = s.try_borrow_mut();
+        let scratch: &mut Vec<u8> = match guard.as_deref_mut() {
+            Ok(v) => v,
+            Err(_) => {
+                own = Vec::new();
+                &mut own
+            }
+        };
+        if scratch.len() < want {
+            scratch.resize(want, 0);
+        }
+        let dst = scratch.get_mut(..want).unwrap_or_default();
+        let r = recv(dst);
+        if let Poll::Ready(Ok((n, _))) = &r {
+            buf.put_slice(dst.get(..*n).unwrap_or_default());
+        }
+        r
+    })
 }
 
 fn from_pair((n, from): (usize, Option<SocketAddrV4>)) -> (usize, SocketAddr) {

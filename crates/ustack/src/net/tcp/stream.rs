@@ -307,12 +307,17 @@ impl TcpStream {
         Ok(total)
     }
 
-    /// Like [`try_read`](Self::try_read), appending to a `BufMut`.
+    /// Like [`try_read`](Self::try_read), appending to a `BufMut` (at most
+    /// `buf.remaining_mut()` bytes, copied straight from the receive queue).
     pub fn try_read_buf<B: BufMut>(&self, buf: &mut B) -> io::Result<usize> {
-        let mut tmp = vec![0u8; buf.remaining_mut().min(64 * 1024)];
-        let n = try_read(&self.inner, &mut tmp)?;
-        buf.put_slice(&tmp[..n]);
-        Ok(n)
+        if !buf.has_remaining_mut() {
+            return Ok(0);
+        }
+        self.try_read_with(|data| {
+            let n = data.len().min(buf.remaining_mut());
+            buf.put_slice(data.get(..n).unwrap_or_default());
+            n
+        })
     }
 
     /// Writes without waiting: `WouldBlock` when the send buffer is full.

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::conn::{check_write_space, set_state, tcp_done};
 use crate::ctx::TimerKind;
 use crate::error::TcpError;
+use crate::hash::Listening;
 use crate::output::{send_active_rst, send_syn, write_xmit, TcpSegmentOut};
 use crate::seq::SeqNum;
 use crate::sock::SockId;
@@ -16,6 +17,7 @@ use crate::stack::{Sock, TcpLayer};
 use crate::state::TcpState;
 use crate::tcb::{wscale_for, Listener, PlainSock, Tcb};
 use crate::tw::TwSock;
+use ustack_netdev::DevId;
 
 /// Most bytes of free send-buffer space offered to one in-place write
 /// ([`SendSrc::InPlace`]): about what one large application write carries, so a closure
@@ -58,11 +60,18 @@ impl TcpLayer {
     }
 
     /// True when `port` can be bound at `ip` by a socket with these `SO_REUSEADDR` /
-    /// `SO_REUSEPORT` flags (Linux `inet_csk_bind_conflict`): an owner on an overlapping
-    /// address conflicts unless both set SO_REUSEADDR and the owner does not listen, or
-    /// both set SO_REUSEPORT; ports held only by connections (e.g. TIME_WAIT) are free with
-    /// either flag.
-    fn port_free(&self, ip: Ipv4Addr, port: u16, reuse: bool, reuseport: bool) -> bool {
+    /// `SO_REUSEPORT` flags and bound device (Linux `inet_csk_bind_conflict`): an owner on
+    /// an overlapping address conflicts unless both set SO_REUSEADDR and the owner does
+    /// not listen, or both set SO_REUSEPORT, or both are bound to devices and not the same
+    /// one; ports held only by connections (e.g. TIME_WAIT) are free with either flag.
+    fn port_free(
+        &self,
+        ip: Ipv4Addr,
+        port: u16,
+        reuse: bool,
+        reuseport: bool,
+        dev: Option<DevId>,
+    ) -> bool {
         let Some(b) = self.hash.bucket(port) else {
             return true;
         };
@@ -78,7 +87,9 @@ impl TcpLayer {
                 Some(Sock::Listen(l)) => (*l.local.ip(), l.opts, true),
                 _ => continue,
             };
-            let shared = (reuse && opts.reuseaddr && !olisten) || (reuseport && opts.reuseport);
+            let other_dev = matches!((dev, opts.ip.oif), (Some(a), Some(b)) if a != b);
+            let shared =
+                (reuse && opts.reuseaddr && !olisten) || (reuseport && opts.reuseport) || other_dev;
             if overlaps(ip, oaddr) && !shared {
                 return false;
             }
@@ -88,8 +99,10 @@ impl TcpLayer {
 
     /// Binds to a local address; port 0 picks a free ephemeral port (Linux `inet_bind`).
     pub fn bind(&mut self, id: SockId, addr: SocketAddrV4) -> Result<(), TcpError> {
-        let (reuse, reuseport) = match self.socks.get(id) {
-            Some(Sock::Plain(p)) if p.local.is_none() => (p.opts.reuseaddr, p.opts.reuseport),
+        let (reuse, reuseport, dev) = match self.socks.get(id) {
+            Some(Sock::Plain(p)) if p.local.is_none() => {
+                (p.opts.reuseaddr, p.opts.reuseport, p.opts.ip.oif)
+            }
             Some(Sock::Plain(_)) | Some(Sock::Listen(_)) | Some(Sock::Conn(_)) => {
                 return Err(TcpError::InvalidInput)
             }
@@ -114,7 +127,7 @@ impl TcpLayer {
             }
             found.ok_or(TcpError::AddrNotAvailable)?
         } else {
-            if !self.port_free(*addr.ip(), addr.port(), reuse, reuseport) {
+            if !self.port_free(*addr.ip(), addr.port(), reuse, reuseport, dev) {
                 return Err(TcpError::AddrInUse);
             }
             addr.port()
@@ -175,12 +188,19 @@ impl TcpLayer {
                 }
             }
         };
-        let reuseport = matches!(self.socks.get(id), Some(Sock::Plain(p)) if p.opts.reuseport);
-        if !any && !self.hash.insert_listener(local, id, reuseport) {
+        let member = match self.socks.get(id) {
+            Some(Sock::Plain(p)) => Listening {
+                id,
+                reuseport: p.opts.reuseport,
+                dev: p.opts.ip.oif,
+            },
+            _ => return Err(TcpError::InvalidState),
+        };
+        if !any && !self.hash.insert_listener(local, member) {
             return Err(TcpError::AddrInUse);
         }
         if any {
-            self.hash.set_any_listener(Some(id));
+            self.hash.set_any_listener(Some(member));
         }
         let Some(Sock::Plain(p)) = self.socks.get(id) else {
             return Err(TcpError::InvalidState);

@@ -30,21 +30,38 @@ pub(crate) struct HashInfo {
     /// The last established-table hit: consecutive segments of a flow skip the hash
     /// probe. Dropped whenever an entry is replaced or removed.
     last: Cell<Option<(FourTuple, SockId)>>,
-    lhash: FastHashMap<SocketAddrV4, Listening>,
-    any: Option<SockId>,
+    lhash: FastHashMap<SocketAddrV4, Vec<Listening>>,
+    any: Option<Listening>,
     bhash: FastHashMap<u16, BindBucket>,
     /// Keys the choice among `SO_REUSEPORT` listeners (Linux: the `inet_ehashfn`
     /// secret), so a peer cannot pick the listener its connections land on in advance.
     reuseport_key: FastState,
 }
 
-/// The listener(s) of one local address (Linux: the listening hash chain, and a
-/// `sock_reuseport` group).
-pub(crate) enum Listening {
-    /// One listener; the flag: it set `SO_REUSEPORT`.
-    One(SockId, bool),
-    /// Listeners that all set `SO_REUSEPORT`, in the order they started listening.
-    Group(Vec<SockId>),
+/// One listener of a local address (Linux: a socket on the listening hash chain). An
+/// address has several when they all set `SO_REUSEPORT` (a `sock_reuseport` group) or
+/// are bound to different devices, kept in the order they started listening.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Listening {
+    pub(crate) id: SockId,
+    /// It set `SO_REUSEPORT`.
+    pub(crate) reuseport: bool,
+    /// The device it is bound to (`SO_BINDTODEVICE`).
+    pub(crate) dev: Option<DevId>,
+}
+
+impl Listening {
+    /// Whether `self` and `other` may listen on one address (Linux
+    /// `inet_csk_bind_conflict`): both set `SO_REUSEPORT`, or they are bound to two
+    /// different devices.
+    pub(crate) fn shares_with(&self, other: &Listening) -> bool {
+        (self.reuseport && other.reuseport)
+            || matches!((self.dev, other.dev), (Some(a), Some(b)) if a != b)
+    }
+
+    fn takes(&self, dev: DevId) -> bool {
+        self.dev.is_none_or(|d| d == dev)
+    }
 }
 
 impl HashInfo {
@@ -67,49 +84,45 @@ impl HashInfo {
     /// peer's address and port picks one (Linux `reuseport_select_sock`): every segment of
     /// a handshake from one peer port reaches the same listener.
     ///
-    /// `dev` is the device the segment arrived on and `bound` gives a listener's device
-    /// (`SO_BINDTODEVICE`): a listener bound to another device does not match, and within
-    /// one address the listeners bound to `dev` come before unbound ones (Linux
-    /// `compute_score`). Nobody binds a device: one probe, as before.
+    /// `dev` is the device the segment arrived on: a listener bound to another device
+    /// (`SO_BINDTODEVICE`) does not match, and within one address the listeners bound to
+    /// `dev` come before unbound ones (Linux `compute_score`).
     pub(crate) fn lookup_listener(
         &self,
         local: SocketAddrV4,
         remote: SocketAddrV4,
         dev: DevId,
-        bound: impl Fn(SockId) -> Option<DevId>,
     ) -> Option<SockId> {
         let wild = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, local.port());
-        let pick = |l: &Listening| -> Option<SockId> {
-            match l {
-                Listening::One(id, _) => bound(*id).is_none_or(|d| d == dev).then_some(*id),
-                Listening::Group(ids) => {
-                    // Bound to this device first; unbound members only when none is.
-                    let on_dev = ids.iter().filter(|id| bound(**id) == Some(dev)).count();
-                    let want = |id: &&SockId| match bound(**id) {
-                        Some(d) => d == dev,
-                        None => on_dev == 0,
-                    };
-                    let n = if on_dev > 0 {
-                        on_dev
-                    } else {
-                        ids.iter().filter(want).count()
-                    };
-                    if n == 0 {
-                        return None;
-                    }
-                    let h = self.reuseport_key.hash_one(remote);
-                    ids.iter()
-                        .filter(want)
-                        .nth((h % n as u64) as usize)
-                        .copied()
-                }
+        let pick = |ls: &Vec<Listening>| -> Option<SockId> {
+            if let [one] = &ls[..] {
+                return one.takes(dev).then_some(one.id);
             }
+            // Bound to this device first; unbound members only when none is.
+            let on_dev = ls.iter().filter(|l| l.dev == Some(dev)).count();
+            let want = |l: &&Listening| match l.dev {
+                Some(d) => d == dev,
+                None => on_dev == 0,
+            };
+            let n = if on_dev > 0 {
+                on_dev
+            } else {
+                ls.iter().filter(want).count()
+            };
+            if n == 0 {
+                return None;
+            }
+            let h = self.reuseport_key.hash_one(remote);
+            ls.iter()
+                .filter(want)
+                .nth((h % n as u64) as usize)
+                .map(|l| l.id)
         };
         self.lhash
             .get(&local)
             .and_then(pick)
             .or_else(|| self.lhash.get(&wild).and_then(pick))
-            .or_else(|| self.any.filter(|id| bound(*id).is_none_or(|d| d == dev)))
+            .or_else(|| self.any.filter(|l| l.takes(dev)).map(|l| l.id))
     }
 
     pub(crate) fn insert_established(&mut self, t: FourTuple, id: SockId) -> bool {
@@ -139,60 +152,72 @@ impl HashInfo {
         self.ehash.len()
     }
 
-    /// Adds a listener for `local`; a second one is accepted only when it and every
-    /// listener already there set `SO_REUSEPORT`.
-    pub(crate) fn insert_listener(
-        &mut self,
-        local: SocketAddrV4,
-        id: SockId,
-        reuseport: bool,
-    ) -> bool {
-        match self.lhash.get_mut(&local) {
-            None => {
-                self.lhash.insert(local, Listening::One(id, reuseport));
-                true
-            }
-            Some(Listening::One(other, true)) if reuseport => {
-                let other = *other;
-                self.lhash.insert(local, Listening::Group(vec![other, id]));
-                true
-            }
-            Some(Listening::Group(ids)) if reuseport => {
-                ids.push(id);
-                true
-            }
-            Some(_) => false,
+    /// Adds a listener for `local`; another one is accepted only when it may share the
+    /// address with every listener already there ([`Listening::shares_with`]).
+    pub(crate) fn insert_listener(&mut self, local: SocketAddrV4, l: Listening) -> bool {
+        let ls = self.lhash.entry(local).or_default();
+        if !ls.iter().all(|o| o.shares_with(&l)) {
+            return false;
         }
+        ls.push(l);
+        true
+    }
+
+    /// The listener `id` on `local` is now bound to `dev` (`SO_BINDTODEVICE` set while it
+    /// listens). Refused (false) when that would make it conflict with another listener
+    /// of the address.
+    pub(crate) fn rebind_listener(
+        &mut self,
+        local: &SocketAddrV4,
+        id: SockId,
+        dev: Option<DevId>,
+    ) -> bool {
+        if let Some(a) = self.any.as_mut().filter(|a| a.id == id) {
+            a.dev = dev;
+            return true;
+        }
+        let Some(ls) = self.lhash.get_mut(local) else {
+            return true;
+        };
+        let Some(me) = ls.iter().find(|l| l.id == id).copied() else {
+            return true;
+        };
+        let moved = Listening { dev, ..me };
+        if !ls
+            .iter()
+            .filter(|o| o.id != id)
+            .all(|o| o.shares_with(&moved))
+        {
+            return false;
+        }
+        for l in ls.iter_mut().filter(|l| l.id == id) {
+            l.dev = dev;
+        }
+        true
     }
 
     pub(crate) fn remove_listener(&mut self, local: &SocketAddrV4, id: SockId) {
-        match self.lhash.get_mut(local) {
-            Some(Listening::One(o, _)) if *o == id => {
+        if let Some(ls) = self.lhash.get_mut(local) {
+            ls.retain(|l| l.id != id);
+            if ls.is_empty() {
                 self.lhash.remove(local);
             }
-            Some(Listening::Group(ids)) => {
-                ids.retain(|o| *o != id);
-                if let [last] = ids[..] {
-                    self.lhash.insert(*local, Listening::One(last, true));
-                }
-            }
-            _ => {}
         }
-        if self.any == Some(id) {
+        if self.any.is_some_and(|a| a.id == id) {
             self.any = None;
         }
     }
 
-    pub(crate) fn set_any_listener(&mut self, id: Option<SockId>) -> bool {
-        if id.is_some() && self.any.is_some() {
+    pub(crate) fn set_any_listener(&mut self, l: Option<Listening>) -> bool {
+        if l.is_some() && self.any.is_some() {
             return false;
         }
-        self.any = id;
+        self.any = l;
         true
     }
 
     pub(crate) fn any_listener(&self) -> Option<SockId> {
-        self.any
+        self.any.map(|a| a.id)
     }
 
     pub(crate) fn bucket(&self, port: u16) -> Option<&BindBucket> {

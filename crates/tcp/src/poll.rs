@@ -146,7 +146,15 @@ impl TcpLayer {
         };
         match self.socks.get_mut(id) {
             Some(Sock::Plain(p)) => apply(&mut p.opts),
-            Some(Sock::Listen(l)) => apply(&mut l.opts),
+            Some(Sock::Listen(l)) => {
+                if let SockOpt::BindDevice(d) = opt {
+                    // The listening table keeps each listener's device.
+                    if !self.hash.rebind_listener(&l.local, id, d) {
+                        return Err(TcpError::AddrInUse);
+                    }
+                }
+                apply(&mut l.opts)
+            }
             Some(Sock::Conn(t)) => {
                 apply(&mut t.opts);
                 match opt {

@@ -134,12 +134,7 @@ impl TcpLayer {
             self.sh.stats.in_csum_errors += 1;
             return;
         }
-        let socks = &self.socks;
-        let bound = |id| match socks.get(id) {
-            Some(Sock::Listen(l)) => l.opts.ip.oif,
-            _ => None,
-        };
-        if let Some(lid) = self.hash.lookup_listener(local, remote, meta.dev, bound) {
+        if let Some(lid) = self.hash.lookup_listener(local, remote, meta.dev) {
             self.listen_rcv(now, lid, local, remote, &repr, payload, route_mtu, out);
             return;
         }

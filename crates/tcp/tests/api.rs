@@ -4,6 +4,7 @@ mod common;
 use common::*;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
+use ustack_netdev::DevId;
 use ustack_tcp::wire::TcpFlags;
 use ustack_tcp::{SockId, SockOpt, SockOptName, TcpError, TcpState};
 
@@ -124,6 +125,55 @@ fn reuseport_listeners_share_a_port_and_its_connections() {
     let per = accept_all(&mut n, &rest);
     assert_eq!(per.iter().sum::<usize>(), 30, "{per:?}");
     assert!(per.iter().all(|&k| k > 0), "{per:?}");
+}
+
+/// `SO_BINDTODEVICE` on listeners (segments here arrive on device 0): listeners bound
+/// to different devices share a port, each taking its device's connections; moving one
+/// onto a device that already has a listener of the address is refused and changes
+/// nothing; the listening table follows an accepted move.
+#[test]
+fn listeners_bound_to_devices_share_a_port_and_follow_a_rebind() {
+    let mut n = Net::new();
+    let on = |d: u16| SockOpt::BindDevice(Some(DevId(d)));
+    let listen_on = |n: &mut Net, d: u16| {
+        let l = n.b.socket();
+        n.b.set_option(l, on(d)).unwrap();
+        n.b.bind(l, sa(Ipv4Addr::UNSPECIFIED, 80))?;
+        n.b.listen(l, 8)?;
+        Ok::<_, TcpError>(l)
+    };
+    let l0 = listen_on(&mut n, 0).unwrap();
+    let l1 = listen_on(&mut n, 1).unwrap();
+    assert_eq!(listen_on(&mut n, 1), Err(TcpError::AddrInUse));
+    let c = n.connect_a(80);
+    n.settle();
+    assert_eq!(n.a.state(c), Some(TcpState::Established));
+    assert!(n.b.accept(l0).unwrap().is_some());
+    assert_eq!(n.b.accept(l1), Ok(None));
+
+    // l1 onto device 0, where l0 listens: refused, l1 stays on device 1.
+    assert_eq!(n.b.set_option(l1, on(0)), Err(TcpError::AddrInUse));
+    assert_eq!(
+        n.b.get_option(l1, SockOptName::BindDevice),
+        Ok(SockOpt::BindDevice(Some(DevId(1))))
+    );
+    // l0 away to device 2: device 0's connections are refused now.
+    n.b.set_option(l0, on(2)).unwrap();
+    let c = n.connect_a(80);
+    n.settle();
+    assert_ne!(n.a.state(c), Some(TcpState::Established));
+    // Unbound, l1 would overlap l0's claim on every device: refused.
+    assert_eq!(
+        n.b.set_option(l1, SockOpt::BindDevice(None)),
+        Err(TcpError::AddrInUse)
+    );
+    // l1 onto device 0: it takes device 0's connections.
+    n.b.set_option(l1, on(0)).unwrap();
+    let c = n.connect_a(80);
+    n.settle();
+    assert_eq!(n.a.state(c), Some(TcpState::Established));
+    assert!(n.b.accept(l1).unwrap().is_some());
+    assert_eq!(n.b.accept(l0), Ok(None));
 }
 
 #[test]

@@ -107,11 +107,12 @@ pub struct UdpLayer {
     slots: Vec<Slot>,
     free: Vec<u32>,
     /// Sockets bound to a specific address (Linux `hslot2`, keyed by address and port).
-    exact: HashMap<SocketAddrV4, SockId>,
-    /// Sockets bound to 0.0.0.0, by port.
-    wild: HashMap<u16, SockId>,
-    /// Number of sockets using each port (Linux `hslot->count`).
-    port_users: HashMap<u16, u32>,
+    /// More than one only when they are bound to different devices.
+    exact: HashMap<SocketAddrV4, Vec<SockId>>,
+    /// Sockets bound to 0.0.0.0, by port (likewise).
+    wild: HashMap<u16, Vec<SockId>>,
+    /// The sockets using each port, whatever their address (Linux `hslot`).
+    port_users: HashMap<u16, Vec<SockId>>,
     /// The transparent socket, if any ([`UdpLayer::set_transparent`]).
     transparent: Option<SockId>,
     events: Vec<SockId>,
@@ -219,15 +220,23 @@ impl UdpLayer {
         self.count
     }
 
-    /// Would binding `addr` clash with a socket already bound (Linux
-    /// `udp_lib_lport_inuse` without `SO_REUSEADDR`)? A wildcard bind takes the whole
-    /// port; a specific one clashes with the same address or the wildcard.
-    fn in_use(&self, addr: SocketAddrV4) -> bool {
-        if addr.ip().is_unspecified() {
-            self.port_users.contains_key(&addr.port())
-        } else {
-            self.exact.contains_key(&addr) || self.wild.contains_key(&addr.port())
-        }
+    /// Would binding `addr` with bound device `dev` clash with a socket already bound
+    /// (Linux `udp_lib_lport_inuse` without `SO_REUSEADDR`)? A wildcard bind takes the
+    /// whole port; a specific one clashes with the same address or the wildcard; sockets
+    /// bound to two different devices never clash.
+    fn in_use(&self, addr: SocketAddrV4, dev: Option<DevId>) -> bool {
+        let Some(users) = self.port_users.get(&addr.port()) else {
+            return false;
+        };
+        users.iter().any(|id| {
+            sock_ref(&self.slots, *id).is_some_and(|s| {
+                let ip = s.local.map_or(Ipv4Addr::UNSPECIFIED, |l| *l.ip());
+                let overlaps =
+                    ip == *addr.ip() || ip.is_unspecified() || addr.ip().is_unspecified();
+                let other_dev = matches!((dev, s.bound_dev), (Some(a), Some(b)) if a != b);
+                overlaps && !other_dev
+            })
+        })
     }
 
     fn next_rand(&mut self) -> u64 {
@@ -242,7 +251,7 @@ impl UdpLayer {
 
     /// RFC 6056 algorithm 1: start at a random point of the ephemeral range and walk it
     /// once. Linux: `udp_lib_get_port` with `snum == 0`.
-    fn pick_port(&mut self, ip: Ipv4Addr) -> Result<u16, UdpError> {
+    fn pick_port(&mut self, ip: Ipv4Addr, dev: Option<DevId>) -> Result<u16, UdpError> {
         let (lo, hi) = self.cfg.ephemeral;
         if hi < lo || lo == 0 {
             return Err(UdpError::AddrInUse);
@@ -251,7 +260,7 @@ impl UdpLayer {
         let start = self.next_rand() % n;
         for i in 0..n {
             let port = lo + ((start + i) % n) as u16;
-            if !self.in_use(SocketAddrV4::new(ip, port)) {
+            if !self.in_use(SocketAddrV4::new(ip, port), dev) {
                 return Ok(port);
             }
         }
@@ -260,27 +269,28 @@ impl UdpLayer {
 
     fn hash(&mut self, id: SockId, addr: SocketAddrV4) {
         if addr.ip().is_unspecified() {
-            self.wild.insert(addr.port(), id);
+            self.wild.entry(addr.port()).or_default().push(id);
         } else {
-            self.exact.insert(addr, id);
+            self.exact.entry(addr).or_default().push(id);
         }
-        *self.port_users.entry(addr.port()).or_insert(0) += 1;
+        self.port_users.entry(addr.port()).or_default().push(id);
     }
 
     fn unhash(&mut self, id: SockId, addr: SocketAddrV4) {
+        fn remove<K: std::hash::Hash + Eq>(m: &mut HashMap<K, Vec<SockId>>, k: K, id: SockId) {
+            if let std::collections::hash_map::Entry::Occupied(mut e) = m.entry(k) {
+                e.get_mut().retain(|o| *o != id);
+                if e.get().is_empty() {
+                    e.remove();
+                }
+            }
+        }
         if addr.ip().is_unspecified() {
-            if self.wild.get(&addr.port()) == Some(&id) {
-                self.wild.remove(&addr.port());
-            }
-        } else if self.exact.get(&addr) == Some(&id) {
-            self.exact.remove(&addr);
+            remove(&mut self.wild, addr.port(), id);
+        } else {
+            remove(&mut self.exact, addr, id);
         }
-        if let Some(c) = self.port_users.get_mut(&addr.port()) {
-            *c = c.saturating_sub(1);
-            if *c == 0 {
-                self.port_users.remove(&addr.port());
-            }
-        }
+        remove(&mut self.port_users, addr.port(), id);
     }
 
     /// Binds `id` to `addr`; port 0 picks an ephemeral port. Errors: `AddrInUse`,
@@ -292,9 +302,10 @@ impl UdpLayer {
         if sock.local.is_some() {
             return Err(UdpError::InvalidInput);
         }
+        let dev = sock.bound_dev;
         let port = if addr.port() == 0 {
-            self.pick_port(*addr.ip())?
-        } else if self.in_use(addr) {
+            self.pick_port(*addr.ip(), dev)?
+        } else if self.in_use(addr, dev) {
             return Err(UdpError::AddrInUse);
         } else {
             addr.port()
@@ -311,7 +322,8 @@ impl UdpLayer {
 
     /// Binds an unbound socket to an ephemeral port on `ip` (Linux `inet_autobind`).
     fn autobind(&mut self, id: SockId, ip: Ipv4Addr) -> Result<SocketAddrV4, UdpError> {
-        let port = self.pick_port(ip)?;
+        let dev = sock_ref(&self.slots, id).and_then(|s| s.bound_dev);
+        let port = self.pick_port(ip, dev)?;
         let bound = SocketAddrV4::new(ip, port);
         self.hash(id, bound);
         if let Some(s) = sock_mut(&mut self.slots, id) {
@@ -692,17 +704,30 @@ impl UdpLayer {
         src: SocketAddrV4,
         dev: Option<DevId>,
     ) -> Option<SockId> {
-        let accepts = |id: &SockId| {
-            sock_ref(&self.slots, *id).is_some_and(|s| {
-                s.peer.is_none_or(|p| p == src)
-                    && s.bound_dev.is_none_or(|d| dev.is_none_or(|x| x == d))
-            })
+        // Among the sockets of one key (several only when bound to different devices),
+        // one bound to the arrival device before an unbound one (Linux `compute_score`).
+        let best = |ids: &Vec<SockId>| -> Option<SockId> {
+            let mut unbound = None;
+            for id in ids {
+                let Some(s) = sock_ref(&self.slots, *id) else {
+                    continue;
+                };
+                if s.peer.is_some_and(|p| p != src) {
+                    continue;
+                }
+                match (s.bound_dev, dev) {
+                    (None, _) => unbound = unbound.or(Some(*id)),
+                    (Some(_), None) => return Some(*id),
+                    (Some(d), Some(x)) if d == x => return Some(*id),
+                    (Some(_), Some(_)) => {}
+                }
+            }
+            unbound
         };
         self.exact
             .get(&SocketAddrV4::new(dst, dport))
-            .copied()
-            .filter(accepts)
-            .or_else(|| self.wild.get(&dport).copied().filter(accepts))
+            .and_then(best)
+            .or_else(|| self.wild.get(&dport).and_then(best))
     }
 
     /// Receives one datagram (the IP payload) for `meta.dst`: validates length and

@@ -320,3 +320,134 @@ async fn take_error_reports_a_reset_once() {
     let mut b = [0u8; 8];
     assert_eq!(c.read(&mut b).await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn listeners_bound_to_different_devices_share_a_port() {
+    let n = net().await;
+    let listen_on = |dev: &[u8]| {
+        let s = TcpSocket::new_v4_with(&n.host).unwrap();
+        s.bind_device(Some(dev)).unwrap();
+        s.bind(sa("0.0.0.0:7006"))?;
+        s.listen(16)
+    };
+    let on_wan = listen_on(b"wan0").unwrap();
+    let on_lan = listen_on(b"lan0").unwrap();
+    // A third on a device that already has one, or unbound: the address is taken.
+    assert_eq!(listen_on(b"lan0").unwrap_err().kind(), ErrorKind::AddrInUse);
+    let unbound = TcpSocket::new_v4_with(&n.host).unwrap();
+    assert_eq!(
+        unbound.bind(sa("0.0.0.0:7006")).unwrap_err().kind(),
+        ErrorKind::AddrInUse
+    );
+    for _ in 0..3 {
+        let (c, peer) = within("connect from lan", async {
+            tokio::join!(
+                TcpStream::connect_with(&n.lan, "10.2.0.2:7006"),
+                accept_echo(&on_lan)
+            )
+        })
+        .await;
+        let mut c = c.unwrap();
+        assert_eq!(peer, c.local_addr().unwrap());
+        round_trip(&mut c).await;
+        let (c, peer) = within("connect from wan", async {
+            tokio::join!(
+                TcpStream::connect_with(&n.wan, "10.1.0.2:7006"),
+                accept_echo(&on_wan)
+            )
+        })
+        .await;
+        let mut c = c.unwrap();
+        assert_eq!(peer, c.local_addr().unwrap());
+        round_trip(&mut c).await;
+    }
+    // With the lan0 listener gone, lan0's connections are refused; wan0's still work.
+    drop(on_lan);
+    let e = within("refusal", TcpStream::connect_with(&n.lan, "10.2.0.2:7006"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+    let (c, _) = within("connect from wan", async {
+        tokio::join!(
+            TcpStream::connect_with(&n.wan, "10.1.0.2:7006"),
+            accept_echo(&on_wan)
+        )
+    })
+    .await;
+    round_trip(&mut c.unwrap()).await;
+}
+
+#[tokio::test]
+async fn udp_sockets_bound_to_different_devices_share_a_port() {
+    let n = net().await;
+    let bind_on = |dev: Option<&[u8]>| -> std::io::Result<UdpSocket> {
+        let s = n.host.socket(
+            ustack::socket::AddressFamily::INET,
+            ustack::socket::SockType::Dgram,
+            0,
+        )?;
+        s.bind_device(dev)?;
+        s.bind("0.0.0.0:7007")?;
+        UdpSocket::from_socket(s)
+    };
+    let on_wan = bind_on(Some(b"wan0")).unwrap();
+    let on_lan = bind_on(Some(b"lan0")).unwrap();
+    for dev in [Some(&b"lan0"[..]), None] {
+        let e = bind_on(dev).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::AddrInUse, "{dev:?}: {e}");
+    }
+    // A stream socket is not a UdpSocket.
+    let t = n
+        .host
+        .socket(
+            ustack::socket::AddressFamily::INET,
+            ustack::socket::SockType::Stream,
+            0,
+        )
+        .unwrap();
+    assert_eq!(
+        UdpSocket::from_socket(t).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+
+    let from_wan = UdpSocket::bind_with(&n.wan, "0.0.0.0:0").await.unwrap();
+    let from_lan = UdpSocket::bind_with(&n.lan, "10.2.0.1:0").await.unwrap();
+    let mut buf = [0u8; 32];
+    for round in 0..3u8 {
+        from_wan
+            .send_to(&[b'w', round], "10.1.0.2:7007")
+            .await
+            .unwrap();
+        from_lan
+            .send_to(&[b'l', round], "10.2.0.2:7007")
+            .await
+            .unwrap();
+        let (len, _) = within("datagram on wan0", on_wan.recv_from(&mut buf))
+            .await
+            .unwrap();
+        assert_eq!(&buf[..len], &[b'w', round]);
+        let (len, from) = within("datagram on lan0", on_lan.recv_from(&mut buf))
+            .await
+            .unwrap();
+        assert_eq!(&buf[..len], &[b'l', round]);
+        // Each answers through its own device.
+        on_lan.send_to(b"ack", from).await.unwrap();
+        let (len, from) = within("answer", from_lan.recv_from(&mut buf))
+            .await
+            .unwrap();
+        assert_eq!((&buf[..len], from), (&b"ack"[..], sa("10.2.0.2:7007")));
+    }
+    assert_eq!(
+        on_wan.try_recv_from(&mut buf).unwrap_err().kind(),
+        ErrorKind::WouldBlock
+    );
+    // With the lan0 socket closed, its datagrams find no socket (the wan0 one does not
+    // take them): the sender hears of it.
+    drop(on_lan);
+    from_lan.connect("10.2.0.2:7007").await.unwrap();
+    from_lan.send(b"late").await.unwrap();
+    let e = within("port unreachable", from_lan.recv(&mut buf))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+}

@@ -77,6 +77,23 @@ impl Socket {
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.inner.getname(false).map(SocketAddr::V4)
     }
+
+    /// Binds the socket to a device (`SO_BINDTODEVICE`; see
+    /// [`TcpSocket::bind_device`](crate::net::TcpSocket::bind_device)). Set before
+    /// [`bind`](Self::bind), it lets sockets bound to different devices share an address
+    /// and port.
+    pub fn bind_device(&self, interface: Option<&[u8]>) -> io::Result<()> {
+        self.inner.bind_device(interface)
+    }
+
+    /// The name of the device the socket is bound to, if any.
+    pub fn device(&self) -> io::Result<Option<Vec<u8>>> {
+        self.inner.device()
+    }
+
+    pub(crate) fn into_handle(self) -> SockHandle {
+        self.inner
+    }
 }
 
 impl Stack {

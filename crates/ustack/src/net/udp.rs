@@ -75,6 +75,44 @@ impl UdpSocket {
         Ok(UdpSocket { inner })
     }
 
+    /// Takes over a datagram socket made with [`Stack::socket`] (like tokio's
+    /// `UdpSocket::from_std` after socket2): for what has to be set before `bind`, such as
+    /// the device, so that sockets bound to different devices share a port. An unbound
+    /// socket gets an ephemeral port when it first sends. `InvalidInput` for a stream
+    /// socket.
+    ///
+    /// ```
+    /// # async fn demo() -> std::io::Result<()> {
+    /// use ustack::netdev::mem::{MemLink, MemLinkConfig};
+    /// use ustack::socket::{AddressFamily, SockType};
+    /// let link = |a: &str, b: &str| MemLinkConfig { names: (a.into(), b.into()), ..Default::default() };
+    /// let (wan, _w) = MemLink::pair(link("wan0", "peer0"));
+    /// let (lan, _l) = MemLink::pair(link("lan0", "peer1"));
+    /// let stack = ustack::Stack::builder()
+    ///     .device(wan).addr("10.1.0.2/24".parse().unwrap())
+    ///     .device(lan).addr("10.2.0.2/24".parse().unwrap())
+    ///     .build().await?;
+    /// let mut socks = Vec::new();
+    /// for dev in [&b"wan0"[..], b"lan0"] {
+    ///     let s = stack.socket(AddressFamily::INET, SockType::Dgram, 0)?;
+    ///     s.bind_device(Some(dev))?;
+    ///     s.bind("0.0.0.0:53")?; // the same port on each device
+    ///     socks.push(ustack::net::UdpSocket::from_socket(s)?);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn from_socket(socket: crate::net::Socket) -> io::Result<UdpSocket> {
+        if socket.sock_type() != SockType::Dgram {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "UdpSocket::from_socket needs a datagram socket",
+            ));
+        }
+        Ok(UdpSocket {
+            inner: socket.into_handle(),
+        })
+    }
+
     /// A transparent socket on the default stack: see [`bind_any_with`](Self::bind_any_with).
     pub async fn bind_any() -> io::Result<UdpSocket> {
         Self::bind_any_with(&Stack::try_default()?).await
@@ -450,8 +488,9 @@ impl UdpSocket {
     /// and sends only through it (through its routes, or straight onto its link when none
     /// leads to the destination, as Linux does). An unknown name fails with `ENODEV` (19)
     /// in `raw_os_error()`, a name several of the stack's devices share with
-    /// `InvalidInput`. Two sockets still cannot bind one address and port on
-    /// different devices (Linux lets them).
+    /// `InvalidInput`. A `UdpSocket` is bound when it is made, so for sockets on different
+    /// devices sharing one port set the device first, on a [`Stack::socket`], and take it
+    /// over with [`from_socket`](Self::from_socket).
     pub fn bind_device(&self, interface: Option<&[u8]>) -> io::Result<()> {
         self.inner.bind_device(interface)
     }

@@ -108,9 +108,9 @@ impl TcpSocket {
     /// name fails with `ENODEV` (19) in `raw_os_error()`, a name several of the stack's
     /// devices share with `InvalidInput`.
     ///
-    /// Two sockets still cannot bind the same address and port on different devices
-    /// without `SO_REUSEPORT` (Linux lets them); with it, each device's listener takes that
-    /// device's connections.
+    /// Set before [`bind`](Self::bind), sockets bound to different devices may share an
+    /// address and port (as in Linux): each device's listener takes that device's
+    /// connections. A socket not bound to a device still takes the whole address.
     ///
     /// ```
     /// # async fn demo() -> std::io::Result<()> {

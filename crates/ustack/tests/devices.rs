@@ -88,6 +88,18 @@ async fn accept_echo(l: &ustack::net::TcpListener) -> SocketAddr {
     peer
 }
 
+/// Connects from `from` to `to`, where `l` must be the listener that takes the
+/// connection, and checks one echoed byte.
+async fn connect_to(from: &Stack, to: &str, l: &ustack::net::TcpListener) {
+    let (c, peer) = within(&format!("connect to {to}"), async {
+        tokio::join!(TcpStream::connect_with(from, to), accept_echo(l))
+    })
+    .await;
+    let mut c = c.unwrap();
+    assert_eq!(peer, c.local_addr().unwrap());
+    round_trip(&mut c).await;
+}
+
 fn tx_packets(stack: &Stack, dev: &str) -> u64 {
     let st = stack.stats();
     st.devices
@@ -158,16 +170,7 @@ async fn a_listener_bound_to_a_device_takes_only_that_devices_connections() {
     .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
 
-    let (c, peer) = within("connect from lan", async {
-        tokio::join!(
-            TcpStream::connect_with(&n.lan, "10.2.0.2:7000"),
-            accept_echo(&l)
-        )
-    })
-    .await;
-    let mut c = c.unwrap();
-    assert_eq!(peer, c.local_addr().unwrap());
-    round_trip(&mut c).await;
+    connect_to(&n.lan, "10.2.0.2:7000", &l).await;
 }
 
 #[tokio::test]
@@ -183,26 +186,8 @@ async fn reuseport_listeners_bound_to_different_devices_split_a_port() {
     let on_wan = listen_on(b"wan0");
     let on_lan = listen_on(b"lan0");
     for _ in 0..4 {
-        let (c, peer) = within("connect from lan", async {
-            tokio::join!(
-                TcpStream::connect_with(&n.lan, "10.2.0.2:7001"),
-                accept_echo(&on_lan)
-            )
-        })
-        .await;
-        let mut c = c.unwrap();
-        assert_eq!(peer, c.local_addr().unwrap());
-        round_trip(&mut c).await;
-        let (c, peer) = within("connect from wan", async {
-            tokio::join!(
-                TcpStream::connect_with(&n.wan, "10.1.0.2:7001"),
-                accept_echo(&on_wan)
-            )
-        })
-        .await;
-        let mut c = c.unwrap();
-        assert_eq!(peer, c.local_addr().unwrap());
-        round_trip(&mut c).await;
+        connect_to(&n.lan, "10.2.0.2:7001", &on_lan).await;
+        connect_to(&n.wan, "10.1.0.2:7001", &on_wan).await;
     }
 }
 
@@ -340,26 +325,8 @@ async fn listeners_bound_to_different_devices_share_a_port() {
         ErrorKind::AddrInUse
     );
     for _ in 0..3 {
-        let (c, peer) = within("connect from lan", async {
-            tokio::join!(
-                TcpStream::connect_with(&n.lan, "10.2.0.2:7006"),
-                accept_echo(&on_lan)
-            )
-        })
-        .await;
-        let mut c = c.unwrap();
-        assert_eq!(peer, c.local_addr().unwrap());
-        round_trip(&mut c).await;
-        let (c, peer) = within("connect from wan", async {
-            tokio::join!(
-                TcpStream::connect_with(&n.wan, "10.1.0.2:7006"),
-                accept_echo(&on_wan)
-            )
-        })
-        .await;
-        let mut c = c.unwrap();
-        assert_eq!(peer, c.local_addr().unwrap());
-        round_trip(&mut c).await;
+        connect_to(&n.lan, "10.2.0.2:7006", &on_lan).await;
+        connect_to(&n.wan, "10.1.0.2:7006", &on_wan).await;
     }
     // With the lan0 listener gone, lan0's connections are refused; wan0's still work.
     drop(on_lan);
@@ -367,14 +334,7 @@ async fn listeners_bound_to_different_devices_share_a_port() {
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
-    let (c, _) = within("connect from wan", async {
-        tokio::join!(
-            TcpStream::connect_with(&n.wan, "10.1.0.2:7006"),
-            accept_echo(&on_wan)
-        )
-    })
-    .await;
-    round_trip(&mut c.unwrap()).await;
+    connect_to(&n.wan, "10.1.0.2:7006", &on_wan).await;
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@ use ustack_socket::{NetCore, NetCoreConfig};
 use ustack_tcp::TcpConfig;
 use ustack_udp::UdpConfig;
 
+use crate::dns::DnsConfig;
 use crate::driver::Driver;
 use crate::stack::{add_route_locked, DevSlot, RxKick, Shared, Signal, Stack, State};
 
@@ -65,6 +66,7 @@ pub struct StackBuilder {
     tcp: TcpConfig,
     udp: UdpConfig,
     secret: Option<[u8; 16]>,
+    dns: DnsConfig,
     error: Option<io::Error>,
 }
 
@@ -95,6 +97,7 @@ impl StackBuilder {
             tcp: TcpConfig::default(),
             udp: UdpConfig::default(),
             secret: None,
+            dns: DnsConfig::default(),
             error: None,
         }
     }
@@ -263,6 +266,30 @@ impl StackBuilder {
         self
     }
 
+    /// Adds a DNS server (port 53) for host names given to `TcpStream::connect`,
+    /// `UdpSocket::connect` and `lookup_host` (Linux: a `nameserver` line of
+    /// `/etc/resolv.conf`). May be repeated; servers are asked in order. Without one,
+    /// resolving a name fails with `InvalidInput`. See [`crate::dns`].
+    ///
+    /// ```no_run
+    /// # async fn demo() -> std::io::Result<()> {
+    /// let stack = ustack::Stack::builder()
+    ///     .tun("tun0")
+    ///     .addr("10.0.0.2/24".parse().unwrap())
+    ///     .gateway("10.0.0.1".parse().unwrap())
+    ///     .dns("10.0.0.1".parse().unwrap())
+    ///     .build()
+    ///     .await?;
+    /// let stream = ustack::net::TcpStream::connect_with(&stack, "example.com:80").await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn dns(mut self, server: Ipv4Addr) -> Self {
+        self.dns
+            .servers
+            .push(std::net::SocketAddrV4::new(server, 53));
+        self
+    }
+
     /// The secret keying ISNs, ephemeral ports and SYN cookies (random by default; fix it
     /// to make a test repeat exactly).
     pub fn secret(mut self, secret: [u8; 16]) -> Self {
@@ -348,6 +375,7 @@ impl StackBuilder {
             })),
             driver: Mutex::new(None),
             ping_ident: (random_u64() & 0xffff) as u16,
+            dns: Mutex::new(self.dns),
         });
         let driver = Driver::new(Arc::downgrade(&shared), signal);
         let handle = tokio::spawn(driver);
@@ -356,7 +384,7 @@ impl StackBuilder {
     }
 }
 
-fn random_u64() -> u64 {
+pub(crate) fn random_u64() -> u64 {
     // RandomState is seeded from the OS per process (and varied per instance).
     let mut h = RandomState::new().build_hasher();
     h.write_u64(0x7573_7461_636b);

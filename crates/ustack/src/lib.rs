@@ -34,6 +34,7 @@
 #![warn(missing_docs)]
 
 mod builder;
+pub mod dns;
 mod driver;
 pub mod net;
 mod stack;

@@ -431,6 +431,8 @@ pub(crate) struct Shared {
     pub(crate) rx_waker: Waker,
     pub(crate) driver: Mutex<Option<JoinHandle<()>>>,
     pub(crate) ping_ident: u16,
+    /// The DNS resolver's configuration ([`Stack::set_dns`]).
+    pub(crate) dns: Mutex<crate::dns::DnsConfig>,
 }
 
 impl Drop for Shared {
@@ -635,6 +637,20 @@ impl Stack {
     /// The TCP settings this stack was built with ([`StackBuilder::tcp_config`]).
     pub fn tcp_config(&self) -> crate::TcpConfig {
         self.with_core(|core, _| core.tcp.config().clone())
+    }
+
+    /// The DNS resolver's configuration (servers, timeout, attempts).
+    pub fn dns(&self) -> crate::dns::DnsConfig {
+        self.shared
+            .dns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the DNS resolver's configuration; lookups that start afterwards use it.
+    pub fn set_dns(&self, cfg: crate::dns::DnsConfig) {
+        *self.shared.dns.lock().unwrap_or_else(|e| e.into_inner()) = cfg;
     }
 
     /// The id of the attached device named `name`: `ENODEV` (19) when there is none,

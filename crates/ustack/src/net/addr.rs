@@ -1,5 +1,7 @@
-//! Address arguments: like `tokio::net::ToSocketAddrs`, but only numeric IPv4 is
-//! accepted (ustack has no resolver: a host name is an `InvalidInput` error).
+//! Address arguments: like `tokio::net::ToSocketAddrs`, IPv4 only. Numeric addresses
+//! everywhere; host names where tokio resolves them for a peer (`TcpStream::connect`,
+//! `UdpSocket::connect`, [`lookup_host`](crate::net::lookup_host)), through the stack's
+//! own DNS resolver ([`crate::dns`]). Binding and `send_to` take numeric addresses.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -8,9 +10,11 @@ mod sealed {
     pub trait Sealed {}
 }
 
-/// Things that name one IPv4 socket address: `SocketAddr`, `SocketAddrV4`, `(Ipv4Addr, u16)`,
-/// `(IpAddr, u16)`, `"10.0.0.2:80"`, `("10.0.0.2", 80)`, `String`. No DNS: host names and
-/// IPv6 give an `InvalidInput` error.
+/// Things that name an IPv4 socket address: `SocketAddr`, `SocketAddrV4`, `(Ipv4Addr, u16)`,
+/// `(IpAddr, u16)`, `"10.0.0.2:80"`, `("10.0.0.2", 80)`, `String`; and, for the calls that
+/// resolve (`TcpStream::connect`, `UdpSocket::connect`, `lookup_host`), host names such as
+/// `"example.com:80"` or `("example.com", 80)`. IPv6 is an `InvalidInput` error, and so is
+/// a host name anywhere else.
 ///
 /// ```
 /// use ustack::net::ToSocketAddrs;
@@ -20,6 +24,42 @@ mod sealed {
 pub trait ToSocketAddrs: sealed::Sealed {
     /// The address, or `InvalidInput`.
     fn to_socket_addr_v4(&self) -> io::Result<SocketAddrV4>;
+
+    /// A host name and port, for the calls that resolve names (`TcpStream::connect`,
+    /// `UdpSocket::connect`, `lookup_host`): `"example.com:80"` or `("example.com", 80)`.
+    #[doc(hidden)]
+    fn host_port(&self) -> Option<(&str, u16)> {
+        None
+    }
+}
+
+/// `"host:port"` split at the last colon, when the port is a number.
+fn split_host_port(s: &str) -> Option<(&str, u16)> {
+    let (h, p) = s.rsplit_once(':')?;
+    Some((h, p.parse().ok()?))
+}
+
+/// The addresses `addr` names through `stack`: itself when numeric, else its host name
+/// resolved with the stack's DNS configuration ([`crate::dns::resolve`]), each with the
+/// port. A numeric error stands when there is no host name to resolve.
+pub(crate) async fn resolve_addrs<A: ToSocketAddrs + ?Sized>(
+    stack: &crate::Stack,
+    addr: &A,
+) -> io::Result<Vec<SocketAddrV4>> {
+    let err = match addr.to_socket_addr_v4() {
+        Ok(a) => return Ok(vec![a]),
+        Err(e) => e,
+    };
+    match addr.host_port() {
+        Some((host, port)) if host.parse::<IpAddr>().is_err() => {
+            let ips = crate::dns::resolve(stack, host).await?;
+            Ok(ips
+                .into_iter()
+                .map(|ip| SocketAddrV4::new(ip, port))
+                .collect())
+        }
+        _ => Err(err),
+    }
 }
 
 fn v6_error() -> io::Error {
@@ -32,7 +72,7 @@ fn parse_str(s: &str) -> io::Result<SocketAddrV4> {
         Ok(SocketAddr::V6(_)) => Err(v6_error()),
         Err(_) => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("invalid socket address {s:?}: ustack accepts numeric IPv4 \"a.b.c.d:port\" only (no DNS)"),
+            format!("invalid socket address {s:?}: numeric IPv4 \"a.b.c.d:port\" expected (host names are resolved only by connect and lookup_host)"),
         )),
     }
 }
@@ -75,12 +115,16 @@ impl ToSocketAddrs for (&str, u16) {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!(
-                    "invalid IPv4 address {:?}: ustack does not resolve host names",
+                    "invalid IPv4 address {:?}: host names are resolved only by connect and lookup_host",
                     self.0
                 ),
             )
         })?;
         Ok(SocketAddrV4::new(ip, self.1))
+    }
+
+    fn host_port(&self) -> Option<(&str, u16)> {
+        Some(*self)
     }
 }
 
@@ -89,12 +133,20 @@ impl ToSocketAddrs for (String, u16) {
     fn to_socket_addr_v4(&self) -> io::Result<SocketAddrV4> {
         (self.0.as_str(), self.1).to_socket_addr_v4()
     }
+
+    fn host_port(&self) -> Option<(&str, u16)> {
+        Some((self.0.as_str(), self.1))
+    }
 }
 
 impl sealed::Sealed for str {}
 impl ToSocketAddrs for str {
     fn to_socket_addr_v4(&self) -> io::Result<SocketAddrV4> {
         parse_str(self)
+    }
+
+    fn host_port(&self) -> Option<(&str, u16)> {
+        split_host_port(self)
     }
 }
 
@@ -103,11 +155,19 @@ impl ToSocketAddrs for String {
     fn to_socket_addr_v4(&self) -> io::Result<SocketAddrV4> {
         parse_str(self)
     }
+
+    fn host_port(&self) -> Option<(&str, u16)> {
+        split_host_port(self)
+    }
 }
 
 impl<T: ToSocketAddrs + ?Sized> sealed::Sealed for &T {}
 impl<T: ToSocketAddrs + ?Sized> ToSocketAddrs for &T {
     fn to_socket_addr_v4(&self) -> io::Result<SocketAddrV4> {
         (**self).to_socket_addr_v4()
+    }
+
+    fn host_port(&self) -> Option<(&str, u16)> {
+        (**self).host_port()
     }
 }

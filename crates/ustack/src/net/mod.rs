@@ -15,6 +15,33 @@ pub use socket::Socket;
 pub use tcp::{TcpListener, TcpSocket, TcpStream};
 pub use udp::UdpSocket;
 
+/// Resolves `host` (`"example.com:80"`, `("example.com", 80)`, or a numeric address) to
+/// socket addresses through the default stack's DNS resolver (like
+/// `tokio::net::lookup_host`; see [`crate::dns`] and
+/// [`StackBuilder::dns`](crate::StackBuilder::dns)).
+///
+/// ```no_run
+/// # async fn demo() -> std::io::Result<()> {
+/// for addr in ustack::net::lookup_host("example.com:80").await? {
+///     println!("{addr}");
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn lookup_host<A: ToSocketAddrs>(
+    host: A,
+) -> std::io::Result<impl Iterator<Item = std::net::SocketAddr>> {
+    lookup_host_with(&crate::Stack::try_default()?, host).await
+}
+
+/// [`lookup_host`] through `stack`.
+pub async fn lookup_host_with<A: ToSocketAddrs>(
+    stack: &crate::Stack,
+    host: A,
+) -> std::io::Result<impl Iterator<Item = std::net::SocketAddr>> {
+    let addrs = addr::resolve_addrs(stack, &host).await?;
+    Ok(addrs.into_iter().map(std::net::SocketAddr::V4))
+}
+
 use std::task::Poll;
 
 use tokio::io::{Interest, Ready};

@@ -204,7 +204,11 @@ impl UdpSocket {
     /// # Ok(()) }
     /// ```
     pub async fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
-        let addr = addr.to_socket_addr_v4()?;
+        // A host name is resolved through the stack's DNS resolver (its first address).
+        let addrs = crate::net::addr::resolve_addrs(&self.inner.stack, &addr).await?;
+        let addr = addrs.first().copied().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "no address to connect to")
+        })?;
         std::future::poll_fn(|cx| self.inner.poll_connect(cx, addr)).await
     }
 

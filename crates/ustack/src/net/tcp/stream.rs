@@ -73,13 +73,26 @@ impl TcpStream {
     /// # Ok(()) }
     /// ```
     pub async fn connect_with<A: ToSocketAddrs>(stack: &Stack, addr: A) -> io::Result<TcpStream> {
-        let addr = addr.to_socket_addr_v4()?;
-        // If this future is dropped mid-handshake, the handle's Drop releases the socket.
-        let inner = SockHandle::create(stack, SockType::Stream)?;
-        std::future::poll_fn(|cx| inner.poll_connect(cx, addr)).await?;
-        Ok(TcpStream {
-            inner: Arc::new(inner),
-        })
+        // A host name is resolved through the stack's DNS resolver; its addresses are
+        // tried in turn, like tokio's connect.
+        let addrs = crate::net::addr::resolve_addrs(stack, &addr).await?;
+        let mut last = None;
+        for addr in addrs {
+            // If this future is dropped mid-handshake, the handle's Drop releases the
+            // socket.
+            let inner = SockHandle::create(stack, SockType::Stream)?;
+            match std::future::poll_fn(|cx| inner.poll_connect(cx, addr)).await {
+                Ok(()) => {
+                    return Ok(TcpStream {
+                        inner: Arc::new(inner),
+                    })
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "no address to connect to")
+        }))
     }
 
     /// The local address. For a stream accepted by a transparent listener

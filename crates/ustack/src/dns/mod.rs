@@ -1,0 +1,163 @@
+//! A DNS stub resolver over the stack's own UDP (like the system resolver that
+//! `tokio::net::lookup_host` uses, but through ustack's devices): A queries to the
+//! servers of [`DnsConfig`], with recursion desired, answered from the first server that
+//! gives a usable answer.
+//!
+//! What it does not do: caching, search domains, `/etc/hosts` (only `localhost` is
+//! known), TCP fallback for truncated answers (the addresses a truncated answer holds
+//! are used), DNSSEC, IPv6 (AAAA).
+
+pub mod wire;
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+
+use crate::net::UdpSocket;
+use crate::stack::Stack;
+use wire::{DnsError, Response, RCODE_NXDOMAIN};
+
+/// Where and how to ask (Linux: `/etc/resolv.conf` `nameserver`, `options timeout:`
+/// `attempts:`). [`StackBuilder::dns`](crate::StackBuilder::dns) adds servers;
+/// [`Stack::set_dns`] replaces the whole configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsConfig {
+    /// Servers, asked in order (port 53 unless given).
+    pub servers: Vec<SocketAddrV4>,
+    /// How long to wait for each server's answer (default 2 s).
+    pub timeout: Duration,
+    /// Rounds over all servers before giving up (default 2).
+    pub attempts: u32,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            servers: Vec::new(),
+            timeout: Duration::from_secs(2),
+            attempts: 2,
+        }
+    }
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg)
+}
+
+/// Resolves `host` to its IPv4 addresses through `stack`: an IPv4 literal as itself,
+/// `localhost` as 127.0.0.1, any other name by asking the configured servers.
+///
+/// Errors: `InvalidInput` for a name DNS cannot carry, or when no server is configured;
+/// `NotFound` when a server says the name does not exist (NXDOMAIN) or has no A record;
+/// otherwise what went wrong last once every attempt is spent: `TimedOut` when the server
+/// was silent, `Other` for a server failure (SERVFAIL, REFUSED), the send error's kind
+/// (e.g. `NetworkUnreachable` without a route to the server).
+pub async fn resolve(stack: &Stack, host: &str) -> io::Result<Vec<Ipv4Addr>> {
+    if let Ok(ip) = host.parse::<Ipv4Addr>() {
+        return Ok(vec![ip]);
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    if name.eq_ignore_ascii_case("localhost") {
+        return Ok(vec![Ipv4Addr::LOCALHOST]);
+    }
+    wire::labels(name).map_err(|_| invalid(format!("{host:?} is not a valid host name")))?;
+    let cfg = stack.dns();
+    if cfg.servers.is_empty() {
+        return Err(invalid(format!(
+            "cannot resolve {host:?}: no DNS server configured (StackBuilder::dns or Stack::set_dns)"
+        )));
+    }
+    let sock = UdpSocket::bind_with(stack, "0.0.0.0:0").await?;
+    let mut query = Vec::with_capacity(64);
+    let mut buf = vec![0u8; 1500];
+    let mut last_err = None;
+    for _ in 0..cfg.attempts.max(1) {
+        for server in &cfg.servers {
+            // A fresh id per query: an answer to an earlier one is not taken.
+            let id = (crate::builder::random_u64() & 0xffff) as u16;
+            query.clear();
+            wire::build_query(id, name, &mut query).map_err(|e| invalid(e.to_string()))?;
+            if let Err(e) = sock.send_to(&query, *server).await {
+                last_err = Some(e);
+                continue;
+            }
+            match ask(&sock, *server, id, name, &mut buf, cfg.timeout).await {
+                Ok(r) if r.rcode == RCODE_NXDOMAIN => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("{host:?} does not exist (NXDOMAIN from {server})"),
+                    ));
+                }
+                Ok(r) if r.rcode == 0 && !r.addrs.is_empty() => return Ok(r.addrs),
+                Ok(r) if r.rcode == 0 && !r.truncated => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("{host:?} has no IPv4 address (from {server})"),
+                    ));
+                }
+                Ok(r) => {
+                    last_err = Some(io::Error::other(format!(
+                        "{server} answered {host:?} with rcode {}{}",
+                        r.rcode,
+                        if r.truncated { ", truncated" } else { "" }
+                    )));
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+    }
+    // The last thing that went wrong, with its kind: `TimedOut` for silence, `Other` for
+    // a server failure, the send error's own kind (`NetworkUnreachable`, ...).
+    let kind = last_err
+        .as_ref()
+        .map_or(io::ErrorKind::TimedOut, io::Error::kind);
+    Err(io::Error::new(
+        kind,
+        format!(
+            "cannot resolve {host:?}: {}",
+            last_err.map_or_else(|| "no answer".to_string(), |e| e.to_string())
+        ),
+    ))
+}
+
+/// Waits up to `timeout` for `server`'s answer to query `id`; datagrams from elsewhere
+/// or that do not answer this query are dropped (RFC 5452: a spoofed answer must match
+/// the address, port, id and question).
+async fn ask(
+    sock: &UdpSocket,
+    server: SocketAddrV4,
+    id: u16,
+    name: &str,
+    buf: &mut [u8],
+    timeout: Duration,
+) -> io::Result<Response> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    // A malformed message from the server's address may be a spoofer's: keep waiting for
+    // the real answer, and say what was seen if none comes.
+    let mut bad = None;
+    loop {
+        let got = tokio::time::timeout_at(deadline, sock.recv_from(buf)).await;
+        let (n, from) = match got {
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    match bad {
+                        Some(e) => format!("no usable answer from {server} ({e})"),
+                        None => format!("no answer from {server}"),
+                    },
+                ))
+            }
+            // An ICMP error about the query (port unreachable, ...) is not reported on
+            // an unconnected socket; other receive errors end this server's turn.
+            Ok(r) => r?,
+        };
+        if from != std::net::SocketAddr::V4(server) {
+            continue;
+        }
+        match wire::parse_response(buf.get(..n).unwrap_or_default(), id, name) {
+            Ok(r) => return Ok(r),
+            Err(DnsError::NotOurs) => {}
+            Err(e) => bad = Some(e),
+        }
+    }
+}

@@ -1,0 +1,170 @@
+use super::*;
+
+/// A response to `query` (the question copied) with `flags` and answer records
+/// `(owner bytes, type, rdata)`; owners and rdata are raw wire bytes (to test
+/// compression).
+fn response(query: &[u8], flags: u16, answers: &[(&[u8], u16, &[u8])]) -> Vec<u8> {
+    let mut m = query.to_vec();
+    m[2..4].copy_from_slice(&flags.to_be_bytes());
+    m[6..8].copy_from_slice(&(answers.len() as u16).to_be_bytes());
+    for (owner, rtype, rdata) in answers {
+        m.extend_from_slice(owner);
+        m.extend_from_slice(&rtype.to_be_bytes());
+        m.extend_from_slice(&CLASS_IN.to_be_bytes());
+        m.extend_from_slice(&300u32.to_be_bytes());
+        m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        m.extend_from_slice(rdata);
+    }
+    m
+}
+
+fn query(id: u16, name: &str) -> Vec<u8> {
+    let mut q = Vec::new();
+    build_query(id, name, &mut q).unwrap();
+    q
+}
+
+/// A pointer to the question's name (offset 12).
+const TO_QNAME: &[u8] = &[0xc0, 12];
+
+#[test]
+fn query_layout() {
+    let q = query(0xbeef, "Www.Example.test.");
+    assert_eq!(
+        q,
+        [
+            &[0xbe, 0xef, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0][..],
+            b"\x03Www\x07Example\x04test\x00",
+            &[0, 1, 0, 1],
+        ]
+        .concat()
+    );
+}
+
+#[test]
+fn bad_names_are_refused() {
+    let long_label = "a".repeat(64);
+    let long_name = ["a".repeat(63).as_str(); 4].join(".") + ".b";
+    for n in [
+        "",
+        ".",
+        "a..b",
+        ".a",
+        long_label.as_str(),
+        long_name.as_str(),
+    ] {
+        assert_eq!(
+            build_query(1, n, &mut Vec::new()),
+            Err(DnsError::BadName),
+            "{n:?}"
+        );
+    }
+    assert!(build_query(1, &"a".repeat(63), &mut Vec::new()).is_ok());
+}
+
+#[test]
+fn a_records_of_the_name_and_its_cname_chain() {
+    let q = query(7, "www.example.test");
+    // www -> web.example.test (spelled out) -> A 10.0.0.5, 10.0.0.6; plus an A record of
+    // an unrelated name, which is not taken.
+    let web = b"\x03web\x07example\x04test\x00";
+    let m = response(
+        &q,
+        0x8180,
+        &[
+            (TO_QNAME, TYPE_CNAME, web),
+            (web, TYPE_A, &[10, 0, 0, 5]),
+            (b"\x05other\x00", TYPE_A, &[6, 6, 6, 6]),
+            (web, TYPE_A, &[10, 0, 0, 6]),
+        ],
+    );
+    let r = parse_response(&m, 7, "WWW.example.test.").unwrap();
+    assert_eq!(r.rcode, 0);
+    assert!(!r.truncated);
+    assert_eq!(
+        r.addrs,
+        [Ipv4Addr::new(10, 0, 0, 5), Ipv4Addr::new(10, 0, 0, 6)]
+    );
+}
+
+#[test]
+fn compressed_owner_and_rcode_and_truncation() {
+    let q = query(9, "a.test");
+    let m = response(&q, 0x8380, &[(TO_QNAME, TYPE_A, &[192, 0, 2, 1])]);
+    let r = parse_response(&m, 9, "a.test").unwrap();
+    assert!(r.truncated);
+    assert_eq!(r.addrs, [Ipv4Addr::new(192, 0, 2, 1)]);
+    let nx = response(&q, 0x8183, &[]);
+    let r = parse_response(&nx, 9, "a.test").unwrap();
+    assert_eq!((r.rcode, r.addrs.len()), (RCODE_NXDOMAIN, 0));
+}
+
+#[test]
+fn responses_to_other_queries_are_not_taken() {
+    let q = query(9, "a.test");
+    let m = response(&q, 0x8180, &[(TO_QNAME, TYPE_A, &[192, 0, 2, 1])]);
+    assert_eq!(parse_response(&m, 10, "a.test"), Err(DnsError::NotOurs));
+    assert_eq!(parse_response(&m, 9, "b.test"), Err(DnsError::NotOurs));
+    // Not a response (QR clear): our own query echoed back.
+    assert_eq!(parse_response(&q, 9, "a.test"), Err(DnsError::NotOurs));
+}
+
+#[test]
+fn hostile_messages_are_errors() {
+    let q = query(9, "a.test");
+    let ok = response(&q, 0x8180, &[(TO_QNAME, TYPE_A, &[192, 0, 2, 1])]);
+    // Every truncation of a valid response.
+    for n in 0..ok.len() {
+        assert!(parse_response(&ok[..n], 9, "a.test").is_err(), "cut at {n}");
+    }
+    // An answer count beyond the records present.
+    let mut more = ok.clone();
+    more[7] = 9;
+    assert_eq!(parse_response(&more, 9, "a.test"), Err(DnsError::Malformed));
+    // rdlength past the end.
+    let mut long = ok.clone();
+    let at = long.len() - 6;
+    long[at..at + 2].copy_from_slice(&[0xff, 0xff]);
+    assert_eq!(parse_response(&long, 9, "a.test"), Err(DnsError::Malformed));
+    // A pointer loop in an answer's owner: bounded, an error.
+    let looped = response(&q, 0x8180, &[(&[0xc0, 24], TYPE_A, &[1, 2, 3, 4])]);
+    assert_eq!(
+        parse_response(&looped, 9, "a.test"),
+        Err(DnsError::NameTooLong)
+    );
+    // A CNAME loop: a -> a; no address, no hang.
+    let cloop = response(&q, 0x8180, &[(TO_QNAME, TYPE_CNAME, TO_QNAME)]);
+    assert_eq!(
+        parse_response(&cloop, 9, "a.test").unwrap().addrs,
+        Vec::<Ipv4Addr>::new()
+    );
+}
+
+#[test]
+fn random_bytes_never_panic() {
+    // Random messages, and random corruptions of a valid one, checked for panics only.
+    let q = query(9, "a.test");
+    let ok = response(&q, 0x8180, &[(TO_QNAME, TYPE_A, &[192, 0, 2, 1])]);
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for i in 0..20_000 {
+        let msg: Vec<u8> = if i % 2 == 0 {
+            let len = (next() % 80) as usize;
+            (0..len).map(|_| next() as u8).collect()
+        } else {
+            let mut m = ok.clone();
+            for _ in 0..1 + next() % 4 {
+                let at = (next() as usize) % m.len();
+                m[at] = next() as u8;
+            }
+            m
+        };
+        let _ = parse_response(&msg, 9, "a.test");
+        let _ = read_name(&msg, (next() as usize) % (msg.len() + 1));
+    }
+}

@@ -1,0 +1,250 @@
+//! The DNS stub resolver against a small DNS server on the peer stack (in memory).
+
+mod common;
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{echo_server, pair_custom};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use ustack::dns::{wire, DnsConfig};
+use ustack::net::{lookup_host_with, TcpListener, TcpStream, UdpSocket};
+use ustack::netdev::mem::MemLinkConfig;
+use ustack::Stack;
+
+/// Appends a resource record: `owner` and `rdata` as wire bytes.
+fn record(m: &mut Vec<u8>, owner: &[u8], rtype: u16, rdata: &[u8]) {
+    m.extend_from_slice(owner);
+    m.extend_from_slice(&rtype.to_be_bytes());
+    m.extend_from_slice(&1u16.to_be_bytes());
+    m.extend_from_slice(&60u32.to_be_bytes());
+    m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    m.extend_from_slice(rdata);
+}
+
+/// The answer to `query` with `flags` and `records` (count, bytes).
+fn answer(query: &[u8], flags: u16, records: (u16, &[u8])) -> Vec<u8> {
+    let mut m = query.to_vec();
+    m[2..4].copy_from_slice(&flags.to_be_bytes());
+    m[6..8].copy_from_slice(&records.0.to_be_bytes());
+    m.extend_from_slice(records.1);
+    m
+}
+
+/// Serves a few names on `sock`; counts the queries it gets.
+async fn dns_server(sock: UdpSocket, queries: Arc<AtomicUsize>) {
+    let mut buf = [0u8; 512];
+    loop {
+        let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+            return;
+        };
+        queries.fetch_add(1, Ordering::Relaxed);
+        let q = &buf[..n];
+        let Ok((name, end)) = wire::read_name(q, wire::HEADER_LEN) else {
+            continue;
+        };
+        let q = &q[..end + 4];
+        let qname: &[u8] = &[0xc0, 12];
+        let mut rr = Vec::new();
+        let reply = match name.as_str() {
+            "www.example.test" => {
+                record(&mut rr, qname, 1, &[10, 0, 0, 1]);
+                answer(q, 0x8180, (1, &rr))
+            }
+            "alias.example.test" => {
+                // alias -> www (spelled out), then www's address.
+                let www = b"\x03www\x07example\x04test\x00";
+                record(&mut rr, qname, 5, www);
+                record(&mut rr, www, 1, &[10, 0, 0, 1]);
+                answer(q, 0x8180, (2, &rr))
+            }
+            "missing.example.test" => answer(q, 0x8183, (0, &[])),
+            "v6only.example.test" => answer(q, 0x8180, (0, &[])),
+            "silent.example.test" => continue,
+            "spoofed.example.test" => {
+                // First an answer with another id, then garbage, then the real one.
+                let mut wrong = q.to_vec();
+                wrong[0] ^= 0xff;
+                record(&mut rr, qname, 1, &[6, 6, 6, 6]);
+                sock.send_to(&answer(&wrong, 0x8180, (1, &rr)), from)
+                    .await
+                    .unwrap();
+                sock.send_to(&[0xff; 7], from).await.unwrap();
+                rr.clear();
+                record(&mut rr, qname, 1, &[10, 0, 0, 1]);
+                answer(q, 0x8180, (1, &rr))
+            }
+            _ => answer(q, 0x8182, (0, &[])), // SERVFAIL
+        };
+        let _ = sock.send_to(&reply, from).await;
+    }
+}
+
+/// The server stack (10.0.0.1, DNS server and a TCP echo on port 7500) and the client
+/// stack (10.0.0.2, resolving through 10.0.0.1).
+async fn setup() -> (Stack, Stack, Arc<AtomicUsize>) {
+    let (server, client, _) = pair_custom(
+        MemLinkConfig::default(),
+        |b| b,
+        |b| b.dns("10.0.0.1".parse().unwrap()),
+    )
+    .await;
+    let queries = Arc::new(AtomicUsize::new(0));
+    // Bound before the first query can arrive (a query to a closed port would only be
+    // answered by the resolver's retry, a timeout later).
+    let sock = UdpSocket::bind_with(&server, "10.0.0.1:53").await.unwrap();
+    tokio::spawn(dns_server(sock, queries.clone()));
+    let l = TcpListener::bind_with(&server, "10.0.0.1:7500")
+        .await
+        .unwrap();
+    tokio::spawn(echo_server(l));
+    (server, client, queries)
+}
+
+fn sa(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+async fn lookup(stack: &Stack, host: &str) -> std::io::Result<Vec<SocketAddr>> {
+    tokio::time::timeout(Duration::from_secs(20), lookup_host_with(stack, host))
+        .await
+        .expect("lookup hung")
+        .map(|a| a.collect())
+}
+
+#[tokio::test]
+async fn names_resolve_through_the_stack() {
+    let (_server, client, queries) = setup().await;
+    assert_eq!(
+        lookup(&client, "www.example.test:80").await.unwrap(),
+        [sa("10.0.0.1:80")]
+    );
+    // Case does not matter; a trailing dot is allowed; a CNAME is followed.
+    assert_eq!(
+        lookup(&client, "WWW.Example.Test.:81").await.unwrap(),
+        [sa("10.0.0.1:81")]
+    );
+    assert_eq!(
+        lookup(&client, "alias.example.test:82").await.unwrap(),
+        [sa("10.0.0.1:82")]
+    );
+    let tuple: Vec<_> = lookup_host_with(&client, ("www.example.test", 83))
+        .await
+        .unwrap()
+        .collect();
+    assert_eq!(tuple, [sa("10.0.0.1:83")]);
+    assert_eq!(queries.load(Ordering::Relaxed), 4);
+    // Numbers and localhost need no server.
+    assert_eq!(
+        lookup(&client, "10.9.8.7:1").await.unwrap(),
+        [sa("10.9.8.7:1")]
+    );
+    assert_eq!(
+        lookup(&client, "localhost:5").await.unwrap(),
+        [sa("127.0.0.1:5")]
+    );
+    assert_eq!(queries.load(Ordering::Relaxed), 4);
+
+    // connect takes a name, for TCP and UDP alike.
+    let mut s = TcpStream::connect_with(&client, "alias.example.test:7500")
+        .await
+        .unwrap();
+    assert_eq!(s.peer_addr().unwrap(), sa("10.0.0.1:7500"));
+    s.write_all(b"ping").await.unwrap();
+    let mut b = [0u8; 4];
+    s.read_exact(&mut b).await.unwrap();
+    assert_eq!(&b, b"ping");
+    let u = UdpSocket::bind_with(&client, "0.0.0.0:0").await.unwrap();
+    u.connect("www.example.test:9").await.unwrap();
+    assert_eq!(u.peer_addr().unwrap(), sa("10.0.0.1:9"));
+}
+
+#[tokio::test]
+async fn failures_say_what_went_wrong() {
+    let (server, client, queries) = setup().await;
+    let e = lookup(&client, "missing.example.test:80")
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    let e = lookup(&client, "v6only.example.test:80").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    let e = TcpStream::connect_with(&client, "missing.example.test:7500")
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    // Names DNS cannot carry, and a port that is not a number.
+    for bad in [
+        "bad..name:80",
+        "x.-:99999",
+        &format!("{}.test:80", "a".repeat(64)),
+    ] {
+        let e = lookup(&client, bad).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad}: {e}");
+    }
+    // A stack without a DNS server says so.
+    let e = lookup(&server, "www.example.test:80").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("no DNS server"), "{e}");
+
+    // A server that never answers: every attempt times out.
+    client.set_dns(DnsConfig {
+        timeout: Duration::from_millis(200),
+        attempts: 3,
+        ..client.dns()
+    });
+    let before = queries.load(Ordering::Relaxed);
+    let e = lookup(&client, "silent.example.test:80").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+    assert_eq!(
+        queries.load(Ordering::Relaxed) - before,
+        3,
+        "one query per attempt"
+    );
+    // SERVFAIL from the only server: tried each attempt, then given up.
+    let before = queries.load(Ordering::Relaxed);
+    let e = lookup(&client, "unknown.example.test:80")
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Other, "{e}");
+    assert!(e.to_string().contains("rcode 2"), "{e}");
+    assert_eq!(queries.load(Ordering::Relaxed) - before, 3);
+    // No route to the server: the send error's kind.
+    client.set_dns(DnsConfig {
+        servers: vec!["192.0.2.53:53".parse().unwrap()],
+        ..client.dns()
+    });
+    let e = lookup(&client, "www.example.test:80").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NetworkUnreachable, "{e}");
+}
+
+#[tokio::test]
+async fn answers_that_do_not_match_the_query_are_ignored() {
+    let (_server, client, _) = setup().await;
+    assert_eq!(
+        lookup(&client, "spoofed.example.test:80").await.unwrap(),
+        [sa("10.0.0.1:80")]
+    );
+}
+
+#[tokio::test]
+async fn the_next_server_is_asked_when_one_does_not_answer() {
+    let (_server, client, queries) = setup().await;
+    // Nothing listens on port 5353 of the server stack: that server never answers.
+    client.set_dns(DnsConfig {
+        servers: vec![sa4("10.0.0.1:5353"), sa4("10.0.0.1:53")],
+        timeout: Duration::from_millis(200),
+        attempts: 1,
+    });
+    assert_eq!(
+        lookup(&client, "www.example.test:80").await.unwrap(),
+        [sa("10.0.0.1:80")]
+    );
+    assert_eq!(queries.load(Ordering::Relaxed), 1);
+}
+
+fn sa4(s: &str) -> std::net::SocketAddrV4 {
+    s.parse().unwrap()
+}

@@ -27,6 +27,10 @@ pub struct StackArgs {
     /// Default gateway (optional).
     #[arg(long)]
     pub gateway: Option<Ipv4Addr>,
+    /// DNS server for host names (port 53; may be repeated). Resolution goes through the
+    /// stack itself.
+    #[arg(long)]
+    pub dns: Vec<Ipv4Addr>,
     /// Device MTU.
     #[arg(long)]
     pub mtu: Option<usize>,
@@ -154,6 +158,9 @@ impl StackArgs {
         }
         if let Some(gw) = self.gateway {
             b = b.gateway(gw);
+        }
+        for server in &self.dns {
+            b = b.dns(*server);
         }
         let stack = b.build().await?;
         stack.set_default();

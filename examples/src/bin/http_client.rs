@@ -23,8 +23,8 @@ use ustack_examples::{human_bytes, human_rate, init_tracing, StackArgs};
 struct Cli {
     #[command(flatten)]
     stack: StackArgs,
-    /// URL to fetch: http://A.B.C.D/PATH or http://A.B.C.D:PORT/PATH (numeric IPv4 only: ustack
-    /// has no resolver).
+    /// URL to fetch: http://HOST/PATH or http://HOST:PORT/PATH; HOST is an IPv4 address, or a
+    /// name resolved through the stack with the `--dns` servers.
     url: String,
     /// Fail (exit status 1) unless the response status is 2xx.
     #[arg(long)]
@@ -43,9 +43,6 @@ async fn main() -> Result<(), ustack_examples::Failure> {
         return Err("only http:// URLs are supported".into());
     }
     let host = uri.host().ok_or("URL has no host")?.to_string();
-    let ip: std::net::Ipv4Addr = host
-        .parse()
-        .map_err(|_| format!("{host:?} is not an IPv4 address (no DNS)"))?;
     let port = uri.port_u16().unwrap_or(80);
     let path = uri
         .path_and_query()
@@ -56,7 +53,7 @@ async fn main() -> Result<(), ustack_examples::Failure> {
     let stack = cli.stack.build().await?;
     let fetch = async {
         let start = Instant::now();
-        let stream = TcpStream::connect((ip, port)).await?;
+        let stream = TcpStream::connect((host.as_str(), port)).await?;
         let (mut sender, conn) =
             hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         let conn_task = tokio::spawn(async move {

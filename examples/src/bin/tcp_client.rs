@@ -8,7 +8,6 @@
 //! sudo tcp_client --tun tun0 --addr 10.0.0.2/24 --connect 10.0.0.1:9000 --send 10485760
 //! ```
 
-use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -23,9 +22,9 @@ use ustack_examples::{fill_pattern, human_rate, init_tracing, StackArgs, PATTERN
 struct Cli {
     #[command(flatten)]
     stack: StackArgs,
-    /// Server to connect to (A.B.C.D:PORT).
+    /// Server to connect to: A.B.C.D:PORT, or HOST:PORT resolved with the `--dns` servers.
     #[arg(long)]
-    connect: SocketAddrV4,
+    connect: String,
     /// Bytes of the pattern to send before half-closing.
     #[arg(long, default_value_t = 0)]
     send: u64,
@@ -47,7 +46,7 @@ struct Cli {
 
 async fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
-    let mut s = TcpStream::connect(cli.connect).await?;
+    let mut s = TcpStream::connect(cli.connect.as_str()).await?;
     if cli.keepalive > 0 {
         s.set_keepalive(Some(ustack::KeepaliveConfig {
             idle: Duration::from_secs(cli.keepalive),

@@ -175,10 +175,12 @@ async fn failures_say_what_went_wrong() {
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
-    // Names DNS cannot carry, and a port that is not a number.
+    // Names DNS cannot carry or that are no host names, and a port that is not a number.
     for bad in [
         "bad..name:80",
         "x.-:99999",
+        "[::1]:80",
+        "sp ace.test:80",
         &format!("{}.test:80", "a".repeat(64)),
     ] {
         let e = lookup(&client, bad).await.unwrap_err();

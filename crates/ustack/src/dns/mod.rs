@@ -60,7 +60,16 @@ pub async fn resolve(stack: &Stack, host: &str) -> io::Result<Vec<Ipv4Addr>> {
     if name.eq_ignore_ascii_case("localhost") {
         return Ok(vec![Ipv4Addr::LOCALHOST]);
     }
-    wire::labels(name).map_err(|_| invalid(format!("{host:?} is not a valid host name")))?;
+    // Host-name syntax (RFC 1123 letters, digits and hyphens, plus the underscore of
+    // service names): anything else ("[::1]", spaces, ...) is not sent to a server.
+    let host_chars = |l: &&str| {
+        l.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    match wire::labels(name) {
+        Ok(labels) if labels.iter().all(host_chars) => {}
+        _ => return Err(invalid(format!("{host:?} is not a valid host name"))),
+    }
     let cfg = stack.dns();
     if cfg.servers.is_empty() {
         return Err(invalid(format!(

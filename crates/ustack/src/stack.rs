@@ -433,6 +433,8 @@ pub(crate) struct Shared {
     pub(crate) ping_ident: u16,
     /// The DNS resolver's configuration ([`Stack::set_dns`]).
     pub(crate) dns: Mutex<crate::dns::DnsConfig>,
+    /// Its answers, kept for their TTL.
+    pub(crate) dns_cache: Mutex<crate::dns::DnsCache>,
 }
 
 impl Drop for Shared {
@@ -648,9 +650,24 @@ impl Stack {
             .clone()
     }
 
-    /// Replaces the DNS resolver's configuration; lookups that start afterwards use it.
+    /// Replaces the DNS resolver's configuration and empties its cache; lookups that
+    /// start afterwards use it.
     pub fn set_dns(&self, cfg: crate::dns::DnsConfig) {
         *self.shared.dns.lock().unwrap_or_else(|e| e.into_inner()) = cfg;
+        self.dns_cache(|c| c.clear());
+    }
+
+    /// Names whose answers the DNS cache holds now.
+    pub fn dns_cached(&self) -> usize {
+        self.dns_cache(|c| c.len())
+    }
+
+    pub(crate) fn dns_cache<R>(&self, f: impl FnOnce(&mut crate::dns::DnsCache) -> R) -> R {
+        f(&mut self
+            .shared
+            .dns_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The id of the attached device named `name`: `ENODEV` (19) when there is none,

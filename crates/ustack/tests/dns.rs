@@ -15,12 +15,16 @@ use ustack::net::{lookup_host_with, TcpListener, TcpStream, UdpSocket};
 use ustack::netdev::mem::MemLinkConfig;
 use ustack::Stack;
 
-/// Appends a resource record: `owner` and `rdata` as wire bytes.
+/// Appends a resource record with a TTL of 60 s: `owner` and `rdata` as wire bytes.
 fn record(m: &mut Vec<u8>, owner: &[u8], rtype: u16, rdata: &[u8]) {
+    record_ttl(m, owner, rtype, 60, rdata)
+}
+
+fn record_ttl(m: &mut Vec<u8>, owner: &[u8], rtype: u16, ttl: u32, rdata: &[u8]) {
     m.extend_from_slice(owner);
     m.extend_from_slice(&rtype.to_be_bytes());
     m.extend_from_slice(&1u16.to_be_bytes());
-    m.extend_from_slice(&60u32.to_be_bytes());
+    m.extend_from_slice(&ttl.to_be_bytes());
     m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
     m.extend_from_slice(rdata);
 }
@@ -60,6 +64,14 @@ async fn dns_server(sock: UdpSocket, queries: Arc<AtomicUsize>) {
                 record(&mut rr, qname, 5, www);
                 record(&mut rr, www, 1, &[10, 0, 0, 1]);
                 answer(q, 0x8180, (2, &rr))
+            }
+            "short.example.test" => {
+                record_ttl(&mut rr, qname, 1, 1, &[10, 0, 0, 1]);
+                answer(q, 0x8180, (1, &rr))
+            }
+            "nocache.example.test" => {
+                record_ttl(&mut rr, qname, 1, 0, &[10, 0, 0, 1]);
+                answer(q, 0x8180, (1, &rr))
             }
             "missing.example.test" => answer(q, 0x8183, (0, &[])),
             "v6only.example.test" => answer(q, 0x8180, (0, &[])),
@@ -118,25 +130,29 @@ async fn lookup(stack: &Stack, host: &str) -> std::io::Result<Vec<SocketAddr>> {
 #[tokio::test]
 async fn names_resolve_through_the_stack() {
     let (_server, client, queries) = setup().await;
-    assert_eq!(
-        lookup(&client, "www.example.test:80").await.unwrap(),
-        [sa("10.0.0.1:80")]
-    );
-    // Case does not matter; a trailing dot is allowed; a CNAME is followed.
+    // Case does not matter; a trailing dot is allowed.
     assert_eq!(
         lookup(&client, "WWW.Example.Test.:81").await.unwrap(),
         [sa("10.0.0.1:81")]
     );
+    // A CNAME is followed.
     assert_eq!(
         lookup(&client, "alias.example.test:82").await.unwrap(),
         [sa("10.0.0.1:82")]
+    );
+    assert_eq!(queries.load(Ordering::Relaxed), 2);
+    // Within its TTL (60 s) an answer comes from the cache, whatever the spelling.
+    assert_eq!(
+        lookup(&client, "www.example.test:80").await.unwrap(),
+        [sa("10.0.0.1:80")]
     );
     let tuple: Vec<_> = lookup_host_with(&client, ("www.example.test", 83))
         .await
         .unwrap()
         .collect();
     assert_eq!(tuple, [sa("10.0.0.1:83")]);
-    assert_eq!(queries.load(Ordering::Relaxed), 4);
+    assert_eq!(queries.load(Ordering::Relaxed), 2);
+    assert_eq!(client.dns_cached(), 2);
     // Numbers and localhost need no server.
     assert_eq!(
         lookup(&client, "10.9.8.7:1").await.unwrap(),
@@ -146,7 +162,7 @@ async fn names_resolve_through_the_stack() {
         lookup(&client, "localhost:5").await.unwrap(),
         [sa("127.0.0.1:5")]
     );
-    assert_eq!(queries.load(Ordering::Relaxed), 4);
+    assert_eq!(queries.load(Ordering::Relaxed), 2);
 
     // connect takes a name, for TCP and UDP alike.
     let mut s = TcpStream::connect_with(&client, "alias.example.test:7500")
@@ -239,6 +255,7 @@ async fn the_next_server_is_asked_when_one_does_not_answer() {
         servers: vec![sa4("10.0.0.1:5353"), sa4("10.0.0.1:53")],
         timeout: Duration::from_millis(200),
         attempts: 1,
+        ..DnsConfig::default()
     });
     assert_eq!(
         lookup(&client, "www.example.test:80").await.unwrap(),
@@ -249,4 +266,33 @@ async fn the_next_server_is_asked_when_one_does_not_answer() {
 
 fn sa4(s: &str) -> std::net::SocketAddrV4 {
     s.parse().unwrap()
+}
+
+#[tokio::test]
+async fn answers_are_kept_for_their_ttl() {
+    let (_server, client, queries) = setup().await;
+    let asked = || queries.load(Ordering::Relaxed);
+    // TTL 0: never kept.
+    for n in 1..=2 {
+        lookup(&client, "nocache.example.test:1").await.unwrap();
+        assert_eq!(asked(), n);
+    }
+    // TTL 1 s: kept for a second.
+    lookup(&client, "short.example.test:1").await.unwrap();
+    lookup(&client, "short.example.test:1").await.unwrap();
+    assert_eq!(asked(), 3);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    lookup(&client, "short.example.test:1").await.unwrap();
+    assert_eq!(asked(), 4);
+    // set_dns empties the cache; max_ttl zero keeps nothing.
+    lookup(&client, "www.example.test:1").await.unwrap();
+    assert_eq!((asked(), client.dns_cached()), (5, 2));
+    client.set_dns(DnsConfig {
+        max_ttl: Duration::ZERO,
+        ..client.dns()
+    });
+    assert_eq!(client.dns_cached(), 0);
+    lookup(&client, "www.example.test:1").await.unwrap();
+    lookup(&client, "www.example.test:1").await.unwrap();
+    assert_eq!((asked(), client.dns_cached()), (7, 0));
 }

@@ -3,15 +3,18 @@
 //! servers of [`DnsConfig`], with recursion desired, answered from the first server that
 //! gives a usable answer.
 //!
-//! What it does not do: caching, search domains, `/etc/hosts` (only `localhost` is
-//! known), TCP fallback for truncated answers (the addresses a truncated answer holds
-//! are used), DNSSEC, IPv6 (AAAA).
+//! Answers are kept for their TTL, at most [`DnsConfig::max_ttl`] (5 minutes by default),
+//! in a cache of at most [`CACHE_ENTRIES`] names per stack. What it does not do: negative
+//! caching, search domains, `/etc/hosts` (only `localhost` is known), TCP fallback for
+//! truncated answers (the addresses a truncated answer holds are used), DNSSEC, IPv6
+//! (AAAA).
 
 pub mod wire;
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::net::UdpSocket;
 use crate::stack::Stack;
@@ -28,6 +31,9 @@ pub struct DnsConfig {
     pub timeout: Duration,
     /// Rounds over all servers before giving up (default 2).
     pub attempts: u32,
+    /// Longest time an answer is kept (default 5 minutes; shorter when its TTL says so).
+    /// Zero: no cache.
+    pub max_ttl: Duration,
 }
 
 impl Default for DnsConfig {
@@ -36,7 +42,56 @@ impl Default for DnsConfig {
             servers: Vec::new(),
             timeout: Duration::from_secs(2),
             attempts: 2,
+            max_ttl: Duration::from_secs(300),
         }
+    }
+}
+
+/// Names a stack's cache holds at most; when it is full, expired answers go first, then
+/// the one that would expire soonest.
+pub const CACHE_ENTRIES: usize = 256;
+
+/// Answers by name (lower-cased, without a trailing dot), with when they expire.
+#[derive(Debug, Default)]
+pub(crate) struct DnsCache {
+    entries: HashMap<String, (Vec<Ipv4Addr>, Instant)>,
+}
+
+impl DnsCache {
+    fn get(&mut self, name: &str, now: Instant) -> Option<Vec<Ipv4Addr>> {
+        match self.entries.get(name) {
+            Some((addrs, expires)) if *expires > now => Some(addrs.clone()),
+            Some(_) => {
+                self.entries.remove(name);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn put(&mut self, name: String, addrs: Vec<Ipv4Addr>, expires: Instant, now: Instant) {
+        if self.entries.len() >= CACHE_ENTRIES && !self.entries.contains_key(&name) {
+            self.entries.retain(|_, (_, e)| *e > now);
+            if self.entries.len() >= CACHE_ENTRIES {
+                let soonest = self
+                    .entries
+                    .iter()
+                    .min_by_key(|(_, (_, e))| *e)
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = soonest {
+                    self.entries.remove(&k);
+                }
+            }
+        }
+        self.entries.insert(name, (addrs, expires));
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
     }
 }
 
@@ -70,6 +125,10 @@ pub async fn resolve(stack: &Stack, host: &str) -> io::Result<Vec<Ipv4Addr>> {
         Ok(labels) if labels.iter().all(host_chars) => {}
         _ => return Err(invalid(format!("{host:?} is not a valid host name"))),
     }
+    let key = name.to_ascii_lowercase();
+    if let Some(addrs) = stack.dns_cache(|c| c.get(&key, Instant::now())) {
+        return Ok(addrs);
+    }
     let cfg = stack.dns();
     if cfg.servers.is_empty() {
         return Err(invalid(format!(
@@ -97,7 +156,15 @@ pub async fn resolve(stack: &Stack, host: &str) -> io::Result<Vec<Ipv4Addr>> {
                         format!("{host:?} does not exist (NXDOMAIN from {server})"),
                     ));
                 }
-                Ok(r) if r.rcode == 0 && !r.addrs.is_empty() => return Ok(r.addrs),
+                Ok(r) if r.rcode == 0 && !r.addrs.is_empty() => {
+                    let keep = cfg.max_ttl.min(Duration::from_secs(u64::from(r.ttl)));
+                    if !keep.is_zero() {
+                        let now = Instant::now();
+                        let addrs = r.addrs.clone();
+                        stack.dns_cache(|c| c.put(key, addrs, now + keep, now));
+                    }
+                    return Ok(r.addrs);
+                }
                 Ok(r) if r.rcode == 0 && !r.truncated => {
                     return Err(io::Error::new(
                         io::ErrorKind::NotFound,
@@ -168,5 +235,40 @@ async fn ask(
             Err(DnsError::NotOurs) => {}
             Err(e) => bad = Some(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_is_bounded_and_drops_the_soonest_to_expire() {
+        let now = Instant::now();
+        let ip = |i: usize| vec![Ipv4Addr::from(i as u32)];
+        let mut c = DnsCache::default();
+        for i in 0..CACHE_ENTRIES {
+            c.put(
+                format!("n{i}"),
+                ip(i),
+                now + Duration::from_secs(10 + i as u64),
+                now,
+            );
+        }
+        assert_eq!(c.len(), CACHE_ENTRIES);
+        // Full: the entry closest to expiry (n0) makes room.
+        c.put("new".into(), ip(9999), now + Duration::from_secs(5), now);
+        assert_eq!(c.len(), CACHE_ENTRIES);
+        assert_eq!(c.get("n0", now), None);
+        assert_eq!(c.get("n1", now), Some(ip(1)));
+        assert_eq!(c.get("new", now), Some(ip(9999)));
+        // Expired entries go first when it is full again (new at 5 s, n1 at 11 s, n2 at
+        // 12 s), and are not served.
+        let later = now + Duration::from_secs(12);
+        c.put("newer".into(), ip(7), later + Duration::from_secs(1), later);
+        assert_eq!(c.len(), CACHE_ENTRIES - 2);
+        assert_eq!(c.get("n1", later), None);
+        assert_eq!(c.get("n3", later), Some(ip(3)));
+        assert_eq!(c.get("n200", later), Some(ip(200)));
     }
 }

@@ -67,6 +67,9 @@ pub struct Response {
     pub truncated: bool,
     /// The A records of the asked name (or of the end of its CNAME chain), in order.
     pub addrs: Vec<Ipv4Addr>,
+    /// The smallest TTL (seconds) of the records that gave `addrs` (the CNAMEs followed
+    /// and the A records); 0 without addresses.
+    pub ttl: u32,
 }
 
 /// RCODE of a name that does not exist.
@@ -192,12 +195,15 @@ pub fn parse_response(msg: &[u8], id: u16, name: &str) -> Result<Response, DnsEr
         return Err(DnsError::NotOurs);
     }
     pos = after + 4;
-    let mut cnames: Vec<(String, String)> = Vec::new();
-    let mut a: Vec<(String, Ipv4Addr)> = Vec::new();
+    let mut cnames: Vec<(String, String, u32)> = Vec::new();
+    let mut a: Vec<(String, Ipv4Addr, u32)> = Vec::new();
     for _ in 0..an {
         let (owner, after) = read_name(msg, pos)?;
         let rtype = u16_at(msg, after)?;
         let class = u16_at(msg, after + 2)?;
+        // RFC 2181 8: a TTL with the top bit set counts as zero.
+        let ttl = (u32::from(u16_at(msg, after + 4)?) << 16) | u32::from(u16_at(msg, after + 6)?);
+        let ttl = if ttl > i32::MAX as u32 { 0 } else { ttl };
         let rdlen = u16_at(msg, after + 8)? as usize;
         let rdata_at = after + 10;
         let rdata = msg
@@ -205,10 +211,10 @@ pub fn parse_response(msg: &[u8], id: u16, name: &str) -> Result<Response, DnsEr
             .ok_or(DnsError::Malformed)?;
         if class == CLASS_IN {
             match (rtype, rdata) {
-                (TYPE_A, &[a0, a1, a2, a3]) => a.push((owner, Ipv4Addr::new(a0, a1, a2, a3))),
+                (TYPE_A, &[a0, a1, a2, a3]) => a.push((owner, Ipv4Addr::new(a0, a1, a2, a3), ttl)),
                 (TYPE_CNAME, _) => {
                     let (target, _) = read_name(msg, rdata_at)?;
-                    cnames.push((owner, target));
+                    cnames.push((owner, target, ttl));
                 }
                 _ => {}
             }
@@ -217,21 +223,26 @@ pub fn parse_response(msg: &[u8], id: u16, name: &str) -> Result<Response, DnsEr
     }
     // The chain from the asked name through the CNAMEs the answer holds.
     let mut chain = vec![want];
+    let mut ttl = u32::MAX;
     while chain.len() <= MAX_CNAMES {
         let last = chain.last().cloned().unwrap_or_default();
-        match cnames.iter().find(|(o, _)| *o == last) {
-            Some((_, t)) if !chain.contains(t) => chain.push(t.clone()),
+        match cnames.iter().find(|(o, _, _)| *o == last) {
+            Some((_, t, t_ttl)) if !chain.contains(t) => {
+                chain.push(t.clone());
+                ttl = ttl.min(*t_ttl);
+            }
             _ => break,
         }
     }
-    let addrs = a
-        .into_iter()
-        .filter(|(o, _)| chain.contains(o))
-        .map(|(_, ip)| ip)
-        .collect();
+    let mut addrs = Vec::new();
+    for (_, ip, a_ttl) in a.into_iter().filter(|(o, _, _)| chain.contains(o)) {
+        addrs.push(ip);
+        ttl = ttl.min(a_ttl);
+    }
     Ok(Response {
         rcode: (flags & RCODE_MASK) as u8,
         truncated: flags & FLAG_TC != 0,
+        ttl: if addrs.is_empty() { 0 } else { ttl },
         addrs,
     })
 }

@@ -4,14 +4,20 @@ use super::*;
 /// `(owner bytes, type, rdata)`; owners and rdata are raw wire bytes (to test
 /// compression).
 fn response(query: &[u8], flags: u16, answers: &[(&[u8], u16, &[u8])]) -> Vec<u8> {
+    let with_ttl: Vec<_> = answers.iter().map(|(o, t, r)| (*o, *t, 300, *r)).collect();
+    response_ttl(query, flags, &with_ttl)
+}
+
+/// [`response`] with a TTL per record.
+fn response_ttl(query: &[u8], flags: u16, answers: &[(&[u8], u16, u32, &[u8])]) -> Vec<u8> {
     let mut m = query.to_vec();
     m[2..4].copy_from_slice(&flags.to_be_bytes());
     m[6..8].copy_from_slice(&(answers.len() as u16).to_be_bytes());
-    for (owner, rtype, rdata) in answers {
+    for (owner, rtype, ttl, rdata) in answers {
         m.extend_from_slice(owner);
         m.extend_from_slice(&rtype.to_be_bytes());
         m.extend_from_slice(&CLASS_IN.to_be_bytes());
-        m.extend_from_slice(&300u32.to_be_bytes());
+        m.extend_from_slice(&ttl.to_be_bytes());
         m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
         m.extend_from_slice(rdata);
     }
@@ -85,6 +91,33 @@ fn a_records_of_the_name_and_its_cname_chain() {
         r.addrs,
         [Ipv4Addr::new(10, 0, 0, 5), Ipv4Addr::new(10, 0, 0, 6)]
     );
+    assert_eq!(r.ttl, 300);
+}
+
+#[test]
+fn the_ttl_is_the_smallest_of_the_records_used() {
+    let q = query(7, "www.example.test");
+    let web = b"\x03web\x07example\x04test\x00";
+    let m = response_ttl(
+        &q,
+        0x8180,
+        &[
+            (TO_QNAME, TYPE_CNAME, 120, web),
+            (web, TYPE_A, 600, &[10, 0, 0, 5]),
+            (b"\x05other\x00", TYPE_A, 5, &[6, 6, 6, 6]),
+        ],
+    );
+    assert_eq!(parse_response(&m, 7, "www.example.test").unwrap().ttl, 120);
+    // A TTL with the top bit set counts as zero (RFC 2181 8).
+    let m = response_ttl(
+        &q,
+        0x8180,
+        &[(TO_QNAME, TYPE_A, 0x8000_0000, &[1, 2, 3, 4])],
+    );
+    assert_eq!(parse_response(&m, 7, "www.example.test").unwrap().ttl, 0);
+    // No address, no TTL.
+    let m = response_ttl(&q, 0x8183, &[]);
+    assert_eq!(parse_response(&m, 7, "www.example.test").unwrap().ttl, 0);
 }
 
 #[test]

@@ -8,7 +8,8 @@
 //! - port 5005 *sink in place* (`userve` only): the sink, discarding the data where it lies
 //!   in the receive queue (`TcpStream::read_with`) instead of reading it into a buffer.
 //!
-//! 5001..5003 are the three ports of `../shared/peers` `tcpbench` and of `bench_server`.
+//! 5001..5003 are the three ports of `../shared/peers` `tcpbench` and of `bench_server`
+//! (`examples/src/bin/bench_server.rs`, which includes this file).
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -24,7 +25,7 @@ pub const CLOSE: u16 = 5003;
 /// Source port.
 pub const SOURCE: u16 = 5004;
 /// In-place sink port (`userve` only).
-#[cfg_attr(not(feature = "with-ustack"), allow(dead_code))]
+#[allow(dead_code)]
 pub const SINK_IN_PLACE: u16 = 5005;
 
 /// Reads to EOF and replies with the count.

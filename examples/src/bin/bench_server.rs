@@ -4,7 +4,6 @@
 //! - 5003 close: read one byte, then close.
 
 use clap::Parser;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use ustack::net::{TcpListener, TcpStream};
 use ustack_examples::{init_tracing, shutdown_signal, StackArgs};
 
@@ -32,37 +31,20 @@ enum Mode {
     Close,
 }
 
-async fn handle(mut s: TcpStream, mode: Mode) -> std::io::Result<u64> {
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut total = 0u64;
+/// The protocol itself, shared with the benchmark harness's kernel server.
+#[allow(dead_code)]
+#[path = "../../../bench/src/proto.rs"]
+mod proto;
+
+async fn handle(s: TcpStream, mode: Mode) -> std::io::Result<u64> {
     match mode {
-        Mode::Sink => {
-            loop {
-                let n = s.read(&mut buf).await?;
-                if n == 0 {
-                    break;
-                }
-                total += n as u64;
-            }
-            s.write_all(&total.to_be_bytes()).await?;
-            s.shutdown().await?;
-        }
-        Mode::Echo => loop {
-            let n = s.read(&mut buf).await?;
-            if n == 0 {
-                s.shutdown().await?;
-                break;
-            }
-            s.write_all(&buf[..n]).await?;
-            total += n as u64;
-        },
+        Mode::Sink => proto::sink(s).await,
+        Mode::Echo => proto::echo(s).await.map(|()| 0),
         Mode::Close => {
-            let n = s.read(&mut buf[..1]).await?;
-            total = n as u64;
-            s.shutdown().await?;
+            proto::close_one(s).await;
+            Ok(0)
         }
     }
-    Ok(total)
 }
 
 async fn serve(l: TcpListener, mode: Mode) {

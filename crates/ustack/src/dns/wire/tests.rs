@@ -173,31 +173,26 @@ fn hostile_messages_are_errors() {
     );
 }
 
-#[test]
-fn random_bytes_never_panic() {
-    // Random messages, and random corruptions of a valid one, checked for panics only.
-    let q = query(9, "a.test");
-    let ok = response(&q, 0x8180, &[(TO_QNAME, TYPE_A, &[192, 0, 2, 1])]);
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    for i in 0..20_000 {
-        let msg: Vec<u8> = if i % 2 == 0 {
-            let len = (next() % 80) as usize;
-            (0..len).map(|_| next() as u8).collect()
-        } else {
-            let mut m = ok.clone();
-            for _ in 0..1 + next() % 4 {
-                let at = (next() as usize) % m.len();
-                m[at] = next() as u8;
-            }
-            m
-        };
+proptest::proptest! {
+    /// Random messages: an error or a response, never a panic.
+    #[test]
+    fn random_bytes_never_panic(msg in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..96), at in 0usize..100) {
         let _ = parse_response(&msg, 9, "a.test");
-        let _ = read_name(&msg, (next() as usize) % (msg.len() + 1));
+        let _ = read_name(&msg, at);
+    }
+
+    /// A valid response with a few bytes changed: likewise, and a response that still
+    /// parses never holds more addresses than records.
+    #[test]
+    fn corrupted_responses_never_panic(edits in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>()), 1..5)) {
+        let q = query(9, "a.test");
+        let mut m = response(&q, 0x8180, &[(TO_QNAME, TYPE_A, &[192, 0, 2, 1]), (TO_QNAME, TYPE_A, &[192, 0, 2, 2])]);
+        for (at, b) in edits {
+            let len = m.len();
+            m[at % len] = b;
+        }
+        if let Ok(r) = parse_response(&m, 9, "a.test") {
+            proptest::prop_assert!(r.addrs.len() <= 2);
+        }
     }
 }

@@ -129,7 +129,7 @@ async fn lookup(stack: &Stack, host: &str) -> std::io::Result<Vec<SocketAddr>> {
 
 #[tokio::test]
 async fn names_resolve_through_the_stack() {
-    let (_server, client, queries) = setup().await;
+    let (server, client, queries) = setup().await;
     // Case does not matter; a trailing dot is allowed.
     assert_eq!(
         lookup(&client, "WWW.Example.Test.:81").await.unwrap(),
@@ -176,6 +176,18 @@ async fn names_resolve_through_the_stack() {
     let u = UdpSocket::bind_with(&client, "0.0.0.0:0").await.unwrap();
     u.connect("www.example.test:9").await.unwrap();
     assert_eq!(u.peer_addr().unwrap(), sa("10.0.0.1:9"));
+    // send_to takes a name as well.
+    let far = UdpSocket::bind_with(&server, "10.0.0.1:10").await.unwrap();
+    let v = UdpSocket::bind_with(&client, "0.0.0.0:0").await.unwrap();
+    v.send_to(b"by name", ("alias.example.test", 10))
+        .await
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(10), far.recv_from(&mut buf))
+        .await
+        .expect("datagram sent by name")
+        .unwrap();
+    assert_eq!(&buf[..n], b"by name");
 }
 
 #[tokio::test]

@@ -145,7 +145,9 @@ pub async fn resolve(stack: &Stack, host: &str) -> io::Result<Vec<Ipv4Addr>> {
             let id = (crate::builder::random_u64() & 0xffff) as u16;
             query.clear();
             wire::build_query(id, name, &mut query).map_err(|e| invalid(e.to_string()))?;
-            if let Err(e) = sock.send_to(&query, *server).await {
+            // The poll form: `send_to` itself resolves names, through this function.
+            let to = std::net::SocketAddr::V4(*server);
+            if let Err(e) = std::future::poll_fn(|cx| sock.poll_send_to(cx, &query, to)).await {
                 last_err = Some(e);
                 continue;
             }

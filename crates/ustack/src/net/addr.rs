@@ -1,7 +1,7 @@
 //! Address arguments: like `tokio::net::ToSocketAddrs`, IPv4 only. Numeric addresses
 //! everywhere; host names where tokio resolves them for a peer (`TcpStream::connect`,
-//! `UdpSocket::connect`, [`lookup_host`](crate::net::lookup_host)), through the stack's
-//! own DNS resolver ([`crate::dns`]). Binding and `send_to` take numeric addresses.
+//! `UdpSocket::connect` and `send_to`, [`lookup_host`](crate::net::lookup_host)), through
+//! the stack's own DNS resolver ([`crate::dns`]). Binding takes numeric addresses.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -12,7 +12,7 @@ mod sealed {
 
 /// Things that name an IPv4 socket address: `SocketAddr`, `SocketAddrV4`, `(Ipv4Addr, u16)`,
 /// `(IpAddr, u16)`, `"10.0.0.2:80"`, `("10.0.0.2", 80)`, `String`; and, for the calls that
-/// resolve (`TcpStream::connect`, `UdpSocket::connect`, `lookup_host`), host names such as
+/// resolve (`TcpStream::connect`, `UdpSocket::connect`/`send_to`, `lookup_host`), host names such as
 /// `"example.com:80"` or `("example.com", 80)`. IPv6 is an `InvalidInput` error, and so is
 /// a host name anywhere else.
 ///
@@ -26,7 +26,8 @@ pub trait ToSocketAddrs: sealed::Sealed {
     fn to_socket_addr_v4(&self) -> io::Result<SocketAddrV4>;
 
     /// A host name and port, for the calls that resolve names (`TcpStream::connect`,
-    /// `UdpSocket::connect`, `lookup_host`): `"example.com:80"` or `("example.com", 80)`.
+    /// `UdpSocket::connect`/`send_to`, `lookup_host`): `"example.com:80"` or
+    /// `("example.com", 80)`.
     #[doc(hidden)]
     fn host_port(&self) -> Option<(&str, u16)> {
         None

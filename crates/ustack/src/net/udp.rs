@@ -270,7 +270,8 @@ impl UdpSocket {
         self.try_recv_from(buf).map(|(n, _)| n)
     }
 
-    /// Sends a datagram to `target`.
+    /// Sends a datagram to `target` (a host name is resolved with the stack's DNS
+    /// resolver and its first address used, like tokio).
     ///
     /// ```no_run
     /// # async fn demo(sock: ustack::net::UdpSocket) -> std::io::Result<()> {
@@ -278,7 +279,16 @@ impl UdpSocket {
     /// # Ok(()) }
     /// ```
     pub async fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], target: A) -> io::Result<usize> {
-        let target = target.to_socket_addr_v4()?;
+        // A host name goes to its first address, like tokio (one lookup per call; the
+        // resolver's cache keeps repeated ones cheap).
+        let target = match target.to_socket_addr_v4() {
+            Ok(a) => a,
+            Err(_) => crate::net::addr::resolve_addrs(&self.inner.stack, &target)
+                .await?
+                .first()
+                .copied()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address"))?,
+        };
         std::future::poll_fn(|cx| {
             self.inner
                 .poll_send(cx, &[IoSlice::new(buf)], Some(target), MsgFlags::NONE)

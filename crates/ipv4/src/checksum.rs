@@ -240,15 +240,7 @@ mod tests {
 
     #[test]
     fn wide_sum_matches_reference() {
-        let mut x = 0x1234_5678_9abc_def0u64;
-        let data: Vec<u8> = (0..3000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let data = random_bytes(3000, 0x1234_5678_9abc_def0);
         for len in (0..200).chain([1459, 1460, 1480, 2999, 3000]) {
             for acc in [0u64, 0xffff, 0x1_2345_6789] {
                 let d = &data[..len];
@@ -260,15 +252,7 @@ mod tests {
     }
 
     fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
+        ustack_netdev::rng::SplitMix64::new(seed).bytes(n)
     }
 
     #[test]

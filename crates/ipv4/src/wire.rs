@@ -405,13 +405,8 @@ mod tests {
 
     #[test]
     fn emitted_checksum_verifies_for_varied_fields() {
-        let mut x = 0x1234_5678_9abc_def1u64;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = ustack_netdev::rng::SplitMix64::new(0x1234_5678_9abc_def1);
+        let mut next = || rng.next_u64();
         for _ in 0..2000 {
             let r = next();
             let mut repr = sample();

@@ -59,6 +59,7 @@ use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
 
+use crate::rng::SplitMix64;
 use crate::{DeviceStats, NetDevice, PacketBuf};
 
 /// Packets each direction may hold (delayed, shaped, waiting to be received) before new
@@ -157,41 +158,6 @@ impl FaultHandle {
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(cfg);
         self.shared.dirty.store(true, Release);
-    }
-}
-
-/// splitmix64 (Steele, Lea, Flood 2014): small, fast, and good enough to pick faults.
-#[derive(Clone, Debug)]
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)` with 53 bits of precision.
-    fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-
-    /// Uniform in `0..n` (`n > 0`); the modulo bias is irrelevant for fault picking.
-    fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-
-    /// True with probability `p` (already clamped to 0..=1). Draws only when `0 < p < 1`.
-    fn chance(&mut self, p: f64) -> bool {
-        if p <= 0.0 {
-            false
-        } else if p >= 1.0 {
-            true
-        } else {
-            self.next_f64() < p
-        }
     }
 }
 
@@ -355,7 +321,7 @@ impl<D: NetDevice> FaultInjector<D> {
         let mut f = FaultInjector {
             inner,
             cfg: FaultConfig::default(),
-            rng: SplitMix64(cfg.seed),
+            rng: SplitMix64::new(cfg.seed),
             tx: Direction::default(),
             rx: Direction::default(),
             seq: 0,

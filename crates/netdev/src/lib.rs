@@ -60,6 +60,7 @@ pub mod fault;
 pub mod loopback;
 pub mod mem;
 pub mod pcap;
+pub mod rng;
 pub mod tun;
 
 #[cfg(test)]

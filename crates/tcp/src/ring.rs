@@ -214,13 +214,8 @@ mod tests {
     fn behaves_like_a_deque_and_sums_what_it_copies() {
         let mut r = ByteRing::new();
         let mut model = std::collections::VecDeque::new();
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = ustack_netdev::rng::SplitMix64::new(0x9e37_79b9_7f4a_7c15);
+        let mut next = || rng.next_u64();
         for step in 0..20_000 {
             let op = next() % 8;
             let n = (next() % 1600) as usize;

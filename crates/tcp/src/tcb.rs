@@ -773,13 +773,8 @@ mod tests {
     #[test]
     fn send_sums_handle_a_wrapped_buffer_at_any_split() {
         let mut tcb = Tcb::for_test(SeqNum(1));
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        };
+        let mut rng = ustack_netdev::rng::SplitMix64::new(0x2545_f491_4f6c_dd1d);
+        let mut next = || rng.next_u64() as u8;
         for front in [0usize, 1, 2, 7, 100, 1001] {
             // A ring buffer whose contents wrap around its end `front` bytes in.
             let data: Vec<u8> = (0..3000).map(|_| next()).collect();

@@ -844,13 +844,8 @@ mod tests {
     fn hundred_thousand_keys() {
         let t0 = Instant::now();
         let mut w = TimerWheel::new();
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut rnd = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = ustack_netdev::rng::SplitMix64::new(0x9e37_79b9_7f4a_7c15);
+        let mut rnd = move || rng.next_u64();
         let n = 100_000u64;
         let span = 2 * 3600 * 1000 * 1000u64; // 2 h in µs
         let mut deadlines = Vec::with_capacity(n as usize);
@@ -906,13 +901,8 @@ mod tests {
     fn next_deadline_matches_brute_force() {
         let t0 = Instant::now();
         let mut w = TimerWheel::new();
-        let mut x: u64 = 12345;
-        let mut rnd = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = ustack_netdev::rng::SplitMix64::new(12345);
+        let mut rnd = move || rng.next_u64();
         let mut live: HashMap<u32, Instant> = HashMap::new();
         let mut now = t0;
         let mut out = Vec::new();

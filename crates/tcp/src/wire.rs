@@ -559,15 +559,7 @@ mod tests {
 
     #[test]
     fn emit_with_payload_sum_matches_emit() {
-        let mut x = 0x0123_4567_89ab_cdefu64;
-        let payload: Vec<u8> = (0..3000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let payload = ustack_netdev::rng::SplitMix64::new(0x0123_4567_89ab_cdef).bytes(3000);
         for (i, len) in [0usize, 1, 2, 3, 31, 32, 33, 536, 1447, 1448, 1460, 3000]
             .into_iter()
             .enumerate()

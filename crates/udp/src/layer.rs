@@ -7,6 +7,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Instant;
 
 use ustack_ipv4::{DeliverResult, IcmpError, IcmpErrorKind, IpRxMeta, IPPROTO_UDP};
+use ustack_netdev::rng::SplitMix64;
 use ustack_netdev::{DevId, PacketBuf, DEFAULT_HEADROOM};
 
 use crate::wire::{prepend_header, UdpHeader, UdpParseError, HEADER_LEN, MAX_PAYLOAD};
@@ -117,8 +118,8 @@ pub struct UdpLayer {
     transparent: Option<SockId>,
     events: Vec<SockId>,
     stats: UdpStats,
-    /// State of the secret-seeded xorshift generator for ephemeral port search.
-    rng: u64,
+    /// Secret-seeded generator for ephemeral port search.
+    rng: SplitMix64,
     count: usize,
 }
 
@@ -171,7 +172,7 @@ impl UdpLayer {
             port_users: HashMap::new(),
             events: Vec::new(),
             stats: UdpStats::default(),
-            rng: if seed == 0 { 1 } else { seed },
+            rng: SplitMix64::new(seed),
             count: 0,
             transparent: None,
         }
@@ -239,16 +240,6 @@ impl UdpLayer {
         })
     }
 
-    fn next_rand(&mut self) -> u64 {
-        // xorshift64*.
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
     /// RFC 6056 algorithm 1: start at a random point of the ephemeral range and walk it
     /// once. Linux: `udp_lib_get_port` with `snum == 0`.
     fn pick_port(&mut self, ip: Ipv4Addr, dev: Option<DevId>) -> Result<u16, UdpError> {
@@ -257,7 +248,7 @@ impl UdpLayer {
             return Err(UdpError::AddrInUse);
         }
         let n = u64::from(hi - lo) + 1;
-        let start = self.next_rand() % n;
+        let start = self.rng.below(n);
         for i in 0..n {
             let port = lo + ((start + i) % n) as u16;
             if !self.in_use(SocketAddrV4::new(ip, port), dev) {

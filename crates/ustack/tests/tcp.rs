@@ -88,15 +88,10 @@ async fn tcp_8mib_transfer_with_hash() {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
     let mut sent = 0usize;
     let mut chunk = vec![0u8; 100_000];
-    let mut x = 1u32;
+    let mut rng = ustack::netdev::rng::SplitMix64::new(1);
     while sent < LEN {
         let n = chunk.len().min(LEN - sent);
-        for b in &mut chunk[..n] {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            *b = x as u8;
-        }
+        rng.fill(&mut chunk[..n]);
         fnv1a(&mut h, &chunk[..n]);
         c.write_all(&chunk[..n]).await.unwrap();
         sent += n;

@@ -30,6 +30,7 @@ use ustack::net::{TcpListener, TcpStream};
 use ustack::{FaultConfig, Stack, TcpConfig, TunOptions};
 use ustack_examples::{init_tracing, shutdown_signal, StackArgs};
 use ustack_netdev::mem::{MemLink, MemLinkConfig};
+use ustack_netdev::rng::SplitMix64;
 
 /// Soak test: many connections, random traffic and faults between two in-memory stacks;
 /// fails on corrupted data, failed connections, or leaked sockets, timers or memory.
@@ -113,32 +114,6 @@ struct TunEchoArgs {
     /// Milliseconds between stats lines.
     #[arg(long, default_value_t = 500)]
     stats_ms: u64,
-}
-
-/// xorshift64*: the traffic's deterministic randomness.
-#[derive(Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next() % n
-        }
-    }
-    fn chance(&mut self, pct: f64) -> bool {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 * 100.0 < pct
-    }
 }
 
 /// Resident set size and its peak (kB), from /proc/self/status.
@@ -225,7 +200,7 @@ async fn serve(l: TcpListener) {
 async fn client_slot(
     stack: Stack,
     args: Arc<SoakArgs>,
-    mut rng: Rng,
+    mut rng: SplitMix64,
     end: Instant,
     tot: Arc<Totals>,
 ) {
@@ -249,9 +224,7 @@ async fn client_slot(
         tot.connects.fetch_add(1, Ordering::Relaxed);
         while Instant::now() < end {
             let n = 1 + rng.below(args.max_chunk as u64) as usize;
-            for b in tx[..n].iter_mut() {
-                *b = rng.next() as u8;
-            }
+            rng.fill(&mut tx[..n]);
             let io = async {
                 s.write_all(&tx[..n]).await?;
                 s.read_exact(&mut rx[..n]).await?;
@@ -271,7 +244,7 @@ async fn client_slot(
             }
             tot.bytes.fetch_add(n as u64, Ordering::Relaxed);
             tot.exchanges.fetch_add(1, Ordering::Relaxed);
-            if rng.chance(args.reconnect) {
+            if rng.chance(args.reconnect / 100.0) {
                 break;
             }
             let think = rng.below(args.max_think_ms + 1);
@@ -340,9 +313,9 @@ async fn soak(args: SoakArgs) -> Result<(), Box<dyn std::error::Error>> {
     let tot = Arc::new(Totals::default());
     let end = Instant::now() + Duration::from_secs(args.duration);
     let mut tasks = Vec::new();
-    let mut seeder = Rng::new(args.seed ^ 0x5eed);
+    let mut seeder = SplitMix64::new(args.seed ^ 0x5eed);
     for _ in 0..args.connections {
-        let rng = Rng::new(seeder.next());
+        let rng = SplitMix64::new(seeder.next_u64());
         tasks.push(tokio::spawn(client_slot(
             client.clone(),
             args.clone(),

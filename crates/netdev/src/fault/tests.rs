@@ -45,12 +45,12 @@ fn run_lossy(cfg: FaultConfig) -> (Vec<u16>, FaultStats) {
 
 #[test]
 fn prng_is_deterministic_and_spread() {
-    let mut a = SplitMix64(1);
-    let mut b = SplitMix64(1);
+    let mut a = SplitMix64::new(1);
+    let mut b = SplitMix64::new(1);
     let xs: Vec<u64> = (0..100).map(|_| a.next_u64()).collect();
     let ys: Vec<u64> = (0..100).map(|_| b.next_u64()).collect();
     assert_eq!(xs, ys);
-    let mut r = SplitMix64(7);
+    let mut r = SplitMix64::new(7);
     let mean = (0..10_000).map(|_| r.next_f64()).sum::<f64>() / 10_000.0;
     assert!((0.45..0.55).contains(&mean), "mean {mean}");
     assert!((0..1000).all(|_| r.below(10) < 10));

@@ -7,18 +7,21 @@
 //! under test is broken (that panic is the finding).
 
 pub mod build;
+pub mod dns;
 pub mod rx;
 mod script;
 mod wire;
 
+pub use dns::dns_parse;
 pub use wire::{icmp_parse, ipv4_parse, tcp_parse, udp_parse};
 
 /// The names of the fuzz targets, as in `fuzz/Cargo.toml` and `fuzz/corpus/<name>/`.
-pub const TARGETS: [&str; 5] = [
+pub const TARGETS: [&str; 6] = [
     "ipv4_parse",
     "tcp_parse",
     "udp_parse",
     "icmp_parse",
+    "dns_parse",
     "rx_path",
 ];
 
@@ -29,6 +32,7 @@ pub fn run_target(name: &str, data: &[u8]) {
         "tcp_parse" => tcp_parse(data),
         "udp_parse" => udp_parse(data),
         "icmp_parse" => icmp_parse(data),
+        "dns_parse" => dns_parse(data),
         "rx_path" => rx::run(data),
         other => panic!("unknown fuzz target {other}"),
     }

@@ -36,15 +36,6 @@ fn seeds_and_regressions_replay() {
     assert!(n > 0, "no seed corpus found under fuzz/corpus");
 }
 
-/// splitmix64
-fn next(s: &mut u64) -> u64 {
-    *s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *s;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 #[test]
 fn random_inputs_smoke() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -52,7 +43,7 @@ fn random_inputs_smoke() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
-    let mut s = 0x5eed_u64;
+    let mut rng = ustack_netdev::rng::SplitMix64::new(0x5eed);
     for t in ustack_fuzz::TARGETS {
         let seeds: Vec<Vec<u8>> = files(&root.join("corpus").join(t))
             .iter()
@@ -63,14 +54,14 @@ fn random_inputs_smoke() {
             let mut data = match seeds.get(i % seeds.len().max(1)) {
                 Some(seed) if i % 2 == 0 => seed.clone(),
                 _ => {
-                    let len = (next(&mut s) % 600) as usize;
-                    (0..len).map(|_| next(&mut s) as u8).collect()
+                    let len = rng.below(600) as usize;
+                    rng.bytes(len)
                 }
             };
             if !data.is_empty() {
-                for _ in 0..1 + next(&mut s) % 4 {
-                    let k = (next(&mut s) % data.len() as u64) as usize;
-                    data[k] = next(&mut s) as u8;
+                for _ in 0..1 + rng.below(4) {
+                    let k = rng.below(data.len() as u64) as usize;
+                    data[k] = rng.next_u64() as u8;
                 }
             }
             ustack_fuzz::run_target(t, &data);

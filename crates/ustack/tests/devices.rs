@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use ustack::net::{TcpSocket, TcpStream, UdpSocket};
+use ustack::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 use ustack::netdev::mem::{MemLink, MemLinkConfig};
 use ustack::Stack;
 
@@ -82,7 +82,7 @@ async fn round_trip(s: &mut TcpStream) {
 }
 
 /// Accepts one connection on `l` and echoes it in a task; returns the peer's address.
-async fn accept_echo(l: &ustack::net::TcpListener) -> SocketAddr {
+async fn accept_echo(l: &TcpListener) -> SocketAddr {
     let (mut s, peer) = l.accept().await.unwrap();
     tokio::spawn(async move { common::echo_conn(&mut s).await });
     peer
@@ -90,7 +90,7 @@ async fn accept_echo(l: &ustack::net::TcpListener) -> SocketAddr {
 
 /// Connects from `from` to `to`, where `l` must be the listener that takes the
 /// connection, and checks one echoed byte.
-async fn connect_to(from: &Stack, to: &str, l: &ustack::net::TcpListener) {
+async fn connect_to(from: &Stack, to: &str, l: &TcpListener) {
     let (c, peer) = within(&format!("connect to {to}"), async {
         tokio::join!(TcpStream::connect_with(from, to), accept_echo(l))
     })
@@ -98,6 +98,27 @@ async fn connect_to(from: &Stack, to: &str, l: &ustack::net::TcpListener) {
     let mut c = c.unwrap();
     assert_eq!(peer, c.local_addr().unwrap());
     round_trip(&mut c).await;
+}
+
+/// Connects from `from` to `to` and expects a refusal (RST): no listener takes it.
+async fn refused(from: &Stack, to: &str) {
+    let e = within(
+        &format!("refusal from {to}"),
+        TcpStream::connect_with(from, to),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{to}: {e}");
+}
+
+/// A listener on `host` at 0.0.0.0:`port`, bound to device `dev` first, with
+/// `SO_REUSEPORT` when asked.
+fn listen_on(host: &Stack, dev: &[u8], port: u16, reuseport: bool) -> std::io::Result<TcpListener> {
+    let s = TcpSocket::new_v4_with(host)?;
+    s.set_reuseport(reuseport)?;
+    s.bind_device(Some(dev))?;
+    s.bind(SocketAddr::from(([0, 0, 0, 0], port)))?;
+    s.listen(16)
 }
 
 fn tx_packets(stack: &Stack, dev: &str) -> u64 {
@@ -162,13 +183,7 @@ async fn a_listener_bound_to_a_device_takes_only_that_devices_connections() {
     let l = s.listen(16).unwrap();
 
     // Through wan0 the port has no listener: refused (RST), as for a closed port.
-    let e = within(
-        "connect from wan",
-        TcpStream::connect_with(&n.wan, "10.1.0.2:7000"),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+    refused(&n.wan, "10.1.0.2:7000").await;
 
     connect_to(&n.lan, "10.2.0.2:7000", &l).await;
 }
@@ -176,15 +191,8 @@ async fn a_listener_bound_to_a_device_takes_only_that_devices_connections() {
 #[tokio::test]
 async fn reuseport_listeners_bound_to_different_devices_split_a_port() {
     let n = net().await;
-    let listen_on = |dev: &[u8]| {
-        let s = TcpSocket::new_v4_with(&n.host).unwrap();
-        s.set_reuseport(true).unwrap();
-        s.bind_device(Some(dev)).unwrap();
-        s.bind(sa("0.0.0.0:7001")).unwrap();
-        s.listen(16).unwrap()
-    };
-    let on_wan = listen_on(b"wan0");
-    let on_lan = listen_on(b"lan0");
+    let on_wan = listen_on(&n.host, b"wan0", 7001, true).unwrap();
+    let on_lan = listen_on(&n.host, b"lan0", 7001, true).unwrap();
     for _ in 0..4 {
         connect_to(&n.lan, "10.2.0.2:7001", &on_lan).await;
         connect_to(&n.wan, "10.1.0.2:7001", &on_wan).await;
@@ -194,7 +202,7 @@ async fn reuseport_listeners_bound_to_different_devices_split_a_port() {
 #[tokio::test]
 async fn a_connect_bound_to_a_device_leaves_through_it() {
     let n = net().await;
-    let l = ustack::net::TcpListener::bind_with(&n.lan, "10.9.0.1:7002")
+    let l = TcpListener::bind_with(&n.lan, "10.9.0.1:7002")
         .await
         .unwrap();
     // The host's only route to 10.9.0.1 is the default route through wan0, whose peer
@@ -281,7 +289,7 @@ async fn a_udp_socket_bound_to_a_device_hears_only_that_device() {
 #[tokio::test]
 async fn take_error_reports_a_reset_once() {
     let n = net().await;
-    let l = ustack::net::TcpListener::bind_with(&n.lan, "10.2.0.1:7005")
+    let l = TcpListener::bind_with(&n.lan, "10.2.0.1:7005")
         .await
         .unwrap();
     let (c, a) = within("connect", async {
@@ -309,16 +317,13 @@ async fn take_error_reports_a_reset_once() {
 #[tokio::test]
 async fn listeners_bound_to_different_devices_share_a_port() {
     let n = net().await;
-    let listen_on = |dev: &[u8]| {
-        let s = TcpSocket::new_v4_with(&n.host).unwrap();
-        s.bind_device(Some(dev)).unwrap();
-        s.bind(sa("0.0.0.0:7006"))?;
-        s.listen(16)
-    };
-    let on_wan = listen_on(b"wan0").unwrap();
-    let on_lan = listen_on(b"lan0").unwrap();
+    let on_wan = listen_on(&n.host, b"wan0", 7006, false).unwrap();
+    let on_lan = listen_on(&n.host, b"lan0", 7006, false).unwrap();
     // A third on a device that already has one, or unbound: the address is taken.
-    assert_eq!(listen_on(b"lan0").unwrap_err().kind(), ErrorKind::AddrInUse);
+    assert_eq!(
+        listen_on(&n.host, b"lan0", 7006, false).unwrap_err().kind(),
+        ErrorKind::AddrInUse
+    );
     let unbound = TcpSocket::new_v4_with(&n.host).unwrap();
     assert_eq!(
         unbound.bind(sa("0.0.0.0:7006")).unwrap_err().kind(),
@@ -330,10 +335,7 @@ async fn listeners_bound_to_different_devices_share_a_port() {
     }
     // With the lan0 listener gone, lan0's connections are refused; wan0's still work.
     drop(on_lan);
-    let e = within("refusal", TcpStream::connect_with(&n.lan, "10.2.0.2:7006"))
-        .await
-        .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+    refused(&n.lan, "10.2.0.2:7006").await;
     connect_to(&n.wan, "10.1.0.2:7006", &on_wan).await;
 }
 

@@ -63,6 +63,22 @@ pub(crate) async fn resolve_addrs<A: ToSocketAddrs + ?Sized>(
     }
 }
 
+/// The one address `addr` names: itself when numeric (no allocation, as on every
+/// `send_to`), else the first address of its host name ([`resolve_addrs`]).
+pub(crate) async fn resolve_first<A: ToSocketAddrs + ?Sized>(
+    stack: &crate::Stack,
+    addr: &A,
+) -> io::Result<SocketAddrV4> {
+    if let Ok(a) = addr.to_socket_addr_v4() {
+        return Ok(a);
+    }
+    resolve_addrs(stack, addr)
+        .await?
+        .first()
+        .copied()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address"))
+}
+
 fn v6_error() -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, "ustack supports IPv4 only")
 }

@@ -205,10 +205,7 @@ impl UdpSocket {
     /// ```
     pub async fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
         // A host name is resolved through the stack's DNS resolver (its first address).
-        let addrs = crate::net::addr::resolve_addrs(&self.inner.stack, &addr).await?;
-        let addr = addrs.first().copied().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "no address to connect to")
-        })?;
+        let addr = crate::net::addr::resolve_first(&self.inner.stack, &addr).await?;
         std::future::poll_fn(|cx| self.inner.poll_connect(cx, addr)).await
     }
 
@@ -281,14 +278,7 @@ impl UdpSocket {
     pub async fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], target: A) -> io::Result<usize> {
         // A host name goes to its first address, like tokio (one lookup per call; the
         // resolver's cache keeps repeated ones cheap).
-        let target = match target.to_socket_addr_v4() {
-            Ok(a) => a,
-            Err(_) => crate::net::addr::resolve_addrs(&self.inner.stack, &target)
-                .await?
-                .first()
-                .copied()
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address"))?,
-        };
+        let target = crate::net::addr::resolve_first(&self.inner.stack, &target).await?;
         std::future::poll_fn(|cx| {
             self.inner
                 .poll_send(cx, &[IoSlice::new(buf)], Some(target), MsgFlags::NONE)

@@ -11,22 +11,8 @@ const ID: u16 = 9;
 /// the "is this ours" checks into the answer records; even, the rest is the whole
 /// message. Also reads a name at an offset picked by the third byte.
 pub fn dns_parse(data: &[u8]) {
-    let (mode, rest) = match data.split_first() {
-        Some((&m, r)) => (m, r),
-        None => (0, &[][..]),
-    };
-    let msg = if mode & 1 == 1 {
-        let mut q = Vec::new();
-        let Ok(()) = build_query(ID, NAME, &mut q) else {
-            panic!("the query for {NAME} cannot be built");
-        };
-        q[2] |= 0x80; // QR
-        q[7] = rest.first().copied().unwrap_or(0); // ANCOUNT (low byte)
-        q.extend_from_slice(rest.get(1..).unwrap_or_default());
-        q
-    } else {
-        rest.to_vec()
-    };
+    let msg = message(data);
+    let rest = data.get(1..).unwrap_or_default();
     if let Ok(r) = parse_response(&msg, ID, NAME) {
         let an = usize::from(u16::from_be_bytes([msg[6], msg[7]]));
         assert!(
@@ -42,6 +28,25 @@ pub fn dns_parse(data: &[u8]) {
     }
 }
 
+/// The message `data` stands for (see [`dns_parse`]).
+fn message(data: &[u8]) -> Vec<u8> {
+    let (mode, rest) = match data.split_first() {
+        Some((&m, r)) => (m, r),
+        None => (0, &[][..]),
+    };
+    if mode & 1 == 0 {
+        return rest.to_vec();
+    }
+    let mut q = Vec::new();
+    let Ok(()) = build_query(ID, NAME, &mut q) else {
+        panic!("the query for {NAME} cannot be built");
+    };
+    q[2] |= 0x80; // QR
+    q[7] = rest.first().copied().unwrap_or(0); // ANCOUNT (low byte)
+    q.extend_from_slice(rest.get(1..).unwrap_or_default());
+    q
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,15 +56,10 @@ mod tests {
     fn seeds_are_accepted_answers() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/dns_parse");
         let seed = std::fs::read(dir.join("seed-cname-a")).unwrap();
-        let mut q = Vec::new();
-        build_query(ID, NAME, &mut q).unwrap();
-        q[2] |= 0x80;
-        q[7] = seed[1];
-        q.extend_from_slice(&seed[2..]);
-        let r = parse_response(&q, ID, NAME).unwrap();
+        let r = parse_response(&message(&seed), ID, NAME).unwrap();
         assert_eq!(r.addrs, [std::net::Ipv4Addr::new(10, 0, 0, 1)]);
         let whole = std::fs::read(dir.join("seed-whole")).unwrap();
-        let r = parse_response(&whole[1..], ID, NAME).unwrap();
+        let r = parse_response(&message(&whole), ID, NAME).unwrap();
         assert_eq!(r.addrs, [std::net::Ipv4Addr::new(192, 0, 2, 1)]);
         dns_parse(&seed);
         dns_parse(&whole);

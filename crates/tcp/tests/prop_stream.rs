@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use ustack_ipv4::IpRxMeta;
+use ustack_netdev::rng::SplitMix64;
 use ustack_netdev::{DevId, PacketBuf};
 use ustack_tcp::{SockId, SockOpt, TcpConfig, TcpError, TcpLayer, TcpSegmentOut};
 
@@ -29,26 +30,22 @@ const B_PORT: u16 = 5001;
 /// Virtual time after which a case that neither finished nor failed is a hang.
 const VIRTUAL_LIMIT: Duration = Duration::from_secs(4 * 3600);
 
-/// splitmix64: the link's deterministic fault schedule.
-struct Rng(u64);
+/// The link's deterministic fault schedule: the shared splitmix64, with a `chance` that
+/// always draws (so a seed gives the same schedule whatever the probabilities).
+struct Rng(SplitMix64);
 
 impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(SplitMix64::new(seed))
+    }
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
     fn chance(&mut self, p: f64) -> bool {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p && p > 0.0
+        self.0.next_f64() <= p && p > 0.0
     }
     fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next() % n
-        }
+        self.0.below(n)
     }
 }
 
@@ -269,7 +266,7 @@ fn meta(src: Ipv4Addr, dst: Ipv4Addr) -> IpRxMeta {
 }
 
 fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut r = Rng(seed);
+    let mut r = Rng::new(seed);
     let mut v = Vec::with_capacity(len + 8);
     while v.len() < len {
         v.extend_from_slice(&r.next().to_le_bytes());
@@ -291,12 +288,12 @@ fn run(faults: Faults, a_len: usize, b_len: usize) -> (Outcome, LinkStats) {
     let mut t = Duration::ZERO;
     let mut link = Link {
         faults,
-        rng: Rng(faults.seed),
+        rng: Rng::new(faults.seed),
         q: BinaryHeap::new(),
         order: 0,
         stats: LinkStats::default(),
     };
-    let mut app_rng = Rng(faults.seed ^ 0xdead_beef);
+    let mut app_rng = Rng::new(faults.seed ^ 0xdead_beef);
     let mut a = End::new(A_IP, pattern(a_len, faults.seed ^ 1), faults.seed, base);
     let mut b = End::new(B_IP, pattern(b_len, faults.seed ^ 2), faults.seed ^ 3, base);
     let mut out = Vec::new();

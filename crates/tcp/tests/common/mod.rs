@@ -6,6 +6,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use ustack_ipv4::{checksum, IpRxMeta};
+use ustack_netdev::rng::SplitMix64;
 use ustack_netdev::{DevId, PacketBuf};
 use ustack_tcp::wire::{TcpFlags, TcpOptions, TcpRepr};
 use ustack_tcp::{SeqNum, SockId, TcpConfig, TcpLayer, TcpSegmentOut, TcpState};
@@ -187,20 +188,18 @@ pub struct Faults {
     pub reorder_delay: Duration,
 }
 
-pub struct Rng(u64);
+/// The link's fault schedule: the shared splitmix64, seeded as these tests always were
+/// (their seeds and tuned bounds keep the same sequences).
+pub struct Rng(SplitMix64);
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+        Rng(SplitMix64::new(seed ^ 0x9E37_79B9_7F4A_7C15))
     }
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
     pub fn f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+        self.0.next_f64()
     }
 }
 

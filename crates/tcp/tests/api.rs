@@ -176,6 +176,30 @@ fn listeners_bound_to_devices_share_a_port_and_follow_a_rebind() {
     assert_eq!(n.b.accept(l0), Ok(None));
 }
 
+/// A connection bound to a device takes only segments that arrived on it (here every
+/// segment arrives on device 0): bound to device 0 data flows; rebound to device 1, the
+/// peer's next segment finds no connection and is answered with RST.
+#[test]
+fn a_connection_bound_to_another_device_does_not_take_its_segments() {
+    let mut n = Net::new();
+    let (c, s) = n.connect_pair(80);
+    n.b.set_option(s, SockOpt::BindDevice(Some(DevId(0))))
+        .unwrap();
+    n.a_send(c, b"first");
+    n.settle();
+    assert_eq!(n.recv_all(Dir::BtoA, s), b"first");
+    n.b.set_option(s, SockOpt::BindDevice(Some(DevId(1))))
+        .unwrap();
+    n.a_send(c, b"second");
+    n.settle();
+    assert_ne!(n.a.state(c), Some(TcpState::Established), "reset by B");
+    assert_eq!(
+        n.recv_all(Dir::BtoA, s),
+        b"",
+        "nothing delivered on the bound socket"
+    );
+}
+
 #[test]
 fn events_and_readiness_follow_the_connection() {
     let mut n = Net::new();

@@ -129,6 +129,7 @@ impl Harness {
                 tos: seg.tos,
                 dont_frag: true,
                 oif: seg.oif,
+                mc_loop: false,
             };
             let _ = self.core.ip.output(now, &meta, seg.pkt);
         }

@@ -8,7 +8,7 @@ use crate::icmp::{
 use crate::layer::{IpRxMeta, Ipv4Layer};
 use crate::proto::{DeliverResult, IpContext};
 use crate::wire::{HeaderError, Ipv4Repr};
-use crate::IPPROTO_ICMP;
+use crate::{IPPROTO_ICMP, IPPROTO_IGMP};
 use std::net::Ipv4Addr;
 use std::time::Instant;
 use ustack_netdev::{DevId, PacketBuf};
@@ -43,17 +43,19 @@ fn save_quote(quote: &mut [u8; QUOTE_MAX], data: &[u8], header_len: usize) -> us
 /// 1. Validate the header ([`Ipv4Repr::parse`]); count `InReceives` and, on error,
 ///    `InHdrErrors` (`InTruncatedPkts`, `InCsumErrors`, `InAddrErrors` for martians).
 ///    Trailing link padding beyond the total length is trimmed.
-/// 2. Accept only datagrams to one of our addresses or to a broadcast address
-///    (255.255.255.255 or a connected subnet's); everything else is dropped and counted
-///    in `InAddrErrors` — there is no forwarding.
+/// 2. Accept only datagrams to one of our addresses, to a broadcast address
+///    (255.255.255.255 or a connected subnet's) or to a multicast group the arrival
+///    device has joined (224.0.0.1 always); everything else is dropped (and, unless
+///    multicast, counted in `InAddrErrors`) — there is no forwarding.
 /// 3. Reassemble fragments.
-/// 4. ICMP (protocol 1) is handled here: echo request -> echo reply; echo reply ->
+/// 4. IGMP (protocol 2) goes to the group membership state ([`crate::igmp`]).
+///    ICMP (protocol 1) is handled here: echo request -> echo reply; echo reply ->
 ///    [`crate::Ipv4Layer::take_echo_replies`]; errors -> the `err_handler` of the quoted
 ///    datagram's protocol ("fragmentation needed" with its MTU clamped; the transport
 ///    validates it and updates the PMTU cache).
 /// 5. Other protocols go to their [`crate::NetProtocol::handler`]. Unknown protocol ->
 ///    ICMP protocol unreachable; handler says `PortUnreachable` -> ICMP port unreachable
-///    (never for broadcasts, RFC 1122 3.2.2).
+///    (never for broadcasts or multicasts, RFC 1122 3.2.2).
 pub fn ip_rcv<C: IpContext>(cx: &mut C, now: Instant, dev: DevId, mut pkt: PacketBuf) {
     let ip = cx.ip();
     ip.stats.in_receives += 1;
@@ -86,12 +88,12 @@ pub fn ip_rcv<C: IpContext>(cx: &mut C, now: Instant, dev: DevId, mut pkt: Packe
             ip.stats.in_hdr_errors += 1;
             return;
         }
-        let Some(broadcast) = accept_dst(ip, repr.dst) else {
+        let Some(broadcast) = accept_dst(ip, repr.dst, dev) else {
             return;
         };
         (broadcast, qlen)
     } else {
-        let Some(broadcast) = accept_dst(ip, repr.dst) else {
+        let Some(broadcast) = accept_dst(ip, repr.dst, dev) else {
             return;
         };
         let Some(whole) = ip.defrag(now, &repr, pkt.data()) else {
@@ -127,6 +129,14 @@ pub fn ip_rcv<C: IpContext>(cx: &mut C, now: Instant, dev: DevId, mut pkt: Packe
         icmp_rcv(cx, now, &meta, &pkt, broadcast);
         return;
     }
+    if repr.protocol == IPPROTO_IGMP {
+        ip.stats.in_delivers += 1;
+        if let Err(e) = ip.igmp.input(now, dev, pkt.data()) {
+            tracing::trace!(error = ?e, "igmp: bad message");
+        }
+        ip.send_igmp();
+        return;
+    }
     // Copy the entry out so the handler can borrow the whole context mutably.
     let Some(proto) = cx.protos().get(repr.protocol) else {
         let ip = cx.ip();
@@ -148,11 +158,24 @@ pub fn ip_rcv<C: IpContext>(cx: &mut C, now: Instant, dev: DevId, mut pkt: Packe
     }
 }
 
-/// Accepts only datagrams to one of our addresses or to a broadcast address; the value is
-/// true for a broadcast. `None`: not ours, counted in `InAddrErrors`.
+/// Accepts only datagrams to one of our addresses, to a broadcast address, or to a
+/// multicast group device `dev` has joined; the value is true for a broadcast or
+/// multicast. `None`: not ours, counted in `InAddrErrors` (a multicast datagram to a
+/// group not joined is dropped without counting, as Linux does).
 #[inline]
-fn accept_dst(ip: &mut Ipv4Layer, dst: Ipv4Addr) -> Option<bool> {
+fn accept_dst(ip: &mut Ipv4Layer, dst: Ipv4Addr, dev: DevId) -> Option<bool> {
+    if dst.is_multicast() {
+        if !ip.igmp.is_member(dev, dst) {
+            tracing::trace!(dst = %dst, "ip_rcv: multicast group not joined");
+            return None;
+        }
+        ip.stats.in_mcast_pkts += 1;
+        return Some(true);
+    }
     let broadcast = ip.is_broadcast(dst);
+    if broadcast {
+        ip.stats.in_bcast_pkts += 1;
+    }
     if !broadcast && !ip.is_local(dst) {
         // Not ours and no forwarding (RFC 1122 3.3.1: a host silently discards it).
         ip.stats.in_addr_errors += 1;

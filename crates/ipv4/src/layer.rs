@@ -11,6 +11,7 @@ use crate::icmp::{
     is_error_type, EchoReply, IcmpErrorKind, IcmpRepr, QuotedHeader, RateLimiter,
     ICMP_DEST_UNREACH, ICMP_PARAMETER_PROB, ICMP_TIME_EXCEEDED,
 };
+use crate::igmp::{Igmp, IgmpOut, IgmpStats, IPPROTO_IGMP};
 use crate::pmtu::{plateau_below, PmtuCache};
 use crate::stats::{IcmpStats, IpStats};
 use crate::wire::{Ipv4Repr, HEADER_LEN, MAX_DATAGRAM};
@@ -128,6 +129,11 @@ pub struct OutMeta {
     /// `flowi4_oif`): see [`Ipv4Layer::route_output_dev`]. `None`: the routing table
     /// chooses.
     pub oif: Option<DevId>,
+    /// Also deliver a copy to this host (Linux `ip_mc_output`'s loopback): for a
+    /// multicast destination when the output device has joined the group
+    /// (`IP_MULTICAST_LOOP`), for a broadcast destination always. The transport sets it
+    /// only for such destinations; see [`Ipv4Layer::take_looped`].
+    pub mc_loop: bool,
 }
 
 /// Why a datagram could not be sent.
@@ -212,6 +218,11 @@ pub struct Ipv4Layer {
     pmtu: PmtuCache,
     echo_replies: VecDeque<EchoReply>,
     icmp_limiter: RateLimiter,
+    /// Group memberships and the IGMP host protocol.
+    pub(crate) igmp: Igmp,
+    /// Copies of multicast and broadcast datagrams we sent, for ourselves.
+    looped: Vec<IpTx>,
+    igmp_out: Vec<IgmpOut>,
     pub(crate) stats: IpStats,
     pub(crate) icmp_stats: IcmpStats,
 }
@@ -231,6 +242,9 @@ impl Ipv4Layer {
             local: Vec::new(),
             pmtu: PmtuCache::default(),
             echo_replies: VecDeque::new(),
+            igmp: Igmp::default(),
+            looped: Vec::new(),
+            igmp_out: Vec::new(),
             stats: IpStats::default(),
             icmp_stats: IcmpStats::default(),
         }
@@ -539,6 +553,9 @@ impl Ipv4Layer {
             if let Some(t) = self.tx.last_mut() {
                 repr.emit(t.pkt.push(HEADER_LEN));
             }
+            if meta.mc_loop {
+                self.loop_back(meta.dst, route.dev, 1);
+            }
             return Ok(());
         }
         if meta.dont_frag {
@@ -553,6 +570,9 @@ impl Ipv4Layer {
                 let dev = route.dev;
                 self.tx
                     .extend(frags.into_iter().map(|pkt| IpTx { dev, pkt }));
+                if meta.mc_loop {
+                    self.loop_back(meta.dst, dev, n);
+                }
                 Ok(())
             }
             Err(_) => {
@@ -565,6 +585,130 @@ impl Ipv4Layer {
     /// Moves every datagram waiting for a device into `out`.
     pub fn take_tx(&mut self, out: &mut Vec<IpTx>) {
         out.append(&mut self.tx);
+    }
+
+    /// Copies the last `n` queued packets (one datagram, or its fragments) to `dst`
+    /// through `dev` for this host as well: a multicast group `dev` has joined, or a
+    /// broadcast (Linux `ip_mc_output` -> `dev_loopback_xmit`).
+    fn loop_back(&mut self, dst: Ipv4Addr, dev: DevId, n: usize) {
+        if dst.is_multicast() {
+            self.stats.out_mcast_pkts += 1;
+            if !self.igmp.is_member(dev, dst) {
+                return;
+            }
+        } else {
+            self.stats.out_bcast_pkts += 1;
+        }
+        let start = self.tx.len().saturating_sub(n);
+        if let Some(sent) = self.tx.get(start..) {
+            self.looped.extend(sent.iter().cloned());
+        }
+    }
+
+    /// Moves the copies of multicast and broadcast datagrams this host sent to itself
+    /// into `out`, each with the device it left through; the driver feeds them back
+    /// through [`crate::ip_rcv`] as arriving on that device (Linux: the loopback copy of
+    /// `ip_mc_output`).
+    pub fn take_looped(&mut self, out: &mut Vec<IpTx>) {
+        out.append(&mut self.looped);
+    }
+
+    /// Seeds the generator of IGMP report delays (from the stack's secret).
+    pub fn seed(&mut self, seed: u64) {
+        self.igmp.reseed(seed);
+    }
+
+    /// Joins `group` on device `dev` for one more socket (Linux `ip_mc_inc_group`): the
+    /// device then accepts datagrams to it, and the first join announces it with IGMP
+    /// reports. True for the first join on that device.
+    pub fn join_group(&mut self, now: Instant, dev: DevId, group: Ipv4Addr) -> bool {
+        let first = self.igmp.join(now, dev, group);
+        self.send_igmp();
+        first
+    }
+
+    /// Leaves `group` on `dev` for one socket (Linux `ip_mc_dec_group`); the last leave
+    /// stops reception and announces it. False when `dev` was not a member.
+    pub fn leave_group(&mut self, now: Instant, dev: DevId, group: Ipv4Addr) -> bool {
+        let was = self.igmp.leave(now, dev, group);
+        self.send_igmp();
+        was
+    }
+
+    /// True when device `dev` accepts datagrams to multicast `group` (224.0.0.1 or a
+    /// joined group).
+    pub fn is_mc_member(&self, dev: DevId, group: Ipv4Addr) -> bool {
+        self.igmp.is_member(dev, group)
+    }
+
+    /// Every group membership: device, group, number of sockets (Linux `/proc/net/igmp`).
+    pub fn mc_memberships(&self) -> Vec<(DevId, Ipv4Addr, u32)> {
+        self.igmp.memberships().collect()
+    }
+
+    /// The IGMP version a device speaks at `now` (3, or 1 or 2 while an older querier
+    /// was heard).
+    pub fn igmp_version(&self, dev: DevId, now: Instant) -> u8 {
+        self.igmp.version(dev, now)
+    }
+
+    /// IGMP counters.
+    pub fn igmp_stats(&self) -> IgmpStats {
+        self.igmp.stats()
+    }
+
+    /// The device with address `addr`, if any.
+    pub fn dev_of_addr(&self, addr: Ipv4Addr) -> Option<DevId> {
+        self.ifaces
+            .iter()
+            .find(|i| i.addr.addr() == addr)
+            .map(|i| i.dev)
+    }
+
+    /// Wraps the IGMP messages waiting into datagrams (Linux `igmpv3_newpack`,
+    /// `igmp_send_report`): from the device's first address, TTL 1, TOS 0xc0, DF, and the
+    /// Router Alert option (RFC 2113; RFC 3376 4 requires it).
+    pub(crate) fn send_igmp(&mut self) {
+        self.igmp.take_out(&mut self.igmp_out);
+        for m in std::mem::take(&mut self.igmp_out) {
+            let src = self
+                .ifaces
+                .iter()
+                .find(|i| i.dev == m.dev)
+                .map_or(Ipv4Addr::UNSPECIFIED, |i| i.addr.addr());
+            let hlen = HEADER_LEN + 4;
+            let repr = Ipv4Repr {
+                src,
+                dst: m.dst,
+                protocol: IPPROTO_IGMP,
+                ttl: 1,
+                tos: TOS_INTERNETCONTROL,
+                ident: self.next_ident(),
+                dont_frag: true,
+                more_frags: false,
+                frag_offset: 0,
+                header_len: hlen,
+                // The option counts as payload for `emit`'s total length.
+                payload_len: 4 + m.msg.len(),
+            };
+            let mut pkt = PacketBuf::with_payload_capacity(hlen + m.msg.len());
+            let b = pkt.put(hlen + m.msg.len());
+            repr.emit(b);
+            if let Some(h) = b.get_mut(..hlen) {
+                h[0] = 0x46;
+                // Router Alert: copied flag + option 20, length 4, value 0.
+                h[HEADER_LEN..hlen].copy_from_slice(&[0x94, 0x04, 0, 0]);
+                h[10..12].copy_from_slice(&[0, 0]);
+                let c = crate::checksum::checksum(h);
+                h[10..12].copy_from_slice(&c.to_be_bytes());
+            }
+            if let Some(body) = b.get_mut(hlen..) {
+                body.copy_from_slice(&m.msg);
+            }
+            self.stats.out_requests += 1;
+            self.stats.out_mcast_pkts += 1;
+            self.tx.push(IpTx { dev: m.dev, pkt });
+        }
     }
 
     /// Moves every datagram sent to one of our own addresses into `out`; the driver feeds
@@ -624,6 +768,7 @@ impl Ipv4Layer {
             tos: 0,
             dont_frag: false,
             oif: None,
+            mc_loop: false,
         };
         self.send_icmp(now, &meta, &msg)?;
         self.icmp_stats.out_echos += 1;
@@ -670,6 +815,7 @@ impl Ipv4Layer {
             tos: req.tos,
             dont_frag: false,
             oif: None,
+            mc_loop: false,
         };
         if self.send_icmp(now, &meta, &msg).is_ok() {
             self.icmp_stats.out_echo_reps += 1;
@@ -735,6 +881,7 @@ impl Ipv4Layer {
             tos: TOS_INTERNETCONTROL,
             dont_frag: false,
             oif: None,
+            mc_loop: false,
         };
         if self.send_icmp(now, &meta, &msg).is_ok() {
             match kind.type_code().0 {
@@ -784,7 +931,10 @@ impl Ipv4Layer {
 
     /// The next instant [`Ipv4Layer::on_timeout`] has work to do (reassembly expiry).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.reasm.next_expiry()
+        match (self.reasm.next_expiry(), self.igmp.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Expires reassembly queues (Linux: `ip_expire`: `ReasmTimeout`, `ReasmFails`, and
@@ -812,6 +962,19 @@ impl Ipv4Layer {
             );
         }
         self.pmtu.prune(now);
+        if self.igmp.next_deadline().is_some_and(|d| d <= now) {
+            let ifaces = &self.ifaces;
+            // Room for IGMP in a datagram with the Router Alert option.
+            let room = |dev: DevId| {
+                ifaces
+                    .iter()
+                    .find(|i| i.dev == dev)
+                    .map_or(576, |i| i.mtu)
+                    .saturating_sub(HEADER_LEN + 4)
+            };
+            self.igmp.on_timeout(now, room);
+            self.send_igmp();
+        }
     }
 }
 

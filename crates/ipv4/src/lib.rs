@@ -79,6 +79,7 @@ pub mod fib;
 pub mod frag;
 pub mod hash;
 pub mod icmp;
+pub mod igmp;
 mod input;
 mod layer;
 mod pmtu;
@@ -89,6 +90,7 @@ pub mod wire;
 pub use addr::{CidrError, Ipv4Cidr};
 pub use fib::{Fib, FibError, Route, RouteKind};
 pub use icmp::{EchoReply, IcmpError, IcmpErrorKind};
+pub use igmp::{IgmpStats, IPPROTO_IGMP};
 pub use input::ip_rcv;
 pub use layer::{
     IpRxMeta, IpTx, Ipv4Config, Ipv4Layer, OutMeta, OutRoute, OutputError, ECHO_REPLY_QUEUE,

@@ -43,6 +43,14 @@ pub struct IpStats {
     pub in_truncated_pkts: u64,
     /// `IpExt: InCsumErrors`: bad header checksum (also counted in `InHdrErrors`).
     pub in_csum_errors: u64,
+    /// `IpExt: InMcastPkts`: multicast datagrams accepted (to a joined group).
+    pub in_mcast_pkts: u64,
+    /// `IpExt: OutMcastPkts`: multicast datagrams sent (IGMP included).
+    pub out_mcast_pkts: u64,
+    /// `IpExt: InBcastPkts`: broadcast datagrams accepted.
+    pub in_bcast_pkts: u64,
+    /// `IpExt: OutBcastPkts`: broadcast datagrams sent.
+    pub out_bcast_pkts: u64,
 }
 
 /// ICMP counters (Linux: `ICMP_MIB_*`, `/proc/net/snmp` `Icmp:`).

@@ -67,6 +67,7 @@ pub struct NetCore {
     registry: Registry,
     pub(crate) tcp_out: Vec<TcpSegmentOut>,
     local: Vec<PacketBuf>,
+    looped: Vec<IpTx>,
     tcp_ev: Vec<ustack_tcp::SockId>,
     udp_ev: Vec<ustack_udp::SockId>,
     pings: HashMap<(u16, u16), PingSlot>,
@@ -103,8 +104,12 @@ impl NetCore {
         let mut tcp = TcpLayer::new(cfg.tcp, cfg.secret);
         // `flush` ends every batch: one ACK per connection per batch of received segments.
         tcp.set_ack_batching(true);
+        let mut ip = Ipv4Layer::new(cfg.ip);
+        let mut seed = [0u8; 8];
+        seed.copy_from_slice(&cfg.secret[4..12]);
+        ip.seed(u64::from_le_bytes(seed) ^ 0x1f83_d9ab_fb41_bd6b);
         NetCore {
-            ip: Ipv4Layer::new(cfg.ip),
+            ip,
             tcp,
             udp: UdpLayer::new(cfg.udp, cfg.secret),
             wait: WaitQueues::default(),
@@ -112,6 +117,7 @@ impl NetCore {
             registry: Registry::linux_default(),
             tcp_out: Vec::new(),
             local: Vec::new(),
+            looped: Vec::new(),
             tcp_ev: Vec::new(),
             udp_ev: Vec::new(),
             pings: HashMap::new(),
@@ -268,6 +274,7 @@ impl NetCore {
                     tos: seg.tos,
                     dont_frag: true,
                     oif: seg.oif,
+                    mc_loop: false,
                 };
                 // Ports, for the rare refusal below (the segment is consumed by output).
                 let ports = seg.pkt.data().get(..4).map(|p| [p[0], p[1], p[2], p[3]]);
@@ -288,9 +295,16 @@ impl NetCore {
                 self.tcp_out = segs;
             }
             self.ip.take_local(&mut self.local);
-            if self.local.is_empty() && self.tcp_out.is_empty() {
+            self.ip.take_looped(&mut self.looped);
+            if self.local.is_empty() && self.tcp_out.is_empty() && self.looped.is_empty() {
                 return;
             }
+            // Our own multicasts and broadcasts, as if received on the device they left.
+            let mut looped = std::mem::take(&mut self.looped);
+            for t in looped.drain(..) {
+                ip_rcv(self, now, t.dev, t.pkt);
+            }
+            self.looped = looped;
             let mut local = std::mem::take(&mut self.local);
             for pkt in local.drain(..) {
                 let dev = self.local_dev;
@@ -325,7 +339,10 @@ impl NetCore {
 
     /// True when packets wait for [`flush`](Self::flush).
     pub fn has_pending(&self) -> bool {
-        !self.tcp_out.is_empty() || !self.local.is_empty() || self.tcp.has_owed_acks()
+        !self.tcp_out.is_empty()
+            || !self.local.is_empty()
+            || !self.looped.is_empty()
+            || self.tcp.has_owed_acks()
     }
 
     /// Drains packets ready for the devices.
@@ -384,6 +401,7 @@ impl NetCore {
             tos: dgram.tos,
             dont_frag: false,
             oif: dgram.oif,
+            mc_loop: dgram.mc_loop,
         };
         self.ip.output(now, &meta, dgram.pkt).map_err(ip_err)
     }

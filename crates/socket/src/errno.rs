@@ -3,6 +3,8 @@
 
 use std::io;
 
+/// `ENODEV`: no such device (e.g. a membership on an interface the stack lacks).
+pub const ENODEV: i32 = 19;
 /// `EINVAL`: invalid argument (e.g. a socket type number out of range).
 pub const EINVAL: i32 = 22;
 /// `EOPNOTSUPP`: the operation is not supported by this socket type.

@@ -106,8 +106,14 @@ pub trait ProtoOps: Send + Sync + 'static {
     }
 
     /// Sets an option (Linux: `sock_common_setsockopt`).
-    fn setsockopt(&self, core: &mut NetCore, sock: &Socket, opt: SockOpt) -> io::Result<()> {
-        sock.sk.prot.setsockopt(core, sock.sk.id, opt)
+    fn setsockopt(
+        &self,
+        core: &mut NetCore,
+        now: Instant,
+        sock: &Socket,
+        opt: SockOpt,
+    ) -> io::Result<()> {
+        sock.sk.prot.setsockopt(core, now, sock.sk.id, opt)
     }
 
     /// Reads an option (Linux: `sock_common_getsockopt`).

@@ -155,8 +155,15 @@ pub trait Proto: Send + Sync + 'static {
         self.close(core, now, sk);
     }
 
-    /// Sets an option (Linux: `sk->sk_prot->setsockopt`).
-    fn setsockopt(&self, core: &mut NetCore, sk: SockRef, opt: SockOpt) -> io::Result<()>;
+    /// Sets an option (Linux: `sk->sk_prot->setsockopt`). `now` is for the options that
+    /// send something (a group membership's IGMP report).
+    fn setsockopt(
+        &self,
+        core: &mut NetCore,
+        now: Instant,
+        sk: SockRef,
+        opt: SockOpt,
+    ) -> io::Result<()>;
 
     /// Reads an option (Linux: `sk->sk_prot->getsockopt`).
     fn getsockopt(&self, core: &mut NetCore, sk: SockRef, name: SockOptName)

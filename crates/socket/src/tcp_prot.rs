@@ -354,7 +354,13 @@ impl Proto for TcpProt {
         }
     }
 
-    fn setsockopt(&self, core: &mut NetCore, sk: SockRef, opt: SockOpt) -> io::Result<()> {
+    fn setsockopt(
+        &self,
+        core: &mut NetCore,
+        _now: Instant,
+        sk: SockRef,
+        opt: SockOpt,
+    ) -> io::Result<()> {
         core.tcp.set_option(id_of(sk)?, opt).map_err(tcp_err)
     }
 

@@ -9,7 +9,7 @@ use ustack_ipv4::IPPROTO_UDP;
 use ustack_udp::{SockId, UdpError};
 
 use crate::core::NetCore;
-use crate::errno::{not_supported, udp_err};
+use crate::errno::{errno, not_supported, udp_err, ENODEV};
 use crate::proto::{wait_or_would_block, Proto, RecvResult};
 use crate::sock::{MsgFlags, PollMask, Shutdown, SockOpt, SockOptName, SockRef};
 use crate::wait::WaitKind;
@@ -48,14 +48,82 @@ pub fn poll_recv_from_to(
 }
 
 /// Linux `udp_sendmsg` / `ip4_datagram_connect`: a broadcast destination needs
-/// `SO_BROADCAST` (`EACCES` otherwise).
-fn check_broadcast(core: &NetCore, id: SockId, dst: Ipv4Addr) -> io::Result<()> {
-    if core.ip.is_broadcast(dst) && !core.udp.broadcast(id).map_err(udp_err)? {
+/// `SO_BROADCAST` (`EACCES` otherwise). True when `dst` is a broadcast address.
+fn check_broadcast(core: &NetCore, id: SockId, dst: Ipv4Addr) -> io::Result<bool> {
+    if !core.ip.is_broadcast(dst) {
+        return Ok(false);
+    }
+    if !core.udp.broadcast(id).map_err(udp_err)? {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
             "sending to a broadcast address needs SO_BROADCAST (set_broadcast)",
         ));
     }
+    Ok(true)
+}
+
+/// The device of a membership request (Linux `ip_mc_find_dev`): the one with address
+/// `interface`, or for 0.0.0.0 the one the route to `group` leaves through. `ENODEV`
+/// (in `raw_os_error()`) when there is none, as in Linux.
+fn membership_dev(
+    core: &NetCore,
+    now: Instant,
+    group: Ipv4Addr,
+    interface: Ipv4Addr,
+) -> io::Result<ustack_netdev::DevId> {
+    let dev = if interface.is_unspecified() {
+        core.route(now, group, None).ok().map(|r| r.dev)
+    } else {
+        core.ip.dev_of_addr(interface)
+    };
+    dev.ok_or_else(|| errno(ENODEV))
+}
+
+/// `IP_ADD_MEMBERSHIP` (Linux `ip_mc_join_group`): the socket records the membership,
+/// the device joins the group (and reports it on the first join).
+fn join(
+    core: &mut NetCore,
+    now: Instant,
+    id: SockId,
+    group: Ipv4Addr,
+    interface: Ipv4Addr,
+) -> io::Result<()> {
+    if !group.is_multicast() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{group} is not a multicast group"),
+        ));
+    }
+    let dev = membership_dev(core, now, group, interface)?;
+    core.udp.add_membership(id, group, dev).map_err(udp_err)?;
+    core.ip.join_group(now, dev, group);
+    Ok(())
+}
+
+/// `IP_DROP_MEMBERSHIP` (Linux `ip_mc_leave_group`).
+fn leave(
+    core: &mut NetCore,
+    now: Instant,
+    id: SockId,
+    group: Ipv4Addr,
+    interface: Ipv4Addr,
+) -> io::Result<()> {
+    let dev = if interface.is_unspecified() {
+        None
+    } else {
+        Some(membership_dev(core, now, group, interface)?)
+    };
+    let dev = core
+        .udp
+        .drop_membership(id, group, dev)
+        .map_err(|e| match e {
+            UdpError::AddrNotAvailable => io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                format!("the socket has not joined {group} there"),
+            ),
+            e => udp_err(e),
+        })?;
+    core.ip.leave_group(now, dev, group);
     Ok(())
 }
 
@@ -167,18 +235,29 @@ impl Proto for UdpProt {
                 "datagram too large",
             )));
         }
-        check_broadcast(core, id, *dst.ip())?;
-        let oif = core.udp.bound_dev(id).map_err(udp_err)?;
+        let broadcast = check_broadcast(core, id, *dst.ip())?;
+        let mut oif = core.udp.bound_dev(id).map_err(udp_err)?;
+        // Linux udp_sendmsg: a multicast leaves through the socket's device, else its
+        // IP_MULTICAST_IF device, from the IP_MULTICAST_IF address unless it is bound
+        // to one.
+        let mc_if = if dst.ip().is_multicast() {
+            core.udp.multicast_if(id).map_err(udp_err)?
+        } else {
+            None
+        };
+        if let Some((_, d)) = mc_if {
+            oif = oif.or(Some(d));
+        }
         let route = core.route(now, *dst.ip(), oif)?;
         let bound = core
             .udp
             .local_addr(id)
             .map(|a| *a.ip())
             .unwrap_or(Ipv4Addr::UNSPECIFIED);
-        let src = if bound.is_unspecified() {
-            route.src
-        } else {
-            bound
+        let src = match (bound.is_unspecified(), mc_if) {
+            (false, _) => bound,
+            (true, Some((a, _))) => a,
+            (true, None) => route.src,
         };
         let dgram = if bufs.len() == 1 {
             core.udp.send_to(id, src, dst, &bufs[0])
@@ -190,6 +269,9 @@ impl Proto for UdpProt {
             core.udp.send_to(id, src, dst, &data)
         }
         .map_err(udp_err)?;
+        let mut dgram = dgram;
+        // Linux ip_mc_output loops every broadcast back to this host.
+        dgram.mc_loop |= broadcast;
         core.output_udp(now, dgram)?;
         // UDP never waits for buffer space: a full device queue drops (Linux: qdisc drop).
         Poll::Ready(Ok(len))
@@ -216,19 +298,51 @@ impl Proto for UdpProt {
         Err(not_supported())
     }
 
-    fn close(&self, core: &mut NetCore, _now: Instant, sk: SockRef) {
+    fn close(&self, core: &mut NetCore, now: Instant, sk: SockRef) {
         if let Ok(id) = id_of(sk) {
+            // Linux ip_mc_drop_socket: a closed socket leaves its groups.
+            for (group, dev) in core.udp.memberships(id) {
+                core.ip.leave_group(now, dev, group);
+            }
             core.udp.close(id);
         }
     }
 
-    fn setsockopt(&self, core: &mut NetCore, sk: SockRef, opt: SockOpt) -> io::Result<()> {
+    fn setsockopt(
+        &self,
+        core: &mut NetCore,
+        now: Instant,
+        sk: SockRef,
+        opt: SockOpt,
+    ) -> io::Result<()> {
         let id = id_of(sk)?;
         match opt {
             SockOpt::Ttl(t) => core.udp.set_ttl(id, t).map_err(udp_err),
             SockOpt::Tos(t) => core.udp.set_tos(id, t).map_err(udp_err),
             SockOpt::BindDevice(d) => core.udp.set_bound_dev(id, d).map_err(udp_err),
             SockOpt::Broadcast(b) => core.udp.set_broadcast(id, b).map_err(udp_err),
+            SockOpt::ReuseAddr(b) => core.udp.set_reuseaddr(id, b).map_err(udp_err),
+            SockOpt::ReusePort(b) => core.udp.set_reuseport(id, b).map_err(udp_err),
+            SockOpt::MulticastTtl(t) => core.udp.set_multicast_ttl(id, t).map_err(udp_err),
+            SockOpt::MulticastLoop(b) => core.udp.set_multicast_loop(id, b).map_err(udp_err),
+            SockOpt::MulticastIf(a) => {
+                let iface = match a.filter(|a| !a.is_unspecified()) {
+                    None => None,
+                    // Linux IP_MULTICAST_IF: EADDRNOTAVAIL for an address not ours.
+                    Some(a) => Some((
+                        a,
+                        core.ip.dev_of_addr(a).ok_or_else(|| {
+                            io::Error::new(
+                                io::ErrorKind::AddrNotAvailable,
+                                format!("{a} is not an address of this stack"),
+                            )
+                        })?,
+                    )),
+                };
+                core.udp.set_multicast_if(id, iface).map_err(udp_err)
+            }
+            SockOpt::AddMembership { group, interface } => join(core, now, id, group, interface),
+            SockOpt::DropMembership { group, interface } => leave(core, now, id, group, interface),
             _ => Err(not_supported()),
         }
     }
@@ -252,6 +366,31 @@ impl Proto for UdpProt {
                 .udp
                 .broadcast(id)
                 .map(SockOpt::Broadcast)
+                .map_err(udp_err),
+            SockOptName::ReuseAddr => core
+                .udp
+                .reuseaddr(id)
+                .map(SockOpt::ReuseAddr)
+                .map_err(udp_err),
+            SockOptName::ReusePort => core
+                .udp
+                .reuseport(id)
+                .map(SockOpt::ReusePort)
+                .map_err(udp_err),
+            SockOptName::MulticastTtl => core
+                .udp
+                .multicast_ttl(id)
+                .map(SockOpt::MulticastTtl)
+                .map_err(udp_err),
+            SockOptName::MulticastLoop => core
+                .udp
+                .multicast_loop(id)
+                .map(SockOpt::MulticastLoop)
+                .map_err(udp_err),
+            SockOptName::MulticastIf => core
+                .udp
+                .multicast_if(id)
+                .map(|i| SockOpt::MulticastIf(i.map(|(a, _)| a)))
                 .map_err(udp_err),
             _ => Err(not_supported()),
         }

@@ -229,6 +229,29 @@ pub enum SockOpt {
     BindDevice(Option<DevId>),
     /// `SO_BROADCAST` (datagram sockets only: TCP refuses it with `InvalidInput`).
     Broadcast(bool),
+    /// `IP_MULTICAST_TTL` (datagram sockets only, like every multicast option below).
+    MulticastTtl(u8),
+    /// `IP_MULTICAST_LOOP`.
+    MulticastLoop(bool),
+    /// `IP_MULTICAST_IF`: the address of the interface multicasts leave from;
+    /// `None` (or 0.0.0.0) lets the route decide.
+    MulticastIf(Option<std::net::Ipv4Addr>),
+    /// `IP_ADD_MEMBERSHIP`: join `group` on the interface with address `interface`
+    /// (0.0.0.0: the interface the route to the group leaves through).
+    AddMembership {
+        /// The multicast group.
+        group: std::net::Ipv4Addr,
+        /// An address of the interface, or 0.0.0.0.
+        interface: std::net::Ipv4Addr,
+    },
+    /// `IP_DROP_MEMBERSHIP`: leave `group` (on the interface with address `interface`;
+    /// 0.0.0.0: the socket's first membership of `group`).
+    DropMembership {
+        /// The multicast group.
+        group: std::net::Ipv4Addr,
+        /// An address of the interface, or 0.0.0.0.
+        interface: std::net::Ipv4Addr,
+    },
 }
 
 /// Which option [`crate::TcpLayer::get_option`] reads.
@@ -260,4 +283,10 @@ pub enum SockOptName {
     BindDevice,
     /// `SO_BROADCAST`.
     Broadcast,
+    /// `IP_MULTICAST_TTL`.
+    MulticastTtl,
+    /// `IP_MULTICAST_LOOP`.
+    MulticastLoop,
+    /// `IP_MULTICAST_IF`.
+    MulticastIf,
 }

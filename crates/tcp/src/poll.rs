@@ -117,7 +117,18 @@ impl TcpLayer {
     /// Sets a socket option (`setsockopt`).
     pub fn set_option(&mut self, id: SockId, opt: SockOpt) -> Result<(), TcpError> {
         let (rmem, wmem) = (self.sh.cfg.rmem, self.sh.cfg.wmem);
-        if matches!(opt, SockOpt::MaxPacingRate(Some(0)) | SockOpt::Broadcast(_)) {
+        // Datagram-only options: Linux refuses them on stream sockets (EINVAL; EPROTO
+        // for memberships).
+        if matches!(
+            opt,
+            SockOpt::MaxPacingRate(Some(0))
+                | SockOpt::Broadcast(_)
+                | SockOpt::MulticastTtl(_)
+                | SockOpt::MulticastLoop(_)
+                | SockOpt::MulticastIf(_)
+                | SockOpt::AddMembership { .. }
+                | SockOpt::DropMembership { .. }
+        ) {
             return Err(TcpError::InvalidInput);
         }
         let apply = |o: &mut SockOpts| match opt {
@@ -142,7 +153,12 @@ impl TcpLayer {
             SockOpt::MaxPacingRate(r) => o.max_pacing_rate = r.and_then(std::num::NonZeroU64::new),
             SockOpt::BindDevice(d) => o.ip.oif = d,
             // Refused above.
-            SockOpt::Broadcast(_) => {}
+            SockOpt::Broadcast(_)
+            | SockOpt::MulticastTtl(_)
+            | SockOpt::MulticastLoop(_)
+            | SockOpt::MulticastIf(_)
+            | SockOpt::AddMembership { .. }
+            | SockOpt::DropMembership { .. } => {}
         };
         match self.socks.get_mut(id) {
             Some(Sock::Plain(p)) => apply(&mut p.opts),
@@ -202,7 +218,10 @@ impl TcpLayer {
                 SockOpt::MaxPacingRate(o.max_pacing_rate.map(std::num::NonZeroU64::get))
             }
             SockOptName::BindDevice => SockOpt::BindDevice(o.ip.oif),
-            SockOptName::Broadcast => return Err(TcpError::InvalidInput),
+            SockOptName::Broadcast
+            | SockOptName::MulticastTtl
+            | SockOptName::MulticastLoop
+            | SockOptName::MulticastIf => return Err(TcpError::InvalidInput),
         })
     }
 

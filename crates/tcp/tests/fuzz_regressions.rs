@@ -211,6 +211,7 @@ mod stack {
                     tos: seg.tos,
                     dont_frag: true,
                     oif: None,
+                    mc_loop: false,
                 };
                 let _ = self.ip.output(now, &meta, seg.pkt);
             }

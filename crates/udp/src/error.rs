@@ -25,6 +25,8 @@ pub enum UdpError {
     NotConnected,
     /// The datagram exceeds 65507 bytes (`EMSGSIZE`).
     MessageTooLong,
+    /// Linux `ENOBUFS`: a socket joined [`crate::MAX_MEMBERSHIPS`] groups already.
+    NoBufs,
 }
 
 impl UdpError {
@@ -40,6 +42,7 @@ impl UdpError {
             UdpError::NetworkUnreachable => io::ErrorKind::NetworkUnreachable,
             UdpError::InvalidInput | UdpError::MessageTooLong => io::ErrorKind::InvalidInput,
             UdpError::NotConnected => io::ErrorKind::NotConnected,
+            UdpError::NoBufs => io::ErrorKind::OutOfMemory,
         }
     }
 }
@@ -56,6 +59,7 @@ impl fmt::Display for UdpError {
             UdpError::InvalidInput => "invalid argument",
             UdpError::NotConnected => "socket is not connected",
             UdpError::MessageTooLong => "message too long",
+            UdpError::NoBufs => "no buffer space available (too many group memberships)",
         })
     }
 }

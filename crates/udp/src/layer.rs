@@ -24,6 +24,9 @@ pub const DATAGRAM_OVERHEAD: usize = 256;
 /// Smallest receive buffer a socket can be given (Linux `SOCK_MIN_RCVBUF`).
 pub const MIN_RECV_BUF: usize = 2304;
 
+/// Most groups one socket may join (Linux `igmp_max_memberships`, 20).
+pub const MAX_MEMBERSHIPS: usize = 20;
+
 /// A datagram ready to hand to IPv4 output (Linux: the skb `udp_send_skb` passes to
 /// `ip_send_skb`): UDP header and payload, checksum filled, headroom left for IP.
 #[derive(Debug)]
@@ -36,8 +39,13 @@ pub struct UdpDatagramOut {
     pub ttl: Option<u8>,
     /// The socket's type-of-service byte (`IP_TOS`).
     pub tos: u8,
-    /// The device the socket is bound to (`SO_BINDTODEVICE`): send through it only.
+    /// The device the socket is bound to (`SO_BINDTODEVICE`), or for a multicast
+    /// destination its `IP_MULTICAST_IF` device: send through it only.
     pub oif: Option<DevId>,
+    /// Deliver a copy to this host too: set for a multicast destination when the socket
+    /// has `IP_MULTICAST_LOOP` (the IP layer copies it only if the host is a member);
+    /// the caller sets it for a broadcast destination, which it recognises.
+    pub mc_loop: bool,
     /// UDP header + payload.
     pub pkt: PacketBuf,
 }
@@ -88,6 +96,19 @@ struct UdpSock {
     bound_dev: Option<DevId>,
     /// `SO_BROADCAST`: may send to (and connect to) a broadcast address.
     broadcast: bool,
+    /// `SO_REUSEADDR`: may share its address and port with other sockets that set it.
+    reuseaddr: bool,
+    /// `SO_REUSEPORT`: likewise; unicast datagrams are spread over such a group by a
+    /// hash of the sender's address and port.
+    reuseport: bool,
+    /// `IP_MULTICAST_TTL` (default 1: the local link).
+    mc_ttl: u8,
+    /// `IP_MULTICAST_LOOP` (default on).
+    mc_loop: bool,
+    /// `IP_MULTICAST_IF`: the address (and its device) multicasts leave from.
+    mc_if: Option<(Ipv4Addr, DevId)>,
+    /// Groups joined (`IP_ADD_MEMBERSHIP`), with the device of each.
+    memberships: Vec<(Ipv4Addr, DevId)>,
     /// Receives datagrams to foreign destinations and may send from any source
     /// (Linux `IP_TRANSPARENT` with a TPROXY rule); see [`UdpLayer::set_transparent`].
     transparent: bool,
@@ -120,6 +141,8 @@ pub struct UdpLayer {
     stats: UdpStats,
     /// Secret-seeded generator for ephemeral port search.
     rng: SplitMix64,
+    /// Key of the hash that picks a member of a `SO_REUSEPORT` group.
+    reuseport_key: u64,
     count: usize,
 }
 
@@ -173,6 +196,7 @@ impl UdpLayer {
             events: Vec::new(),
             stats: UdpStats::default(),
             rng: SplitMix64::new(seed),
+            reuseport_key: SplitMix64::new(seed ^ 0x5851_f42d_4c95_7f2d).next_u64(),
             count: 0,
             transparent: None,
         }
@@ -198,6 +222,12 @@ impl UdpLayer {
             tos: 0,
             bound_dev: None,
             broadcast: false,
+            reuseaddr: false,
+            reuseport: false,
+            mc_ttl: 1,
+            mc_loop: true,
+            mc_if: None,
+            memberships: Vec::new(),
             transparent: false,
             event_pending: false,
         };
@@ -221,11 +251,13 @@ impl UdpLayer {
         self.count
     }
 
-    /// Would binding `addr` with bound device `dev` clash with a socket already bound
-    /// (Linux `udp_lib_lport_inuse` without `SO_REUSEADDR`)? A wildcard bind takes the
-    /// whole port; a specific one clashes with the same address or the wildcard; sockets
-    /// bound to two different devices never clash.
-    fn in_use(&self, addr: SocketAddrV4, dev: Option<DevId>) -> bool {
+    /// Would binding `addr` with bound device `dev` and reuse flags `reuse` (`SO_REUSEADDR`,
+    /// `SO_REUSEPORT`) clash with a socket already bound (Linux `udp_lib_lport_inuse`)? A
+    /// wildcard bind takes the whole port; a specific one clashes with the same address or
+    /// the wildcard; sockets bound to two different devices never clash, nor two that
+    /// both set `SO_REUSEADDR`, or both `SO_REUSEPORT`. (An ephemeral port search passes
+    /// no reuse flags: it looks for a port nobody uses.)
+    fn in_use(&self, addr: SocketAddrV4, dev: Option<DevId>, reuse: (bool, bool)) -> bool {
         let Some(users) = self.port_users.get(&addr.port()) else {
             return false;
         };
@@ -235,7 +267,8 @@ impl UdpLayer {
                 let overlaps =
                     ip == *addr.ip() || ip.is_unspecified() || addr.ip().is_unspecified();
                 let other_dev = matches!((dev, s.bound_dev), (Some(a), Some(b)) if a != b);
-                overlaps && !other_dev
+                let shared = (reuse.0 && s.reuseaddr) || (reuse.1 && s.reuseport);
+                overlaps && !other_dev && !shared
             })
         })
     }
@@ -251,7 +284,7 @@ impl UdpLayer {
         let start = self.rng.below(n);
         for i in 0..n {
             let port = lo + ((start + i) % n) as u16;
-            if !self.in_use(SocketAddrV4::new(ip, port), dev) {
+            if !self.in_use(SocketAddrV4::new(ip, port), dev, (false, false)) {
                 return Ok(port);
             }
         }
@@ -294,9 +327,10 @@ impl UdpLayer {
             return Err(UdpError::InvalidInput);
         }
         let dev = sock.bound_dev;
+        let reuse = (sock.reuseaddr, sock.reuseport);
         let port = if addr.port() == 0 {
             self.pick_port(*addr.ip(), dev)?
-        } else if self.in_use(addr, dev) {
+        } else if self.in_use(addr, dev, reuse) {
             return Err(UdpError::AddrInUse);
         } else {
             addr.port()
@@ -476,6 +510,136 @@ impl UdpLayer {
         Ok(s.broadcast)
     }
 
+    /// Sets `SO_REUSEADDR`: sockets that all set it may bind the same address and port
+    /// (set it before [`bind`](Self::bind)). A unicast datagram goes to the one bound
+    /// last; multicast and broadcast datagrams to each of them. Linux: `sk_reuse`.
+    pub fn set_reuseaddr(&mut self, id: SockId, on: bool) -> Result<(), UdpError> {
+        let s = sock_mut(&mut self.slots, id).ok_or(UdpError::InvalidInput)?;
+        s.reuseaddr = on;
+        Ok(())
+    }
+
+    /// `SO_REUSEADDR`.
+    pub fn reuseaddr(&self, id: SockId) -> Result<bool, UdpError> {
+        sock_ref(&self.slots, id)
+            .map(|s| s.reuseaddr)
+            .ok_or(UdpError::InvalidInput)
+    }
+
+    /// Sets `SO_REUSEPORT`: sockets that all set it may bind the same address and port,
+    /// and unicast datagrams are spread over them by a keyed hash of the sender's address
+    /// and port (each sender always reaching the same socket while the group is
+    /// unchanged); multicast and broadcast datagrams go to each. Linux: `sk_reuseport`.
+    pub fn set_reuseport(&mut self, id: SockId, on: bool) -> Result<(), UdpError> {
+        let s = sock_mut(&mut self.slots, id).ok_or(UdpError::InvalidInput)?;
+        s.reuseport = on;
+        Ok(())
+    }
+
+    /// `SO_REUSEPORT`.
+    pub fn reuseport(&self, id: SockId) -> Result<bool, UdpError> {
+        sock_ref(&self.slots, id)
+            .map(|s| s.reuseport)
+            .ok_or(UdpError::InvalidInput)
+    }
+
+    /// Sets `IP_MULTICAST_TTL`, the TTL of datagrams to multicast groups (default 1,
+    /// the local link; 0 keeps them on this host).
+    pub fn set_multicast_ttl(&mut self, id: SockId, ttl: u8) -> Result<(), UdpError> {
+        let s = sock_mut(&mut self.slots, id).ok_or(UdpError::InvalidInput)?;
+        s.mc_ttl = ttl;
+        Ok(())
+    }
+
+    /// `IP_MULTICAST_TTL`.
+    pub fn multicast_ttl(&self, id: SockId) -> Result<u8, UdpError> {
+        sock_ref(&self.slots, id)
+            .map(|s| s.mc_ttl)
+            .ok_or(UdpError::InvalidInput)
+    }
+
+    /// Sets `IP_MULTICAST_LOOP`: whether this host's own sockets also receive the
+    /// multicasts the socket sends (default on).
+    pub fn set_multicast_loop(&mut self, id: SockId, on: bool) -> Result<(), UdpError> {
+        let s = sock_mut(&mut self.slots, id).ok_or(UdpError::InvalidInput)?;
+        s.mc_loop = on;
+        Ok(())
+    }
+
+    /// `IP_MULTICAST_LOOP`.
+    pub fn multicast_loop(&self, id: SockId) -> Result<bool, UdpError> {
+        sock_ref(&self.slots, id)
+            .map(|s| s.mc_loop)
+            .ok_or(UdpError::InvalidInput)
+    }
+
+    /// Sets `IP_MULTICAST_IF`: the address multicasts are sent from and its device
+    /// (`None`: the route decides). A device bound with `SO_BINDTODEVICE` still wins, as
+    /// in Linux. The caller maps the address to its device.
+    pub fn set_multicast_if(
+        &mut self,
+        id: SockId,
+        iface: Option<(Ipv4Addr, DevId)>,
+    ) -> Result<(), UdpError> {
+        let s = sock_mut(&mut self.slots, id).ok_or(UdpError::InvalidInput)?;
+        s.mc_if = iface;
+        Ok(())
+    }
+
+    /// `IP_MULTICAST_IF`: the address (and its device), if set.
+    pub fn multicast_if(&self, id: SockId) -> Result<Option<(Ipv4Addr, DevId)>, UdpError> {
+        sock_ref(&self.slots, id)
+            .map(|s| s.mc_if)
+            .ok_or(UdpError::InvalidInput)
+    }
+
+    /// Records that the socket joined `group` on `dev` (`IP_ADD_MEMBERSHIP`; the caller
+    /// joins the device to the group in the IP layer). `AddrInUse` when it already has,
+    /// `NoBufs` beyond [`MAX_MEMBERSHIPS`], `InvalidInput` for a non-multicast group.
+    pub fn add_membership(
+        &mut self,
+        id: SockId,
+        group: Ipv4Addr,
+        dev: DevId,
+    ) -> Result<(), UdpError> {
+        let s = sock_mut(&mut self.slots, id).ok_or(UdpError::InvalidInput)?;
+        if !group.is_multicast() {
+            return Err(UdpError::InvalidInput);
+        }
+        if s.memberships.contains(&(group, dev)) {
+            return Err(UdpError::AddrInUse);
+        }
+        if s.memberships.len() >= MAX_MEMBERSHIPS {
+            return Err(UdpError::NoBufs);
+        }
+        s.memberships.push((group, dev));
+        Ok(())
+    }
+
+    /// Forgets the socket's membership of `group` on `dev` (`None`: its first membership
+    /// of `group` on any device; Linux `ip_mc_leave_group` with no interface), returning
+    /// the device for the caller to leave in the IP layer. `AddrNotAvailable` when it had
+    /// not joined.
+    pub fn drop_membership(
+        &mut self,
+        id: SockId,
+        group: Ipv4Addr,
+        dev: Option<DevId>,
+    ) -> Result<DevId, UdpError> {
+        let s = sock_mut(&mut self.slots, id).ok_or(UdpError::InvalidInput)?;
+        let i = s
+            .memberships
+            .iter()
+            .position(|&(g, d)| g == group && dev.is_none_or(|x| x == d))
+            .ok_or(UdpError::AddrNotAvailable)?;
+        Ok(s.memberships.remove(i).1)
+    }
+
+    /// The groups the socket joined, with their devices.
+    pub fn memberships(&self, id: SockId) -> Vec<(Ipv4Addr, DevId)> {
+        sock_ref(&self.slots, id).map_or_else(Vec::new, |s| s.memberships.clone())
+    }
+
     /// Sets the receive buffer limit in bytes (`SO_RCVBUF`, at least [`MIN_RECV_BUF`]).
     pub fn set_recv_buf(&mut self, id: SockId, bytes: usize) -> Result<(), UdpError> {
         let s = sock_mut(&mut self.slots, id).ok_or(UdpError::InvalidInput)?;
@@ -513,12 +677,22 @@ impl UdpLayer {
         if dst.port() == 0 {
             return Err(UdpError::InvalidInput);
         }
-        let ip = (sock.ttl, sock.tos, sock.bound_dev);
+        // Linux udp_sendmsg: a multicast takes the multicast TTL, and the
+        // IP_MULTICAST_IF device unless the socket is bound to one.
+        let ip = if dst.ip().is_multicast() {
+            let oif = sock.bound_dev.or(sock.mc_if.map(|(_, d)| d));
+            (Some(sock.mc_ttl), sock.tos, oif)
+        } else {
+            (sock.ttl, sock.tos, sock.bound_dev)
+        };
+        let mc_loop = dst.ip().is_multicast() && sock.mc_loop;
         let local = match sock.local {
             Some(l) => l,
             None => self.autobind(id, Ipv4Addr::UNSPECIFIED)?,
         };
-        Ok(self.datagram(SocketAddrV4::new(src_ip, local.port()), dst, ip, data))
+        let mut d = self.datagram(SocketAddrV4::new(src_ip, local.port()), dst, ip, data);
+        d.mc_loop = mc_loop;
+        Ok(d)
     }
 
     /// Builds the datagram `src` -> `dst` carrying `data` (Linux `udp_send_skb`), with the
@@ -540,6 +714,7 @@ impl UdpLayer {
             ttl,
             tos,
             oif,
+            mc_loop: false,
             pkt,
         }
     }
@@ -683,11 +858,78 @@ impl UdpLayer {
         self.stats
     }
 
+    /// How well socket `s` matches a datagram from `src` that arrived on `dev` (Linux
+    /// `compute_score`): `None` when it cannot take it (connected to another peer, bound
+    /// to another device); a connected or device-bound match scores above an open one.
+    fn score(s: &UdpSock, src: SocketAddrV4, dev: Option<DevId>) -> Option<u8> {
+        let mut score = 1;
+        match s.peer {
+            Some(p) if p != src => return None,
+            Some(_) => score += 4,
+            None => {}
+        }
+        match (s.bound_dev, dev) {
+            (None, _) => {}
+            (Some(d), Some(x)) if d != x => return None,
+            (Some(_), _) => score += 4,
+        }
+        Some(score)
+    }
+
+    /// Among the sockets of one port-table key, the one for a unicast datagram from
+    /// `src` arriving on `dev`: the best score; among equals the one bound last (Linux
+    /// adds new sockets at the head of the slot), or, when that one is in a
+    /// `SO_REUSEPORT` group, the group member a keyed hash of `src` picks.
+    fn best(&self, ids: &[SockId], src: SocketAddrV4, dev: Option<DevId>) -> Option<SockId> {
+        if let [id] = ids {
+            let s = sock_ref(&self.slots, *id)?;
+            return Self::score(s, src, dev).map(|_| *id);
+        }
+        let mut top: Option<(u8, SockId, bool)> = None;
+        let mut group = 0u64;
+        for id in ids.iter().rev() {
+            let Some(s) = sock_ref(&self.slots, *id) else {
+                continue;
+            };
+            let Some(sc) = Self::score(s, src, dev) else {
+                continue;
+            };
+            match top {
+                Some((t, _, _)) if sc < t => {}
+                Some((t, _, _)) if sc == t => group += u64::from(s.reuseport),
+                _ => {
+                    top = Some((sc, *id, s.reuseport));
+                    group = u64::from(s.reuseport);
+                }
+            }
+        }
+        let (score, newest, reuseport) = top?;
+        if !reuseport || group < 2 {
+            return Some(newest);
+        }
+        // Keyed so that senders cannot aim at one member; stable per sender.
+        let h =
+            (u64::from(u32::from(*src.ip())) << 16 | u64::from(src.port())) ^ self.reuseport_key;
+        let mut pick = SplitMix64::new(h).next_u64() % group;
+        for id in ids.iter().rev() {
+            let Some(s) = sock_ref(&self.slots, *id) else {
+                continue;
+            };
+            if s.reuseport && Self::score(s, src, dev) == Some(score) {
+                if pick == 0 {
+                    return Some(*id);
+                }
+                pick -= 1;
+            }
+        }
+        Some(newest)
+    }
+
     /// Finds the socket for a datagram from `src` to `dst:dport` that arrived on `dev`
     /// (Linux `__udp4_lib_lookup`): the socket bound to exactly that address first, then
     /// the wildcard one; a connected socket only matches its peer, a socket bound to a
     /// device only what arrived on it (`dev` `None`: any device, for the datagrams an
-    /// ICMP error quotes). O(1): two hash probes.
+    /// ICMP error quotes). O(1) for a port with one socket: two hash probes.
     fn lookup(
         &self,
         dst: Ipv4Addr,
@@ -695,30 +937,14 @@ impl UdpLayer {
         src: SocketAddrV4,
         dev: Option<DevId>,
     ) -> Option<SockId> {
-        // Among the sockets of one key (several only when bound to different devices),
-        // one bound to the arrival device before an unbound one (Linux `compute_score`).
-        let best = |ids: &Vec<SockId>| -> Option<SockId> {
-            let mut unbound = None;
-            for id in ids {
-                let Some(s) = sock_ref(&self.slots, *id) else {
-                    continue;
-                };
-                if s.peer.is_some_and(|p| p != src) {
-                    continue;
-                }
-                match (s.bound_dev, dev) {
-                    (None, _) => unbound = unbound.or(Some(*id)),
-                    (Some(_), None) => return Some(*id),
-                    (Some(d), Some(x)) if d == x => return Some(*id),
-                    (Some(_), Some(_)) => {}
-                }
-            }
-            unbound
-        };
         self.exact
             .get(&SocketAddrV4::new(dst, dport))
-            .and_then(best)
-            .or_else(|| self.wild.get(&dport).and_then(best))
+            .and_then(|ids| self.best(ids, src, dev))
+            .or_else(|| {
+                self.wild
+                    .get(&dport)
+                    .and_then(|ids| self.best(ids, src, dev))
+            })
     }
 
     /// Receives one datagram (the IP payload) for `meta.dst`: validates length and
@@ -726,8 +952,53 @@ impl UdpLayer {
     /// socket's receive buffer. Returns `PortUnreachable` when no socket wants a unicast
     /// datagram, so that IP answers with ICMP (RFC 1122 4.1.3.1). Linux: `udp_rcv` ->
     /// `__udp4_lib_rcv` -> `udp_queue_rcv_skb`.
+    /// A datagram to a multicast group or to 255.255.255.255 goes to every socket that
+    /// wants it, as [`input_multi`](Self::input_multi) does.
     pub fn input(&mut self, _now: Instant, meta: &IpRxMeta, pkt: PacketBuf) -> DeliverResult {
+        if meta.dst.is_multicast() || meta.dst.is_broadcast() {
+            return self.deliver_multi(meta, pkt);
+        }
         self.deliver(meta, pkt, None)
+    }
+
+    /// Receives one datagram to a multicast group or a broadcast address (the caller
+    /// knows its subnets' broadcast addresses): a copy goes to every socket bound to the
+    /// port on the wildcard address or on `meta.dst` that accepts the sender and the
+    /// arrival device (Linux `__udp4_lib_mcast_deliver`; with `IP_MULTICAST_ALL` on, as
+    /// by default in Linux, a socket need not have joined the group itself: the host
+    /// has). Never answered with ICMP.
+    pub fn input_multi(&mut self, _now: Instant, meta: &IpRxMeta, pkt: PacketBuf) -> DeliverResult {
+        self.deliver_multi(meta, pkt)
+    }
+
+    fn deliver_multi(&mut self, meta: &IpRxMeta, pkt: PacketBuf) -> DeliverResult {
+        let Some(hdr) = self.check(meta, &pkt) else {
+            return DeliverResult::Consumed;
+        };
+        let from = SocketAddrV4::new(meta.src, hdr.src_port);
+        let to = SocketAddrV4::new(meta.dst, hdr.dst_port);
+        let mut targets: Vec<SockId> = Vec::new();
+        let exact = self.exact.get(&to);
+        for id in exact
+            .into_iter()
+            .chain(self.wild.get(&hdr.dst_port))
+            .flatten()
+        {
+            if let Some(s) = sock_ref(&self.slots, *id) {
+                if Self::score(s, from, Some(meta.dev)).is_some() {
+                    targets.push(*id);
+                }
+            }
+        }
+        let Some((last, rest)) = targets.split_last() else {
+            self.stats.ignored_multi += 1;
+            return DeliverResult::Consumed;
+        };
+        for id in rest {
+            self.enqueue(*id, from, to, hdr.length, pkt.clone());
+        }
+        self.enqueue(*last, from, to, hdr.length, pkt);
+        DeliverResult::Consumed
     }
 
     /// Receives one datagram (the IP payload) to a foreign destination, which the host
@@ -754,22 +1025,11 @@ impl UdpLayer {
     fn deliver(
         &mut self,
         meta: &IpRxMeta,
-        mut pkt: PacketBuf,
+        pkt: PacketBuf,
         target: Option<SockId>,
     ) -> DeliverResult {
-        // A device that vouches for the checksum (TUN offload: kernel-made) skips the check.
-        let verify = !pkt.csum_unnecessary();
-        let hdr = match UdpHeader::parse(pkt.data(), meta.src, meta.dst, verify) {
-            Ok(h) => h,
-            Err(UdpParseError::BadChecksum) => {
-                self.stats.in_csum_errors += 1;
-                self.stats.in_errors += 1;
-                return DeliverResult::Consumed;
-            }
-            Err(_) => {
-                self.stats.in_errors += 1;
-                return DeliverResult::Consumed;
-            }
+        let Some(hdr) = self.check(meta, &pkt) else {
+            return DeliverResult::Consumed;
         };
         let from = SocketAddrV4::new(meta.src, hdr.src_port);
         let to = SocketAddrV4::new(meta.dst, hdr.dst_port);
@@ -782,13 +1042,43 @@ impl UdpLayer {
             self.stats.no_ports += 1;
             return DeliverResult::PortUnreachable;
         };
-        pkt.trim(usize::from(hdr.length));
+        self.enqueue(id, from, to, hdr.length, pkt);
+        DeliverResult::Consumed
+    }
+
+    /// Validates length and checksum, counting a failure; the header when valid.
+    fn check(&mut self, meta: &IpRxMeta, pkt: &PacketBuf) -> Option<UdpHeader> {
+        // A device that vouches for the checksum (TUN offload: kernel-made) skips the check.
+        let verify = !pkt.csum_unnecessary();
+        match UdpHeader::parse(pkt.data(), meta.src, meta.dst, verify) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                if e == UdpParseError::BadChecksum {
+                    self.stats.in_csum_errors += 1;
+                }
+                self.stats.in_errors += 1;
+                None
+            }
+        }
+    }
+
+    /// Queues a validated datagram of UDP length `len` on socket `id`, within its
+    /// receive buffer.
+    fn enqueue(
+        &mut self,
+        id: SockId,
+        from: SocketAddrV4,
+        to: SocketAddrV4,
+        len: u16,
+        mut pkt: PacketBuf,
+    ) {
+        pkt.trim(usize::from(len));
         if pkt.pull(HEADER_LEN).is_none() {
             self.stats.in_errors += 1;
-            return DeliverResult::Consumed;
+            return;
         }
         let Some(sock) = sock_mut(&mut self.slots, id) else {
-            return DeliverResult::Consumed;
+            return;
         };
         // The whole storage the packet holds is charged, not only its payload: a small
         // datagram in a large read buffer must not let the queue hold many times its
@@ -799,7 +1089,7 @@ impl UdpLayer {
         if !sock.rxq.is_empty() && sock.rx_bytes + charge > sock.rcvbuf {
             self.stats.rcvbuf_errors += 1;
             self.stats.in_errors += 1;
-            return DeliverResult::Consumed;
+            return;
         }
         sock.rx_bytes += charge;
         sock.rxq.push_back(RxDatagram {
@@ -809,7 +1099,6 @@ impl UdpLayer {
             charge,
         });
         mark_event(&mut self.events, sock, id);
-        DeliverResult::Consumed
     }
 
     /// An ICMP error quoting one of our datagrams (Linux `__udp4_lib_err`): a hard error

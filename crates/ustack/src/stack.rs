@@ -701,6 +701,26 @@ impl Stack {
             .map(|d| d.dev.name().to_string())
     }
 
+    /// The multicast groups the stack's devices have joined (Linux `/proc/net/igmp`): the
+    /// device name, the group and how many sockets joined it there. 224.0.0.1 (all
+    /// hosts), which every device receives, is not listed.
+    pub fn multicast_groups(&self) -> Vec<(String, Ipv4Addr, u32)> {
+        let st = self.lock();
+        st.core
+            .ip
+            .mc_memberships()
+            .into_iter()
+            .map(|(dev, group, users)| {
+                let name = st
+                    .devices
+                    .iter()
+                    .find(|d| d.id == dev)
+                    .map_or_else(String::new, |d| d.dev.name().to_string());
+                (name, group, users)
+            })
+            .collect()
+    }
+
     /// A snapshot of every counter: devices (`ip -s link`), IP and ICMP (`/proc/net/snmp`),
     /// TCP and UDP.
     ///
@@ -725,6 +745,7 @@ impl Stack {
             icmp: st.core.ip.icmp_stats(),
             tcp: st.core.tcp.stats(),
             udp: st.core.udp.stats(),
+            igmp: st.core.ip.igmp_stats(),
             driver: DriverStats {
                 polls: self.shared.signal.polls.load(Ordering::Relaxed),
                 rx_packets: self.shared.signal.rx_packets.load(Ordering::Relaxed),

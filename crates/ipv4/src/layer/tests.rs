@@ -26,6 +26,7 @@ fn meta(dst: &str, protocol: u8, dont_frag: bool) -> OutMeta {
         tos: 0,
         dont_frag,
         oif: None,
+        mc_loop: false,
     }
 }
 

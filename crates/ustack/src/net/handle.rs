@@ -201,7 +201,8 @@ impl SockHandle {
 
     pub(crate) fn setsockopt(&self, opt: SockOpt) -> io::Result<()> {
         let s = self.sock;
-        self.stack.op(|core, _| s.ops.setsockopt(core, &s, opt))
+        self.stack
+            .op(|core, now| s.ops.setsockopt(core, now, &s, opt))
     }
 
     pub(crate) fn getsockopt(&self, name: SockOptName) -> io::Result<SockOpt> {

@@ -5,9 +5,9 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 
-use ustack_socket::{AddressFamily, SockType};
+use ustack_socket::{AddressFamily, SockOpt, SockOptName, SockType};
 
-use crate::net::handle::SockHandle;
+use crate::net::handle::{unexpected, SockHandle};
 use crate::net::ToSocketAddrs;
 use crate::stack::Stack;
 
@@ -89,6 +89,39 @@ impl Socket {
     /// The name of the device the socket is bound to, if any.
     pub fn device(&self) -> io::Result<Option<Vec<u8>>> {
         self.inner.device()
+    }
+
+    /// Sets `SO_REUSEADDR` (as `socket2`'s `set_reuse_address`), before
+    /// [`bind`](Self::bind). Datagram sockets that all set it may bind the same address
+    /// and port: unicast datagrams go to the one bound last, multicast and broadcast
+    /// datagrams to each (the usual way for several programs to listen to one multicast
+    /// port). For stream sockets it is [`TcpSocket::set_reuseaddr`](crate::net::TcpSocket::set_reuseaddr).
+    pub fn set_reuse_address(&self, on: bool) -> io::Result<()> {
+        self.inner.setsockopt(SockOpt::ReuseAddr(on))
+    }
+
+    /// The `SO_REUSEADDR` value.
+    pub fn reuse_address(&self) -> io::Result<bool> {
+        match self.inner.getsockopt(SockOptName::ReuseAddr)? {
+            SockOpt::ReuseAddr(b) => Ok(b),
+            o => Err(unexpected(o)),
+        }
+    }
+
+    /// Sets `SO_REUSEPORT` (as `socket2`'s `set_reuse_port`), before [`bind`](Self::bind).
+    /// Sockets that all set it may bind the same address and port; unicast datagrams (or,
+    /// for listeners, connections) are spread over them by a hash of the sender's address
+    /// and port, multicast and broadcast datagrams go to each.
+    pub fn set_reuse_port(&self, on: bool) -> io::Result<()> {
+        self.inner.setsockopt(SockOpt::ReusePort(on))
+    }
+
+    /// The `SO_REUSEPORT` value.
+    pub fn reuse_port(&self) -> io::Result<bool> {
+        match self.inner.getsockopt(SockOptName::ReusePort)? {
+            SockOpt::ReusePort(b) => Ok(b),
+            o => Err(unexpected(o)),
+        }
     }
 
     pub(crate) fn into_handle(self) -> SockHandle {

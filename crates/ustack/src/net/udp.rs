@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::io::{self, IoSlice};
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::task::{Context, Poll};
 
 use bytes::BufMut;
@@ -457,6 +457,93 @@ impl UdpSocket {
     pub fn broadcast(&self) -> io::Result<bool> {
         match self.inner.getsockopt(SockOptName::Broadcast)? {
             SockOpt::Broadcast(b) => Ok(b),
+            o => Err(unexpected(o)),
+        }
+    }
+
+    /// Joins multicast group `multiaddr` on the interface with address `interface`
+    /// (`IP_ADD_MEMBERSHIP`, like tokio's `join_multicast_v4`); `0.0.0.0` picks the
+    /// interface the route to the group leaves through. The device then receives the
+    /// group's datagrams and announces the membership with IGMP reports (v3, or v2/v1
+    /// when an older querier is heard). Datagrams to the group reach every socket bound
+    /// to their port on `0.0.0.0` or on the group address, as in Linux (where
+    /// `IP_MULTICAST_ALL` is on by default). The membership ends with
+    /// [`leave_multicast_v4`](Self::leave_multicast_v4) or when the socket is dropped.
+    ///
+    /// Errors: `InvalidInput` for an address that is not multicast, `ENODEV` (19 in
+    /// `raw_os_error()`) when no interface has `interface` (or no route leads to the
+    /// group), `AddrInUse` when this socket already joined it there, `OutOfMemory`
+    /// beyond 20 groups per socket (Linux `ENOBUFS`).
+    ///
+    /// ```
+    /// # async fn demo(stack: ustack::Stack) -> std::io::Result<()> {
+    /// use std::net::Ipv4Addr;
+    /// let sock = ustack::net::UdpSocket::bind_with(&stack, "0.0.0.0:5353").await?;
+    /// sock.join_multicast_v4(Ipv4Addr::new(224, 0, 0, 251), Ipv4Addr::new(10, 0, 0, 1))?;
+    /// let mut buf = [0u8; 1500];
+    /// let (n, from) = sock.recv_from(&mut buf).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn join_multicast_v4(&self, multiaddr: Ipv4Addr, interface: Ipv4Addr) -> io::Result<()> {
+        self.inner.setsockopt(SockOpt::AddMembership {
+            group: multiaddr,
+            interface,
+        })
+    }
+
+    /// Leaves a group joined with [`join_multicast_v4`](Self::join_multicast_v4)
+    /// (`IP_DROP_MEMBERSHIP`); `interface` `0.0.0.0` leaves the socket's first membership
+    /// of the group. The last socket to leave makes the device stop receiving the group
+    /// and report that it left. `AddrNotAvailable` when the socket had not joined it.
+    pub fn leave_multicast_v4(&self, multiaddr: Ipv4Addr, interface: Ipv4Addr) -> io::Result<()> {
+        self.inner.setsockopt(SockOpt::DropMembership {
+            group: multiaddr,
+            interface,
+        })
+    }
+
+    /// Sets `IP_MULTICAST_LOOP`: whether the multicasts this socket sends are also
+    /// delivered to this stack's own sockets when it has joined the group (default on).
+    pub fn set_multicast_loop_v4(&self, on: bool) -> io::Result<()> {
+        self.inner.setsockopt(SockOpt::MulticastLoop(on))
+    }
+
+    /// The `IP_MULTICAST_LOOP` value.
+    pub fn multicast_loop_v4(&self) -> io::Result<bool> {
+        match self.inner.getsockopt(SockOptName::MulticastLoop)? {
+            SockOpt::MulticastLoop(b) => Ok(b),
+            o => Err(unexpected(o)),
+        }
+    }
+
+    /// Sets `IP_MULTICAST_TTL`, the TTL of the datagrams this socket sends to multicast
+    /// groups (default 1: they stay on the link). Values above 255 are `InvalidInput`.
+    pub fn set_multicast_ttl_v4(&self, ttl: u32) -> io::Result<()> {
+        let ttl = u8::try_from(ttl)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "multicast TTL above 255"))?;
+        self.inner.setsockopt(SockOpt::MulticastTtl(ttl))
+    }
+
+    /// The `IP_MULTICAST_TTL` value.
+    pub fn multicast_ttl_v4(&self) -> io::Result<u32> {
+        match self.inner.getsockopt(SockOptName::MulticastTtl)? {
+            SockOpt::MulticastTtl(t) => Ok(u32::from(t)),
+            o => Err(unexpected(o)),
+        }
+    }
+
+    /// Sets `IP_MULTICAST_IF` (as `socket2`'s `set_multicast_if_v4`): multicasts leave
+    /// through the interface with address `interface`, from that address (unless the
+    /// socket is bound to one, or bound to a device, which wins). `0.0.0.0` lets the
+    /// route decide again. `AddrNotAvailable` for an address that is not the stack's.
+    pub fn set_multicast_if_v4(&self, interface: Ipv4Addr) -> io::Result<()> {
+        self.inner.setsockopt(SockOpt::MulticastIf(Some(interface)))
+    }
+
+    /// The `IP_MULTICAST_IF` address (`0.0.0.0` when unset).
+    pub fn multicast_if_v4(&self) -> io::Result<Ipv4Addr> {
+        match self.inner.getsockopt(SockOptName::MulticastIf)? {
+            SockOpt::MulticastIf(a) => Ok(a.unwrap_or(Ipv4Addr::UNSPECIFIED)),
             o => Err(unexpected(o)),
         }
     }

@@ -1,0 +1,337 @@
+use super::*;
+
+const DEV: DevId = DevId(0);
+const OTHER: DevId = DevId(1);
+const G1: Ipv4Addr = Ipv4Addr::new(239, 1, 2, 3);
+const G2: Ipv4Addr = Ipv4Addr::new(239, 9, 9, 9);
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+/// A query message: v1/v2 (8 bytes) when `v3` is `None`, else a v3 query with `sources`.
+fn query(code: u8, group: Ipv4Addr, v3: Option<u16>) -> Vec<u8> {
+    let mut m = vec![TYPE_QUERY, code, 0, 0];
+    m.extend_from_slice(&group.octets());
+    if let Some(n) = v3 {
+        m.extend_from_slice(&[2, 125]);
+        m.extend_from_slice(&n.to_be_bytes());
+        for i in 0..n {
+            m.extend_from_slice(&[10, 0, 0, i as u8]);
+        }
+    }
+    let c = checksum::checksum(&m);
+    m[2..4].copy_from_slice(&c.to_be_bytes());
+    m
+}
+
+fn take(g: &mut Igmp) -> Vec<IgmpOut> {
+    let mut v = Vec::new();
+    g.take_out(&mut v);
+    v
+}
+
+/// The records of a v3 report (type, group), after checking its layout and checksum.
+fn records(m: &IgmpOut) -> Vec<(u8, Ipv4Addr)> {
+    assert_eq!(m.dst, V3_REPORTS);
+    assert_eq!(m.msg[0], TYPE_V3_REPORT);
+    assert_eq!(checksum::checksum(&m.msg), 0, "checksum");
+    let n = usize::from(u16::from_be_bytes([m.msg[6], m.msg[7]]));
+    assert_eq!(m.msg.len(), V3_HEADER + n * V3_RECORD);
+    (0..n)
+        .map(|i| {
+            let r = &m.msg[V3_HEADER + i * V3_RECORD..][..V3_RECORD];
+            assert_eq!(&r[1..4], &[0, 0, 0], "no aux data, no sources");
+            (r[0], addr_at(r, 4))
+        })
+        .collect()
+}
+
+/// Runs the timers from `from` for `span` in 10 ms steps, collecting what is sent
+/// with the instant it was sent.
+fn run(g: &mut Igmp, from: Instant, span: Duration) -> Vec<(Duration, IgmpOut)> {
+    let mut got = Vec::new();
+    let mut t = from;
+    while t <= from + span {
+        if g.next_deadline().is_some_and(|d| d <= t) {
+            g.on_timeout(t, |_| 1500 - 24);
+            got.extend(take(g).into_iter().map(|m| (t - from, m)));
+        }
+        t += Duration::from_millis(10);
+    }
+    got
+}
+
+#[test]
+fn a_join_is_reported_at_once_and_once_more_within_a_second() {
+    let mut g = Igmp::new(7);
+    let t0 = Instant::now();
+    assert!(!g.is_member(DEV, G1));
+    assert!(g.is_member(DEV, ALL_HOSTS), "224.0.0.1 is always received");
+    assert!(g.join(t0, DEV, G1));
+    assert!(g.is_member(DEV, G1));
+    assert!(!g.is_member(OTHER, G1), "memberships are per device");
+    let now = take(&mut g);
+    assert_eq!(now.len(), 1);
+    assert_eq!(now[0].dev, DEV);
+    assert_eq!(records(&now[0]), vec![(CHANGE_TO_EXCLUDE, G1)]);
+    let later = run(&mut g, t0, Duration::from_secs(5));
+    assert_eq!(later.len(), 1, "robustness 2: one repetition");
+    assert!(later[0].0 <= V3_UNSOLICITED_INTERVAL);
+    assert_eq!(records(&later[0].1), vec![(CHANGE_TO_EXCLUDE, G1)]);
+    assert_eq!(g.next_deadline(), None);
+    assert_eq!(g.stats().out_reports, 2);
+}
+
+#[test]
+fn only_the_first_join_and_the_last_leave_are_reported() {
+    let mut g = Igmp::new(1);
+    let t0 = Instant::now();
+    assert!(g.join(t0, DEV, G1));
+    assert!(!g.join(t0, DEV, G1));
+    assert_eq!(take(&mut g).len(), 1);
+    assert_eq!(g.memberships().collect::<Vec<_>>(), vec![(DEV, G1, 2)]);
+    let _ = run(&mut g, t0, Duration::from_secs(2));
+    let t1 = t0 + Duration::from_secs(3);
+    assert!(g.leave(t1, DEV, G1));
+    assert!(take(&mut g).is_empty(), "a user remains");
+    assert!(g.is_member(DEV, G1));
+    assert!(g.leave(t1, DEV, G1));
+    assert!(!g.is_member(DEV, G1), "reception stops at the last leave");
+    let now = take(&mut g);
+    assert_eq!(records(&now[0]), vec![(CHANGE_TO_INCLUDE, G1)]);
+    let later = run(&mut g, t1, Duration::from_secs(5));
+    assert_eq!(later.len(), 1);
+    assert_eq!(records(&later[0].1), vec![(CHANGE_TO_INCLUDE, G1)]);
+    assert!(!g.leave(t1, DEV, G1), "not a member any more");
+    assert_eq!(g.next_deadline(), None);
+}
+
+#[test]
+fn a_rejoin_cancels_the_pending_leave() {
+    let mut g = Igmp::new(3);
+    let t0 = Instant::now();
+    g.join(t0, DEV, G1);
+    let _ = run(&mut g, t0, Duration::from_secs(2));
+    let _ = take(&mut g);
+    let t1 = t0 + Duration::from_secs(3);
+    g.leave(t1, DEV, G1);
+    assert_eq!(records(&take(&mut g)[0]), vec![(CHANGE_TO_INCLUDE, G1)]);
+    g.join(t1, DEV, G1);
+    assert_eq!(records(&take(&mut g)[0]), vec![(CHANGE_TO_EXCLUDE, G1)]);
+    let later = run(&mut g, t1, Duration::from_secs(5));
+    assert!(later
+        .iter()
+        .all(|(_, m)| records(m) == vec![(CHANGE_TO_EXCLUDE, G1)]));
+}
+
+#[test]
+fn a_general_query_is_answered_with_every_group_in_one_report() {
+    let mut g = Igmp::new(11);
+    let t0 = Instant::now();
+    g.join(t0, DEV, G1);
+    g.join(t0, DEV, G2);
+    g.join(t0, OTHER, ip("239.5.5.5"));
+    let _ = run(&mut g, t0, Duration::from_secs(2));
+    let _ = take(&mut g);
+    let t1 = t0 + Duration::from_secs(10);
+    // Max response code 20: 2 s.
+    g.input(t1, DEV, &query(20, Ipv4Addr::UNSPECIFIED, Some(0)))
+        .unwrap();
+    assert_eq!(g.stats().in_queries, 1);
+    let got = run(&mut g, t1, Duration::from_secs(5));
+    assert_eq!(got.len(), 1);
+    assert!(got[0].0 <= Duration::from_secs(2));
+    assert_eq!(got[0].1.dev, DEV);
+    let mut r = records(&got[0].1);
+    r.sort();
+    assert_eq!(r, vec![(MODE_IS_EXCLUDE, G1), (MODE_IS_EXCLUDE, G2)]);
+}
+
+#[test]
+fn a_group_specific_query_is_answered_for_that_group_only() {
+    let mut g = Igmp::new(12);
+    let t0 = Instant::now();
+    g.join(t0, DEV, G1);
+    g.join(t0, DEV, G2);
+    let _ = run(&mut g, t0, Duration::from_secs(2));
+    let _ = take(&mut g);
+    let t1 = t0 + Duration::from_secs(10);
+    // With two sources: still answered (all sources are wanted).
+    g.input(t1, DEV, &query(10, G2, Some(2))).unwrap();
+    let got = run(&mut g, t1, Duration::from_secs(3));
+    assert_eq!(got.len(), 1);
+    assert!(got[0].0 <= Duration::from_secs(1));
+    assert_eq!(records(&got[0].1), vec![(MODE_IS_EXCLUDE, G2)]);
+    // A query for a group not joined is not answered.
+    g.input(t1, DEV, &query(10, ip("239.7.7.7"), Some(0)))
+        .unwrap();
+    assert!(run(&mut g, t1 + Duration::from_secs(3), Duration::from_secs(3)).is_empty());
+}
+
+#[test]
+fn large_answers_are_split_to_fit_the_link() {
+    let mut g = Igmp::new(13);
+    let t0 = Instant::now();
+    for i in 0..300u16 {
+        g.join(t0, DEV, Ipv4Addr::new(239, 0, (i >> 8) as u8, i as u8));
+    }
+    let _ = run(&mut g, t0, Duration::from_secs(2));
+    let _ = take(&mut g);
+    let t1 = t0 + Duration::from_secs(10);
+    g.input(t1, DEV, &query(10, Ipv4Addr::UNSPECIFIED, Some(0)))
+        .unwrap();
+    let got = run(&mut g, t1, Duration::from_secs(2));
+    assert_eq!(
+        got.len(),
+        2,
+        "300 records do not fit one 1,500-byte datagram"
+    );
+    let mut n = 0;
+    for (_, m) in &got {
+        assert!(m.msg.len() <= 1500 - 24);
+        n += records(m).len();
+    }
+    assert_eq!(n, 300);
+}
+
+#[test]
+fn queries_only_move_an_answer_earlier() {
+    let mut g = Igmp::new(14);
+    let t0 = Instant::now();
+    g.join(t0, DEV, G1);
+    let _ = run(&mut g, t0, Duration::from_secs(2));
+    let t1 = t0 + Duration::from_secs(10);
+    g.input(t1, DEV, &query(10, G1, Some(0))).unwrap();
+    let first = g.next_deadline().unwrap();
+    for i in 0..1000 {
+        // Long maximum response times (code 0xff: 3,174.4 s) cannot postpone it.
+        g.input(
+            t1 + Duration::from_millis(i % 50),
+            DEV,
+            &query(0xff, G1, Some(0)),
+        )
+        .unwrap();
+        assert!(g.next_deadline().unwrap() <= first);
+    }
+}
+
+#[test]
+fn a_v2_query_switches_to_v2_reports_leaves_and_suppression() {
+    let mut g = Igmp::new(21);
+    let t0 = Instant::now();
+    g.join(t0, DEV, G1);
+    g.join(t0, DEV, G2);
+    let _ = run(&mut g, t0, Duration::from_secs(2));
+    let _ = take(&mut g);
+    let t1 = t0 + Duration::from_secs(10);
+    g.input(t1, DEV, &query(30, Ipv4Addr::UNSPECIFIED, None))
+        .unwrap();
+    assert_eq!(g.version(DEV, t1), 2);
+    assert_eq!(g.version(OTHER, t1), 3, "per device");
+    // Another member answers for G2 first: ours is suppressed.
+    g.input(t1, DEV, &v2_message(TYPE_V2_REPORT, G2)).unwrap();
+    assert_eq!(g.stats().in_reports, 1);
+    let got = run(&mut g, t1, Duration::from_secs(4));
+    assert_eq!(got.len(), 1, "only G1 is reported");
+    assert!(got[0].0 <= Duration::from_secs(3));
+    let m = &got[0].1;
+    assert_eq!((m.dst, m.msg.clone()), (G1, v2_message(TYPE_V2_REPORT, G1)));
+    // We reported G1 last: its leave is sent; G2's is left to its reporter.
+    let t2 = t1 + Duration::from_secs(5);
+    g.leave(t2, DEV, G1);
+    g.leave(t2, DEV, G2);
+    let out = take(&mut g);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        (out[0].dst, out[0].msg.clone()),
+        (ALL_ROUTERS, v2_message(TYPE_V2_LEAVE, G1))
+    );
+    assert_eq!(g.stats().out_leaves, 1);
+    assert!(run(&mut g, t2, Duration::from_secs(20)).is_empty());
+    // Back to v3 once no v2 querier was heard for the timeout.
+    assert_eq!(g.version(DEV, t1 + OLDER_QUERIER_TIMEOUT), 3);
+}
+
+#[test]
+fn a_v1_query_switches_to_v1_reports_without_leaves() {
+    let mut g = Igmp::new(31);
+    let t0 = Instant::now();
+    g.join(t0, DEV, G1);
+    let _ = take(&mut g);
+    // Switching cancels the pending v3 repetition.
+    g.input(t0, DEV, &query(0, Ipv4Addr::UNSPECIFIED, None))
+        .unwrap();
+    assert_eq!(g.version(DEV, t0), 1);
+    let got = run(&mut g, t0, Duration::from_secs(11));
+    assert_eq!(got.len(), 1);
+    assert!(got[0].0 <= V1_MAX_RESPONSE);
+    assert_eq!(got[0].1.msg, v2_message(TYPE_V1_REPORT, G1));
+    let t1 = t0 + Duration::from_secs(20);
+    g.join(t1, DEV, G2);
+    assert_eq!(take(&mut g)[0].msg, v2_message(TYPE_V1_REPORT, G2));
+    g.leave(t1, DEV, G1);
+    assert!(take(&mut g).is_empty(), "v1 has no leave message");
+}
+
+#[test]
+fn malformed_messages_are_rejected_without_effect() {
+    let mut g = Igmp::new(41);
+    let t0 = Instant::now();
+    g.join(t0, DEV, G1);
+    let _ = run(&mut g, t0, Duration::from_secs(2));
+    let _ = take(&mut g);
+    let t1 = t0 + Duration::from_secs(10);
+    let mut bad_sum = query(10, G1, Some(0));
+    bad_sum[2] ^= 1;
+    assert_eq!(g.input(t1, DEV, &bad_sum), Err(IgmpParseError::BadChecksum));
+    assert_eq!(
+        g.input(t1, DEV, &[0x11, 1, 2]),
+        Err(IgmpParseError::Truncated)
+    );
+    let mut odd = query(10, G1, None);
+    odd.push(0);
+    assert_eq!(g.input(t1, DEV, &odd), Err(IgmpParseError::Truncated));
+    // A v3 query claiming more sources than it holds.
+    let mut short = query(10, G1, Some(3));
+    short.truncate(short.len() - 4);
+    let c = {
+        short[2] = 0;
+        short[3] = 0;
+        checksum::checksum(&short)
+    };
+    short[2..4].copy_from_slice(&c.to_be_bytes());
+    assert_eq!(g.input(t1, DEV, &short), Err(IgmpParseError::Truncated));
+    assert_eq!(g.stats().in_errors, 4);
+    assert_eq!(g.next_deadline(), None, "nothing was scheduled");
+    assert_eq!(g.version(DEV, t1), 3);
+    // Unknown types and v3 reports of other hosts are ignored.
+    assert_eq!(g.input(t1, DEV, &v3_report(&[(2, G1)])), Ok(()));
+    assert_eq!(g.input(t1, DEV, &v2_message(0x42, G1)), Ok(()));
+    assert_eq!(g.next_deadline(), None);
+}
+
+#[test]
+fn max_response_codes_decode_as_rfc_3376_says() {
+    assert_eq!(decode_resp_code(100), 100);
+    // 0x80: mant 0, exp 0 -> 16 << 3 = 128 tenths.
+    assert_eq!(decode_resp_code(0x80), 128);
+    // 0xff: mant 15, exp 7 -> 31 << 10 = 31,744 tenths.
+    assert_eq!(decode_resp_code(0xff), 31_744);
+    match IgmpMsg::parse(&query(0x80, G1, Some(0))).unwrap() {
+        IgmpMsg::Query {
+            version,
+            max_resp,
+            group,
+        } => {
+            assert_eq!((version, group), (3, G1));
+            assert_eq!(max_resp, Duration::from_millis(12_800));
+        }
+        m => panic!("{m:?}"),
+    }
+    // A zero code still leaves hosts 100 ms to spread their answers.
+    match IgmpMsg::parse(&query(0, G1, Some(0))).unwrap() {
+        IgmpMsg::Query { max_resp, .. } => assert_eq!(max_resp, Duration::from_millis(100)),
+        m => panic!("{m:?}"),
+    }
+}

@@ -505,6 +505,9 @@ impl Ipv4Layer {
             self.stats.out_discards += 1;
             return Err(OutputError::MessageTooLong);
         }
+        if meta.dst.is_multicast() {
+            self.stats.out_mcast_pkts += 1;
+        }
         let repr = Ipv4Repr {
             src: meta.src.unwrap_or(route.src),
             dst: meta.dst,
@@ -556,6 +559,10 @@ impl Ipv4Layer {
             if meta.mc_loop {
                 self.loop_back(meta.dst, route.dev, 1);
             }
+            if meta.ttl == Some(0) && meta.dst.is_multicast() {
+                // Linux ip_mc_output: TTL 0 stays on this host (looped back only).
+                self.tx.pop();
+            }
             return Ok(());
         }
         if meta.dont_frag {
@@ -572,6 +579,9 @@ impl Ipv4Layer {
                     .extend(frags.into_iter().map(|pkt| IpTx { dev, pkt }));
                 if meta.mc_loop {
                     self.loop_back(meta.dst, dev, n);
+                }
+                if meta.ttl == Some(0) && meta.dst.is_multicast() {
+                    self.tx.truncate(self.tx.len().saturating_sub(n));
                 }
                 Ok(())
             }
@@ -592,7 +602,6 @@ impl Ipv4Layer {
     /// broadcast (Linux `ip_mc_output` -> `dev_loopback_xmit`).
     fn loop_back(&mut self, dst: Ipv4Addr, dev: DevId, n: usize) {
         if dst.is_multicast() {
-            self.stats.out_mcast_pkts += 1;
             if !self.igmp.is_member(dev, dst) {
                 return;
             }

@@ -306,6 +306,10 @@ impl TcpLayer {
         if remote.port() == 0 || remote.ip().is_unspecified() || remote.ip().is_broadcast() {
             return Err(TcpError::InvalidInput);
         }
+        // Linux tcp_v4_connect: a multicast route is ENETUNREACH.
+        if remote.ip().is_multicast() {
+            return Err(TcpError::NetworkUnreachable);
+        }
         let local = match bound {
             Some(a) => {
                 let ip = if a.ip().is_unspecified() {

@@ -147,6 +147,20 @@ async fn membership_errors_are_clear() {
             .kind(),
         ErrorKind::AddrNotAvailable
     );
+    // TCP has no multicast: a connect to a group is refused at once, with a route to it
+    // or without (Linux: ENETUNREACH either way).
+    let e = ustack::net::TcpStream::connect_with(&s1, (GROUP, 80))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NetworkUnreachable, "{e}");
+    s1.add_route("224.0.0.0/4".parse().unwrap(), None).unwrap();
+    let e = ustack::net::TcpStream::connect_with(&s1, (GROUP, 80))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NetworkUnreachable, "{e}");
+    // With a route to the group, 0.0.0.0 joins on the device it leads to.
+    s.join_multicast_v4(GROUP, Ipv4Addr::UNSPECIFIED).unwrap();
+    assert_eq!(s1.multicast_groups(), vec![("veth0".to_string(), GROUP, 1)]);
     // Without SO_REUSEADDR on both, a second bind of a port is refused.
     let one = UdpSocket::bind_with(&s1, "0.0.0.0:5002").await.unwrap();
     let e = UdpSocket::bind_with(&s1, "0.0.0.0:5002").await.unwrap_err();

@@ -529,3 +529,78 @@ fn offload_packets_only_for_devices_that_take_them() {
     l.output(t, &udp_meta("10.0.0.9"), payload(1_000)).unwrap();
     assert_eq!(take(&mut l).len(), 1);
 }
+
+#[test]
+fn own_multicasts_and_broadcasts_loop_back_as_linux_does() {
+    let t = Instant::now();
+    let mut l = layer();
+    let looped = |l: &mut Ipv4Layer| {
+        let mut v = Vec::new();
+        l.take_looped(&mut v);
+        v
+    };
+    let mc = |ttl: Option<u8>, mc_loop: bool| OutMeta {
+        ttl,
+        mc_loop,
+        oif: Some(DEV),
+        ..udp_meta("239.1.1.1")
+    };
+    // Not a member: sent, not looped.
+    l.output(t, &mc(Some(1), true), payload(10)).unwrap();
+    assert_eq!(take(&mut l).len(), 1);
+    assert!(looped(&mut l).is_empty());
+    // A member: sent and looped, the copy tagged with the device it left through.
+    assert!(l.join_group(t, DEV, ip("239.1.1.1")));
+    let report = take(&mut l);
+    assert_eq!(report.len(), 1, "the join's report");
+    l.output(t, &mc(Some(1), true), payload(10)).unwrap();
+    let sent = take(&mut l);
+    let back = looped(&mut l);
+    assert_eq!((sent.len(), back.len()), (1, 1));
+    assert_eq!(back[0], sent[0]);
+    // IP_MULTICAST_LOOP off: not looped.
+    l.output(t, &mc(Some(1), false), payload(10)).unwrap();
+    assert_eq!((take(&mut l).len(), looped(&mut l).len()), (1, 0));
+    // TTL 0: looped only, never on the wire.
+    l.output(t, &mc(Some(0), true), payload(10)).unwrap();
+    assert_eq!((take(&mut l).len(), looped(&mut l).len()), (0, 1));
+    // Broadcasts loop back whenever the transport asks (it does for every broadcast).
+    let bc = OutMeta {
+        mc_loop: true,
+        ..udp_meta("10.0.0.255")
+    };
+    l.output(t, &bc, payload(3000)).unwrap();
+    let sent = take(&mut l);
+    assert_eq!(sent.len(), 3, "fragmented");
+    assert_eq!(looped(&mut l), sent, "every fragment is looped");
+    let s = l.stats();
+    assert_eq!((s.out_mcast_pkts, s.out_bcast_pkts), (5, 1));
+}
+
+#[test]
+fn igmp_datagrams_carry_router_alert_and_ttl_1() {
+    let t = Instant::now();
+    let mut l = layer();
+    l.join_group(t, DEV, ip("239.2.2.2"));
+    let sent = take(&mut l);
+    assert_eq!(sent.len(), 1);
+    let p = sent[0].pkt.data();
+    let r = Ipv4Repr::parse(p).unwrap();
+    assert_eq!(r.header_len, 24);
+    assert_eq!((r.ttl, r.protocol, r.tos), (1, IPPROTO_IGMP, 0xc0));
+    assert_eq!((r.src, r.dst), (ip("10.0.0.2"), ip("224.0.0.22")));
+    assert!(r.dont_frag);
+    assert_eq!(&p[20..24], &[0x94, 0x04, 0, 0]);
+    assert_eq!(crate::checksum::checksum(&p[24..]), 0);
+    assert!(l.is_mc_member(DEV, ip("239.2.2.2")));
+    assert_eq!(l.mc_memberships(), vec![(DEV, ip("239.2.2.2"), 1)]);
+    // The repetition is driven by the layer's timer.
+    let d = l.poll_timeout().expect("a repetition is due");
+    assert!(d <= t + Duration::from_secs(1));
+    l.on_timeout(d);
+    assert_eq!(take(&mut l).len(), 1);
+    assert!(l.leave_group(t, DEV, ip("239.2.2.2")));
+    assert!(!l.is_mc_member(DEV, ip("239.2.2.2")));
+    assert!(!l.leave_group(t, DEV, ip("239.2.2.2")));
+    assert_eq!(l.igmp_version(DEV, t), 3);
+}

@@ -6,7 +6,7 @@
 //!   some of ours still unacknowledged),
 //! - a half-open connection (SYN received) from 10.0.0.1:40001,
 //! - an active open in SYN_SENT to 10.0.0.1:8080,
-//! - a UDP socket on :53.
+//! - a UDP socket on :53 that joined multicast group 239.1.1.1 (IGMP runs).
 //!
 //! The input is a sequence of operations, each taking a few bytes: raw IP packets,
 //! valid IP headers around fuzzed payloads, TCP segments with correct checksums aimed at
@@ -43,6 +43,13 @@ const UDP_PORT: u16 = 53;
 const EST_PORT: u16 = 40000;
 const HALF_PORT: u16 = 40001;
 const ACTIVE_PORT: u16 = 8080;
+/// The groups the UDP socket may join; the first is joined at setup.
+const GROUPS: [Ipv4Addr; 4] = [
+    Ipv4Addr::new(239, 1, 1, 1),
+    Ipv4Addr::new(239, 1, 1, 2),
+    Ipv4Addr::new(224, 0, 0, 251),
+    Ipv4Addr::new(224, 0, 0, 1),
+];
 
 const BACKLOG: u32 = 4;
 const MAX_SYN_BACKLOG: usize = 8;
@@ -324,6 +331,10 @@ impl Harness {
             .bind(udp, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, UDP_PORT))
             .ok()
             .map(|_| udp);
+        if let Some(u) = udp {
+            core.udp.add_membership(u, GROUPS[0], DEV).unwrap();
+            core.ip.join_group(base, DEV, GROUPS[0]);
+        }
         let active = core.tcp.socket();
         let mut h = Harness {
             core,
@@ -618,6 +629,75 @@ impl Harness {
                 let mins = u64::from(inp.u8() % 16);
                 self.advance(Duration::from_secs(60 * mins))
             }
+            // An IGMP message (query of any version, a report, or raw) to all hosts, to a
+            // group or to us, checksum valid unless the selector says otherwise.
+            26 | 27 => {
+                let sel = inp.u8();
+                let raw_type = inp.u8();
+                let typ =
+                    [0x11, 0x11, 0x11, 0x12, 0x16, 0x17, 0x22, raw_type][usize::from(sel & 7)];
+                let code = inp.u8();
+                let group = match (sel >> 3) & 3 {
+                    0 => Ipv4Addr::UNSPECIFIED,
+                    1 => GROUPS[usize::from(inp.u8() % 4)],
+                    _ => Ipv4Addr::from(inp.u32()),
+                };
+                let mut m = vec![typ, code, 0, 0];
+                m.extend_from_slice(&group.octets());
+                // v3 query tail: flags, QQIC, source count, then up to 255 bytes.
+                let extra = usize::from(inp.u8());
+                m.extend_from_slice(&inp.bytes(extra));
+                let c = ustack_ipv4::checksum::checksum(&m);
+                m[2..4].copy_from_slice(&c.to_be_bytes());
+                if sel & 0x20 != 0 {
+                    m[2] ^= 0x5a;
+                }
+                let dst = match sel >> 6 {
+                    0 => GROUPS[3],
+                    1 => GROUPS[0],
+                    2 => US,
+                    _ => group,
+                };
+                self.ident = self.ident.wrapping_add(1);
+                self.receive(build::ipv4(PEER, dst, 2, self.ident, &m))
+            }
+            // A UDP datagram to a group (joined or not), all hosts or a broadcast.
+            28 => {
+                let sel = inp.u8();
+                let dst = match sel & 7 {
+                    0..=3 => GROUPS[usize::from(sel & 3)],
+                    4 => Ipv4Addr::BROADCAST,
+                    5 => Ipv4Addr::new(10, 0, 0, 255),
+                    _ => Ipv4Addr::new(239, 7, 7, 7),
+                };
+                let dport = if sel & 8 == 0 { UDP_PORT } else { inp.u16() };
+                let n = usize::from(inp.u16() % 1500);
+                let body = inp.bytes(n);
+                let d = build::udp(PEER, dst, 5353, dport, &body, sel & 16 == 0);
+                self.ident = self.ident.wrapping_add(1);
+                let sent = self.receive(build::ipv4(PEER, dst, IPPROTO_UDP, self.ident, &d));
+                if let Some(u) = self.udp {
+                    let mut buf = [0u8; 2048];
+                    while self.core.udp.recv_from(u, &mut buf).is_ok() {}
+                }
+                sent
+            }
+            // The UDP socket joins or leaves a group (as `udp_prot` does).
+            29 => {
+                let sel = inp.u8();
+                let group = GROUPS[usize::from(sel & 3)];
+                let now = self.now();
+                if let Some(u) = self.udp {
+                    if sel & 4 == 0 {
+                        if self.core.udp.add_membership(u, group, DEV).is_ok() {
+                            self.core.ip.join_group(now, DEV, group);
+                        }
+                    } else if let Ok(d) = self.core.udp.drop_membership(u, group, None) {
+                        self.core.ip.leave_group(now, d, group);
+                    }
+                }
+                self.pump()
+            }
             _ => 0,
         };
         sent
@@ -696,9 +776,18 @@ impl Harness {
         self.core.tcp.close(now, self.active, &mut self.out);
         self.core.tcp.close(now, self.listener, &mut self.out);
         if let Some(u) = self.udp.take() {
+            // As `udp_prot` closes it: its groups are left first.
+            for (group, dev) in self.core.udp.memberships(u) {
+                self.core.ip.leave_group(now, dev, group);
+            }
             self.core.udp.close(u);
         }
         self.pump();
+        assert!(
+            self.core.ip.mc_memberships().is_empty(),
+            "group memberships left after the socket closed: {:?}",
+            self.core.ip.mc_memberships()
+        );
         // Orphans retry (FIN, RTO backoff up to rto_max), TIME_WAIT lasts 60 s: a few
         // hours of virtual time is plenty.
         for _ in 0..48 {
@@ -721,6 +810,11 @@ impl Harness {
             self.core.tcp.memory_used(),
             0,
             "TCP buffer memory leaked after close + hours"
+        );
+        assert_eq!(
+            self.core.ip.poll_timeout(),
+            None,
+            "IP timers (reassembly, IGMP) still armed after close + hours"
         );
     }
 }

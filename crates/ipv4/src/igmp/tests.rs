@@ -62,6 +62,20 @@ fn run(g: &mut Igmp, from: Instant, span: Duration) -> Vec<(Duration, IgmpOut)> 
     got
 }
 
+/// An `Igmp` (seeded with `seed`) whose devices joined `groups` and sent their reports;
+/// returns it with an instant 10 s after the joins, when nothing is due.
+fn settled(seed: u64, groups: &[(DevId, Ipv4Addr)]) -> (Igmp, Instant) {
+    let mut g = Igmp::new(seed);
+    let t0 = Instant::now();
+    for &(dev, group) in groups {
+        g.join(t0, dev, group);
+    }
+    let _ = run(&mut g, t0, Duration::from_secs(2));
+    let _ = take(&mut g);
+    assert_eq!(g.next_deadline(), None);
+    (g, t0 + Duration::from_secs(10))
+}
+
 #[test]
 fn a_join_is_reported_at_once_and_once_more_within_a_second() {
     let mut g = Igmp::new(7);
@@ -127,14 +141,7 @@ fn a_rejoin_cancels_the_pending_leave() {
 
 #[test]
 fn a_general_query_is_answered_with_every_group_in_one_report() {
-    let mut g = Igmp::new(11);
-    let t0 = Instant::now();
-    g.join(t0, DEV, G1);
-    g.join(t0, DEV, G2);
-    g.join(t0, OTHER, ip("239.5.5.5"));
-    let _ = run(&mut g, t0, Duration::from_secs(2));
-    let _ = take(&mut g);
-    let t1 = t0 + Duration::from_secs(10);
+    let (mut g, t1) = settled(11, &[(DEV, G1), (DEV, G2), (OTHER, ip("239.5.5.5"))]);
     // Max response code 20: 2 s.
     g.input(t1, DEV, &query(20, Ipv4Addr::UNSPECIFIED, Some(0)))
         .unwrap();
@@ -150,13 +157,7 @@ fn a_general_query_is_answered_with_every_group_in_one_report() {
 
 #[test]
 fn a_group_specific_query_is_answered_for_that_group_only() {
-    let mut g = Igmp::new(12);
-    let t0 = Instant::now();
-    g.join(t0, DEV, G1);
-    g.join(t0, DEV, G2);
-    let _ = run(&mut g, t0, Duration::from_secs(2));
-    let _ = take(&mut g);
-    let t1 = t0 + Duration::from_secs(10);
+    let (mut g, t1) = settled(12, &[(DEV, G1), (DEV, G2)]);
     // With two sources: still answered (all sources are wanted).
     g.input(t1, DEV, &query(10, G2, Some(2))).unwrap();
     let got = run(&mut g, t1, Duration::from_secs(3));
@@ -171,14 +172,10 @@ fn a_group_specific_query_is_answered_for_that_group_only() {
 
 #[test]
 fn large_answers_are_split_to_fit_the_link() {
-    let mut g = Igmp::new(13);
-    let t0 = Instant::now();
-    for i in 0..300u16 {
-        g.join(t0, DEV, Ipv4Addr::new(239, 0, (i >> 8) as u8, i as u8));
-    }
-    let _ = run(&mut g, t0, Duration::from_secs(2));
-    let _ = take(&mut g);
-    let t1 = t0 + Duration::from_secs(10);
+    let groups: Vec<_> = (0..300u16)
+        .map(|i| (DEV, Ipv4Addr::new(239, 0, (i >> 8) as u8, i as u8)))
+        .collect();
+    let (mut g, t1) = settled(13, &groups);
     g.input(t1, DEV, &query(10, Ipv4Addr::UNSPECIFIED, Some(0)))
         .unwrap();
     let got = run(&mut g, t1, Duration::from_secs(2));
@@ -197,11 +194,7 @@ fn large_answers_are_split_to_fit_the_link() {
 
 #[test]
 fn queries_only_move_an_answer_earlier() {
-    let mut g = Igmp::new(14);
-    let t0 = Instant::now();
-    g.join(t0, DEV, G1);
-    let _ = run(&mut g, t0, Duration::from_secs(2));
-    let t1 = t0 + Duration::from_secs(10);
+    let (mut g, t1) = settled(14, &[(DEV, G1)]);
     g.input(t1, DEV, &query(10, G1, Some(0))).unwrap();
     let first = g.next_deadline().unwrap();
     for i in 0..1000 {
@@ -218,13 +211,7 @@ fn queries_only_move_an_answer_earlier() {
 
 #[test]
 fn a_v2_query_switches_to_v2_reports_leaves_and_suppression() {
-    let mut g = Igmp::new(21);
-    let t0 = Instant::now();
-    g.join(t0, DEV, G1);
-    g.join(t0, DEV, G2);
-    let _ = run(&mut g, t0, Duration::from_secs(2));
-    let _ = take(&mut g);
-    let t1 = t0 + Duration::from_secs(10);
+    let (mut g, t1) = settled(21, &[(DEV, G1), (DEV, G2)]);
     g.input(t1, DEV, &query(30, Ipv4Addr::UNSPECIFIED, None))
         .unwrap();
     assert_eq!(g.version(DEV, t1), 2);
@@ -276,12 +263,7 @@ fn a_v1_query_switches_to_v1_reports_without_leaves() {
 
 #[test]
 fn malformed_messages_are_rejected_without_effect() {
-    let mut g = Igmp::new(41);
-    let t0 = Instant::now();
-    g.join(t0, DEV, G1);
-    let _ = run(&mut g, t0, Duration::from_secs(2));
-    let _ = take(&mut g);
-    let t1 = t0 + Duration::from_secs(10);
+    let (mut g, t1) = settled(41, &[(DEV, G1)]);
     let mut bad_sum = query(10, G1, Some(0));
     bad_sum[2] ^= 1;
     assert_eq!(g.input(t1, DEV, &bad_sum), Err(IgmpParseError::BadChecksum));

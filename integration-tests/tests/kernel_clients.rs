@@ -68,7 +68,7 @@ fn nc_and_socat_echo_discard_and_closed_port() {
     require_tool!("nc");
     require_tool!("socat");
     let net = TunNet::new("echo");
-    let server = net.stack("echo_server", &[]);
+    let server = net.stack("echo_server", &["--join", "239.1.2.3"]);
 
     let out = net.ns.sh(&format!(
         "printf 'hello ustack\\n' | nc -N -w 5 {STACK_IP} 7"
@@ -95,6 +95,15 @@ fn nc_and_socat_echo_discard_and_closed_port() {
         "printf 'datagram' | socat -t 3 - UDP4:{STACK_IP}:7"
     ));
     assert_eq!(out, "datagram");
+
+    // UDP echo through the multicast group the server joined: the answer comes back by
+    // unicast from the stack's address.
+    net.ns
+        .sh(&format!("ip route add 239.0.0.0/8 dev {}", net.tun));
+    let out = net.ns.sh(
+        "printf 'to the group' | timeout 5 socat -t 3 - UDP4-DATAGRAM:239.1.2.3:7,ip-multicast-if=10.88.0.1",
+    );
+    assert_eq!(out, "to the group");
 
     // A closed UDP port: ICMP port unreachable, which the kernel reports as ECONNREFUSED
     // to a connected UDP socket (socat exits non-zero).

@@ -1,6 +1,10 @@
 //! TCP echo (port 7), TCP discard (port 9) and UDP echo (port 7) on a ustack stack over a
 //! TUN device. ICMP echo is answered by the stack itself; every other port is closed.
 //!
+//! With `--join GROUP` (repeatable) the UDP echo also joins multicast groups: a datagram
+//! sent to `GROUP:7` is answered (by unicast, from the stack's address) like one sent to
+//! the stack's address.
+//!
 //! With `--transparent` it also echoes, tun2socks-style, every TCP connection and UDP
 //! datagram routed into the TUN for any other address, answering in that address's name
 //! (`TcpListener::bind_any`, `UdpSocket::bind_any`).
@@ -9,6 +13,7 @@
 //! sudo ip tuntap add dev tun0 mode tun && sudo ip addr add 10.0.0.1/24 dev tun0 && sudo ip link set tun0 up
 //! sudo echo_server --tun tun0 --addr 10.0.0.2/24
 //! # elsewhere: ping 10.0.0.2; nc 10.0.0.2 7; nc -u 10.0.0.2 7
+//! # with --join 239.1.2.3 and `ip route add 239.0.0.0/8 dev tun0`: nc -u 239.1.2.3 7
 //! # with --transparent and `ip route add 10.9.0.0/16 dev tun0`: nc -u 10.9.1.2 53
 //! ```
 
@@ -27,6 +32,9 @@ struct Cli {
     /// that destination.
     #[arg(long)]
     transparent: bool,
+    /// Join this multicast group for the UDP echo (may be repeated).
+    #[arg(long, value_name = "GROUP")]
+    join: Vec<std::net::Ipv4Addr>,
 }
 
 async fn echo(mut s: TcpStream) -> std::io::Result<u64> {
@@ -134,15 +142,25 @@ async fn main() -> Result<(), ustack_examples::Failure> {
     let echo_l = TcpListener::bind("0.0.0.0:7").await?;
     let discard_l = TcpListener::bind("0.0.0.0:9").await?;
     let udp = UdpSocket::bind("0.0.0.0:7").await?;
+    for group in &cli.join {
+        udp.join_multicast_v4(*group, cli.stack.addr.addr())
+            .map_err(|e| format!("joining {group}: {e}"))?;
+    }
     let transparent = if cli.transparent {
         Some((TcpListener::bind_any().await?, UdpSocket::bind_any().await?))
     } else {
         None
     };
     println!(
-        "echo_server: ready on {} (dev {}): tcp echo 7, tcp discard 9, udp echo 7{}",
+        "echo_server: ready on {} (dev {}): tcp echo 7, tcp discard 9, udp echo 7{}{}",
         cli.stack.addr.addr(),
         cli.stack.tun,
+        if cli.join.is_empty() {
+            String::new()
+        } else {
+            let groups: Vec<String> = cli.join.iter().map(|g| g.to_string()).collect();
+            format!(" (also to groups {})", groups.join(", "))
+        },
         if cli.transparent {
             ", transparent tcp and udp echo for foreign destinations"
         } else {

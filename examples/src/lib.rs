@@ -31,6 +31,9 @@ pub struct StackArgs {
     /// stack itself.
     #[arg(long)]
     pub dns: Vec<Ipv4Addr>,
+    /// Hosts file for fixed names, answered without DNS (e.g. /etc/hosts).
+    #[arg(long, value_name = "FILE")]
+    pub hosts: Option<PathBuf>,
     /// Device MTU.
     #[arg(long)]
     pub mtu: Option<usize>,
@@ -161,6 +164,9 @@ impl StackArgs {
         }
         for server in &self.dns {
             b = b.dns(*server);
+        }
+        if let Some(h) = &self.hosts {
+            b = b.hosts_file(h);
         }
         let stack = b.build().await?;
         stack.set_default();

@@ -21,6 +21,11 @@ pub fn dns_parse(data: &[u8]) {
             r.addrs.len()
         );
         assert!(msg.len() >= HEADER_LEN);
+        // A negative lifetime only without addresses, and within RFC 2181's TTL range.
+        if let Some(t) = r.negative_ttl {
+            assert!(r.addrs.is_empty(), "negative TTL {t} with addresses");
+            assert!(t <= i32::MAX as u32, "negative TTL {t}");
+        }
     }
     let at = usize::from(rest.get(2).copied().unwrap_or(0)) % (msg.len() + 1);
     if let Ok((name, end)) = read_name(&msg, at) {

@@ -290,6 +290,17 @@ impl StackBuilder {
         self
     }
 
+    /// Reads a hosts file (`/etc/hosts` format; for instance `/etc/hosts` itself) into the
+    /// resolver's fixed names ([`DnsConfig::hosts`]), which are answered without asking a
+    /// server. Not read by default: the stack's network is not necessarily the host's. A
+    /// file that cannot be read makes [`build`](Self::build) fail, saying which.
+    pub fn hosts_file(mut self, path: impl AsRef<std::path::Path>) -> Self {
+        if let Err(e) = self.dns.read_hosts_file(path) {
+            self.error.get_or_insert(e);
+        }
+        self
+    }
+
     /// The secret keying ISNs, ephemeral ports and SYN cookies (random by default; fix it
     /// to make a test repeat exactly).
     pub fn secret(mut self, secret: [u8; 16]) -> Self {

@@ -74,6 +74,20 @@ async fn dns_server(sock: UdpSocket, queries: Arc<AtomicUsize>) {
                 answer(q, 0x8180, (1, &rr))
             }
             "missing.example.test" => answer(q, 0x8183, (0, &[])),
+            // NXDOMAIN and NODATA with the zone's SOA (TTL 60, MINIMUM 1): cacheable for
+            // 1 s (RFC 2308).
+            "gone.example.test" | "nodata.example.test" => {
+                let mut soa = vec![0, 0];
+                for v in [1u32, 7200, 3600, 1_209_600, 1] {
+                    soa.extend_from_slice(&v.to_be_bytes());
+                }
+                record(&mut rr, b"\x07example\x04test\x00", 6, &soa);
+                let rcode = if name.starts_with("gone") { 3 } else { 0 };
+                let mut m = answer(q, 0x8180 | rcode, (0, &[]));
+                m[8..10].copy_from_slice(&[0, 1]);
+                m.extend_from_slice(&rr);
+                m
+            }
             "v6only.example.test" => answer(q, 0x8180, (0, &[])),
             "silent.example.test" => continue,
             "spoofed.example.test" => {
@@ -307,4 +321,101 @@ async fn answers_are_kept_for_their_ttl() {
     lookup(&client, "www.example.test:1").await.unwrap();
     lookup(&client, "www.example.test:1").await.unwrap();
     assert_eq!((asked(), client.dns_cached()), (7, 0));
+}
+
+#[tokio::test]
+async fn negative_answers_are_kept_as_their_soa_allows() {
+    let (_server, client, queries) = setup().await;
+    let asked = || queries.load(Ordering::Relaxed);
+    // Without an SOA, NXDOMAIN is not kept: asked each time.
+    for n in 1..=2 {
+        let e = lookup(&client, "missing.example.test:1").await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        assert_eq!(asked(), n);
+    }
+    // With one, NXDOMAIN and NODATA are kept for the SOA's MINIMUM (1 s), with their
+    // errors.
+    for name in ["gone.example.test:1", "nodata.example.test:1"] {
+        let first = lookup(&client, name).await.unwrap_err();
+        let before = asked();
+        let again = lookup(&client, name).await.unwrap_err();
+        assert_eq!(asked(), before, "{name} came from the cache");
+        assert_eq!(again.kind(), ErrorKind::NotFound);
+        assert_eq!(again.to_string(), first.to_string());
+    }
+    assert!(lookup(&client, "gone.example.test:1")
+        .await
+        .unwrap_err()
+        .to_string()
+        .contains("does not exist"));
+    assert!(lookup(&client, "nodata.example.test:1")
+        .await
+        .unwrap_err()
+        .to_string()
+        .contains("no IPv4 address"));
+    assert_eq!(asked(), 4);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    lookup(&client, "gone.example.test:1").await.unwrap_err();
+    assert_eq!(asked(), 5, "expired after 1 s");
+    // max_negative_ttl zero keeps none.
+    client.set_dns(DnsConfig {
+        max_negative_ttl: Duration::ZERO,
+        ..client.dns()
+    });
+    lookup(&client, "gone.example.test:1").await.unwrap_err();
+    lookup(&client, "gone.example.test:1").await.unwrap_err();
+    assert_eq!(asked(), 7);
+}
+
+#[tokio::test]
+async fn hosts_entries_answer_without_asking() {
+    let (_server, client, queries) = setup().await;
+    let mut cfg = client.dns();
+    cfg.add_hosts("10.0.0.1 echo.internal Echo # the echo server\n10.7.7.7 www.example.test\n");
+    client.set_dns(cfg);
+    assert_eq!(
+        lookup(&client, "ECHO.internal.:7500").await.unwrap(),
+        vec![sa("10.0.0.1:7500")]
+    );
+    // A hosts entry wins over DNS, as with `hosts: files dns`.
+    assert_eq!(
+        lookup(&client, "www.example.test:80").await.unwrap(),
+        vec![sa("10.7.7.7:80")]
+    );
+    assert_eq!(queries.load(Ordering::Relaxed), 0, "no query was sent");
+    // And connect by such a name works end to end.
+    let mut s = TcpStream::connect_with(&client, "echo:7500").await.unwrap();
+    s.write_all(b"hi").await.unwrap();
+    let mut buf = [0u8; 2];
+    s.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"hi");
+}
+
+#[tokio::test]
+async fn the_builder_reads_a_hosts_file() {
+    let path = std::env::temp_dir().join(format!("ustack-hosts-{}", std::process::id()));
+    std::fs::write(&path, "10.0.0.1 peer.internal\n").unwrap();
+    let (a, _b) = ustack::netdev::mem::MemLink::pair(MemLinkConfig::default());
+    let stack = Stack::builder()
+        .device(a)
+        .addr("10.0.0.2/24".parse().unwrap())
+        .hosts_file(&path)
+        .build()
+        .await
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(
+        lookup(&stack, "peer.internal:1").await.unwrap(),
+        vec![sa("10.0.0.1:1")]
+    );
+    let (a, _b) = ustack::netdev::mem::MemLink::pair(MemLinkConfig::default());
+    let e = Stack::builder()
+        .device(a)
+        .addr("10.0.0.2/24".parse().unwrap())
+        .hosts_file("/nonexistent/ustack-hosts")
+        .build()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert!(e.to_string().contains("/nonexistent/ustack-hosts"), "{e}");
 }

@@ -3,15 +3,18 @@
 //! servers of [`DnsConfig`], with recursion desired, answered from the first server that
 //! gives a usable answer.
 //!
-//! Answers are kept for their TTL, at most [`DnsConfig::max_ttl`] (5 minutes by default),
-//! in a cache of at most [`CACHE_ENTRIES`] names per stack. What it does not do: negative
-//! caching, search domains, `/etc/hosts` (only `localhost` is known), TCP fallback for
-//! truncated answers (the addresses a truncated answer holds are used), DNSSEC, IPv6
-//! (AAAA).
+//! Names in [`DnsConfig::hosts`] (filled from a hosts file with
+//! [`DnsConfig::read_hosts_file`] or [`DnsConfig::add_hosts`]) and `localhost` are answered
+//! without asking. Answers are kept for their TTL, at most [`DnsConfig::max_ttl`] (5
+//! minutes by default), and "no such name" / "no address" answers for the time their
+//! zone's SOA allows (RFC 2308), at most [`DnsConfig::max_negative_ttl`] (1 minute), in a
+//! cache of at most [`CACHE_ENTRIES`] names per stack. What it does not do: search
+//! domains, TCP fallback for truncated answers (the addresses a truncated answer holds
+//! are used), DNSSEC, IPv6 (AAAA).
 
 pub mod wire;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
@@ -34,6 +37,49 @@ pub struct DnsConfig {
     /// Longest time an answer is kept (default 5 minutes; shorter when its TTL says so).
     /// Zero: no cache.
     pub max_ttl: Duration,
+    /// Longest time a "no such name" (NXDOMAIN) or "no address" answer is kept (default
+    /// 1 minute; shorter when its SOA says so, RFC 2308; never without one). Zero: such
+    /// answers are not cached.
+    pub max_negative_ttl: Duration,
+    /// Fixed names (lower-case, without a trailing dot), answered without asking a
+    /// server, like `/etc/hosts` (Linux: `hosts: files dns` in `nsswitch.conf`).
+    pub hosts: BTreeMap<String, Vec<Ipv4Addr>>,
+}
+
+impl DnsConfig {
+    /// Adds the IPv4 entries of a hosts file's text (`/etc/hosts` format: an address,
+    /// a name and its aliases per line; `#` starts a comment). Lines with an IPv6 or
+    /// malformed address are skipped, as are names DNS could not carry; a name listed
+    /// twice keeps both addresses, in order.
+    pub fn add_hosts(&mut self, text: &str) {
+        for line in text.lines() {
+            let line = line.split('#').next().unwrap_or_default();
+            let mut words = line.split_whitespace();
+            let Some(Ok(addr)) = words.next().map(str::parse::<Ipv4Addr>) else {
+                continue;
+            };
+            for name in words {
+                let name = name.strip_suffix('.').unwrap_or(name);
+                if wire::labels(name).is_err() {
+                    continue;
+                }
+                let e = self.hosts.entry(name.to_ascii_lowercase()).or_default();
+                if !e.contains(&addr) {
+                    e.push(addr);
+                }
+            }
+        }
+    }
+
+    /// Reads a hosts file (for instance `/etc/hosts`) with [`add_hosts`](Self::add_hosts).
+    pub fn read_hosts_file(&mut self, path: impl AsRef<std::path::Path>) -> io::Result<()> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display()))
+        })?;
+        self.add_hosts(&text);
+        Ok(())
+    }
 }
 
 impl Default for DnsConfig {
@@ -43,6 +89,8 @@ impl Default for DnsConfig {
             timeout: Duration::from_secs(2),
             attempts: 2,
             max_ttl: Duration::from_secs(300),
+            max_negative_ttl: Duration::from_secs(60),
+            hosts: BTreeMap::new(),
         }
     }
 }
@@ -51,14 +99,41 @@ impl Default for DnsConfig {
 /// the one that would expire soonest.
 pub const CACHE_ENTRIES: usize = 256;
 
+/// A cached answer: the addresses, or why there are none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Answer {
+    Addrs(Vec<Ipv4Addr>),
+    /// NXDOMAIN, from this server.
+    NoSuchName(SocketAddrV4),
+    /// The name exists without an A record (NODATA), says this server.
+    NoAddress(SocketAddrV4),
+}
+
+impl Answer {
+    /// The addresses, or the error a negative answer means.
+    fn result(self, host: &str) -> io::Result<Vec<Ipv4Addr>> {
+        match self {
+            Answer::Addrs(a) => Ok(a),
+            Answer::NoSuchName(server) => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{host:?} does not exist (NXDOMAIN from {server})"),
+            )),
+            Answer::NoAddress(server) => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{host:?} has no IPv4 address (from {server})"),
+            )),
+        }
+    }
+}
+
 /// Answers by name (lower-cased, without a trailing dot), with when they expire.
 #[derive(Debug, Default)]
 pub(crate) struct DnsCache {
-    entries: HashMap<String, (Vec<Ipv4Addr>, Instant)>,
+    entries: HashMap<String, (Answer, Instant)>,
 }
 
 impl DnsCache {
-    fn get(&mut self, name: &str, now: Instant) -> Option<Vec<Ipv4Addr>> {
+    fn get(&mut self, name: &str, now: Instant) -> Option<Answer> {
         match self.entries.get(name) {
             Some((addrs, expires)) if *expires > now => Some(addrs.clone()),
             Some(_) => {
@@ -69,7 +144,7 @@ impl DnsCache {
         }
     }
 
-    fn put(&mut self, name: String, addrs: Vec<Ipv4Addr>, expires: Instant, now: Instant) {
+    fn put(&mut self, name: String, answer: Answer, expires: Instant, now: Instant) {
         if self.entries.len() >= CACHE_ENTRIES && !self.entries.contains_key(&name) {
             self.entries.retain(|_, (_, e)| *e > now);
             if self.entries.len() >= CACHE_ENTRIES {
@@ -83,7 +158,7 @@ impl DnsCache {
                 }
             }
         }
-        self.entries.insert(name, (addrs, expires));
+        self.entries.insert(name, (answer, expires));
     }
 
     pub(crate) fn clear(&mut self) {
@@ -100,10 +175,13 @@ fn invalid(msg: String) -> io::Error {
 }
 
 /// Resolves `host` to its IPv4 addresses through `stack`: an IPv4 literal as itself,
-/// `localhost` as 127.0.0.1, any other name by asking the configured servers.
+/// `localhost` as 127.0.0.1 (unless the hosts table says otherwise), a name of
+/// [`DnsConfig::hosts`] as listed there, any other name from the cache or by asking the
+/// configured servers.
 ///
 /// Errors: `InvalidInput` for a name DNS cannot carry, or when no server is configured;
-/// `NotFound` when a server says the name does not exist (NXDOMAIN) or has no A record;
+/// `NotFound` when a server says (or said, within the negative-cache time) the name does
+/// not exist (NXDOMAIN) or has no A record;
 /// otherwise what went wrong last once every attempt is spent: `TimedOut` when the server
 /// was silent, `Other` for a server failure (SERVFAIL, REFUSED), the send error's kind
 /// (e.g. `NetworkUnreachable` without a route to the server).
@@ -112,6 +190,10 @@ pub async fn resolve(stack: &Stack, host: &str) -> io::Result<Vec<Ipv4Addr>> {
         return Ok(vec![ip]);
     }
     let name = host.strip_suffix('.').unwrap_or(host);
+    let cfg = stack.dns();
+    if let Some(addrs) = cfg.hosts.get(&name.to_ascii_lowercase()) {
+        return Ok(addrs.clone());
+    }
     if name.eq_ignore_ascii_case("localhost") {
         return Ok(vec![Ipv4Addr::LOCALHOST]);
     }
@@ -126,10 +208,9 @@ pub async fn resolve(stack: &Stack, host: &str) -> io::Result<Vec<Ipv4Addr>> {
         _ => return Err(invalid(format!("{host:?} is not a valid host name"))),
     }
     let key = name.to_ascii_lowercase();
-    if let Some(addrs) = stack.dns_cache(|c| c.get(&key, Instant::now())) {
-        return Ok(addrs);
+    if let Some(answer) = stack.dns_cache(|c| c.get(&key, Instant::now())) {
+        return answer.result(host);
     }
-    let cfg = stack.dns();
     if cfg.servers.is_empty() {
         return Err(invalid(format!(
             "cannot resolve {host:?}: no DNS server configured (StackBuilder::dns or Stack::set_dns)"
@@ -151,37 +232,47 @@ pub async fn resolve(stack: &Stack, host: &str) -> io::Result<Vec<Ipv4Addr>> {
                 last_err = Some(e);
                 continue;
             }
-            match ask(&sock, *server, id, name, &mut buf, cfg.timeout).await {
-                Ok(r) if r.rcode == RCODE_NXDOMAIN => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::NotFound,
-                        format!("{host:?} does not exist (NXDOMAIN from {server})"),
-                    ));
-                }
+            let answer = match ask(&sock, *server, id, name, &mut buf, cfg.timeout).await {
+                Ok(r) if r.rcode == RCODE_NXDOMAIN => Some((
+                    Answer::NoSuchName(*server),
+                    r.negative_ttl,
+                    cfg.max_negative_ttl,
+                )),
                 Ok(r) if r.rcode == 0 && !r.addrs.is_empty() => {
-                    let keep = cfg.max_ttl.min(Duration::from_secs(u64::from(r.ttl)));
-                    if !keep.is_zero() {
-                        let now = Instant::now();
-                        let addrs = r.addrs.clone();
-                        stack.dns_cache(|c| c.put(key, addrs, now + keep, now));
-                    }
-                    return Ok(r.addrs);
+                    Some((Answer::Addrs(r.addrs), Some(r.ttl), cfg.max_ttl))
                 }
-                Ok(r) if r.rcode == 0 && !r.truncated => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::NotFound,
-                        format!("{host:?} has no IPv4 address (from {server})"),
-                    ));
-                }
+                Ok(r) if r.rcode == 0 && !r.truncated => Some((
+                    Answer::NoAddress(*server),
+                    r.negative_ttl,
+                    cfg.max_negative_ttl,
+                )),
                 Ok(r) => {
                     last_err = Some(io::Error::other(format!(
                         "{server} answered {host:?} with rcode {}{}",
                         r.rcode,
                         if r.truncated { ", truncated" } else { "" }
                     )));
+                    None
                 }
-                Err(e) => last_err = Some(e),
+                Err(e) => {
+                    last_err = Some(e);
+                    None
+                }
+            };
+            let Some((answer, ttl, max)) = answer else {
+                continue;
+            };
+            // Kept for its TTL within the configured bound; a negative answer without
+            // an SOA not at all (RFC 2308 5).
+            let keep = ttl.map_or(Duration::ZERO, |t| {
+                max.min(Duration::from_secs(u64::from(t)))
+            });
+            if !keep.is_zero() {
+                let now = Instant::now();
+                let a = answer.clone();
+                stack.dns_cache(|c| c.put(key, a, now + keep, now));
             }
+            return answer.result(host);
         }
     }
     // The last thing that went wrong, with its kind: `TimedOut` for silence, `Other` for
@@ -247,7 +338,7 @@ mod tests {
     #[test]
     fn the_cache_is_bounded_and_drops_the_soonest_to_expire() {
         let now = Instant::now();
-        let ip = |i: usize| vec![Ipv4Addr::from(i as u32)];
+        let ip = |i: usize| Answer::Addrs(vec![Ipv4Addr::from(i as u32)]);
         let mut c = DnsCache::default();
         for i in 0..CACHE_ENTRIES {
             c.put(
@@ -272,5 +363,36 @@ mod tests {
         assert_eq!(c.get("n1", later), None);
         assert_eq!(c.get("n3", later), Some(ip(3)));
         assert_eq!(c.get("n200", later), Some(ip(200)));
+    }
+
+    #[test]
+    fn hosts_files_are_read_like_etc_hosts() {
+        let mut cfg = DnsConfig::default();
+        cfg.add_hosts(
+            "127.0.0.1 localhost\n\
+             # a comment line\n\
+             10.1.2.3\tdb.internal  DB   # the database\n\
+             ::1 ip6-localhost\n\
+             10.1.2.4 db.internal. cache\n\
+             999.1.1.1 broken\n\
+             10.1.2.5 bad..name ok\n",
+        );
+        let get = |n: &str| cfg.hosts.get(n).cloned().unwrap_or_default();
+        assert_eq!(
+            get("db.internal"),
+            vec![Ipv4Addr::new(10, 1, 2, 3), Ipv4Addr::new(10, 1, 2, 4)]
+        );
+        assert_eq!(get("db"), vec![Ipv4Addr::new(10, 1, 2, 3)]);
+        assert_eq!(get("cache"), vec![Ipv4Addr::new(10, 1, 2, 4)]);
+        assert_eq!(get("ok"), vec![Ipv4Addr::new(10, 1, 2, 5)]);
+        assert_eq!(get("localhost"), vec![Ipv4Addr::LOCALHOST]);
+        for absent in ["ip6-localhost", "broken", "bad..name", "a"] {
+            assert!(!cfg.hosts.contains_key(absent), "{absent}");
+        }
+        let e = cfg
+            .read_hosts_file("/nonexistent/ustack/hosts")
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert!(e.to_string().contains("/nonexistent/ustack/hosts"), "{e}");
     }
 }

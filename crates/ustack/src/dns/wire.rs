@@ -1,6 +1,7 @@
 //! DNS messages for a stub resolver (RFC 1035 section 4): an A query, and the parts of a
-//! response a stub needs: the response code, the truncation bit, and the IPv4 addresses
-//! of the asked name, following CNAME records in the answer section.
+//! response a stub needs: the response code, the truncation bit, the IPv4 addresses of
+//! the asked name, following CNAME records in the answer section, and for a negative
+//! answer how long it may be cached (RFC 2308: the authority section's SOA).
 //!
 //! Responses come from the network: every length and pointer is checked, names are at
 //! most 255 bytes and follow at most [`MAX_JUMPS`] compression pointers, so a hostile
@@ -22,6 +23,7 @@ pub const MAX_CNAMES: usize = 8;
 
 const TYPE_A: u16 = 1;
 const TYPE_CNAME: u16 = 5;
+const TYPE_SOA: u16 = 6;
 const CLASS_IN: u16 = 1;
 /// Flags of a query: standard query, recursion desired.
 const FLAGS_QUERY_RD: u16 = 0x0100;
@@ -70,6 +72,11 @@ pub struct Response {
     /// The smallest TTL (seconds) of the records that gave `addrs` (the CNAMEs followed
     /// and the A records); 0 without addresses.
     pub ttl: u32,
+    /// For an answer without addresses: how long the "no such name" or "no address"
+    /// answer may be cached (RFC 2308 5: the smaller of the authority section's SOA
+    /// record TTL and its MINIMUM field); `None` when the response holds no usable SOA
+    /// (then it is not cached).
+    pub negative_ttl: Option<u32>,
 }
 
 /// RCODE of a name that does not exist.
@@ -198,28 +205,20 @@ pub fn parse_response(msg: &[u8], id: u16, name: &str) -> Result<Response, DnsEr
     let mut cnames: Vec<(String, String, u32)> = Vec::new();
     let mut a: Vec<(String, Ipv4Addr, u32)> = Vec::new();
     for _ in 0..an {
-        let (owner, after) = read_name(msg, pos)?;
-        let rtype = u16_at(msg, after)?;
-        let class = u16_at(msg, after + 2)?;
-        // RFC 2181 8: a TTL with the top bit set counts as zero.
-        let ttl = (u32::from(u16_at(msg, after + 4)?) << 16) | u32::from(u16_at(msg, after + 6)?);
-        let ttl = if ttl > i32::MAX as u32 { 0 } else { ttl };
-        let rdlen = u16_at(msg, after + 8)? as usize;
-        let rdata_at = after + 10;
-        let rdata = msg
-            .get(rdata_at..rdata_at + rdlen)
-            .ok_or(DnsError::Malformed)?;
-        if class == CLASS_IN {
-            match (rtype, rdata) {
-                (TYPE_A, &[a0, a1, a2, a3]) => a.push((owner, Ipv4Addr::new(a0, a1, a2, a3), ttl)),
+        let rr = record_at(msg, pos)?;
+        if rr.class == CLASS_IN {
+            match (rr.rtype, rr.rdata) {
+                (TYPE_A, &[a0, a1, a2, a3]) => {
+                    a.push((rr.owner, Ipv4Addr::new(a0, a1, a2, a3), rr.ttl))
+                }
                 (TYPE_CNAME, _) => {
-                    let (target, _) = read_name(msg, rdata_at)?;
-                    cnames.push((owner, target, ttl));
+                    let (target, _) = read_name(msg, rr.rdata_at)?;
+                    cnames.push((rr.owner, target, rr.ttl));
                 }
                 _ => {}
             }
         }
-        pos = rdata_at + rdlen;
+        pos = rr.end;
     }
     // The chain from the asked name through the CNAMEs the answer holds.
     let mut chain = vec![want];
@@ -239,12 +238,78 @@ pub fn parse_response(msg: &[u8], id: u16, name: &str) -> Result<Response, DnsEr
         addrs.push(ip);
         ttl = ttl.min(a_ttl);
     }
+    // A negative answer's lifetime: the first SOA of the authority section (a malformed
+    // authority section only means the answer is not cached).
+    let negative_ttl = if addrs.is_empty() {
+        u16_at(msg, 8).ok().and_then(|ns| soa_ttl(msg, pos, ns))
+    } else {
+        None
+    };
     Ok(Response {
         rcode: (flags & RCODE_MASK) as u8,
         truncated: flags & FLAG_TC != 0,
         ttl: if addrs.is_empty() { 0 } else { ttl },
         addrs,
+        negative_ttl,
     })
+}
+
+/// One resource record as read from a message.
+struct Record<'a> {
+    owner: String,
+    rtype: u16,
+    class: u16,
+    ttl: u32,
+    rdata_at: usize,
+    rdata: &'a [u8],
+    /// Where the next record starts.
+    end: usize,
+}
+
+/// Reads the resource record at `pos`.
+fn record_at(msg: &[u8], pos: usize) -> Result<Record<'_>, DnsError> {
+    let (owner, after) = read_name(msg, pos)?;
+    let rtype = u16_at(msg, after)?;
+    let class = u16_at(msg, after + 2)?;
+    // RFC 2181 8: a TTL with the top bit set counts as zero.
+    let ttl = (u32::from(u16_at(msg, after + 4)?) << 16) | u32::from(u16_at(msg, after + 6)?);
+    let ttl = if ttl > i32::MAX as u32 { 0 } else { ttl };
+    let rdlen = u16_at(msg, after + 8)? as usize;
+    let rdata_at = after + 10;
+    let rdata = msg
+        .get(rdata_at..rdata_at + rdlen)
+        .ok_or(DnsError::Malformed)?;
+    Ok(Record {
+        owner,
+        rtype,
+        class,
+        ttl,
+        rdata_at,
+        rdata,
+        end: rdata_at + rdlen,
+    })
+}
+
+/// RFC 2308 5: the TTL of a negative answer is the smaller of the SOA record's own TTL and
+/// its MINIMUM field (the last of its five 32-bit numbers). `pos` is where the `ns`
+/// authority records start.
+fn soa_ttl(msg: &[u8], mut pos: usize, ns: u16) -> Option<u32> {
+    for _ in 0..ns {
+        let rr = record_at(msg, pos).ok()?;
+        // MNAME and RNAME (at least one byte each) and the five numbers.
+        if rr.rtype == TYPE_SOA && rr.class == CLASS_IN && rr.rdata.len() >= 22 {
+            let m = rr.rdata.get(rr.rdata.len() - 4..)?;
+            let minimum = u32::from_be_bytes([m[0], m[1], m[2], m[3]]);
+            let minimum = if minimum > i32::MAX as u32 {
+                0
+            } else {
+                minimum
+            };
+            return Some(rr.ttl.min(minimum));
+        }
+        pos = rr.end;
+    }
+    None
 }
 
 #[cfg(test)]

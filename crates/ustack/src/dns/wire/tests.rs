@@ -196,3 +196,70 @@ proptest::proptest! {
         }
     }
 }
+
+/// A negative response to `query` (`flags`) whose authority section holds `authority`
+/// records `(owner, type, ttl, rdata)`.
+fn negative(query: &[u8], flags: u16, authority: &[(&[u8], u16, u32, &[u8])]) -> Vec<u8> {
+    let mut m = response_ttl(query, flags, authority);
+    // The records went into the answer count; they are authority records.
+    let n = m[6..8].to_vec();
+    m[6..8].copy_from_slice(&[0, 0]);
+    m[8..10].copy_from_slice(&n);
+    m
+}
+
+/// SOA RDATA: MNAME and RNAME (root, one byte each), serial, refresh, retry, expire and
+/// `minimum`.
+fn soa(minimum: u32) -> Vec<u8> {
+    let mut r = vec![0, 0];
+    for v in [1u32, 7200, 3600, 1_209_600, minimum] {
+        r.extend_from_slice(&v.to_be_bytes());
+    }
+    r
+}
+
+#[test]
+fn negative_answers_last_as_their_soa_says() {
+    let q = query(9, "gone.example.test");
+    let zone: &[u8] = b"\x07example\x04test\x00";
+    // RFC 2308 5: the smaller of the SOA's TTL and its MINIMUM.
+    let m = negative(&q, 0x8183, &[(zone, TYPE_SOA, 900, &soa(300))]);
+    let r = parse_response(&m, 9, "gone.example.test").unwrap();
+    assert_eq!((r.rcode, r.negative_ttl), (RCODE_NXDOMAIN, Some(300)));
+    let m = negative(&q, 0x8180, &[(zone, TYPE_SOA, 30, &soa(300))]);
+    let r = parse_response(&m, 9, "gone.example.test").unwrap();
+    assert_eq!((r.rcode, r.addrs.len(), r.negative_ttl), (0, 0, Some(30)));
+    // An NS record before the SOA is skipped.
+    let m = negative(
+        &q,
+        0x8183,
+        &[
+            (zone, 2, 60, b"\x02ns\xc0\x0c"),
+            (zone, TYPE_SOA, 60, &soa(45)),
+        ],
+    );
+    let r = parse_response(&m, 9, "gone.example.test").unwrap();
+    assert_eq!(r.negative_ttl, Some(45));
+    // No SOA, a truncated SOA, or an authority section cut short: not cacheable, and the
+    // answer itself still stands.
+    for m in [
+        negative(&q, 0x8183, &[]),
+        negative(&q, 0x8183, &[(zone, TYPE_SOA, 60, &[0, 0, 1, 2, 3])]),
+        {
+            let mut m = negative(&q, 0x8183, &[(zone, TYPE_SOA, 60, &soa(45))]);
+            m.truncate(m.len() - 3);
+            m
+        },
+    ] {
+        let r = parse_response(&m, 9, "gone.example.test").unwrap();
+        assert_eq!((r.rcode, r.negative_ttl), (RCODE_NXDOMAIN, None));
+    }
+    // An answer with addresses has no negative lifetime, whatever its authority says.
+    let mut m = response(&q, 0x8180, &[(TO_QNAME, TYPE_A, &[10, 0, 0, 1])]);
+    m[8..10].copy_from_slice(&[0, 1]);
+    m.extend_from_slice(zone);
+    m.extend_from_slice(&[0, 6, 0, 1, 0, 0, 0, 60, 0, 22]);
+    m.extend_from_slice(&soa(45));
+    let r = parse_response(&m, 9, "gone.example.test").unwrap();
+    assert_eq!((r.addrs.len(), r.negative_ttl), (1, None));
+}

@@ -146,7 +146,9 @@ impl UdpSocket {
 
     /// Receives a datagram, returning its length, its sender and the address it was sent
     /// to: for a transparent socket ([`bind_any_with`](Self::bind_any_with)) the foreign
-    /// destination the sender wanted, otherwise the local address it arrived at.
+    /// destination the sender wanted, otherwise the local address it arrived at, or the
+    /// multicast group or broadcast address it was sent to (like `IP_PKTINFO`'s
+    /// destination).
     pub async fn recv_from_to(
         &self,
         buf: &mut [u8],

@@ -144,6 +144,16 @@ impl Fib {
     /// whose gateway equals `gateway`; `None` matches any gateway (like
     /// `ip route del 10.0.0.0/8`). Linux: `fib_table_delete`.
     pub fn remove(&mut self, dst: Ipv4Cidr, gateway: Option<Ipv4Addr>) -> Result<Route, FibError> {
+        self.remove_matching(dst, |r| gateway.is_none() || r.gateway == gateway)
+    }
+
+    /// Removes and returns the lowest-metric route for exactly `dst` (host bits ignored)
+    /// that `pick` accepts.
+    pub fn remove_matching(
+        &mut self,
+        dst: Ipv4Cidr,
+        pick: impl Fn(&Route) -> bool,
+    ) -> Result<Route, FibError> {
         self.forget_memo();
         let net = dst.network();
         let len = net.prefix_len();
@@ -153,10 +163,7 @@ impl Fib {
             .get_mut(usize::from(len))
             .ok_or(FibError::NotFound)?;
         let list = table.get_mut(&key).ok_or(FibError::NotFound)?;
-        let idx = list
-            .iter()
-            .position(|r| gateway.is_none() || r.gateway == gateway)
-            .ok_or(FibError::NotFound)?;
+        let idx = list.iter().position(pick).ok_or(FibError::NotFound)?;
         let r = list.remove(idx);
         if list.is_empty() {
             table.remove(&key);

@@ -272,36 +272,106 @@ impl Ipv4Layer {
     pub fn add_interface(&mut self, dev: DevId, name: &str, addr: Ipv4Cidr, mtu: usize) {
         self.route_memo.set(None);
         self.fib.set_dev_name(dev, name);
+        // A device's offload applies to every address on it.
+        let tso_max = self
+            .ifaces
+            .iter()
+            .find(|i| i.dev == dev)
+            .map_or(0, |i| i.tso_max);
         self.ifaces.push(Interface {
             dev,
             addr,
             mtu,
-            tso_max: 0,
+            tso_max,
         });
+        self.add_local_route(dev, addr.addr());
+        if addr.prefix_len() < 32 {
+            self.add_connected_route(dev, addr);
+        }
+    }
+
+    fn add_local_route(&mut self, dev: DevId, a: Ipv4Addr) {
+        let Ok(dst) = Ipv4Cidr::new(a, 32) else {
+            return;
+        };
         let local = Route {
-            dst: Ipv4Cidr::new(addr.addr(), 32).unwrap_or(addr),
+            dst,
+            gateway: None,
+            dev,
+            metric: 0,
+            src: Some(a),
+            kind: RouteKind::Local,
+        };
+        if let Err(e) = self.fib.add(local) {
+            tracing::debug!(addr = %a, error = %e, "local route not added");
+        }
+    }
+
+    fn add_connected_route(&mut self, dev: DevId, addr: Ipv4Cidr) {
+        let connected = Route {
+            dst: addr.network(),
             gateway: None,
             dev,
             metric: 0,
             src: Some(addr.addr()),
-            kind: RouteKind::Local,
+            kind: RouteKind::Connected,
         };
-        if let Err(e) = self.fib.add(local) {
-            tracing::debug!(%addr, error = %e, "local route not added");
+        if let Err(e) = self.fib.add(connected) {
+            tracing::debug!(%addr, error = %e, "connected route not added");
         }
-        if addr.prefix_len() < 32 {
-            let connected = Route {
-                dst: addr.network(),
-                gateway: None,
-                dev,
-                metric: 0,
-                src: Some(addr.addr()),
-                kind: RouteKind::Connected,
-            };
-            if let Err(e) = self.fib.add(connected) {
-                tracing::debug!(%addr, error = %e, "connected route not added");
+    }
+
+    /// Removes address `addr` (with its prefix length) from device `dev`, with its local
+    /// route and, unless another address of the device is in the same subnet (which then
+    /// becomes the route's source), its connected route (Linux: `inet_del_ifa` ->
+    /// `fib_del_ifaddr`). Sockets bound to it stay, as in Linux, and no longer receive.
+    /// False when `dev` does not have `addr`.
+    pub fn remove_interface(&mut self, dev: DevId, addr: Ipv4Cidr) -> bool {
+        let Some(i) = self
+            .ifaces
+            .iter()
+            .position(|x| x.dev == dev && x.addr == addr)
+        else {
+            return false;
+        };
+        self.ifaces.remove(i);
+        self.route_memo.set(None);
+        let a = addr.addr();
+        if let Ok(host) = Ipv4Cidr::new(a, 32) {
+            if self
+                .fib
+                .remove_matching(host, |r| r.kind == RouteKind::Local && r.dev == dev)
+                .is_ok()
+            {
+                // The same address on another device keeps it local.
+                if let Some(other) = self.ifaces.iter().find(|x| x.addr.addr() == a) {
+                    let d = other.dev;
+                    self.add_local_route(d, a);
+                }
             }
         }
+        if addr.prefix_len() < 32 {
+            let net = addr.network();
+            let removed = self.fib.remove_matching(net, |r| {
+                r.kind == RouteKind::Connected && r.dev == dev && r.src == Some(a)
+            });
+            if removed.is_ok() {
+                if let Some(other) = self
+                    .ifaces
+                    .iter()
+                    .find(|x| x.dev == dev && x.addr.network() == net)
+                {
+                    let o = other.addr;
+                    self.add_connected_route(dev, o);
+                }
+            }
+        }
+        true
+    }
+
+    /// The MTU of device `dev`'s addresses, if it has one.
+    pub fn dev_mtu(&self, dev: DevId) -> Option<usize> {
+        self.ifaces.iter().find(|i| i.dev == dev).map(|i| i.mtu)
     }
 
     /// Changes the MTU of every address on `dev` (e.g. the device reported a new MTU).

@@ -773,6 +773,65 @@ impl Stack {
         self.lock().core.ip.fib().routes()
     }
 
+    /// Every address of the stack, with its device's name (Linux: `ip -4 addr`).
+    pub fn addresses(&self) -> Vec<(String, Ipv4Cidr)> {
+        let st = self.lock();
+        let mut out = Vec::new();
+        for d in &st.devices {
+            for a in st.core.ip.addresses(d.id) {
+                out.push((d.dev.name().to_string(), a));
+            }
+        }
+        out
+    }
+
+    /// Adds address `addr` to the device named `device`, with its local route and its
+    /// subnet's connected route (Linux: `ip addr add ADDR dev DEVICE`), while the stack
+    /// runs: sockets can bind it and connections reach it at once. A device may have
+    /// several addresses. Errors: `ENODEV` (19 in `raw_os_error()`) for an unknown
+    /// device, `AlreadyExists` when the device has it already (Linux `EEXIST`).
+    ///
+    /// ```no_run
+    /// # fn demo(stack: ustack::Stack) -> std::io::Result<()> {
+    /// stack.add_address("tun0", "10.0.0.3/24".parse().unwrap())?;
+    /// # Ok(()) }
+    /// ```
+    pub fn add_address(&self, device: &str, addr: Ipv4Cidr) -> io::Result<()> {
+        let dev = self.dev_id(device.as_bytes())?;
+        let mut st = self.lock();
+        if st.core.ip.addresses(dev).contains(&addr) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{device} has {addr} already"),
+            ));
+        }
+        let Some(slot) = st.devices.iter().find(|d| d.id == dev) else {
+            return Err(io::Error::from_raw_os_error(ENODEV));
+        };
+        let mtu = st.core.ip.dev_mtu(dev).unwrap_or_else(|| slot.dev.mtu());
+        let name = slot.dev.name().to_string();
+        st.core.add_interface(dev, &name, addr, mtu);
+        Ok(())
+    }
+
+    /// Removes address `addr` (with its prefix length) from the device named `device`,
+    /// with its local route and its connected route unless another address of the device
+    /// is in that subnet (Linux: `ip addr del`). Sockets bound to it stay and no longer
+    /// receive; connections from it go on until they fail, as in Linux. Errors: `ENODEV`
+    /// for an unknown device, `AddrNotAvailable` when the device does not have it.
+    pub fn remove_address(&self, device: &str, addr: Ipv4Cidr) -> io::Result<()> {
+        let dev = self.dev_id(device.as_bytes())?;
+        let mut st = self.lock();
+        if st.core.ip.remove_interface(dev, addr) {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                format!("{device} does not have {addr}"),
+            ))
+        }
+    }
+
     /// Adds a static route (Linux: `ip route add DST [via GW]`). With a gateway, the device
     /// is the one the gateway is reachable through; without, the first device.
     ///

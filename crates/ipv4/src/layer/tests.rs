@@ -604,3 +604,33 @@ fn igmp_datagrams_carry_router_alert_and_ttl_1() {
     assert!(!l.leave_group(t, DEV, ip("239.2.2.2")));
     assert_eq!(l.igmp_version(DEV, t), 3);
 }
+
+#[test]
+fn removing_an_address_keeps_what_other_addresses_need() {
+    let t = Instant::now();
+    let other = DevId(1);
+    let mut l = layer();
+    l.add_interface(DEV, "tun0", "10.0.0.3/24".parse().unwrap(), 1500);
+    // The same address on a second device (its own subnet).
+    l.add_interface(other, "tun1", "10.0.0.2/32".parse().unwrap(), 1500);
+    assert!(!l.remove_interface(DEV, "10.0.0.2/16".parse().unwrap()));
+    assert!(l.remove_interface(DEV, "10.0.0.2/24".parse().unwrap()));
+    assert!(!l.remove_interface(DEV, "10.0.0.2/24".parse().unwrap()));
+    // Still ours through tun1, and the subnet is still reachable, from 10.0.0.3.
+    assert!(l.is_local(ip("10.0.0.2")));
+    let r = l.route_output(ip("10.0.0.9"), t).unwrap();
+    assert_eq!((r.dev, r.src), (DEV, ip("10.0.0.3")));
+    assert!(l.remove_interface(other, "10.0.0.2/32".parse().unwrap()));
+    assert!(!l.is_local(ip("10.0.0.2")));
+    assert!(l
+        .fib()
+        .routes()
+        .iter()
+        .all(|r| r.dst != "10.0.0.2/32".parse().unwrap()));
+    assert!(l.remove_interface(DEV, "10.0.0.3/24".parse().unwrap()));
+    assert_eq!(l.fib().routes(), vec![]);
+    assert_eq!(
+        l.route_output(ip("10.0.0.9"), t),
+        Err(OutputError::NetworkUnreachable)
+    );
+}

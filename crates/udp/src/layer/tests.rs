@@ -474,3 +474,187 @@ fn checksum_not_verified_when_the_device_vouches_for_it() {
     assert_eq!(u.stats().in_csum_errors, 1);
     assert!(!u.readable(s));
 }
+
+/// A socket with the given reuse flags bound to `addr`.
+fn shared(
+    u: &mut UdpLayer,
+    addr: &str,
+    reuseaddr: bool,
+    reuseport: bool,
+) -> Result<SockId, UdpError> {
+    let s = u.socket();
+    u.set_reuseaddr(s, reuseaddr).unwrap();
+    u.set_reuseport(s, reuseport).unwrap();
+    u.bind(s, sa(addr)).map(|()| s)
+}
+
+#[test]
+fn a_port_is_shared_only_when_every_socket_allows_it() {
+    let mut u = layer();
+    let a = shared(&mut u, "0.0.0.0:53", true, false).unwrap();
+    assert_eq!(
+        shared(&mut u, "0.0.0.0:53", false, false),
+        Err(UdpError::AddrInUse)
+    );
+    assert_eq!(
+        shared(&mut u, "10.0.0.2:53", false, true),
+        Err(UdpError::AddrInUse)
+    );
+    let b = shared(&mut u, "10.0.0.2:53", true, false).unwrap();
+    let c = shared(&mut u, "0.0.0.0:53", true, false).unwrap();
+    assert!(u.reuseaddr(a).unwrap() && !u.reuseport(a).unwrap());
+    // Unicast: the exact address first, then among the wildcard ones the last bound.
+    deliver(&mut u, sa("10.0.0.1:9"), sa("10.0.0.2:53"), b"exact");
+    deliver(&mut u, sa("10.0.0.1:9"), sa("10.0.0.3:53"), b"wild");
+    assert_eq!(recv(&mut u, b).unwrap().0, b"exact");
+    assert_eq!(recv(&mut u, c).unwrap().0, b"wild");
+    assert_eq!(recv(&mut u, a), Err(UdpError::WouldBlock));
+    // A connected socket wins for its peer.
+    u.connect(a, ip("10.0.0.3"), sa("10.0.0.1:9")).unwrap();
+    deliver(&mut u, sa("10.0.0.1:9"), sa("10.0.0.3:53"), b"peer");
+    assert_eq!(recv(&mut u, a).unwrap().0, b"peer");
+    // SO_REUSEPORT groups need the flag on every member.
+    let p = shared(&mut u, "0.0.0.0:54", false, true).unwrap();
+    assert_eq!(
+        shared(&mut u, "0.0.0.0:54", true, false),
+        Err(UdpError::AddrInUse)
+    );
+    shared(&mut u, "0.0.0.0:54", false, true).unwrap();
+    assert!(u.reuseport(p).unwrap());
+    // Ephemeral ports are never shared.
+    let e = u.socket();
+    u.bind(e, sa("0.0.0.0:0")).unwrap();
+    assert!(![53, 54].contains(&u.local_addr(e).unwrap().port()));
+}
+
+#[test]
+fn a_reuseport_group_keeps_each_sender_on_one_member() {
+    let mut u = layer();
+    let group: Vec<SockId> = (0..4)
+        .map(|_| shared(&mut u, "0.0.0.0:5000", false, true).unwrap())
+        .collect();
+    let mut used = std::collections::HashSet::new();
+    for port in 1000..1064u16 {
+        let from = SocketAddrV4::new(ip("10.0.0.1"), port);
+        let mut member = None;
+        for _ in 0..3 {
+            deliver(&mut u, from, sa("10.0.0.2:5000"), b"x");
+            let got: Vec<SockId> = group
+                .iter()
+                .copied()
+                .filter(|s| recv(&mut u, *s).is_ok())
+                .collect();
+            assert_eq!(got.len(), 1, "one member per datagram");
+            assert_eq!(*member.get_or_insert(got[0]), got[0], "stable per sender");
+        }
+        used.insert(member.unwrap());
+    }
+    assert_eq!(used.len(), 4, "64 senders reach every member");
+}
+
+#[test]
+fn multicast_and_broadcast_reach_every_matching_socket() {
+    let mut u = layer();
+    let wild = shared(&mut u, "0.0.0.0:5353", true, false).unwrap();
+    let group = shared(&mut u, "224.0.0.251:5353", true, false).unwrap();
+    let unicast = shared(&mut u, "10.0.0.2:5353", true, false).unwrap();
+    let other_dev = shared(&mut u, "0.0.0.0:5353", true, false).unwrap();
+    u.set_bound_dev(other_dev, Some(DevId(7))).unwrap();
+    let src = sa("10.0.0.1:5353");
+    assert_eq!(
+        deliver(&mut u, src, sa("224.0.0.251:5353"), b"mdns"),
+        DeliverResult::Consumed
+    );
+    assert_eq!(recv(&mut u, wild).unwrap(), (b"mdns".to_vec(), src));
+    assert_eq!(recv(&mut u, group).unwrap().0, b"mdns");
+    assert_eq!(
+        recv(&mut u, unicast),
+        Err(UdpError::WouldBlock),
+        "bound to another address"
+    );
+    assert_eq!(
+        recv(&mut u, other_dev),
+        Err(UdpError::WouldBlock),
+        "bound to another device"
+    );
+    deliver(&mut u, src, sa("255.255.255.255:5353"), b"all");
+    assert_eq!(recv(&mut u, wild).unwrap().0, b"all");
+    assert_eq!(recv(&mut u, group), Err(UdpError::WouldBlock));
+    // A subnet's broadcast: the caller knows it is one.
+    let pkt = datagram(src, sa("10.0.0.255:5353"), b"subnet");
+    u.input_multi(Instant::now(), &meta(ip("10.0.0.1"), ip("10.0.0.255")), pkt);
+    assert_eq!(recv(&mut u, wild).unwrap().0, b"subnet");
+    // Nobody on the port: counted, no ICMP; a bad checksum is counted once, not per socket.
+    let before = u.stats();
+    assert_eq!(
+        deliver(&mut u, src, sa("239.1.1.1:9999"), b"x"),
+        DeliverResult::Consumed
+    );
+    let mut bad = datagram(src, sa("224.0.0.251:5353"), b"bad");
+    let last = bad.len() - 1;
+    bad.data_mut()[last] ^= 0xff;
+    u.input(
+        Instant::now(),
+        &meta(ip("10.0.0.1"), ip("224.0.0.251")),
+        bad,
+    );
+    let after = u.stats();
+    assert_eq!(after.ignored_multi, before.ignored_multi + 1);
+    assert_eq!(after.in_csum_errors, before.in_csum_errors + 1);
+    assert_eq!(recv(&mut u, wild), Err(UdpError::WouldBlock));
+}
+
+#[test]
+fn memberships_and_multicast_options() {
+    let mut u = layer();
+    let s = u.socket();
+    let g = ip("239.1.2.3");
+    assert_eq!(
+        u.add_membership(s, ip("10.0.0.1"), DevId(0)),
+        Err(UdpError::InvalidInput)
+    );
+    u.add_membership(s, g, DevId(0)).unwrap();
+    assert_eq!(u.add_membership(s, g, DevId(0)), Err(UdpError::AddrInUse));
+    u.add_membership(s, g, DevId(1)).unwrap();
+    for i in 2..MAX_MEMBERSHIPS as u8 {
+        u.add_membership(s, Ipv4Addr::new(239, 9, 9, i), DevId(0))
+            .unwrap();
+    }
+    assert_eq!(
+        u.add_membership(s, ip("239.9.9.250"), DevId(0)),
+        Err(UdpError::NoBufs)
+    );
+    // No device given: the first membership of the group.
+    assert_eq!(u.drop_membership(s, g, None), Ok(DevId(0)));
+    assert_eq!(
+        u.drop_membership(s, g, Some(DevId(0))),
+        Err(UdpError::AddrNotAvailable)
+    );
+    assert_eq!(u.drop_membership(s, g, Some(DevId(1))), Ok(DevId(1)));
+    assert_eq!(u.memberships(s).len(), MAX_MEMBERSHIPS - 2);
+    // Multicasts take the multicast TTL, the IP_MULTICAST_IF device and loop by default;
+    // unicasts the socket's TTL and no device.
+    assert_eq!((u.multicast_ttl(s), u.multicast_loop(s)), (Ok(1), Ok(true)));
+    u.set_multicast_if(s, Some((ip("10.0.0.2"), DevId(3))))
+        .unwrap();
+    let d = u
+        .send_to(s, ip("10.0.0.2"), sa("239.1.2.3:9"), b"m")
+        .unwrap();
+    assert_eq!((d.ttl, d.oif, d.mc_loop), (Some(1), Some(DevId(3)), true));
+    u.set_multicast_ttl(s, 0).unwrap();
+    u.set_multicast_loop(s, false).unwrap();
+    let d = u
+        .send_to(s, ip("10.0.0.2"), sa("239.1.2.3:9"), b"m")
+        .unwrap();
+    assert_eq!((d.ttl, d.mc_loop), (Some(0), false));
+    let d = u
+        .send_to(s, ip("10.0.0.2"), sa("10.0.0.1:9"), b"u")
+        .unwrap();
+    assert_eq!((d.ttl, d.oif, d.mc_loop), (None, None, false));
+    // A device bound with SO_BINDTODEVICE wins over IP_MULTICAST_IF.
+    u.set_bound_dev(s, Some(DevId(5))).unwrap();
+    let d = u
+        .send_to(s, ip("10.0.0.2"), sa("239.1.2.3:9"), b"m")
+        .unwrap();
+    assert_eq!(d.oif, Some(DevId(5)));
+}

@@ -11,7 +11,7 @@ use crate::icmp::{
     is_error_type, EchoReply, IcmpErrorKind, IcmpRepr, QuotedHeader, RateLimiter,
     ICMP_DEST_UNREACH, ICMP_PARAMETER_PROB, ICMP_TIME_EXCEEDED,
 };
-use crate::igmp::{Igmp, IgmpOut, IgmpStats, IPPROTO_IGMP};
+use crate::igmp::{Igmp, IgmpStats, IPPROTO_IGMP};
 use crate::pmtu::{plateau_below, PmtuCache};
 use crate::stats::{IcmpStats, IpStats};
 use crate::wire::{Ipv4Repr, HEADER_LEN, MAX_DATAGRAM};
@@ -222,7 +222,6 @@ pub struct Ipv4Layer {
     pub(crate) igmp: Igmp,
     /// Copies of multicast and broadcast datagrams we sent, for ourselves.
     looped: Vec<IpTx>,
-    igmp_out: Vec<IgmpOut>,
     pub(crate) stats: IpStats,
     pub(crate) icmp_stats: IcmpStats,
 }
@@ -244,7 +243,6 @@ impl Ipv4Layer {
             echo_replies: VecDeque::new(),
             igmp: Igmp::default(),
             looped: Vec::new(),
-            igmp_out: Vec::new(),
             stats: IpStats::default(),
             icmp_stats: IcmpStats::default(),
         }
@@ -748,8 +746,9 @@ impl Ipv4Layer {
     /// `igmp_send_report`): from the device's first address, TTL 1, TOS 0xc0, DF, and the
     /// Router Alert option (RFC 2113; RFC 3376 4 requires it).
     pub(crate) fn send_igmp(&mut self) {
-        self.igmp.take_out(&mut self.igmp_out);
-        for m in std::mem::take(&mut self.igmp_out) {
+        let mut out = Vec::new();
+        self.igmp.take_out(&mut out);
+        for m in out {
             let src = self
                 .ifaces
                 .iter()

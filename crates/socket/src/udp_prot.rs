@@ -127,6 +127,11 @@ fn leave(
     Ok(())
 }
 
+/// An option value read from the UDP engine, as the socket layer returns it.
+fn got<T>(r: Result<T, UdpError>, opt: impl FnOnce(T) -> SockOpt) -> io::Result<SockOpt> {
+    r.map(opt).map_err(udp_err)
+}
+
 fn id_of(sk: SockRef) -> io::Result<SockId> {
     match sk {
         SockRef::Udp(id) => Ok(id),
@@ -354,44 +359,19 @@ impl Proto for UdpProt {
         name: SockOptName,
     ) -> io::Result<SockOpt> {
         let id = id_of(sk)?;
+        let u = &core.udp;
         match name {
-            SockOptName::Ttl => core.udp.ttl(id).map(SockOpt::Ttl).map_err(udp_err),
-            SockOptName::Tos => core.udp.tos(id).map(SockOpt::Tos).map_err(udp_err),
-            SockOptName::BindDevice => core
-                .udp
-                .bound_dev(id)
-                .map(SockOpt::BindDevice)
-                .map_err(udp_err),
-            SockOptName::Broadcast => core
-                .udp
-                .broadcast(id)
-                .map(SockOpt::Broadcast)
-                .map_err(udp_err),
-            SockOptName::ReuseAddr => core
-                .udp
-                .reuseaddr(id)
-                .map(SockOpt::ReuseAddr)
-                .map_err(udp_err),
-            SockOptName::ReusePort => core
-                .udp
-                .reuseport(id)
-                .map(SockOpt::ReusePort)
-                .map_err(udp_err),
-            SockOptName::MulticastTtl => core
-                .udp
-                .multicast_ttl(id)
-                .map(SockOpt::MulticastTtl)
-                .map_err(udp_err),
-            SockOptName::MulticastLoop => core
-                .udp
-                .multicast_loop(id)
-                .map(SockOpt::MulticastLoop)
-                .map_err(udp_err),
-            SockOptName::MulticastIf => core
-                .udp
-                .multicast_if(id)
-                .map(|i| SockOpt::MulticastIf(i.map(|(a, _)| a)))
-                .map_err(udp_err),
+            SockOptName::Ttl => got(u.ttl(id), SockOpt::Ttl),
+            SockOptName::Tos => got(u.tos(id), SockOpt::Tos),
+            SockOptName::BindDevice => got(u.bound_dev(id), SockOpt::BindDevice),
+            SockOptName::Broadcast => got(u.broadcast(id), SockOpt::Broadcast),
+            SockOptName::ReuseAddr => got(u.reuseaddr(id), SockOpt::ReuseAddr),
+            SockOptName::ReusePort => got(u.reuseport(id), SockOpt::ReusePort),
+            SockOptName::MulticastTtl => got(u.multicast_ttl(id), SockOpt::MulticastTtl),
+            SockOptName::MulticastLoop => got(u.multicast_loop(id), SockOpt::MulticastLoop),
+            SockOptName::MulticastIf => got(u.multicast_if(id), |i| {
+                SockOpt::MulticastIf(i.map(|(a, _)| a))
+            }),
             _ => Err(not_supported()),
         }
     }

@@ -303,4 +303,27 @@ fn main() {
         .op(0, 7)
         .op(0, 7);
     write("rx_path", "active-zero-window", &s.0);
+
+    // IGMP and multicast: IGMP (selector: type index, group choice, bad checksum,
+    // destination; raw type; code; extra bytes), UDP to a group or broadcast (selector,
+    // length, payload), joins and leaves (selector: group, leave bit).
+    let mut s = Script(Vec::new());
+    s.op(26, 0).u8(0).u8(0).u8(10).u8(4).bytes(&[2, 125, 0, 0]); // v3 general query
+    s.op(25, 6).u8(0);
+    s.op(28, 0).u8(0).u16(5).bytes(b"hello"); // to the joined group
+    s.op(29, 0).u8(1); // join 239.1.1.2
+    s.op(26, 0).u8(1).u8(0).u8(100).u8(0); // v2 query
+    s.op(26, 0)
+        .u8(4 | (1 << 3) | (1 << 6))
+        .u8(0)
+        .u8(0)
+        .u8(0)
+        .u8(0); // a v2 report heard
+    s.op(25, 7).u8(0);
+    s.op(29, 0).u8(5); // leave 239.1.1.2
+    s.op(26, 0).u8(0x20).u8(0).u8(10).u8(0); // bad checksum
+    s.op(28, 0).u8(4).u16(2).bytes(b"hi"); // limited broadcast
+    s.op(26, 0).u8(2).u8(0).u8(0).u8(0); // v1 query
+    s.op(25, 0).u8(10);
+    write("rx_path", "igmp-multicast", &s.0);
 }

@@ -640,10 +640,12 @@ impl UdpLayer {
         sock_ref(&self.slots, id).map_or_else(Vec::new, |s| s.memberships.clone())
     }
 
-    /// Sets the receive buffer limit in bytes (`SO_RCVBUF`, at least [`MIN_RECV_BUF`]).
+    /// Sets the receive buffer limit in bytes (`SO_RCVBUF`): at least [`MIN_RECV_BUF`],
+    /// at most [`UdpConfig::recv_buf_max`] (Linux clamps to `rmem_max` the same way).
     pub fn set_recv_buf(&mut self, id: SockId, bytes: usize) -> Result<(), UdpError> {
+        let max = self.cfg.recv_buf_max.max(MIN_RECV_BUF);
         let s = sock_mut(&mut self.slots, id).ok_or(UdpError::InvalidInput)?;
-        s.rcvbuf = bytes.max(MIN_RECV_BUF);
+        s.rcvbuf = bytes.clamp(MIN_RECV_BUF, max);
         Ok(())
     }
 

@@ -88,6 +88,9 @@ impl SockId {
 pub struct UdpConfig {
     /// Receive buffer per socket in bytes (Linux `rmem_default` = 212992).
     pub recv_buf: usize,
+    /// Largest receive buffer `SO_RCVBUF` may set (Linux `rmem_max`, 212992 there;
+    /// 8 MiB here, what QUIC-style receivers ask for; lower it to bound memory).
+    pub recv_buf_max: usize,
     /// Ephemeral port range, inclusive (Linux `ip_local_port_range` = 32768 60999).
     pub ephemeral: (u16, u16),
     /// TTL reported by `ttl()` for a socket without `IP_TTL` set (Linux
@@ -99,6 +102,7 @@ impl Default for UdpConfig {
     fn default() -> Self {
         UdpConfig {
             recv_buf: 212_992,
+            recv_buf_max: 8 << 20,
             ephemeral: (32768, 60999),
             default_ttl: 64,
         }

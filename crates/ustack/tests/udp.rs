@@ -249,3 +249,55 @@ async fn recv_buf_and_peek_sender() {
     assert_eq!(rx.try_recv_buf(&mut c).unwrap(), 2);
     assert_eq!(c, b"c1c2");
 }
+
+#[tokio::test]
+async fn the_receive_buffer_size_bounds_the_queue() {
+    use ustack::socket::{AddressFamily, SockType};
+    let (s1, s2) = pair().await;
+    let sock = |size: usize| {
+        let s = s2.socket(AddressFamily::INET, SockType::Dgram, 0).unwrap();
+        s.set_recv_buffer_size(size).unwrap();
+        let got = s.recv_buffer_size().unwrap();
+        s.bind("0.0.0.0:0").unwrap();
+        (UdpSocket::from_socket(s).unwrap(), got)
+    };
+    // Clamped like Linux's rmem_max, and to the minimum.
+    assert_eq!(sock(1 << 30).1, ustack::UdpConfig::default().recv_buf_max);
+    assert_eq!(sock(10).1, 2304);
+    let (small, _) = sock(8 * 1024);
+    let (large, _) = sock(4 << 20);
+    let tx = UdpSocket::bind_with(&s1, "0.0.0.0:0").await.unwrap();
+    // 200 datagrams of 1,000 bytes to each, unread until all are sent.
+    for _ in 0..200 {
+        for r in [&small, &large] {
+            let to = SocketAddr::new(B.into(), r.local_addr().unwrap().port());
+            tx.send_to(&[7u8; 1000], to).await.unwrap();
+        }
+    }
+    let count = |s: &UdpSocket| {
+        let mut n = 0;
+        while s.try_recv_from(&mut [0u8; 1500]).is_ok() {
+            n += 1;
+        }
+        n
+    };
+    let large_n = {
+        // Everything sent has arrived once the large socket holds all 200.
+        let mut n = 0;
+        for _ in 0..200 {
+            n += count(&large);
+            if n == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        n
+    };
+    assert_eq!(large_n, 200, "a 4 MiB buffer holds the burst");
+    let small_n = count(&small);
+    assert!(
+        (1..20).contains(&small_n),
+        "an 8 KiB buffer holds a few datagrams: {small_n}"
+    );
+    assert!(s2.stats().udp.rcvbuf_errors >= 180);
+}

@@ -108,6 +108,25 @@ impl Socket {
         }
     }
 
+    /// Sets `SO_RCVBUF` (as `socket2`'s `set_recv_buffer_size`): how many bytes of
+    /// received data the socket may hold. For datagram sockets each queued datagram is
+    /// charged its buffer storage plus 256 bytes, and the value is clamped to
+    /// [`UdpConfig::recv_buf_max`](crate::UdpConfig::recv_buf_max) (8 MiB; at least
+    /// 2,304 bytes); stream sockets clamp it to `TcpConfig::rmem`. (`SO_SNDBUF` is there for
+    /// stream sockets, [`TcpSocket::set_send_buffer_size`](crate::net::TcpSocket::set_send_buffer_size);
+    /// ustack queues no datagrams, so datagram sockets have none.)
+    pub fn set_recv_buffer_size(&self, size: usize) -> io::Result<()> {
+        self.inner.setsockopt(SockOpt::RecvBuf(size))
+    }
+
+    /// The `SO_RCVBUF` value.
+    pub fn recv_buffer_size(&self) -> io::Result<usize> {
+        match self.inner.getsockopt(SockOptName::RecvBuf)? {
+            SockOpt::RecvBuf(n) => Ok(n),
+            o => Err(unexpected(o)),
+        }
+    }
+
     /// Sets `SO_REUSEPORT` (as `socket2`'s `set_reuse_port`), before [`bind`](Self::bind).
     /// Sockets that all set it may bind the same address and port; unicast datagrams (or,
     /// for listeners, connections) are spread over them by a hash of the sender's address

@@ -9,6 +9,7 @@
 //! - [`example_bin`]: the example binaries, built once per test process as static release
 //!   binaries (the same build the demo and the container use).
 //! - [`pcap`]: a reader for the captures the stack writes with `--pcap`.
+//! - [`packet::PacketSocket`]: raw IPv4 packets into a TUN device, and captures of it.
 //!
 //! Every test calls [`require_root!`] first: without root it prints
 //! `skipped: needs root (network namespaces)` and returns; under `CI=true` it fails.
@@ -24,6 +25,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub mod packet;
 pub mod pcap;
 
 /// The kernel side's address on every test TUN device.

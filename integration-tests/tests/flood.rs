@@ -18,13 +18,13 @@
 //! counter and process RSS) and the drop counters. Bounded: 6 to 15 s of flood.
 
 use std::collections::HashMap;
-use std::ffi::CString;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ustack_integration_tests::packet::PacketSocket;
 use ustack_integration_tests::{
     example_bin, fill_pattern, kv, pattern_sha256, require_root, sha256, stack_cidr, TunNet,
     HOST_IP, STACK_IP,
@@ -201,23 +201,7 @@ fn flood_packet(i: u64, rng: &mut Rng) -> (Vec<u8>, bool) {
 /// Writes the flood into TUN device `ifname` through an AF_PACKET socket until `stop`
 /// (or [`FLOOD_MAX`]). Runs inside the namespace. Returns (SYNs, malformed, send errors).
 fn flood(ifname: &str, stop: Arc<AtomicBool>) -> (u64, u64, u64) {
-    let proto = (libc::ETH_P_IP as u16).to_be();
-    // SAFETY: plain socket(2) call; the fd is closed below.
-    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM, i32::from(proto)) };
-    assert!(
-        fd >= 0,
-        "AF_PACKET socket: {}",
-        std::io::Error::last_os_error()
-    );
-    let name = CString::new(ifname).unwrap();
-    // SAFETY: valid NUL-terminated name.
-    let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    assert!(ifindex > 0, "no interface {ifname}");
-    // SAFETY: sockaddr_ll is plain data; all-zero is a valid start.
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_protocol = proto;
-    sll.sll_ifindex = ifindex as i32;
+    let sock = PacketSocket::sender(ifname).expect("AF_PACKET sender");
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let (mut syns, mut bad, mut errs) = (0u64, 0u64, 0u64);
     let start = Instant::now();
@@ -228,18 +212,7 @@ fn flood(ifname: &str, stop: Arc<AtomicBool>) -> (u64, u64, u64) {
         for _ in 0..BURST {
             let (p, malformed) = flood_packet(i, &mut rng);
             i += 1;
-            // SAFETY: sendto(2) with a valid buffer and a sockaddr_ll of the right size.
-            let rc = unsafe {
-                libc::sendto(
-                    fd,
-                    p.as_ptr().cast(),
-                    p.len(),
-                    libc::MSG_DONTWAIT,
-                    (&sll as *const libc::sockaddr_ll).cast(),
-                    std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-                )
-            };
-            if rc < 0 {
+            if sock.send(&p).is_err() {
                 errs += 1;
             } else if malformed {
                 bad += 1;
@@ -249,8 +222,6 @@ fn flood(ifname: &str, stop: Arc<AtomicBool>) -> (u64, u64, u64) {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    // SAFETY: closing the fd we opened.
-    unsafe { libc::close(fd) };
     (syns, bad, errs)
 }
 

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use ustack::net::UdpSocket;
 use ustack::Stack;
+use ustack_integration_tests::packet::PacketSocket;
 use ustack_integration_tests::{block_on_in, require_root, stack_cidr, TunNet, HOST_IP, STACK_IP};
 
 const IGMP_ALL_V3_ROUTERS: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 22);
@@ -401,70 +402,15 @@ fn capture_igmp(
     stop: Arc<AtomicBool>,
     limit: Duration,
 ) -> Result<(), String> {
-    let name = std::ffi::CString::new(dev).map_err(|e| e.to_string())?;
-    // SAFETY: if_nametoindex reads a NUL-terminated string.
-    let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if ifindex == 0 {
-        return Err(format!("{dev}: {}", io::Error::last_os_error()));
-    }
-    let proto = (libc::ETH_P_IP as u16).to_be();
-    // SAFETY: socket(2) with constant arguments.
-    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM, libc::c_int::from(proto)) };
-    if fd < 0 {
-        return Err(format!("AF_PACKET socket: {}", io::Error::last_os_error()));
-    }
-    // SAFETY: fd is a socket we just opened and own from now on.
-    let sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    // SAFETY: an all-zero sockaddr_ll is valid.
-    let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_protocol = proto;
-    sll.sll_ifindex = ifindex as libc::c_int;
-    // SAFETY: bind with a pointer to a live sockaddr_ll of the size passed.
-    let rc = unsafe {
-        libc::bind(
-            sock.as_raw_fd(),
-            (&sll as *const libc::sockaddr_ll).cast(),
-            mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(format!("bind to {dev}: {}", io::Error::last_os_error()));
-    }
-    let tv = libc::timeval {
-        tv_sec: 0,
-        tv_usec: 100_000,
-    };
-    // SAFETY: setsockopt with a pointer to a live timeval of the size passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(format!("SO_RCVTIMEO: {}", io::Error::last_os_error()));
-    }
+    let sock = PacketSocket::capture(dev, Duration::from_millis(100)).map_err(|e| e.to_string())?;
     let _ = tx.send(None);
     let deadline = Instant::now() + limit;
     let mut buf = [0u8; 2048];
     while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-        // SAFETY: recv into a live buffer of the length passed.
-        let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-            ) {
-                continue;
-            }
-            return Err(format!("recv: {e}"));
-        }
-        if let Some(m) = parse_igmp(&buf[..n as usize], src) {
+        let Some(n) = sock.recv(&mut buf).map_err(|e| format!("recv: {e}"))? else {
+            continue;
+        };
+        if let Some(m) = parse_igmp(&buf[..n], src) {
             if tx.send(Some(m)).is_err() {
                 break;
             }

@@ -127,6 +127,16 @@ fn leave(
     Ok(())
 }
 
+/// The source address a socket's binding gives its datagrams: its bound unicast address,
+/// or 0.0.0.0 (the route chooses) when unbound or bound to 0.0.0.0, a multicast group or
+/// a broadcast address (Linux `inet_bind` leaves `inet_saddr` 0 for those).
+fn source_of(core: &NetCore, id: SockId) -> Ipv4Addr {
+    match core.udp.local_addr(id).map(|a| *a.ip()) {
+        Some(ip) if !ip.is_multicast() && !core.ip.is_broadcast(ip) => ip,
+        _ => Ipv4Addr::UNSPECIFIED,
+    }
+}
+
 /// An option value read from the UDP engine, as the socket layer returns it.
 fn got<T>(r: Result<T, UdpError>, opt: impl FnOnce(T) -> SockOpt) -> io::Result<SockOpt> {
     r.map(opt).map_err(udp_err)
@@ -160,10 +170,17 @@ impl Proto for UdpProt {
 
     fn bind(&self, core: &mut NetCore, sk: SockRef, addr: SocketAddrV4) -> io::Result<()> {
         let id = id_of(sk)?;
-        if !addr.ip().is_unspecified() && !core.ip.is_local(*addr.ip()) {
+        // Linux inet_bind: a local, multicast or broadcast address (a socket bound to a
+        // group receives only that group's datagrams on the port).
+        let ip = *addr.ip();
+        if !ip.is_unspecified()
+            && !ip.is_multicast()
+            && !core.ip.is_local(ip)
+            && !core.ip.is_broadcast(ip)
+        {
             return Err(io::Error::new(
                 io::ErrorKind::AddrNotAvailable,
-                format!("{} is not an address of this stack", addr.ip()),
+                format!("{ip} is not an address of this stack"),
             ));
         }
         core.udp.bind(id, addr).map_err(udp_err)
@@ -181,11 +198,7 @@ impl Proto for UdpProt {
         // Linux ip4_datagram_connect: route now to pick the source address.
         let oif = core.udp.bound_dev(id).map_err(udp_err)?;
         let route = core.route(now, *addr.ip(), oif)?;
-        let bound = core
-            .udp
-            .local_addr(id)
-            .map(|a| *a.ip())
-            .unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let bound = source_of(core, id);
         let local_ip = if bound.is_unspecified() {
             route.src
         } else {
@@ -254,11 +267,7 @@ impl Proto for UdpProt {
             oif = oif.or(Some(d));
         }
         let route = core.route(now, *dst.ip(), oif)?;
-        let bound = core
-            .udp
-            .local_addr(id)
-            .map(|a| *a.ip())
-            .unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let bound = source_of(core, id);
         let src = match (bound.is_unspecified(), mc_if) {
             (false, _) => bound,
             (true, Some((a, _))) => a,

@@ -390,3 +390,36 @@ async fn igmp_on_the_wire_follows_rfc_3376_and_an_older_querier() {
     wire.transmit(&mut vec![datagram(Ipv4Addr::new(224, 0, 0, 1), 2, &bad)]);
     assert!(common::eventually(|| stack.stats().igmp.in_errors == 1).await);
 }
+
+#[tokio::test]
+async fn a_socket_bound_to_a_group_takes_only_that_group() {
+    let (s1, s2) = pair().await;
+    // Bound to the group's address (as Linux allows): the group's datagrams only.
+    let only = shared(&s2, "239.1.2.3:5400", false);
+    only.join_multicast_v4(GROUP, B).unwrap();
+    let other = UdpSocket::bind_with(&s2, "0.0.0.0:0").await.unwrap();
+    other
+        .join_multicast_v4(Ipv4Addr::new(239, 1, 2, 4), B)
+        .unwrap();
+    let tx = UdpSocket::bind_with(&s1, "0.0.0.0:0").await.unwrap();
+    tx.set_multicast_if_v4(A).unwrap();
+    tx.send_to(b"other group", (Ipv4Addr::new(239, 1, 2, 4), 5400))
+        .await
+        .unwrap();
+    tx.send_to(b"unicast", (B, 5400)).await.unwrap();
+    tx.send_to(b"the group", (GROUP, 5400)).await.unwrap();
+    let (data, from) = recv_within(&only, LONG).await.unwrap();
+    assert_eq!(data, b"the group", "the others were not delivered to it");
+    // Its replies leave from the stack's address, not from the group.
+    only.send_to(b"reply", from).await.unwrap();
+    let mut buf = [0u8; 16];
+    let (n, back) = tokio::time::timeout(LONG, tx.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf[..n], b"reply");
+    assert_eq!(back, SocketAddr::from((B, 5400)));
+    // Binding a foreign unicast address is still refused.
+    let e = UdpSocket::bind_with(&s2, "10.9.9.9:0").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AddrNotAvailable);
+}

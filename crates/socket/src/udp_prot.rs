@@ -340,6 +340,7 @@ impl Proto for UdpProt {
             SockOpt::ReusePort(b) => core.udp.set_reuseport(id, b).map_err(udp_err),
             SockOpt::MulticastTtl(t) => core.udp.set_multicast_ttl(id, t).map_err(udp_err),
             SockOpt::MulticastLoop(b) => core.udp.set_multicast_loop(id, b).map_err(udp_err),
+            SockOpt::MulticastAll(b) => core.udp.set_multicast_all(id, b).map_err(udp_err),
             SockOpt::MulticastIf(a) => {
                 let iface = match a.filter(|a| !a.is_unspecified()) {
                     None => None,
@@ -380,6 +381,7 @@ impl Proto for UdpProt {
             SockOptName::ReusePort => got(u.reuseport(id), SockOpt::ReusePort),
             SockOptName::MulticastTtl => got(u.multicast_ttl(id), SockOpt::MulticastTtl),
             SockOptName::MulticastLoop => got(u.multicast_loop(id), SockOpt::MulticastLoop),
+            SockOptName::MulticastAll => got(u.multicast_all(id), SockOpt::MulticastAll),
             SockOptName::MulticastIf => got(u.multicast_if(id), |i| {
                 SockOpt::MulticastIf(i.map(|(a, _)| a))
             }),

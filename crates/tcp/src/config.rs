@@ -233,6 +233,10 @@ pub enum SockOpt {
     MulticastTtl(u8),
     /// `IP_MULTICAST_LOOP`.
     MulticastLoop(bool),
+    /// `IP_MULTICAST_ALL`: on (the default, as in Linux), a socket receives the
+    /// datagrams of every group the host joined on its port; off, only of the groups it
+    /// joined itself.
+    MulticastAll(bool),
     /// `IP_MULTICAST_IF`: the address of the interface multicasts leave from;
     /// `None` (or 0.0.0.0) lets the route decide.
     MulticastIf(Option<std::net::Ipv4Addr>),
@@ -287,6 +291,8 @@ pub enum SockOptName {
     MulticastTtl,
     /// `IP_MULTICAST_LOOP`.
     MulticastLoop,
+    /// `IP_MULTICAST_ALL`.
+    MulticastAll,
     /// `IP_MULTICAST_IF`.
     MulticastIf,
 }

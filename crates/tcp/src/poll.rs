@@ -125,6 +125,7 @@ impl TcpLayer {
                 | SockOpt::Broadcast(_)
                 | SockOpt::MulticastTtl(_)
                 | SockOpt::MulticastLoop(_)
+                | SockOpt::MulticastAll(_)
                 | SockOpt::MulticastIf(_)
                 | SockOpt::AddMembership { .. }
                 | SockOpt::DropMembership { .. }
@@ -156,6 +157,7 @@ impl TcpLayer {
             SockOpt::Broadcast(_)
             | SockOpt::MulticastTtl(_)
             | SockOpt::MulticastLoop(_)
+            | SockOpt::MulticastAll(_)
             | SockOpt::MulticastIf(_)
             | SockOpt::AddMembership { .. }
             | SockOpt::DropMembership { .. } => {}
@@ -221,6 +223,7 @@ impl TcpLayer {
             SockOptName::Broadcast
             | SockOptName::MulticastTtl
             | SockOptName::MulticastLoop
+            | SockOptName::MulticastAll
             | SockOptName::MulticastIf => return Err(TcpError::InvalidInput),
         })
     }

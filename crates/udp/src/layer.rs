@@ -105,6 +105,9 @@ struct UdpSock {
     mc_ttl: u8,
     /// `IP_MULTICAST_LOOP` (default on).
     mc_loop: bool,
+    /// `IP_MULTICAST_ALL` (default on): receives every group the host joined, not only
+    /// its own.
+    mc_all: bool,
     /// `IP_MULTICAST_IF`: the address (and its device) multicasts leave from.
     mc_if: Option<(Ipv4Addr, DevId)>,
     /// Groups joined (`IP_ADD_MEMBERSHIP`), with the device of each.
@@ -226,6 +229,7 @@ impl UdpLayer {
             reuseport: false,
             mc_ttl: 1,
             mc_loop: true,
+            mc_all: true,
             mc_if: None,
             memberships: Vec::new(),
             transparent: false,
@@ -570,6 +574,22 @@ impl UdpLayer {
     pub fn multicast_loop(&self, id: SockId) -> Result<bool, UdpError> {
         sock_ref(&self.slots, id)
             .map(|s| s.mc_loop)
+            .ok_or(UdpError::InvalidInput)
+    }
+
+    /// Sets `IP_MULTICAST_ALL`: on (the default, as in Linux), the socket receives the
+    /// datagrams of every group the host joined that come to its port; off, only those of
+    /// the groups it joined itself, on the device they arrive on.
+    pub fn set_multicast_all(&mut self, id: SockId, on: bool) -> Result<(), UdpError> {
+        let s = sock_mut(&mut self.slots, id).ok_or(UdpError::InvalidInput)?;
+        s.mc_all = on;
+        Ok(())
+    }
+
+    /// `IP_MULTICAST_ALL`.
+    pub fn multicast_all(&self, id: SockId) -> Result<bool, UdpError> {
+        sock_ref(&self.slots, id)
+            .map(|s| s.mc_all)
             .ok_or(UdpError::InvalidInput)
     }
 
@@ -981,13 +1001,16 @@ impl UdpLayer {
         let to = SocketAddrV4::new(meta.dst, hdr.dst_port);
         let mut targets: Vec<SockId> = Vec::new();
         let exact = self.exact.get(&to);
+        let group = meta.dst.is_multicast().then_some((meta.dst, meta.dev));
         for id in exact
             .into_iter()
             .chain(self.wild.get(&hdr.dst_port))
             .flatten()
         {
             if let Some(s) = sock_ref(&self.slots, *id) {
-                if Self::score(s, from, Some(meta.dev)).is_some() {
+                // Linux ip_mc_sf_allow: without IP_MULTICAST_ALL, only its own groups.
+                let wanted = s.mc_all || group.is_none_or(|g| s.memberships.contains(&g));
+                if wanted && Self::score(s, from, Some(meta.dev)).is_some() {
                     targets.push(*id);
                 }
             }

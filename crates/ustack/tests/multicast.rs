@@ -73,6 +73,18 @@ async fn a_joined_group_reaches_every_socket_on_its_port() {
             Some((b"to the group".to_vec(), from))
         );
     }
+    // IP_MULTICAST_ALL off: only the groups the socket joined itself.
+    assert!(r2.multicast_all_v4().unwrap());
+    r2.set_multicast_all_v4(false).unwrap();
+    tx.send_to(b"members only", (GROUP, 5000)).await.unwrap();
+    assert_eq!(recv_within(&r1, LONG).await.unwrap().0, b"members only");
+    assert_eq!(recv_within(&r2, SHORT).await, None);
+    r2.join_multicast_v4(GROUP, B).unwrap();
+    tx.send_to(b"joined", (GROUP, 5000)).await.unwrap();
+    for r in [&r1, &r2] {
+        assert_eq!(recv_within(r, LONG).await.unwrap().0, b"joined");
+    }
+    r2.leave_multicast_v4(GROUP, B).unwrap();
     // A group nobody joined is not received, and draws no ICMP error.
     tx.send_to(b"elsewhere", (Ipv4Addr::new(239, 1, 2, 4), 5000))
         .await

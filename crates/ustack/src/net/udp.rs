@@ -518,6 +518,22 @@ impl UdpSocket {
         }
     }
 
+    /// Sets `IP_MULTICAST_ALL` (as `socket2`'s `set_multicast_all_v4`): on (the default,
+    /// as in Linux), the socket receives the datagrams of every group the stack joined
+    /// that come to its port; off, only those of the groups this socket joined, on the
+    /// interface it joined them on.
+    pub fn set_multicast_all_v4(&self, on: bool) -> io::Result<()> {
+        self.inner.setsockopt(SockOpt::MulticastAll(on))
+    }
+
+    /// The `IP_MULTICAST_ALL` value.
+    pub fn multicast_all_v4(&self) -> io::Result<bool> {
+        match self.inner.getsockopt(SockOptName::MulticastAll)? {
+            SockOpt::MulticastAll(b) => Ok(b),
+            o => Err(unexpected(o)),
+        }
+    }
+
     /// Sets `IP_MULTICAST_TTL`, the TTL of the datagrams this socket sends to multicast
     /// groups (default 1: they stay on the link). Values above 255 are `InvalidInput`.
     pub fn set_multicast_ttl_v4(&self, ttl: u32) -> io::Result<()> {

@@ -11,8 +11,10 @@
 //! `TO_EX {}`, a leave `TO_IN {}`, each repeated [`ROBUSTNESS`] times, the repetitions
 //! spread over the unsolicited report interval. A general query is answered with one
 //! report holding every group of the device (`IS_EX {}`) after a random delay within the
-//! query's maximum response time; a group-specific query, also one with sources, with
-//! that group's record (claiming every source is wanted, which is true). A v1 or v2 query
+//! query's maximum response time; a group-specific query with that group's `IS_EX {}`; a
+//! group-and-source-specific one with `IS_IN` of the sources asked about (all of them are
+//! wanted; RFC 3376 5.2 merges the sources of several such queries, up to
+//! [`MAX_QUERY_SOURCES`], beyond which the answer is `IS_EX {}`). A v1 or v2 query
 //! puts the device into that version's compatibility mode for the older-version-querier
 //! timeout (RFC 3376 7.2.1): reports are then v1/v2 reports to the group, leaves v2
 //! leaves to 224.0.0.2 (v1 has none), and another host's report for a group cancels ours
@@ -52,6 +54,9 @@ pub const V2_UNSOLICITED_INTERVAL: Duration = Duration::from_secs(10);
 pub const OLDER_QUERIER_TIMEOUT: Duration = Duration::from_secs(260);
 /// Maximum response time of an IGMPv1 query, which carries none (RFC 2236 4).
 pub const V1_MAX_RESPONSE: Duration = Duration::from_secs(10);
+/// Sources kept for one pending answer to group-and-source-specific queries; with more,
+/// the answer claims every source (`IS_EX {}`), which is also true.
+pub const MAX_QUERY_SOURCES: usize = 64;
 
 const TYPE_QUERY: u8 = 0x11;
 const TYPE_V1_REPORT: u8 = 0x12;
@@ -60,6 +65,7 @@ const TYPE_V2_LEAVE: u8 = 0x17;
 const TYPE_V3_REPORT: u8 = 0x22;
 
 /// IGMPv3 group record types (RFC 3376 4.2.12).
+const MODE_IS_INCLUDE: u8 = 1;
 const MODE_IS_EXCLUDE: u8 = 2;
 const CHANGE_TO_INCLUDE: u8 = 3;
 const CHANGE_TO_EXCLUDE: u8 = 4;
@@ -97,7 +103,7 @@ pub struct IgmpOut {
 }
 
 /// A received IGMP message (only what a host acts on).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IgmpMsg {
     /// A membership query: its version (1, 2 or 3), maximum response time and group
     /// (0.0.0.0 for a general query).
@@ -108,6 +114,9 @@ pub enum IgmpMsg {
         max_resp: Duration,
         /// The group asked about; unspecified for a general query.
         group: Ipv4Addr,
+        /// The sources asked about (a v3 group-and-source-specific query), at most
+        /// [`MAX_QUERY_SOURCES`]; `None` when there are more.
+        sources: Option<Vec<Ipv4Addr>>,
     },
     /// Another host's v1 or v2 membership report.
     Report {
@@ -158,6 +167,7 @@ impl IgmpMsg {
         Ok(match b[0] {
             TYPE_QUERY => {
                 let code = b[1];
+                let mut sources = Some(Vec::new());
                 let (version, tenths) = match b.len() {
                     8 if code == 0 => (1, V1_MAX_RESPONSE.as_millis() as u32 / 100),
                     8 => (2, u32::from(code)),
@@ -169,6 +179,8 @@ impl IgmpMsg {
                         if b.len() < 12 + 4 * n {
                             return Err(IgmpParseError::Truncated);
                         }
+                        sources = (n <= MAX_QUERY_SOURCES)
+                            .then(|| (0..n).map(|i| addr_at(b, 12 + 4 * i)).collect());
                         (3, decode_resp_code(code))
                     }
                 };
@@ -177,6 +189,7 @@ impl IgmpMsg {
                     // A code of 0 would make every host answer at once; take 0.1 s.
                     max_resp: Duration::from_millis(u64::from(tenths.max(1)) * 100),
                     group,
+                    sources,
                 }
             }
             TYPE_V1_REPORT | TYPE_V2_REPORT => IgmpMsg::Report { group },
@@ -194,15 +207,42 @@ fn v2_message(typ: u8, group: Ipv4Addr) -> Vec<u8> {
     m
 }
 
-/// An IGMPv3 report holding `records` (record type, group), none with sources.
-fn v3_report(records: &[(u8, Ipv4Addr)]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(V3_HEADER + V3_RECORD * records.len());
+/// One IGMPv3 group record: type, group, sources.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Record {
+    typ: u8,
+    group: Ipv4Addr,
+    sources: Vec<Ipv4Addr>,
+}
+
+impl Record {
+    fn new(typ: u8, group: Ipv4Addr) -> Record {
+        Record {
+            typ,
+            group,
+            sources: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        V3_RECORD + 4 * self.sources.len()
+    }
+}
+
+/// An IGMPv3 report holding `records`.
+fn v3_report(records: &[Record]) -> Vec<u8> {
     let n = u16::try_from(records.len()).unwrap_or(u16::MAX);
+    let mut m = Vec::with_capacity(V3_HEADER + records.iter().map(Record::len).sum::<usize>());
     m.extend_from_slice(&[TYPE_V3_REPORT, 0, 0, 0, 0, 0]);
     m.extend_from_slice(&n.to_be_bytes());
-    for (typ, group) in records.iter().take(usize::from(n)) {
-        m.extend_from_slice(&[*typ, 0, 0, 0]);
-        m.extend_from_slice(&group.octets());
+    for r in records.iter().take(usize::from(n)) {
+        let ns = u16::try_from(r.sources.len()).unwrap_or(0);
+        m.extend_from_slice(&[r.typ, 0]);
+        m.extend_from_slice(&ns.to_be_bytes());
+        m.extend_from_slice(&r.group.octets());
+        for s in r.sources.iter().take(usize::from(ns)) {
+            m.extend_from_slice(&s.octets());
+        }
     }
     let c = checksum::checksum(&m);
     m[2..4].copy_from_slice(&c.to_be_bytes());
@@ -223,6 +263,9 @@ struct Group {
     changes_left: u8,
     /// We sent the last v1/v2 report heard for it (RFC 2236: only then is a leave sent).
     reporter: bool,
+    /// The due answer is to group-and-source-specific queries about these sources
+    /// (RFC 3376 5.2); `None`: to a general or group-specific query (or none is due).
+    query_sources: Option<Vec<Ipv4Addr>>,
 }
 
 /// A group left while its `TO_IN {}` retransmissions are still due (Linux `mc_tomb`).
@@ -349,6 +392,7 @@ impl Igmp {
             report_at: report.then_some(now),
             changes_left: if report { ROBUSTNESS } else { 0 },
             reporter: false,
+            query_sources: None,
         });
         if report {
             self.fire(now);
@@ -415,9 +459,10 @@ impl Igmp {
                 version,
                 max_resp,
                 group,
+                sources,
             } => {
                 self.stats.in_queries += 1;
-                self.query(now, dev, version, max_resp, group);
+                self.query(now, dev, version, max_resp, group, sources);
             }
             IgmpMsg::Report { group } => {
                 // RFC 2236 3: another member answered; ours is not needed (v1/v2 only:
@@ -448,6 +493,7 @@ impl Igmp {
         version: u8,
         max_resp: Duration,
         group: Ipv4Addr,
+        sources: Option<Vec<Ipv4Addr>>,
     ) {
         let before = self.version(dev, now);
         {
@@ -465,6 +511,7 @@ impl Igmp {
             for g in self.groups.iter_mut().filter(|g| g.dev == dev) {
                 g.report_at = None;
                 g.changes_left = 0;
+                g.query_sources = None;
             }
             self.tombs.retain(|t| t.dev != dev);
             self.dev_state(dev).general_at = None;
@@ -480,6 +527,13 @@ impl Igmp {
             }
             return;
         }
+        // A v3 group-and-source-specific query (RFC 3376 5.2); older versions have none.
+        let asked: Option<Vec<Ipv4Addr>> = match sources {
+            Some(s) if mode == 3 && !s.is_empty() => Some(s),
+            Some(_) => None,
+            // Too many sources to keep: answered as group-specific.
+            None => None,
+        };
         let at = self.random_within(now, max_resp);
         for g in self
             .groups
@@ -487,6 +541,23 @@ impl Igmp {
             .filter(|g| g.dev == dev && g.addr != ALL_HOSTS)
             .filter(|g| group.is_unspecified() || g.addr == group)
         {
+            let pending = g.report_at.is_some();
+            g.query_sources = match (&asked, pending, g.query_sources.take()) {
+                // State-change reports and group-specific answers claim every source.
+                (_, true, None) => None,
+                _ if g.changes_left > 0 => None,
+                (None, _, _) => None,
+                (Some(a), false, _) => Some(a.clone()),
+                // Sources asked again: the union, while it stays small.
+                (Some(a), true, Some(mut had)) => {
+                    for s in a {
+                        if !had.contains(s) {
+                            had.push(*s);
+                        }
+                    }
+                    (had.len() <= MAX_QUERY_SOURCES).then_some(had)
+                }
+            };
             // Only ever earlier: a flood of queries cannot postpone an answer forever.
             if g.report_at.is_none_or(|t| t > at) {
                 g.report_at = Some(at);
@@ -547,7 +618,7 @@ impl Igmp {
             .find(|d| d.dev == dev)
             .and_then(|d| d.general_at.take_if(|t| *t <= now))
             .is_some();
-        let mut records: Vec<(u8, Ipv4Addr)> = Vec::new();
+        let mut records: Vec<Record> = Vec::new();
         let unsolicited = if version == 3 {
             V3_UNSOLICITED_INTERVAL
         } else {
@@ -562,12 +633,18 @@ impl Igmp {
             if !due && !general {
                 continue;
             }
-            let typ = if due && g.changes_left > 0 {
-                CHANGE_TO_EXCLUDE
-            } else {
-                MODE_IS_EXCLUDE
+            let asked = if due { g.query_sources.take() } else { None };
+            let record = match asked {
+                _ if due && g.changes_left > 0 => Record::new(CHANGE_TO_EXCLUDE, g.addr),
+                // Every source asked about is wanted (EXCLUDE {}): IS_IN of them, unless
+                // a general answer claims them all anyway.
+                Some(sources) if !general => Record {
+                    sources,
+                    ..Record::new(MODE_IS_INCLUDE, g.addr)
+                },
+                _ => Record::new(MODE_IS_EXCLUDE, g.addr),
             };
-            records.push((typ, g.addr));
+            records.push(record);
             if due {
                 g.report_at = None;
                 g.reporter = true;
@@ -591,7 +668,7 @@ impl Igmp {
             .iter_mut()
             .filter(|t| t.dev == dev && t.at <= now)
         {
-            records.push((CHANGE_TO_INCLUDE, t.addr));
+            records.push(Record::new(CHANGE_TO_INCLUDE, t.addr));
             t.left = t.left.saturating_sub(1);
             left_tombs.push((t.addr, t.left));
         }
@@ -613,14 +690,22 @@ impl Igmp {
             return;
         }
         if version == 3 {
-            let per = (room.saturating_sub(V3_HEADER) / V3_RECORD).max(1);
-            for chunk in records.chunks(per) {
+            // As many records per report as the link carries (at least one).
+            let mut start = 0;
+            while start < records.len() {
+                let mut end = start;
+                let mut len = V3_HEADER;
+                while end < records.len() && (end == start || len + records[end].len() <= room) {
+                    len += records[end].len();
+                    end += 1;
+                }
                 self.out.push(IgmpOut {
                     dev,
                     dst: V3_REPORTS,
-                    msg: v3_report(chunk),
+                    msg: v3_report(&records[start..end]),
                 });
                 self.stats.out_reports += 1;
+                start = end;
             }
             return;
         }
@@ -629,15 +714,15 @@ impl Igmp {
         } else {
             TYPE_V2_REPORT
         };
-        for (rtype, group) in records {
-            if rtype == CHANGE_TO_INCLUDE {
+        for r in records {
+            if r.typ == CHANGE_TO_INCLUDE {
                 // Older versions have no such record (tombs are cleared on a switch).
                 continue;
             }
             self.out.push(IgmpOut {
                 dev,
-                dst: group,
-                msg: v2_message(typ, group),
+                dst: r.group,
+                msg: v2_message(typ, r.group),
             });
             self.stats.out_reports += 1;
         }

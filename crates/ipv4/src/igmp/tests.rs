@@ -31,18 +31,34 @@ fn take(g: &mut Igmp) -> Vec<IgmpOut> {
     v
 }
 
-/// The records of a v3 report (type, group), after checking its layout and checksum.
-fn records(m: &IgmpOut) -> Vec<(u8, Ipv4Addr)> {
+/// The records of a v3 report (type, group, sources), after checking its layout and
+/// checksum.
+fn records_with_sources(m: &IgmpOut) -> Vec<(u8, Ipv4Addr, Vec<Ipv4Addr>)> {
     assert_eq!(m.dst, V3_REPORTS);
     assert_eq!(m.msg[0], TYPE_V3_REPORT);
     assert_eq!(checksum::checksum(&m.msg), 0, "checksum");
     let n = usize::from(u16::from_be_bytes([m.msg[6], m.msg[7]]));
-    assert_eq!(m.msg.len(), V3_HEADER + n * V3_RECORD);
-    (0..n)
-        .map(|i| {
-            let r = &m.msg[V3_HEADER + i * V3_RECORD..][..V3_RECORD];
-            assert_eq!(&r[1..4], &[0, 0, 0], "no aux data, no sources");
-            (r[0], addr_at(r, 4))
+    let mut at = V3_HEADER;
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let r = &m.msg[at..];
+        assert_eq!(r[1], 0, "no aux data");
+        let ns = usize::from(u16::from_be_bytes([r[2], r[3]]));
+        let sources = (0..ns).map(|i| addr_at(r, 8 + 4 * i)).collect();
+        out.push((r[0], addr_at(r, 4), sources));
+        at += V3_RECORD + 4 * ns;
+    }
+    assert_eq!(at, m.msg.len(), "records fill the message");
+    out
+}
+
+/// The records of a v3 report without sources (type, group).
+fn records(m: &IgmpOut) -> Vec<(u8, Ipv4Addr)> {
+    records_with_sources(m)
+        .into_iter()
+        .map(|(t, g, s)| {
+            assert!(s.is_empty(), "no sources");
+            (t, g)
         })
         .collect()
 }
@@ -158,8 +174,7 @@ fn a_general_query_is_answered_with_every_group_in_one_report() {
 #[test]
 fn a_group_specific_query_is_answered_for_that_group_only() {
     let (mut g, t1) = settled(12, &[(DEV, G1), (DEV, G2)]);
-    // With two sources: still answered (all sources are wanted).
-    g.input(t1, DEV, &query(10, G2, Some(2))).unwrap();
+    g.input(t1, DEV, &query(10, G2, Some(0))).unwrap();
     let got = run(&mut g, t1, Duration::from_secs(3));
     assert_eq!(got.len(), 1);
     assert!(got[0].0 <= Duration::from_secs(1));
@@ -288,7 +303,7 @@ fn malformed_messages_are_rejected_without_effect() {
     assert_eq!(g.next_deadline(), None, "nothing was scheduled");
     assert_eq!(g.version(DEV, t1), 3);
     // Unknown types and v3 reports of other hosts are ignored.
-    assert_eq!(g.input(t1, DEV, &v3_report(&[(2, G1)])), Ok(()));
+    assert_eq!(g.input(t1, DEV, &v3_report(&[Record::new(2, G1)])), Ok(()));
     assert_eq!(g.input(t1, DEV, &v2_message(0x42, G1)), Ok(()));
     assert_eq!(g.next_deadline(), None);
 }
@@ -305,8 +320,9 @@ fn max_response_codes_decode_as_rfc_3376_says() {
             version,
             max_resp,
             group,
+            sources,
         } => {
-            assert_eq!((version, group), (3, G1));
+            assert_eq!((version, group, sources), (3, G1, Some(vec![])));
             assert_eq!(max_resp, Duration::from_millis(12_800));
         }
         m => panic!("{m:?}"),
@@ -316,4 +332,72 @@ fn max_response_codes_decode_as_rfc_3376_says() {
         IgmpMsg::Query { max_resp, .. } => assert_eq!(max_resp, Duration::from_millis(100)),
         m => panic!("{m:?}"),
     }
+}
+
+#[test]
+fn source_specific_queries_are_answered_with_the_sources_asked() {
+    let (mut g, t1) = settled(15, &[(DEV, G1), (DEV, G2)]);
+    let src = |i: u8| Ipv4Addr::new(10, 0, 0, i);
+    // Two group-and-source-specific queries before the answer: the union, IS_IN.
+    g.input(t1, DEV, &query(10, G1, Some(2))).unwrap();
+    g.input(t1, DEV, &query(10, G1, Some(3))).unwrap();
+    let got = run(&mut g, t1, Duration::from_secs(2));
+    assert_eq!(got.len(), 1);
+    let mut r = records_with_sources(&got[0].1);
+    r[0].2.sort();
+    assert_eq!(r, vec![(MODE_IS_INCLUDE, G1, vec![src(0), src(1), src(2)])]);
+    // A group-specific query while one is pending: the whole group, IS_EX {}.
+    let t2 = t1 + Duration::from_secs(5);
+    g.input(t2, DEV, &query(10, G2, Some(2))).unwrap();
+    g.input(t2, DEV, &query(10, G2, Some(0))).unwrap();
+    g.input(t2, DEV, &query(10, G2, Some(1))).unwrap();
+    let got = run(&mut g, t2, Duration::from_secs(2));
+    assert_eq!(records(&got[0].1), vec![(MODE_IS_EXCLUDE, G2)]);
+    // More sources than kept: answered for the whole group too.
+    let t3 = t2 + Duration::from_secs(5);
+    let many = MAX_QUERY_SOURCES as u16 + 1;
+    g.input(t3, DEV, &query(10, G1, Some(many))).unwrap();
+    let got = run(&mut g, t3, Duration::from_secs(2));
+    assert_eq!(records(&got[0].1), vec![(MODE_IS_EXCLUDE, G1)]);
+    // With a general answer due as well, the group's record claims every source.
+    let t4 = t3 + Duration::from_secs(5);
+    g.input(t4, DEV, &query(10, G1, Some(2))).unwrap();
+    g.input(t4, DEV, &query(10, Ipv4Addr::UNSPECIFIED, Some(0)))
+        .unwrap();
+    let got = run(&mut g, t4, Duration::from_secs(2));
+    let all: Vec<_> = got
+        .iter()
+        .flat_map(|(_, m)| records_with_sources(m))
+        .collect();
+    assert!(all.contains(&(MODE_IS_EXCLUDE, G1, vec![])), "{all:?}");
+}
+
+#[test]
+fn answers_with_sources_are_split_by_their_size() {
+    let groups: Vec<_> = (0..40u8)
+        .map(|i| (DEV, Ipv4Addr::new(239, 3, 0, i)))
+        .collect();
+    let (mut g, t1) = settled(16, &groups);
+    for &(_, group) in &groups {
+        g.input(t1, DEV, &query(10, group, Some(10))).unwrap();
+    }
+    // The room of a 576-byte datagram: 40 records of 8 + 40 bytes do not fit one.
+    let mut t = t1;
+    let mut msgs = Vec::new();
+    while t <= t1 + Duration::from_secs(2) {
+        if g.next_deadline().is_some_and(|d| d <= t) {
+            g.on_timeout(t, |_| 576 - 24);
+            msgs.extend(take(&mut g));
+        }
+        t += Duration::from_millis(10);
+    }
+    let mut n = 0;
+    for m in &msgs {
+        assert!(m.msg.len() <= 576 - 24, "{} bytes", m.msg.len());
+        for (typ, _, sources) in records_with_sources(m) {
+            assert_eq!((typ, sources.len()), (MODE_IS_INCLUDE, 10));
+            n += 1;
+        }
+    }
+    assert_eq!(n, 40);
 }

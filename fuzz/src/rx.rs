@@ -788,11 +788,11 @@ impl Harness {
             "group memberships left after the socket closed: {:?}",
             self.core.ip.mc_memberships()
         );
-        // Orphans retry (FIN, RTO backoff up to rto_max), TIME_WAIT lasts 60 s: a few
-        // hours of virtual time is plenty.
+        // Orphans retry (FIN, RTO backoff up to rto_max), TIME_WAIT lasts 60 s, an IGMP
+        // answer waits at most 53 minutes: a few hours of virtual time is plenty.
         for _ in 0..48 {
             self.advance(Duration::from_secs(300));
-            if self.core.tcp.socket_count() == 0 {
+            if self.core.tcp.socket_count() == 0 && self.core.ip.poll_timeout().is_none() {
                 break;
             }
         }

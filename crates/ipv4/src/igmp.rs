@@ -417,6 +417,16 @@ impl Igmp {
             return true;
         }
         let g = self.groups.swap_remove(i);
+        if !self
+            .groups
+            .iter()
+            .any(|g| g.dev == dev && g.addr != ALL_HOSTS)
+        {
+            // No group left to answer a pending general query for.
+            if let Some(d) = self.devs.iter_mut().find(|d| d.dev == dev) {
+                d.general_at = None;
+            }
+        }
         if group == ALL_HOSTS {
             return true;
         }

@@ -401,3 +401,21 @@ fn answers_with_sources_are_split_by_their_size() {
     }
     assert_eq!(n, 40);
 }
+
+/// Found by the `rx_path` fuzz target (`fuzz/regressions/rx_path/igmp-general-answer-after-last-leave`):
+/// a general query answered late (long maximum response time) kept its timer armed after
+/// the device's last group was left, with nothing left to report.
+#[test]
+fn leaving_the_last_group_cancels_a_pending_general_answer() {
+    let (mut g, t1) = settled(17, &[(DEV, G1)]);
+    g.input(t1, DEV, &query(0xff, Ipv4Addr::UNSPECIFIED, Some(0)))
+        .unwrap();
+    assert!(g.next_deadline().is_some());
+    g.leave(t1, DEV, G1);
+    let _ = run(&mut g, t1, Duration::from_secs(3));
+    assert_eq!(
+        g.next_deadline(),
+        None,
+        "no timer left once the leaves are sent"
+    );
+}

@@ -258,6 +258,27 @@ impl SockHandle {
         }
     }
 
+    /// A yes/no option (`SO_REUSEADDR`, `TCP_NODELAY`, `IP_MULTICAST_LOOP`, ...).
+    pub(crate) fn flag(&self, name: SockOptName) -> io::Result<bool> {
+        match self.getsockopt(name)? {
+            SockOpt::NoDelay(b)
+            | SockOpt::ReuseAddr(b)
+            | SockOpt::ReusePort(b)
+            | SockOpt::Broadcast(b)
+            | SockOpt::MulticastLoop(b)
+            | SockOpt::MulticastAll(b) => Ok(b),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// A size option (`SO_RCVBUF`, `SO_SNDBUF`).
+    pub(crate) fn size(&self, name: SockOptName) -> io::Result<usize> {
+        match self.getsockopt(name)? {
+            SockOpt::RecvBuf(n) | SockOpt::SendBuf(n) => Ok(n),
+            other => Err(unexpected(other)),
+        }
+    }
+
     pub(crate) fn set_tos(&self, tos: u32) -> io::Result<()> {
         let tos = u8::try_from(tos)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "TOS must be in 0..=255"))?;

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use ustack_socket::{AddressFamily, SockOpt, SockOptName, SockType};
 
-use crate::net::handle::{unexpected, SockHandle};
+use crate::net::handle::SockHandle;
 use crate::net::ToSocketAddrs;
 use crate::stack::Stack;
 
@@ -102,10 +102,7 @@ impl Socket {
 
     /// The `SO_REUSEADDR` value.
     pub fn reuse_address(&self) -> io::Result<bool> {
-        match self.inner.getsockopt(SockOptName::ReuseAddr)? {
-            SockOpt::ReuseAddr(b) => Ok(b),
-            o => Err(unexpected(o)),
-        }
+        self.inner.flag(SockOptName::ReuseAddr)
     }
 
     /// Sets `SO_RCVBUF` (as `socket2`'s `set_recv_buffer_size`): how many bytes of
@@ -121,10 +118,7 @@ impl Socket {
 
     /// The `SO_RCVBUF` value.
     pub fn recv_buffer_size(&self) -> io::Result<usize> {
-        match self.inner.getsockopt(SockOptName::RecvBuf)? {
-            SockOpt::RecvBuf(n) => Ok(n),
-            o => Err(unexpected(o)),
-        }
+        self.inner.size(SockOptName::RecvBuf)
     }
 
     /// Sets `SO_REUSEPORT` (as `socket2`'s `set_reuse_port`), before [`bind`](Self::bind).
@@ -137,10 +131,7 @@ impl Socket {
 
     /// The `SO_REUSEPORT` value.
     pub fn reuse_port(&self) -> io::Result<bool> {
-        match self.inner.getsockopt(SockOptName::ReusePort)? {
-            SockOpt::ReusePort(b) => Ok(b),
-            o => Err(unexpected(o)),
-        }
+        self.inner.flag(SockOptName::ReusePort)
     }
 
     pub(crate) fn into_handle(self) -> SockHandle {

@@ -457,10 +457,7 @@ impl UdpSocket {
 
     /// The `SO_BROADCAST` value.
     pub fn broadcast(&self) -> io::Result<bool> {
-        match self.inner.getsockopt(SockOptName::Broadcast)? {
-            SockOpt::Broadcast(b) => Ok(b),
-            o => Err(unexpected(o)),
-        }
+        self.inner.flag(SockOptName::Broadcast)
     }
 
     /// Joins multicast group `multiaddr` on the interface with address `interface`
@@ -512,10 +509,7 @@ impl UdpSocket {
 
     /// The `IP_MULTICAST_LOOP` value.
     pub fn multicast_loop_v4(&self) -> io::Result<bool> {
-        match self.inner.getsockopt(SockOptName::MulticastLoop)? {
-            SockOpt::MulticastLoop(b) => Ok(b),
-            o => Err(unexpected(o)),
-        }
+        self.inner.flag(SockOptName::MulticastLoop)
     }
 
     /// Sets `IP_MULTICAST_ALL` (as `socket2`'s `set_multicast_all_v4`): on (the default,
@@ -528,10 +522,7 @@ impl UdpSocket {
 
     /// The `IP_MULTICAST_ALL` value.
     pub fn multicast_all_v4(&self) -> io::Result<bool> {
-        match self.inner.getsockopt(SockOptName::MulticastAll)? {
-            SockOpt::MulticastAll(b) => Ok(b),
-            o => Err(unexpected(o)),
-        }
+        self.inner.flag(SockOptName::MulticastAll)
     }
 
     /// Sets `IP_MULTICAST_TTL`, the TTL of the datagrams this socket sends to multicast

@@ -151,10 +151,7 @@ impl TcpSocket {
 
     /// The `SO_REUSEADDR` value.
     pub fn reuseaddr(&self) -> io::Result<bool> {
-        match self.inner.getsockopt(SockOptName::ReuseAddr)? {
-            SockOpt::ReuseAddr(b) => Ok(b),
-            o => Err(unexpected(o)),
-        }
+        self.inner.flag(SockOptName::ReuseAddr)
     }
 
     /// Sets `SO_REUSEPORT`: sockets that all set it may bind the same address and port
@@ -167,10 +164,7 @@ impl TcpSocket {
 
     /// The `SO_REUSEPORT` value.
     pub fn reuseport(&self) -> io::Result<bool> {
-        match self.inner.getsockopt(SockOptName::ReusePort)? {
-            SockOpt::ReusePort(b) => Ok(b),
-            o => Err(unexpected(o)),
-        }
+        self.inner.flag(SockOptName::ReusePort)
     }
 
     /// Sets `SO_KEEPALIVE` with the stack's keepalive timing (`TcpConfig::keepalive_*`,
@@ -245,10 +239,7 @@ impl TcpSocket {
 
     /// The `TCP_NODELAY` value.
     pub fn nodelay(&self) -> io::Result<bool> {
-        match self.inner.getsockopt(SockOptName::NoDelay)? {
-            SockOpt::NoDelay(b) => Ok(b),
-            o => Err(unexpected(o)),
-        }
+        self.inner.flag(SockOptName::NoDelay)
     }
 
     /// Sets `IP_TOS`, the type-of-service byte of every segment the socket sends, its SYN

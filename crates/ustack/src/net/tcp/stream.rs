@@ -366,10 +366,7 @@ impl TcpStream {
 
     /// The `TCP_NODELAY` value.
     pub fn nodelay(&self) -> io::Result<bool> {
-        match self.inner.getsockopt(SockOptName::NoDelay)? {
-            SockOpt::NoDelay(b) => Ok(b),
-            o => Err(unexpected(o)),
-        }
+        self.inner.flag(SockOptName::NoDelay)
     }
 
     /// Sets `IP_TTL` for outgoing packets.
@@ -445,10 +442,7 @@ impl TcpStream {
 
     /// The receive buffer size.
     pub fn recv_buffer_size(&self) -> io::Result<usize> {
-        match self.inner.getsockopt(SockOptName::RecvBuf)? {
-            SockOpt::RecvBuf(n) => Ok(n),
-            o => Err(unexpected(o)),
-        }
+        self.inner.size(SockOptName::RecvBuf)
     }
 
     /// Sets the send buffer size (Linux: `SO_SNDBUF`, clamped to `tcp_wmem`).
@@ -458,10 +452,7 @@ impl TcpStream {
 
     /// The send buffer size.
     pub fn send_buffer_size(&self) -> io::Result<usize> {
-        match self.inner.getsockopt(SockOptName::SendBuf)? {
-            SockOpt::SendBuf(n) => Ok(n),
-            o => Err(unexpected(o)),
-        }
+        self.inner.size(SockOptName::SendBuf)
     }
 
     /// Sets `SO_MAX_PACING_RATE` in bytes per second for the data sent from now on: see

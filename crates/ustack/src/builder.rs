@@ -290,6 +290,13 @@ impl StackBuilder {
         self
     }
 
+    /// Adds a search domain (`resolv.conf` `search`; see [`DnsConfig::search`]): a name
+    /// without dots, such as `db`, is then also tried as `db.<domain>`.
+    pub fn dns_search(mut self, domain: &str) -> Self {
+        self.dns.search.push(domain.to_string());
+        self
+    }
+
     /// Reads a hosts file (`/etc/hosts` format; for instance `/etc/hosts` itself) into the
     /// resolver's fixed names ([`DnsConfig::hosts`]), which are answered without asking a
     /// server. Not read by default: the stack's network is not necessarily the host's. A

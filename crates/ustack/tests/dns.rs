@@ -419,3 +419,33 @@ async fn the_builder_reads_a_hosts_file() {
     assert_eq!(e.kind(), ErrorKind::NotFound);
     assert!(e.to_string().contains("/nonexistent/ustack-hosts"), "{e}");
 }
+
+#[tokio::test]
+async fn search_domains_complete_short_names() {
+    let (_server, client, queries) = setup().await;
+    let asked = || queries.load(Ordering::Relaxed);
+    let mut cfg = client.dns();
+    cfg.search = vec!["nowhere.test".into(), "example.test.".into()];
+    client.set_dns(cfg);
+    // No dot (fewer than ndots 1): the search domains first. www.nowhere.test fails
+    // (SERVFAIL, asked twice), www.example.test answers.
+    assert_eq!(
+        lookup(&client, "www:80").await.unwrap(),
+        vec![sa("10.0.0.1:80")]
+    );
+    assert_eq!(asked(), 3);
+    // Enough dots: the name as given first, and it answers.
+    assert_eq!(
+        lookup(&client, "alias.example.test:80").await.unwrap(),
+        vec![sa("10.0.0.1:80")]
+    );
+    assert_eq!(asked(), 4);
+    // Absolute (trailing dot): only as given.
+    let e = lookup(&client, "www.:80").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Other, "{e}");
+    assert_eq!(asked(), 6);
+    // Every candidate fails: the name that does not exist is what is reported.
+    let e = lookup(&client, "missing:80").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(e.to_string().contains("missing.example.test"), "{e}");
+}

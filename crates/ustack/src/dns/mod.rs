@@ -8,9 +8,10 @@
 //! without asking. Answers are kept for their TTL, at most [`DnsConfig::max_ttl`] (5
 //! minutes by default), and "no such name" / "no address" answers for the time their
 //! zone's SOA allows (RFC 2308), at most [`DnsConfig::max_negative_ttl`] (1 minute), in a
-//! cache of at most [`CACHE_ENTRIES`] names per stack. What it does not do: search
-//! domains, TCP fallback for truncated answers (the addresses a truncated answer holds
-//! are used), DNSSEC, IPv6 (AAAA).
+//! cache of at most [`CACHE_ENTRIES`] names per stack. Search domains
+//! ([`DnsConfig::search`]) complete short names as `resolv.conf`'s `search` and `ndots`
+//! do. What it does not do: TCP fallback for truncated answers (the addresses a
+//! truncated answer holds are used), DNSSEC, IPv6 (AAAA).
 
 pub mod wire;
 
@@ -44,6 +45,12 @@ pub struct DnsConfig {
     /// Fixed names (lower-case, without a trailing dot), answered without asking a
     /// server, like `/etc/hosts` (Linux: `hosts: files dns` in `nsswitch.conf`).
     pub hosts: BTreeMap<String, Vec<Ipv4Addr>>,
+    /// Search domains (`resolv.conf` `search`): a name without a trailing dot is also
+    /// tried with each appended, in order; before the name as given when it has fewer
+    /// than [`ndots`](Self::ndots) dots, after it otherwise.
+    pub search: Vec<String>,
+    /// `resolv.conf` `options ndots:` (default 1).
+    pub ndots: usize,
 }
 
 impl DnsConfig {
@@ -91,6 +98,8 @@ impl Default for DnsConfig {
             max_ttl: Duration::from_secs(300),
             max_negative_ttl: Duration::from_secs(60),
             hosts: BTreeMap::new(),
+            search: Vec::new(),
+            ndots: 1,
         }
     }
 }
@@ -207,6 +216,45 @@ pub async fn resolve(stack: &Stack, host: &str) -> io::Result<Vec<Ipv4Addr>> {
         Ok(labels) if labels.iter().all(host_chars) => {}
         _ => return Err(invalid(format!("{host:?} is not a valid host name"))),
     }
+    // The names to try (glibc `res_search`): with the search domains unless the name is
+    // absolute (trailing dot); the name as given first when it has enough dots.
+    let mut names = vec![name.to_string()];
+    if !host.ends_with('.') {
+        let searched = cfg
+            .search
+            .iter()
+            .map(|d| format!("{name}.{}", d.trim_matches('.')))
+            .filter(|n| wire::labels(n).is_ok());
+        if name.matches('.').count() >= cfg.ndots {
+            names.extend(searched);
+        } else {
+            names.splice(0..0, searched);
+        }
+    }
+    // A name that does not exist, or a server failure, moves on to the next candidate;
+    // anything else (silence, no route) ends the search. The first "not found" is what
+    // is reported when every candidate fails.
+    let mut first_not_found = None;
+    let mut last_err = None;
+    for n in &names {
+        match resolve_name(stack, &cfg, n).await {
+            Ok(a) => return Ok(a),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                first_not_found.get_or_insert(e);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Other => last_err = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(first_not_found
+        .or(last_err)
+        .unwrap_or_else(|| invalid(format!("{host:?} is not a valid host name"))))
+}
+
+/// Resolves one fully spelled `name` (already checked): from the cache, else by asking
+/// the servers.
+async fn resolve_name(stack: &Stack, cfg: &DnsConfig, name: &str) -> io::Result<Vec<Ipv4Addr>> {
+    let host = name;
     let key = name.to_ascii_lowercase();
     if let Some(answer) = stack.dns_cache(|c| c.get(&key, Instant::now())) {
         return answer.result(host);

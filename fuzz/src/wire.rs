@@ -174,6 +174,7 @@ pub fn udp_parse(data: &[u8]) {
         ttl: 64,
         tos: 0,
         dev: DevId(0),
+        multi: false,
     };
     let now = std::time::Instant::now();
     // The same datagram several times: the queue must stop at its buffer size.

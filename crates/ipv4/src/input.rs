@@ -122,6 +122,7 @@ pub fn ip_rcv<C: IpContext>(cx: &mut C, now: Instant, dev: DevId, mut pkt: Packe
         ttl: repr.ttl,
         tos: repr.tos,
         dev,
+        multi: broadcast,
     };
 
     if repr.protocol == IPPROTO_ICMP {

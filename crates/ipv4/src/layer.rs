@@ -106,6 +106,10 @@ pub struct IpRxMeta {
     pub tos: u8,
     /// Device it arrived on.
     pub dev: DevId,
+    /// Sent to a broadcast address (255.255.255.255 or a subnet's) or a multicast group
+    /// (Linux `RTCF_BROADCAST | RTCF_MULTICAST`): it may reach several sockets, TCP
+    /// ignores it, and it never draws an ICMP error.
+    pub multi: bool,
 }
 
 /// What a transport asks for when sending (Linux: the `flowi4` + `inet_sock` fields used

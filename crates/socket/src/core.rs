@@ -227,6 +227,7 @@ impl NetCore {
             ttl: repr.ttl,
             tos: repr.tos,
             dev,
+            multi: false,
         };
         if tcp {
             inet::tcp_v4_rcv(self, now, &meta, pkt);

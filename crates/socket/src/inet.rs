@@ -78,12 +78,7 @@ pub fn tcp_v4_err(core: &mut NetCore, now: Instant, err: &IcmpError) {
 }
 
 /// UDP receive entry (Linux: `udp_rcv`); `PortUnreachable` makes IP send ICMP.
-/// A datagram to a subnet's broadcast address goes to every socket on the port, as one
-/// to a multicast group or to 255.255.255.255 does.
 pub fn udp_rcv(core: &mut NetCore, now: Instant, meta: &IpRxMeta, pkt: PacketBuf) -> DeliverResult {
-    if !meta.dst.is_multicast() && !meta.dst.is_broadcast() && core.ip.is_broadcast(meta.dst) {
-        return core.udp.input_multi(now, meta, pkt);
-    }
     core.udp.input(now, meta, pkt)
 }
 

@@ -55,7 +55,13 @@ impl TcpLayer {
                 checksum::pseudo_header_sum(meta.src, meta.dst, IPPROTO_TCP, len),
             )
         });
-        if meta.dst.is_broadcast() || meta.dst.is_multicast() || meta.src.is_broadcast() {
+        // RFC 1122 4.2.3.10: nothing to or from a broadcast or multicast address (a
+        // subnet's broadcast address included, which IP recognises).
+        if meta.multi
+            || meta.dst.is_broadcast()
+            || meta.dst.is_multicast()
+            || meta.src.is_broadcast()
+        {
             return;
         }
         let local = SocketAddrV4::new(meta.dst, repr.dst_port);

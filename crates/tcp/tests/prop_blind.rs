@@ -69,6 +69,7 @@ fn meta(src: Ipv4Addr, dst: Ipv4Addr) -> IpRxMeta {
         ttl: 64,
         tos: 0,
         dev: DevId(0),
+        multi: false,
     }
 }
 

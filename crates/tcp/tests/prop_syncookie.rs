@@ -27,6 +27,7 @@ fn meta(src: Ipv4Addr) -> IpRxMeta {
         ttl: 64,
         tos: 0,
         dev: DevId(0),
+        multi: false,
     }
 }
 

@@ -974,23 +974,18 @@ impl UdpLayer {
     /// socket's receive buffer. Returns `PortUnreachable` when no socket wants a unicast
     /// datagram, so that IP answers with ICMP (RFC 1122 4.1.3.1). Linux: `udp_rcv` ->
     /// `__udp4_lib_rcv` -> `udp_queue_rcv_skb`.
-    /// A datagram to a multicast group or to 255.255.255.255 goes to every socket that
-    /// wants it, as [`input_multi`](Self::input_multi) does.
+    ///
+    /// A datagram to a multicast group or a broadcast address (`meta.multi`) goes to
+    /// every socket bound to the port on the wildcard address or on `meta.dst` that
+    /// accepts the sender and the arrival device, a copy each (Linux
+    /// `__udp4_lib_mcast_deliver`; with `IP_MULTICAST_ALL` on, as by default in Linux, a
+    /// socket need not have joined the group itself: the host has), and is never
+    /// answered with ICMP.
     pub fn input(&mut self, _now: Instant, meta: &IpRxMeta, pkt: PacketBuf) -> DeliverResult {
-        if meta.dst.is_multicast() || meta.dst.is_broadcast() {
+        if meta.multi {
             return self.deliver_multi(meta, pkt);
         }
         self.deliver(meta, pkt, None)
-    }
-
-    /// Receives one datagram to a multicast group or a broadcast address (the caller
-    /// knows its subnets' broadcast addresses): a copy goes to every socket bound to the
-    /// port on the wildcard address or on `meta.dst` that accepts the sender and the
-    /// arrival device (Linux `__udp4_lib_mcast_deliver`; with `IP_MULTICAST_ALL` on, as
-    /// by default in Linux, a socket need not have joined the group itself: the host
-    /// has). Never answered with ICMP.
-    pub fn input_multi(&mut self, _now: Instant, meta: &IpRxMeta, pkt: PacketBuf) -> DeliverResult {
-        self.deliver_multi(meta, pkt)
     }
 
     fn deliver_multi(&mut self, meta: &IpRxMeta, pkt: PacketBuf) -> DeliverResult {
@@ -1060,10 +1055,6 @@ impl UdpLayer {
         let to = SocketAddrV4::new(meta.dst, hdr.dst_port);
         let Some(id) = target.or_else(|| self.lookup(meta.dst, hdr.dst_port, from, Some(meta.dev)))
         else {
-            if meta.dst.is_broadcast() || meta.dst.is_multicast() {
-                self.stats.ignored_multi += 1;
-                return DeliverResult::Consumed;
-            }
             self.stats.no_ports += 1;
             return DeliverResult::PortUnreachable;
         };

@@ -24,7 +24,7 @@
 //! let out = udp.send_to(client, client_ip, "10.0.0.2:53".parse().unwrap(), b"query").unwrap();
 //!
 //! // Loop the datagram back as if IP had received it.
-//! let meta = IpRxMeta { src: out.src, dst: out.dst, protocol: IPPROTO_UDP, ttl: 64, tos: 0, dev: DevId(0) };
+//! let meta = IpRxMeta { src: out.src, dst: out.dst, protocol: IPPROTO_UDP, ttl: 64, tos: 0, dev: DevId(0), multi: false };
 //! assert_eq!(udp.input(Instant::now(), &meta, out.pkt), DeliverResult::Consumed);
 //! let mut buf = [0u8; 64];
 //! let (n, from) = udp.recv_from(server, &mut buf).unwrap();

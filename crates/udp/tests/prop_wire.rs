@@ -23,6 +23,7 @@ fn meta() -> IpRxMeta {
         ttl: 64,
         tos: 0,
         dev: DevId(0),
+        multi: false,
     }
 }
 

@@ -435,3 +435,40 @@ async fn a_socket_bound_to_a_group_takes_only_that_group() {
     let e = UdpSocket::bind_with(&s2, "10.9.9.9:0").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::AddrNotAvailable);
 }
+
+/// A TCP SYN from 10.0.0.9:40000 to `dst`:80, checksum valid.
+fn syn_to(dst: Ipv4Addr) -> PacketBuf {
+    let mut t = vec![
+        0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff,
+    ];
+    t.extend_from_slice(&[0, 0, 0, 0]);
+    let mut pseudo = vec![10, 0, 0, 9];
+    pseudo.extend_from_slice(&dst.octets());
+    pseudo.extend_from_slice(&[0, 6, 0, t.len() as u8]);
+    pseudo.extend_from_slice(&t);
+    let c = sum16(&pseudo);
+    t[16..18].copy_from_slice(&c.to_be_bytes());
+    datagram(dst, 6, &t)
+}
+
+#[tokio::test]
+async fn tcp_ignores_segments_to_broadcast_and_multicast_addresses() {
+    let (stack, mut wire) = host_and_wire().await;
+    let _l = ustack::net::TcpListener::bind_with(&stack, "0.0.0.0:80")
+        .await
+        .unwrap();
+    // RFC 1122 4.2.3.10: no answer at all (no SYN-ACK, no RST), also for the subnet's
+    // broadcast address, which only IP knows to be one.
+    for dst in ["10.0.0.255", "255.255.255.255", "224.0.0.1"] {
+        wire.transmit(&mut vec![syn_to(dst.parse().unwrap())]);
+        assert_eq!(
+            next_packet(&mut wire, 6, SHORT).await,
+            None,
+            "answered a SYN to {dst}"
+        );
+    }
+    // The same SYN to the stack's address is answered (the test sees replies).
+    wire.transmit(&mut vec![syn_to(A)]);
+    let p = next_packet(&mut wire, 6, LONG).await.expect("a SYN-ACK");
+    assert_eq!(p[20 + 13] & 0x12, 0x12, "SYN-ACK");
+}

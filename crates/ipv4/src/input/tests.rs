@@ -227,7 +227,8 @@ fn delivery_to_handler_with_padding_trimmed() {
             protocol: IPPROTO_UDP,
             ttl: 64,
             tos: 0,
-            dev: DEV
+            dev: DEV,
+            multi: false,
         }
     );
     let s = c.ip.stats();

@@ -116,6 +116,7 @@ pub fn rx_meta(s: &TcpSegmentOut) -> IpRxMeta {
         ttl: 64,
         tos: s.tos,
         dev: DevId(0),
+        multi: false,
     }
 }
 
@@ -567,6 +568,7 @@ impl Net {
             ttl: 64,
             tos: 0,
             dev: DevId(0),
+            multi: false,
         };
         let now = self.now;
         let mut out = Vec::new();
@@ -609,6 +611,7 @@ impl Net {
             ttl: 64,
             tos: 0,
             dev: DevId(0),
+            multi: false,
         };
         let now = self.now;
         let mut out = Vec::new();

@@ -27,6 +27,7 @@ fn meta(src: Ipv4Addr, dst: Ipv4Addr) -> IpRxMeta {
         ttl: 64,
         tos: 0,
         dev: DevId(0),
+        multi: dst.is_multicast() || dst.is_broadcast() || dst.octets()[3] == 255,
     }
 }
 
@@ -582,7 +583,7 @@ fn multicast_and_broadcast_reach_every_matching_socket() {
     assert_eq!(recv(&mut u, group), Err(UdpError::WouldBlock));
     // A subnet's broadcast: the caller knows it is one.
     let pkt = datagram(src, sa("10.0.0.255:5353"), b"subnet");
-    u.input_multi(Instant::now(), &meta(ip("10.0.0.1"), ip("10.0.0.255")), pkt);
+    u.input(Instant::now(), &meta(ip("10.0.0.1"), ip("10.0.0.255")), pkt);
     assert_eq!(recv(&mut u, wild).unwrap().0, b"subnet");
     // Nobody on the port: counted, no ICMP; a bad checksum is counted once, not per socket.
     let before = u.stats();

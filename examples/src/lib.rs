@@ -34,6 +34,10 @@ pub struct StackArgs {
     /// Hosts file for fixed names, answered without DNS (e.g. /etc/hosts).
     #[arg(long, value_name = "FILE")]
     pub hosts: Option<PathBuf>,
+    /// resolv.conf file for DNS servers, search domains and options (e.g.
+    /// /etc/resolv.conf; its servers must be reachable through the stack's network).
+    #[arg(long, value_name = "FILE")]
+    pub resolv_conf: Option<PathBuf>,
     /// Device MTU.
     #[arg(long)]
     pub mtu: Option<usize>,
@@ -167,6 +171,9 @@ impl StackArgs {
         }
         if let Some(h) = &self.hosts {
             b = b.hosts_file(h);
+        }
+        if let Some(r) = &self.resolv_conf {
+            b = b.resolv_conf(r);
         }
         let stack = b.build().await?;
         stack.set_default();

@@ -308,6 +308,20 @@ impl StackBuilder {
         self
     }
 
+    /// Reads a `resolv.conf` file (for instance `/etc/resolv.conf`) into the resolver's
+    /// configuration with [`DnsConfig::add_resolv_conf`]: its name servers are added
+    /// after those given so far with [`dns`](Self::dns), its `search` line replaces the
+    /// search domains, its `options` set `ndots`, `timeout`, `attempts` and `use-vc`.
+    /// Not read by default: the stack's network is not necessarily the host's (a local
+    /// caching resolver at `127.0.0.53` is not reachable through a TUN device). A file
+    /// that cannot be read makes [`build`](Self::build) fail, saying which.
+    pub fn resolv_conf(mut self, path: impl AsRef<std::path::Path>) -> Self {
+        if let Err(e) = self.dns.read_resolv_conf(path) {
+            self.error.get_or_insert(e);
+        }
+        self
+    }
+
     /// The secret keying ISNs, ephemeral ports and SYN cookies (random by default; fix it
     /// to make a test repeat exactly).
     pub fn secret(mut self, secret: [u8; 16]) -> Self {

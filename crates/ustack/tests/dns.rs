@@ -88,6 +88,21 @@ async fn dns_server(sock: UdpSocket, queries: Arc<AtomicUsize>) {
                 m.extend_from_slice(&rr);
                 m
             }
+            // Cut to fit a datagram (TC): two of the addresses, or none, or cut inside
+            // the second record; the whole answer comes over TCP (`tcp_dns_server`).
+            "big.example.test" | "broken-tcp.example.test" => {
+                record(&mut rr, qname, 1, &[10, 0, 1, 0]);
+                record(&mut rr, qname, 1, &[10, 0, 1, 1]);
+                answer(q, 0x8380, (2, &rr))
+            }
+            "cut.example.test" => {
+                record(&mut rr, qname, 1, &[10, 0, 1, 0]);
+                record(&mut rr, qname, 1, &[10, 0, 1, 1]);
+                let mut m = answer(q, 0x8380, (2, &rr));
+                m.truncate(m.len() - 3);
+                m
+            }
+            "empty-tc.example.test" | "wrong-tcp.example.test" => answer(q, 0x8380, (0, &[])),
             "v6only.example.test" => answer(q, 0x8180, (0, &[])),
             "silent.example.test" => continue,
             "spoofed.example.test" => {
@@ -107,6 +122,58 @@ async fn dns_server(sock: UdpSocket, queries: Arc<AtomicUsize>) {
         };
         let _ = sock.send_to(&reply, from).await;
     }
+}
+
+/// Serves DNS over TCP on 10.0.0.1:53 (RFC 7766: each message behind its two-byte
+/// length): the whole answers of the names the UDP server truncates (60 addresses for
+/// `big` and `cut`, more than a 512-byte datagram holds), `www` as over UDP, an answer
+/// with the wrong id for `wrong-tcp`; `broken-tcp` and `empty-tc` get the connection
+/// closed without an answer. Counts the queries it reads.
+async fn tcp_dns_server(stack: &Stack) -> Arc<AtomicUsize> {
+    let l = TcpListener::bind_with(stack, "10.0.0.1:53").await.unwrap();
+    let queries = Arc::new(AtomicUsize::new(0));
+    let count = queries.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut len = [0u8; 2];
+                s.read_exact(&mut len).await?;
+                let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                s.read_exact(&mut q).await?;
+                count.fetch_add(1, Ordering::Relaxed);
+                let Ok((name, end)) = wire::read_name(&q, wire::HEADER_LEN) else {
+                    return Ok(());
+                };
+                let q = &q[..end + 4];
+                let qname: &[u8] = &[0xc0, 12];
+                let mut rr = Vec::new();
+                let reply = match name.as_str() {
+                    "big.example.test" | "cut.example.test" => {
+                        for i in 0..60 {
+                            record(&mut rr, qname, 1, &[10, 0, 1, i]);
+                        }
+                        answer(q, 0x8180, (60, &rr))
+                    }
+                    "www.example.test" => {
+                        record(&mut rr, qname, 1, &[10, 0, 0, 1]);
+                        answer(q, 0x8180, (1, &rr))
+                    }
+                    "wrong-tcp.example.test" => {
+                        let mut wrong = q.to_vec();
+                        wrong[0] ^= 0xff;
+                        answer(&wrong, 0x8180, (0, &[]))
+                    }
+                    _ => return Ok(()),
+                };
+                s.write_all(&(reply.len() as u16).to_be_bytes()).await?;
+                s.write_all(&reply).await?;
+                s.shutdown().await
+            });
+        }
+        std::io::Result::Ok(())
+    });
+    queries
 }
 
 /// The server stack (10.0.0.1, DNS server and a TCP echo on port 7500) and the client
@@ -448,4 +515,118 @@ async fn search_domains_complete_short_names() {
     let e = lookup(&client, "missing:80").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
     assert!(e.to_string().contains("missing.example.test"), "{e}");
+}
+
+#[tokio::test]
+async fn truncated_answers_are_asked_again_over_tcp() {
+    let (server, client, udp) = setup().await;
+    let tcp = tcp_dns_server(&server).await;
+    let counts = || (udp.load(Ordering::Relaxed), tcp.load(Ordering::Relaxed));
+    let all: Vec<SocketAddr> = (0..60).map(|i| sa(&format!("10.0.1.{i}:80"))).collect();
+    // The truncated answer (2 addresses) is replaced by the whole one (60).
+    assert_eq!(lookup(&client, "big.example.test:80").await.unwrap(), all);
+    assert_eq!(counts(), (1, 1));
+    // Cut inside a record: still recognised as truncated, asked over TCP.
+    assert_eq!(lookup(&client, "cut.example.test:80").await.unwrap(), all);
+    assert_eq!(counts(), (2, 2));
+    // The whole answer is what is cached.
+    assert_eq!(lookup(&client, "big.example.test:80").await.unwrap(), all);
+    assert_eq!(counts(), (2, 2));
+    // TCP fails (closed without an answer): the truncated answer's addresses are used.
+    assert_eq!(
+        lookup(&client, "broken-tcp.example.test:80").await.unwrap(),
+        [sa("10.0.1.0:80"), sa("10.0.1.1:80")]
+    );
+    assert_eq!(counts(), (3, 3));
+    // ... and with none in it, the TCP failure is the error, after every attempt.
+    let e = lookup(&client, "empty-tc.example.test:80")
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::UnexpectedEof, "{e}");
+    assert!(e.to_string().contains("over TCP to 10.0.0.1:53"), "{e}");
+    assert_eq!(counts(), (5, 5));
+    // An answer over TCP to another query is refused, not taken.
+    let e = lookup(&client, "wrong-tcp.example.test:80")
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidData, "{e}");
+    assert_eq!(counts(), (7, 7));
+    // `use_tcp` (resolv.conf `options use-vc`): TCP only.
+    let mut cfg = client.dns();
+    cfg.use_tcp = true;
+    client.set_dns(cfg);
+    assert_eq!(
+        lookup(&client, "www.example.test:80").await.unwrap(),
+        [sa("10.0.0.1:80")]
+    );
+    assert_eq!(counts(), (7, 8));
+}
+
+#[tokio::test]
+async fn without_tcp_on_the_server_a_truncated_answer_is_used_as_it_is() {
+    // No TCP listener on port 53: the connection is refused.
+    let (_server, client, udp) = setup().await;
+    assert_eq!(
+        lookup(&client, "big.example.test:80").await.unwrap(),
+        [sa("10.0.1.0:80"), sa("10.0.1.1:80")]
+    );
+    assert_eq!(udp.load(Ordering::Relaxed), 1);
+    let e = lookup(&client, "empty-tc.example.test:80")
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+}
+
+#[tokio::test]
+async fn the_builder_reads_a_resolv_conf() {
+    let path = std::env::temp_dir().join(format!("ustack-resolv-{}", std::process::id()));
+    std::fs::write(
+        &path,
+        "# written by a test\n\
+         nameserver 10.0.0.1\n\
+         nameserver fd00::1\n\
+         search nowhere.test example.test\n\
+         options ndots:2 timeout:1 attempts:1 rotate\n",
+    )
+    .unwrap();
+    let (server, client, _) =
+        pair_custom(MemLinkConfig::default(), |b| b, |b| b.resolv_conf(&path)).await;
+    std::fs::remove_file(&path).unwrap();
+    let sock = UdpSocket::bind_with(&server, "10.0.0.1:53").await.unwrap();
+    let queries = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(dns_server(sock, queries.clone()));
+    let cfg = client.dns();
+    assert_eq!(cfg.servers, [sa4("10.0.0.1:53")]);
+    assert_eq!(cfg.search, ["nowhere.test", "example.test"]);
+    assert_eq!(
+        (cfg.ndots, cfg.timeout, cfg.attempts, cfg.use_tcp),
+        (2, Duration::from_secs(1), 1, false)
+    );
+    // The search domains in the file's order, each asked once (attempts:1):
+    // www.nowhere.test fails (SERVFAIL), www.example.test answers.
+    assert_eq!(
+        lookup(&client, "www:80").await.unwrap(),
+        vec![sa("10.0.0.1:80")]
+    );
+    assert_eq!(queries.load(Ordering::Relaxed), 2);
+    // ndots:2: a name with one dot tries them first as well. The server knows none of
+    // alias.example.nowhere.test, alias.example.example.test and alias.example (each
+    // SERVFAIL): three queries, the error of the last candidate, the name as given.
+    let e = lookup(&client, "alias.example:80").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Other, "{e}");
+    assert!(e.to_string().contains("\"alias.example\""), "{e}");
+    assert_eq!(queries.load(Ordering::Relaxed), 5);
+    let (a, _b) = ustack::netdev::mem::MemLink::pair(MemLinkConfig::default());
+    let e = Stack::builder()
+        .device(a)
+        .addr("10.0.0.2/24".parse().unwrap())
+        .resolv_conf("/nonexistent/ustack-resolv.conf")
+        .build()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert!(
+        e.to_string().contains("/nonexistent/ustack-resolv.conf"),
+        "{e}"
+    );
 }

@@ -10,8 +10,10 @@
 //! zone's SOA allows (RFC 2308), at most [`DnsConfig::max_negative_ttl`] (1 minute), in a
 //! cache of at most [`CACHE_ENTRIES`] names per stack. Search domains
 //! ([`DnsConfig::search`]) complete short names as `resolv.conf`'s `search` and `ndots`
-//! do. What it does not do: TCP fallback for truncated answers (the addresses a
-//! truncated answer holds are used), DNSSEC, IPv6 (AAAA).
+//! do. A truncated answer (TC) is asked again over TCP (RFC 7766), or every query goes
+//! over TCP with [`DnsConfig::use_tcp`]. [`DnsConfig::read_resolv_conf`] takes servers,
+//! search domains and options from a `resolv.conf` file. What it does not do: DNSSEC,
+//! EDNS(0), IPv6 (AAAA).
 
 pub mod wire;
 
@@ -20,13 +22,16 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use crate::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::net::{TcpSocket, UdpSocket};
 use crate::stack::Stack;
 use wire::{DnsError, Response, RCODE_NXDOMAIN};
 
 /// Where and how to ask (Linux: `/etc/resolv.conf` `nameserver`, `options timeout:`
-/// `attempts:`). [`StackBuilder::dns`](crate::StackBuilder::dns) adds servers;
-/// [`Stack::set_dns`] replaces the whole configuration.
+/// `attempts:`). [`StackBuilder::dns`](crate::StackBuilder::dns) adds servers,
+/// [`StackBuilder::resolv_conf`](crate::StackBuilder::resolv_conf) reads a
+/// `resolv.conf`; [`Stack::set_dns`] replaces the whole configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DnsConfig {
     /// Servers, asked in order (port 53 unless given).
@@ -51,7 +56,13 @@ pub struct DnsConfig {
     pub search: Vec<String>,
     /// `resolv.conf` `options ndots:` (default 1).
     pub ndots: usize,
+    /// Every query over TCP instead of UDP (`resolv.conf` `options use-vc`; default off:
+    /// UDP, and TCP only for an answer the server truncated).
+    pub use_tcp: bool,
 }
+
+/// Name servers taken from one `resolv.conf` (glibc's `MAXNS`); later ones are ignored.
+pub const RESOLV_CONF_MAX_SERVERS: usize = 3;
 
 impl DnsConfig {
     /// Adds the IPv4 entries of a hosts file's text (`/etc/hosts` format: an address,
@@ -87,6 +98,68 @@ impl DnsConfig {
         self.add_hosts(&text);
         Ok(())
     }
+
+    /// Takes the settings of a `resolv.conf` file's text (resolv.conf(5), read as glibc
+    /// reads it): each IPv4 `nameserver` is added to [`servers`](Self::servers) (port 53;
+    /// at most [`RESOLV_CONF_MAX_SERVERS`] from one file, IPv6 servers skipped); the last
+    /// `search` or `domain` line replaces [`search`](Self::search); `options` sets
+    /// `ndots:N` (at most 15), `timeout:N` (seconds, 1 to 30), `attempts:N` (1 to 5) and
+    /// `use-vc` ([`use_tcp`](Self::use_tcp)); other options, and lines that are not
+    /// understood, are ignored. `#` and `;` start comments.
+    ///
+    /// A server such as `127.0.0.53` (a local caching resolver on the host) is reachable
+    /// only if the stack's own network leads to it.
+    pub fn add_resolv_conf(&mut self, text: &str) {
+        let mut servers = 0;
+        for line in text.lines() {
+            let line = line.split(['#', ';']).next().unwrap_or_default();
+            let mut words = line.split_whitespace();
+            match words.next() {
+                Some("nameserver") => {
+                    let Some(Ok(ip)) = words.next().map(str::parse::<Ipv4Addr>) else {
+                        continue;
+                    };
+                    if servers < RESOLV_CONF_MAX_SERVERS {
+                        servers += 1;
+                        self.servers.push(SocketAddrV4::new(ip, 53));
+                    }
+                }
+                Some("search" | "domain") => {
+                    self.search = words
+                        .map(|d| d.trim_end_matches('.').to_string())
+                        .filter(|d| wire::labels(d).is_ok())
+                        .collect();
+                }
+                Some("options") => {
+                    for opt in words {
+                        let (key, value) = opt.split_once(':').unwrap_or((opt, ""));
+                        let n = value.parse::<u64>().ok();
+                        match (key, n) {
+                            ("ndots", Some(n)) => self.ndots = n.min(15) as usize,
+                            ("timeout", Some(n)) => {
+                                self.timeout = Duration::from_secs(n.clamp(1, 30))
+                            }
+                            ("attempts", Some(n)) => self.attempts = n.clamp(1, 5) as u32,
+                            ("use-vc", _) => self.use_tcp = true,
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Reads a `resolv.conf` file (for instance `/etc/resolv.conf`) with
+    /// [`add_resolv_conf`](Self::add_resolv_conf).
+    pub fn read_resolv_conf(&mut self, path: impl AsRef<std::path::Path>) -> io::Result<()> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display()))
+        })?;
+        self.add_resolv_conf(&text);
+        Ok(())
+    }
 }
 
 impl Default for DnsConfig {
@@ -100,6 +173,7 @@ impl Default for DnsConfig {
             hosts: BTreeMap::new(),
             search: Vec::new(),
             ndots: 1,
+            use_tcp: false,
         }
     }
 }
@@ -264,7 +338,10 @@ async fn resolve_name(stack: &Stack, cfg: &DnsConfig, name: &str) -> io::Result<
             "cannot resolve {host:?}: no DNS server configured (StackBuilder::dns or Stack::set_dns)"
         )));
     }
-    let sock = UdpSocket::bind_with(stack, "0.0.0.0:0").await?;
+    let sock = match cfg.use_tcp {
+        true => None,
+        false => Some(UdpSocket::bind_with(stack, "0.0.0.0:0").await?),
+    };
     let mut query = Vec::with_capacity(64);
     let mut buf = vec![0u8; 1500];
     let mut last_err = None;
@@ -274,13 +351,36 @@ async fn resolve_name(stack: &Stack, cfg: &DnsConfig, name: &str) -> io::Result<
             let id = (crate::builder::random_u64() & 0xffff) as u16;
             query.clear();
             wire::build_query(id, name, &mut query).map_err(|e| invalid(e.to_string()))?;
-            // The poll form: `send_to` itself resolves names, through this function.
-            let to = std::net::SocketAddr::V4(*server);
-            if let Err(e) = std::future::poll_fn(|cx| sock.poll_send_to(cx, &query, to)).await {
-                last_err = Some(e);
-                continue;
-            }
-            let answer = match ask(&sock, *server, id, name, &mut buf, cfg.timeout).await {
+            let got = if let Some(sock) = &sock {
+                // The poll form: `send_to` itself resolves names, through this function.
+                let to = std::net::SocketAddr::V4(*server);
+                if let Err(e) = std::future::poll_fn(|cx| sock.poll_send_to(cx, &query, to)).await {
+                    last_err = Some(e);
+                    continue;
+                }
+                match ask(sock, *server, id, name, &mut buf, cfg.timeout).await {
+                    // Cut to fit a datagram: asked again over TCP (RFC 7766 5). When
+                    // that fails, the addresses the cut answer holds are still usable.
+                    Ok(cut) if cut.truncated => {
+                        match ask_tcp(stack, *server, id, name, &query, cfg.timeout).await {
+                            Ok(full) => Ok(full),
+                            Err(e) if !cut.addrs.is_empty() => {
+                                tracing::debug!(
+                                    "DNS: {name:?} truncated by {server}, TCP failed ({e}); \
+                                     using the {} addresses of the truncated answer",
+                                    cut.addrs.len()
+                                );
+                                Ok(cut)
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
+                    got => got,
+                }
+            } else {
+                ask_tcp(stack, *server, id, name, &query, cfg.timeout).await
+            };
+            let answer = match got {
                 Ok(r) if r.rcode == RCODE_NXDOMAIN => Some((
                     Answer::NoSuchName(*server),
                     r.negative_ttl,
@@ -335,6 +435,46 @@ async fn resolve_name(stack: &Stack, cfg: &DnsConfig, name: &str) -> io::Result<
             last_err.map_or_else(|| "no answer".to_string(), |e| e.to_string())
         ),
     ))
+}
+
+/// Asks `server` over TCP (RFC 7766: the query, then the answer, each behind its
+/// two-byte length, on a connection of its own): connecting, sending and the answer
+/// within `timeout`. An answer that does not match the query is an error (`InvalidData`).
+async fn ask_tcp(
+    stack: &Stack,
+    server: SocketAddrV4,
+    id: u16,
+    name: &str,
+    query: &[u8],
+    timeout: Duration,
+) -> io::Result<Response> {
+    let exchange = async {
+        // Through `TcpSocket`: `TcpStream::connect_with` resolves names, through here.
+        let mut s = TcpSocket::new_v4_with(stack)?
+            .connect(server.into())
+            .await?;
+        let mut msg = Vec::with_capacity(2 + query.len());
+        msg.extend_from_slice(&(query.len() as u16).to_be_bytes());
+        msg.extend_from_slice(query);
+        s.write_all(&msg).await?;
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).await?;
+        let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        s.read_exact(&mut answer).await?;
+        wire::parse_response(&answer, id, name)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => Err(io::Error::new(
+            e.kind(),
+            format!("over TCP to {server}: {e}"),
+        )),
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("no answer over TCP from {server}"),
+        )),
+    }
 }
 
 /// Waits up to `timeout` for `server`'s answer to query `id`; datagrams from elsewhere
@@ -442,5 +582,57 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
         assert!(e.to_string().contains("/nonexistent/ustack/hosts"), "{e}");
+    }
+
+    #[test]
+    fn resolv_conf_is_read_like_glibc() {
+        let mut cfg = DnsConfig::default();
+        cfg.servers
+            .push(SocketAddrV4::new(Ipv4Addr::new(10, 9, 9, 9), 53));
+        cfg.add_resolv_conf(
+            "; a comment\n\
+             # another\n\
+             domain first.test\n\
+             nameserver 10.0.0.1 # trailing comment\n\
+             nameserver 2001:db8::1\n\
+             nameserver not-an-address\n\
+             nameserver 10.0.0.2\n\
+             nameserver 10.0.0.3\n\
+             nameserver 10.0.0.4\n\
+             search corp.test. bad..domain lab.test\n\
+             options ndots:40 timeout:0 attempts:9 use-vc edns0 rotate\n\
+             sortlist 10.0.0.0/8\n",
+        );
+        let ns = |d: u8| SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, d), 53);
+        // Servers given before stay first; three from the file, the fourth ignored.
+        assert_eq!(
+            cfg.servers,
+            [
+                SocketAddrV4::new(Ipv4Addr::new(10, 9, 9, 9), 53),
+                ns(1),
+                ns(2),
+                ns(3)
+            ]
+        );
+        // The last search/domain line wins; names DNS cannot carry are dropped.
+        assert_eq!(cfg.search, ["corp.test", "lab.test"]);
+        // Options clamped as glibc clamps them.
+        assert_eq!(cfg.ndots, 15);
+        assert_eq!(cfg.timeout, Duration::from_secs(1));
+        assert_eq!(cfg.attempts, 5);
+        assert!(cfg.use_tcp);
+        let mut cfg = DnsConfig::default();
+        cfg.add_resolv_conf("search a.test\ndomain b.test\noptions timeout:3 attempts:1\n");
+        assert_eq!(cfg.search, ["b.test"]);
+        assert_eq!((cfg.timeout, cfg.attempts), (Duration::from_secs(3), 1));
+        assert!(cfg.servers.is_empty() && !cfg.use_tcp);
+        let e = cfg
+            .read_resolv_conf("/nonexistent/ustack/resolv.conf")
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert!(
+            e.to_string().contains("/nonexistent/ustack/resolv.conf"),
+            "{e}"
+        );
     }
 }

@@ -202,19 +202,27 @@ pub fn parse_response(msg: &[u8], id: u16, name: &str) -> Result<Response, DnsEr
         return Err(DnsError::NotOurs);
     }
     pos = after + 4;
+    let truncated = flags & FLAG_TC != 0;
     let mut cnames: Vec<(String, String, u32)> = Vec::new();
     let mut a: Vec<(String, Ipv4Addr, u32)> = Vec::new();
     for _ in 0..an {
-        let rr = record_at(msg, pos)?;
+        // A truncated message may be cut inside a record (RFC 2181 9 asks servers not
+        // to, not all comply): the records before the cut are what it holds.
+        let rr = match record_at(msg, pos) {
+            Ok(rr) => rr,
+            Err(_) if truncated => break,
+            Err(e) => return Err(e),
+        };
         if rr.class == CLASS_IN {
             match (rr.rtype, rr.rdata) {
                 (TYPE_A, &[a0, a1, a2, a3]) => {
                     a.push((rr.owner, Ipv4Addr::new(a0, a1, a2, a3), rr.ttl))
                 }
-                (TYPE_CNAME, _) => {
-                    let (target, _) = read_name(msg, rr.rdata_at)?;
-                    cnames.push((rr.owner, target, rr.ttl));
-                }
+                (TYPE_CNAME, _) => match read_name(msg, rr.rdata_at) {
+                    Ok((target, _)) => cnames.push((rr.owner, target, rr.ttl)),
+                    Err(_) if truncated => break,
+                    Err(e) => return Err(e),
+                },
                 _ => {}
             }
         }
@@ -247,7 +255,7 @@ pub fn parse_response(msg: &[u8], id: u16, name: &str) -> Result<Response, DnsEr
     };
     Ok(Response {
         rcode: (flags & RCODE_MASK) as u8,
-        truncated: flags & FLAG_TC != 0,
+        truncated,
         ttl: if addrs.is_empty() { 0 } else { ttl },
         addrs,
         negative_ttl,

@@ -133,6 +133,35 @@ fn compressed_owner_and_rcode_and_truncation() {
 }
 
 #[test]
+fn a_truncated_message_cut_inside_a_record_keeps_what_precedes_the_cut() {
+    let q = query(9, "a.test");
+    let full = response(
+        &q,
+        0x8380,
+        &[
+            (TO_QNAME, TYPE_A, &[192, 0, 2, 1]),
+            (TO_QNAME, TYPE_A, &[192, 0, 2, 2]),
+        ],
+    );
+    // Cut in the second record's data, and in its header.
+    for cut in [full.len() - 2, full.len() - 9] {
+        let r = parse_response(&full[..cut], 9, "a.test").unwrap();
+        assert!(r.truncated);
+        assert_eq!(r.addrs, [Ipv4Addr::new(192, 0, 2, 1)], "cut at {cut}");
+    }
+    // Without TC the same cut is malformed.
+    let mut whole = full.clone();
+    whole[2..4].copy_from_slice(&0x8180u16.to_be_bytes());
+    assert_eq!(
+        parse_response(&whole[..full.len() - 2], 9, "a.test"),
+        Err(DnsError::Malformed)
+    );
+    // Cut before the first record: truncated, nothing in it.
+    let r = parse_response(&full[..q.len() + 3], 9, "a.test").unwrap();
+    assert!(r.truncated && r.addrs.is_empty());
+}
+
+#[test]
 fn responses_to_other_queries_are_not_taken() {
     let q = query(9, "a.test");
     let m = response(&q, 0x8180, &[(TO_QNAME, TYPE_A, &[192, 0, 2, 1])]);

@@ -43,6 +43,7 @@ pub fn userve(args: crate::UserveArgs) -> io::Result<()> {
                 host_addr: None,
                 up: true,
                 offload,
+                tap: None,
             })
             .addr(
                 addr.parse()

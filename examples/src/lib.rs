@@ -51,6 +51,14 @@ pub struct StackArgs {
     /// checksums (IFF_VNET_HDR, TUN_F_CSUM | TUN_F_TSO4), and ustack sends its own (TSO).
     #[arg(long)]
     pub offload: bool,
+    /// The device is a TAP (Ethernet frames; created as one when it does not exist):
+    /// ustack answers and sends ARP on it.
+    #[arg(long)]
+    pub tap: bool,
+    /// ustack's Ethernet address on a --tap device (default: 02:00 and the four bytes of
+    /// --addr).
+    #[arg(long, value_name = "MAC", requires = "tap")]
+    pub mac: Option<ustack::MacAddr>,
     /// ECN (RFC 3168): `accept` uses it when the peer asks (the default, as Linux's
     /// `tcp_ecn = 2`), `request` also asks for it on connections this stack opens, `off`
     /// never uses it.
@@ -134,16 +142,26 @@ impl FaultArgs {
 }
 
 impl StackArgs {
-    /// Builds the stack: the TUN device (with faults and capture when asked), the address
-    /// and the default route. Installs it as the process-wide default stack.
-    pub async fn build(&self) -> std::io::Result<Stack> {
-        let opts = TunOptions {
+    /// The device options: `--tun`, `--mtu`, `--host-addr`, `--offload`, `--tap`, `--mac`.
+    pub fn tun_options(&self) -> TunOptions {
+        TunOptions {
             name: self.tun.clone(),
             mtu: self.mtu,
             host_addr: self.host_addr.map(|c| (c.addr(), c.prefix_len())),
             up: true,
             offload: self.offload,
-        };
+            tap: self.tap.then(|| {
+                let a = self.addr.addr().octets();
+                self.mac
+                    .unwrap_or(ustack::MacAddr([0x02, 0x00, a[0], a[1], a[2], a[3]]))
+            }),
+        }
+    }
+
+    /// Builds the stack: the TUN device (with faults and capture when asked), the address
+    /// and the default route. Installs it as the process-wide default stack.
+    pub async fn build(&self) -> std::io::Result<Stack> {
+        let opts = self.tun_options();
         let tcp = ustack::TcpConfig {
             ecn: self.ecn.into(),
             ..ustack::TcpConfig::default()

@@ -81,6 +81,7 @@ async fn listen_on(tun: String, offload: bool) -> Result<(Stack, TcpListener), S
             host_addr: None,
             up: true,
             offload,
+            tap: None,
         })
         .addr(stack_cidr().parse().map_err(|e| format!("{e:?}"))?)
         .build()

@@ -135,7 +135,7 @@ pub fn ip_rcv<C: IpContext>(cx: &mut C, now: Instant, dev: DevId, mut pkt: Packe
         if let Err(e) = ip.igmp.input(now, dev, pkt.data()) {
             tracing::trace!(error = ?e, "igmp: bad message");
         }
-        ip.send_igmp();
+        ip.send_igmp(now);
         return;
     }
     // Copy the entry out so the handler can borrow the whole context mutably.

@@ -5,6 +5,7 @@
 //! Input lives in [`crate::input`] (`ip_rcv`), which needs the protocol table as well.
 
 use crate::addr::Ipv4Cidr;
+use crate::arp::{self, ArpPacket, ArpStats, NeighConfig, NeighInfo, NeighTable};
 use crate::fib::{Fib, Route, RouteKind};
 use crate::frag::{fragment, ReasmOutcome, Reassembler};
 use crate::icmp::{
@@ -22,7 +23,8 @@ use std::fmt;
 use std::io;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
-use ustack_netdev::{DevId, PacketBuf};
+use ustack_netdev::ether::{ETH_HLEN, ETH_P_ARP, ETH_P_IP};
+use ustack_netdev::{DevId, MacAddr, PacketBuf};
 
 /// Echo replies kept for [`Ipv4Layer::take_echo_replies`]; newer ones are dropped when full.
 pub const ECHO_REPLY_QUEUE: usize = 64;
@@ -50,6 +52,8 @@ pub struct Ipv4Config {
     pub pmtu_expiry: Duration,
     /// Lowest path MTU accepted from ICMP (`ip_rt_min_pmtu`, 552).
     pub min_pmtu: usize,
+    /// ARP and the neighbour table, for Ethernet devices.
+    pub neigh: NeighConfig,
 }
 
 impl Default for Ipv4Config {
@@ -62,6 +66,7 @@ impl Default for Ipv4Config {
             icmp_burst: 50,
             pmtu_expiry: Duration::from_secs(600),
             min_pmtu: 552,
+            neigh: NeighConfig::default(),
         }
     }
 }
@@ -82,7 +87,8 @@ pub struct OutRoute {
     pub tso_max: usize,
 }
 
-/// A datagram ready for a device (Linux: the `skb` handed to `dev_queue_xmit`).
+/// A datagram ready for a device (Linux: the `skb` handed to `dev_queue_xmit`); for an
+/// Ethernet device, the whole frame (an IPv4 datagram or an ARP message).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IpTx {
     /// Device to send it on.
@@ -226,6 +232,10 @@ pub struct Ipv4Layer {
     pub(crate) igmp: Igmp,
     /// Copies of multicast and broadcast datagrams we sent, for ourselves.
     looped: Vec<IpTx>,
+    /// ARP and the neighbour table of the Ethernet devices.
+    neigh: NeighTable,
+    /// Datagrams on their way to the neighbour table (kept for its capacity).
+    l2_scratch: Vec<IpTx>,
     pub(crate) stats: IpStats,
     pub(crate) icmp_stats: IcmpStats,
 }
@@ -236,6 +246,7 @@ impl Ipv4Layer {
         Ipv4Layer {
             reasm: Reassembler::new(cfg.reasm_timeout, cfg.reasm_mem_limit),
             icmp_limiter: RateLimiter::new(cfg.icmp_rate_per_sec, cfg.icmp_burst),
+            neigh: NeighTable::new(cfg.neigh.clone()),
             cfg,
             ifaces: Vec::new(),
             fib: Fib::new(),
@@ -247,6 +258,7 @@ impl Ipv4Layer {
             echo_replies: VecDeque::new(),
             igmp: Igmp::default(),
             looped: Vec::new(),
+            l2_scratch: Vec::new(),
             stats: IpStats::default(),
             icmp_stats: IcmpStats::default(),
         }
@@ -620,6 +632,7 @@ impl Ipv4Layer {
             }
             return Ok(());
         }
+        let start = self.tx.len();
         if offloaded || HEADER_LEN + payload.len() <= route.mtu {
             self.tx.push(IpTx {
                 dev: route.dev,
@@ -634,6 +647,9 @@ impl Ipv4Layer {
             if meta.ttl == Some(0) && meta.dst.is_multicast() {
                 // Linux ip_mc_output: TTL 0 stays on this host (looped back only).
                 self.tx.pop();
+            }
+            if self.neigh.any() {
+                self.neigh_output(now, start, route.next_hop);
             }
             return Ok(());
         }
@@ -655,6 +671,9 @@ impl Ipv4Layer {
                 if meta.ttl == Some(0) && meta.dst.is_multicast() {
                     self.tx.truncate(self.tx.len().saturating_sub(n));
                 }
+                if self.neigh.any() {
+                    self.neigh_output(now, start, route.next_hop);
+                }
                 Ok(())
             }
             Err(_) => {
@@ -667,6 +686,137 @@ impl Ipv4Layer {
     /// Moves every datagram waiting for a device into `out`.
     pub fn take_tx(&mut self, out: &mut Vec<IpTx>) {
         out.append(&mut self.tx);
+    }
+
+    /// Makes `dev` an Ethernet device with our address `mac` on it: datagrams through it
+    /// leave in frames to the next hop's address, found with ARP, and
+    /// [`link_input`](Self::link_input) takes its frames apart.
+    pub fn set_ethernet(&mut self, dev: DevId, mac: MacAddr) {
+        self.neigh.set_mac(dev, mac);
+    }
+
+    /// True when some device carries Ethernet frames (then received packets go through
+    /// [`link_input`](Self::link_input) first).
+    pub fn has_ethernet(&self) -> bool {
+        self.neigh.any()
+    }
+
+    /// The neighbour table, as `ip neigh` shows it.
+    pub fn neighbours(&self) -> Vec<NeighInfo> {
+        self.neigh.neighbours()
+    }
+
+    /// ARP counters.
+    pub fn arp_stats(&self) -> ArpStats {
+        self.neigh.stats()
+    }
+
+    /// The link layer of a received packet (Linux `eth_type_trans` and the protocol
+    /// handlers of `__netif_receive_skb`): on an Ethernet device, a frame for another
+    /// Ethernet address is dropped, ARP is processed here, and an IPv4 datagram is
+    /// returned without its header for [`crate::ip_rcv`]; on other devices the packet
+    /// is returned as it is.
+    pub fn link_input(
+        &mut self,
+        now: Instant,
+        dev: DevId,
+        mut pkt: PacketBuf,
+    ) -> Option<PacketBuf> {
+        let Some(our) = self.neigh.mac_of(dev) else {
+            return Some(pkt);
+        };
+        let h = pkt.data().get(..ETH_HLEN)?;
+        let dst = MacAddr([h[0], h[1], h[2], h[3], h[4], h[5]]);
+        let ethertype = u16::from_be_bytes([h[12], h[13]]);
+        if dst != our && !dst.is_multicast() {
+            self.neigh.count_other_host();
+            return None;
+        }
+        match ethertype {
+            ETH_P_IP => {
+                pkt.pull(ETH_HLEN)?;
+                Some(pkt)
+            }
+            ETH_P_ARP => {
+                match pkt.data().get(ETH_HLEN..).and_then(ArpPacket::parse) {
+                    Some(msg) => {
+                        let ours = self
+                            .ifaces
+                            .iter()
+                            .any(|i| i.dev == dev && i.addr.addr() == msg.tpa);
+                        self.neigh
+                            .input(now, dev, &msg, ours, dst == our, &mut self.tx);
+                    }
+                    None => self.neigh.count_bad(),
+                }
+                None
+            }
+            _ => {
+                self.neigh.count_unknown_type();
+                None
+            }
+        }
+    }
+
+    /// Hands the datagrams queued from `start` on, all to `next_hop`, to the neighbour
+    /// table when their device carries Ethernet (Linux `ip_finish_output2` ->
+    /// `neigh_output`): a multicast or broadcast destination maps to its group address,
+    /// others go to `next_hop`, resolved. Requests leave from the datagram's source address when it is
+    /// the device's, else from the device's first address (Linux `arp_solicit`).
+    fn neigh_output(&mut self, now: Instant, start: usize, next_hop: Ipv4Addr) {
+        if start >= self.tx.len() {
+            return;
+        }
+        let mut pending = std::mem::take(&mut self.l2_scratch);
+        pending.extend(self.tx.drain(start..));
+        for t in pending.drain(..) {
+            if self.neigh.mac_of(t.dev).is_none() {
+                self.tx.push(t);
+                continue;
+            }
+            // The datagram's own destination decides (a multicast routed through a
+            // gateway still goes to its group's address; Linux `rt_nexthop`).
+            let dst = t
+                .pkt
+                .data()
+                .get(16..20)
+                .map_or(next_hop, |b| Ipv4Addr::new(b[0], b[1], b[2], b[3]));
+            let group = if dst.is_multicast() {
+                Some(MacAddr::ipv4_multicast(dst))
+            } else if self.is_broadcast(dst) || self.is_broadcast(next_hop) {
+                Some(MacAddr::BROADCAST)
+            } else {
+                None
+            };
+            if let (Some(g), Some(our)) = (group, self.neigh.mac_of(t.dev)) {
+                // A group destination needs no resolution.
+                let mut pkt = t.pkt;
+                arp::push_ether(&mut pkt, g, our, ETH_P_IP);
+                self.tx.push(IpTx { dev: t.dev, pkt });
+                continue;
+            }
+            let pkt_src = t
+                .pkt
+                .data()
+                .get(12..16)
+                .map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3]));
+            let on_dev = |a: Ipv4Addr| {
+                self.ifaces
+                    .iter()
+                    .any(|i| i.dev == t.dev && i.addr.addr() == a)
+            };
+            let src = match pkt_src {
+                Some(a) if on_dev(a) => a,
+                _ => self
+                    .ifaces
+                    .iter()
+                    .find(|i| i.dev == t.dev)
+                    .map_or(Ipv4Addr::UNSPECIFIED, |i| i.addr.addr()),
+            };
+            self.neigh
+                .output(now, t.dev, next_hop, src, t.pkt, &mut self.tx);
+        }
+        self.l2_scratch = pending;
     }
 
     /// Copies the last `n` queued packets (one datagram, or its fragments) to `dst`
@@ -704,7 +854,7 @@ impl Ipv4Layer {
     /// reports. True for the first join on that device.
     pub fn join_group(&mut self, now: Instant, dev: DevId, group: Ipv4Addr) -> bool {
         let first = self.igmp.join(now, dev, group);
-        self.send_igmp();
+        self.send_igmp(now);
         first
     }
 
@@ -712,7 +862,7 @@ impl Ipv4Layer {
     /// stops reception and announces it. False when `dev` was not a member.
     pub fn leave_group(&mut self, now: Instant, dev: DevId, group: Ipv4Addr) -> bool {
         let was = self.igmp.leave(now, dev, group);
-        self.send_igmp();
+        self.send_igmp(now);
         was
     }
 
@@ -749,7 +899,7 @@ impl Ipv4Layer {
     /// Wraps the IGMP messages waiting into datagrams (Linux `igmpv3_newpack`,
     /// `igmp_send_report`): from the device's first address, TTL 1, TOS 0xc0, DF, and the
     /// Router Alert option (RFC 2113; RFC 3376 4 requires it).
-    pub(crate) fn send_igmp(&mut self) {
+    pub(crate) fn send_igmp(&mut self, now: Instant) {
         let mut out = Vec::new();
         self.igmp.take_out(&mut out);
         for m in out {
@@ -789,7 +939,11 @@ impl Ipv4Layer {
             }
             self.stats.out_requests += 1;
             self.stats.out_mcast_pkts += 1;
+            let start = self.tx.len();
             self.tx.push(IpTx { dev: m.dev, pkt });
+            if self.neigh.any() {
+                self.neigh_output(now, start, m.dst);
+            }
         }
     }
 
@@ -1011,12 +1165,17 @@ impl Ipv4Layer {
         self.icmp_stats
     }
 
-    /// The next instant [`Ipv4Layer::on_timeout`] has work to do (reassembly expiry).
+    /// The next instant [`Ipv4Layer::on_timeout`] has work to do (reassembly expiry,
+    /// IGMP reports, ARP requests).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.reasm.next_expiry(), self.igmp.next_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.reasm.next_expiry(),
+            self.igmp.next_deadline(),
+            self.neigh.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Expires reassembly queues (Linux: `ip_expire`: `ReasmTimeout`, `ReasmFails`, and
@@ -1055,7 +1214,16 @@ impl Ipv4Layer {
                     .saturating_sub(HEADER_LEN + 4)
             };
             self.igmp.on_timeout(now, room);
-            self.send_igmp();
+            self.send_igmp(now);
+        }
+        if self.neigh.poll_timeout().is_some_and(|d| d <= now) {
+            // Datagrams whose neighbour never answered: "host unreachable" to their
+            // sender, which is this host (Linux `arp_error_report`).
+            let mut failed = Vec::new();
+            self.neigh.on_timeout(now, &mut self.tx, &mut failed);
+            for p in failed {
+                self.icmp_send_error(now, p.data(), IcmpErrorKind::HostUnreachable);
+            }
         }
     }
 }

@@ -74,6 +74,7 @@
 //!   ARP and link layers (devices carry raw IPv4, like TUN).
 
 pub mod addr;
+pub mod arp;
 pub mod checksum;
 pub mod fib;
 pub mod frag;
@@ -88,6 +89,7 @@ mod stats;
 pub mod wire;
 
 pub use addr::{CidrError, Ipv4Cidr};
+pub use arp::{ArpStats, NeighConfig, NeighInfo, NeighState};
 pub use fib::{Fib, FibError, Route, RouteKind};
 pub use icmp::{EchoReply, IcmpError, IcmpErrorKind};
 pub use igmp::{IgmpStats, IPPROTO_IGMP};

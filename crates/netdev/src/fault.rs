@@ -546,6 +546,10 @@ impl<D: NetDevice> NetDevice for FaultInjector<D> {
         self.inner.name()
     }
 
+    fn link(&self) -> crate::Link {
+        self.inner.link()
+    }
+
     fn mtu(&self) -> usize {
         self.inner.mtu()
     }

@@ -56,6 +56,7 @@ use std::io;
 use std::task::{Context, Poll};
 
 mod buf;
+pub mod ether;
 pub mod fault;
 pub mod loopback;
 pub mod mem;
@@ -67,6 +68,7 @@ pub mod tun;
 mod testutil;
 
 pub use buf::{PacketBuf, DEFAULT_HEADROOM};
+pub use ether::{Link, MacAddr};
 
 /// Identifies a device inside one stack (Linux: `ifindex`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -179,6 +181,15 @@ pub trait NetDevice: Send + 'static {
     fn tso_max(&self) -> usize {
         0
     }
+
+    /// What the device's packets start with: nothing ([`Link::RawIp`], the default) or an
+    /// Ethernet header ([`Link::Ethernet`] with the stack's own address on the link). An
+    /// Ethernet device hands over and takes whole frames, up to [`mtu`](Self::mtu) +
+    /// [`ether::ETH_HLEN`] bytes; the stack adds and strips the header and answers and
+    /// sends ARP. Read once, when the device is attached.
+    fn link(&self) -> Link {
+        Link::RawIp
+    }
 }
 
 /// Boxed devices (including `Box<dyn NetDevice>`) are devices: every call is delegated.
@@ -218,6 +229,10 @@ impl<D: NetDevice + ?Sized> NetDevice for Box<D> {
 
     fn rx_inline(&self) -> bool {
         (**self).rx_inline()
+    }
+
+    fn link(&self) -> Link {
+        (**self).link()
     }
 }
 

@@ -20,7 +20,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
-use crate::{DeviceStats, NetDevice, PacketBuf};
+use crate::ether::ETH_HLEN;
+use crate::{DeviceStats, Link, MacAddr, NetDevice, PacketBuf};
+
+/// Ethernet addresses handed out to in-memory ends: 02:00 and a counter.
+fn next_mac() -> MacAddr {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed).to_be_bytes();
+    MacAddr([0x02, 0x00, n[0], n[1], n[2], n[3]])
+}
 
 /// Configuration of an in-memory link.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +40,11 @@ pub struct MemLinkConfig {
     pub queue_len: usize,
     /// Names of the two ends (default `("veth0", "veth1")`).
     pub names: (String, String),
+    /// The link carries Ethernet frames (default false: bare IPv4 packets): each end
+    /// reports [`Link::Ethernet`] with an address of its own (locally administered,
+    /// unique in the process), frames may be [`ETH_HLEN`] bytes longer than the MTU, and
+    /// the stacks on it use ARP.
+    pub ethernet: bool,
 }
 
 impl Default for MemLinkConfig {
@@ -40,6 +53,7 @@ impl Default for MemLinkConfig {
             mtu: 1500,
             queue_len: 1024,
             names: ("veth0".to_string(), "veth1".to_string()),
+            ethernet: false,
         }
     }
 }
@@ -57,7 +71,12 @@ impl MemLink {
         });
         let a_to_b = Arc::new(Channel::new(cfg.queue_len));
         let b_to_a = Arc::new(Channel::new(cfg.queue_len));
+        let link_of = |ether: bool| match ether {
+            true => Link::Ethernet(next_mac()),
+            false => Link::RawIp,
+        };
         let a = MemDevice {
+            l2: link_of(cfg.ethernet),
             name: cfg.names.0,
             mtu: cfg.mtu,
             queue_len: cfg.queue_len,
@@ -68,6 +87,7 @@ impl MemLink {
             stats: DeviceStats::default(),
         };
         let b = MemDevice {
+            l2: link_of(cfg.ethernet),
             name: cfg.names.1,
             mtu: cfg.mtu,
             queue_len: cfg.queue_len,
@@ -141,6 +161,8 @@ impl MemLinkHandle {
 #[derive(Debug)]
 pub struct MemDevice {
     name: String,
+    /// Bare IPv4, or Ethernet with this end's address.
+    l2: Link,
     mtu: usize,
     queue_len: usize,
     /// Which end this is (index into `LinkState::alive`).
@@ -241,7 +263,11 @@ impl NetDevice for MemDevice {
             let mut q = self.tx.lock();
             let mut queued = false;
             for pkt in pkts.drain(..) {
-                if pkt.len() > self.mtu {
+                let header = match self.l2 {
+                    Link::RawIp => 0,
+                    Link::Ethernet(_) => ETH_HLEN,
+                };
+                if pkt.len() > self.mtu + header {
                     // Linux: is_skb_forwardable() fails in veth_xmit.
                     self.stats.tx_errors += 1;
                 } else if q.queue.len() >= self.queue_len {
@@ -273,6 +299,10 @@ impl NetDevice for MemDevice {
     /// released; it is armed whenever a poll leaves the queue empty.
     fn rx_inline(&self) -> bool {
         true
+    }
+
+    fn link(&self) -> Link {
+        self.l2
     }
 }
 

@@ -3,7 +3,8 @@
 //! [`PcapCapture`] wraps any [`NetDevice`] and records both directions: packets handed to
 //! `transmit` (before the inner device may drop them, like a capture at
 //! `dev_queue_xmit`) and packets `poll_recv` returns. The file uses link type 101
-//! (`LINKTYPE_RAW`: each record is a bare IPv4 packet), snap length 65535, microsecond
+//! (`LINKTYPE_RAW`: each record is a bare IPv4 packet), or 1 (`LINKTYPE_ETHERNET`) for a
+//! device that carries Ethernet frames, snap length 65535, microsecond
 //! timestamps from [`SystemTime`]. It is flushed when the device goes idle (`poll_recv`
 //! returns `Pending`), at least once a second while busy, and on drop. The inner device's
 //! transmit offload stays on: its TCP super-segments are recorded as the stack sent them.
@@ -31,19 +32,21 @@ pub const PCAP_MAGIC: u32 = 0xa1b2_c3d4;
 pub const PCAP_SNAPLEN: u32 = 65535;
 /// `LINKTYPE_RAW`: records start with the IP header.
 pub const LINKTYPE_RAW: u32 = 101;
+/// `LINKTYPE_ETHERNET`: records are Ethernet frames.
+pub const LINKTYPE_ETHERNET: u32 = 1;
 
 /// Longest time captured records stay in the write buffer while the device is busy.
 const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The 24-byte global header (little-endian; readers detect the order from the magic).
-fn file_header() -> [u8; 24] {
+fn file_header(linktype: u32) -> [u8; 24] {
     let mut h = [0u8; 24];
     h[0..4].copy_from_slice(&PCAP_MAGIC.to_le_bytes());
     h[4..6].copy_from_slice(&2u16.to_le_bytes()); // version 2.4
     h[6..8].copy_from_slice(&4u16.to_le_bytes());
     // thiszone (8..12) and sigfigs (12..16) stay 0.
     h[16..20].copy_from_slice(&PCAP_SNAPLEN.to_le_bytes());
-    h[20..24].copy_from_slice(&LINKTYPE_RAW.to_le_bytes());
+    h[20..24].copy_from_slice(&linktype.to_le_bytes());
     h
 }
 
@@ -88,7 +91,11 @@ impl<D: NetDevice> PcapCapture<D> {
     pub fn new(inner: D, path: impl AsRef<Path>) -> io::Result<Self> {
         let path = path.as_ref().to_path_buf();
         let mut writer = BufWriter::with_capacity(64 * 1024, File::create(&path)?);
-        writer.write_all(&file_header())?;
+        let linktype = match inner.link() {
+            crate::Link::RawIp => LINKTYPE_RAW,
+            crate::Link::Ethernet(_) => LINKTYPE_ETHERNET,
+        };
+        writer.write_all(&file_header(linktype))?;
         writer.flush()?;
         Ok(PcapCapture {
             inner,
@@ -207,6 +214,10 @@ impl<D: NetDevice> NetDevice for PcapCapture<D> {
     fn transmit(&mut self, pkts: &mut Vec<PacketBuf>) {
         self.write(pkts);
         self.inner.transmit(pkts);
+    }
+
+    fn link(&self) -> crate::Link {
+        self.inner.link()
     }
 
     /// The inner device's: capturing does not turn transmit offload off. Super-segments

@@ -21,7 +21,7 @@
 //!     mtu: Some(1500),
 //!     host_addr: Some(("10.0.0.1".parse().unwrap(), 24)),
 //!     up: true,
-//!     offload: false,
+//!     ..Default::default()
 //! })?;
 //! # Ok(()) }
 //! ```
@@ -38,7 +38,8 @@ use tokio_tun::{Tun, TunBuilder};
 
 use vnet::{IfCtl, VnetHdr, VNET_HDR_LEN};
 
-use crate::{looks_like_ipv4, DeviceStats, NetDevice, PacketBuf};
+use crate::ether::ETH_HLEN;
+use crate::{looks_like_ipv4, DeviceStats, Link, MacAddr, NetDevice, PacketBuf};
 
 /// Largest packet a TUN read can return (the IPv4 total-length limit).
 const MAX_PACKET: usize = 65535;
@@ -106,6 +107,13 @@ pub struct TunOptions {
     /// dropped, and whenever a TUN is opened without them (an earlier reader may have been
     /// killed).
     pub offload: bool,
+    /// Open a TAP device instead (`IFF_TAP`: Ethernet frames, `ip tuntap add mode tap`),
+    /// with this as the stack's own Ethernet address on it: the device reports
+    /// [`Link::Ethernet`], reads and writes frames of up to the MTU plus
+    /// [`ETH_HLEN`] bytes, and the stack speaks ARP on it. Not
+    /// with [`offload`](Self::offload). The kernel side of a TAP has an address of its own
+    /// (`ip link show`), which must differ from this one.
+    pub tap: Option<MacAddr>,
 }
 
 /// Counters of the offload path ([`TunOptions::offload`]); all zero without it.
@@ -147,6 +155,8 @@ pub struct TunDevice {
     io: TunIo,
     name: String,
     mtu: usize,
+    /// TUN (bare IPv4) or TAP (Ethernet, with the stack's address).
+    l2: Link,
     /// The packet buffer the next read goes into. Without offloads it is handed on as the
     /// packet (no copy) and the next read takes a fresh one from the pool. With offloads a
     /// large packet (a super-segment) is handed on in it; a small one is copied out and
@@ -255,9 +265,15 @@ impl TunDevice {
         tokio::runtime::Handle::try_current()
             .map_err(|_| io::Error::other("TunDevice::open must run inside a tokio runtime"))?;
         if opts.offload {
+            if opts.tap.is_some() {
+                return Err(invalid("TUN offload is not available on a TAP device"));
+            }
             return Self::open_vnet(&opts, host);
         }
         let mut builder = TunBuilder::new().name(&opts.name);
+        if opts.tap.is_some() {
+            builder = builder.tap();
+        }
         if let Some(mtu) = opts.mtu {
             builder = builder.mtu(mtu as i32);
         }
@@ -281,11 +297,12 @@ impl TunDevice {
             _ => opts.mtu.unwrap_or(1500),
         };
         let name = tun.name().to_string();
-        tracing::debug!(%name, mtu, "TUN device opened");
+        tracing::debug!(%name, mtu, tap = opts.tap.is_some(), "TUN device opened");
         Ok(TunDevice {
             io: TunIo::Plain(tun),
             name,
             mtu,
+            l2: opts.tap.map_or(Link::RawIp, Link::Ethernet),
             rx_spare: None,
             stats: DeviceStats::default(),
             offload: TunOffloadStats::default(),
@@ -318,6 +335,7 @@ impl TunDevice {
             io: TunIo::Vnet { fd, ctl },
             name,
             mtu,
+            l2: Link::RawIp,
             rx_spare: None,
             stats: DeviceStats::default(),
             offload: TunOffloadStats::default(),
@@ -352,7 +370,12 @@ impl TunDevice {
             self.rx_spare = Some(buf);
             return false;
         }
-        if !looks_like_ipv4(buf.data().get(..len).unwrap_or_default()) {
+        let wanted = match self.l2 {
+            Link::RawIp => looks_like_ipv4(buf.data().get(..len).unwrap_or_default()),
+            // A frame: the stack looks at its EtherType.
+            Link::Ethernet(_) => len >= ETH_HLEN,
+        };
+        if !wanted {
             // IPv6 neighbour discovery and the like: not for an IPv4 stack.
             self.stats.rx_dropped += 1;
             self.rx_spare = Some(buf);
@@ -434,8 +457,11 @@ impl TunDevice {
     fn poll_read_one(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         match &mut self.io {
             TunIo::Plain(tun) => {
-                let mtu = self.mtu;
-                let buf = self.rx_spare.get_or_insert_with(|| plain_rx_buf(mtu));
+                let frame = match self.l2 {
+                    Link::RawIp => self.mtu,
+                    Link::Ethernet(_) => self.mtu + ETH_HLEN,
+                };
+                let buf = self.rx_spare.get_or_insert_with(|| plain_rx_buf(frame));
                 let mut rb = ReadBuf::new(buf.data_mut());
                 match Pin::new(tun).poll_read(cx, &mut rb) {
                     Poll::Pending => Poll::Pending,
@@ -596,6 +622,10 @@ impl NetDevice for TunDevice {
 
     fn stats(&self) -> DeviceStats {
         self.stats
+    }
+
+    fn link(&self) -> Link {
+        self.l2
     }
 
     /// With offloads, super-segments up to the IPv4 limit: the kernel takes them as they

@@ -175,6 +175,15 @@ impl NetCore {
     /// Runs one received packet up the stack (Linux: `netif_receive_skb` -> `ip_rcv`).
     /// Packets it produces stay queued until [`flush`](Self::flush).
     pub fn receive(&mut self, now: Instant, dev: DevId, pkt: PacketBuf) {
+        // Ethernet devices: the frame's header first (ARP stays in IP's neighbour code).
+        let pkt = if self.ip.has_ethernet() {
+            match self.ip.link_input(now, dev, pkt) {
+                Some(p) => p,
+                None => return,
+            }
+        } else {
+            pkt
+        };
         // Two calls rather than one on a rebound buffer: the common path hands the
         // buffer straight on without copying it to a new place first.
         if self.tproxy_tcp.is_some() || self.udp.has_transparent() {

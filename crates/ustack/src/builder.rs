@@ -128,6 +128,30 @@ impl StackBuilder {
             host_addr: None,
             up: true,
             offload: false,
+            tap: None,
+        })
+    }
+
+    /// Attaches the TAP device `name` (Ethernet frames; created if it does not exist, and
+    /// brought up), with a random locally administered Ethernet address for the stack
+    /// (a fixed one: [`tun_with`](Self::tun_with) and [`TunOptions::tap`]). The stack
+    /// answers ARP for its addresses on it and resolves next hops with ARP
+    /// ([`Stack::neighbours`](crate::Stack::neighbours) lists them, like `ip neigh`).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> std::io::Result<()> {
+    /// let stack = ustack::Stack::builder().tap("tap0").addr("10.0.0.2/24".parse().unwrap()).build().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn tap(self, name: &str) -> Self {
+        let mac = ustack_netdev::MacAddr::local_from_seed(random_u64());
+        self.tun_with(TunOptions {
+            name: name.to_string(),
+            mtu: None,
+            host_addr: None,
+            up: true,
+            offload: false,
+            tap: Some(mac),
         })
     }
 
@@ -378,6 +402,9 @@ impl StackBuilder {
                 core.add_interface(id, dev.name(), *cidr, mtu);
             }
             core.set_tso_max(id, dev.tso_max());
+            if let ustack_netdev::Link::Ethernet(mac) = dev.link() {
+                core.ip.set_ethernet(id, mac);
+            }
             if i == 0 {
                 core.set_local_dev(id);
             }

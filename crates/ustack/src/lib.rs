@@ -44,13 +44,16 @@ mod stats;
 mod axum_listener;
 
 pub use builder::StackBuilder;
+pub use stack::Neighbour;
 pub use stack::{Stack, WeakStack};
 pub use stats::{DeviceSnapshot, DriverStats, StackStats};
 
-pub use ustack_ipv4::{IcmpStats, IpStats, Ipv4Cidr, Ipv4Config, Route, RouteKind};
+pub use ustack_ipv4::{
+    ArpStats, IcmpStats, IpStats, Ipv4Cidr, Ipv4Config, NeighConfig, NeighState, Route, RouteKind,
+};
 pub use ustack_netdev::fault::FaultConfig;
 pub use ustack_netdev::tun::TunOptions;
-pub use ustack_netdev::DeviceStats;
+pub use ustack_netdev::{DeviceStats, MacAddr};
 pub use ustack_socket::KeepaliveConfig;
 pub use ustack_tcp::{
     CcAlgorithm, EcnMode, TcpConfig, TcpInfo, TcpSocketEntry, TcpState, TcpStats,

@@ -122,6 +122,19 @@ impl Signal {
     }
 }
 
+/// One entry of [`Stack::neighbours`] (a line of `ip neigh`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Neighbour {
+    /// The device's name.
+    pub dev: String,
+    /// The neighbour's IPv4 address.
+    pub addr: Ipv4Addr,
+    /// Its Ethernet address, once resolved.
+    pub mac: Option<ustack_netdev::MacAddr>,
+    /// Its state (`REACHABLE`, `STALE`, ...).
+    pub state: ustack_ipv4::NeighState,
+}
+
 /// One attached device (Linux: a `net_device` registered with the stack).
 pub(crate) struct DevSlot {
     pub(crate) dev: Box<dyn NetDevice>,
@@ -721,6 +734,28 @@ impl Stack {
             .collect()
     }
 
+    /// The neighbour table of the stack's Ethernet devices (Linux `ip neigh`): each
+    /// neighbour's device, address, Ethernet address (once known) and state. Empty for a
+    /// stack without Ethernet devices.
+    pub fn neighbours(&self) -> Vec<Neighbour> {
+        let st = self.lock();
+        st.core
+            .ip
+            .neighbours()
+            .into_iter()
+            .map(|n| Neighbour {
+                dev: st
+                    .devices
+                    .iter()
+                    .find(|d| d.id == n.dev)
+                    .map_or_else(String::new, |d| d.dev.name().to_string()),
+                addr: n.addr,
+                mac: n.mac,
+                state: n.state,
+            })
+            .collect()
+    }
+
     /// A snapshot of every counter: devices (`ip -s link`), IP and ICMP (`/proc/net/snmp`),
     /// TCP and UDP.
     ///
@@ -746,6 +781,7 @@ impl Stack {
             tcp: st.core.tcp.stats(),
             udp: st.core.udp.stats(),
             igmp: st.core.ip.igmp_stats(),
+            arp: st.core.ip.arp_stats(),
             driver: DriverStats {
                 polls: self.shared.signal.polls.load(Ordering::Relaxed),
                 rx_packets: self.shared.signal.rx_packets.load(Ordering::Relaxed),

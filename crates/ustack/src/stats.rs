@@ -1,7 +1,7 @@
 //! A snapshot of every counter of a stack (Linux: `ip -s link`, `/proc/net/snmp`,
 //! `/proc/net/netstat`).
 
-use ustack_ipv4::{IcmpStats, IgmpStats, IpStats};
+use ustack_ipv4::{ArpStats, IcmpStats, IgmpStats, IpStats};
 use ustack_netdev::DeviceStats;
 use ustack_tcp::TcpStats;
 use ustack_udp::UdpStats;
@@ -30,6 +30,8 @@ pub struct StackStats {
     pub udp: UdpStats,
     /// IGMP counters (group membership reports and queries).
     pub igmp: IgmpStats,
+    /// ARP and neighbour-table counters (Ethernet devices only; zero otherwise).
+    pub arp: ArpStats,
     /// Counters of the driver task.
     pub driver: DriverStats,
 }

@@ -474,11 +474,8 @@ fn stats_line(stack: &Stack) -> String {
 async fn tun_echo(a: TunEchoArgs) -> Result<(), Box<dyn std::error::Error>> {
     let sa = &a.stack;
     let opts = TunOptions {
-        name: sa.tun.clone(),
-        mtu: sa.mtu,
-        host_addr: sa.host_addr.map(|c| (c.addr(), c.prefix_len())),
-        up: true,
         offload: false,
+        ..sa.tun_options()
     };
     let tcp = TcpConfig {
         mem_limit: a.mem_limit,

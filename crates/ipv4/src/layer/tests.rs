@@ -1,4 +1,5 @@
 use super::*;
+use crate::arp;
 use crate::IPPROTO_UDP;
 
 fn ip(s: &str) -> Ipv4Addr {
@@ -633,4 +634,77 @@ fn removing_an_address_keeps_what_other_addresses_need() {
         l.route_output(ip("10.0.0.9"), t),
         Err(OutputError::NetworkUnreachable)
     );
+}
+
+#[test]
+fn ethernet_devices_frame_resolve_and_filter() {
+    let now = Instant::now();
+    let mut l = layer();
+    l.fib_mut()
+        .add(static_route("0.0.0.0/0", "10.0.0.1", DEV))
+        .unwrap();
+    let our = MacAddr([2, 0, 0, 0, 0, 2]);
+    let gw = MacAddr([2, 0, 0, 0, 0, 1]);
+    l.set_ethernet(DEV, our);
+    assert!(l.has_ethernet());
+    // Off-link: the gateway is resolved, the datagram waits.
+    l.output(now, &udp_meta("192.0.2.9"), payload(8)).unwrap();
+    let out = take(&mut l);
+    assert_eq!(out.len(), 1);
+    let req = arp::ArpPacket::parse(&out[0].pkt.data()[ETH_HLEN..]).unwrap();
+    assert_eq!((req.spa, req.tpa), (ip("10.0.0.2"), ip("10.0.0.1")));
+    // The gateway's reply, through link_input: the datagram leaves in a frame to it.
+    let reply = arp::ArpPacket {
+        op: arp::ARPOP_REPLY,
+        sha: gw,
+        spa: ip("10.0.0.1"),
+        tha: our,
+        tpa: ip("10.0.0.2"),
+    };
+    let mut f = PacketBuf::with_payload_capacity(64);
+    reply.emit(f.put(arp::ARP_LEN));
+    arp::push_ether(&mut f, our, gw, ETH_P_ARP);
+    assert!(l.link_input(now, DEV, f).is_none());
+    let out = take(&mut l);
+    assert_eq!(out.len(), 1);
+    let d = out[0].pkt.data();
+    assert_eq!(
+        (&d[0..6], &d[6..12], &d[12..14]),
+        (&gw.0[..], &our.0[..], &[8u8, 0][..])
+    );
+    let repr = Ipv4Repr::parse(&d[ETH_HLEN..]).unwrap();
+    assert_eq!(repr.dst, ip("192.0.2.9"));
+    // The subnet's broadcast: to ff:ff:ff:ff:ff:ff without asking; a multicast (routed
+    // by the default route, through the gateway) to its group's address.
+    l.output(now, &udp_meta("10.0.0.255"), payload(8)).unwrap();
+    l.output(now, &udp_meta("224.0.0.251"), payload(8)).unwrap();
+    let out = take(&mut l);
+    assert_eq!(out.len(), 2);
+    assert_eq!(&out[0].pkt.data()[..6], &MacAddr::BROADCAST.0);
+    assert_eq!(&out[1].pkt.data()[..6], &[1, 0, 0x5e, 0, 0, 0xfb]);
+    // Received: IPv4 to us comes back without its header; to another address, or of
+    // another EtherType, it is dropped and counted.
+    let ipv4 = |dst: MacAddr, ty: u16| {
+        let mut p = PacketBuf::with_payload_capacity(40);
+        p.put(20).copy_from_slice(&[0x45; 20]);
+        arp::push_ether(&mut p, dst, gw, ty);
+        p
+    };
+    let got = l.link_input(now, DEV, ipv4(our, ETH_P_IP)).unwrap();
+    assert_eq!(got.data(), &[0x45; 20]);
+    assert!(l
+        .link_input(now, DEV, ipv4(MacAddr::BROADCAST, ETH_P_IP))
+        .is_some());
+    assert!(l
+        .link_input(now, DEV, ipv4(MacAddr([2, 9, 9, 9, 9, 9]), ETH_P_IP))
+        .is_none());
+    assert!(l.link_input(now, DEV, ipv4(our, 0x86dd)).is_none());
+    let mut runt = PacketBuf::with_payload_capacity(8);
+    runt.put(8);
+    assert!(l.link_input(now, DEV, runt).is_none());
+    let s = l.arp_stats();
+    assert_eq!((s.rx_other_host, s.rx_unknown_type), (1, 1));
+    // A device without Ethernet passes packets through untouched.
+    let raw = PacketBuf::from_slice(&[0x45; 20]);
+    assert_eq!(l.link_input(now, DevId(5), raw.clone()), Some(raw));
 }

@@ -80,7 +80,7 @@ fn parse(file: &[u8]) -> (Vec<u8>, Vec<Record>) {
 
 #[test]
 fn header_layout() {
-    let h = file_header();
+    let h = file_header(LINKTYPE_RAW);
     assert_eq!(&h[0..4], &[0xd4, 0xc3, 0xb2, 0xa1]);
     assert_eq!(u16::from_le_bytes([h[4], h[5]]), 2);
     assert_eq!(u16::from_le_bytes([h[6], h[7]]), 4);
@@ -114,7 +114,7 @@ fn captures_both_directions() {
     assert!(cap.poll_recv(&mut cx, &mut out, 2).is_pending());
     assert_eq!(cap.records(), 6);
     let (header, recs) = parse(&std::fs::read(&tmp.0).unwrap());
-    assert_eq!(header, file_header().to_vec());
+    assert_eq!(header, file_header(LINKTYPE_RAW).to_vec());
     assert_eq!(recs.len(), 6);
     let sizes: Vec<u32> = recs.iter().map(|r| r.orig).collect();
     assert_eq!(sizes, vec![38, 128, 1028, 38, 128, 1028]);
@@ -182,4 +182,22 @@ fn capture_keeps_the_devices_transmit_offload() {
     let incl = u32::from_le_bytes([data[32], data[33], data[34], data[35]]);
     assert_eq!(incl, 20_028);
     assert_eq!(data.len(), 24 + 16 + 20_028);
+}
+
+#[test]
+fn ethernet_devices_are_captured_as_ethernet() {
+    let tmp = TempPath::new("ether");
+    let (a, _b) = crate::mem::MemLink::pair(crate::mem::MemLinkConfig {
+        ethernet: true,
+        ..Default::default()
+    });
+    let cap = PcapCapture::new(a, &tmp.0).unwrap();
+    assert!(matches!(cap.link(), crate::Link::Ethernet(_)));
+    drop(cap);
+    let (header, _) = parse(&std::fs::read(&tmp.0).unwrap());
+    assert_eq!(header, file_header(LINKTYPE_ETHERNET).to_vec());
+    assert_eq!(
+        u32::from_le_bytes([header[20], header[21], header[22], header[23]]),
+        1
+    );
 }

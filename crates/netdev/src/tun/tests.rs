@@ -171,6 +171,7 @@ async fn device_roundtrip(offload: bool) -> Result<(), String> {
         host_addr: Some((host, 24)),
         up: true,
         offload,
+        tap: None,
     })
     .map_err(|e| format!("open: {e}"))?;
     assert_eq!(dev.name(), name);

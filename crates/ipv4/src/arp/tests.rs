@@ -1,0 +1,331 @@
+use super::*;
+
+const DEV: DevId = DevId(1);
+const OUR: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+const PEER: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
+const ME: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+const NB: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+
+fn table(cfg: NeighConfig) -> NeighTable {
+    let mut t = NeighTable::new(cfg);
+    t.set_mac(DEV, OUR);
+    t
+}
+
+fn datagram(tag: u8) -> PacketBuf {
+    let mut p = PacketBuf::with_payload_capacity(20);
+    p.put(20).fill(tag);
+    p
+}
+
+/// The frames in `out`: (destination, EtherType, body).
+fn frames(out: &mut Vec<IpTx>) -> Vec<(MacAddr, u16, Vec<u8>)> {
+    out.drain(..)
+        .map(|t| {
+            let d = t.pkt.data();
+            assert_eq!(&d[6..12], &OUR.0, "source address");
+            (
+                mac_at(d, 0),
+                u16::from_be_bytes([d[12], d[13]]),
+                d[ETH_HLEN..].to_vec(),
+            )
+        })
+        .collect()
+}
+
+fn reply_from(mac: MacAddr, ip: Ipv4Addr) -> ArpPacket {
+    ArpPacket {
+        op: ARPOP_REPLY,
+        sha: mac,
+        spa: ip,
+        tha: OUR,
+        tpa: ME,
+    }
+}
+
+#[test]
+fn messages_parse_and_round_trip() {
+    let m = ArpPacket {
+        op: ARPOP_REQUEST,
+        sha: PEER,
+        spa: NB,
+        tha: MacAddr::ZERO,
+        tpa: ME,
+    };
+    let mut b = [0u8; ARP_LEN];
+    m.emit(&mut b);
+    assert_eq!(&b[..8], &[0, 1, 8, 0, 6, 4, 0, 1]);
+    assert_eq!(ArpPacket::parse(&b), Some(m));
+    // Short, another hardware or protocol, another opcode (RARP 3): not ours.
+    assert_eq!(ArpPacket::parse(&b[..27]), None);
+    for (at, v) in [(1, 6), (2, 0x86), (4, 8), (5, 16), (7, 3)] {
+        let mut bad = b;
+        bad[at] = v;
+        assert_eq!(ArpPacket::parse(&bad), None, "byte {at}");
+    }
+}
+
+#[test]
+fn a_datagram_waits_for_the_reply_and_then_leaves() {
+    let now = Instant::now();
+    let mut t = table(NeighConfig::default());
+    let mut out = Vec::new();
+    t.output(now, DEV, NB, ME, datagram(1), &mut out);
+    t.output(now, DEV, NB, ME, datagram(2), &mut out);
+    // One broadcast request, from our address, for the neighbour; nothing else yet.
+    let f = frames(&mut out);
+    assert_eq!(f.len(), 1);
+    assert_eq!((f[0].0, f[0].1), (MacAddr::BROADCAST, ETH_P_ARP));
+    assert_eq!(
+        f[0].2.len(),
+        ETH_ZLEN - ETH_HLEN,
+        "padded to the minimum frame"
+    );
+    let req = ArpPacket::parse(&f[0].2).unwrap();
+    assert_eq!(
+        (req.op, req.sha, req.spa, req.tpa),
+        (ARPOP_REQUEST, OUR, ME, NB)
+    );
+    assert_eq!(t.neighbours()[0].state, NeighState::Incomplete);
+    assert_eq!(t.poll_timeout(), Some(now + Duration::from_secs(1)));
+    // The reply releases both datagrams, in order, to the neighbour.
+    t.input(now, DEV, &reply_from(PEER, NB), false, true, &mut out);
+    let f = frames(&mut out);
+    assert_eq!(f.len(), 2);
+    for (i, (dst, ty, body)) in f.iter().enumerate() {
+        assert_eq!((*dst, *ty, body[0]), (PEER, ETH_P_IP, i as u8 + 1));
+    }
+    let n = t.neighbours();
+    assert_eq!((n[0].state, n[0].mac), (NeighState::Reachable, Some(PEER)));
+    // Now straight out; a group destination needs no entry at all.
+    t.output(now, DEV, NB, ME, datagram(3), &mut out);
+    assert_eq!(frames(&mut out)[0].0, PEER);
+    assert_eq!(t.neighbours().len(), 1);
+    assert_eq!(t.stats().requests_out, 1);
+}
+
+#[test]
+fn no_answer_fails_after_three_requests_and_hands_the_datagrams_back() {
+    let now = Instant::now();
+    let mut t = table(NeighConfig {
+        queue_len: 2,
+        ..Default::default()
+    });
+    let mut out = Vec::new();
+    for i in 0..3 {
+        t.output(now, DEV, NB, ME, datagram(i), &mut out);
+    }
+    // The queue holds two: the oldest went.
+    assert_eq!(t.stats().unres_discards, 1);
+    let mut failed = Vec::new();
+    for s in 1..=3 {
+        let at = now + Duration::from_secs(s);
+        assert_eq!(t.poll_timeout(), Some(at));
+        t.on_timeout(at, &mut out, &mut failed);
+    }
+    assert_eq!(t.stats().requests_out, 3);
+    assert_eq!(frames(&mut out).len(), 3);
+    assert_eq!(
+        failed.iter().map(|p| p.data()[0]).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert_eq!(t.neighbours()[0].state, NeighState::Failed);
+    assert_eq!(t.poll_timeout(), None);
+    let s = t.stats();
+    assert_eq!((s.resolve_failed, s.unres_discards), (1, 3));
+}
+
+#[test]
+fn requests_for_us_are_answered_and_teach_the_sender() {
+    let now = Instant::now();
+    let mut t = table(NeighConfig::default());
+    let mut out = Vec::new();
+    let req = ArpPacket {
+        op: ARPOP_REQUEST,
+        sha: PEER,
+        spa: NB,
+        tha: MacAddr::ZERO,
+        tpa: ME,
+    };
+    t.input(now, DEV, &req, true, false, &mut out);
+    let f = frames(&mut out);
+    assert_eq!((f[0].0, f[0].1), (PEER, ETH_P_ARP));
+    let rep = ArpPacket::parse(&f[0].2).unwrap();
+    assert_eq!(
+        rep,
+        ArpPacket {
+            op: ARPOP_REPLY,
+            sha: OUR,
+            spa: ME,
+            tha: PEER,
+            tpa: NB
+        }
+    );
+    let n = t.neighbours();
+    assert_eq!((n[0].state, n[0].mac), (NeighState::Stale, Some(PEER)));
+    // Used while stale: sent at once, probed by unicast after 5 s, confirmed by the
+    // answer.
+    t.output(now, DEV, NB, ME, datagram(0), &mut out);
+    assert_eq!(frames(&mut out)[0].0, PEER);
+    assert_eq!(t.neighbours()[0].state, NeighState::Delay);
+    let mut failed = Vec::new();
+    let later = now + Duration::from_secs(5);
+    t.on_timeout(later, &mut out, &mut failed);
+    let f = frames(&mut out);
+    assert_eq!((f[0].0, ArpPacket::parse(&f[0].2).unwrap().tpa), (PEER, NB));
+    assert_eq!(t.neighbours()[0].state, NeighState::Probe);
+    t.input(later, DEV, &reply_from(PEER, NB), false, true, &mut out);
+    assert_eq!(t.neighbours()[0].state, NeighState::Reachable);
+    // A request for someone else's address is not answered, and a probe (sender
+    // 0.0.0.0, RFC 5227) is answered but teaches nothing.
+    let other = ArpPacket {
+        tpa: Ipv4Addr::new(10, 0, 0, 3),
+        ..req
+    };
+    t.input(now, DEV, &other, false, false, &mut out);
+    assert!(out.is_empty());
+    let probe = ArpPacket {
+        sha: MacAddr([2, 0, 0, 0, 0, 9]),
+        spa: Ipv4Addr::UNSPECIFIED,
+        ..req
+    };
+    t.input(now, DEV, &probe, true, false, &mut out);
+    assert_eq!(frames(&mut out).len(), 1);
+    assert_eq!(t.neighbours().len(), 1);
+    assert_eq!(t.stats().replies_out, 2);
+}
+
+#[test]
+fn unsolicited_and_impossible_messages_create_nothing() {
+    let now = Instant::now();
+    let mut t = table(NeighConfig::default());
+    let mut out = Vec::new();
+    // Unsolicited replies and gratuitous ARP for unknown addresses: ignored.
+    for i in 0..100u8 {
+        let ip = Ipv4Addr::new(10, 0, 1, i);
+        t.input(now, DEV, &reply_from(PEER, ip), false, true, &mut out);
+        let g = ArpPacket {
+            op: ARPOP_REQUEST,
+            sha: PEER,
+            spa: ip,
+            tha: MacAddr::ZERO,
+            tpa: ip,
+        };
+        t.input(now, DEV, &g, false, false, &mut out);
+    }
+    assert!(t.neighbours().is_empty() && out.is_empty());
+    // Group or zero sender addresses, our own address as sender: counted, ignored.
+    let req = ArpPacket {
+        op: ARPOP_REQUEST,
+        sha: PEER,
+        spa: NB,
+        tha: MacAddr::ZERO,
+        tpa: ME,
+    };
+    for bad in [
+        ArpPacket {
+            sha: MacAddr::BROADCAST,
+            ..req
+        },
+        ArpPacket {
+            sha: MacAddr::ZERO,
+            ..req
+        },
+        ArpPacket { sha: OUR, ..req },
+        ArpPacket {
+            spa: Ipv4Addr::new(224, 0, 0, 1),
+            ..req
+        },
+        ArpPacket {
+            spa: Ipv4Addr::BROADCAST,
+            ..req
+        },
+    ] {
+        t.input(now, DEV, &bad, true, false, &mut out);
+    }
+    assert_eq!(t.stats().rx_bad, 5);
+    assert!(t.neighbours().is_empty() && out.is_empty());
+    // A device without an Ethernet address takes nothing.
+    t.input(now, DevId(7), &req, true, false, &mut out);
+    assert!(out.is_empty());
+    // Gratuitous ARP moves an existing entry to the new address (stale).
+    t.input(now, DEV, &req, true, false, &mut out);
+    out.clear();
+    let moved = MacAddr([2, 0, 0, 0, 0, 7]);
+    let g = ArpPacket {
+        op: ARPOP_REQUEST,
+        sha: moved,
+        spa: NB,
+        tha: MacAddr::ZERO,
+        tpa: NB,
+    };
+    t.input(now, DEV, &g, false, false, &mut out);
+    let n = t.neighbours();
+    assert_eq!((n[0].state, n[0].mac), (NeighState::Stale, Some(moved)));
+}
+
+#[test]
+fn the_table_is_bounded() {
+    let now = Instant::now();
+    let mut t = table(NeighConfig {
+        max_entries: 4,
+        ..Default::default()
+    });
+    let mut out = Vec::new();
+    // Four unresolved entries fill it; a fifth destination is refused.
+    for i in 0..5u8 {
+        t.output(
+            now,
+            DEV,
+            Ipv4Addr::new(10, 0, 0, 10 + i),
+            ME,
+            datagram(i),
+            &mut out,
+        );
+    }
+    assert_eq!(t.neighbours().len(), 4);
+    assert_eq!(t.stats().table_full, 1);
+    // Resolved entries make room, the least recently used first.
+    for i in 0..4u8 {
+        let ip = Ipv4Addr::new(10, 0, 0, 10 + i);
+        let mac = MacAddr([2, 0, 0, 0, 1, i]);
+        t.input(
+            now + Duration::from_secs(u64::from(i)),
+            DEV,
+            &reply_from(mac, ip),
+            false,
+            true,
+            &mut out,
+        );
+        t.output(
+            now + Duration::from_secs(u64::from(i)),
+            DEV,
+            ip,
+            ME,
+            datagram(i),
+            &mut out,
+        );
+    }
+    t.output(
+        now + Duration::from_secs(9),
+        DEV,
+        Ipv4Addr::new(10, 0, 0, 50),
+        ME,
+        datagram(9),
+        &mut out,
+    );
+    let addrs: Vec<Ipv4Addr> = t.neighbours().iter().map(|n| n.addr).collect();
+    assert_eq!(addrs.len(), 4);
+    assert!(!addrs.contains(&Ipv4Addr::new(10, 0, 0, 10)), "{addrs:?}");
+    assert!(addrs.contains(&Ipv4Addr::new(10, 0, 0, 50)), "{addrs:?}");
+    // The global queue bound holds whatever the per-entry limit.
+    let mut t = table(NeighConfig {
+        queue_len: usize::MAX,
+        ..Default::default()
+    });
+    for i in 0..(MAX_QUEUED + 10) {
+        t.output(now, DEV, NB, ME, datagram(i as u8), &mut out);
+    }
+    assert_eq!(t.queued, MAX_QUEUED);
+    assert_eq!(t.stats().unres_discards, 10);
+}

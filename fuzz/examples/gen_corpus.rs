@@ -326,4 +326,29 @@ fn main() {
     s.op(26, 0).u8(2).u8(0).u8(0).u8(0); // v1 query
     s.op(25, 0).u8(10);
     write("rx_path", "igmp-multicast", &s.0);
+
+    // arp_rx (see fuzz/src/ether.rs): 3 = send (destination selector, address
+    // selector, length / 8, DF), 1 = ARP (opcode, sha, spa, tha, tpa, frame destination,
+    // damage, frame source), 4 = IPv4 frame (destination, length, bytes, source),
+    // 5 = time step (selector, value), 0 = raw frame (length, bytes).
+    let send_to_10_0_0_4 = [3u8, 1, 3, 4, 1];
+    let reply_from_10_0_0_4 = [1u8, 2, 4, 3, 0, 0, 0, 1, 4];
+    let request_from_10_0_0_3 = [1u8, 0, 5, 2, 2, 0, 1, 1, 5];
+    let mut a = Vec::new();
+    a.extend_from_slice(&send_to_10_0_0_4);
+    a.extend_from_slice(&send_to_10_0_0_4);
+    a.extend_from_slice(&reply_from_10_0_0_4);
+    a.extend_from_slice(&[5, 3, 40]); // 40 s: the entry ages
+    a.extend_from_slice(&send_to_10_0_0_4); // used while stale: delay, then probe
+    a.extend_from_slice(&[5, 2, 5, 1, 5, 1]);
+    a.extend_from_slice(&reply_from_10_0_0_4);
+    a.extend_from_slice(&request_from_10_0_0_3);
+    a.extend_from_slice(&[4, 0, 24]);
+    a.extend_from_slice(&[0x45; 24]);
+    a.push(5); // an IPv4 frame to us
+    a.extend_from_slice(&[3, 0, 7, 2, 0]); // off-link: the gateway never answers
+    a.extend_from_slice(&[5, 1, 5, 1, 5, 1, 5, 1]);
+    a.extend_from_slice(&[0, 16]);
+    a.extend_from_slice(&[0xff; 16]); // a raw broadcast frame of another type
+    write("arp_rx", "resolve-age-fail", &a);
 }

@@ -8,6 +8,7 @@
 
 pub mod build;
 pub mod dns;
+pub mod ether;
 pub mod rx;
 mod script;
 mod wire;
@@ -16,13 +17,14 @@ pub use dns::dns_parse;
 pub use wire::{icmp_parse, ipv4_parse, tcp_parse, udp_parse};
 
 /// The names of the fuzz targets, as in `fuzz/Cargo.toml` and `fuzz/corpus/<name>/`.
-pub const TARGETS: [&str; 6] = [
+pub const TARGETS: [&str; 7] = [
     "ipv4_parse",
     "tcp_parse",
     "udp_parse",
     "icmp_parse",
     "dns_parse",
     "rx_path",
+    "arp_rx",
 ];
 
 /// Runs the target `name` on `data` (used by the replay test and the corpus tools).
@@ -34,6 +36,7 @@ pub fn run_target(name: &str, data: &[u8]) {
         "icmp_parse" => icmp_parse(data),
         "dns_parse" => dns_parse(data),
         "rx_path" => rx::run(data),
+        "arp_rx" => ether::run(data),
         other => panic!("unknown fuzz target {other}"),
     }
 }

@@ -386,7 +386,7 @@ impl NeighTable {
                 }
                 self.stats.unres_discards += 1;
             }
-            if self.queued < MAX_QUEUED {
+            if e.queue.len() < cfg.queue_len && self.queued < MAX_QUEUED {
                 e.queue.push_back(pkt);
                 self.queued += 1;
             }

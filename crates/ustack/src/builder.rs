@@ -124,11 +124,8 @@ impl StackBuilder {
     pub fn tun(self, name: &str) -> Self {
         self.tun_with(TunOptions {
             name: name.to_string(),
-            mtu: None,
-            host_addr: None,
             up: true,
-            offload: false,
-            tap: None,
+            ..TunOptions::default()
         })
     }
 
@@ -147,11 +144,9 @@ impl StackBuilder {
         let mac = ustack_netdev::MacAddr::local_from_seed(random_u64());
         self.tun_with(TunOptions {
             name: name.to_string(),
-            mtu: None,
-            host_addr: None,
             up: true,
-            offload: false,
             tap: Some(mac),
+            ..TunOptions::default()
         })
     }
 

@@ -97,7 +97,7 @@ fn a_datagram_waits_for_the_reply_and_then_leaves() {
     }
     let n = t.neighbours();
     assert_eq!((n[0].state, n[0].mac), (NeighState::Reachable, Some(PEER)));
-    // Now straight out; a group destination needs no entry at all.
+    // Now straight out.
     t.output(now, DEV, NB, ME, datagram(3), &mut out);
     assert_eq!(frames(&mut out)[0].0, PEER);
     assert_eq!(t.neighbours().len(), 1);

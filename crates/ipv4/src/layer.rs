@@ -185,9 +185,28 @@ impl fmt::Display for OutputError {
 
 impl std::error::Error for OutputError {}
 
+impl OutputError {
+    /// The Linux errno of a failed route lookup or output.
+    pub fn errno(&self) -> i32 {
+        match self {
+            OutputError::NetworkUnreachable => 101, // ENETUNREACH
+            OutputError::HostUnreachable => 113,    // EHOSTUNREACH
+            OutputError::MessageTooLong => 90,      // EMSGSIZE
+            OutputError::AddrNotAvailable => 99,    // EADDRNOTAVAIL
+        }
+    }
+}
+
+/// With the errno (`raw_os_error()`) where std gives it the same kind; `EMSGSIZE`, which
+/// std leaves uncategorised, keeps the kind `InvalidInput` and this error's message.
 impl From<OutputError> for io::Error {
     fn from(e: OutputError) -> io::Error {
-        io::Error::new(e.kind(), e)
+        let raw = io::Error::from_raw_os_error(e.errno());
+        if raw.kind() == e.kind() {
+            raw
+        } else {
+            io::Error::new(e.kind(), e)
+        }
     }
 }
 

@@ -40,5 +40,5 @@ pub fn udp_err(e: ustack_udp::UdpError) -> io::Error {
 /// Converts an IPv4 output (routing) error into an `io::Error` (Linux: `ip_route_output`
 /// failing with `ENETUNREACH`, `EHOSTUNREACH`, `EMSGSIZE`, `EADDRNOTAVAIL`).
 pub fn ip_err(e: ustack_ipv4::OutputError) -> io::Error {
-    io::Error::new(e.kind(), format!("{e:?}"))
+    io::Error::from(e)
 }

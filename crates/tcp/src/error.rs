@@ -83,8 +83,77 @@ impl fmt::Display for TcpError {
 
 impl std::error::Error for TcpError {}
 
+impl TcpError {
+    /// The Linux errno a socket call returns for it.
+    pub fn errno(self) -> i32 {
+        match self {
+            TcpError::ConnectionRefused => 111, // ECONNREFUSED
+            TcpError::ConnectionReset => 104,   // ECONNRESET
+            TcpError::ConnectionAborted => 103, // ECONNABORTED
+            TcpError::TimedOut => 110,          // ETIMEDOUT
+            TcpError::AddrInUse => 98,          // EADDRINUSE
+            TcpError::AddrNotAvailable => 99,   // EADDRNOTAVAIL
+            TcpError::NotConnected => 107,      // ENOTCONN
+            TcpError::BrokenPipe => 32,         // EPIPE
+            TcpError::InvalidInput | TcpError::InvalidState => 22, // EINVAL
+            TcpError::WouldBlock => 11,         // EAGAIN
+            TcpError::HostUnreachable => 113,   // EHOSTUNREACH
+            TcpError::NetworkUnreachable => 101, // ENETUNREACH
+            TcpError::AlreadyConnected => 106,  // EISCONN
+        }
+    }
+}
+
+/// The error a kernel socket would give: with its errno (`raw_os_error()`, and the
+/// message tokio's error has, "Connection refused (os error 111)") where std gives that
+/// errno the same kind; otherwise (`EISCONN`, which std leaves uncategorised) with the
+/// kind of [`TcpError::kind`] and this error's message.
 impl From<TcpError> for io::Error {
     fn from(e: TcpError) -> io::Error {
-        io::Error::new(e.kind(), e)
+        let raw = io::Error::from_raw_os_error(e.errno());
+        if raw.kind() == e.kind() {
+            raw
+        } else {
+            io::Error::new(e.kind(), e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_carry_the_kernel_errno_where_std_agrees_on_the_kind() {
+        use TcpError::*;
+        for e in [
+            ConnectionRefused,
+            ConnectionReset,
+            ConnectionAborted,
+            TimedOut,
+            AddrInUse,
+            AddrNotAvailable,
+            NotConnected,
+            BrokenPipe,
+            InvalidInput,
+            WouldBlock,
+            HostUnreachable,
+            NetworkUnreachable,
+            AlreadyConnected,
+            InvalidState,
+        ] {
+            let io = io::Error::from(e);
+            assert_eq!(io.kind(), e.kind(), "{e:?}");
+            let want = (e != AlreadyConnected).then_some(e.errno());
+            assert_eq!(io.raw_os_error(), want, "{e:?}");
+        }
+        assert_eq!(
+            io::Error::from(ConnectionRefused).to_string(),
+            "Connection refused (os error 111)"
+        );
+        assert_eq!(
+            io::Error::from(AlreadyConnected).to_string(),
+            "already connected"
+        );
     }
 }

@@ -66,8 +66,62 @@ impl fmt::Display for UdpError {
 
 impl std::error::Error for UdpError {}
 
+impl UdpError {
+    /// The Linux errno a socket call returns for it.
+    pub fn errno(self) -> i32 {
+        match self {
+            UdpError::AddrInUse => 98,           // EADDRINUSE
+            UdpError::AddrNotAvailable => 99,    // EADDRNOTAVAIL
+            UdpError::WouldBlock => 11,          // EAGAIN
+            UdpError::ConnectionRefused => 111,  // ECONNREFUSED
+            UdpError::HostUnreachable => 113,    // EHOSTUNREACH
+            UdpError::NetworkUnreachable => 101, // ENETUNREACH
+            UdpError::InvalidInput => 22,        // EINVAL
+            UdpError::NotConnected => 107,       // ENOTCONN
+            UdpError::MessageTooLong => 90,      // EMSGSIZE
+            UdpError::NoBufs => 105,             // ENOBUFS
+        }
+    }
+}
+
+/// The error a kernel socket would give: with its errno (`raw_os_error()`, and the
+/// message tokio's error has) where std gives that errno the same kind; otherwise
+/// (`EMSGSIZE`, `ENOBUFS`, which std leaves uncategorised) with the kind of
+/// [`UdpError::kind`] and this error's message.
 impl From<UdpError> for io::Error {
     fn from(e: UdpError) -> io::Error {
-        io::Error::new(e.kind(), e)
+        let raw = io::Error::from_raw_os_error(e.errno());
+        if raw.kind() == e.kind() {
+            raw
+        } else {
+            io::Error::new(e.kind(), e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_carry_the_kernel_errno_where_std_agrees_on_the_kind() {
+        use UdpError::*;
+        for e in [
+            AddrInUse,
+            AddrNotAvailable,
+            WouldBlock,
+            ConnectionRefused,
+            HostUnreachable,
+            NetworkUnreachable,
+            InvalidInput,
+            NotConnected,
+            MessageTooLong,
+            NoBufs,
+        ] {
+            let io = io::Error::from(e);
+            assert_eq!(io.kind(), e.kind(), "{e:?}");
+            let want = (!matches!(e, MessageTooLong | NoBufs)).then_some(e.errno());
+            assert_eq!(io.raw_os_error(), want, "{e:?}");
+        }
     }
 }

@@ -115,11 +115,14 @@ macro_rules! app {
             let (l, addr) = listener(host).await;
             drop(l);
             tokio::time::sleep(Duration::from_millis(10)).await;
-            out.push(format!("refused {:?}", TcpStream::connect(addr.as_str()).await.map(|_| ()).unwrap_err().kind()));
+            // Errors carry the kernel's errno and message ("... (os error 111)").
+            let e = TcpStream::connect(addr.as_str()).await.map(|_| ()).unwrap_err();
+            out.push(format!("refused {:?} {:?} {e}", e.kind(), e.raw_os_error()));
 
             // Address in use.
             let (_l, addr) = listener(host).await;
-            out.push(format!("in use {:?}", TcpListener::bind(addr.as_str()).await.map(|_| ()).unwrap_err().kind()));
+            let e = TcpListener::bind(addr.as_str()).await.map(|_| ()).unwrap_err();
+            out.push(format!("in use {:?} {:?} {e}", e.kind(), e.raw_os_error()));
 
             // Reset: the server aborts with SO_LINGER 0.
             let (l, addr) = listener(host).await;
@@ -133,7 +136,7 @@ macro_rules! app {
             let mut c = TcpStream::connect(addr.as_str()).await.unwrap();
             go_tx.send(()).unwrap();
             let r = c.read(&mut [0u8; 8]).await;
-            out.push(format!("reset {:?}", r.map_err(|e| e.kind())));
+            out.push(format!("reset {:?}", r.map_err(|e| (e.kind(), e.raw_os_error(), e.to_string()))));
             let r = c.write_all(b"after reset").await;
             out.push(format!("write after reset is error {}", r.is_err()));
 

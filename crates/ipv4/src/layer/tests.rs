@@ -708,3 +708,16 @@ fn ethernet_devices_frame_resolve_and_filter() {
     let raw = PacketBuf::from_slice(&[0x45; 20]);
     assert_eq!(l.link_input(now, DevId(5), raw.clone()), Some(raw));
 }
+
+#[test]
+fn output_errors_carry_the_kernel_errno() {
+    for (e, raw) in [
+        (OutputError::NetworkUnreachable, Some(101)),
+        (OutputError::HostUnreachable, Some(113)),
+        (OutputError::AddrNotAvailable, Some(99)),
+        (OutputError::MessageTooLong, None),
+    ] {
+        let io = io::Error::from(e);
+        assert_eq!((io.kind(), io.raw_os_error()), (e.kind(), raw), "{e:?}");
+    }
+}

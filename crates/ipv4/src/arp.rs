@@ -18,9 +18,10 @@
 //!
 //! Hostile input: only ARP aimed at one of our addresses creates an entry (Linux's
 //! `arp_accept = 0`: unsolicited replies and gratuitous ARP only update entries that
-//! exist); the table holds at most `max_entries` (full: failed, then least recently used
-//! resolved entries make room; a table of unresolved entries refuses new ones), each
-//! queue `queue_len` datagrams and all queues together [`MAX_QUEUED`].
+//! exist, and a full table learns nothing from them); the table holds at most
+//! `max_entries` (full: failed, then least recently used resolved entries make room for a
+//! destination we send to; a table of unresolved entries refuses new ones), each queue
+//! `queue_len` datagrams and all queues together [`MAX_QUEUED`].
 
 use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
@@ -499,8 +500,10 @@ impl NeighTable {
         // A reply sent to us confirms; anything else about the sender makes it stale.
         let confirmed = msg.op == ARPOP_REPLY && to_us;
         if !self.entries.contains_key(&key) {
-            // Learn only from those asking us (they are about to talk to us).
-            if !request_for_us || !self.make_room() {
+            // Learn only from those asking us (they are about to talk to us), and only
+            // into free room: a flood of requests costs no eviction scans (the entry is
+            // made when we send to them).
+            if !request_for_us || self.entries.len() >= self.cfg.max_entries {
                 return;
             }
             self.entries.insert(

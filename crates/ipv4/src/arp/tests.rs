@@ -318,6 +318,19 @@ fn the_table_is_bounded() {
     assert_eq!(addrs.len(), 4);
     assert!(!addrs.contains(&Ipv4Addr::new(10, 0, 0, 10)), "{addrs:?}");
     assert!(addrs.contains(&Ipv4Addr::new(10, 0, 0, 50)), "{addrs:?}");
+    // Full: a request for us is answered, but its sender is not learnt (no eviction).
+    out.clear();
+    let req = ArpPacket {
+        op: ARPOP_REQUEST,
+        sha: PEER,
+        spa: Ipv4Addr::new(10, 0, 0, 60),
+        tha: MacAddr::ZERO,
+        tpa: ME,
+    };
+    t.input(now, DEV, &req, true, false, &mut out);
+    assert_eq!(frames(&mut out).len(), 1);
+    let after: Vec<Ipv4Addr> = t.neighbours().iter().map(|n| n.addr).collect();
+    assert_eq!(after, addrs);
     // The global queue bound holds whatever the per-entry limit.
     let mut t = table(NeighConfig {
         queue_len: usize::MAX,

@@ -251,8 +251,11 @@ pub struct Ipv4Layer {
     pub(crate) igmp: Igmp,
     /// Copies of multicast and broadcast datagrams we sent, for ourselves.
     looped: Vec<IpTx>,
+    /// Some device carries Ethernet (checked on every datagram; the table is boxed to keep
+    /// this struct's hot fields together).
+    ether: bool,
     /// ARP and the neighbour table of the Ethernet devices.
-    neigh: NeighTable,
+    neigh: Box<NeighTable>,
     /// Datagrams on their way to the neighbour table (kept for its capacity).
     l2_scratch: Vec<IpTx>,
     pub(crate) stats: IpStats,
@@ -265,7 +268,8 @@ impl Ipv4Layer {
         Ipv4Layer {
             reasm: Reassembler::new(cfg.reasm_timeout, cfg.reasm_mem_limit),
             icmp_limiter: RateLimiter::new(cfg.icmp_rate_per_sec, cfg.icmp_burst),
-            neigh: NeighTable::new(cfg.neigh.clone()),
+            ether: false,
+            neigh: Box::new(NeighTable::new(cfg.neigh.clone())),
             cfg,
             ifaces: Vec::new(),
             fib: Fib::new(),
@@ -667,7 +671,7 @@ impl Ipv4Layer {
                 // Linux ip_mc_output: TTL 0 stays on this host (looped back only).
                 self.tx.pop();
             }
-            if self.neigh.any() {
+            if self.ether {
                 self.neigh_output(now, start, route.next_hop);
             }
             return Ok(());
@@ -690,7 +694,7 @@ impl Ipv4Layer {
                 if meta.ttl == Some(0) && meta.dst.is_multicast() {
                     self.tx.truncate(self.tx.len().saturating_sub(n));
                 }
-                if self.neigh.any() {
+                if self.ether {
                     self.neigh_output(now, start, route.next_hop);
                 }
                 Ok(())
@@ -712,12 +716,13 @@ impl Ipv4Layer {
     /// [`link_input`](Self::link_input) takes its frames apart.
     pub fn set_ethernet(&mut self, dev: DevId, mac: MacAddr) {
         self.neigh.set_mac(dev, mac);
+        self.ether = true;
     }
 
     /// True when some device carries Ethernet frames (then received packets go through
     /// [`link_input`](Self::link_input) first).
     pub fn has_ethernet(&self) -> bool {
-        self.neigh.any()
+        self.ether
     }
 
     /// The neighbour table, as `ip neigh` shows it.
@@ -735,6 +740,7 @@ impl Ipv4Layer {
     /// Ethernet address is dropped, ARP is processed here, and an IPv4 datagram is
     /// returned without its header for [`crate::ip_rcv`]; on other devices the packet
     /// is returned as it is.
+    #[inline(never)]
     pub fn link_input(
         &mut self,
         now: Instant,
@@ -782,6 +788,7 @@ impl Ipv4Layer {
     /// `neigh_output`): a multicast or broadcast destination maps to its group address,
     /// others go to `next_hop`, resolved. Requests leave from the datagram's source address when it is
     /// the device's, else from the device's first address (Linux `arp_solicit`).
+    #[inline(never)]
     fn neigh_output(&mut self, now: Instant, start: usize, next_hop: Ipv4Addr) {
         if start >= self.tx.len() {
             return;
@@ -960,7 +967,7 @@ impl Ipv4Layer {
             self.stats.out_mcast_pkts += 1;
             let start = self.tx.len();
             self.tx.push(IpTx { dev: m.dev, pkt });
-            if self.neigh.any() {
+            if self.ether {
                 self.neigh_output(now, start, m.dst);
             }
         }
@@ -1187,14 +1194,14 @@ impl Ipv4Layer {
     /// The next instant [`Ipv4Layer::on_timeout`] has work to do (reassembly expiry,
     /// IGMP reports, ARP requests).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [
-            self.reasm.next_expiry(),
-            self.igmp.next_deadline(),
-            self.neigh.poll_timeout(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        let t = match (self.reasm.next_expiry(), self.igmp.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match (t, self.ether.then(|| self.neigh.poll_timeout()).flatten()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Expires reassembly queues (Linux: `ip_expire`: `ReasmTimeout`, `ReasmFails`, and
@@ -1235,7 +1242,7 @@ impl Ipv4Layer {
             self.igmp.on_timeout(now, room);
             self.send_igmp(now);
         }
-        if self.neigh.poll_timeout().is_some_and(|d| d <= now) {
+        if self.ether && self.neigh.poll_timeout().is_some_and(|d| d <= now) {
             // Datagrams whose neighbour never answered: "host unreachable" to their
             // sender, which is this host (Linux `arp_error_report`).
             let mut failed = Vec::new();

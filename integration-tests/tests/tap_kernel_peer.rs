@@ -250,3 +250,68 @@ fn the_examples_run_on_a_tap_device() {
     let (clean, log) = server.terminate(Duration::from_secs(10));
     assert!(clean, "echo_server did not exit cleanly:\n{log}");
 }
+
+/// A TAP device attached to a stack that is already running (`Stack::add_device`): the
+/// driver starts polling it, and a kernel client reaches a listener on its address.
+#[test]
+fn a_tap_attached_to_a_running_stack_is_reachable() {
+    require_root!();
+    let net = tap_net("tapadd");
+    const PORT: u16 = 9401;
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let client = net.ns.thread(move || -> Result<Vec<u8>, String> {
+        ready_rx
+            .recv_timeout(Duration::from_secs(20))
+            .map_err(|_| "the ustack side never became ready".to_string())?;
+        let to: SocketAddr = format!("{STACK_IP}:{PORT}")
+            .parse()
+            .map_err(|e| format!("{e}"))?;
+        let mut s = StdStream::connect_timeout(&to, Duration::from_secs(10))
+            .map_err(|e| format!("connect: {e}"))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| e.to_string())?;
+        s.write_all(b"late device").map_err(|e| e.to_string())?;
+        let mut got = [0u8; 11];
+        s.read_exact(&mut got).map_err(|e| format!("read: {e}"))?;
+        Ok(got.to_vec())
+    });
+    let res = block_on_in(&net, move |tap| async move {
+        // A stack on an unrelated in-memory link first.
+        let (a, _b) = ustack::netdev::mem::MemLink::pair(Default::default());
+        let stack = Stack::builder()
+            .device(a)
+            .addr("10.99.0.1/24".parse().map_err(|e| format!("{e:?}"))?)
+            .build()
+            .await
+            .map_err(|e| format!("stack: {e}"))?;
+        let dev = ustack::netdev::tun::TunDevice::open(TunOptions {
+            name: tap,
+            up: true,
+            tap: Some(STACK_MAC),
+            ..Default::default()
+        })
+        .map_err(|e| format!("open: {e}"))?;
+        stack
+            .add_device(dev, &[stack_cidr().parse().map_err(|e| format!("{e:?}"))?])
+            .map_err(|e| format!("add_device: {e}"))?;
+        let l = TcpListener::bind_with(&stack, SocketAddr::from((Ipv4Addr::UNSPECIFIED, PORT)))
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = ready_tx.send(());
+        let (mut s, _) = tokio::time::timeout(Duration::from_secs(20), l.accept())
+            .await
+            .map_err(|_| "no connection".to_string())?
+            .map_err(|e| e.to_string())?;
+        let mut buf = [0u8; 11];
+        s.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
+        s.write_all(&buf).await.map_err(|e| e.to_string())?;
+        // Until the client has its answer.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Ok(())
+    });
+    res.unwrap();
+    assert_eq!(
+        client.join().expect("client thread").unwrap(),
+        b"late device"
+    );
+}

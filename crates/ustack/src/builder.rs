@@ -390,25 +390,10 @@ impl StackBuilder {
                     Wrap::Pcap(path) => Box::new(PcapCapture::new(dev, path)?),
                 };
             }
-            // The device's own MTU bounds what the stack may send on it.
-            let mtu = spec.mtu.map_or_else(|| dev.mtu(), |m| m.min(dev.mtu()));
-            tracing::info!(dev = dev.name(), id = id.0, mtu, addrs = ?spec.addrs, "ustack device attached");
-            for cidr in &spec.addrs {
-                core.add_interface(id, dev.name(), *cidr, mtu);
-            }
-            core.set_tso_max(id, dev.tso_max());
-            if let ustack_netdev::Link::Ethernet(mac) = dev.link() {
-                core.ip.set_ethernet(id, mac);
-            }
             if i == 0 {
                 core.set_local_dev(id);
             }
-            slots.push(DevSlot {
-                inline: dev.rx_inline(),
-                dev,
-                id,
-                alive: true,
-            });
+            slots.push(attach(&mut core, id, dev, &spec.addrs, spec.mtu));
         }
         let mut state = State::new(core, slots);
         for (dst, gw) in self.routes {
@@ -451,6 +436,40 @@ fn random_secret() -> [u8; 16] {
     s[..8].copy_from_slice(&random_u64().to_le_bytes());
     s[8..].copy_from_slice(&random_u64().to_le_bytes());
     s
+}
+
+/// Registers device `dev` as `id` with `core` (Linux `register_netdevice` and the
+/// addresses' `inet_insert_ifa`): its addresses with their routes, at the device's MTU
+/// (or `mtu` when lower), its transmit offload and its link layer.
+pub(crate) fn attach(
+    core: &mut NetCore,
+    id: DevId,
+    dev: Box<dyn NetDevice>,
+    addrs: &[Ipv4Cidr],
+    mtu: Option<usize>,
+) -> DevSlot {
+    // The device's own MTU bounds what the stack may send on it.
+    let mtu = mtu.map_or_else(|| dev.mtu(), |m| m.min(dev.mtu()));
+    tracing::info!(
+        dev = dev.name(),
+        id = id.0,
+        mtu,
+        ?addrs,
+        "ustack device attached"
+    );
+    for cidr in addrs {
+        core.add_interface(id, dev.name(), *cidr, mtu);
+    }
+    core.set_tso_max(id, dev.tso_max());
+    if let ustack_netdev::Link::Ethernet(mac) = dev.link() {
+        core.ip.set_ethernet(id, mac);
+    }
+    DevSlot {
+        inline: dev.rx_inline(),
+        dev,
+        id,
+        alive: true,
+    }
 }
 
 #[cfg(test)]

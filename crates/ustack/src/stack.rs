@@ -179,6 +179,12 @@ impl State {
         }
     }
 
+    /// Adds a device slot (its id is its index) and its transmit batch.
+    pub(crate) fn attach(&mut self, slot: DevSlot) {
+        self.devices.push(slot);
+        self.batches.push(Vec::new());
+    }
+
     /// The instant for a pass under the lock that was started at `now`: never earlier than
     /// an instant a previous pass used. Packets received inline are processed at the
     /// sending call's instant, which another thread's call may already have passed; the
@@ -847,6 +853,42 @@ impl Stack {
         let mtu = st.core.ip.dev_mtu(dev).unwrap_or_else(|| slot.dev.mtu());
         let name = slot.dev.name().to_string();
         st.core.add_interface(dev, &name, addr, mtu);
+        Ok(())
+    }
+
+    /// Attaches device `dev` to the running stack with addresses `addrs` (Linux: a new
+    /// interface registered, then `ip addr add`): their local and connected routes
+    /// follow at once, and the driver starts polling the device. Any `NetDevice` works:
+    /// a `TunDevice` opened with `TunDevice::open` (TUN or TAP), an in-memory link end,
+    /// a device wrapped in a `FaultInjector` or `PcapCapture`. Devices are not removed
+    /// again (one that reports itself gone is detached, as at any time).
+    ///
+    /// Errors: `AlreadyExists` when a device of that name is attached, `InvalidInput`
+    /// past 65,535 devices.
+    ///
+    /// ```no_run
+    /// # async fn demo(stack: ustack::Stack) -> std::io::Result<()> {
+    /// use ustack::netdev::tun::{TunDevice, TunOptions};
+    /// let tun = TunDevice::open(TunOptions { name: "tun1".into(), up: true, ..Default::default() })?;
+    /// stack.add_device(tun, &["10.1.0.2/24".parse().unwrap()])?;
+    /// # Ok(()) }
+    /// ```
+    pub fn add_device(&self, dev: impl NetDevice, addrs: &[Ipv4Cidr]) -> io::Result<()> {
+        let mut st = self.lock();
+        if st.devices.iter().any(|d| d.dev.name() == dev.name()) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("a device named {:?} is attached already", dev.name()),
+            ));
+        }
+        let id = u16::try_from(st.devices.len())
+            .map(DevId)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "too many devices"))?;
+        let slot = crate::builder::attach(&mut st.core, id, Box::new(dev), addrs, None);
+        st.attach(slot);
+        drop(st);
+        // The driver polls the new device, which registers its receive waker.
+        self.shared.signal.kick();
         Ok(())
     }
 

@@ -413,3 +413,48 @@ async fn udp_sockets_bound_to_different_devices_share_a_port() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
 }
+
+/// A device attached while the stack runs: its subnet is routed at once, connections
+/// go both ways through it (also when it carries Ethernet), and a name cannot be used
+/// twice.
+#[tokio::test]
+async fn devices_attach_while_the_stack_runs() {
+    let n = net().await;
+    // A third peer on a link that does not exist yet.
+    let (dmz0, dmz_peer) = MemLink::pair(MemLinkConfig {
+        ethernet: true,
+        ..link("dmz0", "dmzpeer")
+    });
+    let dmz = Stack::builder()
+        .device(dmz_peer)
+        .addr("10.3.0.1/24".parse().unwrap())
+        .build()
+        .await
+        .unwrap();
+    // Before: 10.3.0.1 is reached only through the default route (wan), which has no
+    // such host.
+    let far = TcpListener::bind_with(&dmz, "10.3.0.1:80").await.unwrap();
+    n.host
+        .add_device(dmz0, &["10.3.0.2/24".parse().unwrap()])
+        .unwrap();
+    assert!(n
+        .host
+        .addresses()
+        .iter()
+        .any(|(d, a)| d == "dmz0" && a.to_string() == "10.3.0.2/24"));
+    connect_to(&n.host, "10.3.0.1:80", &far).await;
+    // And back: the peer reaches the new address, answered through the new device.
+    let here = TcpListener::bind_with(&n.host, "10.3.0.2:81")
+        .await
+        .unwrap();
+    connect_to(&dmz, "10.3.0.2:81", &here).await;
+    assert!(tx_packets(&n.host, "dmz0") > 0);
+    assert!(n.host.neighbours().iter().any(|x| x.dev == "dmz0"));
+    // The old devices are untouched.
+    let l = TcpListener::bind_with(&n.lan, "10.2.0.1:82").await.unwrap();
+    connect_to(&n.host, "10.2.0.1:82", &l).await;
+    // A second device of the same name is refused.
+    let (again, _other) = MemLink::pair(link("dmz0", "x"));
+    let e = n.host.add_device(again, &[]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+}

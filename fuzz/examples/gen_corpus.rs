@@ -330,7 +330,8 @@ fn main() {
     // arp_rx (see fuzz/src/ether.rs): 3 = send (destination selector, address
     // selector, length / 8, DF), 1 = ARP (opcode, sha, spa, tha, tpa, frame destination,
     // damage, frame source), 4 = IPv4 frame (destination, length, bytes, source),
-    // 5 = time step (selector, value), 0 = raw frame (length, bytes).
+    // 5 = time step (selector, value), 0 = raw frame (length, bytes), 6 = neighbour set by
+    // hand or removed (address selector, remove bit, MAC selector).
     let send_to_10_0_0_4 = [3u8, 1, 3, 4, 1];
     let reply_from_10_0_0_4 = [1u8, 2, 4, 3, 0, 0, 0, 1, 4];
     let request_from_10_0_0_3 = [1u8, 0, 5, 2, 2, 0, 1, 1, 5];
@@ -350,5 +351,8 @@ fn main() {
     a.extend_from_slice(&[5, 1, 5, 1, 5, 1, 5, 1]);
     a.extend_from_slice(&[0, 16]);
     a.extend_from_slice(&[0xff; 16]); // a raw broadcast frame of another type
+    a.extend_from_slice(&[6, 4, 0, 5]); // 10.0.0.5 set by hand
+    a.extend_from_slice(&[3, 1, 4, 2, 1]); // sent to at once
+    a.extend_from_slice(&[6, 4, 1]); // and removed
     write("arp_rx", "resolve-age-fail", &a);
 }

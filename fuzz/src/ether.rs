@@ -6,7 +6,8 @@
 //! [`QUEUE_LEN`]-datagram queues. The input is a sequence of operations: raw frames,
 //! ARP messages with fields picked from addresses that matter (ours, the gateway's, group
 //! and zero addresses, others) or arbitrary, IPv4 frames, datagrams sent to on-link,
-//! off-link, broadcast and multicast destinations, and time steps that run the timers.
+//! off-link, broadcast and multicast destinations, permanent entries set and entries
+//! removed, and time steps that run the timers.
 //! After each operation it checks: every frame the layer emits comes from our Ethernet
 //! address and is well formed (ARP from our IPv4 address; IPv4 to a group address or to
 //! an address some ARP message named), a bounded number of frames, the table within its
@@ -228,7 +229,7 @@ pub fn run(data: &[u8]) {
         if inp.is_empty() {
             break;
         }
-        match inp.u8() % 6 {
+        match inp.u8() % 7 {
             0 => {
                 let len = usize::from(inp.u8());
                 let body = inp.bytes(len);
@@ -250,6 +251,18 @@ pub fn run(data: &[u8]) {
                 let now = h.now();
                 let got = h.ip.link_input(now, DEV, f);
                 assert_eq!(got.is_some(), dst == OUR || dst.is_multicast());
+            }
+            6 => {
+                // A neighbour set by hand, or any entry removed.
+                let ip = pick_ip(&mut inp);
+                if inp.u8() % 2 == 0 {
+                    let mac = pick_mac(&mut inp);
+                    if h.ip.add_neighbour(DEV, ip, mac) {
+                        h.learnt.push(mac);
+                    }
+                } else {
+                    h.ip.remove_neighbour(DEV, ip);
+                }
             }
             _ => {
                 let d = match inp.u8() % 4 {
@@ -277,7 +290,10 @@ pub fn run(data: &[u8]) {
         assert!(
             matches!(
                 n.state,
-                NeighState::Reachable | NeighState::Stale | NeighState::Failed
+                NeighState::Reachable
+                    | NeighState::Stale
+                    | NeighState::Failed
+                    | NeighState::Permanent
             ),
             "{n:?} left between states"
         );

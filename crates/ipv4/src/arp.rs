@@ -177,6 +177,9 @@ pub enum NeighState {
     /// No answer: datagrams to it are dropped with "host unreachable" until it is tried
     /// again by the next datagram.
     Failed,
+    /// Set by hand ([`NeighTable::add_permanent`], `ip neigh add ... nud permanent`):
+    /// never probed, aged, evicted or changed by ARP.
+    Permanent,
 }
 
 /// One neighbour, as `ip neigh` shows it.
@@ -315,6 +318,62 @@ impl NeighTable {
         v
     }
 
+    /// Sets a permanent entry: `addr` on `dev` is `mac` (Linux `ip neigh replace ADDR
+    /// lladdr MAC dev DEV nud permanent`), replacing any entry; datagrams waiting for it
+    /// leave now (to `out`). Permanent entries do not count against `max_entries`' eviction
+    /// (they are never evicted) but do take room. False when `dev` has no Ethernet
+    /// address, `mac` is a group address, or the table is full of entries that cannot go.
+    pub fn add_permanent(
+        &mut self,
+        dev: DevId,
+        addr: Ipv4Addr,
+        mac: MacAddr,
+        out: &mut Vec<IpTx>,
+    ) -> bool {
+        let Some(our) = self.mac_of(dev) else {
+            return false;
+        };
+        if mac.is_multicast() || mac == MacAddr::ZERO {
+            return false;
+        }
+        let key = (dev, addr);
+        if !self.entries.contains_key(&key) && !self.make_room() {
+            return false;
+        }
+        let e = self.entries.entry(key).or_insert_with(|| Entry {
+            state: NeighState::Permanent,
+            mac,
+            timer: None,
+            probes: 0,
+            confirmed: None,
+            used: Instant::now(),
+            src: Ipv4Addr::UNSPECIFIED,
+            queue: VecDeque::new(),
+        });
+        e.state = NeighState::Permanent;
+        e.mac = mac;
+        e.timer = None;
+        let waiting = std::mem::take(&mut e.queue);
+        self.queued -= waiting.len();
+        for mut pkt in waiting {
+            push_ether(&mut pkt, mac, our, ETH_P_IP);
+            out.push(IpTx { dev, pkt });
+        }
+        true
+    }
+
+    /// Removes the entry for `addr` on `dev`, whatever its state (`ip neigh del`); what
+    /// waited for it is dropped. False when there was none.
+    pub fn remove(&mut self, dev: DevId, addr: Ipv4Addr) -> bool {
+        match self.entries.remove(&(dev, addr)) {
+            Some(e) => {
+                self.queued -= e.queue.len();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The earliest instant [`on_timeout`](Self::on_timeout) has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.next_timer
@@ -359,6 +418,7 @@ impl NeighTable {
         let mut timer = None;
         let mut request = None;
         match e.state {
+            NeighState::Permanent => {}
             NeighState::Reachable if e.confirmed.is_some_and(|c| now < c + cfg.reachable_time) => {}
             NeighState::Reachable | NeighState::Stale => {
                 e.state = NeighState::Delay;
@@ -412,7 +472,7 @@ impl NeighTable {
         let victim = self
             .entries
             .iter()
-            .filter(|(_, e)| e.state != NeighState::Incomplete)
+            .filter(|(_, e)| !matches!(e.state, NeighState::Incomplete | NeighState::Permanent))
             .min_by_key(|(_, e)| (e.state != NeighState::Failed, e.used))
             .map(|(k, _)| *k);
         match victim.and_then(|k| self.entries.remove(&k)) {
@@ -524,6 +584,9 @@ impl NeighTable {
         let Some(e) = self.entries.get_mut(&key) else {
             return;
         };
+        if e.state == NeighState::Permanent {
+            return;
+        }
         let known = !matches!(e.state, NeighState::Incomplete | NeighState::Failed);
         if confirmed {
             e.state = NeighState::Reachable;

@@ -730,6 +730,21 @@ impl Ipv4Layer {
         self.neigh.neighbours()
     }
 
+    /// True when device `dev` carries Ethernet.
+    pub fn has_ethernet_dev(&self, dev: DevId) -> bool {
+        self.ether && self.neigh.mac_of(dev).is_some()
+    }
+
+    /// Sets a permanent neighbour entry (see [`NeighTable::add_permanent`]).
+    pub fn add_neighbour(&mut self, dev: DevId, addr: Ipv4Addr, mac: MacAddr) -> bool {
+        self.neigh.add_permanent(dev, addr, mac, &mut self.tx)
+    }
+
+    /// Removes a neighbour entry (see [`NeighTable::remove`]).
+    pub fn remove_neighbour(&mut self, dev: DevId, addr: Ipv4Addr) -> bool {
+        self.neigh.remove(dev, addr)
+    }
+
     /// ARP counters.
     pub fn arp_stats(&self) -> ArpStats {
         self.neigh.stats()

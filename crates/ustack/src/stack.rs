@@ -16,7 +16,7 @@ use futures::task::AtomicWaker;
 use tokio::task::JoinHandle;
 use tokio::time::Sleep;
 use ustack_ipv4::{IpTx, Ipv4Cidr, Route, RouteKind};
-use ustack_netdev::{DevId, NetDevice, PacketBuf};
+use ustack_netdev::{DevId, MacAddr, NetDevice, PacketBuf};
 use ustack_socket::NetCore;
 
 use crate::builder::StackBuilder;
@@ -130,7 +130,7 @@ pub struct Neighbour {
     /// The neighbour's IPv4 address.
     pub addr: Ipv4Addr,
     /// Its Ethernet address, once resolved.
-    pub mac: Option<ustack_netdev::MacAddr>,
+    pub mac: Option<MacAddr>,
     /// Its state (`REACHABLE`, `STALE`, ...).
     pub state: ustack_ipv4::NeighState,
 }
@@ -760,6 +760,55 @@ impl Stack {
                 state: n.state,
             })
             .collect()
+    }
+
+    /// Sets a permanent neighbour on the Ethernet device named `device`: `addr` is
+    /// `mac`, without ARP (Linux `ip neigh replace ADDR lladdr MAC dev DEV nud
+    /// permanent`); ARP never changes it. Datagrams waiting for `addr` leave now.
+    /// Errors: `ENODEV` for an unknown device, `InvalidInput` for a device without
+    /// Ethernet or a group or zero `mac`, `OutOfMemory` when the table is full of
+    /// entries that cannot make room.
+    pub fn add_neighbour(&self, device: &str, addr: Ipv4Addr, mac: MacAddr) -> io::Result<()> {
+        let dev = self.dev_id(device.as_bytes())?;
+        let mut st = self.lock();
+        if !st.core.ip.has_ethernet_dev(dev) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{device} does not carry Ethernet"),
+            ));
+        }
+        if mac.is_multicast() || mac == MacAddr::ZERO {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{mac} is not a unicast Ethernet address"),
+            ));
+        }
+        if !st.core.ip.add_neighbour(dev, addr, mac) {
+            return Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                "the neighbour table is full",
+            ));
+        }
+        let now = st.clock(now());
+        let mut wakers = Vec::new();
+        st.finish_op(now, &mut wakers);
+        drop(st);
+        wakers.into_iter().for_each(Waker::wake);
+        Ok(())
+    }
+
+    /// Removes the neighbour entry for `addr` on `device`, permanent or learnt (`ip neigh
+    /// del`). Errors: `ENODEV` for an unknown device, `NotFound` without such an entry.
+    pub fn remove_neighbour(&self, device: &str, addr: Ipv4Addr) -> io::Result<()> {
+        let dev = self.dev_id(device.as_bytes())?;
+        if self.lock().core.ip.remove_neighbour(dev, addr) {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no neighbour {addr} on {device}"),
+            ))
+        }
     }
 
     /// A snapshot of every counter: devices (`ip -s link`), IP and ICMP (`/proc/net/snmp`),

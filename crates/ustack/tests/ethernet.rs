@@ -161,3 +161,62 @@ async fn an_idle_neighbour_is_probed_again_before_it_is_trusted() {
     let a = client.stats().arp;
     assert_eq!((a.requests_out, a.replies_in), (2, 2), "{a:?}");
 }
+
+#[tokio::test]
+async fn permanent_neighbours_need_no_arp() {
+    let (a, b) = ustack::netdev::mem::MemLink::pair(ether());
+    let ustack::netdev::Link::Ethernet(mac_b) = ustack::netdev::NetDevice::link(&b) else {
+        panic!("not an Ethernet link");
+    };
+    let sa = Stack::builder()
+        .device(a)
+        .addr("10.0.0.1/24".parse().unwrap())
+        .build()
+        .await
+        .unwrap();
+    let sb = Stack::builder()
+        .device(b)
+        .addr("10.0.0.2/24".parse().unwrap())
+        .build()
+        .await
+        .unwrap();
+    let ip_b: std::net::Ipv4Addr = "10.0.0.2".parse().unwrap();
+    sa.add_neighbour("veth0", ip_b, mac_b).unwrap();
+    let r = UdpSocket::bind_with(&sb, "10.0.0.2:9").await.unwrap();
+    let s = UdpSocket::bind_with(&sa, "10.0.0.1:0").await.unwrap();
+    s.send_to(b"static", "10.0.0.2:9").await.unwrap();
+    let mut buf = [0u8; 16];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), r.recv_from(&mut buf))
+        .await
+        .expect("datagram lost")
+        .unwrap();
+    assert_eq!(&buf[..n], b"static");
+    assert_eq!(sa.stats().arp.requests_out, 0);
+    assert_eq!(sa.neighbours()[0].state, NeighState::Permanent);
+    // A wrong address set by hand is used as set: the peer drops the frames.
+    let wrong = ustack::MacAddr([0x02, 0xaa, 0, 0, 0, 1]);
+    sa.add_neighbour("veth0", ip_b, wrong).unwrap();
+    s.send_to(b"lost", "10.0.0.2:9").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(sb.stats().arp.rx_other_host, 1);
+    // Removed: ARP resolves it again.
+    sa.remove_neighbour("veth0", ip_b).unwrap();
+    s.send_to(b"again", "10.0.0.2:9").await.unwrap();
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), r.recv_from(&mut buf))
+        .await
+        .expect("datagram lost")
+        .unwrap();
+    assert_eq!(&buf[..n], b"again");
+    assert_eq!(sa.stats().arp.requests_out, 1);
+    // Errors.
+    let e = sa.add_neighbour("nope", ip_b, mac_b).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(19), "{e}");
+    let e = sa
+        .add_neighbour("veth0", ip_b, ustack::MacAddr::BROADCAST)
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    let e = sa
+        .remove_neighbour("veth0", "10.0.0.77".parse().unwrap())
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+}

@@ -342,3 +342,51 @@ fn the_table_is_bounded() {
     assert_eq!(t.queued, MAX_QUEUED);
     assert_eq!(t.stats().unres_discards, 10);
 }
+
+#[test]
+fn permanent_entries_are_used_as_set() {
+    let now = Instant::now();
+    let mut t = table(NeighConfig {
+        max_entries: 2,
+        ..Default::default()
+    });
+    let mut out = Vec::new();
+    // A datagram waiting for resolution leaves once the entry is set by hand.
+    t.output(now, DEV, NB, ME, datagram(1), &mut out);
+    out.clear();
+    assert!(t.add_permanent(DEV, NB, PEER, &mut out));
+    let f = frames(&mut out);
+    assert_eq!((f.len(), f[0].0, f[0].1), (1, PEER, ETH_P_IP));
+    // Used at once, never probed, ARP does not move it.
+    let later = now + Duration::from_secs(3600);
+    t.output(later, DEV, NB, ME, datagram(2), &mut out);
+    assert_eq!(frames(&mut out)[0].0, PEER);
+    let other = MacAddr([2, 0, 0, 0, 0, 7]);
+    t.input(later, DEV, &reply_from(other, NB), false, true, &mut out);
+    let n = t.neighbours();
+    assert_eq!((n[0].state, n[0].mac), (NeighState::Permanent, Some(PEER)));
+    // The request timer of the resolution it replaced finds nothing to do.
+    let mut failed = Vec::new();
+    t.on_timeout(later, &mut out, &mut failed);
+    assert!(out.is_empty() && failed.is_empty());
+    assert_eq!(t.poll_timeout(), None);
+    // Never evicted: with the table full of it and an unresolved entry, a third
+    // destination is refused.
+    let third = Ipv4Addr::new(10, 0, 0, 9);
+    t.output(
+        later,
+        DEV,
+        Ipv4Addr::new(10, 0, 0, 8),
+        ME,
+        datagram(3),
+        &mut out,
+    );
+    t.output(later, DEV, third, ME, datagram(4), &mut out);
+    assert_eq!(t.stats().table_full, 1);
+    // Group addresses and devices without Ethernet are refused; removal works.
+    assert!(!t.add_permanent(DEV, third, MacAddr::BROADCAST, &mut out));
+    assert!(!t.add_permanent(DevId(9), third, PEER, &mut out));
+    assert!(t.remove(DEV, NB));
+    assert!(!t.remove(DEV, NB));
+    assert_eq!(t.neighbours().len(), 1);
+}

@@ -10,6 +10,7 @@
 #   bash scripts/soak_conns.sh                       # 600 s, 1000 connections
 #   SOAK_SECS=60 bash scripts/soak_conns.sh          # a one-minute check
 #   SOAK_CONNS=2000 SOAK_FAULTS="--loss 2 --delay 10" bash scripts/soak_conns.sh
+#   SOAK_FAULTS="--loss 0.5 --ethernet" bash scripts/soak_conns.sh  # over Ethernet + ARP
 #   cargo run --release -p ustack-examples --bin soak -- --help   # every option
 #
 # (scripts/soak.sh is the other soak: ustack's http_server under wrk over a TUN device.)

@@ -299,6 +299,23 @@ impl NeighTable {
         self.stats.rx_bad += 1;
     }
 
+    /// Every entry as it stands at `now`, sorted by device and address: a reachable entry
+    /// whose `reachable_time` has run out shows as `Stale` (as `ip neigh` shows it; the
+    /// entry itself moves on when it is next used).
+    pub fn neighbours_at(&self, now: Instant) -> Vec<NeighInfo> {
+        let mut v = self.neighbours();
+        for n in &mut v {
+            let aged = self.entries.get(&(n.dev, n.addr)).is_some_and(|e| {
+                e.confirmed
+                    .is_none_or(|c| now >= c + self.cfg.reachable_time)
+            });
+            if n.state == NeighState::Reachable && aged {
+                n.state = NeighState::Stale;
+            }
+        }
+        v
+    }
+
     /// Every entry, sorted by device and address.
     pub fn neighbours(&self) -> Vec<NeighInfo> {
         let mut v: Vec<NeighInfo> = self

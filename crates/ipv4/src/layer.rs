@@ -730,6 +730,11 @@ impl Ipv4Layer {
         self.neigh.neighbours()
     }
 
+    /// The neighbour table as it stands at `now` (see [`NeighTable::neighbours_at`]).
+    pub fn neighbours_at(&self, now: Instant) -> Vec<NeighInfo> {
+        self.neigh.neighbours_at(now)
+    }
+
     /// True when device `dev` carries Ethernet.
     pub fn has_ethernet_dev(&self, dev: DevId) -> bool {
         self.ether && self.neigh.mac_of(dev).is_some()

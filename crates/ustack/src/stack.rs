@@ -744,10 +744,11 @@ impl Stack {
     /// neighbour's device, address, Ethernet address (once known) and state. Empty for a
     /// stack without Ethernet devices.
     pub fn neighbours(&self) -> Vec<Neighbour> {
-        let st = self.lock();
+        let mut st = self.lock();
+        let now = st.clock(now());
         st.core
             .ip
-            .neighbours()
+            .neighbours_at(now)
             .into_iter()
             .map(|n| Neighbour {
                 dev: st

@@ -149,9 +149,11 @@ async fn an_idle_neighbour_is_probed_again_before_it_is_trusted() {
     c.send_to(b"1", "10.0.0.1:9").await.unwrap();
     s.recv_from(&mut buf).await.unwrap();
     assert_eq!(client.neighbours()[0].state, NeighState::Reachable);
-    // 40 s later (reachable_time 30 s): the next datagram still leaves at once, and the
-    // entry is confirmed by a unicast request 5 s later (delay_first_probe).
+    // 40 s later (reachable_time 30 s) the entry shows as stale; the next datagram
+    // still leaves at once, and the entry is confirmed by a unicast request 5 s later
+    // (delay_first_probe).
     tokio::time::sleep(Duration::from_secs(40)).await;
+    assert_eq!(client.neighbours()[0].state, NeighState::Stale);
     c.send_to(b"2", "10.0.0.1:9").await.unwrap();
     let got = tokio::time::timeout(Duration::from_millis(100), s.recv_from(&mut buf)).await;
     assert!(got.is_ok(), "datagram held back while the entry aged");

@@ -95,6 +95,9 @@ struct SoakArgs {
     /// Largest allowed RSS growth from the start of traffic to the end, in MiB.
     #[arg(long, default_value_t = 64)]
     max_rss_growth_mib: u64,
+    /// Run the link in Ethernet mode (ARP resolves each side; the faults hit ARP too).
+    #[arg(long)]
+    ethernet: bool,
 }
 
 /// The TUN echo server for the flood test.
@@ -260,6 +263,7 @@ async fn soak(args: SoakArgs) -> Result<(), Box<dyn std::error::Error>> {
     let args = Arc::new(args);
     let (a, b) = MemLink::pair(MemLinkConfig {
         queue_len: 8192,
+        ethernet: args.ethernet,
         ..MemLinkConfig::default()
     });
     // Short TIME_WAIT and FIN_WAIT_2 so that the end-of-run leak check need not wait
@@ -388,6 +392,15 @@ async fn soak(args: SoakArgs) -> Result<(), Box<dyn std::error::Error>> {
         server.stats().tcp.in_csum_errors + st.tcp.in_csum_errors,
         st.devices.first().map(|d| d.stats)
     );
+    if args.ethernet {
+        println!(
+            "arp: client {:?} | server {:?} | neighbours: client {:?} server {:?}",
+            st.arp,
+            server.stats().arp,
+            client.neighbours(),
+            server.neighbours()
+        );
+    }
     client.shutdown().await;
     server.shutdown().await;
 

@@ -125,13 +125,13 @@ fn arp_frame(dst: MacAddr, src: MacAddr, msg: &ArpPacket) -> PacketBuf {
 }
 
 /// Neighbour table tunables (Linux: `net.ipv4.neigh.default.*`). `Default` gives Linux's
-/// defaults, with 64 datagrams per unresolved entry.
+/// defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NeighConfig {
     /// Entries at most (`gc_thresh3`, 1024).
     pub max_entries: usize,
     /// Datagrams queued per unresolved entry; the oldest is dropped beyond it
-    /// (`unres_qlen`).
+    /// (`unres_qlen`, 101).
     pub queue_len: usize,
     /// Between two requests for one entry (`retrans_time_ms`, 1 s).
     pub retrans_time: Duration,
@@ -151,7 +151,7 @@ impl Default for NeighConfig {
     fn default() -> Self {
         NeighConfig {
             max_entries: 1024,
-            queue_len: 64,
+            queue_len: 101,
             retrans_time: Duration::from_secs(1),
             mcast_solicit: 3,
             ucast_solicit: 3,

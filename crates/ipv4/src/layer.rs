@@ -806,8 +806,9 @@ impl Ipv4Layer {
     /// Hands the datagrams queued from `start` on, all to `next_hop`, to the neighbour
     /// table when their device carries Ethernet (Linux `ip_finish_output2` ->
     /// `neigh_output`): a multicast or broadcast destination maps to its group address,
-    /// others go to `next_hop`, resolved. Requests leave from the datagram's source address when it is
-    /// the device's, else from the device's first address (Linux `arp_solicit`).
+    /// others go to `next_hop`, resolved. Requests leave from the datagram's source
+    /// address when it is the device's, else from the device's first address (Linux
+    /// `arp_solicit`).
     #[inline(never)]
     fn neigh_output(&mut self, now: Instant, start: usize, next_hop: Ipv4Addr) {
         if start >= self.tx.len() {

@@ -166,7 +166,13 @@ fn ustack_reaches_the_kernel_and_gives_up_on_a_silent_address() {
         Ok(got)
     });
     let res = block_on_in(&net, move |tap| async move {
-        let stack = stack_on(tap).await?;
+        // `StackBuilder::tap`: a random Ethernet address for the stack.
+        let stack = Stack::builder()
+            .tap(&tap)
+            .addr(stack_cidr().parse().map_err(|e| format!("{e:?}"))?)
+            .build()
+            .await
+            .map_err(|e| format!("stack: {e}"))?;
         let host: Ipv4Addr = HOST_IP.parse().map_err(|e| format!("{e}"))?;
         let mut s = tokio::time::timeout(
             Duration::from_secs(10),

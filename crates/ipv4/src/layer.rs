@@ -197,16 +197,27 @@ impl OutputError {
     }
 }
 
-/// With the errno (`raw_os_error()`) where std gives it the same kind; `EMSGSIZE`, which
-/// std leaves uncategorised, keeps the kind `InvalidInput` and this error's message.
+/// The `io::Error` a kernel socket call gives for Linux errno `errno`: built with
+/// `from_raw_os_error` (so `raw_os_error()` and the message are tokio's, "Connection
+/// refused (os error 111)") when std gives that errno the kind `kind`; otherwise (an
+/// errno std leaves uncategorised, such as `EISCONN`, `EMSGSIZE`, `ENOBUFS`) with `kind`
+/// and `err`'s message, so code can still match the kind.
+pub fn kernel_error<E>(errno: i32, kind: io::ErrorKind, err: E) -> io::Error
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let raw = io::Error::from_raw_os_error(errno);
+    if raw.kind() == kind {
+        raw
+    } else {
+        io::Error::new(kind, err)
+    }
+}
+
+/// Through [`kernel_error`]: `EMSGSIZE` keeps the kind `InvalidInput`.
 impl From<OutputError> for io::Error {
     fn from(e: OutputError) -> io::Error {
-        let raw = io::Error::from_raw_os_error(e.errno());
-        if raw.kind() == e.kind() {
-            raw
-        } else {
-            io::Error::new(e.kind(), e)
-        }
+        kernel_error(e.errno(), e.kind(), e)
     }
 }
 

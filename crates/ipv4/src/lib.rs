@@ -95,7 +95,8 @@ pub use icmp::{EchoReply, IcmpError, IcmpErrorKind};
 pub use igmp::{IgmpStats, IPPROTO_IGMP};
 pub use input::ip_rcv;
 pub use layer::{
-    IpRxMeta, IpTx, Ipv4Config, Ipv4Layer, OutMeta, OutRoute, OutputError, ECHO_REPLY_QUEUE,
+    kernel_error, IpRxMeta, IpTx, Ipv4Config, Ipv4Layer, OutMeta, OutRoute, OutputError,
+    ECHO_REPLY_QUEUE,
 };
 pub use proto::{DeliverResult, InetProtos, IpContext, NetProtocol, ProtoExists};
 pub use stats::{IcmpStats, IpStats};

@@ -104,18 +104,11 @@ impl TcpError {
     }
 }
 
-/// The error a kernel socket would give: with its errno (`raw_os_error()`, and the
-/// message tokio's error has, "Connection refused (os error 111)") where std gives that
-/// errno the same kind; otherwise (`EISCONN`, which std leaves uncategorised) with the
-/// kind of [`TcpError::kind`] and this error's message.
+/// The error a kernel socket would give, through [`ustack_ipv4::kernel_error`]: the
+/// errno and tokio's message where std agrees on the kind; `EISCONN` keeps the kind `AlreadyExists`.
 impl From<TcpError> for io::Error {
     fn from(e: TcpError) -> io::Error {
-        let raw = io::Error::from_raw_os_error(e.errno());
-        if raw.kind() == e.kind() {
-            raw
-        } else {
-            io::Error::new(e.kind(), e)
-        }
+        ustack_ipv4::kernel_error(e.errno(), e.kind(), e)
     }
 }
 

@@ -84,18 +84,11 @@ impl UdpError {
     }
 }
 
-/// The error a kernel socket would give: with its errno (`raw_os_error()`, and the
-/// message tokio's error has) where std gives that errno the same kind; otherwise
-/// (`EMSGSIZE`, `ENOBUFS`, which std leaves uncategorised) with the kind of
-/// [`UdpError::kind`] and this error's message.
+/// The error a kernel socket would give, through [`ustack_ipv4::kernel_error`]: the
+/// errno and tokio's message where std agrees on the kind; `EMSGSIZE` and `ENOBUFS` keep their kinds.
 impl From<UdpError> for io::Error {
     fn from(e: UdpError) -> io::Error {
-        let raw = io::Error::from_raw_os_error(e.errno());
-        if raw.kind() == e.kind() {
-            raw
-        } else {
-            io::Error::new(e.kind(), e)
-        }
+        ustack_ipv4::kernel_error(e.errno(), e.kind(), e)
     }
 }
 

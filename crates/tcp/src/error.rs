@@ -105,7 +105,8 @@ impl TcpError {
 }
 
 /// The error a kernel socket would give, through [`ustack_ipv4::kernel_error`]: the
-/// errno and tokio's message where std agrees on the kind; `EISCONN` keeps the kind `AlreadyExists`.
+/// errno and tokio's message where std agrees on the kind; `EISCONN` keeps the kind
+/// `AlreadyExists`.
 impl From<TcpError> for io::Error {
     fn from(e: TcpError) -> io::Error {
         ustack_ipv4::kernel_error(e.errno(), e.kind(), e)

@@ -85,7 +85,8 @@ impl UdpError {
 }
 
 /// The error a kernel socket would give, through [`ustack_ipv4::kernel_error`]: the
-/// errno and tokio's message where std agrees on the kind; `EMSGSIZE` and `ENOBUFS` keep their kinds.
+/// errno and tokio's message where std agrees on the kind; `EMSGSIZE` and `ENOBUFS`
+/// keep their kinds.
 impl From<UdpError> for io::Error {
     fn from(e: UdpError) -> io::Error {
         ustack_ipv4::kernel_error(e.errno(), e.kind(), e)

@@ -61,6 +61,12 @@ pub struct DnsConfig {
     pub use_tcp: bool,
 }
 
+/// A configuration file's text; the error names the file.
+fn read_text(path: &std::path::Path) -> io::Result<String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display())))
+}
+
 /// Name servers taken from one `resolv.conf` (glibc's `MAXNS`); later ones are ignored.
 pub const RESOLV_CONF_MAX_SERVERS: usize = 3;
 
@@ -91,11 +97,7 @@ impl DnsConfig {
 
     /// Reads a hosts file (for instance `/etc/hosts`) with [`add_hosts`](Self::add_hosts).
     pub fn read_hosts_file(&mut self, path: impl AsRef<std::path::Path>) -> io::Result<()> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display()))
-        })?;
-        self.add_hosts(&text);
+        self.add_hosts(&read_text(path.as_ref())?);
         Ok(())
     }
 
@@ -153,11 +155,7 @@ impl DnsConfig {
     /// Reads a `resolv.conf` file (for instance `/etc/resolv.conf`) with
     /// [`add_resolv_conf`](Self::add_resolv_conf).
     pub fn read_resolv_conf(&mut self, path: impl AsRef<std::path::Path>) -> io::Result<()> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display()))
-        })?;
-        self.add_resolv_conf(&text);
+        self.add_resolv_conf(&read_text(path.as_ref())?);
         Ok(())
     }
 }

@@ -342,6 +342,41 @@ fn store_ts_recent(tcb: &mut Tcb, seg: &TcpRepr, now: Instant) {
     }
 }
 
+/// Linux `tcp_disordered_ack`: a pure duplicate ACK that PAWS would reject only because
+/// ACKs were reordered on the way (its TSval within an RTO of `ts_recent`), which
+/// changes neither the acknowledged data nor the window. It is processed: its SACK and
+/// D-SACK blocks are what loss detection under reordering needs.
+fn disordered_ack(tcb: &Tcb, seg: &TcpRepr, payload: &[u8], tsval: u32) -> bool {
+    let f = seg.flags;
+    let pure = f.ack() && !f.syn() && !f.fin() && payload.is_empty() && seg.seq == tcb.rcv_nxt;
+    let wnd = (seg.window as u32) << tcb.snd_wscale;
+    let updates_window = seg.ack.gt(tcb.snd_una)
+        || tcb.snd_wl1.lt(seg.seq)
+        || (tcb.snd_wl1 == seg.seq && wnd > tcb.snd_wnd);
+    let rto_ms = u32::try_from(tcb.rtt.rto().as_millis()).unwrap_or(u32::MAX);
+    pure && seg.ack == tcb.snd_una
+        && !updates_window
+        && (tcb.ts_recent.wrapping_sub(tsval) as i32) <= rto_ms as i32
+}
+
+/// Least time between two ACKs that answer out-of-window or PAWS-rejected segments on one
+/// connection (Linux `tcp_invalid_ratelimit`, 500 ms): a burst of reordered or replayed
+/// segments is answered once, not segment by segment.
+const OOW_ACK_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Sends a duplicate ACK for a rejected segment unless one went out within
+/// [`OOW_ACK_INTERVAL`] (Linux `tcp_oow_rate_limited`).
+fn oow_ack(tcb: &mut Tcb, sh: &mut Shared, now: Instant, out: &mut Vec<TcpSegmentOut>) {
+    if tcb
+        .last_oow_ack
+        .is_some_and(|t| now.saturating_duration_since(t) < OOW_ACK_INTERVAL)
+    {
+        return;
+    }
+    tcb.last_oow_ack = Some(now);
+    send_ack(tcb, sh, now, out);
+}
+
 fn challenge_ack(tcb: &mut Tcb, sh: &mut Shared, now: Instant, out: &mut Vec<TcpSegmentOut>) {
     if sh.challenge_allowed(now) {
         send_ack(tcb, sh, now, out);
@@ -366,9 +401,12 @@ pub(crate) fn rcv_state_process(
                 .is_some_and(|t| now.saturating_duration_since(t) < PAWS_IDLE);
             // Linux `TCP_PAWS_WINDOW`: a TSval one tick behind is reordering within the
             // same clock tick of the peer, not an old duplicate.
-            if (tcb.ts_recent.wrapping_sub(val) as i32) > PAWS_WINDOW && fresh {
+            if (tcb.ts_recent.wrapping_sub(val) as i32) > PAWS_WINDOW
+                && fresh
+                && !disordered_ack(tcb, seg, payload, val)
+            {
                 sh.stats.paws_estab += 1;
-                send_ack(tcb, sh, now, out);
+                oow_ack(tcb, sh, now, out);
                 return Verdict::Keep;
             }
         }

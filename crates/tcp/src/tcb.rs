@@ -370,6 +370,9 @@ pub(crate) struct Tcb {
 
     // --- keepalive / liveness
     pub(crate) last_rcv: Instant,
+    /// When the last ACK answering an out-of-window or PAWS-rejected segment went out
+    /// (Linux `last_oow_ack_time`; such ACKs are rate limited per connection).
+    pub(crate) last_oow_ack: Option<Instant>,
     pub(crate) ka_probes: u32,
 
     // --- TCP_INFO counters
@@ -510,6 +513,7 @@ impl Tcb {
             delack_deadline: now,
             ack_owed: false,
             last_rcv: now,
+            last_oow_ack: None,
             ka_probes: 0,
             bytes_sent: 0,
             bytes_acked: 0,

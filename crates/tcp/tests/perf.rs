@@ -117,6 +117,84 @@ fn paws_drops_old_duplicate() {
     assert_eq!(n.recv_all(Dir::BtoA, s), b"third");
 }
 
+/// Linux `tcp_disordered_ack`: a pure duplicate ACK overtaken by a newer one (its TSval
+/// behind `ts_recent`, but within an RTO) is processed rather than dropped by PAWS, so
+/// its SACK information counts; an ACK far older is still dropped. Segments PAWS rejects
+/// are answered with at most one ACK per 500 ms (Linux `tcp_oow_rate_limited`).
+#[test]
+fn paws_passes_reordered_duplicate_acks_and_rate_limits_its_answers() {
+    let mut n = Net::new();
+    let (c, s) = n.connect_pair(80);
+    n.a_send(c, b"data");
+    n.settle();
+    assert_eq!(n.recv_all(Dir::BtoA, s), b"data");
+    n.run_for(Duration::from_millis(300));
+    // More data 300 ms later: B's ts_recent moves past the first segment's TSval.
+    n.a_send(c, b"more");
+    n.settle();
+    assert_eq!(n.recv_all(Dir::BtoA, s), b"more");
+    // B's last pure ACK to A, replayed with an older TSval.
+    let ack = n
+        .log
+        .iter()
+        .rev()
+        .find(|x| x.dir == Dir::BtoA && x.len == 0 && x.flags == TcpFlags::ACK)
+        .unwrap()
+        .clone();
+    let (val, ecr) = ack.opts.timestamp.unwrap();
+    let replay = |tsval: u32| {
+        let mut r = ustack_tcp::wire::TcpRepr::new(
+            ack.src.port(),
+            ack.dst.port(),
+            ustack_tcp::SeqNum(ack.seq),
+            ustack_tcp::SeqNum(ack.ack),
+            ack.flags,
+        );
+        r.window = ack.window;
+        r.options = ack.opts;
+        r.options.timestamp = Some((tsval, ecr));
+        r
+    };
+    let before = n.a.stats().paws_estab;
+    // 5 ms behind: reordering, processed.
+    let r = replay(val.wrapping_sub(5));
+    n.inject_noreply(Dir::BtoA, ack.src, ack.dst, &r, b"");
+    assert_eq!(n.a.stats().paws_estab, before);
+    // 100 s behind: an old duplicate, rejected.
+    let r = replay(val.wrapping_sub(100_000));
+    n.inject_noreply(Dir::BtoA, ack.src, ack.dst, &r, b"");
+    assert_eq!(n.a.stats().paws_estab, before + 1);
+    // Old data replayed five times within 500 ms: five rejections, one ACK.
+    let old = n
+        .log
+        .iter()
+        .find(|x| x.dir == Dir::AtoB && x.len == 4)
+        .unwrap()
+        .clone();
+    let mut r = ustack_tcp::wire::TcpRepr::new(
+        old.src.port(),
+        old.dst.port(),
+        ustack_tcp::SeqNum(old.seq),
+        ustack_tcp::SeqNum(old.ack),
+        old.flags,
+    );
+    r.window = old.window;
+    r.options = old.opts;
+    let b_before = n.b.stats().paws_estab;
+    let mut acks = 0;
+    for _ in 0..5 {
+        acks += n
+            .inject_noreply(Dir::AtoB, old.src, old.dst, &r, b"data")
+            .len();
+    }
+    assert_eq!(n.b.stats().paws_estab, b_before + 5);
+    assert_eq!(acks, 1);
+    n.run_for(Duration::from_millis(600));
+    let again = n.inject_noreply(Dir::AtoB, old.src, old.dst, &r, b"data");
+    assert_eq!(again.len(), 1);
+    assert!(n.recv_all(Dir::BtoA, s).is_empty());
+}
+
 #[test]
 fn sack_blocks_after_a_hole() {
     let mut n = Net::new();

@@ -78,15 +78,7 @@ fn paws_drops_old_duplicate() {
     n.a_send(c, b"second");
     n.settle();
     assert_eq!(n.recv_all(Dir::BtoA, s), b"firstsecond");
-    let mut r = ustack_tcp::wire::TcpRepr::new(
-        old.src.port(),
-        old.dst.port(),
-        ustack_tcp::SeqNum(old.seq),
-        ustack_tcp::SeqNum(old.ack),
-        old.flags,
-    );
-    r.window = old.window;
-    r.options = old.opts;
+    let r = old.repr();
     let before = n.b.stats().paws_estab;
     n.inject_noreply(Dir::AtoB, old.src, old.dst, &r, b"first");
     assert_eq!(n.b.stats().paws_estab, before + 1);
@@ -102,15 +94,8 @@ fn paws_drops_old_duplicate() {
         .unwrap()
         .clone();
     let (val, ecr) = last.opts.timestamp.unwrap();
-    let mut r = ustack_tcp::wire::TcpRepr::new(
-        last.src.port(),
-        last.dst.port(),
-        ustack_tcp::SeqNum(last.seq.wrapping_add(6)),
-        ustack_tcp::SeqNum(last.ack),
-        last.flags,
-    );
-    r.window = last.window;
-    r.options = last.opts;
+    let mut r = last.repr();
+    r.seq = ustack_tcp::SeqNum(last.seq.wrapping_add(6));
     r.options.timestamp = Some((val.wrapping_sub(1), ecr));
     n.inject(Dir::AtoB, last.src, last.dst, &r, b"third");
     assert_eq!(n.b.stats().paws_estab, before + 1);
@@ -143,15 +128,7 @@ fn paws_passes_reordered_duplicate_acks_and_rate_limits_its_answers() {
         .clone();
     let (val, ecr) = ack.opts.timestamp.unwrap();
     let replay = |tsval: u32| {
-        let mut r = ustack_tcp::wire::TcpRepr::new(
-            ack.src.port(),
-            ack.dst.port(),
-            ustack_tcp::SeqNum(ack.seq),
-            ustack_tcp::SeqNum(ack.ack),
-            ack.flags,
-        );
-        r.window = ack.window;
-        r.options = ack.opts;
+        let mut r = ack.repr();
         r.options.timestamp = Some((tsval, ecr));
         r
     };
@@ -171,15 +148,7 @@ fn paws_passes_reordered_duplicate_acks_and_rate_limits_its_answers() {
         .find(|x| x.dir == Dir::AtoB && x.len == 4)
         .unwrap()
         .clone();
-    let mut r = ustack_tcp::wire::TcpRepr::new(
-        old.src.port(),
-        old.dst.port(),
-        ustack_tcp::SeqNum(old.seq),
-        ustack_tcp::SeqNum(old.ack),
-        old.flags,
-    );
-    r.window = old.window;
-    r.options = old.opts;
+    let r = old.repr();
     let b_before = n.b.stats().paws_estab;
     let mut acks = 0;
     for _ in 0..5 {

@@ -44,6 +44,20 @@ pub struct Seg {
 }
 
 impl Seg {
+    /// The segment's header as sent (ports, numbers, flags, window, options), to replay
+    /// it or a variant of it with [`Net::inject`].
+    pub fn repr(&self) -> TcpRepr {
+        let mut r = TcpRepr::new(
+            self.src.port(),
+            self.dst.port(),
+            SeqNum(self.seq),
+            SeqNum(self.ack),
+            self.flags,
+        );
+        r.window = self.window;
+        r.options = self.opts;
+        r
+    }
     pub fn is(&self, f: TcpFlags) -> bool {
         self.flags.0 & 0x3f == f.0
     }

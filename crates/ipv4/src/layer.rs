@@ -6,6 +6,7 @@
 
 use crate::addr::Ipv4Cidr;
 use crate::arp::{self, ArpPacket, ArpStats, NeighConfig, NeighInfo, NeighTable};
+use crate::errno;
 use crate::fib::{Fib, Route, RouteKind};
 use crate::frag::{fragment, ReasmOutcome, Reassembler};
 use crate::icmp::{
@@ -189,35 +190,19 @@ impl OutputError {
     /// The Linux errno of a failed route lookup or output.
     pub fn errno(&self) -> i32 {
         match self {
-            OutputError::NetworkUnreachable => 101, // ENETUNREACH
-            OutputError::HostUnreachable => 113,    // EHOSTUNREACH
-            OutputError::MessageTooLong => 90,      // EMSGSIZE
-            OutputError::AddrNotAvailable => 99,    // EADDRNOTAVAIL
+            OutputError::NetworkUnreachable => errno::ENETUNREACH,
+            OutputError::HostUnreachable => errno::EHOSTUNREACH,
+            OutputError::MessageTooLong => errno::EMSGSIZE,
+            OutputError::AddrNotAvailable => errno::EADDRNOTAVAIL,
         }
     }
 }
 
-/// The `io::Error` a kernel socket call gives for Linux errno `errno`: built with
-/// `from_raw_os_error` (so `raw_os_error()` and the message are tokio's, "Connection
-/// refused (os error 111)") when std gives that errno the kind `kind`; otherwise (an
-/// errno std leaves uncategorised, such as `EISCONN`, `EMSGSIZE`, `ENOBUFS`) with `kind`
-/// and `err`'s message, so code can still match the kind.
-pub fn kernel_error<E>(errno: i32, kind: io::ErrorKind, err: E) -> io::Error
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    let raw = io::Error::from_raw_os_error(errno);
-    if raw.kind() == kind {
-        raw
-    } else {
-        io::Error::new(kind, err)
-    }
-}
-
-/// Through [`kernel_error`]: `EMSGSIZE` keeps the kind `InvalidInput`.
+/// Through [`kernel_error`](crate::errno::kernel_error): `EMSGSIZE` keeps the kind
+/// `InvalidInput`.
 impl From<OutputError> for io::Error {
     fn from(e: OutputError) -> io::Error {
-        kernel_error(e.errno(), e.kind(), e)
+        crate::errno::kernel_error(e.errno(), e.kind(), e)
     }
 }
 

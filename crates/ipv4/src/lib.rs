@@ -76,6 +76,7 @@
 pub mod addr;
 pub mod arp;
 pub mod checksum;
+pub mod errno;
 pub mod fib;
 pub mod frag;
 pub mod hash;
@@ -90,13 +91,13 @@ pub mod wire;
 
 pub use addr::{CidrError, Ipv4Cidr};
 pub use arp::{ArpStats, NeighConfig, NeighInfo, NeighState};
+pub use errno::kernel_error;
 pub use fib::{Fib, FibError, Route, RouteKind};
 pub use icmp::{EchoReply, IcmpError, IcmpErrorKind};
 pub use igmp::{IgmpStats, IPPROTO_IGMP};
 pub use input::ip_rcv;
 pub use layer::{
-    kernel_error, IpRxMeta, IpTx, Ipv4Config, Ipv4Layer, OutMeta, OutRoute, OutputError,
-    ECHO_REPLY_QUEUE,
+    IpRxMeta, IpTx, Ipv4Config, Ipv4Layer, OutMeta, OutRoute, OutputError, ECHO_REPLY_QUEUE,
 };
 pub use proto::{DeliverResult, InetProtos, IpContext, NetProtocol, ProtoExists};
 pub use stats::{IcmpStats, IpStats};

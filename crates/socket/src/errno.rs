@@ -6,7 +6,7 @@ use std::io;
 /// `ENODEV`: no such device (e.g. a membership on an interface the stack lacks).
 pub const ENODEV: i32 = 19;
 /// `EINVAL`: invalid argument (e.g. a socket type number out of range).
-pub const EINVAL: i32 = 22;
+pub use ustack_ipv4::errno::EINVAL;
 /// `EOPNOTSUPP`: the operation is not supported by this socket type.
 pub const EOPNOTSUPP: i32 = 95;
 /// `EPROTONOSUPPORT`: the family/type has no such protocol.

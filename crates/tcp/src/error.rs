@@ -86,20 +86,21 @@ impl std::error::Error for TcpError {}
 impl TcpError {
     /// The Linux errno a socket call returns for it.
     pub fn errno(self) -> i32 {
+        use ustack_ipv4::errno::*;
         match self {
-            TcpError::ConnectionRefused => 111, // ECONNREFUSED
-            TcpError::ConnectionReset => 104,   // ECONNRESET
-            TcpError::ConnectionAborted => 103, // ECONNABORTED
-            TcpError::TimedOut => 110,          // ETIMEDOUT
-            TcpError::AddrInUse => 98,          // EADDRINUSE
-            TcpError::AddrNotAvailable => 99,   // EADDRNOTAVAIL
-            TcpError::NotConnected => 107,      // ENOTCONN
-            TcpError::BrokenPipe => 32,         // EPIPE
-            TcpError::InvalidInput | TcpError::InvalidState => 22, // EINVAL
-            TcpError::WouldBlock => 11,         // EAGAIN
-            TcpError::HostUnreachable => 113,   // EHOSTUNREACH
-            TcpError::NetworkUnreachable => 101, // ENETUNREACH
-            TcpError::AlreadyConnected => 106,  // EISCONN
+            TcpError::ConnectionRefused => ECONNREFUSED,
+            TcpError::ConnectionReset => ECONNRESET,
+            TcpError::ConnectionAborted => ECONNABORTED,
+            TcpError::TimedOut => ETIMEDOUT,
+            TcpError::AddrInUse => EADDRINUSE,
+            TcpError::AddrNotAvailable => EADDRNOTAVAIL,
+            TcpError::NotConnected => ENOTCONN,
+            TcpError::BrokenPipe => EPIPE,
+            TcpError::InvalidInput | TcpError::InvalidState => EINVAL,
+            TcpError::WouldBlock => EAGAIN,
+            TcpError::HostUnreachable => EHOSTUNREACH,
+            TcpError::NetworkUnreachable => ENETUNREACH,
+            TcpError::AlreadyConnected => EISCONN,
         }
     }
 }

@@ -69,17 +69,18 @@ impl std::error::Error for UdpError {}
 impl UdpError {
     /// The Linux errno a socket call returns for it.
     pub fn errno(self) -> i32 {
+        use ustack_ipv4::errno::*;
         match self {
-            UdpError::AddrInUse => 98,           // EADDRINUSE
-            UdpError::AddrNotAvailable => 99,    // EADDRNOTAVAIL
-            UdpError::WouldBlock => 11,          // EAGAIN
-            UdpError::ConnectionRefused => 111,  // ECONNREFUSED
-            UdpError::HostUnreachable => 113,    // EHOSTUNREACH
-            UdpError::NetworkUnreachable => 101, // ENETUNREACH
-            UdpError::InvalidInput => 22,        // EINVAL
-            UdpError::NotConnected => 107,       // ENOTCONN
-            UdpError::MessageTooLong => 90,      // EMSGSIZE
-            UdpError::NoBufs => 105,             // ENOBUFS
+            UdpError::AddrInUse => EADDRINUSE,
+            UdpError::AddrNotAvailable => EADDRNOTAVAIL,
+            UdpError::WouldBlock => EAGAIN,
+            UdpError::ConnectionRefused => ECONNREFUSED,
+            UdpError::HostUnreachable => EHOSTUNREACH,
+            UdpError::NetworkUnreachable => ENETUNREACH,
+            UdpError::InvalidInput => EINVAL,
+            UdpError::NotConnected => ENOTCONN,
+            UdpError::MessageTooLong => EMSGSIZE,
+            UdpError::NoBufs => ENOBUFS,
         }
     }
 }

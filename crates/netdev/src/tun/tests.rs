@@ -281,3 +281,21 @@ fn run_in_netns(offload: bool) {
         Err(e) => panic!("TUN device test failed: {e}"),
     }
 }
+
+#[test]
+fn offload_on_a_tap_is_refused_before_anything_is_opened() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let e = TunDevice::open(TunOptions {
+        name: "ustk-taponly".into(),
+        offload: true,
+        tap: Some(MacAddr([2, 0, 0, 0, 0, 1])),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("TAP"), "{e}");
+}

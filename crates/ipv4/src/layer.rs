@@ -668,7 +668,7 @@ impl Ipv4Layer {
                 self.tx.pop();
             }
             if self.ether {
-                self.neigh_output(now, start, route.next_hop);
+                self.neigh_output(now, start, repr.src, meta.dst, route.next_hop);
             }
             return Ok(());
         }
@@ -691,7 +691,7 @@ impl Ipv4Layer {
                     self.tx.truncate(self.tx.len().saturating_sub(n));
                 }
                 if self.ether {
-                    self.neigh_output(now, start, route.next_hop);
+                    self.neigh_output(now, start, repr.src, meta.dst, route.next_hop);
                 }
                 Ok(())
             }
@@ -799,65 +799,54 @@ impl Ipv4Layer {
         }
     }
 
-    /// Hands the datagrams queued from `start` on, all to `next_hop`, to the neighbour
-    /// table when their device carries Ethernet (Linux `ip_finish_output2` ->
-    /// `neigh_output`): a multicast or broadcast destination maps to its group address,
-    /// others go to `next_hop`, resolved. Requests leave from the datagram's source
-    /// address when it is the device's, else from the device's first address (Linux
-    /// `arp_solicit`).
+    /// Hands the datagrams queued from `start` on (one datagram or its fragments, from
+    /// `src` to `dst` through `next_hop`) to the neighbour table when their device carries
+    /// Ethernet (Linux `ip_finish_output2` -> `neigh_output`): a multicast or broadcast
+    /// destination goes to its group address even when routed through a gateway (Linux
+    /// `rt_nexthop`), others to `next_hop`, resolved. Requests leave from `src` when it is
+    /// the device's address, else from the device's first address (Linux `arp_solicit`).
     #[inline(never)]
-    fn neigh_output(&mut self, now: Instant, start: usize, next_hop: Ipv4Addr) {
+    fn neigh_output(
+        &mut self,
+        now: Instant,
+        start: usize,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        next_hop: Ipv4Addr,
+    ) {
         if start >= self.tx.len() {
             return;
         }
+        let group = if dst.is_multicast() {
+            Some(MacAddr::ipv4_multicast(dst))
+        } else if self.is_broadcast(dst) || self.is_broadcast(next_hop) {
+            Some(MacAddr::BROADCAST)
+        } else {
+            None
+        };
         let mut pending = std::mem::take(&mut self.l2_scratch);
         pending.extend(self.tx.drain(start..));
         for t in pending.drain(..) {
-            if self.neigh.mac_of(t.dev).is_none() {
+            let Some(our) = self.neigh.mac_of(t.dev) else {
                 self.tx.push(t);
                 continue;
-            }
-            // The datagram's own destination decides (a multicast routed through a
-            // gateway still goes to its group's address; Linux `rt_nexthop`).
-            let dst = t
-                .pkt
-                .data()
-                .get(16..20)
-                .map_or(next_hop, |b| Ipv4Addr::new(b[0], b[1], b[2], b[3]));
-            let group = if dst.is_multicast() {
-                Some(MacAddr::ipv4_multicast(dst))
-            } else if self.is_broadcast(dst) || self.is_broadcast(next_hop) {
-                Some(MacAddr::BROADCAST)
-            } else {
-                None
             };
-            if let (Some(g), Some(our)) = (group, self.neigh.mac_of(t.dev)) {
-                // A group destination needs no resolution.
+            if let Some(g) = group {
                 let mut pkt = t.pkt;
                 arp::push_ether(&mut pkt, g, our, ETH_P_IP);
                 self.tx.push(IpTx { dev: t.dev, pkt });
                 continue;
             }
-            let pkt_src = t
-                .pkt
-                .data()
-                .get(12..16)
-                .map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3]));
-            let on_dev = |a: Ipv4Addr| {
-                self.ifaces
-                    .iter()
-                    .any(|i| i.dev == t.dev && i.addr.addr() == a)
-            };
-            let src = match pkt_src {
-                Some(a) if on_dev(a) => a,
-                _ => self
-                    .ifaces
-                    .iter()
-                    .find(|i| i.dev == t.dev)
-                    .map_or(Ipv4Addr::UNSPECIFIED, |i| i.addr.addr()),
+            let mut on_dev = self.ifaces.iter().filter(|i| i.dev == t.dev);
+            let solicit_src = if on_dev.clone().any(|i| i.addr.addr() == src) {
+                src
+            } else {
+                on_dev
+                    .next()
+                    .map_or(Ipv4Addr::UNSPECIFIED, |i| i.addr.addr())
             };
             self.neigh
-                .output(now, t.dev, next_hop, src, t.pkt, &mut self.tx);
+                .output(now, t.dev, next_hop, solicit_src, t.pkt, &mut self.tx);
         }
         self.l2_scratch = pending;
     }
@@ -985,7 +974,7 @@ impl Ipv4Layer {
             let start = self.tx.len();
             self.tx.push(IpTx { dev: m.dev, pkt });
             if self.ether {
-                self.neigh_output(now, start, m.dst);
+                self.neigh_output(now, start, src, m.dst, m.dst);
             }
         }
     }

@@ -350,6 +350,8 @@ fn disordered_ack(tcb: &Tcb, seg: &TcpRepr, payload: &[u8], tsval: u32) -> bool 
     let f = seg.flags;
     let pure = f.ack() && !f.syn() && !f.fin() && payload.is_empty() && seg.seq == tcb.rcv_nxt;
     let wnd = (seg.window as u32) << tcb.snd_wscale;
+    // Linux `tcp_may_update_window`, not `recovery::update_window`'s WL2 rule: under the
+    // latter an equal ACK always "updates", so no duplicate ACK would ever be exempt.
     let updates_window = seg.ack.gt(tcb.snd_una)
         || tcb.snd_wl1.lt(seg.seq)
         || (tcb.snd_wl1 == seg.seq && wnd > tcb.snd_wnd);

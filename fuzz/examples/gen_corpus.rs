@@ -331,7 +331,8 @@ fn main() {
     // selector, length / 8, DF), 1 = ARP (opcode, sha, spa, tha, tpa, frame destination,
     // damage, frame source), 4 = IPv4 frame (destination, length, bytes, source),
     // 5 = time step (selector, value), 0 = raw frame (length, bytes), 6 = neighbour set by
-    // hand or removed (address selector, remove bit, MAC selector).
+    // hand or removed (address selector, remove bit, MAC selector), 7 = send as 3 with
+    // the transport's reachability confirmation.
     let send_to_10_0_0_4 = [3u8, 1, 3, 4, 1];
     let reply_from_10_0_0_4 = [1u8, 2, 4, 3, 0, 0, 0, 1, 4];
     let request_from_10_0_0_3 = [1u8, 0, 5, 2, 2, 0, 1, 1, 5];
@@ -343,6 +344,8 @@ fn main() {
     a.extend_from_slice(&send_to_10_0_0_4); // used while stale: delay, then probe
     a.extend_from_slice(&[5, 2, 5, 1, 5, 1]);
     a.extend_from_slice(&reply_from_10_0_0_4);
+    a.extend_from_slice(&[5, 3, 40]); // aged again: a confirmed send makes it reachable
+    a.extend_from_slice(&[7, 1, 3, 4, 1]);
     a.extend_from_slice(&request_from_10_0_0_3);
     a.extend_from_slice(&[4, 0, 24]);
     a.extend_from_slice(&[0x45; 24]);

@@ -6,8 +6,9 @@
 //! [`QUEUE_LEN`]-datagram queues. The input is a sequence of operations: raw frames,
 //! ARP messages with fields picked from addresses that matter (ours, the gateway's, group
 //! and zero addresses, others) or arbitrary, IPv4 frames, datagrams sent to on-link,
-//! off-link, broadcast and multicast destinations, permanent entries set and entries
-//! removed, and time steps that run the timers.
+//! off-link, broadcast and multicast destinations (also with the transport's
+//! reachability confirmation), permanent entries set and entries removed, and time steps
+//! that run the timers.
 //! After each operation it checks: every frame the layer emits comes from our Ethernet
 //! address and is well formed (ARP from our IPv4 address; IPv4 to a group address or to
 //! an address some ARP message named), a bounded number of frames, the table within its
@@ -156,7 +157,9 @@ impl Harness {
         );
     }
 
-    fn send(&mut self, inp: &mut Input<'_>) {
+    /// Sends a datagram; `confirm`: as a transport that knows the next hop receives our
+    /// frames (TCP after an ACK).
+    fn send(&mut self, inp: &mut Input<'_>, confirm: bool) {
         let dst = match inp.u8() % 4 {
             0 => Ipv4Addr::new(192, 0, 2, inp.u8()),
             _ => pick_ip(inp),
@@ -173,6 +176,7 @@ impl Harness {
             dont_frag: inp.u8() % 2 == 0,
             oif: None,
             mc_loop: false,
+            confirm_neigh: confirm,
         };
         let now = self.now();
         let _ = self.ip.output(now, &meta, p);
@@ -229,7 +233,7 @@ pub fn run(data: &[u8]) {
         if inp.is_empty() {
             break;
         }
-        match inp.u8() % 7 {
+        match inp.u8() % 8 {
             0 => {
                 let len = usize::from(inp.u8());
                 let body = inp.bytes(len);
@@ -242,7 +246,8 @@ pub fn run(data: &[u8]) {
                 }
             }
             1 | 2 => h.arp(&mut inp),
-            3 => h.send(&mut inp),
+            3 => h.send(&mut inp, false),
+            7 => h.send(&mut inp, true),
             4 => {
                 let dst = pick_mac(&mut inp);
                 let len = usize::from(inp.u8() % 64);

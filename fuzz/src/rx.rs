@@ -137,6 +137,7 @@ impl Harness {
                 dont_frag: true,
                 oif: seg.oif,
                 mc_loop: false,
+                confirm_neigh: false,
             };
             let _ = self.core.ip.output(now, &meta, seg.pkt);
         }

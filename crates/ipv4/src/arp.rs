@@ -13,8 +13,10 @@
 //! time: `Reachable` lasts `reachable_time` after a reply (checked when the entry is
 //! used), then a use moves it to `Delay`; `delay_first_probe` later, with no reply
 //! meanwhile, up to `ucast_solicit` unicast requests are sent (`Probe`) before it fails.
-//! Upper layers do not confirm reachability (no `dst_confirm`), so a busy neighbour is
-//! probed once per `reachable_time + delay_first_probe`.
+//! A transport that has proof that the neighbour receives our frames confirms it
+//! ([`NeighTable::confirm`]; TCP on an ACK that makes progress, Linux `dst_confirm`), so a
+//! neighbour that a TCP sender is talking to is not probed; one that only sends to us
+//! (a pure TCP receiver, UDP) is probed once per `reachable_time + delay_first_probe`.
 //!
 //! Hostile input: only ARP aimed at one of our addresses creates an entry (Linux's
 //! `arp_accept = 0`: unsolicited replies and gratuitous ARP only update entries that
@@ -230,7 +232,8 @@ struct Entry {
     mac: MacAddr,
     timer: Option<Instant>,
     probes: u32,
-    /// The last reply (start of `Reachable`); `None` before the first.
+    /// The last reply or transport confirmation (start of `Reachable`); `None` before
+    /// the first.
     confirmed: Option<Instant>,
     /// The last datagram sent to it (eviction order).
     used: Instant,
@@ -621,6 +624,28 @@ impl NeighTable {
         for mut pkt in waiting {
             push_ether(&mut pkt, mac, our, ETH_P_IP);
             out.push(IpTx { dev, pkt });
+        }
+    }
+
+    /// Confirms that the neighbour `addr` on `dev` receives our frames (Linux
+    /// `neigh_confirm`, fed by a transport's `dst_confirm`): a resolved entry becomes
+    /// `Reachable` for another `reachable_time`, and one waiting to be probed or being
+    /// probed is not probed (further). Unresolved, failed, permanent and unknown entries
+    /// are left as they are: only an ARP reply gives an address.
+    pub fn confirm(&mut self, now: Instant, dev: DevId, addr: Ipv4Addr) {
+        let Some(e) = self.entries.get_mut(&(dev, addr)) else {
+            return;
+        };
+        match e.state {
+            NeighState::Reachable | NeighState::Stale | NeighState::Delay | NeighState::Probe => {
+                e.state = NeighState::Reachable;
+                e.confirmed = Some(now);
+                e.probes = 0;
+                // A pending delay or probe timer has nothing left to do; the table's
+                // next wake-up may still point at it and finds nothing then.
+                e.timer = None;
+            }
+            NeighState::Incomplete | NeighState::Failed | NeighState::Permanent => {}
         }
     }
 

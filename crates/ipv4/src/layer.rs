@@ -145,6 +145,11 @@ pub struct OutMeta {
     /// (`IP_MULTICAST_LOOP`), for a broadcast destination always. The transport sets it
     /// only for such destinations; see [`Ipv4Layer::take_looped`].
     pub mc_loop: bool,
+    /// The transport has proof that the destination's next hop receives what this host
+    /// sends (TCP: an ACK that acknowledged new data, or a duplicate ACK), so its
+    /// neighbour entry is confirmed reachable without ARP probes (Linux
+    /// `skb->dst_pending_confirm` -> `neigh_confirm`). Matters only on Ethernet devices.
+    pub confirm_neigh: bool,
 }
 
 /// Why a datagram could not be sent.
@@ -668,7 +673,14 @@ impl Ipv4Layer {
                 self.tx.pop();
             }
             if self.ether {
-                self.neigh_output(now, start, repr.src, meta.dst, route.next_hop);
+                self.neigh_output(
+                    now,
+                    start,
+                    repr.src,
+                    meta.dst,
+                    route.next_hop,
+                    meta.confirm_neigh,
+                );
             }
             return Ok(());
         }
@@ -691,7 +703,14 @@ impl Ipv4Layer {
                     self.tx.truncate(self.tx.len().saturating_sub(n));
                 }
                 if self.ether {
-                    self.neigh_output(now, start, repr.src, meta.dst, route.next_hop);
+                    self.neigh_output(
+                        now,
+                        start,
+                        repr.src,
+                        meta.dst,
+                        route.next_hop,
+                        meta.confirm_neigh,
+                    );
                 }
                 Ok(())
             }
@@ -805,6 +824,8 @@ impl Ipv4Layer {
     /// destination goes to its group address even when routed through a gateway (Linux
     /// `rt_nexthop`), others to `next_hop`, resolved. Requests leave from `src` when it is
     /// the device's address, else from the device's first address (Linux `arp_solicit`).
+    /// `confirm`: the transport knows `next_hop` receives our frames
+    /// ([`OutMeta::confirm_neigh`]).
     #[inline(never)]
     fn neigh_output(
         &mut self,
@@ -813,6 +834,7 @@ impl Ipv4Layer {
         src: Ipv4Addr,
         dst: Ipv4Addr,
         next_hop: Ipv4Addr,
+        confirm: bool,
     ) {
         if start >= self.tx.len() {
             return;
@@ -845,6 +867,9 @@ impl Ipv4Layer {
                     .next()
                     .map_or(Ipv4Addr::UNSPECIFIED, |i| i.addr.addr())
             };
+            if confirm {
+                self.neigh.confirm(now, t.dev, next_hop);
+            }
             self.neigh
                 .output(now, t.dev, next_hop, solicit_src, t.pkt, &mut self.tx);
         }
@@ -974,7 +999,7 @@ impl Ipv4Layer {
             let start = self.tx.len();
             self.tx.push(IpTx { dev: m.dev, pkt });
             if self.ether {
-                self.neigh_output(now, start, src, m.dst, m.dst);
+                self.neigh_output(now, start, src, m.dst, m.dst, false);
             }
         }
     }
@@ -1037,6 +1062,7 @@ impl Ipv4Layer {
             dont_frag: false,
             oif: None,
             mc_loop: false,
+            confirm_neigh: false,
         };
         self.send_icmp(now, &meta, &msg)?;
         self.icmp_stats.out_echos += 1;
@@ -1084,6 +1110,7 @@ impl Ipv4Layer {
             dont_frag: false,
             oif: None,
             mc_loop: false,
+            confirm_neigh: false,
         };
         if self.send_icmp(now, &meta, &msg).is_ok() {
             self.icmp_stats.out_echo_reps += 1;
@@ -1150,6 +1177,7 @@ impl Ipv4Layer {
             dont_frag: false,
             oif: None,
             mc_loop: false,
+            confirm_neigh: false,
         };
         if self.send_icmp(now, &meta, &msg).is_ok() {
             match kind.type_code().0 {

@@ -285,6 +285,7 @@ impl NetCore {
                     dont_frag: true,
                     oif: seg.oif,
                     mc_loop: false,
+                    confirm_neigh: seg.confirm_neigh,
                 };
                 // Ports, for the rare refusal below (the segment is consumed by output).
                 let ports = seg.pkt.data().get(..4).map(|p| [p[0], p[1], p[2], p[3]]);
@@ -412,6 +413,7 @@ impl NetCore {
             dont_frag: false,
             oif: dgram.oif,
             mc_loop: dgram.mc_loop,
+            confirm_neigh: false,
         };
         self.ip.output(now, &meta, dgram.pkt).map_err(ip_err)
     }

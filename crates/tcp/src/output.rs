@@ -26,6 +26,9 @@ pub struct TcpSegmentOut {
     pub tos: u8,
     /// The device to send through (`SO_BINDTODEVICE`); `None`: the routing table chooses.
     pub oif: Option<DevId>,
+    /// The peer has acknowledged something since the connection's last segment: its
+    /// next hop is reachable (for [`ustack_ipv4::OutMeta::confirm_neigh`]).
+    pub confirm_neigh: bool,
     /// The TCP segment.
     pub pkt: PacketBuf,
 }
@@ -52,6 +55,7 @@ pub(crate) fn send_raw(
         ttl: ip.ttl,
         tos: ip.tos,
         oif: ip.oif,
+        confirm_neigh: false,
         pkt,
     });
 }
@@ -156,6 +160,7 @@ pub(crate) fn transmit(
         ttl: tcb.opts.ip.ttl,
         tos: tcb.opts.ip.tos,
         oif: tcb.opts.ip.oif,
+        confirm_neigh: std::mem::take(&mut tcb.dst_confirm),
         pkt: PacketBuf::with_payload_capacity(len as usize),
     };
     let pkt = &mut seg.pkt;

@@ -329,6 +329,12 @@ pub(crate) fn tcp_ack(
     }
     let acked = seg.ack.since(tcb.snd_una);
     tcb.probes_out = 0;
+    // Progress, or a pure duplicate: the peer got our segments, so its next hop is
+    // reachable (Linux `tcp_ack`: `FLAG_FORWARD_PROGRESS` or not `FLAG_NOT_DUP` ->
+    // `sk_dst_confirm`).
+    if acked > 0 || new_sacked > 0 || (payload_len == 0 && !wnd_changed) {
+        tcb.dst_confirm = true;
+    }
 
     if acked > 0 && seg.ack.gt(tcb.snd_una) {
         res.acked = acked;

@@ -283,6 +283,9 @@ pub(crate) struct Tcb {
     /// Sender: the window was reduced for an ECE; the next new data carries CWR (Linux
     /// `TCP_ECN_QUEUE_CWR`).
     pub(crate) ecn_queue_cwr: bool,
+    /// An ACK proved that the peer receives our segments; the next segment sent tells IP
+    /// to confirm the neighbour (Linux `sk_dst_pending_confirm`).
+    pub(crate) dst_confirm: bool,
     /// Sender: no further reduction for ECE until SND.UNA passes this (one per window,
     /// RFC 3168 section 6.1.2).
     pub(crate) ecn_cwr_high: Option<SeqNum>,
@@ -466,6 +469,7 @@ impl Tcb {
             ecn_ok: false,
             ecn_demand_cwr: false,
             ecn_queue_cwr: false,
+            dst_confirm: false,
             ecn_cwr_high: None,
             cwr_until: None,
             ts_ok: false,

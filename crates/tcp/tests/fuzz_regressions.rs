@@ -213,6 +213,7 @@ mod stack {
                     dont_frag: true,
                     oif: None,
                     mc_loop: false,
+                    confirm_neigh: false,
                 };
                 let _ = self.ip.output(now, &meta, seg.pkt);
             }

@@ -63,14 +63,11 @@ async fn tcp_and_udp_over_ethernet_resolve_with_arp() {
     assert_eq!(n[0].addr, "10.0.0.1".parse::<std::net::Ipv4Addr>().unwrap());
     assert_eq!(n[0].state, NeighState::Reachable);
     assert!(n[0].mac.is_some());
-    // The server's entry for the client came from the request: stale until used, then
-    // confirmed by a probe later (not within this test).
+    // The server's entry for the client came from the request (stale); the client's
+    // ACKs of the echoed data confirmed it, so the server never asked (requests_out 0).
     let n = server.neighbours();
     assert_eq!(n.len(), 1, "{n:?}");
-    assert!(
-        matches!(n[0].state, NeighState::Stale | NeighState::Delay),
-        "{n:?}"
-    );
+    assert_eq!(n[0].state, NeighState::Reachable, "{n:?}");
     // No frame went astray.
     assert_eq!(cs.rx_other_host + ss.rx_other_host, 0);
     assert_eq!(cs.unres_discards + ss.unres_discards, 0);
@@ -162,6 +159,44 @@ async fn an_idle_neighbour_is_probed_again_before_it_is_trusted() {
     assert_eq!(client.neighbours()[0].state, NeighState::Reachable);
     let a = client.stats().arp;
     assert_eq!((a.requests_out, a.replies_in), (2, 2), "{a:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn tcp_acks_confirm_a_busy_neighbour_without_probes() {
+    let (server, client) = stacks().await;
+    let l = TcpListener::bind_with(&server, "10.0.0.1:7").await.unwrap();
+    let sink = tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let mut total = 0usize;
+        loop {
+            match s.read(&mut buf).await.unwrap() {
+                0 => return total,
+                n => total += n,
+            }
+        }
+    });
+    let mut c = TcpStream::connect_with(&client, "10.0.0.1:7")
+        .await
+        .unwrap();
+    // 100 s of a sender writing once a second: well past reachable_time (30 s) plus
+    // delay_first_probe (5 s), after which an unconfirmed entry would be probed.
+    for i in 0..100u32 {
+        c.write_all(&i.to_be_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    c.shutdown().await.unwrap();
+    assert_eq!(sink.await.unwrap(), 400);
+    // The sender's entry was kept reachable by the receiver's ACKs: one broadcast
+    // request at the start and no unicast probe since.
+    let a = client.stats().arp;
+    assert_eq!(a.requests_out, 1, "{a:?}");
+    assert_eq!(client.neighbours()[0].state, NeighState::Reachable);
+    // The receiver sends only ACKs and gets no acknowledgement of anything, so nothing
+    // confirms its entry: it is probed (unicast) about once per 35 s, as in Linux.
+    let b = server.stats().arp;
+    assert!((2..=4).contains(&b.requests_out), "{b:?}");
+    assert_eq!(b.resolve_failed, 0, "{b:?}");
 }
 
 #[tokio::test]

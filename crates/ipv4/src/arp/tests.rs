@@ -105,6 +105,69 @@ fn a_datagram_waits_for_the_reply_and_then_leaves() {
 }
 
 #[test]
+fn confirmation_keeps_a_resolved_entry_reachable_without_probes() {
+    let t0 = Instant::now();
+    let mut t = table(NeighConfig::default());
+    let mut out = Vec::new();
+    let mut failed = Vec::new();
+    // Nothing to confirm before an address is known: unknown and incomplete entries
+    // stay as they are.
+    t.confirm(t0, DEV, NB);
+    assert!(t.neighbours().is_empty());
+    t.output(t0, DEV, NB, ME, datagram(0), &mut out);
+    t.confirm(t0, DEV, NB);
+    assert_eq!(t.neighbours()[0].state, NeighState::Incomplete);
+    t.input(t0, DEV, &reply_from(PEER, NB), false, true, &mut out);
+    out.clear();
+    // Confirmed every 20 s (less than reachable_time) while in use: never probed.
+    for i in 1..=10u64 {
+        let now = t0 + Duration::from_secs(20 * i);
+        t.confirm(now, DEV, NB);
+        t.output(now, DEV, NB, ME, datagram(1), &mut out);
+        if t.poll_timeout().is_some_and(|d| d <= now) {
+            t.on_timeout(now, &mut out, &mut failed);
+        }
+        assert_eq!(t.neighbours_at(now)[0].state, NeighState::Reachable);
+    }
+    assert!(frames(&mut out).iter().all(|f| f.1 == ETH_P_IP));
+    assert_eq!(t.stats().requests_out, 1);
+    // Unconfirmed for 40 s: the next use delays, and a confirmation within
+    // delay_first_probe makes the entry reachable with no probe and no timer left.
+    let now = t0 + Duration::from_secs(240);
+    t.output(now, DEV, NB, ME, datagram(2), &mut out);
+    assert_eq!(t.neighbours()[0].state, NeighState::Delay);
+    t.confirm(now + Duration::from_secs(1), DEV, NB);
+    assert_eq!(t.neighbours()[0].state, NeighState::Reachable);
+    let later = now + Duration::from_secs(6);
+    if t.poll_timeout().is_some_and(|d| d <= later) {
+        t.on_timeout(later, &mut out, &mut failed);
+    }
+    assert_eq!(t.poll_timeout(), None);
+    // While probing, a confirmation ends the probes too.
+    let now = t0 + Duration::from_secs(300);
+    t.output(now, DEV, NB, ME, datagram(3), &mut out);
+    t.on_timeout(now + Duration::from_secs(5), &mut out, &mut failed);
+    assert_eq!(t.neighbours()[0].state, NeighState::Probe);
+    assert_eq!(t.stats().requests_out, 2);
+    t.confirm(now + Duration::from_secs(5), DEV, NB);
+    for s in 6..=9 {
+        t.on_timeout(now + Duration::from_secs(s), &mut out, &mut failed);
+    }
+    assert_eq!(t.neighbours()[0].state, NeighState::Reachable);
+    assert_eq!((t.stats().requests_out, t.stats().resolve_failed), (2, 0));
+    assert!(failed.is_empty());
+    // A permanent entry is not changed by it.
+    assert!(t.add_permanent(DEV, Ipv4Addr::new(10, 0, 0, 3), PEER, &mut out));
+    t.confirm(now, DEV, Ipv4Addr::new(10, 0, 0, 3));
+    let n = t.neighbours();
+    let p = n
+        .iter()
+        .find(|n| n.addr == Ipv4Addr::new(10, 0, 0, 3))
+        .unwrap();
+    assert_eq!(p.state, NeighState::Permanent);
+}
+
+#[test]
 fn no_answer_fails_after_three_requests_and_hands_the_datagrams_back() {
     let now = Instant::now();
     let mut t = table(NeighConfig {

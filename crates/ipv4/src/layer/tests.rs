@@ -28,6 +28,7 @@ fn meta(dst: &str, protocol: u8, dont_frag: bool) -> OutMeta {
         dont_frag,
         oif: None,
         mc_loop: false,
+        confirm_neigh: false,
     }
 }
 
@@ -543,6 +544,7 @@ fn own_multicasts_and_broadcasts_loop_back_as_linux_does() {
     let mc = |ttl: Option<u8>, mc_loop: bool| OutMeta {
         ttl,
         mc_loop,
+        confirm_neigh: false,
         oif: Some(DEV),
         ..udp_meta("239.1.1.1")
     };
@@ -568,6 +570,7 @@ fn own_multicasts_and_broadcasts_loop_back_as_linux_does() {
     // Broadcasts loop back whenever the transport asks (it does for every broadcast).
     let bc = OutMeta {
         mc_loop: true,
+        confirm_neigh: false,
         ..udp_meta("10.0.0.255")
     };
     l.output(t, &bc, payload(3000)).unwrap();

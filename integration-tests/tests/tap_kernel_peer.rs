@@ -259,6 +259,8 @@ fn the_examples_run_on_a_tap_device() {
 
 /// A TAP device attached to a stack that is already running (`Stack::add_device`): the
 /// driver starts polling it, and a kernel client reaches a listener on its address.
+/// Detached again (`Stack::remove_device`), it is closed: the kernel's side loses its
+/// carrier, and the stack its address.
 #[test]
 fn a_tap_attached_to_a_running_stack_is_reachable() {
     require_root!();
@@ -291,7 +293,7 @@ fn a_tap_attached_to_a_running_stack_is_reachable() {
             .await
             .map_err(|e| format!("stack: {e}"))?;
         let dev = ustack::netdev::tun::TunDevice::open(TunOptions {
-            name: tap,
+            name: tap.clone(),
             up: true,
             tap: Some(STACK_MAC),
             ..Default::default()
@@ -313,11 +315,35 @@ fn a_tap_attached_to_a_running_stack_is_reachable() {
         s.write_all(&buf).await.map_err(|e| e.to_string())?;
         // Until the client has its answer.
         tokio::time::sleep(Duration::from_millis(500)).await;
-        Ok(())
+        // This thread is in the test's namespace: `ip` sees the TAP's kernel side.
+        let link = || {
+            std::process::Command::new("ip")
+                .args(["-o", "link", "show", &tap])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .map_err(|e| format!("ip link: {e}"))
+        };
+        let before = link()?;
+        stack
+            .remove_device(&tap)
+            .map_err(|e| format!("remove_device: {e}"))?;
+        let after = link()?;
+        if stack.addresses().iter().any(|(d, _)| *d == tap) {
+            return Err(format!(
+                "{tap} still has addresses: {:?}",
+                stack.addresses()
+            ));
+        }
+        Ok((before, after))
     });
-    res.unwrap();
+    let (before, after) = res.unwrap();
     assert_eq!(
         client.join().expect("client thread").unwrap(),
         b"late device"
+    );
+    assert!(!before.contains("NO-CARRIER"), "{before}");
+    assert!(
+        after.contains("NO-CARRIER"),
+        "the TAP was not closed: {after}"
     );
 }

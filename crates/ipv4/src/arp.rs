@@ -275,6 +275,21 @@ impl NeighTable {
         self.macs.push((dev, mac));
     }
 
+    /// Forgets device `dev` (Linux `neigh_ifdown`): its entries go, with the datagrams
+    /// they held, and it is no longer an Ethernet device.
+    pub fn remove_dev(&mut self, dev: DevId) {
+        self.macs.retain(|(d, _)| *d != dev);
+        let mut dropped = 0;
+        self.entries.retain(|(d, _), e| {
+            if *d == dev {
+                dropped += e.queue.len();
+            }
+            *d != dev
+        });
+        self.queued -= dropped;
+        self.next_timer = self.entries.values().filter_map(|e| e.timer).min();
+    }
+
     /// Our Ethernet address on `dev`; `None` for a device without a link-layer header.
     pub fn mac_of(&self, dev: DevId) -> Option<MacAddr> {
         self.macs.iter().find(|(d, _)| *d == dev).map(|(_, m)| *m)

@@ -360,6 +360,15 @@ impl Igmp {
         &mut self.devs[i]
     }
 
+    /// Forgets device `dev` (Linux `ip_mc_destroy_dev`): its memberships, pending
+    /// reports and leaves, and its querier state. Nothing is sent: the device is gone.
+    pub fn remove_dev(&mut self, dev: DevId) {
+        self.groups.retain(|g| g.dev != dev);
+        self.tombs.retain(|t| t.dev != dev);
+        self.devs.retain(|d| d.dev != dev);
+        self.out.retain(|o| o.dev != dev);
+    }
+
     /// The IGMP version device `dev` speaks at `now` (3 unless an older querier was heard
     /// within [`OLDER_QUERIER_TIMEOUT`]).
     pub fn version(&self, dev: DevId, now: Instant) -> u8 {

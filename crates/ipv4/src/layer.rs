@@ -407,6 +407,30 @@ impl Ipv4Layer {
         true
     }
 
+    /// Forgets device `dev` (Linux `unregister_netdevice`: `inetdev_destroy`,
+    /// `fib_disable_ip`, `neigh_ifdown`, `ip_mc_destroy_dev`): its addresses with their
+    /// local and connected routes (an address another device also has stays local),
+    /// every route through it, its neighbour entries with the datagrams they held, its
+    /// multicast memberships, and whatever was queued for it.
+    pub fn remove_device(&mut self, dev: DevId) {
+        let addrs: Vec<Ipv4Cidr> = self
+            .ifaces
+            .iter()
+            .filter(|i| i.dev == dev)
+            .map(|i| i.addr)
+            .collect();
+        for a in addrs {
+            self.remove_interface(dev, a);
+        }
+        self.fib.remove_dev(dev);
+        self.route_memo.set(None);
+        self.igmp.remove_dev(dev);
+        self.neigh.remove_dev(dev);
+        self.ether = self.neigh.any();
+        self.tx.retain(|t| t.dev != dev);
+        self.looped.retain(|t| t.dev != dev);
+    }
+
     /// The MTU of device `dev`'s addresses, if it has one.
     pub fn dev_mtu(&self, dev: DevId) -> Option<usize> {
         self.ifaces.iter().find(|i| i.dev == dev).map(|i| i.mtu)

@@ -467,4 +467,13 @@ impl NetCore {
     pub fn set_local_dev(&mut self, dev: DevId) {
         self.local_dev = dev;
     }
+
+    /// Forgets device `dev` (Linux `unregister_netdevice`): see
+    /// [`Ipv4Layer::remove_device`]. Sockets stay: bound to one of its addresses they no
+    /// longer receive, bound to the device (`SO_BINDTODEVICE`) or routed only through it
+    /// they fail to send with "network unreachable", and connections through it time
+    /// out, as in Linux, unless another route takes their traffic.
+    pub fn remove_device(&mut self, dev: DevId) {
+        self.ip.remove_device(dev);
+    }
 }

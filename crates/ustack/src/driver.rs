@@ -52,7 +52,12 @@ impl Driver {
         let _call = enter_call(now);
         let (mut more, n) = st.receive_inline(now, &shared.rx_waker, &mut self.rx, RX_BUDGET);
         bump(&self.signal.rx_packets, n);
-        for slot in st.devices.iter_mut().filter(|s| s.alive && !s.inline) {
+        for slot in st
+            .devices
+            .iter_mut()
+            .flatten()
+            .filter(|s| s.alive && !s.inline)
+        {
             // Poll until the device says Pending (which registers our waker) or the
             // budget is used up (then come back after a yield, like NAPI).
             let mut got = 0;

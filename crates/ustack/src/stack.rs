@@ -148,7 +148,9 @@ pub(crate) struct DevSlot {
 /// Everything behind the stack's one lock.
 pub(crate) struct State {
     pub(crate) core: NetCore,
-    pub(crate) devices: Vec<DevSlot>,
+    /// Indexed by [`DevId`]; `None` where a device was detached (ids are not reused,
+    /// like Linux's ifindex).
+    pub(crate) devices: Vec<Option<DevSlot>>,
     /// The driver's timer. It lives under the lock so that a user call arming an earlier
     /// protocol deadline moves it directly, without waking the driver task; the driver
     /// polls it before it sleeps, so its waker is always registered.
@@ -166,6 +168,7 @@ impl State {
     /// Needs a tokio runtime with time enabled (the driver's timer is created here).
     pub(crate) fn new(core: NetCore, devices: Vec<DevSlot>) -> Self {
         let n = devices.len();
+        let devices = devices.into_iter().map(Some).collect();
         let armed = now() + IDLE_TIMER;
         State {
             core,
@@ -181,8 +184,62 @@ impl State {
 
     /// Adds a device slot (its id is its index) and its transmit batch.
     pub(crate) fn attach(&mut self, slot: DevSlot) {
-        self.devices.push(slot);
+        self.devices.push(Some(slot));
         self.batches.push(Vec::new());
+    }
+
+    /// The id the next attached device gets.
+    pub(crate) fn next_dev_id(&self) -> io::Result<DevId> {
+        u16::try_from(self.devices.len())
+            .map(DevId)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "too many devices"))
+    }
+
+    /// The attached devices.
+    pub(crate) fn slots(&self) -> impl Iterator<Item = &DevSlot> {
+        self.devices.iter().flatten()
+    }
+
+    /// The attached device `id`.
+    pub(crate) fn slot(&self, id: DevId) -> Option<&DevSlot> {
+        self.devices.get(usize::from(id.0)).and_then(Option::as_ref)
+    }
+
+    /// The name of device `id`; empty once it is detached.
+    pub(crate) fn name_of(&self, id: DevId) -> String {
+        self.slot(id)
+            .map_or_else(String::new, |d| d.dev.name().to_string())
+    }
+
+    /// The id of the attached device named `name`: see [`Stack::dev_id`].
+    pub(crate) fn dev_id(&self, name: &[u8]) -> io::Result<DevId> {
+        let mut named = self.slots().filter(|d| d.dev.name().as_bytes() == name);
+        match (named.next(), named.next()) {
+            (Some(d), None) => Ok(d.id),
+            (None, _) => Err(io::Error::from_raw_os_error(ENODEV)),
+            (Some(_), Some(_)) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "several devices are named {:?}",
+                    String::from_utf8_lossy(name)
+                ),
+            )),
+        }
+    }
+
+    /// Detaches device `id`: the IP layer forgets it (addresses, routes, neighbours,
+    /// memberships, queued packets), and its slot is emptied. Returns the device, to be
+    /// dropped by the caller outside the lock.
+    pub(crate) fn detach(&mut self, id: DevId) -> Option<DevSlot> {
+        let slot = self.devices.get_mut(usize::from(id.0))?.take()?;
+        if let Some(b) = self.batches.get_mut(usize::from(id.0)) {
+            b.clear();
+        }
+        // Local traffic may still be said to arrive on `id` (the first device): it is
+        // delivered all the same, and only sockets bound to no device see it, as
+        // traffic over Linux's loopback device.
+        self.core.remove_device(id);
+        Some(slot)
     }
 
     /// The instant for a pass under the lock that was started at `now`: never earlier than
@@ -212,7 +269,7 @@ impl State {
         }
         for (slot, batch) in self.devices.iter_mut().zip(self.batches.iter_mut()) {
             if !batch.is_empty() {
-                if slot.alive {
+                if let Some(slot) = slot.as_mut().filter(|s| s.alive) {
                     slot.dev.transmit(batch);
                 }
                 batch.clear();
@@ -252,7 +309,12 @@ impl State {
         let mut cx = Context::from_waker(waker);
         let mut more = false;
         let mut total = 0u64;
-        for slot in self.devices.iter_mut().filter(|s| s.alive && s.inline) {
+        for slot in self
+            .devices
+            .iter_mut()
+            .flatten()
+            .filter(|s| s.alive && s.inline)
+        {
             let mut got = 0;
             while got < budget {
                 let want = budget - got;
@@ -492,8 +554,7 @@ impl fmt::Debug for Stack {
         f.debug_struct("Stack")
             .field(
                 "devices",
-                &st.devices
-                    .iter()
+                &st.slots()
                     .map(|d| d.dev.name().to_string())
                     .collect::<Vec<_>>(),
             )
@@ -693,31 +754,12 @@ impl Stack {
     /// `InvalidInput` when several devices have that name (nothing stops two in-memory
     /// links from keeping their default names).
     pub(crate) fn dev_id(&self, name: &[u8]) -> io::Result<DevId> {
-        let st = self.lock();
-        let mut named = st
-            .devices
-            .iter()
-            .filter(|d| d.dev.name().as_bytes() == name);
-        match (named.next(), named.next()) {
-            (Some(d), None) => Ok(d.id),
-            (None, _) => Err(io::Error::from_raw_os_error(ENODEV)),
-            (Some(_), Some(_)) => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "several devices are named {:?}",
-                    String::from_utf8_lossy(name)
-                ),
-            )),
-        }
+        self.lock().dev_id(name)
     }
 
     /// The name of attached device `id`.
     pub(crate) fn dev_name(&self, id: DevId) -> Option<String> {
-        let st = self.lock();
-        st.devices
-            .iter()
-            .find(|d| d.id == id)
-            .map(|d| d.dev.name().to_string())
+        self.lock().slot(id).map(|d| d.dev.name().to_string())
     }
 
     /// The multicast groups the stack's devices have joined (Linux `/proc/net/igmp`): the
@@ -730,11 +772,7 @@ impl Stack {
             .mc_memberships()
             .into_iter()
             .map(|(dev, group, users)| {
-                let name = st
-                    .devices
-                    .iter()
-                    .find(|d| d.id == dev)
-                    .map_or_else(String::new, |d| d.dev.name().to_string());
+                let name = st.name_of(dev);
                 (name, group, users)
             })
             .collect()
@@ -751,11 +789,7 @@ impl Stack {
             .neighbours_at(now)
             .into_iter()
             .map(|n| Neighbour {
-                dev: st
-                    .devices
-                    .iter()
-                    .find(|d| d.id == n.dev)
-                    .map_or_else(String::new, |d| d.dev.name().to_string()),
+                dev: st.name_of(n.dev),
                 addr: n.addr,
                 mac: n.mac,
                 state: n.state,
@@ -825,8 +859,7 @@ impl Stack {
         let st = self.lock();
         StackStats {
             devices: st
-                .devices
-                .iter()
+                .slots()
                 .map(|d| DeviceSnapshot {
                     name: d.dev.name().to_string(),
                     stats: d.dev.stats(),
@@ -869,7 +902,7 @@ impl Stack {
     pub fn addresses(&self) -> Vec<(String, Ipv4Cidr)> {
         let st = self.lock();
         let mut out = Vec::new();
-        for d in &st.devices {
+        for d in st.slots() {
             for a in st.core.ip.addresses(d.id) {
                 out.push((d.dev.name().to_string(), a));
             }
@@ -897,7 +930,7 @@ impl Stack {
                 format!("{device} has {addr} already"),
             ));
         }
-        let Some(slot) = st.devices.iter().find(|d| d.id == dev) else {
+        let Some(slot) = st.slot(dev) else {
             return Err(io::Error::from_raw_os_error(ENODEV));
         };
         let mtu = st.core.ip.dev_mtu(dev).unwrap_or_else(|| slot.dev.mtu());
@@ -910,8 +943,9 @@ impl Stack {
     /// interface registered, then `ip addr add`): their local and connected routes
     /// follow at once, and the driver starts polling the device. Any `NetDevice` works:
     /// a `TunDevice` opened with `TunDevice::open` (TUN or TAP), an in-memory link end,
-    /// a device wrapped in a `FaultInjector` or `PcapCapture`. Devices are not removed
-    /// again (one that reports itself gone is detached, as at any time).
+    /// a device wrapped in a `FaultInjector` or `PcapCapture`. A device that reports
+    /// itself gone is no longer polled; [`remove_device`](Self::remove_device) detaches
+    /// one.
     ///
     /// Errors: `AlreadyExists` when a device of that name is attached, `InvalidInput`
     /// past 65,535 devices.
@@ -925,20 +959,50 @@ impl Stack {
     /// ```
     pub fn add_device(&self, dev: impl NetDevice, addrs: &[Ipv4Cidr]) -> io::Result<()> {
         let mut st = self.lock();
-        if st.devices.iter().any(|d| d.dev.name() == dev.name()) {
+        if st.slots().any(|d| d.dev.name() == dev.name()) {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 format!("a device named {:?} is attached already", dev.name()),
             ));
         }
-        let id = u16::try_from(st.devices.len())
-            .map(DevId)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "too many devices"))?;
+        let id = st.next_dev_id()?;
         let slot = crate::builder::attach(&mut st.core, id, Box::new(dev), addrs, None);
         st.attach(slot);
         drop(st);
         // The driver polls the new device, which registers its receive waker.
         self.shared.signal.kick();
+        Ok(())
+    }
+
+    /// Detaches the device named `name` and closes it (Linux: `ip link del`): its
+    /// addresses go with their local and connected routes, every route through it, its
+    /// neighbour entries (with the datagrams waiting for them), its multicast
+    /// memberships and whatever was queued for it. Sockets stay, as in Linux: bound to
+    /// one of its addresses they no longer receive; bound to the device
+    /// (`bind_device`) or routed only through it they fail to send with
+    /// `NetworkUnreachable`; established connections through it go quiet and time out
+    /// unless another route (say, a default route through another device) takes their
+    /// traffic. The name can be attached again; ids are not reused.
+    ///
+    /// Errors: `ENODEV` (19 in `raw_os_error()`) when no device has that name,
+    /// `InvalidInput` when several do.
+    ///
+    /// ```no_run
+    /// # fn demo(stack: ustack::Stack) -> std::io::Result<()> {
+    /// stack.remove_device("tun1")?;
+    /// # Ok(()) }
+    /// ```
+    pub fn remove_device(&self, name: &str) -> io::Result<()> {
+        let slot = {
+            let mut st = self.lock();
+            let id = st.dev_id(name.as_bytes())?;
+            st.detach(id)
+        };
+        if let Some(slot) = slot {
+            tracing::info!(dev = name, id = slot.id.0, "ustack device detached");
+            // Closed here, outside the lock.
+            drop(slot);
+        }
         Ok(())
     }
 
@@ -1112,7 +1176,7 @@ pub(crate) fn add_route_locked(
                 })?
                 .dev
         }
-        (None, None) => st.devices.first().map(|d| d.id).ok_or_else(|| {
+        (None, None) => st.slots().next().map(|d| d.id).ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "no device to route through")
         })?,
     };

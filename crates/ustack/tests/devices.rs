@@ -458,3 +458,89 @@ async fn devices_attach_while_the_stack_runs() {
     let e = n.host.add_device(again, &[]).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
 }
+
+#[tokio::test]
+async fn devices_detach_while_the_stack_runs() {
+    let n = net().await;
+    let attach_dmz = |host: &Stack| {
+        let (dmz0, dmz_peer) = MemLink::pair(MemLinkConfig {
+            ethernet: true,
+            ..link("dmz0", "dmzpeer")
+        });
+        host.add_device(dmz0, &["10.3.0.2/24".parse().unwrap()])
+            .unwrap();
+        async move {
+            Stack::builder()
+                .device(dmz_peer)
+                .addr("10.3.0.1/24".parse().unwrap())
+                .build()
+                .await
+                .unwrap()
+        }
+    };
+    let dmz = attach_dmz(&n.host).await;
+    let far = TcpListener::bind_with(&dmz, "10.3.0.1:80").await.unwrap();
+    connect_to(&n.host, "10.3.0.1:80", &far).await;
+    // A UDP socket bound to the device, and a multicast group joined on it.
+    let u = UdpSocket::bind_with(&n.host, "0.0.0.0:5000").await.unwrap();
+    u.bind_device(Some(b"dmz0")).unwrap();
+    u.send_to(b"before", "10.3.0.1:9").await.unwrap();
+    let m = UdpSocket::bind_with(&n.host, "0.0.0.0:5001").await.unwrap();
+    let group: std::net::Ipv4Addr = "239.1.2.3".parse().unwrap();
+    m.join_multicast_v4(group, "10.3.0.2".parse().unwrap())
+        .unwrap();
+    assert!(n
+        .host
+        .multicast_groups()
+        .iter()
+        .any(|(d, _, _)| d == "dmz0"));
+    assert!(n.host.neighbours().iter().any(|x| x.dev == "dmz0"));
+
+    n.host.remove_device("dmz0").unwrap();
+    // Everything of the device went with it: addresses, routes, neighbours, groups.
+    assert!(
+        n.host.addresses().iter().all(|(d, _)| d != "dmz0"),
+        "{:?}",
+        n.host.addresses()
+    );
+    let dmz_net: ustack::Ipv4Cidr = "10.3.0.0/24".parse().unwrap();
+    let routes = n.host.routes();
+    assert!(
+        routes.iter().all(|r| r.dst != dmz_net
+            && r.dst.addr() != "10.3.0.2".parse::<std::net::Ipv4Addr>().unwrap()),
+        "{routes:?}"
+    );
+    assert!(n.host.neighbours().is_empty(), "{:?}", n.host.neighbours());
+    assert!(n.host.multicast_groups().is_empty());
+    assert!(n.host.stats().devices.iter().all(|d| d.name != "dmz0"));
+    // The socket bound to it stays and cannot send; the name is unknown now.
+    let e = u.send_to(b"after", "10.3.0.1:9").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NetworkUnreachable, "{e}");
+    let s = TcpSocket::new_v4_with(&n.host).unwrap();
+    let e = s.bind_device(Some(b"dmz0")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(19), "{e}");
+    let e = n.host.remove_device("dmz0").unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(19), "{e}");
+    // The other devices are untouched.
+    let l = TcpListener::bind_with(&n.lan, "10.2.0.1:82").await.unwrap();
+    connect_to(&n.host, "10.2.0.1:82", &l).await;
+
+    // The name can be attached again, to a new link, and works at once.
+    let dmz = attach_dmz(&n.host).await;
+    let far = TcpListener::bind_with(&dmz, "10.3.0.1:80").await.unwrap();
+    connect_to(&n.host, "10.3.0.1:80", &far).await;
+    let here = TcpListener::bind_with(&n.host, "10.3.0.2:81")
+        .await
+        .unwrap();
+    connect_to(&dmz, "10.3.0.2:81", &here).await;
+
+    // Removing the first device (the one local traffic is said to arrive on) takes
+    // the default route through it; traffic to our own addresses still flows.
+    n.host.remove_device("wan0").unwrap();
+    assert!(n.host.routes().iter().all(|r| r.dst.prefix_len() != 0));
+    let me = TcpListener::bind_with(&n.host, "10.2.0.2:83")
+        .await
+        .unwrap();
+    connect_to(&n.host, "10.2.0.2:83", &me).await;
+    connect_to(&n.host, "10.2.0.1:82", &l).await;
+}

@@ -453,3 +453,31 @@ fn permanent_entries_are_used_as_set() {
     assert!(!t.remove(DEV, NB));
     assert_eq!(t.neighbours().len(), 1);
 }
+
+#[test]
+fn a_removed_device_takes_its_entries_and_queues_with_it() {
+    let now = Instant::now();
+    let dev2 = DevId(2);
+    let mut t = table(NeighConfig::default());
+    t.set_mac(dev2, MacAddr([2, 0, 0, 0, 0, 9]));
+    let mut out = Vec::new();
+    for i in 0..3 {
+        t.output(now, DEV, NB, ME, datagram(i), &mut out);
+        t.output(now, dev2, NB, ME, datagram(i), &mut out);
+    }
+    assert_eq!(t.queued, 6);
+    t.remove_dev(dev2);
+    assert_eq!(t.queued, 3);
+    assert_eq!(t.mac_of(dev2), None);
+    let n = t.neighbours();
+    assert_eq!((n.len(), n[0].dev), (1, DEV));
+    // The remaining device's entry still resolves and releases its queue.
+    out.clear();
+    t.input(now, DEV, &reply_from(PEER, NB), false, true, &mut out);
+    assert_eq!(frames(&mut out).len(), 3);
+    assert_eq!(t.queued, 0);
+    t.remove_dev(DEV);
+    assert!(!t.any());
+    assert!(t.neighbours().is_empty());
+    assert_eq!(t.poll_timeout(), None);
+}

@@ -56,6 +56,12 @@ pub(crate) fn mask_of(len: u8) -> u32 {
 }
 
 impl Ipv4Cidr {
+    /// 0.0.0.0/0: every address (a default route's destination).
+    pub const DEFAULT: Ipv4Cidr = Ipv4Cidr {
+        addr: Ipv4Addr::UNSPECIFIED,
+        prefix_len: 0,
+    };
+
     /// Builds `addr/prefix_len`; errors if `prefix_len > 32`.
     pub fn new(addr: Ipv4Addr, prefix_len: u8) -> Result<Self, CidrError> {
         if prefix_len > 32 {

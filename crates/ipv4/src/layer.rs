@@ -226,6 +226,10 @@ struct RouteMemo {
     local: bool,
 }
 
+/// The MTU of a limited broadcast through a device that has no address yet (RFC 791:
+/// every host accepts datagrams of 576 bytes).
+pub const MIN_UNCONFIGURED_MTU: usize = 576;
+
 #[derive(Clone, Debug)]
 struct Interface {
     dev: DevId,
@@ -487,17 +491,29 @@ impl Ipv4Layer {
             return Err(OutputError::AddrNotAvailable);
         }
         if dst.is_broadcast() {
-            let i = self
-                .ifaces
-                .iter()
-                .find(|i| oif.is_none_or(|d| d == i.dev))
-                .ok_or(OutputError::NetworkUnreachable)?;
-            let r = OutRoute {
-                dev: i.dev,
-                src: i.addr.addr(),
-                next_hop: dst,
-                mtu: i.mtu,
-                tso_max: 0,
+            let r = match (
+                self.ifaces.iter().find(|i| oif.is_none_or(|d| d == i.dev)),
+                oif,
+            ) {
+                (Some(i), _) => OutRoute {
+                    dev: i.dev,
+                    src: i.addr.addr(),
+                    next_hop: dst,
+                    mtu: i.mtu,
+                    tso_max: 0,
+                },
+                // A device without an address, named by the socket (a DHCP client's
+                // first messages; Linux `ipconfig`): from 0.0.0.0, at most the 576 bytes
+                // every IPv4 host takes (the layer knows a device's MTU from its
+                // addresses only).
+                (None, Some(dev)) => OutRoute {
+                    dev,
+                    src: Ipv4Addr::UNSPECIFIED,
+                    next_hop: dst,
+                    mtu: MIN_UNCONFIGURED_MTU,
+                    tso_max: 0,
+                },
+                (None, None) => return Err(OutputError::NetworkUnreachable),
             };
             return Ok((r, false));
         }
@@ -595,7 +611,9 @@ impl Ipv4Layer {
     /// socket bound to a device, `SO_BINDTODEVICE`; Linux `flowi4_oif`): the longest
     /// prefix among the routes through `oif`, else the destination is taken to be on
     /// `oif`'s link (as Linux does), with the device's address as the source. Our own
-    /// addresses stay local. `NetworkUnreachable` when `oif` has no address.
+    /// addresses stay local. `NetworkUnreachable` when `oif` has no address, except for
+    /// 255.255.255.255, which leaves `oif` from 0.0.0.0 (at most
+    /// [`MIN_UNCONFIGURED_MTU`] bytes: DHCP before the device has an address).
     pub fn route_output_dev(
         &self,
         dst: Ipv4Addr,

@@ -34,6 +34,7 @@
 #![warn(missing_docs)]
 
 mod builder;
+pub mod dhcp;
 pub mod dns;
 mod driver;
 pub mod net;

@@ -757,6 +757,15 @@ impl Stack {
         self.lock().dev_id(name)
     }
 
+    /// What device `name` carries: `ENODEV` when there is none.
+    pub(crate) fn dev_link(&self, name: &str) -> io::Result<ustack_netdev::Link> {
+        let st = self.lock();
+        let id = st.dev_id(name.as_bytes())?;
+        st.slot(id)
+            .map(|d| d.dev.link())
+            .ok_or_else(|| io::Error::from_raw_os_error(ENODEV))
+    }
+
     /// The name of attached device `id`.
     pub(crate) fn dev_name(&self, id: DevId) -> Option<String> {
         self.lock().slot(id).map(|d| d.dev.name().to_string())

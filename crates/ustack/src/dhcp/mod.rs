@@ -1,0 +1,653 @@
+//! A DHCP client (RFC 2131) for Ethernet devices: [`Stack::dhcp`] finds a server, takes
+//! the address it offers, configures the stack with it (address and subnet, default
+//! route, DNS servers) and keeps the lease in the background, renewing it at T1 with its
+//! server, rebinding at T2 with any server, and starting over when the lease is lost.
+//! Linux leaves this to user space (`dhclient`, `systemd-networkd`); the kernel's own
+//! boot-time client (`net/ipv4/ipconfig.c`) is the model for sending from 0.0.0.0 on an
+//! unconfigured device.
+//!
+//! The client speaks through an ordinary UDP socket on port 68, bound to the device and
+//! allowed to broadcast: the IP layer routes a limited broadcast through a device
+//! without an address from 0.0.0.0, and replies come back as broadcasts (the client sets
+//! the broadcast flag) or, once configured, to the leased address.
+//!
+//! Not done: the ARP check of an offered address (RFC 2131 section 4.4.1 "SHOULD", with
+//! DHCPDECLINE), INIT-REBOOT (asking again for a remembered address), DHCPINFORM,
+//! applying the server's interface MTU (reported in [`DhcpLease::mtu`]), classless static
+//! routes (RFC 3442).
+
+pub mod wire;
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::net::UdpSocket;
+use crate::{Ipv4Cidr, MacAddr, Stack};
+use wire::{MsgType, Reply, Request};
+
+/// The client's UDP port.
+pub const CLIENT_PORT: u16 = 68;
+/// The servers' UDP port.
+pub const SERVER_PORT: u16 = 67;
+/// Lease length assumed when an acknowledgement names none.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(3600);
+/// Leases shorter than this are taken to be this long (a server handing out leases of
+/// a few seconds would otherwise keep the client in a tight loop).
+pub const MIN_LEASE: Duration = Duration::from_secs(10);
+/// Least wait before a renewal or rebinding request is repeated (RFC 2131 4.4.5).
+const MIN_RENEW_RETRY: Duration = Duration::from_secs(60);
+/// Requests sent in REQUESTING before starting over with a new discovery.
+const REQUEST_TRIES: u32 = 4;
+
+/// How [`Stack::dhcp`] behaves.
+#[derive(Clone, Debug)]
+pub struct DhcpConfig {
+    /// How long the first lease may take before `dhcp` fails with `TimedOut` (default
+    /// 60 s). Discovery repeats after 4, 8, 16, 32 and then every 64 s (each ±1 s).
+    pub timeout: Duration,
+    /// Host name sent to the server (option 12), if any.
+    pub host_name: Option<String>,
+    /// Client identifier (option 61); default: hardware type 1 and the device's Ethernet
+    /// address.
+    pub client_id: Option<Vec<u8>>,
+    /// Add a default route through the lease's first router (default true).
+    pub use_router: bool,
+    /// Make the lease's DNS servers the resolver's, and its domain name the search
+    /// domain (default true); the previous ones come back when the lease goes.
+    pub use_dns: bool,
+}
+
+impl Default for DhcpConfig {
+    fn default() -> Self {
+        DhcpConfig {
+            timeout: Duration::from_secs(60),
+            host_name: None,
+            client_id: None,
+            use_router: true,
+            use_dns: true,
+        }
+    }
+}
+
+/// A lease as the server granted it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DhcpLease {
+    /// The address with its subnet (from the subnet mask option, else the address
+    /// class's).
+    pub addr: Ipv4Cidr,
+    /// The server that granted it.
+    pub server: Ipv4Addr,
+    /// Routers, in the server's order (the first becomes the default gateway).
+    pub routers: Vec<Ipv4Addr>,
+    /// DNS servers.
+    pub dns: Vec<Ipv4Addr>,
+    /// Domain name.
+    pub domain: Option<String>,
+    /// The interface MTU the server suggests (not applied).
+    pub mtu: Option<u16>,
+    /// How long the lease lasts from when it was granted; `None`: for ever.
+    pub lease_time: Option<Duration>,
+    /// When renewal starts (T1).
+    pub renew_after: Option<Duration>,
+    /// When rebinding starts (T2).
+    pub rebind_after: Option<Duration>,
+}
+
+impl DhcpLease {
+    /// The lease in an acknowledgement, if it grants a usable address.
+    fn from_ack(r: &Reply, server: Ipv4Addr) -> Option<DhcpLease> {
+        let a = r.yiaddr;
+        if a.is_unspecified() || a.is_broadcast() || a.is_multicast() || a.is_loopback() {
+            return None;
+        }
+        let prefix = r
+            .subnet_mask
+            .and_then(mask_len)
+            .unwrap_or_else(|| class_prefix(a));
+        let addr = Ipv4Cidr::new(a, prefix).ok()?;
+        let (lease_time, renew_after, rebind_after) = match r.lease_secs {
+            Some(u32::MAX) => (None, None, None),
+            secs => {
+                let lease = secs
+                    .map_or(DEFAULT_LEASE, |s| Duration::from_secs(u64::from(s)))
+                    .max(MIN_LEASE);
+                let t2 = r
+                    .t2_secs
+                    .map(|s| Duration::from_secs(u64::from(s)))
+                    .filter(|t| *t < lease)
+                    .unwrap_or(lease * 7 / 8);
+                let t1 = r
+                    .t1_secs
+                    .map(|s| Duration::from_secs(u64::from(s)))
+                    .filter(|t| *t <= t2)
+                    .unwrap_or((lease / 2).min(t2));
+                (Some(lease), Some(t1), Some(t2))
+            }
+        };
+        Some(DhcpLease {
+            addr,
+            server,
+            routers: r.routers.clone(),
+            dns: r.dns.clone(),
+            domain: r.domain.clone(),
+            mtu: r.mtu,
+            lease_time,
+            renew_after,
+            rebind_after,
+        })
+    }
+
+    /// The same configuration (timers aside).
+    fn same_config(&self, o: &DhcpLease) -> bool {
+        self.addr == o.addr
+            && self.routers.first() == o.routers.first()
+            && self.dns == o.dns
+            && self.domain == o.domain
+    }
+}
+
+/// The prefix length of a contiguous subnet mask.
+fn mask_len(m: Ipv4Addr) -> Option<u8> {
+    let v = u32::from(m);
+    let len = v.leading_ones();
+    (v.checked_shl(len).unwrap_or(0) == 0).then_some(len as u8)
+}
+
+/// The prefix of `a`'s address class (RFC 2131 leaves the mask to the server; without
+/// one, as Linux's `ipconfig` does).
+fn class_prefix(a: Ipv4Addr) -> u8 {
+    match a.octets()[0] {
+        0..=127 => 8,
+        128..=191 => 16,
+        _ => 24,
+    }
+}
+
+/// What the task is told by its handle.
+#[derive(Debug)]
+enum Stop {
+    /// Give the lease back to the server, then stop.
+    Release,
+}
+
+/// The DHCP client of one device, running in the background (see [`Stack::dhcp`]). It
+/// keeps the lease while this handle lives: dropping it stops the client and takes the
+/// configuration away (without telling the server; [`release`](Self::release) does).
+#[derive(Debug)]
+pub struct DhcpClient {
+    lease: watch::Receiver<Option<DhcpLease>>,
+    stop: Option<oneshot::Sender<Stop>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl DhcpClient {
+    /// The lease in use; `None` while the client looks for a new one (after the lease
+    /// expired or a server refused to renew it).
+    pub fn lease(&self) -> Option<DhcpLease> {
+        self.lease.borrow().clone()
+    }
+
+    /// Waits until the lease changes (renewed with other settings, lost, or a new one
+    /// taken) and returns it. `None` once the client has stopped.
+    pub async fn changed(&mut self) -> Option<Option<DhcpLease>> {
+        self.lease.changed().await.ok()?;
+        Some(self.lease.borrow_and_update().clone())
+    }
+
+    /// Gives the lease back (DHCPRELEASE to its server), removes the address, route and
+    /// DNS servers it brought, and stops the client.
+    pub async fn release(mut self) -> io::Result<()> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(Stop::Release);
+        }
+        if let Some(t) = self.task.take() {
+            t.await.map_err(io::Error::other)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for DhcpClient {
+    fn drop(&mut self) {
+        // Dropping the sender stops the task, which removes what the lease configured.
+        self.stop.take();
+    }
+}
+
+/// What a lease put into the stack, to be taken out again.
+struct Applied {
+    lease: DhcpLease,
+    granted: Instant,
+    /// The default route's gateway, when the client added that route.
+    route: Option<Ipv4Addr>,
+    /// The resolver's servers and search domains before the lease replaced them.
+    dns_before: Option<(Vec<SocketAddrV4>, Vec<String>)>,
+}
+
+struct Client {
+    stack: Stack,
+    dev: String,
+    mac: MacAddr,
+    cfg: DhcpConfig,
+    sock: UdpSocket,
+    tx: watch::Sender<Option<DhcpLease>>,
+    applied: Option<Applied>,
+    rng: RandomState,
+    counter: u64,
+    buf: Vec<u8>,
+}
+
+impl Stack {
+    /// Configures Ethernet device `device` by DHCP (RFC 2131): waits for a lease (at
+    /// most `cfg.timeout`), gives the device its address, adds a default route through
+    /// its router and makes its DNS servers the resolver's (each as `cfg` says), and
+    /// keeps the lease in the background for as long as the returned [`DhcpClient`]
+    /// lives: renewed at T1 with its server, rebound at T2 with any, and replaced by a
+    /// new one if it runs out or a server refuses it (meanwhile the address is gone).
+    ///
+    /// Errors: `ENODEV` for an unknown device, `InvalidInput` for a device without
+    /// Ethernet (a TUN device carries no broadcasts), `AddrInUse` when a socket of the
+    /// stack holds UDP port 68, `TimedOut` when no server granted a lease in time.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> std::io::Result<()> {
+    /// let stack = ustack::Stack::builder().tap("tap0").build().await?;
+    /// let dhcp = stack.dhcp("tap0", Default::default()).await?;
+    /// println!("{:?}", dhcp.lease());
+    /// # Ok(()) }
+    /// ```
+    pub async fn dhcp(&self, device: &str, cfg: DhcpConfig) -> io::Result<DhcpClient> {
+        let mac = match self.dev_link(device)? {
+            ustack_netdev::Link::Ethernet(mac) => mac,
+            ustack_netdev::Link::RawIp => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("DHCP needs an Ethernet device; {device} carries IP packets only"),
+                ))
+            }
+        };
+        let sock =
+            UdpSocket::bind_with(self, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, CLIENT_PORT))
+                .await?;
+        sock.set_broadcast(true)?;
+        sock.bind_device(Some(device.as_bytes()))?;
+        let (tx, rx) = watch::channel(None);
+        let mut c = Client {
+            stack: self.clone(),
+            dev: device.to_string(),
+            mac,
+            cfg,
+            sock,
+            tx,
+            applied: None,
+            rng: RandomState::new(),
+            counter: 0,
+            buf: vec![0; 1500],
+        };
+        let deadline = Instant::now() + c.cfg.timeout;
+        let Some((lease, granted)) = c.acquire(Some(deadline)).await else {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "no DHCP server granted a lease on {device} within {:?}",
+                    c.cfg.timeout
+                ),
+            ));
+        };
+        c.apply(lease, granted);
+        // The first lease is the one returned, not a change.
+        let mut rx = rx;
+        rx.borrow_and_update();
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let task = tokio::spawn(c.run(stop_rx));
+        Ok(DhcpClient {
+            lease: rx,
+            stop: Some(stop_tx),
+            task: Some(task),
+        })
+    }
+}
+
+impl Client {
+    fn random(&mut self) -> u64 {
+        self.counter += 1;
+        let mut h = self.rng.build_hasher();
+        h.write_u64(self.counter);
+        h.finish()
+    }
+
+    /// `d` give or take up to a second (RFC 2131 4.1).
+    fn jitter(&mut self, d: Duration) -> Duration {
+        let ms = self.random() % 2001;
+        (d + Duration::from_millis(ms)).saturating_sub(Duration::from_secs(1))
+    }
+
+    fn request(&self, msg_type: MsgType, xid: u32, started: Instant) -> Request<'_> {
+        let secs = u16::try_from(started.elapsed().as_secs()).unwrap_or(u16::MAX);
+        Request {
+            msg_type,
+            xid,
+            secs,
+            broadcast: true,
+            ciaddr: Ipv4Addr::UNSPECIFIED,
+            chaddr: self.mac,
+            requested_ip: None,
+            server_id: None,
+            host_name: self.cfg.host_name.as_deref(),
+            client_id: self.cfg.client_id.as_deref(),
+        }
+    }
+
+    /// Sends `msg` to `to`, then waits for a reply to `xid` that `accept` takes,
+    /// repeating the message after 4, 8, 16, 32, 64, 64, ... s (±1 s) and after at most
+    /// `tries` messages; never past `deadline`. Send errors (no route yet) count as
+    /// sent: the wait is the same.
+    async fn exchange(
+        &mut self,
+        msg: &[u8],
+        to: SocketAddrV4,
+        xid: u32,
+        tries: u32,
+        deadline: Option<Instant>,
+        accept: impl Fn(&Reply) -> bool,
+    ) -> Option<Reply> {
+        let mut wait = Duration::from_secs(4);
+        for _ in 0..tries {
+            if let Err(e) = self.sock.send_to(msg, to).await {
+                tracing::debug!(dev = %self.dev, err = %e, "dhcp: send failed");
+            }
+            let mut until = Instant::now() + self.jitter(wait);
+            if let Some(d) = deadline {
+                until = until.min(d);
+            }
+            if let Some(r) = self.receive(xid, until, &accept).await {
+                return Some(r);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return None;
+            }
+            wait = (wait * 2).min(Duration::from_secs(64));
+        }
+        None
+    }
+
+    /// The first reply to `xid` for our address that `accept` takes, before `until`.
+    async fn receive(
+        &mut self,
+        xid: u32,
+        until: Instant,
+        accept: &impl Fn(&Reply) -> bool,
+    ) -> Option<Reply> {
+        loop {
+            let got = tokio::time::timeout_at(until, self.sock.recv_from(&mut self.buf)).await;
+            let (n, from) = match got {
+                Err(_) => return None,
+                Ok(Err(e)) => {
+                    tracing::debug!(dev = %self.dev, err = %e, "dhcp: receive failed");
+                    // The stack is gone (or the socket broken): nothing will come.
+                    tokio::time::sleep_until(until).await;
+                    return None;
+                }
+                Ok(Ok(x)) => x,
+            };
+            if from.port() != SERVER_PORT {
+                continue;
+            }
+            let r = match Reply::parse(&self.buf[..n]) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::debug!(dev = %self.dev, %from, err = ?e, "dhcp: bad message");
+                    continue;
+                }
+            };
+            if r.xid == xid && r.chaddr == self.mac.0 && accept(&r) {
+                return Some(r);
+            }
+        }
+    }
+
+    /// INIT -> SELECTING -> REQUESTING until a server grants a lease (or `deadline`).
+    async fn acquire(&mut self, deadline: Option<Instant>) -> Option<(DhcpLease, Instant)> {
+        let bcast = SocketAddrV4::new(Ipv4Addr::BROADCAST, SERVER_PORT);
+        loop {
+            let xid = self.random() as u32;
+            let started = Instant::now();
+            let discover = self.request(MsgType::Discover, xid, started).emit();
+            let offer = self
+                .exchange(&discover, bcast, xid, u32::MAX, deadline, |r| {
+                    r.msg_type == Some(MsgType::Offer)
+                        && r.server_id.is_some()
+                        && !r.yiaddr.is_unspecified()
+                })
+                .await;
+            let offer = offer?;
+            let Some(server) = offer.server_id else {
+                continue;
+            };
+            tracing::debug!(dev = %self.dev, addr = %offer.yiaddr, %server, "dhcp: offer");
+            let mut req = self.request(MsgType::Request, xid, started);
+            req.requested_ip = Some(offer.yiaddr);
+            req.server_id = Some(server);
+            let req = req.emit();
+            let answer = self
+                .exchange(&req, bcast, xid, REQUEST_TRIES, deadline, |r| {
+                    matches!(r.msg_type, Some(MsgType::Ack | MsgType::Nak))
+                        && r.server_id.is_none_or(|s| s == server)
+                })
+                .await;
+            match answer {
+                Some(r) if r.msg_type == Some(MsgType::Ack) => {
+                    if let Some(lease) = DhcpLease::from_ack(&r, server) {
+                        return Some((lease, started));
+                    }
+                    tracing::warn!(dev = %self.dev, addr = %r.yiaddr, "dhcp: unusable lease");
+                }
+                Some(_) => tracing::info!(dev = %self.dev, %server, "dhcp: request refused"),
+                None => {}
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return None;
+            }
+        }
+    }
+
+    /// Puts `lease` (granted at `granted`) into the stack, replacing what an earlier one
+    /// put there unless it is the same configuration.
+    fn apply(&mut self, lease: DhcpLease, granted: Instant) {
+        if let Some(a) = &mut self.applied {
+            if a.lease.same_config(&lease) {
+                a.lease = lease.clone();
+                a.granted = granted;
+                // Watchers hear of a renewal only when something in it changed.
+                self.tx.send_if_modified(|v| {
+                    let changed = v.as_ref() != Some(&lease);
+                    *v = Some(lease);
+                    changed
+                });
+                return;
+            }
+        }
+        self.unapply();
+        tracing::info!(dev = %self.dev, addr = %lease.addr, server = %lease.server,
+            lease = ?lease.lease_time, "dhcp: lease");
+        if let Err(e) = self.stack.add_address(&self.dev, lease.addr) {
+            if e.kind() != io::ErrorKind::AlreadyExists {
+                tracing::warn!(dev = %self.dev, err = %e, "dhcp: address not added");
+            }
+        }
+        let mut route = None;
+        if let (true, Some(&gw)) = (self.cfg.use_router, lease.routers.first()) {
+            match self.stack.add_route(Ipv4Cidr::DEFAULT, Some(gw)) {
+                Ok(()) => route = Some(gw),
+                Err(e) => tracing::warn!(dev = %self.dev, %gw, err = %e, "dhcp: no default route"),
+            }
+        }
+        let mut dns_before = None;
+        if self.cfg.use_dns && !lease.dns.is_empty() {
+            let mut d = self.stack.dns();
+            dns_before = Some((d.servers.clone(), d.search.clone()));
+            d.servers = lease
+                .dns
+                .iter()
+                .map(|a| SocketAddrV4::new(*a, 53))
+                .collect();
+            if let Some(dom) = &lease.domain {
+                d.search = vec![dom.clone()];
+            }
+            self.stack.set_dns(d);
+        }
+        self.applied = Some(Applied {
+            lease: lease.clone(),
+            granted,
+            route,
+            dns_before,
+        });
+        self.tx.send_replace(Some(lease));
+    }
+
+    /// Takes out what the lease put into the stack.
+    fn unapply(&mut self) {
+        let Some(a) = self.applied.take() else {
+            return;
+        };
+        tracing::info!(dev = %self.dev, addr = %a.lease.addr, "dhcp: lease gone");
+        if let Some(gw) = a.route {
+            let _ = self.stack.remove_route(Ipv4Cidr::DEFAULT, Some(gw));
+        }
+        let _ = self.stack.remove_address(&self.dev, a.lease.addr);
+        if let Some((servers, search)) = a.dns_before {
+            let mut d = self.stack.dns();
+            d.servers = servers;
+            d.search = search;
+            self.stack.set_dns(d);
+        }
+        self.tx.send_replace(None);
+    }
+
+    /// Keeps a lease until told to stop (or the handle is dropped).
+    async fn run(mut self, mut stop: oneshot::Receiver<Stop>) {
+        let why = tokio::select! {
+            () = self.keep() => None,
+            s = &mut stop => s.ok(),
+        };
+        let held = self
+            .applied
+            .as_ref()
+            .map(|a| (a.lease.server, a.lease.addr.addr()));
+        if let (Some(Stop::Release), Some((server, addr))) = (why, held) {
+            let xid = self.random() as u32;
+            let mut m = self.request(MsgType::Release, xid, Instant::now());
+            m.broadcast = false;
+            m.ciaddr = addr;
+            m.server_id = Some(server);
+            let m = m.emit();
+            if let Err(e) = self
+                .sock
+                .send_to(&m, SocketAddrV4::new(server, SERVER_PORT))
+                .await
+            {
+                tracing::debug!(dev = %self.dev, err = %e, "dhcp: release not sent");
+            }
+        }
+        self.unapply();
+    }
+
+    /// BOUND -> RENEWING -> REBINDING, and INIT again when the lease is lost.
+    async fn keep(&mut self) {
+        loop {
+            if self.applied.is_none() {
+                match self.acquire(None).await {
+                    Some((lease, granted)) => self.apply(lease, granted),
+                    None => return,
+                }
+            }
+            let Some(a) = &self.applied else {
+                continue;
+            };
+            let (Some(t1), Some(t2), Some(life)) = (
+                a.lease.renew_after,
+                a.lease.rebind_after,
+                a.lease.lease_time,
+            ) else {
+                // An infinite lease: nothing to do until stopped.
+                std::future::pending::<()>().await;
+                return;
+            };
+            let (granted, server, addr) = (a.granted, a.lease.server, a.lease.addr.addr());
+            let (t1, t2, end) = (granted + t1, granted + t2, granted + life);
+            tokio::time::sleep_until(t1).await;
+            // RENEWING: to the server that granted it, then REBINDING: to any.
+            let mut outcome = None;
+            for (to, until) in [(server, t2), (Ipv4Addr::BROADCAST, end)] {
+                outcome = self.renew(to, addr, until).await;
+                if outcome.is_some() {
+                    break;
+                }
+            }
+            match outcome {
+                Some((Some(lease), granted)) => self.apply(lease, granted),
+                Some((None, _)) => {
+                    tracing::info!(dev = %self.dev, "dhcp: renewal refused");
+                    self.unapply();
+                }
+                None => {
+                    tracing::info!(dev = %self.dev, "dhcp: lease expired");
+                    self.unapply();
+                }
+            }
+        }
+    }
+
+    /// Asks `to` (the server, or everyone) to extend the lease on `addr` until `until`,
+    /// repeating after half the time left (at least 60 s). `Some((Some(lease), when))`
+    /// for an acknowledgement, `Some((None, _))` for a refusal, `None` without answer.
+    async fn renew(
+        &mut self,
+        to: Ipv4Addr,
+        addr: Ipv4Addr,
+        until: Instant,
+    ) -> Option<(Option<DhcpLease>, Instant)> {
+        let xid = self.random() as u32;
+        let started = Instant::now();
+        loop {
+            let now = Instant::now();
+            if now >= until {
+                return None;
+            }
+            let mut m = self.request(MsgType::Request, xid, started);
+            m.broadcast = false;
+            m.ciaddr = addr;
+            let m = m.emit();
+            if let Err(e) = self
+                .sock
+                .send_to(&m, SocketAddrV4::new(to, SERVER_PORT))
+                .await
+            {
+                tracing::debug!(dev = %self.dev, err = %e, "dhcp: renewal not sent");
+            }
+            let next = (now + ((until - now) / 2).max(MIN_RENEW_RETRY)).min(until);
+            let r = self
+                .receive(xid, next, &|r: &Reply| {
+                    matches!(r.msg_type, Some(MsgType::Ack | MsgType::Nak))
+                })
+                .await;
+            if let Some(r) = r {
+                if r.msg_type == Some(MsgType::Nak) {
+                    return Some((None, started));
+                }
+                let server = r.server_id.unwrap_or(to);
+                return match DhcpLease::from_ack(&r, server) {
+                    Some(l) => Some((Some(l), started)),
+                    None => Some((None, started)),
+                };
+            }
+        }
+    }
+}

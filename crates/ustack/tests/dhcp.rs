@@ -1,0 +1,329 @@
+//! The DHCP client against a small DHCP server on another stack, over an in-memory
+//! Ethernet link, in paused time: a lease is taken and applied (address, default route,
+//! DNS), renewed with its server at T1, rebound at T2, lost when nobody answers and then
+//! taken again, dropped on a refusal, given back with a release, and taken away when the
+//! handle is dropped. The server here is written from RFC 2131 independently of the
+//! client's message code.
+
+mod common;
+
+use std::io::ErrorKind;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ustack::dhcp::DhcpConfig;
+use ustack::net::{TcpListener, TcpStream, UdpSocket};
+use ustack::netdev::mem::{MemLink, MemLinkConfig};
+use ustack::Stack;
+
+const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+const OFFERED: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 50);
+
+/// How the server behaves, and what it saw.
+#[derive(Debug, Default)]
+struct Server {
+    lease_secs: u32,
+    /// Answer nothing.
+    silent: bool,
+    /// Refuse requests from a configured client (ciaddr set).
+    nak_renewals: bool,
+    /// (message type, ciaddr, sent to) of every client message.
+    seen: Vec<(u8, Ipv4Addr, Ipv4Addr)>,
+}
+
+fn option(msg: &[u8], code: u8) -> Option<&[u8]> {
+    let mut i = 240;
+    while i + 1 < msg.len() {
+        match msg[i] {
+            0 => i += 1,
+            255 => return None,
+            c => {
+                let len = msg[i + 1] as usize;
+                let v = msg.get(i + 2..i + 2 + len)?;
+                if c == code {
+                    return Some(v);
+                }
+                i += 2 + len;
+            }
+        }
+    }
+    None
+}
+
+fn reply(req: &[u8], msg_type: u8, lease_secs: u32) -> Vec<u8> {
+    let mut b = vec![0u8; 240];
+    b[0] = 2;
+    b[1] = 1;
+    b[2] = 6;
+    b[4..8].copy_from_slice(&req[4..8]); // xid
+    b[10..12].copy_from_slice(&req[10..12]); // flags
+    if msg_type != 6 {
+        b[16..20].copy_from_slice(&OFFERED.octets());
+    }
+    b[28..44].copy_from_slice(&req[28..44]); // chaddr
+    b[236..240].copy_from_slice(&[99, 130, 83, 99]);
+    b.extend_from_slice(&[53, 1, msg_type, 54, 4, 10, 0, 0, 1]);
+    if msg_type != 6 {
+        b.extend_from_slice(&[51, 4]);
+        b.extend_from_slice(&lease_secs.to_be_bytes());
+        b.extend_from_slice(&[1, 4, 255, 255, 255, 0, 3, 4, 10, 0, 0, 1, 6, 4, 10, 0, 0, 1]);
+        b.extend_from_slice(&[15, 8]);
+        b.extend_from_slice(b"lan.test");
+    }
+    b.push(255);
+    b
+}
+
+async fn serve(sock: UdpSocket, state: Arc<Mutex<Server>>) {
+    let mut buf = [0u8; 1500];
+    loop {
+        let Ok((n, from, to)) = sock.recv_from_to(&mut buf).await else {
+            return;
+        };
+        let req = &buf[..n];
+        let (SocketAddr::V4(to), Some(&[t])) = (to, option(req, 53)) else {
+            continue;
+        };
+        let ciaddr = Ipv4Addr::new(req[12], req[13], req[14], req[15]);
+        let answer = {
+            let mut st = state.lock().unwrap();
+            st.seen.push((t, ciaddr, *to.ip()));
+            if st.silent {
+                None
+            } else {
+                match t {
+                    1 => Some(reply(req, 2, st.lease_secs)),
+                    3 if !ciaddr.is_unspecified() && st.nak_renewals => Some(reply(req, 6, 0)),
+                    3 => {
+                        let asked = option(req, 50).map(|v| Ipv4Addr::new(v[0], v[1], v[2], v[3]));
+                        if asked.unwrap_or(ciaddr) == OFFERED {
+                            Some(reply(req, 5, st.lease_secs))
+                        } else {
+                            Some(reply(req, 6, 0))
+                        }
+                    }
+                    _ => None,
+                }
+            }
+        };
+        if let Some(a) = answer {
+            // A damaged message first: the client must ignore it.
+            let _ = sock.send_to(&a[..100], "255.255.255.255:68").await;
+            let dst = if ciaddr.is_unspecified() {
+                SocketAddrV4::new(Ipv4Addr::BROADCAST, 68)
+            } else {
+                SocketAddrV4::new(ciaddr, 68)
+            };
+            let _ = from;
+            sock.send_to(&a, dst).await.unwrap();
+        }
+    }
+}
+
+/// A server stack (10.0.0.1/24) running the DHCP server, and a client stack whose
+/// device ("veth1") has no address.
+async fn setup(lease_secs: u32) -> (Stack, Stack, Arc<Mutex<Server>>) {
+    let (a, b) = MemLink::pair(MemLinkConfig {
+        ethernet: true,
+        ..Default::default()
+    });
+    let server = Stack::builder()
+        .device(a)
+        .addr("10.0.0.1/24".parse().unwrap())
+        .build()
+        .await
+        .unwrap();
+    let client = Stack::builder().device(b).build().await.unwrap();
+    let state = Arc::new(Mutex::new(Server {
+        lease_secs,
+        ..Default::default()
+    }));
+    let sock = UdpSocket::bind_with(&server, "0.0.0.0:67").await.unwrap();
+    sock.set_broadcast(true).unwrap();
+    tokio::spawn(serve(sock, state.clone()));
+    (server, client, state)
+}
+
+fn has_default_route(s: &Stack) -> bool {
+    s.routes()
+        .iter()
+        .any(|r| r.dst.prefix_len() == 0 && r.gateway == Some(SERVER))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_is_taken_applied_renewed_rebound_lost_and_taken_again() {
+    let (server, client, st) = setup(120).await;
+    let mut dhcp = client.dhcp("veth1", DhcpConfig::default()).await.unwrap();
+    let lease = dhcp.lease().unwrap();
+    assert_eq!(lease.addr.to_string(), "10.0.0.50/24");
+    assert_eq!(
+        (lease.server, lease.routers.clone()),
+        (SERVER, vec![SERVER])
+    );
+    assert_eq!(lease.dns, [SERVER]);
+    assert_eq!(lease.domain.as_deref(), Some("lan.test"));
+    assert_eq!(lease.lease_time, Some(Duration::from_secs(120)));
+    assert_eq!(lease.renew_after, Some(Duration::from_secs(60)));
+    assert_eq!(lease.rebind_after, Some(Duration::from_secs(105)));
+    // DISCOVER and REQUEST went out as broadcasts from an unconfigured device.
+    assert_eq!(
+        st.lock().unwrap().seen,
+        [
+            (1, Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST),
+            (3, Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST)
+        ]
+    );
+    // Applied: the address, a default route, the resolver's servers and search domain.
+    assert!(client
+        .addresses()
+        .iter()
+        .any(|(d, a)| d == "veth1" && *a == lease.addr));
+    assert!(has_default_route(&client));
+    let dns = client.dns();
+    assert_eq!(dns.servers, [SocketAddrV4::new(SERVER, 53)]);
+    assert_eq!(dns.search, ["lan.test"]);
+    // The address works.
+    let l = TcpListener::bind_with(&server, "10.0.0.1:80")
+        .await
+        .unwrap();
+    let (c, a) = tokio::join!(TcpStream::connect_with(&client, "10.0.0.1:80"), l.accept());
+    assert_eq!(
+        c.unwrap().local_addr().unwrap().ip().to_string(),
+        "10.0.0.50"
+    );
+    drop(a);
+
+    // T1 (60 s): renewed by a unicast request to the server, from the leased address.
+    tokio::time::sleep(Duration::from_secs(62)).await;
+    assert_eq!(
+        st.lock().unwrap().seen.last(),
+        Some(&(3, OFFERED, SERVER)),
+        "no renewal"
+    );
+    assert!(dhcp.lease().is_some());
+    // The server goes quiet: at T2 (105 s after the renewal) a broadcast request, then
+    // the lease runs out (120 s) and everything it brought goes.
+    st.lock().unwrap().silent = true;
+    let t0 = tokio::time::Instant::now();
+    assert_eq!(dhcp.changed().await, Some(None));
+    let lost_after = t0.elapsed();
+    assert!(
+        lost_after > Duration::from_secs(115) && lost_after < Duration::from_secs(125),
+        "{lost_after:?}"
+    );
+    assert!(st
+        .lock()
+        .unwrap()
+        .seen
+        .contains(&(3, OFFERED, Ipv4Addr::BROADCAST)));
+    assert!(client.addresses().is_empty(), "{:?}", client.addresses());
+    assert!(!has_default_route(&client));
+    assert!(client.dns().servers.is_empty());
+    // It looks for a new lease meanwhile (discoveries), and takes one when the server
+    // answers again.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert!(st.lock().unwrap().seen.iter().filter(|s| s.0 == 1).count() >= 3);
+    st.lock().unwrap().silent = false;
+    let again = tokio::time::timeout(Duration::from_secs(120), dhcp.changed())
+        .await
+        .expect("no new lease")
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.addr, lease.addr);
+    assert!(has_default_route(&client));
+    // A refused renewal drops the lease at once, and discovery starts over (here it
+    // succeeds within the same instant).
+    st.lock().unwrap().nak_renewals = true;
+    let before = st.lock().unwrap().seen.len();
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    let after: Vec<_> = st.lock().unwrap().seen[before..].to_vec();
+    assert_eq!(
+        after,
+        [
+            (3, OFFERED, SERVER),
+            (1, Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST),
+            (3, Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST)
+        ]
+    );
+    assert!(dhcp.lease().is_some());
+    st.lock().unwrap().nak_renewals = false;
+
+    // A release tells the server and takes the configuration away.
+    dhcp.release().await.unwrap();
+    assert_eq!(
+        st.lock().unwrap().seen.last(),
+        Some(&(7, OFFERED, SERVER)),
+        "no release"
+    );
+    assert!(client.addresses().is_empty());
+    assert!(!has_default_route(&client));
+    // Port 68 is free again.
+    let dhcp = client.dhcp("veth1", DhcpConfig::default()).await.unwrap();
+    assert!(dhcp.lease().is_some());
+    // Dropping the handle stops the client and removes the address (no release).
+    drop(dhcp);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(client.addresses().is_empty());
+    assert_ne!(st.lock().unwrap().seen.last().map(|s| s.0), Some(7));
+}
+
+#[tokio::test(start_paused = true)]
+async fn dhcp_errors_are_clear() {
+    let (_server, client, st) = setup(600).await;
+    let e = client
+        .dhcp("nope0", DhcpConfig::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(19), "{e}");
+    // Port 68 taken by another socket.
+    let holder = UdpSocket::bind_with(&client, "0.0.0.0:68").await.unwrap();
+    let e = client
+        .dhcp("veth1", DhcpConfig::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AddrInUse, "{e}");
+    drop(holder);
+    // Nobody answers: TimedOut after the configured time, having repeated discovery.
+    st.lock().unwrap().silent = true;
+    let t0 = tokio::time::Instant::now();
+    let e = client
+        .dhcp(
+            "veth1",
+            DhcpConfig {
+                timeout: Duration::from_secs(30),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+    assert!(t0.elapsed() >= Duration::from_secs(30));
+    let discovers = st.lock().unwrap().seen.iter().filter(|s| s.0 == 1).count();
+    assert!(
+        (3..=5).contains(&discovers),
+        "{discovers} discoveries in 30 s"
+    );
+    // A device that carries no Ethernet (a TUN-like link) cannot do DHCP.
+    let (a, _b) = MemLink::pair(MemLinkConfig::default());
+    let raw = Stack::builder().device(a).build().await.unwrap();
+    let e = raw.dhcp("veth0", DhcpConfig::default()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    // Settings: no route, no DNS.
+    st.lock().unwrap().silent = false;
+    let d = client
+        .dhcp(
+            "veth1",
+            DhcpConfig {
+                use_router: false,
+                use_dns: false,
+                host_name: Some("box".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(d.lease().is_some());
+    assert!(!has_default_route(&client));
+    assert!(client.dns().servers.is_empty());
+}

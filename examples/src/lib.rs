@@ -59,6 +59,10 @@ pub struct StackArgs {
     /// --addr).
     #[arg(long, value_name = "MAC", requires = "tap")]
     pub mac: Option<ustack::MacAddr>,
+    /// Take the address, default gateway and DNS servers from a DHCP server on the --tap
+    /// device instead of --addr and --gateway (the lease is kept while the program runs).
+    #[arg(long, requires = "tap")]
+    pub dhcp: bool,
     /// ECN (RFC 3168): `accept` uses it when the peer asks (the default, as Linux's
     /// `tcp_ecn = 2`), `request` also asks for it on connections this stack opens, `off`
     /// never uses it.
@@ -158,6 +162,14 @@ impl StackArgs {
         }
     }
 
+    /// The address the stack answers on: the DHCP lease's with `--dhcp`, else `--addr`.
+    pub fn own_addr(&self, stack: &Stack) -> Ipv4Addr {
+        match stack.addresses().first() {
+            Some((_, a)) if self.dhcp => a.addr(),
+            _ => self.addr.addr(),
+        }
+    }
+
     /// Builds the stack: the TUN device (with faults and capture when asked), the address
     /// and the default route. Installs it as the process-wide default stack.
     pub async fn build(&self) -> std::io::Result<Stack> {
@@ -166,10 +178,10 @@ impl StackArgs {
             ecn: self.ecn.into(),
             ..ustack::TcpConfig::default()
         };
-        let mut b = Stack::builder()
-            .tun_with(opts)
-            .addr(self.addr)
-            .tcp_config(tcp);
+        let mut b = Stack::builder().tun_with(opts).tcp_config(tcp);
+        if !self.dhcp {
+            b = b.addr(self.addr);
+        }
         if let Some(mtu) = self.mtu {
             b = b.mtu(mtu);
         }
@@ -194,10 +206,30 @@ impl StackArgs {
             b = b.resolv_conf(r);
         }
         let stack = b.build().await?;
+        if self.dhcp {
+            let client = stack
+                .dhcp(&self.tun, ustack::dhcp::DhcpConfig::default())
+                .await?;
+            if let Some(l) = client.lease() {
+                tracing::info!(
+                    "dhcp lease {} from {} (routers {:?}, dns {:?}, {:?})",
+                    l.addr,
+                    l.server,
+                    l.routers,
+                    l.dns,
+                    l.lease_time
+                );
+            }
+            // Kept (and renewed) for the rest of the process.
+            let _ = DHCP_CLIENT.set(client);
+        }
         stack.set_default();
         Ok(stack)
     }
 }
+
+/// The DHCP client of `--dhcp`, held for the life of the process.
+static DHCP_CLIENT: std::sync::OnceLock<ustack::dhcp::DhcpClient> = std::sync::OnceLock::new();
 
 /// Installs a `tracing` subscriber writing to stderr, filtered by `RUST_LOG`
 /// (default: `info`).

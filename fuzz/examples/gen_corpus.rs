@@ -327,6 +327,19 @@ fn main() {
     s.op(25, 0).u8(10);
     write("rx_path", "igmp-multicast", &s.0);
 
+    // dhcp_parse (see fuzz/src/dhcp.rs): an ACK with every option the client reads
+    // (mode 1: fixed part and cookie built), and an OFFER whose message type sits in the
+    // overloaded `file` field (mode 7: its first three bytes go there).
+    let mut ack = vec![1u8, 53, 1, 5, 54, 4, 10, 0, 0, 1, 51, 4, 0, 0, 14, 16];
+    ack.extend_from_slice(&[1, 4, 255, 255, 255, 0, 3, 4, 10, 0, 0, 1, 6, 4, 10, 0, 0, 1]);
+    ack.extend_from_slice(&[15, 4, b'l', b'a', b'n', 0, 26, 2, 5, 220, 255]);
+    write("dhcp_parse", "ack", &ack);
+    write(
+        "dhcp_parse",
+        "overload",
+        &[7, 53, 1, 2, 52, 1, 1, 54, 4, 10, 0, 0, 1, 255],
+    );
+
     // arp_rx (see fuzz/src/ether.rs): 3 = send (destination selector, address
     // selector, length / 8, DF), 1 = ARP (opcode, sha, spa, tha, tpa, frame destination,
     // damage, frame source), 4 = IPv4 frame (destination, length, bytes, source),

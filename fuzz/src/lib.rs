@@ -7,22 +7,25 @@
 //! under test is broken (that panic is the finding).
 
 pub mod build;
+pub mod dhcp;
 pub mod dns;
 pub mod ether;
 pub mod rx;
 mod script;
 mod wire;
 
+pub use dhcp::dhcp_parse;
 pub use dns::dns_parse;
 pub use wire::{icmp_parse, ipv4_parse, tcp_parse, udp_parse};
 
 /// The names of the fuzz targets, as in `fuzz/Cargo.toml` and `fuzz/corpus/<name>/`.
-pub const TARGETS: [&str; 7] = [
+pub const TARGETS: [&str; 8] = [
     "ipv4_parse",
     "tcp_parse",
     "udp_parse",
     "icmp_parse",
     "dns_parse",
+    "dhcp_parse",
     "rx_path",
     "arp_rx",
 ];
@@ -35,6 +38,7 @@ pub fn run_target(name: &str, data: &[u8]) {
         "udp_parse" => udp_parse(data),
         "icmp_parse" => icmp_parse(data),
         "dns_parse" => dns_parse(data),
+        "dhcp_parse" => dhcp_parse(data),
         "rx_path" => rx::run(data),
         "arp_rx" => ether::run(data),
         other => panic!("unknown fuzz target {other}"),

@@ -347,3 +347,159 @@ fn a_tap_attached_to_a_running_stack_is_reachable() {
         "the TAP was not closed: {after}"
     );
 }
+
+/// DHCP against a real server: dnsmasq on the kernel side of the TAP hands ustack a lease
+/// (address, router, DNS server), ustack uses it to reach a kernel listener, and its
+/// release removes the lease from dnsmasq's lease file.
+#[test]
+fn ustack_takes_a_dhcp_lease_from_dnsmasq() {
+    require_root!();
+    ustack_integration_tests::require_tool!("dnsmasq");
+    let net = tap_net("tapdhcp");
+    let (dnsmasq, leases) = start_dnsmasq(&net);
+    let leasefile = leases.display().to_string();
+    const PORT: u16 = 9402;
+    let listener = net.ns.thread(|| -> Result<SocketAddr, String> {
+        let l = StdListener::bind((Ipv4Addr::UNSPECIFIED, PORT)).map_err(|e| e.to_string())?;
+        l.set_nonblocking(false).map_err(|e| e.to_string())?;
+        let (mut s, peer) = l.accept().map_err(|e| e.to_string())?;
+        let mut b = [0u8; 4];
+        s.read_exact(&mut b).map_err(|e| e.to_string())?;
+        s.write_all(&b).map_err(|e| e.to_string())?;
+        Ok(peer)
+    });
+    let lf = leasefile.clone();
+    let res = block_on_in(&net, move |tap| async move {
+        let stack = Stack::builder()
+            .tun_with(TunOptions {
+                name: tap.clone(),
+                up: true,
+                tap: Some(STACK_MAC),
+                ..Default::default()
+            })
+            .build()
+            .await
+            .map_err(|e| format!("stack: {e}"))?;
+        let dhcp = stack
+            .dhcp(
+                &tap,
+                ustack::dhcp::DhcpConfig {
+                    timeout: Duration::from_secs(30),
+                    host_name: Some("ustack-test".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| format!("dhcp: {e}"))?;
+        let lease = dhcp.lease().ok_or("no lease")?;
+        let in_file = std::fs::read_to_string(&lf).unwrap_or_default();
+        let mut s = TcpStream::connect_with(&stack, (HOST_IP, PORT))
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        s.write_all(b"dhcp").await.map_err(|e| e.to_string())?;
+        let mut b = [0u8; 4];
+        s.read_exact(&mut b).await.map_err(|e| e.to_string())?;
+        let dns = stack.dns();
+        dhcp.release().await.map_err(|e| format!("release: {e}"))?;
+        // dnsmasq rewrites its lease file once it has the release.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let after = std::fs::read_to_string(&lf).unwrap_or_default();
+        Ok((lease, in_file, dns, stack.addresses(), after))
+    });
+    let log = dnsmasq.terminate(Duration::from_secs(5)).1;
+    let _ = std::fs::remove_file(&leases);
+    let (lease, in_file, dns, addrs, after) = res.unwrap_or_else(|e| panic!("{e}\n{log}"));
+    let peer = listener.join().expect("listener thread").unwrap();
+    let a = lease.addr.addr();
+    assert!(
+        (100..=150).contains(&a.octets()[3]) && lease.addr.prefix_len() == 24,
+        "{lease:?}"
+    );
+    assert_eq!(lease.routers, [HOST_IP.parse::<Ipv4Addr>().unwrap()]);
+    assert_eq!(lease.server.to_string(), HOST_IP);
+    assert_eq!(lease.lease_time, Some(Duration::from_secs(600)));
+    assert_eq!(lease.domain.as_deref(), Some("dhcp.test"));
+    assert_eq!(dns.servers.len(), 1);
+    assert_eq!(dns.search, ["dhcp.test"]);
+    // The kernel saw the connection from the leased address; dnsmasq recorded the lease
+    // (with our Ethernet address and host name) and dropped it on release.
+    assert_eq!(peer.ip().to_string(), a.to_string());
+    assert!(
+        in_file.contains(&a.to_string()) && in_file.contains(&STACK_MAC.to_string()),
+        "lease file: {in_file:?}\n{log}"
+    );
+    assert!(in_file.contains("ustack-test"), "{in_file:?}");
+    assert!(
+        !after.contains(&a.to_string()),
+        "not released: {after:?}\n{log}"
+    );
+    assert!(addrs.is_empty(), "{addrs:?}");
+}
+
+/// dnsmasq serving DHCP (no DNS) on the TAP's kernel side: 10.88.0.100-150/24 for 10
+/// minutes, router and DNS server HOST_IP, domain dhcp.test. Returns it and its lease
+/// file (the caller removes the file).
+fn start_dnsmasq(net: &TunNet) -> (ustack_integration_tests::Proc, std::path::PathBuf) {
+    let leases = std::env::temp_dir().join(format!(
+        "ustack-dhcp-{}-{}.leases",
+        std::process::id(),
+        net.ns.name()
+    ));
+    let p = net.ns.spawn(
+        "dnsmasq",
+        "dnsmasq",
+        &[
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--port=0",
+            "--bind-interfaces",
+            &format!("--interface={}", net.tun),
+            "--except-interface=lo",
+            "--dhcp-range=10.88.0.100,10.88.0.150,255.255.255.0,10m",
+            &format!("--dhcp-option=option:router,{HOST_IP}"),
+            &format!("--dhcp-option=option:dns-server,{HOST_IP}"),
+            "--dhcp-option=option:domain-name,dhcp.test",
+            &format!("--dhcp-leasefile={}", leases.display()),
+            "--pid-file=",
+            "--log-dhcp",
+            "--log-facility=-",
+        ],
+    );
+    (p, leases)
+}
+
+/// `echo_server --tap --dhcp`: the example takes its address from dnsmasq, says so in
+/// its ready line, and answers the kernel there.
+#[test]
+fn an_example_takes_its_address_by_dhcp() {
+    require_root!();
+    ustack_integration_tests::require_tool!("dnsmasq");
+    ustack_integration_tests::require_tool!("nc");
+    let net = tap_net("tapdhcpex");
+    let (dnsmasq, leases) = start_dnsmasq(&net);
+    let server = net.ns.spawn(
+        "echo_server",
+        ustack_integration_tests::example_bin("echo_server"),
+        &["--tun", &net.tun, "--tap", "--dhcp"],
+    );
+    let ready = server.wait_for("ready on", Duration::from_secs(40));
+    let addr = ready
+        .split("ready on ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|a| a.parse::<Ipv4Addr>().ok())
+        .unwrap_or_else(|| panic!("no address in {ready:?}"));
+    let out = net
+        .ns
+        .sh(&format!("printf 'leased\\n' | nc -N -w 5 {addr} 7"));
+    let (clean, log) = server.terminate(Duration::from_secs(10));
+    let dlog = dnsmasq.terminate(Duration::from_secs(5)).1;
+    let _ = std::fs::remove_file(&leases);
+    assert!(
+        (100..=150).contains(&addr.octets()[3]),
+        "{addr}\n{log}\n{dlog}"
+    );
+    assert_eq!(out, "leased\n", "{log}");
+    assert!(log.contains("dhcp lease"), "{log}");
+    assert!(clean, "echo_server did not exit cleanly:\n{log}");
+}

@@ -521,6 +521,29 @@ impl NeighTable {
 
     /// Sends a request for `target` on `dev` to `to` (broadcast, or the known address
     /// when probing), from the entry's source address.
+    /// Announces that `addr` is ours on `dev` (RFC 5227 2.3 ARP announcement: a broadcast
+    /// request with sender and target address both `addr`), so that neighbours with an
+    /// entry for it, resolved or still unanswered, take our Ethernet address (Linux's
+    /// `arp_accept = 0` updates existing entries from it). A DHCP client sends one for a
+    /// new lease (RFC 2131 4.4.1). Nothing for a device without Ethernet.
+    pub fn announce(&mut self, dev: DevId, addr: Ipv4Addr, out: &mut Vec<IpTx>) {
+        let Some(our) = self.mac_of(dev) else {
+            return;
+        };
+        let msg = ArpPacket {
+            op: ARPOP_REQUEST,
+            sha: our,
+            spa: addr,
+            tha: MacAddr::ZERO,
+            tpa: addr,
+        };
+        out.push(IpTx {
+            dev,
+            pkt: arp_frame(MacAddr::BROADCAST, our, &msg),
+        });
+        self.stats.requests_out += 1;
+    }
+
     fn solicit(&mut self, dev: DevId, target: Ipv4Addr, to: MacAddr, out: &mut Vec<IpTx>) {
         let (Some(our), Some(e)) = (self.mac_of(dev), self.entries.get(&(dev, target))) else {
             return;

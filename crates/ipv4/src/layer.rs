@@ -228,7 +228,7 @@ struct RouteMemo {
 
 /// The MTU of a limited broadcast through a device that has no address yet (RFC 791:
 /// every host accepts datagrams of 576 bytes).
-pub const MIN_UNCONFIGURED_MTU: usize = 576;
+pub(crate) const MIN_UNCONFIGURED_MTU: usize = 576;
 
 #[derive(Clone, Debug)]
 struct Interface {
@@ -613,7 +613,7 @@ impl Ipv4Layer {
     /// `oif`'s link (as Linux does), with the device's address as the source. Our own
     /// addresses stay local. `NetworkUnreachable` when `oif` has no address, except for
     /// 255.255.255.255, which leaves `oif` from 0.0.0.0 (at most
-    /// [`MIN_UNCONFIGURED_MTU`] bytes: DHCP before the device has an address).
+    /// 576 bytes: DHCP before the device has an address).
     pub fn route_output_dev(
         &self,
         dst: Ipv4Addr,
@@ -795,6 +795,14 @@ impl Ipv4Layer {
     /// True when device `dev` carries Ethernet.
     pub fn has_ethernet_dev(&self, dev: DevId) -> bool {
         self.ether && self.neigh.mac_of(dev).is_some()
+    }
+
+    /// Announces our address `addr` on Ethernet device `dev` (see
+    /// [`NeighTable::announce`]); nothing on other devices.
+    pub fn arp_announce(&mut self, dev: DevId, addr: Ipv4Addr) {
+        if self.ether {
+            self.neigh.announce(dev, addr, &mut self.tx);
+        }
     }
 
     /// Sets a permanent neighbour entry (see [`NeighTable::add_permanent`]).

@@ -806,6 +806,29 @@ impl Stack {
             .collect()
     }
 
+    /// Broadcasts an ARP announcement of our address `addr` on Ethernet device `device`
+    /// (RFC 5227 2.3, like `arping -U`): neighbours that have an entry for the address,
+    /// even one still being resolved or failed, take this stack's Ethernet address.
+    /// [`Stack::dhcp`] sends one for each new lease. Errors: `ENODEV` for an unknown
+    /// device, `InvalidInput` for a device without Ethernet.
+    pub fn announce_address(&self, device: &str, addr: Ipv4Addr) -> io::Result<()> {
+        let dev = self.dev_id(device.as_bytes())?;
+        let mut st = self.lock();
+        if !st.core.ip.has_ethernet_dev(dev) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{device} does not carry Ethernet"),
+            ));
+        }
+        st.core.ip.arp_announce(dev, addr);
+        let now = st.clock(now());
+        let mut wakers = Vec::new();
+        st.finish_op(now, &mut wakers);
+        drop(st);
+        wakers.into_iter().for_each(Waker::wake);
+        Ok(())
+    }
+
     /// Sets a permanent neighbour on the Ethernet device named `device`: `addr` is
     /// `mac`, without ARP (Linux `ip neigh replace ADDR lladdr MAC dev DEV nud
     /// permanent`); ARP never changes it. Datagrams waiting for `addr` leave now.

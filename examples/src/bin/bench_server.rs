@@ -90,7 +90,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let close = TcpListener::bind(("0.0.0.0", p + 2)).await?;
     println!(
         "bench_server: ready on {}: sink {}, echo {}, close {}",
-        cli.stack.addr.addr(),
+        cli.stack.own_addr(&stack),
         p,
         p + 1,
         p + 2

@@ -153,7 +153,7 @@ async fn main() -> Result<(), ustack_examples::Failure> {
     };
     println!(
         "echo_server: ready on {} (dev {}): tcp echo 7, tcp discard 9, udp echo 7{}{}",
-        cli.stack.addr.addr(),
+        cli.stack.own_addr(&stack),
         cli.stack.tun,
         if cli.join.is_empty() {
             String::new()

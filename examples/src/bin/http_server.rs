@@ -194,7 +194,7 @@ async fn main() -> Result<(), ustack_examples::Failure> {
     let listener = TcpListener::bind(("0.0.0.0", cli.port)).await?;
     println!(
         "http_server: ready on http://{}:{}/",
-        cli.stack.addr.addr(),
+        cli.stack.own_addr(&stack),
         cli.port
     );
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

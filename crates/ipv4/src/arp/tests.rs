@@ -481,3 +481,35 @@ fn a_removed_device_takes_its_entries_and_queues_with_it() {
     assert!(t.neighbours().is_empty());
     assert_eq!(t.poll_timeout(), None);
 }
+
+#[test]
+fn an_announcement_is_a_broadcast_request_for_our_own_address() {
+    let mut t = table(NeighConfig::default());
+    let mut out = Vec::new();
+    t.announce(DEV, ME, &mut out);
+    t.announce(DevId(9), ME, &mut out); // not an Ethernet device: nothing
+    let f = frames(&mut out);
+    assert_eq!(f.len(), 1);
+    assert_eq!((f[0].0, f[0].1), (MacAddr::BROADCAST, ETH_P_ARP));
+    let m = ArpPacket::parse(&f[0].2).unwrap();
+    assert_eq!((m.op, m.sha, m.spa, m.tpa), (ARPOP_REQUEST, OUR, ME, ME));
+    assert_eq!(m.tha, MacAddr::ZERO);
+    // It creates no entry here, and another table takes it as an update only.
+    assert!(t.neighbours().is_empty());
+    let now = Instant::now();
+    let mut peer = NeighTable::new(NeighConfig::default());
+    peer.set_mac(DEV, PEER);
+    peer.input(now, DEV, &m, false, false, &mut out);
+    assert!(
+        peer.neighbours().is_empty(),
+        "gratuitous ARP created an entry"
+    );
+    peer.output(now, DEV, ME, NB, datagram(1), &mut out);
+    assert_eq!(peer.neighbours()[0].state, NeighState::Incomplete);
+    out.clear();
+    peer.input(now, DEV, &m, false, false, &mut out);
+    let n = peer.neighbours();
+    assert_eq!((n[0].mac, n[0].state), (Some(OUR), NeighState::Stale));
+    // The datagram waiting for the answer left with it.
+    assert_eq!(out.len(), 1);
+}

@@ -482,6 +482,11 @@ impl Client {
                 tracing::warn!(dev = %self.dev, err = %e, "dhcp: address not added");
             }
         }
+        // RFC 2131 4.4.1: announce the address, so that neighbours drop stale entries
+        // (a server's "is it in use" ping left one unresolved in its host).
+        if let Err(e) = self.stack.announce_address(&self.dev, lease.addr.addr()) {
+            tracing::debug!(dev = %self.dev, err = %e, "dhcp: no announcement");
+        }
         let mut route = None;
         if let (true, Some(&gw)) = (self.cfg.use_router, lease.routers.first()) {
             match self.stack.add_route(Ipv4Cidr::DEFAULT, Some(gw)) {

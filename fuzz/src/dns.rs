@@ -35,10 +35,7 @@ pub fn dns_parse(data: &[u8]) {
 
 /// The message `data` stands for (see [`dns_parse`]).
 fn message(data: &[u8]) -> Vec<u8> {
-    let (mode, rest) = match data.split_first() {
-        Some((&m, r)) => (m, r),
-        None => (0, &[][..]),
-    };
+    let (mode, rest) = crate::mode_byte(data);
     if mode & 1 == 0 {
         return rest.to_vec();
     }

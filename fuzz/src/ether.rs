@@ -141,7 +141,7 @@ impl Harness {
         let dst = pick_mac(inp);
         let mut body = [0u8; ARP_LEN];
         msg.emit(&mut body);
-        if inp.u8() % 8 == 0 {
+        if inp.u8().is_multiple_of(8) {
             // A damaged header field.
             let at = usize::from(inp.u8()) % 8;
             body[at] = inp.u8();
@@ -173,7 +173,7 @@ impl Harness {
             protocol: IPPROTO_UDP,
             ttl: None,
             tos: 0,
-            dont_frag: inp.u8() % 2 == 0,
+            dont_frag: inp.u8().is_multiple_of(2),
             oif: None,
             mc_loop: false,
             confirm_neigh: confirm,
@@ -260,7 +260,7 @@ pub fn run(data: &[u8]) {
             6 => {
                 // A neighbour set by hand, or any entry removed.
                 let ip = pick_ip(&mut inp);
-                if inp.u8() % 2 == 0 {
+                if inp.u8().is_multiple_of(2) {
                     let mac = pick_mac(&mut inp);
                     if h.ip.add_neighbour(DEV, ip, mac) {
                         h.learnt.push(mac);

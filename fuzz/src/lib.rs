@@ -30,6 +30,15 @@ pub const TARGETS: [&str; 8] = [
     "arp_rx",
 ];
 
+/// An input's first byte (the mode of the targets that have one; 0 for empty input) and
+/// the rest.
+pub(crate) fn mode_byte(data: &[u8]) -> (u8, &[u8]) {
+    match data.split_first() {
+        Some((&m, rest)) => (m, rest),
+        None => (0, &[]),
+    }
+}
+
 /// Runs the target `name` on `data` (used by the replay test and the corpus tools).
 pub fn run_target(name: &str, data: &[u8]) {
     match name {

@@ -17,10 +17,8 @@ const SRC: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const DST: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 
 fn split_mode(data: &[u8]) -> (u8, Vec<u8>) {
-    match data.split_first() {
-        Some((&m, rest)) => (m, rest.to_vec()),
-        None => (0, Vec::new()),
-    }
+    let (m, rest) = crate::mode_byte(data);
+    (m, rest.to_vec())
 }
 
 /// Fixes the IPv4 header checksum of `p` in place (when the header is there).

@@ -812,6 +812,20 @@ impl Stack {
     /// [`Stack::dhcp`] sends one for each new lease. Errors: `ENODEV` for an unknown
     /// device, `InvalidInput` for a device without Ethernet.
     pub fn announce_address(&self, device: &str, addr: Ipv4Addr) -> io::Result<()> {
+        self.on_ether_dev(device, |st, dev| {
+            st.core.ip.arp_announce(dev, addr);
+            Ok(())
+        })
+    }
+
+    /// Runs `f` under the lock on the Ethernet device named `device`, then sends what it
+    /// queued and wakes whom it woke. `ENODEV` for an unknown device, `InvalidInput` for
+    /// one without Ethernet.
+    fn on_ether_dev(
+        &self,
+        device: &str,
+        f: impl FnOnce(&mut State, DevId) -> io::Result<()>,
+    ) -> io::Result<()> {
         let dev = self.dev_id(device.as_bytes())?;
         let mut st = self.lock();
         if !st.core.ip.has_ethernet_dev(dev) {
@@ -820,7 +834,7 @@ impl Stack {
                 format!("{device} does not carry Ethernet"),
             ));
         }
-        st.core.ip.arp_announce(dev, addr);
+        f(&mut st, dev)?;
         let now = st.clock(now());
         let mut wakers = Vec::new();
         st.finish_op(now, &mut wakers);
@@ -836,32 +850,22 @@ impl Stack {
     /// Ethernet or a group or zero `mac`, `OutOfMemory` when the table is full of
     /// entries that cannot make room.
     pub fn add_neighbour(&self, device: &str, addr: Ipv4Addr, mac: MacAddr) -> io::Result<()> {
-        let dev = self.dev_id(device.as_bytes())?;
-        let mut st = self.lock();
-        if !st.core.ip.has_ethernet_dev(dev) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{device} does not carry Ethernet"),
-            ));
-        }
         if mac.is_multicast() || mac == MacAddr::ZERO {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("{mac} is not a unicast Ethernet address"),
             ));
         }
-        if !st.core.ip.add_neighbour(dev, addr, mac) {
-            return Err(io::Error::new(
-                io::ErrorKind::OutOfMemory,
-                "the neighbour table is full",
-            ));
-        }
-        let now = st.clock(now());
-        let mut wakers = Vec::new();
-        st.finish_op(now, &mut wakers);
-        drop(st);
-        wakers.into_iter().for_each(Waker::wake);
-        Ok(())
+        self.on_ether_dev(device, |st, dev| {
+            if st.core.ip.add_neighbour(dev, addr, mac) {
+                Ok(())
+            } else {
+                Err(io::Error::new(
+                    io::ErrorKind::OutOfMemory,
+                    "the neighbour table is full",
+                ))
+            }
+        })
     }
 
     /// Removes the neighbour entry for `addr` on `device`, permanent or learnt (`ip neigh

@@ -28,6 +28,8 @@ struct Server {
     silent: bool,
     /// Refuse requests from a configured client (ciaddr set).
     nak_renewals: bool,
+    /// Refuse every request.
+    nak_all: bool,
     /// (message type, ciaddr, sent to) of every client message.
     seen: Vec<(u8, Ipv4Addr, Ipv4Addr)>,
 }
@@ -89,12 +91,16 @@ async fn serve(sock: UdpSocket, state: Arc<Mutex<Server>>) {
         let answer = {
             let mut st = state.lock().unwrap();
             st.seen.push((t, ciaddr, *to.ip()));
-            if st.silent {
+            // A client that keeps asking as fast as it is answered would never let the
+            // paused clock move: stop answering it, and the counts below show it.
+            if st.silent || st.seen.len() > 1000 {
                 None
             } else {
                 match t {
                     1 => Some(reply(req, 2, st.lease_secs)),
-                    3 if !ciaddr.is_unspecified() && st.nak_renewals => Some(reply(req, 6, 0)),
+                    3 if st.nak_all || (!ciaddr.is_unspecified() && st.nak_renewals) => {
+                        Some(reply(req, 6, 0))
+                    }
                     3 => {
                         let asked = option(req, 50).map(|v| Ipv4Addr::new(v[0], v[1], v[2], v[3]));
                         if asked.unwrap_or(ciaddr) == OFFERED {
@@ -326,4 +332,31 @@ async fn dhcp_errors_are_clear() {
     assert!(d.lease().is_some());
     assert!(!has_default_route(&client));
     assert!(client.dns().servers.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hostile_server_cannot_make_the_client_spin() {
+    // Leases of 0 s, and every request refused.
+    let (_server, client, st) = setup(0).await;
+    st.lock().unwrap().nak_all = true;
+    let cfg = DhcpConfig {
+        timeout: Duration::from_secs(30),
+        ..Default::default()
+    };
+    let e = client.dhcp("veth1", cfg.clone()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+    // Each refusal is followed by a pause of 1-10 s before discovery starts over.
+    let sent = st.lock().unwrap().seen.len();
+    assert!((6..=60).contains(&sent), "{sent} messages in 30 s");
+    // A 0 s lease is taken as 10 s: renewed every 5 s, not continuously.
+    st.lock().unwrap().nak_all = false;
+    let d = client.dhcp("veth1", cfg).await.unwrap();
+    let l = d.lease().unwrap();
+    assert_eq!(l.lease_time, Some(Duration::from_secs(10)));
+    assert_eq!(l.renew_after, Some(Duration::from_secs(5)));
+    let before = st.lock().unwrap().seen.len();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let renewals = st.lock().unwrap().seen.len() - before;
+    assert!((10..=13).contains(&renewals), "{renewals} renewals in 60 s");
+    assert!(d.lease().is_some());
 }

@@ -450,10 +450,16 @@ impl Client {
                     tracing::warn!(dev = %self.dev, addr = %r.yiaddr, "dhcp: unusable lease");
                 }
                 Some(_) => tracing::info!(dev = %self.dev, %server, "dhcp: request refused"),
-                None => {}
+                None if deadline.is_some_and(|d| Instant::now() >= d) => return None,
+                None => continue,
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return None;
+            // Refused or unusable: start over after 1-10 s (RFC 2131 4.1's start-up
+            // delay), so that a server answering every request this way cannot keep the
+            // client sending as fast as it answers.
+            let pause = Instant::now() + Duration::from_millis(1000 + self.random() % 9001);
+            match deadline {
+                Some(d) if pause >= d => return None,
+                _ => tokio::time::sleep_until(pause).await,
             }
         }
     }
@@ -591,7 +597,7 @@ impl Client {
             // RENEWING: to the server that granted it, then REBINDING: to any.
             let mut outcome = None;
             for (to, until) in [(server, t2), (Ipv4Addr::BROADCAST, end)] {
-                outcome = self.renew(to, addr, until).await;
+                outcome = self.renew(to, server, addr, until).await;
                 if outcome.is_some() {
                     break;
                 }
@@ -610,12 +616,13 @@ impl Client {
         }
     }
 
-    /// Asks `to` (the server, or everyone) to extend the lease on `addr` until `until`,
-    /// repeating after half the time left (at least 60 s). `Some((Some(lease), when))`
+    /// Asks `to` (the lease's `server`, or everyone) to extend the lease on `addr` until
+    /// `until`, repeating after half the time left (at least 60 s). `Some((Some(lease), when))`
     /// for an acknowledgement, `Some((None, _))` for a refusal, `None` without answer.
     async fn renew(
         &mut self,
         to: Ipv4Addr,
+        server: Ipv4Addr,
         addr: Ipv4Addr,
         until: Instant,
     ) -> Option<(Option<DhcpLease>, Instant)> {
@@ -647,7 +654,8 @@ impl Client {
                 if r.msg_type == Some(MsgType::Nak) {
                     return Some((None, started));
                 }
-                let server = r.server_id.unwrap_or(to);
+                // An answer without a server identifier keeps the lease's server.
+                let server = r.server_id.unwrap_or(server);
                 return match DhcpLease::from_ack(&r, server) {
                     Some(l) => Some((Some(l), started)),
                     None => Some((None, started)),

@@ -503,3 +503,55 @@ fn an_example_takes_its_address_by_dhcp() {
     assert!(log.contains("dhcp lease"), "{log}");
     assert!(clean, "echo_server did not exit cleanly:\n{log}");
 }
+
+/// A TUN device deleted under a running stack (`ip link del`): the deletion wakes no
+/// reader, but the next write fails (`EBADFD`), and the stack detaches the device with
+/// its address and routes, as Linux does when a device is unregistered under its users.
+#[test]
+fn a_tun_deleted_under_the_stack_is_detached() {
+    require_root!();
+    let net = TunNet::new("tundel");
+    let res = block_on_in(&net, move |tun| async move {
+        let stack = Stack::builder()
+            .tun(&tun)
+            .addr(stack_cidr().parse().map_err(|e| format!("{e:?}"))?)
+            .build()
+            .await
+            .map_err(|e| format!("stack: {e}"))?;
+        if stack.addresses().is_empty() {
+            return Err("no address to begin with".into());
+        }
+        // This thread is in the test's namespace.
+        let out = std::process::Command::new("ip")
+            .args(["link", "del", &tun])
+            .output()
+            .map_err(|e| format!("ip link del: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "ip link del: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        // Something to send: a connect, whose SYN (and its retransmission timer) finds
+        // the device gone.
+        let st2 = stack.clone();
+        let connect = tokio::spawn(async move {
+            TcpStream::connect_with(&st2, (HOST_IP, 9))
+                .await
+                .map(|_| ())
+        });
+        let t0 = Instant::now();
+        while !stack.addresses().is_empty() {
+            if t0.elapsed() > Duration::from_secs(5) {
+                return Err(format!("still attached: {:?}", stack.addresses()));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // (As in Linux, the connect itself goes on retrying until its timeout.)
+        connect.abort();
+        Ok((stack.routes(), stack.stats().devices.len()))
+    });
+    let (routes, devices) = res.unwrap();
+    assert!(routes.is_empty(), "{routes:?}");
+    assert_eq!(devices, 0);
+}

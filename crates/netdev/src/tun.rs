@@ -164,6 +164,10 @@ pub struct TunDevice {
     rx_spare: Option<PacketBuf>,
     stats: DeviceStats,
     offload: TunOffloadStats,
+    /// The errno of a write that found the interface gone (deleted with `ip link del`:
+    /// `EBADFD`); reads report it from then on, so the stack detaches the device. A
+    /// deleted interface wakes no reader, so a failed write is how the stack learns of it.
+    gone: Option<i32>,
 }
 
 impl std::fmt::Debug for TunDevice {
@@ -305,6 +309,7 @@ impl TunDevice {
             l2: opts.tap.map_or(Link::RawIp, Link::Ethernet),
             rx_spare: None,
             stats: DeviceStats::default(),
+            gone: None,
             offload: TunOffloadStats::default(),
         })
     }
@@ -338,6 +343,7 @@ impl TunDevice {
             l2: Link::RawIp,
             rx_spare: None,
             stats: DeviceStats::default(),
+            gone: None,
             offload: TunOffloadStats::default(),
         })
     }
@@ -543,6 +549,9 @@ impl NetDevice for TunDevice {
         out: &mut Vec<PacketBuf>,
         budget: usize,
     ) -> Poll<io::Result<usize>> {
+        if let Some(code) = self.gone {
+            return Poll::Ready(Err(io::Error::from_raw_os_error(code)));
+        }
         let budget = budget.max(1);
         let mut n = 0;
         // Bounds the work of one poll even when every packet is discarded.
@@ -610,6 +619,13 @@ impl NetDevice for TunDevice {
                     }
                     Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                     Err(e) if e.kind() == ErrorKind::WouldBlock => self.stats.tx_dropped += 1,
+                    Err(e) if matches!(e.raw_os_error(), Some(libc::EBADFD | libc::ENODEV)) => {
+                        self.stats.tx_errors += 1;
+                        if self.gone.is_none() {
+                            tracing::warn!(dev = %self.name, error = %e, "TUN interface gone");
+                        }
+                        self.gone = e.raw_os_error();
+                    }
                     Err(e) => {
                         self.stats.tx_errors += 1;
                         tracing::debug!(dev = %self.name, error = %e, "TUN write failed");

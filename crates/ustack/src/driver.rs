@@ -70,6 +70,7 @@ impl Driver {
                     Poll::Ready(Err(e)) => {
                         tracing::warn!(dev = slot.dev.name(), err = %e, "device gone; detaching it");
                         slot.alive = false;
+                        st.gone = true;
                         break;
                     }
                     Poll::Pending => break,
@@ -86,6 +87,7 @@ impl Driver {
                 st.core.receive(now, slot.id, pkt);
             }
         }
+        st.detach_gone();
         if st.core.poll_timeout().is_some_and(|d| d <= now) {
             bump(&self.signal.timer_runs, 1);
             st.core.on_timeout(now);

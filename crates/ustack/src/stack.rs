@@ -141,7 +141,8 @@ pub(crate) struct DevSlot {
     pub(crate) id: DevId,
     /// The device's [`NetDevice::rx_inline`], read once when it is attached.
     pub(crate) inline: bool,
-    /// False once `poll_recv` reported the device gone for good.
+    /// False once `poll_recv` reported the device gone for good; the slot is then
+    /// detached ([`State::detach_gone`]).
     pub(crate) alive: bool,
 }
 
@@ -158,6 +159,8 @@ pub(crate) struct State {
     /// The deadline `timer` is set to (far in the future when no protocol timer is armed).
     pub(crate) armed: Instant,
     pub(crate) shut_down: bool,
+    /// Some device reported itself gone and waits to be detached.
+    pub(crate) gone: bool,
     /// The latest instant any pass under the lock has used: see [`State::clock`].
     last_now: Instant,
     tx: Vec<IpTx>,
@@ -176,6 +179,7 @@ impl State {
             timer: Box::pin(tokio::time::sleep_until(armed.into())),
             armed,
             shut_down: false,
+            gone: false,
             last_now: now(),
             tx: Vec::new(),
             batches: (0..n).map(|_| Vec::new()).collect(),
@@ -193,6 +197,18 @@ impl State {
         u16::try_from(self.devices.len())
             .map(DevId)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "too many devices"))
+    }
+
+    /// Detaches every device that reported itself gone (Linux: a device unregistered
+    /// under its users takes its addresses and routes with it), closing it.
+    pub(crate) fn detach_gone(&mut self) {
+        if !std::mem::take(&mut self.gone) {
+            return;
+        }
+        let gone: Vec<DevId> = self.slots().filter(|s| !s.alive).map(|s| s.id).collect();
+        for id in gone {
+            drop(self.detach(id));
+        }
     }
 
     /// The attached devices.
@@ -234,6 +250,9 @@ impl State {
         let slot = self.devices.get_mut(usize::from(id.0))?.take()?;
         if let Some(b) = self.batches.get_mut(usize::from(id.0)) {
             b.clear();
+        }
+        if !slot.alive {
+            tracing::info!(dev = slot.dev.name(), id = id.0, "gone device detached");
         }
         // Local traffic may still be said to arrive on `id` (the first device): it is
         // delivered all the same, and only sockets bound to no device see it, as
@@ -328,6 +347,7 @@ impl State {
                     Poll::Ready(Err(e)) => {
                         tracing::warn!(dev = slot.dev.name(), err = %e, "device gone; detaching it");
                         slot.alive = false;
+                        self.gone = true;
                         true
                     }
                     Poll::Pending => true,
@@ -344,6 +364,7 @@ impl State {
             }
             more |= got >= budget;
         }
+        self.detach_gone();
         (more, total)
     }
 }
@@ -980,8 +1001,8 @@ impl Stack {
     /// follow at once, and the driver starts polling the device. Any `NetDevice` works:
     /// a `TunDevice` opened with `TunDevice::open` (TUN or TAP), an in-memory link end,
     /// a device wrapped in a `FaultInjector` or `PcapCapture`. A device that reports
-    /// itself gone is no longer polled; [`remove_device`](Self::remove_device) detaches
-    /// one.
+    /// itself gone (its receive path fails: a TUN deleted under the stack, noticed at its
+    /// next write) is detached as by [`remove_device`](Self::remove_device).
     ///
     /// Errors: `AlreadyExists` when a device of that name is attached, `InvalidInput`
     /// past 65,535 devices.

@@ -15,6 +15,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use ustack::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 use ustack::netdev::mem::{MemLink, MemLinkConfig};
+use ustack::netdev::NetDevice;
 use ustack::Stack;
 
 struct Net {
@@ -543,4 +544,85 @@ async fn devices_detach_while_the_stack_runs() {
         .unwrap();
     connect_to(&n.host, "10.2.0.2:83", &me).await;
     connect_to(&n.host, "10.2.0.1:82", &l).await;
+}
+
+/// A device that can be unplugged: once told, its receive path reports an error, as a TUN
+/// whose interface was deleted does.
+struct Unpluggable {
+    inner: ustack::netdev::mem::MemDevice,
+    unplugged: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl NetDevice for Unpluggable {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn mtu(&self) -> usize {
+        self.inner.mtu()
+    }
+    fn is_up(&self) -> bool {
+        self.inner.is_up()
+    }
+    fn poll_recv(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        out: &mut Vec<ustack::netdev::PacketBuf>,
+        budget: usize,
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if self.unplugged.load(std::sync::atomic::Ordering::SeqCst) {
+            return std::task::Poll::Ready(Err(std::io::Error::other("unplugged")));
+        }
+        self.inner.poll_recv(cx, out, budget)
+    }
+    fn transmit(&mut self, pkts: &mut Vec<ustack::netdev::PacketBuf>) {
+        self.inner.transmit(pkts)
+    }
+    fn stats(&self) -> ustack::netdev::DeviceStats {
+        self.inner.stats()
+    }
+    fn rx_inline(&self) -> bool {
+        self.inner.rx_inline()
+    }
+}
+
+#[tokio::test]
+async fn a_device_that_goes_away_is_detached() {
+    let n = net().await;
+    let (usb0, usb_peer) = MemLink::pair(link("usb0", "usbpeer"));
+    let unplugged = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let dev = Unpluggable {
+        inner: usb0,
+        unplugged: unplugged.clone(),
+    };
+    assert_eq!(dev.name(), "usb0");
+    n.host
+        .add_device(dev, &["10.5.0.2/24".parse().unwrap()])
+        .unwrap();
+    let peer = Stack::builder()
+        .device(usb_peer)
+        .addr("10.5.0.1/24".parse().unwrap())
+        .build()
+        .await
+        .unwrap();
+    let far = TcpListener::bind_with(&peer, "10.5.0.1:80").await.unwrap();
+    connect_to(&n.host, "10.5.0.1:80", &far).await;
+    // Unplugged: the next packet makes the stack poll it, see the error and detach it,
+    // with its address and routes, as Linux does when a device is unregistered.
+    unplugged.store(true, std::sync::atomic::Ordering::SeqCst);
+    let u = UdpSocket::bind_with(&peer, "10.5.0.1:0").await.unwrap();
+    u.send_to(b"anyone?", "10.5.0.2:9").await.unwrap();
+    within("detach", async {
+        while n.host.addresses().iter().any(|(d, _)| d == "usb0") {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    let usb_net: ustack::Ipv4Cidr = "10.5.0.0/24".parse().unwrap();
+    assert!(n.host.routes().iter().all(|r| r.dst != usb_net));
+    assert!(n.host.stats().devices.iter().all(|d| d.name != "usb0"));
+    // The name is free again; the other devices are untouched.
+    let (again, _p) = MemLink::pair(link("usb0", "x"));
+    n.host.add_device(again, &[]).unwrap();
+    let l = TcpListener::bind_with(&n.lan, "10.2.0.1:84").await.unwrap();
+    connect_to(&n.host, "10.2.0.1:84", &l).await;
 }

@@ -56,7 +56,8 @@ pub struct StackArgs {
     #[arg(long)]
     pub tap: bool,
     /// ustack's Ethernet address on a --tap device (default: 02:00 and the four bytes of
-    /// --addr).
+    /// --addr; with --dhcp, locally administered and derived from the host name and the
+    /// device name, so that the same host keeps its lease and two hosts do not collide).
     #[arg(long, value_name = "MAC", requires = "tap")]
     pub mac: Option<ustack::MacAddr>,
     /// Take the address, default gateway and DNS servers from a DHCP server on the --tap
@@ -154,12 +155,28 @@ impl StackArgs {
             host_addr: self.host_addr.map(|c| (c.addr(), c.prefix_len())),
             up: true,
             offload: self.offload,
-            tap: self.tap.then(|| {
-                let a = self.addr.addr().octets();
-                self.mac
-                    .unwrap_or(ustack::MacAddr([0x02, 0x00, a[0], a[1], a[2], a[3]]))
-            }),
+            tap: self
+                .tap
+                .then(|| self.mac.unwrap_or_else(|| self.default_mac())),
         }
+    }
+
+    /// The `--mac` default (see its help).
+    fn default_mac(&self) -> ustack::MacAddr {
+        if self.dhcp {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            // FNV-1a: the same host and device give the same address on every run and
+            // with every toolchain.
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+            for byte in host.trim().bytes().chain([0]).chain(self.tun.bytes()) {
+                h = (h ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+            }
+            let b = h.to_be_bytes();
+            // Locally administered, unicast.
+            return ustack::MacAddr([(b[0] & 0xfc) | 0x02, b[1], b[2], b[3], b[4], b[5]]);
+        }
+        let a = self.addr.addr().octets();
+        ustack::MacAddr([0x02, 0x00, a[0], a[1], a[2], a[3]])
     }
 
     /// The address the stack answers on: the DHCP lease's with `--dhcp`, else `--addr`.

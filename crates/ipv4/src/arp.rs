@@ -18,6 +18,10 @@
 //! neighbour that a TCP sender is talking to is not probed; one that only sends to us
 //! (a pure TCP receiver, UDP) is probed once per `reachable_time + delay_first_probe`.
 //!
+//! Address conflict detection (RFC 5227): [`NeighTable::probe`] asks from 0.0.0.0 whether
+//! anyone has an address, and [`NeighTable::probe_end`] says whether someone showed that
+//! it does; [`NeighTable::announce`] claims an address. (A DHCP client uses all three.)
+//!
 //! Hostile input: only ARP aimed at one of our addresses creates an entry (Linux's
 //! `arp_accept = 0`: unsolicited replies and gratuitous ARP only update entries that
 //! exist, and a full table learns nothing from them); the table holds at most
@@ -253,8 +257,14 @@ pub struct NeighTable {
     queued: usize,
     /// No entry timer is earlier (may be earlier than any: then a pass finds nothing).
     next_timer: Option<Instant>,
+    /// Addresses being probed before use (RFC 5227): device, address, and whether
+    /// another host showed that it uses (or is probing for) it.
+    probing: Vec<(DevId, Ipv4Addr, bool)>,
     stats: ArpStats,
 }
+
+/// Addresses probed at once at most (each probe is one caller waiting for its answer).
+pub const MAX_PROBING: usize = 64;
 
 impl NeighTable {
     /// An empty table.
@@ -265,6 +275,7 @@ impl NeighTable {
             entries: HashMap::new(),
             queued: 0,
             next_timer: None,
+            probing: Vec::new(),
             stats: ArpStats::default(),
         }
     }
@@ -279,6 +290,7 @@ impl NeighTable {
     /// they held, and it is no longer an Ethernet device.
     pub fn remove_dev(&mut self, dev: DevId) {
         self.macs.retain(|(d, _)| *d != dev);
+        self.probing.retain(|p| p.0 != dev);
         let mut dropped = 0;
         self.entries.retain(|(d, _), e| {
             if *d == dev {
@@ -544,6 +556,45 @@ impl NeighTable {
         self.stats.requests_out += 1;
     }
 
+    /// Sends an ARP probe for `addr` on `dev` (RFC 5227 2.1.1: a broadcast request from
+    /// sender address 0.0.0.0, so that nobody's cache learns from it) and watches for
+    /// another host using the address: any ARP message with `addr` as its sender, or a
+    /// probe for it from another Ethernet address, until [`probe_end`](Self::probe_end).
+    /// False when the device carries no Ethernet or [`MAX_PROBING`] probes are running.
+    pub fn probe(&mut self, dev: DevId, addr: Ipv4Addr, out: &mut Vec<IpTx>) -> bool {
+        let Some(our) = self.mac_of(dev) else {
+            return false;
+        };
+        if !self.probing.iter().any(|p| p.0 == dev && p.1 == addr) {
+            if self.probing.len() >= MAX_PROBING {
+                return false;
+            }
+            self.probing.push((dev, addr, false));
+        }
+        let msg = ArpPacket {
+            op: ARPOP_REQUEST,
+            sha: our,
+            spa: Ipv4Addr::UNSPECIFIED,
+            tha: MacAddr::ZERO,
+            tpa: addr,
+        };
+        out.push(IpTx {
+            dev,
+            pkt: arp_frame(MacAddr::BROADCAST, our, &msg),
+        });
+        self.stats.requests_out += 1;
+        true
+    }
+
+    /// Stops watching `addr` on `dev`; true when another host showed it uses the address
+    /// since the first [`probe`](Self::probe).
+    pub fn probe_end(&mut self, dev: DevId, addr: Ipv4Addr) -> bool {
+        match self.probing.iter().position(|p| p.0 == dev && p.1 == addr) {
+            Some(i) => self.probing.swap_remove(i).2,
+            None => false,
+        }
+    }
+
     fn solicit(&mut self, dev: DevId, target: Ipv4Addr, to: MacAddr, out: &mut Vec<IpTx>) {
         let (Some(our), Some(e)) = (self.mac_of(dev), self.entries.get(&(dev, target))) else {
             return;
@@ -594,6 +645,17 @@ impl NeighTable {
         {
             self.stats.rx_bad += 1;
             return;
+        }
+        if !self.probing.is_empty() {
+            // RFC 5227 2.1.1: a conflict is a message from the address, or another
+            // host's probe for it.
+            for p in self.probing.iter_mut().filter(|p| p.0 == dev) {
+                let probe_for_it =
+                    msg.op == ARPOP_REQUEST && msg.spa.is_unspecified() && msg.tpa == p.1;
+                if msg.spa == p.1 || probe_for_it {
+                    p.2 = true;
+                }
+            }
         }
         let request_for_us = msg.op == ARPOP_REQUEST && ours;
         if request_for_us {

@@ -805,6 +805,17 @@ impl Ipv4Layer {
         }
     }
 
+    /// Probes for `addr` on Ethernet device `dev` (see [`NeighTable::probe`]).
+    pub fn arp_probe(&mut self, dev: DevId, addr: Ipv4Addr) -> bool {
+        self.ether && self.neigh.probe(dev, addr, &mut self.tx)
+    }
+
+    /// Ends a probe: true when another host uses the address (see
+    /// [`NeighTable::probe_end`]).
+    pub fn arp_probe_end(&mut self, dev: DevId, addr: Ipv4Addr) -> bool {
+        self.neigh.probe_end(dev, addr)
+    }
+
     /// Sets a permanent neighbour entry (see [`NeighTable::add_permanent`]).
     pub fn add_neighbour(&mut self, dev: DevId, addr: Ipv4Addr, mac: MacAddr) -> bool {
         self.neigh.add_permanent(dev, addr, mac, &mut self.tx)

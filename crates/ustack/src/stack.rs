@@ -839,6 +839,56 @@ impl Stack {
         })
     }
 
+    /// Whether another host on Ethernet device `device` uses `addr` (RFC 5227 address
+    /// conflict detection, like `arping -D`): sends `probes` ARP probes (from 0.0.0.0, so
+    /// no cache learns from them) a second apart and watches until a second after the
+    /// last for any ARP message from `addr` or another host's probe for it.
+    /// [`Stack::dhcp`] checks an offered address this way. Errors: `ENODEV` for an
+    /// unknown device, `InvalidInput` for a device without Ethernet, `OutOfMemory` when
+    /// 64 probes are already running.
+    pub async fn address_in_use(
+        &self,
+        device: &str,
+        addr: Ipv4Addr,
+        probes: u32,
+    ) -> io::Result<bool> {
+        /// Ends the probe however the wait ends (also when the future is dropped).
+        struct Probe<'a>(&'a Stack, DevId, Ipv4Addr);
+        impl Drop for Probe<'_> {
+            fn drop(&mut self) {
+                self.0.lock().core.ip.arp_probe_end(self.1, self.2);
+            }
+        }
+        let send = |dev: &mut Option<DevId>| {
+            self.on_ether_dev(device, |st, d| {
+                *dev = Some(d);
+                if st.core.ip.arp_probe(d, addr) {
+                    Ok(())
+                } else {
+                    Err(io::Error::new(
+                        io::ErrorKind::OutOfMemory,
+                        "too many address probes at once",
+                    ))
+                }
+            })
+        };
+        let mut dev = None;
+        send(&mut dev)?;
+        let Some(d) = dev else {
+            return Err(io::Error::from_raw_os_error(ENODEV));
+        };
+        let guard = Probe(self, d, addr);
+        for _ in 1..probes {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            send(&mut dev)?;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let in_use = self.lock().core.ip.arp_probe_end(d, addr);
+        // (Its end finds nothing left to end.)
+        drop(guard);
+        Ok(in_use)
+    }
+
     /// Runs `f` under the lock on the Ethernet device named `device`, then sends what it
     /// queued and wakes whom it woke. `ENODEV` for an unknown device, `InvalidInput` for
     /// one without Ethernet.

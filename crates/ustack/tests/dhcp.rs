@@ -24,6 +24,8 @@ const OFFERED: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 50);
 #[derive(Debug, Default)]
 struct Server {
     lease_secs: u32,
+    /// The address offered (after a DHCPDECLINE, the next one).
+    offer: Option<Ipv4Addr>,
     /// Answer nothing.
     silent: bool,
     /// Refuse requests from a configured client (ciaddr set).
@@ -53,7 +55,7 @@ fn option(msg: &[u8], code: u8) -> Option<&[u8]> {
     None
 }
 
-fn reply(req: &[u8], msg_type: u8, lease_secs: u32) -> Vec<u8> {
+fn reply(req: &[u8], msg_type: u8, lease_secs: u32, addr: Ipv4Addr) -> Vec<u8> {
     let mut b = vec![0u8; 240];
     b[0] = 2;
     b[1] = 1;
@@ -61,7 +63,7 @@ fn reply(req: &[u8], msg_type: u8, lease_secs: u32) -> Vec<u8> {
     b[4..8].copy_from_slice(&req[4..8]); // xid
     b[10..12].copy_from_slice(&req[10..12]); // flags
     if msg_type != 6 {
-        b[16..20].copy_from_slice(&OFFERED.octets());
+        b[16..20].copy_from_slice(&addr.octets());
     }
     b[28..44].copy_from_slice(&req[28..44]); // chaddr
     b[236..240].copy_from_slice(&[99, 130, 83, 99]);
@@ -93,20 +95,26 @@ async fn serve(sock: UdpSocket, state: Arc<Mutex<Server>>) {
             st.seen.push((t, ciaddr, *to.ip()));
             // A client that keeps asking as fast as it is answered would never let the
             // paused clock move: stop answering it, and the counts below show it.
+            let offer = st.offer.unwrap_or(OFFERED);
+            if t == 4 {
+                // Declined: in use by someone; offer the next address from now on.
+                let o = offer.octets();
+                st.offer = Some(Ipv4Addr::new(o[0], o[1], o[2], o[3] + 1));
+            }
             if st.silent || st.seen.len() > 1000 {
                 None
             } else {
                 match t {
-                    1 => Some(reply(req, 2, st.lease_secs)),
+                    1 => Some(reply(req, 2, st.lease_secs, offer)),
                     3 if st.nak_all || (!ciaddr.is_unspecified() && st.nak_renewals) => {
-                        Some(reply(req, 6, 0))
+                        Some(reply(req, 6, 0, offer))
                     }
                     3 => {
                         let asked = option(req, 50).map(|v| Ipv4Addr::new(v[0], v[1], v[2], v[3]));
-                        if asked.unwrap_or(ciaddr) == OFFERED {
-                            Some(reply(req, 5, st.lease_secs))
+                        if asked.unwrap_or(ciaddr) == offer {
+                            Some(reply(req, 5, st.lease_secs, offer))
                         } else {
-                            Some(reply(req, 6, 0))
+                            Some(reply(req, 6, 0, offer))
                         }
                     }
                     _ => None,
@@ -359,4 +367,49 @@ async fn a_hostile_server_cannot_make_the_client_spin() {
     let renewals = st.lock().unwrap().seen.len() - before;
     assert!((10..=13).contains(&renewals), "{renewals} renewals in 60 s");
     assert!(d.lease().is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_address_in_use_is_declined() {
+    let (server, client, st) = setup(600).await;
+    // The probe itself: the server's address is in use, another one is not.
+    assert!(client.address_in_use("veth1", SERVER, 1).await.unwrap());
+    assert!(!client
+        .address_in_use("veth1", Ipv4Addr::new(10, 0, 0, 77), 2)
+        .await
+        .unwrap());
+    // Another host (the server's stack) already uses the address about to be offered.
+    server
+        .add_address("veth0", "10.0.0.50/24".parse().unwrap())
+        .unwrap();
+    let t0 = tokio::time::Instant::now();
+    let d = client.dhcp("veth1", DhcpConfig::default()).await.unwrap();
+    assert_eq!(d.lease().unwrap().addr.to_string(), "10.0.0.51/24");
+    assert!(
+        st.lock()
+            .unwrap()
+            .seen
+            .contains(&(4, Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST)),
+        "no DHCPDECLINE"
+    );
+    // Two probes and a second of listening, declined, 10 s, then the next address.
+    assert!(
+        t0.elapsed() >= Duration::from_secs(12),
+        "{:?}",
+        t0.elapsed()
+    );
+    drop(d);
+    // Without the check the address in use is taken as offered.
+    st.lock().unwrap().offer = Some(OFFERED);
+    let d = client
+        .dhcp(
+            "veth1",
+            DhcpConfig {
+                arp_check: false,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.lease().unwrap().addr.addr(), OFFERED);
 }

@@ -513,3 +513,53 @@ fn an_announcement_is_a_broadcast_request_for_our_own_address() {
     // The datagram waiting for the answer left with it.
     assert_eq!(out.len(), 1);
 }
+
+#[test]
+fn a_probe_comes_from_zero_and_notices_a_user_of_the_address() {
+    let now = Instant::now();
+    let mut t = table(NeighConfig::default());
+    let mut out = Vec::new();
+    let want = Ipv4Addr::new(10, 0, 0, 9);
+    assert!(t.probe(DEV, want, &mut out));
+    assert!(!t.probe(DevId(7), want, &mut out), "not an Ethernet device");
+    let f = frames(&mut out);
+    assert_eq!((f.len(), f[0].0), (1, MacAddr::BROADCAST));
+    let m = ArpPacket::parse(&f[0].2).unwrap();
+    assert_eq!(
+        (m.op, m.spa, m.tpa),
+        (ARPOP_REQUEST, Ipv4Addr::UNSPECIFIED, want)
+    );
+    // Unrelated traffic is no conflict.
+    t.input(now, DEV, &reply_from(PEER, NB), false, true, &mut out);
+    assert!(!t.probe_end(DEV, want));
+    // A reply from the address (to our probe: target 0.0.0.0) is.
+    t.probe(DEV, want, &mut out);
+    let answer = ArpPacket {
+        op: ARPOP_REPLY,
+        sha: PEER,
+        spa: want,
+        tha: OUR,
+        tpa: Ipv4Addr::UNSPECIFIED,
+    };
+    t.input(now, DEV, &answer, false, true, &mut out);
+    assert!(t.probe_end(DEV, want));
+    assert!(!t.probe_end(DEV, want), "ended twice");
+    // So is another host probing for it at the same time.
+    t.probe(DEV, want, &mut out);
+    let rival = ArpPacket {
+        op: ARPOP_REQUEST,
+        sha: PEER,
+        spa: Ipv4Addr::UNSPECIFIED,
+        tha: MacAddr::ZERO,
+        tpa: want,
+    };
+    t.input(now, DEV, &rival, false, false, &mut out);
+    assert!(t.probe_end(DEV, want));
+    // The number of probes at once is bounded.
+    for i in 0..MAX_PROBING {
+        assert!(t.probe(DEV, Ipv4Addr::new(10, 1, 0, i as u8), &mut out));
+    }
+    assert!(!t.probe(DEV, Ipv4Addr::new(10, 2, 0, 1), &mut out));
+    t.remove_dev(DEV);
+    assert!(!t.probe_end(DEV, Ipv4Addr::new(10, 1, 0, 1)));
+}

@@ -11,10 +11,12 @@
 //! without an address from 0.0.0.0, and replies come back as broadcasts (the client sets
 //! the broadcast flag) or, once configured, to the leased address.
 //!
-//! Not done: the ARP check of an offered address (RFC 2131 section 4.4.1 "SHOULD", with
-//! DHCPDECLINE), INIT-REBOOT (asking again for a remembered address), DHCPINFORM,
-//! applying the server's interface MTU (reported in [`DhcpLease::mtu`]), classless static
-//! routes (RFC 3442).
+//! A granted address is first probed with ARP (RFC 2131 4.4.1, RFC 5227) and declined
+//! when another host uses it ([`DhcpConfig::arp_check`]).
+//!
+//! Not done: INIT-REBOOT (asking again for a remembered address), DHCPINFORM, applying
+//! the server's interface MTU (reported in [`DhcpLease::mtu`]), classless static routes
+//! (RFC 3442).
 
 pub mod wire;
 
@@ -30,6 +32,7 @@ use tokio::time::Instant;
 
 use crate::net::UdpSocket;
 use crate::{Ipv4Cidr, MacAddr, Stack};
+use ustack_socket::{AddressFamily, SockType};
 use wire::{MsgType, Reply, Request};
 
 /// The client's UDP port.
@@ -62,6 +65,11 @@ pub struct DhcpConfig {
     /// Make the lease's DNS servers the resolver's, and its domain name the search
     /// domain (default true); the previous ones come back when the lease goes.
     pub use_dns: bool,
+    /// Before using a new address, probe for it with ARP (RFC 2131 4.4.1, RFC 5227:
+    /// two probes a second apart, then a second of listening; default true): if another
+    /// host answers, the address is declined (DHCPDECLINE) and discovery starts over 10 s
+    /// later.
+    pub arp_check: bool,
 }
 
 impl Default for DhcpConfig {
@@ -72,6 +80,7 @@ impl Default for DhcpConfig {
             client_id: None,
             use_router: true,
             use_dns: true,
+            arp_check: true,
         }
     }
 }
@@ -178,8 +187,9 @@ enum Stop {
 }
 
 /// The DHCP client of one device, running in the background (see [`Stack::dhcp`]). It
-/// keeps the lease while this handle lives: dropping it stops the client and takes the
-/// configuration away (without telling the server; [`release`](Self::release) does).
+/// keeps the lease while this handle lives: dropping it stops the client, which takes
+/// the configuration away as its task ends, shortly after (without telling the server;
+/// [`release`](Self::release) does, and returns once everything is taken away).
 #[derive(Debug)]
 pub struct DhcpClient {
     lease: watch::Receiver<Option<DhcpLease>>,
@@ -273,11 +283,16 @@ impl Stack {
                 ))
             }
         };
-        let sock =
-            UdpSocket::bind_with(self, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, CLIENT_PORT))
-                .await?;
+        // Bound to the device first, so that clients on other devices share the port;
+        // with SO_REUSEADDR, so that a client just stopped (its task still ending) does
+        // not keep a new one from starting. Another holder of the port without it still
+        // makes this fail with `AddrInUse`.
+        let s = self.socket(AddressFamily::INET, SockType::Dgram, 0)?;
+        s.set_reuse_address(true)?;
+        s.bind_device(Some(device.as_bytes()))?;
+        s.bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, CLIENT_PORT))?;
+        let sock = UdpSocket::from_socket(s)?;
         sock.set_broadcast(true)?;
-        sock.bind_device(Some(device.as_bytes()))?;
         let (tx, rx) = watch::channel(None);
         let mut c = Client {
             stack: self.clone(),
@@ -444,10 +459,22 @@ impl Client {
                 .await;
             match answer {
                 Some(r) if r.msg_type == Some(MsgType::Ack) => {
-                    if let Some(lease) = DhcpLease::from_ack(&r, server) {
-                        return Some((lease, started));
+                    match DhcpLease::from_ack(&r, server) {
+                        Some(lease) if !self.in_use(lease.addr.addr()).await => {
+                            return Some((lease, started));
+                        }
+                        Some(lease) => {
+                            // Declined: the 10 s wait is the pause before discovery.
+                            self.decline(xid, lease.addr.addr(), server, deadline).await;
+                            if deadline.is_some_and(|d| Instant::now() >= d) {
+                                return None;
+                            }
+                            continue;
+                        }
+                        None => {
+                            tracing::warn!(dev = %self.dev, addr = %r.yiaddr, "dhcp: unusable lease");
+                        }
                     }
-                    tracing::warn!(dev = %self.dev, addr = %r.yiaddr, "dhcp: unusable lease");
                 }
                 Some(_) => tracing::info!(dev = %self.dev, %server, "dhcp: request refused"),
                 None if deadline.is_some_and(|d| Instant::now() >= d) => return None,
@@ -462,6 +489,46 @@ impl Client {
                 _ => tokio::time::sleep_until(pause).await,
             }
         }
+    }
+
+    /// True when the ARP check finds `addr` in use by another host (false without the
+    /// check, or when it cannot run).
+    async fn in_use(&self, addr: Ipv4Addr) -> bool {
+        if !self.cfg.arp_check {
+            return false;
+        }
+        match self.stack.address_in_use(&self.dev, addr, 2).await {
+            Ok(used) => used,
+            Err(e) => {
+                tracing::debug!(dev = %self.dev, err = %e, "dhcp: no ARP check");
+                false
+            }
+        }
+    }
+
+    /// Tells `server` that `addr` is in use by someone else (DHCPDECLINE), then waits
+    /// the 10 s RFC 2131 4.4.1 asks for (not past `deadline`).
+    async fn decline(
+        &mut self,
+        xid: u32,
+        addr: Ipv4Addr,
+        server: Ipv4Addr,
+        deadline: Option<Instant>,
+    ) {
+        tracing::warn!(dev = %self.dev, %addr, %server, "dhcp: offered address in use; declined");
+        let mut m = self.request(MsgType::Decline, xid, Instant::now());
+        m.requested_ip = Some(addr);
+        m.server_id = Some(server);
+        let m = m.emit();
+        let to = SocketAddrV4::new(Ipv4Addr::BROADCAST, SERVER_PORT);
+        if let Err(e) = self.sock.send_to(&m, to).await {
+            tracing::debug!(dev = %self.dev, err = %e, "dhcp: decline not sent");
+        }
+        let mut until = Instant::now() + Duration::from_secs(10);
+        if let Some(d) = deadline {
+            until = until.min(d);
+        }
+        tokio::time::sleep_until(until).await;
     }
 
     /// Puts `lease` (granted at `granted`) into the stack, replacing what an earlier one

@@ -386,6 +386,7 @@ fn ustack_takes_a_dhcp_lease_from_dnsmasq() {
                 ustack::dhcp::DhcpConfig {
                     timeout: Duration::from_secs(30),
                     host_name: Some("ustack-test".into()),
+                    preferred_addr: Some(Ipv4Addr::new(10, 88, 0, 142)),
                     ..Default::default()
                 },
             )
@@ -411,10 +412,8 @@ fn ustack_takes_a_dhcp_lease_from_dnsmasq() {
     let (lease, in_file, dns, addrs, after) = res.unwrap_or_else(|e| panic!("{e}\n{log}"));
     let peer = listener.join().expect("listener thread").unwrap();
     let a = lease.addr.addr();
-    assert!(
-        (100..=150).contains(&a.octets()[3]) && lease.addr.prefix_len() == 24,
-        "{lease:?}"
-    );
+    // The address asked for, free and in dnsmasq's range.
+    assert_eq!(lease.addr.to_string(), "10.88.0.142/24", "{lease:?}");
     assert_eq!(lease.routers, [HOST_IP.parse::<Ipv4Addr>().unwrap()]);
     assert_eq!(lease.server.to_string(), HOST_IP);
     assert_eq!(lease.lease_time, Some(Duration::from_secs(600)));

@@ -104,6 +104,15 @@ async fn serve(sock: UdpSocket, state: Arc<Mutex<Server>>) {
             if st.silent || st.seen.len() > 1000 {
                 None
             } else {
+                // A suggested address (option 50 in the DISCOVER) is offered if it is
+                // in the test's range.
+                let hint = option(req, 50)
+                    .filter(|v| v.len() == 4 && v[..3] == [10, 0, 0] && v[3] >= 50)
+                    .map(|v| Ipv4Addr::new(v[0], v[1], v[2], v[3]));
+                let offer = if t == 1 { hint.unwrap_or(offer) } else { offer };
+                if t == 1 {
+                    st.offer = Some(offer);
+                }
                 match t {
                     1 => Some(reply(req, 2, st.lease_secs, offer)),
                     3 if st.nak_all || (!ciaddr.is_unspecified() && st.nak_renewals) => {
@@ -412,4 +421,22 @@ async fn an_address_in_use_is_declined() {
         .await
         .unwrap();
     assert_eq!(d.lease().unwrap().addr.addr(), OFFERED);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_preferred_address_is_asked_for() {
+    let (_server, client, st) = setup(600).await;
+    let want = Ipv4Addr::new(10, 0, 0, 77);
+    let d = client
+        .dhcp(
+            "veth1",
+            DhcpConfig {
+                preferred_addr: Some(want),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.lease().unwrap().addr.addr(), want);
+    assert_eq!(st.lock().unwrap().seen[0].0, 1);
 }

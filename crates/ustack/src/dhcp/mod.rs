@@ -14,7 +14,8 @@
 //! A granted address is first probed with ARP (RFC 2131 4.4.1, RFC 5227) and declined
 //! when another host uses it ([`DhcpConfig::arp_check`]).
 //!
-//! Not done: INIT-REBOOT (asking again for a remembered address), DHCPINFORM, applying
+//! Not done: a lease file and INIT-REBOOT (a program can suggest an earlier address with
+//! [`DhcpConfig::preferred_addr`]), DHCPINFORM, applying
 //! the server's interface MTU (reported in [`DhcpLease::mtu`]), classless static routes
 //! (RFC 3442).
 
@@ -70,6 +71,11 @@ pub struct DhcpConfig {
     /// host answers, the address is declined (DHCPDECLINE) and discovery starts over 10 s
     /// later.
     pub arp_check: bool,
+    /// An address to ask for (option 50 in each DISCOVER), such as the one an earlier
+    /// lease had: servers give it again when they can (default none). The client does not
+    /// store leases; a program that wants its address back across restarts keeps
+    /// [`DhcpLease::addr`] and passes it here.
+    pub preferred_addr: Option<Ipv4Addr>,
 }
 
 impl Default for DhcpConfig {
@@ -81,6 +87,7 @@ impl Default for DhcpConfig {
             use_router: true,
             use_dns: true,
             arp_check: true,
+            preferred_addr: None,
         }
     }
 }
@@ -434,7 +441,10 @@ impl Client {
         loop {
             let xid = self.random() as u32;
             let started = Instant::now();
-            let discover = self.request(MsgType::Discover, xid, started).emit();
+            let mut discover = self.request(MsgType::Discover, xid, started);
+            // RFC 2131 4.4.1: a DISCOVER may suggest an address (option 50).
+            discover.requested_ip = self.cfg.preferred_addr;
+            let discover = discover.emit();
             let offer = self
                 .exchange(&discover, bcast, xid, u32::MAX, deadline, |r| {
                     r.msg_type == Some(MsgType::Offer)

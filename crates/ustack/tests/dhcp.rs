@@ -440,3 +440,62 @@ async fn a_preferred_address_is_asked_for() {
     assert_eq!(d.lease().unwrap().addr.addr(), want);
     assert_eq!(st.lock().unwrap().seen[0].0, 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn clients_on_two_devices_share_port_68() {
+    let link = |a: &str, b: &str| MemLinkConfig {
+        ethernet: true,
+        names: (a.to_string(), b.to_string()),
+        ..Default::default()
+    };
+    let (a0, a1) = MemLink::pair(link("srva", "eth0"));
+    let (b0, b1) = MemLink::pair(link("srvb", "eth1"));
+    let client = Stack::builder()
+        .device(a1)
+        .device(b1)
+        .build()
+        .await
+        .unwrap();
+    let mut servers = Vec::new();
+    for (dev, addr) in [(a0, "10.0.0.1/24"), (b0, "10.0.0.1/24")] {
+        let s = Stack::builder()
+            .device(dev)
+            .addr(addr.parse().unwrap())
+            .build()
+            .await
+            .unwrap();
+        let st = Arc::new(Mutex::new(Server {
+            lease_secs: 600,
+            ..Default::default()
+        }));
+        let sock = UdpSocket::bind_with(&s, "0.0.0.0:67").await.unwrap();
+        sock.set_broadcast(true).unwrap();
+        tokio::spawn(serve(sock, st.clone()));
+        servers.push((s, st));
+    }
+    // The second server hands out another address.
+    servers[1].1.lock().unwrap().offer = Some(Ipv4Addr::new(10, 0, 0, 60));
+    let cfg = DhcpConfig {
+        use_router: false,
+        use_dns: false,
+        ..Default::default()
+    };
+    let d0 = client.dhcp("eth0", cfg.clone()).await.unwrap();
+    let d1 = client.dhcp("eth1", cfg).await.unwrap();
+    assert_eq!(d0.lease().unwrap().addr.addr(), OFFERED);
+    assert_eq!(d1.lease().unwrap().addr.addr(), Ipv4Addr::new(10, 0, 0, 60));
+    let mut addrs = client.addresses();
+    addrs.sort();
+    assert_eq!(
+        addrs
+            .iter()
+            .map(|(d, a)| format!("{d} {a}"))
+            .collect::<Vec<_>>(),
+        ["eth0 10.0.0.50/24", "eth1 10.0.0.60/24"]
+    );
+    // Each server saw only its own client's messages.
+    for (_, st) in &servers {
+        assert!(st.lock().unwrap().seen.iter().all(|s| s.0 == 1 || s.0 == 3));
+        assert_eq!(st.lock().unwrap().seen.len(), 2);
+    }
+}

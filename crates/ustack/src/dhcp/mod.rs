@@ -200,6 +200,8 @@ enum Stop {
 #[derive(Debug)]
 pub struct DhcpClient {
     lease: watch::Receiver<Option<DhcpLease>>,
+    /// Dropped with the handle, it stops the task, which then removes what the lease
+    /// configured.
     stop: Option<oneshot::Sender<Stop>>,
     task: Option<JoinHandle<()>>,
 }
@@ -228,13 +230,6 @@ impl DhcpClient {
             t.await.map_err(io::Error::other)?;
         }
         Ok(())
-    }
-}
-
-impl Drop for DhcpClient {
-    fn drop(&mut self) {
-        // Dropping the sender stops the task, which removes what the lease configured.
-        self.stop.take();
     }
 }
 

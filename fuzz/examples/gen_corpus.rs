@@ -345,7 +345,8 @@ fn main() {
     // damage, frame source), 4 = IPv4 frame (destination, length, bytes, source),
     // 5 = time step (selector, value), 0 = raw frame (length, bytes), 6 = neighbour set by
     // hand or removed (address selector, remove bit, MAC selector), 7 = send as 3 with
-    // the transport's reachability confirmation.
+    // the transport's reachability confirmation, 8 = address probe started (0), ended
+    // (1) or our address announced (2) (address selector, action).
     let send_to_10_0_0_4 = [3u8, 1, 3, 4, 1];
     let reply_from_10_0_0_4 = [1u8, 2, 4, 3, 0, 0, 0, 1, 4];
     let request_from_10_0_0_3 = [1u8, 0, 5, 2, 2, 0, 1, 1, 5];
@@ -370,5 +371,8 @@ fn main() {
     a.extend_from_slice(&[6, 4, 0, 5]); // 10.0.0.5 set by hand
     a.extend_from_slice(&[3, 1, 4, 2, 1]); // sent to at once
     a.extend_from_slice(&[6, 4, 1]); // and removed
+    a.extend_from_slice(&[8, 3, 0]); // probe for 10.0.0.4, which answers: a conflict
+    a.extend_from_slice(&reply_from_10_0_0_4);
+    a.extend_from_slice(&[8, 3, 1, 8, 0, 2]); // probe ended; our address announced
     write("arp_rx", "resolve-age-fail", &a);
 }

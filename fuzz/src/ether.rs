@@ -7,8 +7,8 @@
 //! ARP messages with fields picked from addresses that matter (ours, the gateway's, group
 //! and zero addresses, others) or arbitrary, IPv4 frames, datagrams sent to on-link,
 //! off-link, broadcast and multicast destinations (also with the transport's
-//! reachability confirmation), permanent entries set and entries removed, and time steps
-//! that run the timers.
+//! reachability confirmation), permanent entries set and entries removed, address probes
+//! (RFC 5227) started and ended and announcements, and time steps that run the timers.
 //! After each operation it checks: every frame the layer emits comes from our Ethernet
 //! address and is well formed (ARP from our IPv4 address; IPv4 to a group address or to
 //! an address some ARP message named), a bounded number of frames, the table within its
@@ -18,7 +18,7 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use ustack_ipv4::arp::{push_ether, ArpPacket, ARP_LEN};
+use ustack_ipv4::arp::{push_ether, ArpPacket, ARPOP_REQUEST, ARP_LEN};
 use ustack_ipv4::{
     IpTx, Ipv4Config, Ipv4Layer, NeighConfig, NeighState, OutMeta, Route, RouteKind, IPPROTO_UDP,
 };
@@ -80,6 +80,8 @@ struct Harness {
     t: Duration,
     /// Ethernet addresses some received ARP message named as a sender.
     learnt: Vec<MacAddr>,
+    /// Addresses being probed (RFC 5227): the only ones an ARP from 0.0.0.0 may ask for.
+    probing: Vec<Ipv4Addr>,
     tx: Vec<IpTx>,
 }
 
@@ -106,7 +108,16 @@ impl Harness {
                 ETH_P_ARP => {
                     let m = ArpPacket::parse(&d[ETH_HLEN..]).expect("malformed ARP sent");
                     assert_eq!(m.sha, OUR);
-                    assert_eq!(m.spa, US, "ARP from another IPv4 address");
+                    if m.spa.is_unspecified() {
+                        assert!(
+                            m.op == ARPOP_REQUEST
+                                && dst == MacAddr::BROADCAST
+                                && self.probing.contains(&m.tpa),
+                            "ARP from 0.0.0.0 that is not a probe we asked for"
+                        );
+                    } else {
+                        assert_eq!(m.spa, US, "ARP from another IPv4 address");
+                    }
                     assert!(d.len() >= 60, "ARP frame not padded");
                 }
                 ETH_P_IP => {
@@ -226,6 +237,7 @@ pub fn run(data: &[u8]) {
         base: Instant::now(),
         t: Duration::ZERO,
         learnt: Vec::new(),
+        probing: Vec::new(),
         tx: Vec::new(),
     };
     let mut inp = Input::new(data);
@@ -233,7 +245,7 @@ pub fn run(data: &[u8]) {
         if inp.is_empty() {
             break;
         }
-        match inp.u8() % 8 {
+        match inp.u8() % 9 {
             0 => {
                 let len = usize::from(inp.u8());
                 let body = inp.bytes(len);
@@ -248,6 +260,25 @@ pub fn run(data: &[u8]) {
             1 | 2 => h.arp(&mut inp),
             3 => h.send(&mut inp, false),
             7 => h.send(&mut inp, true),
+            8 => {
+                // Address conflict detection: a probe started, one ended, or our address
+                // announced.
+                let ip = pick_ip(&mut inp);
+                match inp.u8() % 3 {
+                    0 => {
+                        if h.ip.arp_probe(DEV, ip) {
+                            h.probing.push(ip);
+                        }
+                    }
+                    1 => {
+                        let probed = h.probing.contains(&ip);
+                        let in_use = h.ip.arp_probe_end(DEV, ip);
+                        assert!(probed || !in_use, "a conflict for {ip}, never probed");
+                        h.probing.retain(|p| *p != ip);
+                    }
+                    _ => h.ip.arp_announce(DEV, US),
+                }
+            }
             4 => {
                 let dst = pick_mac(&mut inp);
                 let len = usize::from(inp.u8() % 64);

@@ -539,21 +539,7 @@ impl NeighTable {
     /// `arp_accept = 0` updates existing entries from it). A DHCP client sends one for a
     /// new lease (RFC 2131 4.4.1). Nothing for a device without Ethernet.
     pub fn announce(&mut self, dev: DevId, addr: Ipv4Addr, out: &mut Vec<IpTx>) {
-        let Some(our) = self.mac_of(dev) else {
-            return;
-        };
-        let msg = ArpPacket {
-            op: ARPOP_REQUEST,
-            sha: our,
-            spa: addr,
-            tha: MacAddr::ZERO,
-            tpa: addr,
-        };
-        out.push(IpTx {
-            dev,
-            pkt: arp_frame(MacAddr::BROADCAST, our, &msg),
-        });
-        self.stats.requests_out += 1;
+        self.request(dev, MacAddr::BROADCAST, addr, addr, out);
     }
 
     /// Sends an ARP probe for `addr` on `dev` (RFC 5227 2.1.1: a broadcast request from
@@ -562,27 +548,16 @@ impl NeighTable {
     /// probe for it from another Ethernet address, until [`probe_end`](Self::probe_end).
     /// False when the device carries no Ethernet or [`MAX_PROBING`] probes are running.
     pub fn probe(&mut self, dev: DevId, addr: Ipv4Addr, out: &mut Vec<IpTx>) -> bool {
-        let Some(our) = self.mac_of(dev) else {
+        if self.mac_of(dev).is_none() {
             return false;
-        };
+        }
         if !self.probing.iter().any(|p| p.0 == dev && p.1 == addr) {
             if self.probing.len() >= MAX_PROBING {
                 return false;
             }
             self.probing.push((dev, addr, false));
         }
-        let msg = ArpPacket {
-            op: ARPOP_REQUEST,
-            sha: our,
-            spa: Ipv4Addr::UNSPECIFIED,
-            tha: MacAddr::ZERO,
-            tpa: addr,
-        };
-        out.push(IpTx {
-            dev,
-            pkt: arp_frame(MacAddr::BROADCAST, our, &msg),
-        });
-        self.stats.requests_out += 1;
+        self.request(dev, MacAddr::BROADCAST, Ipv4Addr::UNSPECIFIED, addr, out);
         true
     }
 
@@ -596,15 +571,30 @@ impl NeighTable {
     }
 
     fn solicit(&mut self, dev: DevId, target: Ipv4Addr, to: MacAddr, out: &mut Vec<IpTx>) {
-        let (Some(our), Some(e)) = (self.mac_of(dev), self.entries.get(&(dev, target))) else {
+        if let Some(src) = self.entries.get(&(dev, target)).map(|e| e.src) {
+            self.request(dev, to, src, target, out);
+        }
+    }
+
+    /// Sends an ARP request from `spa` for `tpa` on `dev` to Ethernet address `to`
+    /// (every request this table sends: resolution, probes, announcements).
+    fn request(
+        &mut self,
+        dev: DevId,
+        to: MacAddr,
+        spa: Ipv4Addr,
+        tpa: Ipv4Addr,
+        out: &mut Vec<IpTx>,
+    ) {
+        let Some(our) = self.mac_of(dev) else {
             return;
         };
         let msg = ArpPacket {
             op: ARPOP_REQUEST,
             sha: our,
-            spa: e.src,
+            spa,
             tha: MacAddr::ZERO,
-            tpa: target,
+            tpa,
         };
         out.push(IpTx {
             dev,

@@ -707,23 +707,7 @@ impl Ipv4Layer {
             if let Some(t) = self.tx.last_mut() {
                 repr.emit(t.pkt.push(HEADER_LEN));
             }
-            if meta.mc_loop {
-                self.loop_back(meta.dst, route.dev, 1);
-            }
-            if meta.ttl == Some(0) && meta.dst.is_multicast() {
-                // Linux ip_mc_output: TTL 0 stays on this host (looped back only).
-                self.tx.pop();
-            }
-            if self.ether {
-                self.neigh_output(
-                    now,
-                    start,
-                    repr.src,
-                    meta.dst,
-                    route.next_hop,
-                    meta.confirm_neigh,
-                );
-            }
+            self.output_queued(now, start, meta, repr.src, &route);
             return Ok(());
         }
         if meta.dont_frag {
@@ -738,28 +722,40 @@ impl Ipv4Layer {
                 let dev = route.dev;
                 self.tx
                     .extend(frags.into_iter().map(|pkt| IpTx { dev, pkt }));
-                if meta.mc_loop {
-                    self.loop_back(meta.dst, dev, n);
-                }
-                if meta.ttl == Some(0) && meta.dst.is_multicast() {
-                    self.tx.truncate(self.tx.len().saturating_sub(n));
-                }
-                if self.ether {
-                    self.neigh_output(
-                        now,
-                        start,
-                        repr.src,
-                        meta.dst,
-                        route.next_hop,
-                        meta.confirm_neigh,
-                    );
-                }
+                self.output_queued(now, start, meta, repr.src, &route);
                 Ok(())
             }
             Err(_) => {
                 self.stats.frag_fails += 1;
                 Err(OutputError::MessageTooLong)
             }
+        }
+    }
+
+    /// The tail of [`output`](Self::output) for the datagram (or its fragments) just
+    /// queued from `start` on, from `src`: a copy for this host when asked
+    /// (`mc_loop`), TTL 0 multicasts kept here only (Linux `ip_mc_output`), and Ethernet
+    /// framing through the neighbour table.
+    #[inline]
+    fn output_queued(
+        &mut self,
+        now: Instant,
+        start: usize,
+        meta: &OutMeta,
+        src: Ipv4Addr,
+        route: &OutRoute,
+    ) {
+        let n = self.tx.len() - start;
+        if meta.mc_loop {
+            self.loop_back(meta.dst, route.dev, n);
+        }
+        if meta.ttl == Some(0) && meta.dst.is_multicast() {
+            // Linux ip_mc_output: TTL 0 stays on this host (looped back only).
+            self.tx.truncate(start);
+        }
+        if self.ether {
+            let confirm = meta.confirm_neigh;
+            self.neigh_output(now, start, src, meta.dst, route.next_hop, confirm);
         }
     }
 

@@ -39,18 +39,38 @@ fn kernel_mac(net: &TunNet) -> MacAddr {
         .unwrap_or_else(|| panic!("no link address in {out:?}"))
 }
 
-async fn stack_on(tap: String) -> Result<Stack, String> {
-    Stack::builder()
-        .tun_with(TunOptions {
-            name: tap,
-            up: true,
-            tap: Some(STACK_MAC),
-            ..Default::default()
-        })
-        .addr(stack_cidr().parse().map_err(|e| format!("{e:?}"))?)
-        .build()
-        .await
-        .map_err(|e| format!("stack: {e}"))
+/// A stack on TAP `tap` with STACK_MAC, and STACK_IP when `with_addr`.
+async fn stack_on(tap: String, with_addr: bool) -> Result<Stack, String> {
+    let mut b = Stack::builder().tun_with(TunOptions {
+        name: tap,
+        up: true,
+        tap: Some(STACK_MAC),
+        ..Default::default()
+    });
+    if with_addr {
+        b = b.addr(stack_cidr().parse().map_err(|e| format!("{e:?}"))?);
+    }
+    b.build().await.map_err(|e| format!("stack: {e}"))
+}
+
+/// A kernel client's connection to STACK_IP:`port`, made once the ustack side says it is
+/// ready, with `read_timeout` on reads.
+fn connect_when_ready(
+    ready: &std::sync::mpsc::Receiver<()>,
+    port: u16,
+    read_timeout: Duration,
+) -> Result<StdStream, String> {
+    ready
+        .recv_timeout(Duration::from_secs(20))
+        .map_err(|_| "the ustack side never became ready".to_string())?;
+    let to: SocketAddr = format!("{STACK_IP}:{port}")
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    let s = StdStream::connect_timeout(&to, Duration::from_secs(10))
+        .map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(read_timeout))
+        .map_err(|e| e.to_string())?;
+    Ok(s)
 }
 
 fn pattern(n: usize) -> Vec<u8> {
@@ -70,16 +90,7 @@ fn kernel_client_reaches_ustack_over_ethernet() {
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let tap = net.tun.clone();
     let client = net.ns.thread(move || -> Result<String, String> {
-        ready_rx
-            .recv_timeout(Duration::from_secs(20))
-            .map_err(|_| "the ustack side never became ready".to_string())?;
-        let to: SocketAddr = format!("{STACK_IP}:{PORT}")
-            .parse()
-            .map_err(|e| format!("{e}"))?;
-        let mut s = StdStream::connect_timeout(&to, Duration::from_secs(10))
-            .map_err(|e| format!("connect: {e}"))?;
-        s.set_read_timeout(Some(Duration::from_secs(20)))
-            .map_err(|e| e.to_string())?;
+        let mut s = connect_when_ready(&ready_rx, PORT, Duration::from_secs(20))?;
         let data = pattern(4 << 20);
         let mut w = s.try_clone().map_err(|e| e.to_string())?;
         let writer = std::thread::spawn(move || w.write_all(&data).map_err(|e| e.to_string()));
@@ -99,7 +110,7 @@ fn kernel_client_reaches_ustack_over_ethernet() {
         Ok(String::from_utf8_lossy(&neigh.stdout).into_owned())
     });
     let res = block_on_in(&net, move |tap| async move {
-        let stack = stack_on(tap).await?;
+        let stack = stack_on(tap, true).await?;
         let l = TcpListener::bind_with(&stack, SocketAddr::from((Ipv4Addr::UNSPECIFIED, PORT)))
             .await
             .map_err(|e| e.to_string())?;
@@ -268,16 +279,7 @@ fn a_tap_attached_to_a_running_stack_is_reachable() {
     const PORT: u16 = 9401;
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
     let client = net.ns.thread(move || -> Result<Vec<u8>, String> {
-        ready_rx
-            .recv_timeout(Duration::from_secs(20))
-            .map_err(|_| "the ustack side never became ready".to_string())?;
-        let to: SocketAddr = format!("{STACK_IP}:{PORT}")
-            .parse()
-            .map_err(|e| format!("{e}"))?;
-        let mut s = StdStream::connect_timeout(&to, Duration::from_secs(10))
-            .map_err(|e| format!("connect: {e}"))?;
-        s.set_read_timeout(Some(Duration::from_secs(10)))
-            .map_err(|e| e.to_string())?;
+        let mut s = connect_when_ready(&ready_rx, PORT, Duration::from_secs(10))?;
         s.write_all(b"late device").map_err(|e| e.to_string())?;
         let mut got = [0u8; 11];
         s.read_exact(&mut got).map_err(|e| format!("read: {e}"))?;
@@ -370,16 +372,7 @@ fn ustack_takes_a_dhcp_lease_from_dnsmasq() {
     });
     let lf = leasefile.clone();
     let res = block_on_in(&net, move |tap| async move {
-        let stack = Stack::builder()
-            .tun_with(TunOptions {
-                name: tap.clone(),
-                up: true,
-                tap: Some(STACK_MAC),
-                ..Default::default()
-            })
-            .build()
-            .await
-            .map_err(|e| format!("stack: {e}"))?;
+        let stack = stack_on(tap.clone(), false).await?;
         let dhcp = stack
             .dhcp(
                 &tap,

@@ -332,6 +332,18 @@ async fn dhcp_errors_are_clear() {
     let raw = Stack::builder().device(a).build().await.unwrap();
     let e = raw.dhcp("veth0", DhcpConfig::default()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    // So are the ARP probe and announcement it uses; unknown devices are ENODEV.
+    let e = raw.address_in_use("veth0", OFFERED, 1).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    let e = raw.announce_address("veth0", OFFERED).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    let e = client
+        .address_in_use("nope0", OFFERED, 1)
+        .await
+        .unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(19), "{e}");
+    let e = client.announce_address("nope0", OFFERED).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(19), "{e}");
     // Settings: no route, no DNS.
     st.lock().unwrap().silent = false;
     let d = client

@@ -228,6 +228,23 @@ if want tun; then
     fi
     stop "$SRV"
 
+    # the per-packet TUN again, read by a thread of the device's own (userve --rx-thread,
+    # TunOptions::rx_thread): the read(2)s overlap with the stack's work on a second CPU
+    step "TUN: starting ustack server with a receiving thread (userve --rx-thread) in $NS"
+    bg ip netns exec "$NS" "$BIN" userve --tun ubtun0 --addr 10.181.0.2/24 --mtu 1500 --rx-thread --lifetime "$LIFE" >"$OUT/userve_rx_thread.log" 2>&1
+    SRV=${PIDS[-1]}
+    if wait_ready "$OUT/userve_rx_thread.log"; then
+      for i in $(seq "$RUNS"); do
+        step "TUN: bulk kernel→ustack, receiving thread (run $i/$RUNS)"
+        collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" --cc "$TUN_CC" client send --to 10.181.0.2 --secs "$SECS" --name tun_bulk_in --stack ustack_rx_thread --server-pid "$SRV"
+      done
+      step "TUN: 1-byte ping-pong unpinned, receiving thread"
+      collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" --cc "$TUN_CC" client pingpong --to 10.181.0.2 --secs "$SECS" --name tun_pingpong --stack ustack_rx_thread
+    else
+      say "ustack server with a receiving thread did not start: its rows skipped"
+    fi
+    stop "$SRV"
+
     # raw TUN read ceiling
     ip -n "$NS" tuntap add dev ubtun1 mode tun
     ip -n "$NS" addr add 10.182.0.1/24 dev ubtun1

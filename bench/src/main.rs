@@ -69,6 +69,9 @@ pub struct UserveArgs {
     /// Pace new data (`TcpConfig::pacing`).
     #[arg(long)]
     pub pacing: bool,
+    /// Read the TUN on a thread of its own (`TunOptions::rx_thread`).
+    #[arg(long)]
+    pub rx_thread: bool,
 }
 
 #[derive(Subcommand)]

@@ -247,6 +247,42 @@ fn comparisons(r: &Results) -> Vec<Cmp> {
             base_label: "raw TUN read ceiling (per packet)".into(),
             target: None,
         },
+        // The per-packet TUN read by a thread of its own (`TunOptions::rx_thread`): the
+        // same MTU-sized packets, one read(2) each, overlapping with the stack's work.
+        Cmp {
+            label: "TUN bulk kernel→ustack, receiving thread vs netstack-smoltcp".into(),
+            unit: "Gbit/s",
+            ustack: fig("tun_bulk_in", "ustack_rx_thread", "gbit_s"),
+            base: fig("tun_bulk_in", "netstack", "gbit_s"),
+            base_label: "netstack-smoltcp (TUN)".into(),
+            target: AtLeast(1.5),
+        },
+        Cmp {
+            label: "TUN bulk kernel→ustack, receiving thread vs raw TUN read".into(),
+            unit: "Gbit/s",
+            ustack: fig("tun_bulk_in", "ustack_rx_thread", "gbit_s"),
+            base: fig("tun_read_ceiling", "tun_raw", "gbit_s"),
+            base_label: "raw TUN read ceiling".into(),
+            target: AtLeast(0.9),
+        },
+        Cmp {
+            label:
+                "TUN bulk kernel→ustack, receiving thread, CPU used: ustack server vs kernel client"
+                    .into(),
+            unit: "CPUs",
+            ustack: fig("tun_bulk_in", "ustack_rx_thread", "server_cpu"),
+            base: fig("tun_bulk_in", "ustack_rx_thread", "client_cpu"),
+            base_label: "kernel client (same runs)".into(),
+            target: None,
+        },
+        Cmp {
+            label: "TUN ping-pong p50 unpinned, receiving thread, vs without".into(),
+            unit: "µs",
+            ustack: fig("tun_pingpong", "ustack_rx_thread", "p50_us"),
+            base: fig("tun_pingpong", "ustack", "p50_us"),
+            base_label: "ustack, no receiving thread".into(),
+            target: None,
+        },
         Cmp {
             label: "TUN bulk ustack→kernel vs kernel veth".into(),
             unit: "Gbit/s",

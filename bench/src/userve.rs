@@ -34,6 +34,7 @@ pub fn userve(args: crate::UserveArgs) -> io::Result<()> {
         info_log,
         offload,
         pacing,
+        rx_thread,
     } = args;
     current_thread_rt().block_on(async move {
         let mut b = Stack::builder()
@@ -44,6 +45,7 @@ pub fn userve(args: crate::UserveArgs) -> io::Result<()> {
                 up: true,
                 offload,
                 tap: None,
+                rx_thread,
             })
             .addr(
                 addr.parse()
@@ -106,7 +108,9 @@ pub fn userve(args: crate::UserveArgs) -> io::Result<()> {
                 }
             });
         }
-        println!("READY userve {tun} {addr} offload={offload} pacing={pacing}");
+        println!(
+            "READY userve {tun} {addr} offload={offload} pacing={pacing} rx_thread={rx_thread}"
+        );
         tokio::time::sleep(Duration::from_secs_f64(lifetime)).await;
         let st = stack.stats();
         println!("STATS {}", st.to_json());

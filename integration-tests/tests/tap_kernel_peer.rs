@@ -271,7 +271,9 @@ fn the_examples_run_on_a_tap_device() {
 /// A TAP device attached to a stack that is already running (`Stack::add_device`): the
 /// driver starts polling it, and a kernel client reaches a listener on its address.
 /// Detached again (`Stack::remove_device`), it is closed: the kernel's side loses its
-/// carrier, and the stack its address.
+/// carrier, and the stack its address. The TAP is read by a thread of its own
+/// (`TunOptions::rx_thread`), which must have ended and closed its descriptor by the time
+/// `remove_device` returns.
 #[test]
 fn a_tap_attached_to_a_running_stack_is_reachable() {
     require_root!();
@@ -298,6 +300,7 @@ fn a_tap_attached_to_a_running_stack_is_reachable() {
             name: tap.clone(),
             up: true,
             tap: Some(STACK_MAC),
+            rx_thread: true,
             ..Default::default()
         })
         .map_err(|e| format!("open: {e}"))?;
@@ -501,11 +504,22 @@ fn an_example_takes_its_address_by_dhcp() {
 /// its address and routes, as Linux does when a device is unregistered under its users.
 #[test]
 fn a_tun_deleted_under_the_stack_is_detached() {
+    tun_deleted_under_the_stack(false);
+}
+
+/// The same with the TUN read by a thread of its own, which the detached device ends.
+#[test]
+fn a_tun_read_by_its_own_thread_is_detached_when_deleted() {
+    tun_deleted_under_the_stack(true);
+}
+
+fn tun_deleted_under_the_stack(rx_thread: bool) {
     require_root!();
-    let net = TunNet::new("tundel");
+    let net = TunNet::new(if rx_thread { "tundelrx" } else { "tundel" });
     let res = block_on_in(&net, move |tun| async move {
         let stack = Stack::builder()
             .tun(&tun)
+            .rx_thread(rx_thread)
             .addr(stack_cidr().parse().map_err(|e| format!("{e:?}"))?)
             .build()
             .await

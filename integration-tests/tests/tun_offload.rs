@@ -7,7 +7,9 @@
 //! the kernel must read every byte in order, also when the kernel drops 5 % of them
 //! (iptables, whole super-segments at a time). A last test checks that a reader without
 //! offloads still works on a persistent TUN whose offload reader died without resetting
-//! them.
+//! them. The receiving thread (`TunOptions::rx_thread`): the kernel's bulk transfer read
+//! by a thread of the device's own arrives intact, also when the kernel drops some of it,
+//! and the thread ends with the stack.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
@@ -27,6 +29,29 @@ const BYTES: u64 = 64 << 20;
 const PLAIN_BYTES: u64 = 16 << 20;
 const PORT: u16 = 5001;
 
+/// How the stack's device reads the TUN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reader {
+    /// One packet per read(2), in the stack's task.
+    Plain,
+    /// `TunOptions::offload`.
+    Offload,
+    /// `TunOptions::rx_thread`.
+    Thread,
+}
+
+/// Threads of this process whose name starts with `ustack-rx-` (receiving threads).
+fn rx_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+                .filter(|c| c.starts_with("ustack-rx-"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 /// What the ustack side saw.
 #[derive(Debug)]
 struct Seen {
@@ -36,6 +61,9 @@ struct Seen {
     rx_bytes: u64,
     tcp_csum_errors: u64,
     tcp_in_errs: u64,
+    /// Receiving threads while the connection was open, and after the stack shut down.
+    rx_threads_during: usize,
+    rx_threads_after: usize,
 }
 
 /// A kernel TCP connection to the ustack server (5 s to connect, 30 s per read or write).
@@ -72,16 +100,17 @@ fn kernel_client(bytes: u64) -> Result<u64, String> {
     Ok(u64::from_be_bytes(count))
 }
 
-/// A stack on the persistent TUN `tun` (with or without offloads), listening on `PORT`.
-async fn listen_on(tun: String, offload: bool) -> Result<(Stack, TcpListener), String> {
+/// A stack on the persistent TUN `tun`, read as `reader` says, listening on `PORT`.
+async fn listen_on(tun: String, reader: Reader) -> Result<(Stack, TcpListener), String> {
     let stack = Stack::builder()
         .tun_with(TunOptions {
             name: tun,
             mtu: None,
             host_addr: None,
             up: true,
-            offload,
+            offload: reader == Reader::Offload,
             tap: None,
+            rx_thread: reader == Reader::Thread,
         })
         .addr(stack_cidr().parse().map_err(|e| format!("{e:?}"))?)
         .build()
@@ -93,11 +122,12 @@ async fn listen_on(tun: String, offload: bool) -> Result<(Stack, TcpListener), S
     Ok((stack, l))
 }
 
-async fn serve(tun: String, offload: bool, bytes: u64) -> Result<Seen, String> {
-    let (stack, l) = listen_on(tun, offload).await?;
+async fn serve(tun: String, reader: Reader, bytes: u64) -> Result<Seen, String> {
+    let (stack, l) = listen_on(tun, reader).await?;
     // Started from this thread, the client's thread is in the same namespace.
     let client = std::thread::spawn(move || kernel_client(bytes));
     let (mut s, _) = l.accept().await.map_err(|e| format!("accept: {e}"))?;
+    let rx_threads_during = rx_threads();
     let mut buf = vec![0u8; 256 * 1024];
     let mut received = 0u64;
     let mut corrupt_at = None;
@@ -135,21 +165,26 @@ async fn serve(tun: String, offload: bool, bytes: u64) -> Result<Seen, String> {
         rx_bytes: dev.stats.rx_bytes,
         tcp_csum_errors: st.tcp.in_csum_errors,
         tcp_in_errs: st.tcp.in_errs,
+        rx_threads_during,
+        rx_threads_after: 0,
     };
     stack.shutdown().await;
-    Ok(seen)
+    Ok(Seen {
+        rx_threads_after: rx_threads(),
+        ..seen
+    })
 }
 
 /// Runs `serve` inside the namespace.
-fn serve_in(net: &TunNet, offload: bool, bytes: u64) -> Result<Seen, String> {
-    block_on_in(net, move |tun| serve(tun, offload, bytes))
+fn serve_in(net: &TunNet, reader: Reader, bytes: u64) -> Result<Seen, String> {
+    block_on_in(net, move |tun| serve(tun, reader, bytes))
 }
 
 #[test]
 fn kernel_bulk_into_offload_tun_arrives_as_super_segments() {
     require_root!();
     let net = TunNet::new("offload");
-    let seen = serve_in(&net, true, BYTES);
+    let seen = serve_in(&net, Reader::Offload, BYTES);
     let seen = seen.unwrap_or_else(|e| panic!("offload transfer failed: {e}"));
     println!("{seen:?}");
     assert_eq!(seen.received, BYTES);
@@ -166,6 +201,50 @@ fn kernel_bulk_into_offload_tun_arrives_as_super_segments() {
         seen.rx_bytes,
         seen.rx_packets
     );
+}
+
+/// A TUN read by a thread of its own: the kernel's 64 MiB arrive intact, one MTU-sized
+/// packet per read, through the device's thread, which ends with the stack. Then, with
+/// the kernel dropping 2 % of the segments it sends into the TUN, a second stack on the
+/// same TUN: the thread's queue keeps their order, ustack's SACKs get them resent and
+/// every byte arrives. (One test, so that no other receiving thread runs meanwhile.)
+#[test]
+fn kernel_bulk_into_a_tun_read_by_its_own_thread() {
+    require_root!();
+    let net = TunNet::new("rxthr");
+    let seen = serve_in(&net, Reader::Thread, BYTES)
+        .unwrap_or_else(|e| panic!("transfer through the receiving thread failed: {e}"));
+    println!("{seen:?}");
+    assert_eq!(seen.received, BYTES);
+    assert_eq!(seen.corrupt_at, None, "stream corrupted");
+    assert_eq!(seen.tcp_csum_errors, 0);
+    assert_eq!(seen.tcp_in_errs, 0);
+    assert!(seen.rx_bytes / seen.rx_packets.max(1) <= 1500);
+    assert!(seen.rx_packets >= BYTES / 1500);
+    assert_eq!(seen.rx_threads_during, 1, "no receiving thread");
+    assert_eq!(
+        seen.rx_threads_after, 0,
+        "the receiving thread outlived the stack"
+    );
+
+    require_tool!("iptables");
+    net.ns.sh(&format!(
+        "iptables -A OUTPUT -o {} -p tcp --dport {PORT} -m statistic --mode random --probability 0.02 -j DROP",
+        net.tun
+    ));
+    let seen = serve_in(&net, Reader::Thread, PLAIN_BYTES)
+        .unwrap_or_else(|e| panic!("lossy transfer through the receiving thread failed: {e}"));
+    let dropped = net
+        .ns
+        .sh("iptables -L OUTPUT -v -x -n | awk 'NR>2 {s+=$1} END {print s+0}'");
+    println!("{seen:?}, dropped {dropped}");
+    assert!(
+        dropped.trim().parse::<u64>().unwrap_or(0) > 0,
+        "the rule dropped nothing"
+    );
+    assert_eq!(seen.received, PLAIN_BYTES);
+    assert_eq!(seen.corrupt_at, None, "stream corrupted");
+    assert_eq!(seen.rx_threads_after, 0);
 }
 
 /// Attaches to `tun` the way a reader with offloads does (`IFF_VNET_HDR`,
@@ -215,8 +294,8 @@ fn plain_reader_works_after_an_offload_reader_died() {
     net.ns
         .within(move || attach_with_offloads_and_die(&tun))
         .unwrap_or_else(|e| panic!("{e}"));
-    let seen =
-        serve_in(&net, false, PLAIN_BYTES).unwrap_or_else(|e| panic!("plain transfer failed: {e}"));
+    let seen = serve_in(&net, Reader::Plain, PLAIN_BYTES)
+        .unwrap_or_else(|e| panic!("plain transfer failed: {e}"));
     println!("{seen:?}");
     assert_eq!(seen.received, PLAIN_BYTES);
     assert_eq!(seen.corrupt_at, None, "stream corrupted");
@@ -252,7 +331,7 @@ fn send_to_kernel(net: &TunNet, bytes: u64) -> Result<(u64, DeviceStats, u64), S
 }
 
 async fn send(tun: String, bytes: u64) -> Result<(u64, DeviceStats, u64), String> {
-    let (stack, l) = listen_on(tun, true).await?;
+    let (stack, l) = listen_on(tun, Reader::Offload).await?;
     let client = std::thread::spawn(kernel_reader);
     let (mut s, _) = l.accept().await.map_err(|e| format!("accept: {e}"))?;
     let mut buf = vec![0u8; 256 * 1024];

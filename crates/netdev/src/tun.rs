@@ -76,6 +76,14 @@ fn plain_rx_buf(mtu: usize) -> PacketBuf {
     p
 }
 
+/// The largest frame the device carries: the MTU, plus the Ethernet header on a TAP.
+fn frame_len(l2: Link, mtu: usize) -> usize {
+    match l2 {
+        Link::RawIp => mtu,
+        Link::Ethernet(_) => mtu + ETH_HLEN,
+    }
+}
+
 /// Longest interface name (Linux `IFNAMSIZ` minus the terminating NUL).
 const MAX_NAME: usize = 15;
 
@@ -114,6 +122,13 @@ pub struct TunOptions {
     /// with [`offload`](Self::offload). The kernel side of a TAP has an address of its own
     /// (`ip link show`), which must differ from this one.
     pub tap: Option<MacAddr>,
+    /// Read from the device on a thread of its own (default `false`; Linux: threaded
+    /// NAPI). The thread only does the `read(2)`s and queues the packets (at most 512
+    /// buffers in circulation); the stack's task processes them. The reads, the costliest
+    /// part of receiving from a TUN, then overlap with the stack's protocol work and its
+    /// writes: more throughput where a second CPU is free, at the cost of that CPU's time
+    /// and of a thread hand-off per burst in latency. Not with [`offload`](Self::offload).
+    pub rx_thread: bool,
 }
 
 /// Counters of the offload path ([`TunOptions::offload`]); all zero without it.
@@ -144,10 +159,13 @@ pub struct TunOffloadStats {
     pub tx_bad: u64,
 }
 
-/// The descriptor: through tokio-tun (plain), or opened here with `IFF_VNET_HDR`.
+/// The descriptor: through tokio-tun (plain), opened here with `IFF_VNET_HDR`, or read by
+/// a thread of its own and not registered with the reactor at all (the TUN wakes only
+/// the thread, never the runtime: `TunOptions::rx_thread`).
 enum TunIo {
     Plain(Tun),
     Vnet { fd: AsyncFd<OwnedFd>, ctl: IfCtl },
+    Threaded { fd: OwnedFd, ctl: IfCtl },
 }
 
 /// A TUN device. Needs a tokio runtime with I/O enabled.
@@ -168,6 +186,8 @@ pub struct TunDevice {
     /// `EBADFD`); reads report it from then on, so the stack detaches the device. A
     /// deleted interface wakes no reader, so a failed write is how the stack learns of it.
     gone: Option<i32>,
+    /// The receiving thread ([`TunOptions::rx_thread`]).
+    rx_thread: Option<RxThread>,
 }
 
 impl std::fmt::Debug for TunDevice {
@@ -206,7 +226,7 @@ impl TunDevice {
     fn if_flags(&self) -> io::Result<i32> {
         match &self.io {
             TunIo::Plain(tun) => tun.flags().map(i32::from).map_err(tun_error),
-            TunIo::Vnet { ctl, .. } => ctl.flags(),
+            TunIo::Vnet { ctl, .. } | TunIo::Threaded { ctl, .. } => ctl.flags(),
         }
     }
 
@@ -269,6 +289,11 @@ impl TunDevice {
         tokio::runtime::Handle::try_current()
             .map_err(|_| io::Error::other("TunDevice::open must run inside a tokio runtime"))?;
         if opts.offload {
+            if opts.rx_thread {
+                return Err(invalid(
+                    "TUN offload is not available with a receiving thread",
+                ));
+            }
             if opts.tap.is_some() {
                 return Err(invalid("TUN offload is not available on a TAP device"));
             }
@@ -301,16 +326,31 @@ impl TunDevice {
             _ => opts.mtu.unwrap_or(1500),
         };
         let name = tun.name().to_string();
-        tracing::debug!(%name, mtu, tap = opts.tap.is_some(), "TUN device opened");
+        let l2 = opts.tap.map_or(Link::RawIp, Link::Ethernet);
+        let (io, rx_thread) = if opts.rx_thread {
+            // The thread reads a duplicate of the descriptor; writes go through another, and
+            // tokio-tun's (registered with the reactor) is closed, so that the packets the
+            // kernel queues wake only the thread.
+            let frame = frame_len(l2, mtu);
+            let rx = RxThread::start(tun.as_raw_fd(), &name, || plain_rx_buf(frame))?;
+            let fd = vnet::dup(tun.as_raw_fd())?;
+            let ctl = IfCtl::new(&name)?;
+            drop(tun);
+            (TunIo::Threaded { fd, ctl }, Some(rx))
+        } else {
+            (TunIo::Plain(tun), None)
+        };
+        tracing::debug!(%name, mtu, tap = opts.tap.is_some(), rx_thread = opts.rx_thread, "TUN device opened");
         Ok(TunDevice {
-            io: TunIo::Plain(tun),
+            io,
             name,
             mtu,
-            l2: opts.tap.map_or(Link::RawIp, Link::Ethernet),
+            l2,
             rx_spare: None,
             stats: DeviceStats::default(),
             gone: None,
             offload: TunOffloadStats::default(),
+            rx_thread,
         })
     }
 
@@ -345,6 +385,7 @@ impl TunDevice {
             stats: DeviceStats::default(),
             gone: None,
             offload: TunOffloadStats::default(),
+            rx_thread: None,
         })
     }
 
@@ -463,10 +504,7 @@ impl TunDevice {
     fn poll_read_one(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         match &mut self.io {
             TunIo::Plain(tun) => {
-                let frame = match self.l2 {
-                    Link::RawIp => self.mtu,
-                    Link::Ethernet(_) => self.mtu + ETH_HLEN,
-                };
+                let frame = frame_len(self.l2, self.mtu);
                 let buf = self.rx_spare.get_or_insert_with(|| plain_rx_buf(frame));
                 let mut rb = ReadBuf::new(buf.data_mut());
                 match Pin::new(tun).poll_read(cx, &mut rb) {
@@ -486,12 +524,59 @@ impl TunDevice {
                     Err(_) => continue,
                 }
             },
+            // Unreachable: poll_recv takes what the thread read instead.
+            TunIo::Threaded { .. } => Poll::Ready(Err(io::Error::other(
+                "the device is read by its receiving thread",
+            ))),
         }
+    }
+
+    /// [`NetDevice::poll_recv`] with a receiving thread: hands on what it read, up to
+    /// `budget` packets, and gives it a fresh buffer for each one taken.
+    fn poll_recv_threaded(
+        &mut self,
+        rx: &mut RxThread,
+        cx: &mut Context<'_>,
+        out: &mut Vec<PacketBuf>,
+        budget: usize,
+    ) -> Poll<io::Result<usize>> {
+        let frame = frame_len(self.l2, self.mtu);
+        let mut n = 0;
+        let mut res = Poll::Pending;
+        while n < budget {
+            match rx.poll_next(cx) {
+                Poll::Ready(Ok((buf, len))) => {
+                    self.rx_spare = Some(buf);
+                    if self.accept(len, out) {
+                        n += 1;
+                    }
+                    // A discarded packet's buffer goes back as it is; a fresh one from
+                    // this thread's pool replaces one handed on.
+                    let buf = self.rx_spare.take().unwrap_or_else(|| plain_rx_buf(frame));
+                    rx.give_back(buf);
+                }
+                Poll::Ready(Err(e)) => {
+                    self.stats.rx_errors += 1;
+                    tracing::warn!(dev = %self.name, error = %e, "TUN read failed");
+                    if n == 0 {
+                        res = Poll::Ready(Err(e));
+                    }
+                    break;
+                }
+                Poll::Pending => break,
+            }
+        }
+        rx.flush();
+        if n > 0 {
+            return Poll::Ready(Ok(n));
+        }
+        res
     }
 
     fn try_write(&mut self, pkt: &PacketBuf) -> io::Result<usize> {
         match &mut self.io {
             TunIo::Plain(tun) => tun.try_send(pkt.data()),
+            TunIo::Threaded { fd, .. } => vnet::write(fd.as_raw_fd(), pkt.data()),
             TunIo::Vnet { fd, .. } => {
                 let Some(hdr) = VnetHdr::for_tx(pkt.data(), pkt.csum_partial(), pkt.gso_size())
                 else {
@@ -553,6 +638,11 @@ impl NetDevice for TunDevice {
             return Poll::Ready(Err(io::Error::from_raw_os_error(code)));
         }
         let budget = budget.max(1);
+        if let Some(mut rx) = self.rx_thread.take() {
+            let r = self.poll_recv_threaded(&mut rx, cx, out, budget);
+            self.rx_thread = Some(rx);
+            return r;
+        }
         let mut n = 0;
         // Bounds the work of one poll even when every packet is discarded.
         let mut reads = 0;
@@ -656,7 +746,10 @@ impl NetDevice for TunDevice {
     }
 }
 
+mod rxthread;
 mod vnet;
+
+use rxthread::RxThread;
 
 #[cfg(test)]
 mod tests;

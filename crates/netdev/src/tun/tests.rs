@@ -119,8 +119,16 @@ enum Outcome {
     Skipped(String),
 }
 
+/// How the device under test is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Plain,
+    Offload,
+    RxThread,
+}
+
 /// Runs on a dedicated thread inside a private network namespace.
-fn netns_body(offload: bool) -> Result<Outcome, String> {
+fn netns_body(mode: Mode) -> Result<Outcome, String> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         return Ok(Outcome::Skipped("not root".into()));
@@ -141,14 +149,15 @@ fn netns_body(offload: bool) -> Result<Outcome, String> {
         .build()
         .map_err(|e| e.to_string())?;
     rt.block_on(async {
-        tokio::time::timeout(Duration::from_secs(10), device_roundtrip(offload))
+        tokio::time::timeout(Duration::from_secs(10), device_roundtrip(mode))
             .await
             .map_err(|_| "timed out".to_string())?
     })?;
     Ok(Outcome::Passed)
 }
 
-async fn device_roundtrip(offload: bool) -> Result<(), String> {
+async fn device_roundtrip(mode: Mode) -> Result<(), String> {
+    let offload = mode == Mode::Offload;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -172,6 +181,7 @@ async fn device_roundtrip(offload: bool) -> Result<(), String> {
         up: true,
         offload,
         tap: None,
+        rx_thread: mode == Mode::RxThread,
     })
     .map_err(|e| format!("open: {e}"))?;
     assert_eq!(dev.name(), name);
@@ -252,24 +262,128 @@ async fn device_roundtrip(offload: bool) -> Result<(), String> {
     } else {
         assert_eq!(dev.offload_stats(), TunOffloadStats::default());
     }
+    if mode == Mode::RxThread {
+        rx_thread_queue_and_drop(dev, &sock, peer, &name).await?;
+    }
+    Ok(())
+}
+
+/// The names of this process's threads.
+fn thread_names() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// With a receiving thread: while the stack does not poll, the thread fills exactly its
+/// fixed number of buffers and stops reading; polling then hands on every queued packet
+/// in the order sent. Dropping the device ends the thread and releases the descriptor, so
+/// the persistent TUN can be attached to again at once.
+async fn rx_thread_queue_and_drop(
+    mut dev: TunDevice,
+    sock: &UdpSocket,
+    peer: Ipv4Addr,
+    name: &str,
+) -> Result<(), String> {
+    let thread = format!("ustack-rx-{name}");
+    // comm is cut to 15 bytes.
+    let thread: String = thread.chars().take(15).collect();
+    assert!(thread_names().contains(&thread), "no {thread} thread");
+    // The interface's MTU was raised above; 1000-byte datagrams fit the device's 1400.
+    const SENT: u32 = 1500;
+    for i in 0..SENT {
+        let mut d = [0u8; 1000];
+        d[..4].copy_from_slice(&i.to_be_bytes());
+        sock.send_to(&d, SocketAddrV4::new(peer, 9998))
+            .map_err(|e| e.to_string())?;
+    }
+    // Wait until the thread has read all it can (its queue stops growing).
+    let mut queued = 0;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let q = dev.rx_thread.as_ref().map_or(0, RxThread::queued);
+        if q == queued && q > 0 {
+            break;
+        }
+        queued = q;
+    }
+    assert_eq!(
+        queued,
+        rxthread::BUFFERS,
+        "the thread must fill its buffers and no more"
+    );
+    // Everything queued (and whatever the kernel kept meanwhile) arrives, in order.
+    let mut seen: Vec<u32> = Vec::new();
+    let mut got = Vec::new();
+    loop {
+        let more = tokio::time::timeout(
+            Duration::from_millis(300),
+            std::future::poll_fn(|cx| dev.poll_recv(cx, &mut got, 64)),
+        )
+        .await;
+        match more {
+            Err(_) => break,
+            Ok(r) => {
+                r.map_err(|e| e.to_string())?;
+            }
+        }
+        for p in got.drain(..) {
+            let d = p.data();
+            if d.get(9) == Some(&17) && d.get(22..24) == Some(&9998u16.to_be_bytes()[..]) {
+                let i = d.get(28..32).ok_or("short datagram")?;
+                seen.push(u32::from_be_bytes([i[0], i[1], i[2], i[3]]));
+            }
+        }
+    }
+    assert!(
+        seen.len() >= rxthread::BUFFERS,
+        "only {} of {SENT} datagrams arrived",
+        seen.len()
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "datagrams out of order or repeated"
+    );
+    assert_eq!(seen.first(), Some(&0));
+    drop(dev);
+    assert!(!thread_names().contains(&thread), "{thread} still runs");
+    let again = TunDevice::open(TunOptions {
+        name: name.to_string(),
+        rx_thread: true,
+        ..Default::default()
+    })
+    .map_err(|e| format!("attaching again after the drop: {e}"))?;
+    assert_eq!(again.name(), name);
     Ok(())
 }
 
 #[test]
 fn tun_device_in_private_netns() {
-    run_in_netns(false);
+    run_in_netns(Mode::Plain);
 }
 
 /// The same round trip with `IFF_VNET_HDR` and offloads: the header is stripped on
 /// receive and prepended on transmit.
 #[test]
 fn tun_device_with_offload_in_private_netns() {
-    run_in_netns(true);
+    run_in_netns(Mode::Offload);
 }
 
-fn run_in_netns(offload: bool) {
+/// The same round trip read by a thread of its own, then its bounded queue, order and
+/// ending.
+#[test]
+fn tun_device_with_rx_thread_in_private_netns() {
+    run_in_netns(Mode::RxThread);
+}
+
+fn run_in_netns(mode: Mode) {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let outcome = std::thread::spawn(move || netns_body(offload))
+    let outcome = std::thread::spawn(move || netns_body(mode))
         .join()
         .expect("netns thread panicked");
     match outcome {
@@ -298,4 +412,13 @@ fn offload_on_a_tap_is_refused_before_anything_is_opened() {
     .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
     assert!(e.to_string().contains("TAP"), "{e}");
+    let e = TunDevice::open(TunOptions {
+        name: "ustk-rxoff".into(),
+        offload: true,
+        rx_thread: true,
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("receiving thread"), "{e}");
 }

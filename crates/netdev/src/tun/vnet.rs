@@ -380,6 +380,29 @@ impl VnetHdr {
     }
 }
 
+/// write(2) of `pkt` (a non-blocking descriptor: `WouldBlock` when the queue is full).
+pub fn write(fd: RawFd, pkt: &[u8]) -> io::Result<usize> {
+    // SAFETY: pkt is valid for reads of pkt.len() bytes for the duration of the call.
+    let n = unsafe { libc::write(fd, pkt.as_ptr().cast(), pkt.len()) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// dup(2): a second descriptor for the same open TUN.
+pub fn dup(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: dup(2) of a descriptor the caller keeps open; the result is checked and owned
+    // by the returned OwnedFd.
+    let d = unsafe { libc::dup(fd) };
+    if d < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `d` is a fresh descriptor no one else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(d) })
+}
+
 /// writev(2) of `hdr` followed by `pkt`.
 pub fn write_with_hdr(fd: RawFd, hdr: &VnetHdr, pkt: &[u8]) -> io::Result<usize> {
     let hdr = hdr.to_bytes();

@@ -332,7 +332,9 @@ fn main() {
     // overloaded `file` field (mode 7: its first three bytes go there).
     let mut ack = vec![1u8, 53, 1, 5, 54, 4, 10, 0, 0, 1, 51, 4, 0, 0, 14, 16];
     ack.extend_from_slice(&[1, 4, 255, 255, 255, 0, 3, 4, 10, 0, 0, 1, 6, 4, 10, 0, 0, 1]);
-    ack.extend_from_slice(&[15, 4, b'l', b'a', b'n', 0, 26, 2, 5, 220, 255]);
+    ack.extend_from_slice(&[15, 4, b'l', b'a', b'n', 0, 26, 2, 5, 220]);
+    // Classless static routes: 192.168.5.0/24 via 10.0.0.1, default via 10.0.0.254.
+    ack.extend_from_slice(&[121, 13, 24, 192, 168, 5, 10, 0, 0, 1, 0, 10, 0, 0, 254, 255]);
     write("dhcp_parse", "ack", &ack);
     write(
         "dhcp_parse",

@@ -14,6 +14,17 @@ pub fn dhcp_parse(data: &[u8]) {
     assert!(r.msg_type.is_some(), "accepted without a message type");
     // Addresses come four bytes each out of at most three option fields.
     assert!(4 * (r.routers.len() + r.dns.len()) <= msg.len());
+    // Classless routes: at least five bytes each, prefixes of at most 32 bits with no
+    // destination bits past them.
+    if let Some(routes) = &r.classless_routes {
+        assert!(!routes.is_empty());
+        assert!(5 * routes.len() <= msg.len());
+        for (dst, len, _) in routes {
+            assert!(*len <= 32, "/{len}");
+            let host_bits = u32::MAX.checked_shr(u32::from(*len)).unwrap_or(0);
+            assert_eq!(u32::from(*dst) & host_bits, 0, "{dst}/{len}");
+        }
+    }
     if let Some(d) = &r.domain {
         assert!(
             !d.is_empty() && d.bytes().all(|c| c.is_ascii_graphic()),
@@ -58,6 +69,9 @@ mod tests {
         assert_eq!(r.msg_type, Some(MsgType::Ack));
         assert_eq!((r.lease_secs, r.mtu), (Some(3600), Some(1500)));
         assert_eq!(r.domain.as_deref(), Some("lan"));
+        let routes = r.classless_routes.clone().unwrap();
+        assert_eq!(routes.len(), 2);
+        assert_eq!((routes[0].1, routes[1].1), (24, 0));
         let over = std::fs::read(dir.join("seed-overload")).unwrap();
         let r = Reply::parse(&message(&over)).unwrap();
         assert_eq!(r.msg_type, Some(MsgType::Offer));

@@ -397,15 +397,36 @@ fn ustack_takes_a_dhcp_lease_from_dnsmasq() {
         let mut b = [0u8; 4];
         s.read_exact(&mut b).await.map_err(|e| e.to_string())?;
         let dns = stack.dns();
+        let routes: Vec<String> = stack
+            .routes()
+            .iter()
+            .filter(|r| r.kind == ustack::RouteKind::Static)
+            .map(|r| format!("{} {:?} {:?}", r.dst, r.gateway, stack.device_name(r.dev)))
+            .collect();
+        let mtu = stack.mtu(&tap).map_err(|e| e.to_string())?;
         dhcp.release().await.map_err(|e| format!("release: {e}"))?;
         // dnsmasq rewrites its lease file once it has the release.
         tokio::time::sleep(Duration::from_millis(500)).await;
         let after = std::fs::read_to_string(&lf).unwrap_or_default();
-        Ok((lease, in_file, dns, stack.addresses(), after))
+        let left = stack
+            .routes()
+            .iter()
+            .filter(|r| r.kind == ustack::RouteKind::Static)
+            .count();
+        let mtu_after = stack.mtu(&tap).map_err(|e| e.to_string())?;
+        Ok((
+            lease,
+            in_file,
+            dns,
+            stack.addresses(),
+            after,
+            (routes, mtu, left, mtu_after),
+        ))
     });
     let log = dnsmasq.terminate(Duration::from_secs(5)).1;
     let _ = std::fs::remove_file(&leases);
-    let (lease, in_file, dns, addrs, after) = res.unwrap_or_else(|e| panic!("{e}\n{log}"));
+    let (lease, in_file, dns, addrs, after, (routes, mtu, left, mtu_after)) =
+        res.unwrap_or_else(|e| panic!("{e}\n{log}"));
     let peer = listener.join().expect("listener thread").unwrap();
     let a = lease.addr.addr();
     // The address asked for, free and in dnsmasq's range.
@@ -416,6 +437,22 @@ fn ustack_takes_a_dhcp_lease_from_dnsmasq() {
     assert_eq!(lease.domain.as_deref(), Some("dhcp.test"));
     assert_eq!(dns.servers.len(), 1);
     assert_eq!(dns.search, ["dhcp.test"]);
+    // Option 121 (RFC 3442) in place of the router option's default route, option 26 as
+    // the device's MTU; both gone with the release.
+    let host: Ipv4Addr = HOST_IP.parse().unwrap();
+    let dsts: Vec<String> = lease.routes.iter().map(|r| r.dst.to_string()).collect();
+    assert_eq!(dsts, ["192.168.77.0/24", "0.0.0.0/0"], "{lease:?}");
+    assert!(lease.routes.iter().all(|r| r.gateway == Some(host)));
+    let tap_name = Some(net.tun.clone());
+    assert_eq!(
+        routes,
+        [
+            format!("192.168.77.0/24 Some({host}) {tap_name:?}"),
+            format!("0.0.0.0/0 Some({host}) {tap_name:?}")
+        ],
+    );
+    assert_eq!((lease.mtu, mtu), (Some(1400), 1400));
+    assert_eq!((left, mtu_after), (0, 1500));
     // The kernel saw the connection from the leased address; dnsmasq recorded the lease
     // (with our Ethernet address and host name) and dropped it on release.
     assert_eq!(peer.ip().to_string(), a.to_string());
@@ -432,7 +469,8 @@ fn ustack_takes_a_dhcp_lease_from_dnsmasq() {
 }
 
 /// dnsmasq serving DHCP (no DNS) on the TAP's kernel side: 10.88.0.100-150/24 for 10
-/// minutes, router and DNS server HOST_IP, domain dhcp.test. Returns it and its lease
+/// minutes, router and DNS server HOST_IP, domain dhcp.test, classless static routes
+/// 192.168.77.0/24 and 0.0.0.0/0 through HOST_IP, interface MTU 1400. Returns it and its lease
 /// file (the caller removes the file).
 fn start_dnsmasq(net: &TunNet) -> (ustack_integration_tests::Proc, std::path::PathBuf) {
     let leases = std::env::temp_dir().join(format!(
@@ -454,6 +492,10 @@ fn start_dnsmasq(net: &TunNet) -> (ustack_integration_tests::Proc, std::path::Pa
             &format!("--dhcp-option=option:router,{HOST_IP}"),
             &format!("--dhcp-option=option:dns-server,{HOST_IP}"),
             "--dhcp-option=option:domain-name,dhcp.test",
+            &format!(
+                "--dhcp-option=option:classless-static-route,192.168.77.0/24,{HOST_IP},0.0.0.0/0,{HOST_IP}"
+            ),
+            "--dhcp-option=option:mtu,1400",
             &format!("--dhcp-leasefile={}", leases.display()),
             "--pid-file=",
             "--log-dhcp",

@@ -497,6 +497,7 @@ pub(crate) fn attach(
         dev,
         id,
         alive: true,
+        mtu,
     }
 }
 

@@ -54,7 +54,7 @@ pub use ustack_ipv4::{
 };
 pub use ustack_netdev::fault::FaultConfig;
 pub use ustack_netdev::tun::TunOptions;
-pub use ustack_netdev::{DeviceStats, MacAddr};
+pub use ustack_netdev::{DevId, DeviceStats, MacAddr};
 pub use ustack_socket::KeepaliveConfig;
 pub use ustack_tcp::{
     CcAlgorithm, EcnMode, TcpConfig, TcpInfo, TcpSocketEntry, TcpState, TcpStats,

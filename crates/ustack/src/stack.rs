@@ -144,6 +144,9 @@ pub(crate) struct DevSlot {
     /// False once `poll_recv` reported the device gone for good; the slot is then
     /// detached ([`State::detach_gone`]).
     pub(crate) alive: bool,
+    /// The largest IPv4 packet the stack sends on it: the device's own MTU, or less
+    /// ([`Stack::set_mtu`], `StackBuilder::mtu`); addresses added later take it.
+    pub(crate) mtu: usize,
 }
 
 /// Everything behind the stack's one lock.
@@ -1005,6 +1008,20 @@ impl Stack {
         self.lock().core.ip.fib().routes()
     }
 
+    /// The name of the device a [`Route`] goes through (`Route::dev`); `None` once that
+    /// device is detached.
+    ///
+    /// ```no_run
+    /// # fn demo(stack: ustack::Stack) {
+    /// for r in stack.routes() {
+    ///     println!("{} via {:?} dev {:?}", r.dst, r.gateway, stack.device_name(r.dev));
+    /// }
+    /// # }
+    /// ```
+    pub fn device_name(&self, id: DevId) -> Option<String> {
+        self.lock().slot(id).map(|d| d.dev.name().to_string())
+    }
+
     /// Every address of the stack, with its device's name (Linux: `ip -4 addr`).
     pub fn addresses(&self) -> Vec<(String, Ipv4Cidr)> {
         let st = self.lock();
@@ -1040,9 +1057,64 @@ impl Stack {
         let Some(slot) = st.slot(dev) else {
             return Err(io::Error::from_raw_os_error(ENODEV));
         };
-        let mtu = st.core.ip.dev_mtu(dev).unwrap_or_else(|| slot.dev.mtu());
+        let mtu = slot.mtu;
         let name = slot.dev.name().to_string();
         st.core.add_interface(dev, &name, addr, mtu);
+        Ok(())
+    }
+
+    /// The MTU the stack uses on device `device` (Linux: `ip link show`'s `mtu`): the
+    /// device's own, unless lowered with [`set_mtu`](Self::set_mtu) or
+    /// `StackBuilder::mtu`. `ENODEV` for an unknown device.
+    pub fn mtu(&self, device: &str) -> io::Result<usize> {
+        let st = self.lock();
+        let id = st.dev_id(device.as_bytes())?;
+        st.slot(id)
+            .map(|d| d.mtu)
+            .ok_or_else(|| io::Error::from_raw_os_error(ENODEV))
+    }
+
+    /// The largest MTU device `device` carries (`NetDevice::mtu`), the bound of
+    /// [`set_mtu`](Self::set_mtu).
+    pub(crate) fn device_max_mtu(&self, device: &str) -> io::Result<usize> {
+        let st = self.lock();
+        let id = st.dev_id(device.as_bytes())?;
+        st.slot(id)
+            .map(|d| d.dev.mtu())
+            .ok_or_else(|| io::Error::from_raw_os_error(ENODEV))
+    }
+
+    /// Sets the MTU the stack uses on device `device` (Linux: `ip link set DEV mtu N`):
+    /// the largest IPv4 packet it sends there, the MSS of TCP connections opened or
+    /// accepted afterwards, the size above which datagrams are fragmented. At least 68
+    /// (RFC 791) and at most the device's own MTU (what it can carry); existing
+    /// connections keep their MSS. Errors: `ENODEV` for an unknown device,
+    /// `InvalidInput` outside those bounds.
+    ///
+    /// ```no_run
+    /// # fn demo(stack: ustack::Stack) -> std::io::Result<()> {
+    /// stack.set_mtu("tun0", 1400)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn set_mtu(&self, device: &str, mtu: usize) -> io::Result<()> {
+        let mut st = self.lock();
+        let id = st.dev_id(device.as_bytes())?;
+        let Some(slot) = st
+            .devices
+            .get_mut(usize::from(id.0))
+            .and_then(Option::as_mut)
+        else {
+            return Err(io::Error::from_raw_os_error(ENODEV));
+        };
+        let max = slot.dev.mtu();
+        if !(68..=max).contains(&mtu) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("MTU {mtu} for {device}: must be within 68..={max}"),
+            ));
+        }
+        slot.mtu = mtu;
+        st.core.ip.set_mtu(id, mtu);
         Ok(())
     }
 
@@ -1142,6 +1214,48 @@ impl Stack {
     pub fn add_route(&self, dst: Ipv4Cidr, gateway: Option<Ipv4Addr>) -> io::Result<()> {
         let mut st = self.lock();
         add_route_locked(&mut st, dst, gateway, None)
+    }
+
+    /// Adds a static route through device `device` (Linux: `ip route add DST [via GW] dev
+    /// DEV`). Without a gateway the destination is on that device's link (reached directly,
+    /// by ARP on an Ethernet device). Errors: `ENODEV` for an unknown device,
+    /// `AlreadyExists` when a route for `dst` exists.
+    ///
+    /// ```no_run
+    /// # fn demo(stack: ustack::Stack) -> std::io::Result<()> {
+    /// stack.add_device_route("tap0", "192.168.50.0/24".parse().unwrap(), None)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn add_device_route(
+        &self,
+        device: &str,
+        dst: Ipv4Cidr,
+        gateway: Option<Ipv4Addr>,
+    ) -> io::Result<()> {
+        let mut st = self.lock();
+        let dev = st.dev_id(device.as_bytes())?;
+        add_route_locked(&mut st, dst, gateway, Some(dev))
+    }
+
+    /// Removes the static route for exactly `dst` through device `dev` with gateway
+    /// `gateway` (and no other route for `dst`); whether there was one.
+    pub(crate) fn remove_static_route(
+        &self,
+        dev: &str,
+        dst: Ipv4Cidr,
+        gateway: Option<Ipv4Addr>,
+    ) -> bool {
+        let mut st = self.lock();
+        let Ok(id) = st.dev_id(dev.as_bytes()) else {
+            return false;
+        };
+        st.core
+            .ip
+            .fib_mut()
+            .remove_matching(dst, |r| {
+                r.dev == id && r.gateway == gateway && r.kind == RouteKind::Static
+            })
+            .is_ok()
     }
 
     /// Removes a route added with [`add_route`](Self::add_route) (or a connected one).

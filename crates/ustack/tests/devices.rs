@@ -626,3 +626,77 @@ async fn a_device_that_goes_away_is_detached() {
     let l = TcpListener::bind_with(&n.lan, "10.2.0.1:84").await.unwrap();
     connect_to(&n.host, "10.2.0.1:84", &l).await;
 }
+
+/// `add_device_route` sends a destination out the named device (here one the default
+/// route does not lead to), `device_name` names a route's device, and `set_mtu` lowers
+/// what the stack sends on a device: the MSS of connections opened afterwards.
+#[tokio::test]
+async fn device_routes_and_the_mtu_of_a_device() {
+    let n = net().await;
+    let l = TcpListener::bind_with(&n.lan, "10.9.0.1:7100")
+        .await
+        .unwrap();
+    let dst: ustack::Ipv4Cidr = "10.9.0.0/24".parse().unwrap();
+    // Without a route of its own, 10.9.0.1 is reached through the default route, wan0
+    // (where nobody answers for it): the connect goes out wan0.
+    let before = tx_packets(&n.host, "wan0");
+    let c = TcpStream::connect_with(&n.host, "10.9.0.1:7100");
+    assert!(tokio::time::timeout(Duration::from_millis(300), c)
+        .await
+        .is_err());
+    assert!(tx_packets(&n.host, "wan0") > before);
+    // On lan0's link: reached directly.
+    n.host.add_device_route("lan0", dst, None).unwrap();
+    let r = n.host.routes().into_iter().find(|r| r.dst == dst).unwrap();
+    assert_eq!(n.host.device_name(r.dev).as_deref(), Some("lan0"));
+    assert_eq!(r.gateway, None);
+    connect_to(&n.host, "10.9.0.1:7100", &l).await;
+    assert_eq!(
+        n.host
+            .add_device_route("lan0", dst, None)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::AlreadyExists
+    );
+    assert_eq!(
+        n.host
+            .add_device_route("nope0", dst, None)
+            .unwrap_err()
+            .raw_os_error(),
+        Some(19)
+    );
+    // The MTU: the device's own (1500) until lowered; connections opened afterwards send
+    // segments of at most 1200 bytes, earlier ones keep their MSS.
+    assert_eq!(n.host.mtu("lan0").unwrap(), 1500);
+    let (early, _) = tokio::join!(
+        TcpStream::connect_with(&n.host, "10.9.0.1:7100"),
+        accept_echo(&l)
+    );
+    n.host.set_mtu("lan0", 1200).unwrap();
+    assert_eq!(n.host.mtu("lan0").unwrap(), 1200);
+    assert_eq!(n.host.mtu("wan0").unwrap(), 1500);
+    let (late, _) = tokio::join!(
+        TcpStream::connect_with(&n.host, "10.9.0.1:7100"),
+        accept_echo(&l)
+    );
+    // (snd_mss is net of the 12 bytes of timestamps on every segment.)
+    let mss = |s: &TcpStream| s.info().unwrap().snd_mss;
+    assert_eq!(mss(&early.unwrap()), 1500 - 40 - 12);
+    let mut late = late.unwrap();
+    assert_eq!(mss(&late), 1200 - 40 - 12);
+    // A write larger than a segment still arrives whole.
+    let big = vec![7u8; 5000];
+    late.write_all(&big).await.unwrap();
+    let mut back = vec![0u8; 5000];
+    within("echo of 5000 bytes", late.read_exact(&mut back))
+        .await
+        .unwrap();
+    assert_eq!(back, big);
+    // Removed with remove_route: 10.9.0.1 is behind the default route again.
+    n.host.remove_route(dst, None).unwrap();
+    assert!(n.host.routes().iter().all(|r| r.dst != dst));
+    // A detached device has no name any more.
+    let lan_id = r.dev;
+    n.host.remove_device("lan0").unwrap();
+    assert_eq!(n.host.device_name(lan_id), None);
+}

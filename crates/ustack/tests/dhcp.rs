@@ -34,6 +34,8 @@ struct Server {
     nak_all: bool,
     /// (message type, ciaddr, sent to) of every client message.
     seen: Vec<(u8, Ipv4Addr, Ipv4Addr)>,
+    /// More options (encoded) for offers and acknowledgements.
+    extra: Vec<u8>,
 }
 
 fn option(msg: &[u8], code: u8) -> Option<&[u8]> {
@@ -55,7 +57,7 @@ fn option(msg: &[u8], code: u8) -> Option<&[u8]> {
     None
 }
 
-fn reply(req: &[u8], msg_type: u8, lease_secs: u32, addr: Ipv4Addr) -> Vec<u8> {
+fn reply(req: &[u8], msg_type: u8, lease_secs: u32, addr: Ipv4Addr, extra: &[u8]) -> Vec<u8> {
     let mut b = vec![0u8; 240];
     b[0] = 2;
     b[1] = 1;
@@ -74,6 +76,7 @@ fn reply(req: &[u8], msg_type: u8, lease_secs: u32, addr: Ipv4Addr) -> Vec<u8> {
         b.extend_from_slice(&[1, 4, 255, 255, 255, 0, 3, 4, 10, 0, 0, 1, 6, 4, 10, 0, 0, 1]);
         b.extend_from_slice(&[15, 8]);
         b.extend_from_slice(b"lan.test");
+        b.extend_from_slice(extra);
     }
     b.push(255);
     b
@@ -113,17 +116,18 @@ async fn serve(sock: UdpSocket, state: Arc<Mutex<Server>>) {
                 if t == 1 {
                     st.offer = Some(offer);
                 }
+                let extra = st.extra.clone();
                 match t {
-                    1 => Some(reply(req, 2, st.lease_secs, offer)),
+                    1 => Some(reply(req, 2, st.lease_secs, offer, &extra)),
                     3 if st.nak_all || (!ciaddr.is_unspecified() && st.nak_renewals) => {
-                        Some(reply(req, 6, 0, offer))
+                        Some(reply(req, 6, 0, offer, &[]))
                     }
                     3 => {
                         let asked = option(req, 50).map(|v| Ipv4Addr::new(v[0], v[1], v[2], v[3]));
                         if asked.unwrap_or(ciaddr) == offer {
-                            Some(reply(req, 5, st.lease_secs, offer))
+                            Some(reply(req, 5, st.lease_secs, offer, &extra))
                         } else {
-                            Some(reply(req, 6, 0, offer))
+                            Some(reply(req, 6, 0, offer, &[]))
                         }
                     }
                     _ => None,
@@ -433,6 +437,127 @@ async fn an_address_in_use_is_declined() {
         .await
         .unwrap();
     assert_eq!(d.lease().unwrap().addr.addr(), OFFERED);
+}
+
+/// Options 121 and 26: the classless static routes replace the router option's default
+/// route (RFC 3442), a route with router 0.0.0.0 is on the link, the server's MTU becomes
+/// the device's (and the MSS of new connections), and all of it goes with the lease.
+#[tokio::test(start_paused = true)]
+async fn classless_routes_and_the_mtu_are_applied_and_taken_back() {
+    let (server, client, st) = setup(600).await;
+    st.lock().unwrap().extra = vec![
+        121, 20, //
+        16, 192, 168, 10, 0, 0, 1, // 192.168.0.0/16 via 10.0.0.1
+        24, 172, 16, 5, 0, 0, 0, 0, // 172.16.5.0/24 on the link
+        0, 10, 0, 0, 254, // default via 10.0.0.254
+        26, 2, 0x05, 0x78, // MTU 1400
+    ];
+    assert_eq!(client.mtu("veth1").unwrap(), 1500);
+    let dhcp = client.dhcp("veth1", DhcpConfig::default()).await.unwrap();
+    let lease = dhcp.lease().unwrap();
+    assert_eq!(lease.mtu, Some(1400));
+    assert_eq!(lease.routes.len(), 3);
+    let routes = client.routes();
+    let find = |dst: &str| {
+        routes
+            .iter()
+            .find(|r| r.dst.to_string() == dst)
+            .map(|r| (r.gateway, client.device_name(r.dev).unwrap_or_default()))
+    };
+    let via = |a: [u8; 4]| Some(Ipv4Addr::from(a));
+    assert_eq!(
+        find("192.168.0.0/16"),
+        Some((via([10, 0, 0, 1]), "veth1".into()))
+    );
+    assert_eq!(find("172.16.5.0/24"), Some((None, "veth1".into())));
+    assert_eq!(
+        find("0.0.0.0/0"),
+        Some((via([10, 0, 0, 254]), "veth1".into()))
+    );
+    // The router option (10.0.0.1) gave no default route.
+    assert!(!has_default_route(&client), "{routes:?}");
+    assert_eq!(client.mtu("veth1").unwrap(), 1400);
+    // A connection opened now sends at most 1400 - 40 bytes per segment.
+    let l = TcpListener::bind_with(&server, "10.0.0.1:80")
+        .await
+        .unwrap();
+    let (c, _a) = tokio::join!(TcpStream::connect_with(&client, "10.0.0.1:80"), l.accept());
+    let mss = c.unwrap().info().unwrap().snd_mss;
+    assert!(mss <= 1360, "MSS {mss}");
+    // The on-link route: a datagram to 172.16.5.9 asks the link for 172.16.5.9 itself.
+    let u = UdpSocket::bind_with(&client, "0.0.0.0:0").await.unwrap();
+    u.send_to(b"x", "172.16.5.9:9").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(
+        client
+            .neighbours()
+            .iter()
+            .any(|n| n.addr == Ipv4Addr::new(172, 16, 5, 9) && n.dev == "veth1"),
+        "{:?}",
+        client.neighbours()
+    );
+    // Released: the routes and the MTU go with the lease.
+    dhcp.release().await.unwrap();
+    let left: Vec<_> = client
+        .routes()
+        .into_iter()
+        .filter(|r| r.kind == ustack::RouteKind::Static)
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(client.mtu("veth1").unwrap(), 1500);
+
+    // Without use_router and use_mtu: none of it.
+    let dhcp = client
+        .dhcp(
+            "veth1",
+            DhcpConfig {
+                use_router: false,
+                use_mtu: false,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(dhcp.lease().unwrap().routes.len(), 3);
+    assert!(client
+        .routes()
+        .iter()
+        .all(|r| r.dst.to_string() != "192.168.0.0/16" && r.dst.prefix_len() != 0));
+    assert_eq!(client.mtu("veth1").unwrap(), 1500);
+    dhcp.release().await.unwrap();
+}
+
+/// An MTU below 576 is ignored; one above the device's is cut to it. Without option 121
+/// the first router is the default gateway.
+#[tokio::test(start_paused = true)]
+async fn server_mtus_out_of_bounds_are_not_taken_as_they_are() {
+    let (_server, client, st) = setup(600).await;
+    client.set_mtu("veth1", 1300).unwrap();
+    st.lock().unwrap().extra = vec![26, 2, 0, 100];
+    let dhcp = client.dhcp("veth1", DhcpConfig::default()).await.unwrap();
+    assert_eq!(dhcp.lease().unwrap().mtu, Some(100));
+    assert_eq!(client.mtu("veth1").unwrap(), 1300);
+    assert!(has_default_route(&client));
+    dhcp.release().await.unwrap();
+    st.lock().unwrap().extra = vec![26, 2, 0x23, 0x28]; // 9000
+    let dhcp = client.dhcp("veth1", DhcpConfig::default()).await.unwrap();
+    assert_eq!(client.mtu("veth1").unwrap(), 1500);
+    dhcp.release().await.unwrap();
+    assert_eq!(client.mtu("veth1").unwrap(), 1300);
+    // set_mtu's own bounds.
+    assert_eq!(
+        client.set_mtu("veth1", 67).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        client.set_mtu("veth1", 1501).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(
+        client.set_mtu("nope0", 1000).unwrap_err().raw_os_error(),
+        Some(19)
+    );
+    assert_eq!(client.mtu("nope0").unwrap_err().raw_os_error(), Some(19));
 }
 
 #[tokio::test(start_paused = true)]

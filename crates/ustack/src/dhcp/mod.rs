@@ -1,6 +1,6 @@
 //! A DHCP client (RFC 2131) for Ethernet devices: [`Stack::dhcp`] finds a server, takes
 //! the address it offers, configures the stack with it (address and subnet, default
-//! route, DNS servers) and keeps the lease in the background, renewing it at T1 with its
+//! route or the classless static routes of RFC 3442, DNS servers, interface MTU) and keeps the lease in the background, renewing it at T1 with its
 //! server, rebinding at T2 with any server, and starting over when the lease is lost.
 //! Linux leaves this to user space (`dhclient`, `systemd-networkd`); the kernel's own
 //! boot-time client (`net/ipv4/ipconfig.c`) is the model for sending from 0.0.0.0 on an
@@ -15,9 +15,7 @@
 //! when another host uses it ([`DhcpConfig::arp_check`]).
 //!
 //! Not done: a lease file and INIT-REBOOT (a program can suggest an earlier address with
-//! [`DhcpConfig::preferred_addr`]), DHCPINFORM, applying
-//! the server's interface MTU (reported in [`DhcpLease::mtu`]), classless static routes
-//! (RFC 3442).
+//! [`DhcpConfig::preferred_addr`]), DHCPINFORM.
 
 pub mod wire;
 
@@ -61,11 +59,19 @@ pub struct DhcpConfig {
     /// Client identifier (option 61); default: hardware type 1 and the device's Ethernet
     /// address.
     pub client_id: Option<Vec<u8>>,
-    /// Add a default route through the lease's first router (default true).
+    /// Add the lease's routes (default true): its classless static routes (option 121,
+    /// RFC 3442) when it has them, through this device (a route with router 0.0.0.0 is
+    /// on the link), and then, as RFC 3442 asks, not its router option; otherwise a
+    /// default route through its first router.
     pub use_router: bool,
     /// Make the lease's DNS servers the resolver's, and its domain name the search
     /// domain (default true); the previous ones come back when the lease goes.
     pub use_dns: bool,
+    /// Use the server's interface MTU (option 26) on the device (default true), within
+    /// 576 (smaller values are ignored, as by `dhcpcd`: a server could otherwise make
+    /// every TCP segment tiny) and the device's own MTU; the previous MTU comes back
+    /// when the lease goes. Connections opened before keep their MSS.
+    pub use_mtu: bool,
     /// Before using a new address, probe for it with ARP (RFC 2131 4.4.1, RFC 5227:
     /// two probes a second apart, then a second of listening; default true): if another
     /// host answers, the address is declined (DHCPDECLINE) and discovery starts over 10 s
@@ -86,6 +92,7 @@ impl Default for DhcpConfig {
             client_id: None,
             use_router: true,
             use_dns: true,
+            use_mtu: true,
             arp_check: true,
             preferred_addr: None,
         }
@@ -100,13 +107,16 @@ pub struct DhcpLease {
     pub addr: Ipv4Cidr,
     /// The server that granted it.
     pub server: Ipv4Addr,
-    /// Routers, in the server's order (the first becomes the default gateway).
+    /// Routers, in the server's order (the first becomes the default gateway unless
+    /// [`routes`](Self::routes) has any).
     pub routers: Vec<Ipv4Addr>,
+    /// Classless static routes (option 121, RFC 3442), in the server's order.
+    pub routes: Vec<DhcpRoute>,
     /// DNS servers.
     pub dns: Vec<Ipv4Addr>,
     /// Domain name.
     pub domain: Option<String>,
-    /// The interface MTU the server suggests (not applied).
+    /// The interface MTU the server suggests (applied as [`DhcpConfig::use_mtu`] says).
     pub mtu: Option<u16>,
     /// How long the lease lasts from when it was granted; `None`: for ever.
     pub lease_time: Option<Duration>,
@@ -115,6 +125,18 @@ pub struct DhcpLease {
     /// When rebinding starts (T2).
     pub rebind_after: Option<Duration>,
 }
+
+/// A classless static route of a lease (RFC 3442).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DhcpRoute {
+    /// Destination network.
+    pub dst: Ipv4Cidr,
+    /// The router; `None` (0.0.0.0 in the option): the destination is on the link.
+    pub gateway: Option<Ipv4Addr>,
+}
+
+/// Smallest interface MTU taken from a server ([`DhcpConfig::use_mtu`]).
+pub const MIN_DHCP_MTU: u16 = 576;
 
 impl DhcpLease {
     /// The lease in an acknowledgement, if it grants a usable address.
@@ -151,6 +173,17 @@ impl DhcpLease {
             addr,
             server,
             routers: r.routers.clone(),
+            routes: r
+                .classless_routes
+                .iter()
+                .flatten()
+                .filter_map(|&(dst, len, gw)| {
+                    Some(DhcpRoute {
+                        dst: Ipv4Cidr::new(dst, len).ok()?,
+                        gateway: (!gw.is_unspecified()).then_some(gw),
+                    })
+                })
+                .collect(),
             dns: r.dns.clone(),
             domain: r.domain.clone(),
             mtu: r.mtu,
@@ -164,8 +197,10 @@ impl DhcpLease {
     fn same_config(&self, o: &DhcpLease) -> bool {
         self.addr == o.addr
             && self.routers.first() == o.routers.first()
+            && self.routes == o.routes
             && self.dns == o.dns
             && self.domain == o.domain
+            && self.mtu == o.mtu
     }
 }
 
@@ -237,8 +272,10 @@ impl DhcpClient {
 struct Applied {
     lease: DhcpLease,
     granted: Instant,
-    /// The default route's gateway, when the client added that route.
-    route: Option<Ipv4Addr>,
+    /// The routes the client added (destination and gateway, through its device).
+    routes: Vec<(Ipv4Cidr, Option<Ipv4Addr>)>,
+    /// The device's MTU before the lease changed it.
+    mtu_before: Option<usize>,
     /// The resolver's servers and search domains before the lease replaced them.
     dns_before: Option<(Vec<SocketAddrV4>, Vec<String>)>,
 }
@@ -565,13 +602,15 @@ impl Client {
         if let Err(e) = self.stack.announce_address(&self.dev, lease.addr.addr()) {
             tracing::debug!(dev = %self.dev, err = %e, "dhcp: no announcement");
         }
-        let mut route = None;
-        if let (true, Some(&gw)) = (self.cfg.use_router, lease.routers.first()) {
-            match self.stack.add_route(Ipv4Cidr::DEFAULT, Some(gw)) {
-                Ok(()) => route = Some(gw),
-                Err(e) => tracing::warn!(dev = %self.dev, %gw, err = %e, "dhcp: no default route"),
-            }
-        }
+        let routes = if self.cfg.use_router {
+            self.add_routes(&lease)
+        } else {
+            Vec::new()
+        };
+        let mtu_before = match lease.mtu {
+            Some(m) if self.cfg.use_mtu => self.set_mtu(m),
+            _ => None,
+        };
         let mut dns_before = None;
         if self.cfg.use_dns && !lease.dns.is_empty() {
             let mut d = self.stack.dns();
@@ -589,10 +628,59 @@ impl Client {
         self.applied = Some(Applied {
             lease: lease.clone(),
             granted,
-            route,
+            routes,
+            mtu_before,
             dns_before,
         });
         self.tx.send_replace(Some(lease));
+    }
+
+    /// Adds `lease`'s routes through the device: its classless static routes, else a
+    /// default route through its first router (RFC 3442: with option 121 the router
+    /// option is ignored). Returns those added (one that exists already is left alone).
+    fn add_routes(&self, lease: &DhcpLease) -> Vec<(Ipv4Cidr, Option<Ipv4Addr>)> {
+        let wanted: Vec<(Ipv4Cidr, Option<Ipv4Addr>)> = if lease.routes.is_empty() {
+            lease
+                .routers
+                .first()
+                .map(|&gw| (Ipv4Cidr::DEFAULT, Some(gw)))
+                .into_iter()
+                .collect()
+        } else {
+            lease.routes.iter().map(|r| (r.dst, r.gateway)).collect()
+        };
+        let mut added = Vec::new();
+        for (dst, gw) in wanted {
+            match self.stack.add_device_route(&self.dev, dst, gw) {
+                Ok(()) => added.push((dst, gw)),
+                Err(e) => {
+                    tracing::warn!(dev = %self.dev, %dst, ?gw, err = %e, "dhcp: route not added")
+                }
+            }
+        }
+        added
+    }
+
+    /// Uses the server's MTU `m` on the device (see [`DhcpConfig::use_mtu`]); returns
+    /// the MTU it replaced, when it changed it.
+    fn set_mtu(&self, m: u16) -> Option<usize> {
+        let before = self.stack.mtu(&self.dev).ok()?;
+        if m < MIN_DHCP_MTU {
+            tracing::warn!(dev = %self.dev, mtu = m, "dhcp: interface MTU below 576 ignored");
+            return None;
+        }
+        let max = self.stack.device_max_mtu(&self.dev).ok()?;
+        let mtu = usize::from(m).min(max);
+        if mtu == before {
+            return None;
+        }
+        match self.stack.set_mtu(&self.dev, mtu) {
+            Ok(()) => Some(before),
+            Err(e) => {
+                tracing::warn!(dev = %self.dev, mtu, err = %e, "dhcp: MTU not set");
+                None
+            }
+        }
     }
 
     /// Takes out what the lease put into the stack.
@@ -601,8 +689,13 @@ impl Client {
             return;
         };
         tracing::info!(dev = %self.dev, addr = %a.lease.addr, "dhcp: lease gone");
-        if let Some(gw) = a.route {
-            let _ = self.stack.remove_route(Ipv4Cidr::DEFAULT, Some(gw));
+        for (dst, gw) in a.routes.iter().rev() {
+            self.stack.remove_static_route(&self.dev, *dst, *gw);
+        }
+        if let Some(m) = a.mtu_before {
+            if let Err(e) = self.stack.set_mtu(&self.dev, m) {
+                tracing::debug!(dev = %self.dev, err = %e, "dhcp: MTU not restored");
+            }
         }
         let _ = self.stack.remove_address(&self.dev, a.lease.addr);
         if let Some((servers, search)) = a.dns_before {

@@ -57,6 +57,8 @@ pub mod opt {
     pub const REBINDING_TIME: u8 = 59;
     /// Client identifier.
     pub const CLIENT_ID: u8 = 61;
+    /// Classless static routes (RFC 3442).
+    pub const CLASSLESS_ROUTES: u8 = 121;
     /// End of options.
     pub const END: u8 = 255;
 }
@@ -155,6 +157,38 @@ pub struct Reply {
     pub domain: Option<String>,
     /// Interface MTU (option 26).
     pub mtu: Option<u16>,
+    /// Classless static routes (option 121, RFC 3442): destination, prefix length and
+    /// router (0.0.0.0: the destination is on the link). `None` when absent, empty or
+    /// malformed (the option is then ignored as a whole).
+    pub classless_routes: Option<Vec<(Ipv4Addr, u8, Ipv4Addr)>>,
+}
+
+/// Decodes option 121's value (RFC 3442 section 3): for each route the prefix length, the
+/// destination's significant octets (as many as the length needs) and the router. Bits of
+/// the destination beyond the prefix are cleared. `None` for a length above 32 or a route
+/// cut short, and for an empty value.
+pub fn classless_routes(v: &[u8]) -> Option<Vec<(Ipv4Addr, u8, Ipv4Addr)>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < v.len() {
+        let width = v[i];
+        if width > 32 {
+            return None;
+        }
+        let n = usize::from(width).div_ceil(8);
+        let dst = v.get(i + 1..i + 1 + n)?;
+        let router = v.get(i + 1 + n..i + 5 + n)?;
+        let mut d = [0u8; 4];
+        d[..n].copy_from_slice(dst);
+        let mask = u32::MAX.checked_shl(32 - u32::from(width)).unwrap_or(0);
+        out.push((
+            Ipv4Addr::from(u32::from_be_bytes(d) & mask),
+            width,
+            addr_at(router),
+        ));
+        i += 5 + n;
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 fn addr_at(b: &[u8]) -> Ipv4Addr {
@@ -227,7 +261,11 @@ impl Reply {
             dns: Vec::new(),
             domain: None,
             mtu: None,
+            classless_routes: None,
         };
+        // Option 121 may come in pieces (RFC 3396: a long value is split across instances
+        // of the option, to be joined before decoding).
+        let mut routes: Option<Vec<u8>> = None;
         let mut take = |code: u8, v: &[u8]| match code {
             opt::MESSAGE_TYPE => r.msg_type = v.first().and_then(|&c| MsgType::from_code(c)),
             opt::SERVER_ID => r.server_id = addr_of(v),
@@ -247,6 +285,7 @@ impl Reply {
             opt::MTU => {
                 r.mtu = <[u8; 2]>::try_from(v).ok().map(u16::from_be_bytes);
             }
+            opt::CLASSLESS_ROUTES => routes.get_or_insert_with(Vec::new).extend_from_slice(v),
             _ => {}
         };
         let overload = walk(&b[FIXED_LEN + 4..], &mut take)?;
@@ -259,6 +298,7 @@ impl Reply {
                 walk(&b[44..108], &mut take)?;
             }
         }
+        r.classless_routes = routes.as_deref().and_then(classless_routes);
         if r.msg_type.is_none() {
             return Err(ParseError::NoMessageType);
         }
@@ -337,6 +377,8 @@ impl Request<'_> {
                 opt::PARAM_REQUEST,
                 &[
                     opt::SUBNET_MASK,
+                    // Before the router option, as RFC 3442 asks.
+                    opt::CLASSLESS_ROUTES,
                     opt::ROUTER,
                     opt::DNS,
                     opt::DOMAIN_NAME,

@@ -49,9 +49,15 @@ fn a_discover_is_laid_out_as_rfc_2131_says() {
     assert_eq!(o[0], (opt::MESSAGE_TYPE, vec![1]));
     assert_eq!(o[1], (opt::CLIENT_ID, vec![1, 2, 0, 0, 0, 0, 7]));
     assert!(o.contains(&(opt::HOST_NAME, b"box".to_vec())));
-    assert!(o
+    let asked = &o
         .iter()
-        .any(|(c, v)| *c == opt::PARAM_REQUEST && v.contains(&opt::ROUTER)));
+        .find(|(c, _)| *c == opt::PARAM_REQUEST)
+        .expect("a parameter request list")
+        .1;
+    let at = |code| asked.iter().position(|&c| c == code);
+    // RFC 3442: classless routes are asked for, and before the router option.
+    assert!(at(opt::CLASSLESS_ROUTES).unwrap() < at(opt::ROUTER).unwrap());
+    assert!(at(opt::MTU).is_some());
     // A request in SELECTING names the offer and its server; a release has our address.
     let m = Request {
         msg_type: MsgType::Release,
@@ -106,6 +112,74 @@ fn an_ack_parses_with_every_option_used() {
     assert_eq!(r.dns, [Ipv4Addr::new(10, 0, 0, 53)]);
     assert_eq!(r.domain.as_deref(), Some("lan.test"));
     assert_eq!(r.mtu, Some(1500));
+}
+
+fn a(x: [u8; 4]) -> Ipv4Addr {
+    Ipv4Addr::from(x)
+}
+
+#[test]
+fn classless_routes_decode_as_rfc_3442_encodes_them() {
+    // RFC 3442 section 3's examples: 0/0, 10/8, 10.17/16, 10.27.129/24, 10.229.0.128/25,
+    // 10.198.122.47/32, then a route on the link (router 0.0.0.0).
+    let v = [
+        0, 10, 0, 0, 1, //
+        8, 10, 10, 0, 0, 2, //
+        16, 10, 17, 10, 0, 0, 3, //
+        24, 10, 27, 129, 10, 0, 0, 4, //
+        25, 10, 229, 0, 128, 10, 0, 0, 5, //
+        32, 10, 198, 122, 47, 10, 0, 0, 6, //
+        20, 192, 168, 15, 0, 0, 0, 0, // bits past /20 cleared: 192.168.0.0/20
+    ];
+    let r = classless_routes(&v).unwrap();
+    assert_eq!(
+        r,
+        [
+            (a([0, 0, 0, 0]), 0, a([10, 0, 0, 1])),
+            (a([10, 0, 0, 0]), 8, a([10, 0, 0, 2])),
+            (a([10, 17, 0, 0]), 16, a([10, 0, 0, 3])),
+            (a([10, 27, 129, 0]), 24, a([10, 0, 0, 4])),
+            (a([10, 229, 0, 128]), 25, a([10, 0, 0, 5])),
+            (a([10, 198, 122, 47]), 32, a([10, 0, 0, 6])),
+            (a([192, 168, 0, 0]), 20, a([0, 0, 0, 0])),
+        ]
+    );
+    // Malformed: the whole option is ignored.
+    assert_eq!(classless_routes(&[]), None);
+    assert_eq!(classless_routes(&[33, 1, 2, 3, 4, 5, 10, 0, 0, 1]), None);
+    assert_eq!(classless_routes(&[24, 10, 0, 0, 10, 0, 0]), None);
+    assert_eq!(classless_routes(&[0, 10, 0, 0, 1, 8]), None);
+    // Every prefix cut short anywhere is refused, never read past.
+    for cut in 0..v.len() {
+        let r = classless_routes(&v[..cut]);
+        assert!(
+            r.is_none() || [5, 11, 18, 26, 35, 44].contains(&cut),
+            "{cut}"
+        );
+    }
+}
+
+#[test]
+fn classless_routes_in_a_reply_may_come_in_pieces() {
+    // A value split over two instances of option 121 (RFC 3396), the split inside a route.
+    let mut opts = vec![opt::MESSAGE_TYPE, 1, 5];
+    opts.extend_from_slice(&[opt::ROUTER, 4, 10, 0, 0, 1]);
+    opts.extend_from_slice(&[opt::CLASSLESS_ROUTES, 3, 16, 172, 16]);
+    opts.extend_from_slice(&[opt::DNS, 4, 10, 0, 0, 53]);
+    opts.extend_from_slice(&[opt::CLASSLESS_ROUTES, 9, 10, 0, 0, 2, 0, 10, 0, 0, 3]);
+    let r = Reply::parse(&reply(1, [10, 0, 0, 9], &opts)).unwrap();
+    assert_eq!(
+        r.classless_routes,
+        Some(vec![
+            (a([172, 16, 0, 0]), 16, a([10, 0, 0, 2])),
+            (a([0, 0, 0, 0]), 0, a([10, 0, 0, 3])),
+        ])
+    );
+    assert_eq!(r.routers, [a([10, 0, 0, 1])]);
+    // A malformed value: ignored, the reply still parses.
+    let opts = [opt::MESSAGE_TYPE, 1, 5, opt::CLASSLESS_ROUTES, 2, 40, 1];
+    let r = Reply::parse(&reply(1, [10, 0, 0, 9], &opts)).unwrap();
+    assert_eq!(r.classless_routes, None);
 }
 
 #[test]

@@ -783,10 +783,15 @@ impl Stack {
 
     /// What device `name` carries: `ENODEV` when there is none.
     pub(crate) fn dev_link(&self, name: &str) -> io::Result<ustack_netdev::Link> {
+        self.on_slot(name, |d| d.dev.link())
+    }
+
+    /// `f` of the attached device named `name`: `ENODEV` when there is none.
+    fn on_slot<T>(&self, name: &str, f: impl FnOnce(&DevSlot) -> T) -> io::Result<T> {
         let st = self.lock();
         let id = st.dev_id(name.as_bytes())?;
         st.slot(id)
-            .map(|d| d.dev.link())
+            .map(f)
             .ok_or_else(|| io::Error::from_raw_os_error(ENODEV))
     }
 
@@ -1067,21 +1072,13 @@ impl Stack {
     /// device's own, unless lowered with [`set_mtu`](Self::set_mtu) or
     /// `StackBuilder::mtu`. `ENODEV` for an unknown device.
     pub fn mtu(&self, device: &str) -> io::Result<usize> {
-        let st = self.lock();
-        let id = st.dev_id(device.as_bytes())?;
-        st.slot(id)
-            .map(|d| d.mtu)
-            .ok_or_else(|| io::Error::from_raw_os_error(ENODEV))
+        self.on_slot(device, |d| d.mtu)
     }
 
     /// The largest MTU device `device` carries (`NetDevice::mtu`), the bound of
     /// [`set_mtu`](Self::set_mtu).
     pub(crate) fn device_max_mtu(&self, device: &str) -> io::Result<usize> {
-        let st = self.lock();
-        let id = st.dev_id(device.as_bytes())?;
-        st.slot(id)
-            .map(|d| d.dev.mtu())
-            .ok_or_else(|| io::Error::from_raw_os_error(ENODEV))
+        self.on_slot(device, |d| d.dev.mtu())
     }
 
     /// Sets the MTU the stack uses on device `device` (Linux: `ip link set DEV mtu N`):

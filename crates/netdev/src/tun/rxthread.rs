@@ -175,17 +175,6 @@ impl Drop for RxThread {
     }
 }
 
-/// read(2) into `buf`.
-fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: buf is valid for writes of buf.len() bytes for the duration of the call.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
-}
-
 /// Waits until `fd` is readable or the stop eventfd is signalled. Returns false to stop.
 fn wait_readable(fd: RawFd, shared: &Shared) -> bool {
     let mut fds = [
@@ -247,7 +236,7 @@ fn read_loop(fd: &OwnedFd, shared: &Shared) {
         }
         let mut blocked = false;
         while let Some(mut b) = bufs.pop() {
-            match read(fd, b.data_mut()) {
+            match super::vnet::read(fd, b.data_mut()) {
                 Ok(n) => {
                     filled.push((b, n));
                     if filled.len() >= PUBLISH_EVERY {

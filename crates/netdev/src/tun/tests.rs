@@ -294,6 +294,33 @@ async fn rx_thread_queue_and_drop(
     // comm is cut to 15 bytes.
     let thread: String = thread.chars().take(15).collect();
     assert!(thread_names().contains(&thread), "no {thread} thread");
+    // Every descriptor of a TUN in this process (the thread's, the device's) is
+    // close-on-exec: a child started meanwhile must not keep the device open.
+    let mut tun_fds = 0;
+    for fd in std::fs::read_dir("/proc/self/fd")
+        .map_err(|e| e.to_string())?
+        .flatten()
+    {
+        if std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == "/dev/net/tun") {
+            let info = std::fs::read_to_string(format!(
+                "/proc/self/fdinfo/{}",
+                fd.file_name().to_string_lossy()
+            ))
+            .unwrap_or_default();
+            let flags = info
+                .lines()
+                .find_map(|l| l.strip_prefix("flags:"))
+                .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+                .ok_or("no flags in fdinfo")?;
+            assert_ne!(
+                flags & libc::O_CLOEXEC as u32,
+                0,
+                "a TUN descriptor without O_CLOEXEC"
+            );
+            tun_fds += 1;
+        }
+    }
+    assert!(tun_fds >= 2, "{tun_fds} TUN descriptors");
     // The interface's MTU was raised above; 1000-byte datagrams fit the device's 1400.
     const SENT: u32 = 1500;
     for i in 0..SENT {

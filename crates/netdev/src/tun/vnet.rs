@@ -391,11 +391,12 @@ pub fn write(fd: RawFd, pkt: &[u8]) -> io::Result<usize> {
     }
 }
 
-/// dup(2): a second descriptor for the same open TUN.
+/// A second descriptor for the same open TUN, close-on-exec like the first (plain dup(2)
+/// would not be: a process forked meanwhile would keep the device open).
 pub fn dup(fd: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: dup(2) of a descriptor the caller keeps open; the result is checked and owned
-    // by the returned OwnedFd.
-    let d = unsafe { libc::dup(fd) };
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) of a descriptor the caller keeps open; the result is
+    // checked and owned by the returned OwnedFd.
+    let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
     if d < 0 {
         return Err(io::Error::last_os_error());
     }

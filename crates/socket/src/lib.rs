@@ -46,7 +46,7 @@ pub use sock::{
     SockRef, SockType, Socket,
 };
 pub use tcp_prot::TcpProt;
-pub use udp_prot::{poll_recv_from_to, UdpProt};
+pub use udp_prot::{poll_recv_from_to, poll_recv_msg, UdpProt};
 pub use wait::{WaitKind, WaitQueue, WaitQueues, MAX_WAITERS};
 
 #[cfg(test)]

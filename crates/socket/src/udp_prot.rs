@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use ustack_ipv4::IPPROTO_UDP;
-use ustack_udp::{SockId, UdpError};
+use ustack_udp::{RecvMsg, SockId, UdpError};
 
 use crate::core::NetCore;
 use crate::errno::{errno, not_supported, udp_err, ENODEV};
@@ -29,6 +29,18 @@ pub fn poll_recv_from_to(
     flags: MsgFlags,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<(usize, SocketAddrV4, SocketAddrV4)>> {
+    poll_recv_msg(core, sk, buf, flags, cx).map_ok(|m| (m.len, m.from, m.to))
+}
+
+/// [`poll_recv_from_to`] with the device the datagram arrived on too (Linux `recvmsg`
+/// with `IP_PKTINFO`).
+pub fn poll_recv_msg(
+    core: &mut NetCore,
+    sk: SockRef,
+    buf: &mut [u8],
+    flags: MsgFlags,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<RecvMsg>> {
     let id = id_of(sk)?;
     // An ICMP error queued for a connected socket is reported by the next call
     // (Linux: sk->sk_err, ECONNREFUSED after port unreachable).
@@ -36,9 +48,9 @@ pub fn poll_recv_from_to(
         return Poll::Ready(Err(udp_err(e)));
     }
     let r = if flags.peek {
-        core.udp.peek_from_to(id, buf)
+        core.udp.peek_msg(id, buf)
     } else {
-        core.udp.recv_from_to(id, buf)
+        core.udp.recv_msg(id, buf)
     };
     match r {
         Ok(got) => Poll::Ready(Ok(got)),

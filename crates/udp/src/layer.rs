@@ -50,11 +50,28 @@ pub struct UdpDatagramOut {
     pub pkt: PacketBuf,
 }
 
+/// A datagram taken from a socket's queue: what `recvmsg` reports with `IP_PKTINFO` and
+/// `IP_RECVORIGDSTADDR`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecvMsg {
+    /// Bytes copied into the caller's buffer (a longer datagram is truncated).
+    pub len: usize,
+    /// The sender.
+    pub from: SocketAddrV4,
+    /// The address it was sent to: ours, a broadcast address or a multicast group (for a
+    /// transparent socket, the foreign destination).
+    pub to: SocketAddrV4,
+    /// The device it arrived on (`ipi_ifindex`).
+    pub dev: DevId,
+}
+
 /// One queued datagram (Linux: an skb on `sk_receive_queue`).
 struct RxDatagram {
     from: SocketAddrV4,
     /// The destination the datagram was sent to (Linux `IP_ORIGDSTADDR`).
     to: SocketAddrV4,
+    /// The device it arrived on (Linux `skb->skb_iif`, reported by `IP_PKTINFO`).
+    dev: DevId,
     payload: PacketBuf,
     /// What it was charged to the receive buffer.
     charge: usize,
@@ -809,7 +826,7 @@ impl UdpLayer {
         id: SockId,
         buf: &mut [u8],
     ) -> Result<(usize, SocketAddrV4), UdpError> {
-        self.recv_from_to(id, buf).map(|(n, from, _)| (n, from))
+        self.recv_msg(id, buf).map(|m| (m.len, m.from))
     }
 
     /// Like [`recv_from`](Self::recv_from), also returning the address the datagram was
@@ -820,14 +837,25 @@ impl UdpLayer {
         id: SockId,
         buf: &mut [u8],
     ) -> Result<(usize, SocketAddrV4, SocketAddrV4), UdpError> {
+        self.recv_msg(id, buf).map(|m| (m.len, m.from, m.to))
+    }
+
+    /// Like [`recv_from_to`](Self::recv_from_to), also returning the device the datagram
+    /// arrived on (Linux `IP_PKTINFO`).
+    pub fn recv_msg(&mut self, id: SockId, buf: &mut [u8]) -> Result<RecvMsg, UdpError> {
         let sock = sock_mut(&mut self.slots, id).ok_or(UdpError::InvalidInput)?;
         let Some(d) = sock.rxq.pop_front() else {
             return Err(sock.error.take().unwrap_or(UdpError::WouldBlock));
         };
         sock.rx_bytes = sock.rx_bytes.saturating_sub(d.charge);
-        let n = d.copy_to(buf);
+        let len = d.copy_to(buf);
         self.stats.in_datagrams += 1;
-        Ok((n, d.from, d.to))
+        Ok(RecvMsg {
+            len,
+            from: d.from,
+            to: d.to,
+            dev: d.dev,
+        })
     }
 
     /// Like [`recv_from`](Self::recv_from) but leaves the datagram queued (`MSG_PEEK`).
@@ -836,7 +864,7 @@ impl UdpLayer {
         id: SockId,
         buf: &mut [u8],
     ) -> Result<(usize, SocketAddrV4), UdpError> {
-        self.peek_from_to(id, buf).map(|(n, from, _)| (n, from))
+        self.peek_msg(id, buf).map(|m| (m.len, m.from))
     }
 
     /// Like [`recv_from_to`](Self::recv_from_to) but leaves the datagram queued.
@@ -845,12 +873,21 @@ impl UdpLayer {
         id: SockId,
         buf: &mut [u8],
     ) -> Result<(usize, SocketAddrV4, SocketAddrV4), UdpError> {
+        self.peek_msg(id, buf).map(|m| (m.len, m.from, m.to))
+    }
+
+    /// Like [`recv_msg`](Self::recv_msg) but leaves the datagram queued.
+    pub fn peek_msg(&mut self, id: SockId, buf: &mut [u8]) -> Result<RecvMsg, UdpError> {
         let sock = sock_mut(&mut self.slots, id).ok_or(UdpError::InvalidInput)?;
         let Some(d) = sock.rxq.front() else {
             return Err(sock.error.take().unwrap_or(UdpError::WouldBlock));
         };
-        let n = d.copy_to(buf);
-        Ok((n, d.from, d.to))
+        Ok(RecvMsg {
+            len: d.copy_to(buf),
+            from: d.from,
+            to: d.to,
+            dev: d.dev,
+        })
     }
 
     /// True when a receive call would not block: a datagram or an error is waiting
@@ -1015,9 +1052,9 @@ impl UdpLayer {
             return DeliverResult::Consumed;
         };
         for id in rest {
-            self.enqueue(*id, from, to, hdr.length, pkt.clone());
+            self.enqueue(*id, from, to, meta.dev, hdr.length, pkt.clone());
         }
-        self.enqueue(*last, from, to, hdr.length, pkt);
+        self.enqueue(*last, from, to, meta.dev, hdr.length, pkt);
         DeliverResult::Consumed
     }
 
@@ -1058,7 +1095,7 @@ impl UdpLayer {
             self.stats.no_ports += 1;
             return DeliverResult::PortUnreachable;
         };
-        self.enqueue(id, from, to, hdr.length, pkt);
+        self.enqueue(id, from, to, meta.dev, hdr.length, pkt);
         DeliverResult::Consumed
     }
 
@@ -1085,6 +1122,7 @@ impl UdpLayer {
         id: SockId,
         from: SocketAddrV4,
         to: SocketAddrV4,
+        dev: DevId,
         len: u16,
         mut pkt: PacketBuf,
     ) {
@@ -1111,6 +1149,7 @@ impl UdpLayer {
         sock.rxq.push_back(RxDatagram {
             from,
             to,
+            dev,
             payload: pkt,
             charge,
         });

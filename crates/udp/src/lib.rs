@@ -55,7 +55,9 @@ mod stats;
 pub mod wire;
 
 pub use error::UdpError;
-pub use layer::{UdpDatagramOut, UdpLayer, DATAGRAM_OVERHEAD, MAX_MEMBERSHIPS, MIN_RECV_BUF};
+pub use layer::{
+    RecvMsg, UdpDatagramOut, UdpLayer, DATAGRAM_OVERHEAD, MAX_MEMBERSHIPS, MIN_RECV_BUF,
+};
 pub use stats::UdpStats;
 pub use wire::{UdpHeader, UdpParseError};
 

@@ -700,3 +700,44 @@ async fn device_routes_and_the_mtu_of_a_device() {
     n.host.remove_device("lan0").unwrap();
     assert_eq!(n.host.device_name(lan_id), None);
 }
+
+/// `recv_msg` tells which device each datagram arrived on (`IP_PKTINFO`): an unbound
+/// socket hears wan0 and lan0, a broadcast says which link it came from, and the stack's
+/// datagram to its own lan0 address is delivered locally, through the stack's first
+/// device (where Linux would say `lo`).
+#[tokio::test]
+async fn recv_msg_names_the_arrival_device() {
+    let n = net().await;
+    let u = UdpSocket::bind_with(&n.host, "0.0.0.0:7010").await.unwrap();
+    let mut buf = [0u8; 64];
+    let mut next = async |what: &str| {
+        let m = within(what, u.recv_msg(&mut buf)).await.unwrap();
+        (String::from_utf8_lossy(&buf[..m.len]).into_owned(), m)
+    };
+
+    let w = UdpSocket::bind_with(&n.wan, "10.1.0.1:0").await.unwrap();
+    w.send_to(b"wan", "10.1.0.2:7010").await.unwrap();
+    let (data, m) = next("from wan").await;
+    assert_eq!(data, "wan");
+    assert_eq!(m.device.as_deref(), Some("wan0"));
+    assert_eq!(m.from, w.local_addr().unwrap());
+    assert_eq!(m.to, sa("10.1.0.2:7010"));
+    assert_eq!(n.host.device_name(m.device_id).as_deref(), Some("wan0"));
+
+    let l = UdpSocket::bind_with(&n.lan, "10.2.0.1:0").await.unwrap();
+    l.set_broadcast(true).unwrap();
+    l.send_to(b"lan bcast", "255.255.255.255:7010")
+        .await
+        .unwrap();
+    let (data, m) = next("broadcast from lan").await;
+    assert_eq!(data, "lan bcast");
+    assert_eq!(m.device.as_deref(), Some("lan0"));
+    assert_eq!(m.to, sa("255.255.255.255:7010"));
+
+    let own = UdpSocket::bind_with(&n.host, "10.2.0.2:0").await.unwrap();
+    own.send_to(b"self", "10.2.0.2:7010").await.unwrap();
+    let (data, m) = next("from the stack itself").await;
+    assert_eq!(data, "self");
+    assert_eq!(m.device.as_deref(), Some("wan0"));
+    assert_eq!(m.from, own.local_addr().unwrap());
+}

@@ -13,7 +13,7 @@ mod udp;
 pub use addr::ToSocketAddrs;
 pub use socket::Socket;
 pub use tcp::{TcpListener, TcpSocket, TcpStream};
-pub use udp::UdpSocket;
+pub use udp::{UdpRecvMsg, UdpSocket};
 
 /// Resolves `host` (`"example.com:80"`, `("example.com", 80)`, or a numeric address) to
 /// socket addresses through the default stack's DNS resolver (like

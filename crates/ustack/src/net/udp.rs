@@ -8,11 +8,31 @@ use std::task::{Context, Poll};
 use bytes::BufMut;
 use tokio::io::{Interest, ReadBuf, Ready};
 use ustack_socket::errno::udp_err;
-use ustack_socket::{poll_recv_from_to, MsgFlags, SockOpt, SockOptName, SockRef, SockType};
+use ustack_socket::{
+    poll_recv_from_to, poll_recv_msg, MsgFlags, SockOpt, SockOptName, SockRef, SockType,
+};
 
 use crate::net::handle::{unexpected, SockHandle};
 use crate::net::{dontwait, ToSocketAddrs};
 use crate::stack::Stack;
+
+/// A datagram received with [`UdpSocket::recv_msg`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UdpRecvMsg {
+    /// Bytes copied into the buffer (a longer datagram is truncated, the rest dropped).
+    pub len: usize,
+    /// The sender.
+    pub from: SocketAddr,
+    /// The address it was sent to: one of the stack's, a broadcast address or a multicast
+    /// group (for a transparent socket, the foreign destination).
+    pub to: SocketAddr,
+    /// The device it arrived on (`IP_PKTINFO`'s `ipi_ifindex`). A datagram the stack sent
+    /// to one of its own addresses is delivered locally and counts as arriving on the
+    /// stack's first device (ustack has no `lo`, which Linux would report).
+    pub device_id: crate::DevId,
+    /// That device's name; `None` if it was detached since.
+    pub device: Option<String>,
+}
 
 /// A UDP socket (like `tokio::net::UdpSocket`). All methods take `&self`, so one socket can
 /// be shared through an `Arc` between a sending and a receiving task.
@@ -167,6 +187,42 @@ impl UdpSocket {
             .stack
             .poll_op(|core, _| poll_recv_from_to(core, sk, buf, MsgFlags::NONE, cx))
             .map_ok(|(n, from, to)| (n, v4(from), v4(to)))
+    }
+
+    /// Receives a datagram with everything known about it (Linux: `recvmsg` with
+    /// `IP_PKTINFO` and `IP_RECVORIGDSTADDR`): its length, sender, the address it was
+    /// sent to (as [`recv_from_to`](Self::recv_from_to)) and the device it arrived on.
+    /// For a server on several devices, the device says which link a broadcast or a
+    /// multicast datagram came from, and so where to answer.
+    ///
+    /// ```no_run
+    /// # async fn demo(sock: ustack::net::UdpSocket) -> std::io::Result<()> {
+    /// let mut buf = [0u8; 1500];
+    /// let m = sock.recv_msg(&mut buf).await?;
+    /// println!("{} bytes from {} to {} on {:?}", m.len, m.from, m.to, m.device);
+    /// # Ok(()) }
+    /// ```
+    pub async fn recv_msg(&self, buf: &mut [u8]) -> io::Result<UdpRecvMsg> {
+        std::future::poll_fn(|cx| self.poll_recv_msg(cx, buf)).await
+    }
+
+    /// Polls to receive a datagram (see [`recv_msg`](Self::recv_msg)).
+    pub fn poll_recv_msg(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<UdpRecvMsg>> {
+        let sk = self.inner.sock.sk.id;
+        self.inner
+            .stack
+            .poll_op(|core, _| poll_recv_msg(core, sk, buf, MsgFlags::NONE, cx))
+            .map_ok(|m| UdpRecvMsg {
+                len: m.len,
+                from: v4(m.from),
+                to: v4(m.to),
+                device_id: m.dev,
+                device: self.inner.stack.device_name(m.dev),
+            })
     }
 
     /// Sends a datagram from `from` (any address: typically the foreign destination a

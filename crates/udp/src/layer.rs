@@ -164,6 +164,9 @@ pub struct UdpLayer {
     /// Key of the hash that picks a member of a `SO_REUSEPORT` group.
     reuseport_key: u64,
     count: usize,
+    /// The sockets a broadcast or multicast datagram goes to (kept for its capacity, so
+    /// that a flood of them does not allocate per datagram).
+    multi_targets: Vec<SockId>,
 }
 
 impl std::fmt::Debug for UdpLayer {
@@ -217,6 +220,7 @@ impl UdpLayer {
             stats: UdpStats::default(),
             rng: SplitMix64::new(seed),
             reuseport_key: SplitMix64::new(seed ^ 0x5851_f42d_4c95_7f2d).next_u64(),
+            multi_targets: Vec::new(),
             count: 0,
             transparent: None,
         }
@@ -1031,7 +1035,8 @@ impl UdpLayer {
         };
         let from = SocketAddrV4::new(meta.src, hdr.src_port);
         let to = SocketAddrV4::new(meta.dst, hdr.dst_port);
-        let mut targets: Vec<SockId> = Vec::new();
+        let mut targets = std::mem::take(&mut self.multi_targets);
+        targets.clear();
         let exact = self.exact.get(&to);
         let group = meta.dst.is_multicast().then_some((meta.dst, meta.dev));
         for id in exact
@@ -1047,14 +1052,16 @@ impl UdpLayer {
                 }
             }
         }
-        let Some((last, rest)) = targets.split_last() else {
-            self.stats.ignored_multi += 1;
-            return DeliverResult::Consumed;
-        };
-        for id in rest {
-            self.enqueue(*id, from, to, meta.dev, hdr.length, pkt.clone());
+        match targets.split_last() {
+            None => self.stats.ignored_multi += 1,
+            Some((last, rest)) => {
+                for id in rest {
+                    self.enqueue(*id, from, to, meta.dev, hdr.length, pkt.clone());
+                }
+                self.enqueue(*last, from, to, meta.dev, hdr.length, pkt);
+            }
         }
-        self.enqueue(*last, from, to, meta.dev, hdr.length, pkt);
+        self.multi_targets = targets;
         DeliverResult::Consumed
     }
 

@@ -34,6 +34,7 @@ fn answer(query: &[u8], flags: u16, records: (u16, &[u8])) -> Vec<u8> {
     let mut m = query.to_vec();
     m[2..4].copy_from_slice(&flags.to_be_bytes());
     m[6..8].copy_from_slice(&records.0.to_be_bytes());
+    m[10..12].copy_from_slice(&[0, 0]); // no additional records (an OPT is not echoed)
     m.extend_from_slice(records.1);
     m
 }
@@ -50,6 +51,13 @@ async fn dns_server(sock: UdpSocket, queries: Arc<AtomicUsize>) {
         let Ok((name, end)) = wire::read_name(q, wire::HEADER_LEN) else {
             continue;
         };
+        // The UDP payload an EDNS(0) OPT record after the question advertises (RFC 6891).
+        let edns = (q[10..12] == [0, 1] && q.get(end + 4..end + 7) == Some(&[0, 0, 41]))
+            .then(|| {
+                q.get(end + 7..end + 9)
+                    .map(|b| u16::from_be_bytes([b[0], b[1]]))
+            })
+            .flatten();
         let q = &q[..end + 4];
         let qname: &[u8] = &[0xc0, 12];
         let mut rr = Vec::new();
@@ -87,6 +95,20 @@ async fn dns_server(sock: UdpSocket, queries: Arc<AtomicUsize>) {
                 m[8..10].copy_from_slice(&[0, 1]);
                 m.extend_from_slice(&rr);
                 m
+            }
+            // 60 addresses (976 bytes) in one datagram when the query advertised room
+            // for them.
+            "big.example.test" if edns.is_some_and(|size| size >= 1000) => {
+                for i in 0..60 {
+                    record(&mut rr, qname, 1, &[10, 0, 1, i]);
+                }
+                answer(q, 0x8180, (60, &rr))
+            }
+            // A server that knows no EDNS: a format error to a query with an OPT record.
+            "old.example.test" if edns.is_some() => answer(q, 0x8181, (0, &[])),
+            "old.example.test" => {
+                record(&mut rr, qname, 1, &[10, 0, 0, 7]);
+                answer(q, 0x8180, (1, &rr))
             }
             // Cut to fit a datagram (TC): two of the addresses, or none, or cut inside
             // the second record; the whole answer comes over TCP (`tcp_dns_server`).
@@ -560,6 +582,37 @@ async fn truncated_answers_are_asked_again_over_tcp() {
         [sa("10.0.0.1:80")]
     );
     assert_eq!(counts(), (7, 8));
+}
+
+/// EDNS(0) (`DnsConfig::edns0`, `resolv.conf` `options edns0`): a 60-address answer comes
+/// in one datagram, with no TCP; a server that refuses EDNS with a format error is asked
+/// again without it.
+#[tokio::test]
+async fn edns0_brings_big_answers_over_udp() {
+    let (server, client, udp) = setup().await;
+    let tcp = tcp_dns_server(&server).await;
+    let counts = || (udp.load(Ordering::Relaxed), tcp.load(Ordering::Relaxed));
+    let mut cfg = client.dns();
+    cfg.edns0 = true;
+    cfg.max_ttl = Duration::ZERO;
+    client.set_dns(cfg.clone());
+    let all: Vec<SocketAddr> = (0..60).map(|i| sa(&format!("10.0.1.{i}:80"))).collect();
+    assert_eq!(lookup(&client, "big.example.test:80").await.unwrap(), all);
+    assert_eq!(counts(), (1, 0));
+    assert_eq!(
+        lookup(&client, "old.example.test:80").await.unwrap(),
+        [sa("10.0.0.7:80")]
+    );
+    assert_eq!(counts(), (3, 0));
+    // Without EDNS the same answer is truncated and asked again over TCP.
+    cfg.edns0 = false;
+    client.set_dns(cfg);
+    assert_eq!(lookup(&client, "big.example.test:80").await.unwrap(), all);
+    assert_eq!(counts(), (4, 1));
+    // The resolv.conf option.
+    let mut c = DnsConfig::default();
+    c.add_resolv_conf("options edns0\n");
+    assert!(c.edns0);
 }
 
 #[tokio::test]

@@ -11,9 +11,10 @@
 //! cache of at most [`CACHE_ENTRIES`] names per stack. Search domains
 //! ([`DnsConfig::search`]) complete short names as `resolv.conf`'s `search` and `ndots`
 //! do. A truncated answer (TC) is asked again over TCP (RFC 7766), or every query goes
-//! over TCP with [`DnsConfig::use_tcp`]. [`DnsConfig::read_resolv_conf`] takes servers,
-//! search domains and options from a `resolv.conf` file. What it does not do: DNSSEC,
-//! EDNS(0), IPv6 (AAAA).
+//! over TCP with [`DnsConfig::use_tcp`]. With [`DnsConfig::edns0`] queries advertise a
+//! larger UDP payload (EDNS(0), RFC 6891), so that answers up to 1232 bytes come in one
+//! datagram. [`DnsConfig::read_resolv_conf`] takes servers, search domains and options
+//! from a `resolv.conf` file. What it does not do: DNSSEC, IPv6 (AAAA).
 
 pub mod wire;
 
@@ -59,6 +60,12 @@ pub struct DnsConfig {
     /// Every query over TCP instead of UDP (`resolv.conf` `options use-vc`; default off:
     /// UDP, and TCP only for an answer the server truncated).
     pub use_tcp: bool,
+    /// Queries carry an EDNS(0) OPT record advertising
+    /// [`EDNS_UDP_SIZE`](wire::EDNS_UDP_SIZE) bytes of UDP payload (RFC 6891;
+    /// `resolv.conf` `options edns0`; default off, as in glibc): answers of up to that
+    /// size come over UDP instead of truncated and asked again over TCP. A server that
+    /// answers such a query with a format error is asked again without it.
+    pub edns0: bool,
 }
 
 /// A configuration file's text; the error names the file.
@@ -105,8 +112,9 @@ impl DnsConfig {
     /// reads it): each IPv4 `nameserver` is added to [`servers`](Self::servers) (port 53;
     /// at most [`RESOLV_CONF_MAX_SERVERS`] from one file, IPv6 servers skipped); the last
     /// `search` or `domain` line replaces [`search`](Self::search); `options` sets
-    /// `ndots:N` (at most 15), `timeout:N` (seconds, 1 to 30), `attempts:N` (1 to 5) and
-    /// `use-vc` ([`use_tcp`](Self::use_tcp)); other options, and lines that are not
+    /// `ndots:N` (at most 15), `timeout:N` (seconds, 1 to 30), `attempts:N` (1 to 5),
+    /// `use-vc` ([`use_tcp`](Self::use_tcp)) and `edns0` ([`edns0`](Self::edns0)); other
+    /// options, and lines that are not
     /// understood, are ignored. `#` and `;` start comments.
     ///
     /// A server such as `127.0.0.53` (a local caching resolver on the host) is reachable
@@ -143,6 +151,7 @@ impl DnsConfig {
                             }
                             ("attempts", Some(n)) => self.attempts = n.clamp(1, 5) as u32,
                             ("use-vc", _) => self.use_tcp = true,
+                            ("edns0", _) => self.edns0 = true,
                             _ => {}
                         }
                     }
@@ -172,6 +181,7 @@ impl Default for DnsConfig {
             search: Vec::new(),
             ndots: 1,
             use_tcp: false,
+            edns0: false,
         }
     }
 }
@@ -345,38 +355,30 @@ async fn resolve_name(stack: &Stack, cfg: &DnsConfig, name: &str) -> io::Result<
     let mut last_err = None;
     for _ in 0..cfg.attempts.max(1) {
         for server in &cfg.servers {
-            // A fresh id per query: an answer to an earlier one is not taken.
-            let id = (crate::builder::random_u64() & 0xffff) as u16;
-            query.clear();
-            wire::build_query(id, name, &mut query).map_err(|e| invalid(e.to_string()))?;
-            let got = if let Some(sock) = &sock {
-                // The poll form: `send_to` itself resolves names, through this function.
-                let to = std::net::SocketAddr::V4(*server);
-                if let Err(e) = std::future::poll_fn(|cx| sock.poll_send_to(cx, &query, to)).await {
-                    last_err = Some(e);
-                    continue;
-                }
-                match ask(sock, *server, id, name, &mut buf, cfg.timeout).await {
-                    // Cut to fit a datagram: asked again over TCP (RFC 7766 5). When
-                    // that fails, the addresses the cut answer holds are still usable.
-                    Ok(cut) if cut.truncated => {
-                        match ask_tcp(stack, *server, id, name, &query, cfg.timeout).await {
-                            Ok(full) => Ok(full),
-                            Err(e) if !cut.addrs.is_empty() => {
-                                tracing::debug!(
-                                    "DNS: {name:?} truncated by {server}, TCP failed ({e}); \
-                                     using the {} addresses of the truncated answer",
-                                    cut.addrs.len()
-                                );
-                                Ok(cut)
-                            }
-                            Err(e) => Err(e),
-                        }
+            // EDNS(0) when configured; a format error to it: once more without (RFC 6891
+            // 7).
+            let mut edns = cfg.edns0.then_some(wire::EDNS_UDP_SIZE);
+            let got = loop {
+                let got = ask_server(
+                    stack,
+                    sock.as_ref(),
+                    *server,
+                    name,
+                    edns,
+                    &mut query,
+                    &mut buf,
+                    cfg.timeout,
+                )
+                .await;
+                match got {
+                    Ok(r) if edns.is_some() && r.rcode == wire::RCODE_FORMERR => {
+                        tracing::debug!(
+                            "DNS: {server} refused EDNS(0) for {name:?}; asking without"
+                        );
+                        edns = None;
                     }
-                    got => got,
+                    got => break got,
                 }
-            } else {
-                ask_tcp(stack, *server, id, name, &query, cfg.timeout).await
             };
             let answer = match got {
                 Ok(r) if r.rcode == RCODE_NXDOMAIN => Some((
@@ -478,6 +480,49 @@ async fn ask_tcp(
 /// Waits up to `timeout` for `server`'s answer to query `id`; datagrams from elsewhere
 /// or that do not answer this query are dropped (RFC 5452: a spoofed answer must match
 /// the address, port, id and question).
+/// One query for `name` to `server` (with an EDNS(0) record advertising `edns` bytes when
+/// given): over UDP on `sock`, and again over TCP when the answer comes back truncated;
+/// over TCP only without a socket. `query` and `buf` are scratch space.
+#[allow(clippy::too_many_arguments)]
+async fn ask_server(
+    stack: &Stack,
+    sock: Option<&UdpSocket>,
+    server: SocketAddrV4,
+    name: &str,
+    edns: Option<u16>,
+    query: &mut Vec<u8>,
+    buf: &mut [u8],
+    timeout: Duration,
+) -> io::Result<Response> {
+    // A fresh id per query: an answer to an earlier one is not taken.
+    let id = (crate::builder::random_u64() & 0xffff) as u16;
+    query.clear();
+    wire::build_query_edns(id, name, edns, query).map_err(|e| invalid(e.to_string()))?;
+    let Some(sock) = sock else {
+        return ask_tcp(stack, server, id, name, query, timeout).await;
+    };
+    // The poll form: `send_to` itself resolves names, through this function.
+    let to = std::net::SocketAddr::V4(server);
+    std::future::poll_fn(|cx| sock.poll_send_to(cx, query, to)).await?;
+    match ask(sock, server, id, name, buf, timeout).await {
+        // Cut to fit a datagram: asked again over TCP (RFC 7766 5). When that fails, the
+        // addresses the cut answer holds are still usable.
+        Ok(cut) if cut.truncated => match ask_tcp(stack, server, id, name, query, timeout).await {
+            Ok(full) => Ok(full),
+            Err(e) if !cut.addrs.is_empty() => {
+                tracing::debug!(
+                    "DNS: {name:?} truncated by {server}, TCP failed ({e}); \
+                     using the {} addresses of the truncated answer",
+                    cut.addrs.len()
+                );
+                Ok(cut)
+            }
+            Err(e) => Err(e),
+        },
+        got => got,
+    }
+}
+
 async fn ask(
     sock: &UdpSocket,
     server: SocketAddrV4,

@@ -98,10 +98,31 @@ pub fn labels(name: &str) -> Result<Vec<&str>, DnsError> {
 /// Appends an A query for `name` with `id` to `out` (RFC 1035 4.1: header, one
 /// question, recursion desired).
 pub fn build_query(id: u16, name: &str, out: &mut Vec<u8>) -> Result<(), DnsError> {
+    build_query_edns(id, name, None, out)
+}
+
+/// The UDP payload size an EDNS(0) query advertises (the DNS flag day 2020 value: fits
+/// the IPv6 minimum MTU without fragmentation).
+pub const EDNS_UDP_SIZE: u16 = 1232;
+/// Resource record type of the EDNS(0) pseudo-record (RFC 6891).
+pub const TYPE_OPT: u16 = 41;
+/// Response code "format error": what a server without EDNS may answer an EDNS query.
+pub const RCODE_FORMERR: u8 = 1;
+
+/// [`build_query`], with an EDNS(0) OPT record in the additional section advertising
+/// `udp_size` bytes of UDP payload when given (RFC 6891 6.1: root owner, type OPT, the
+/// size as its class, extended code, version 0 and flags zero, no options).
+pub fn build_query_edns(
+    id: u16,
+    name: &str,
+    udp_size: Option<u16>,
+    out: &mut Vec<u8>,
+) -> Result<(), DnsError> {
     let labels = labels(name)?;
     out.extend_from_slice(&id.to_be_bytes());
     out.extend_from_slice(&FLAGS_QUERY_RD.to_be_bytes());
-    out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]); // QD 1, AN 0, NS 0, AR 0
+    let ar = u8::from(udp_size.is_some());
+    out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, ar]); // QD 1, AN 0, NS 0, AR 0 or 1
     for l in labels {
         out.push(l.len() as u8);
         out.extend_from_slice(l.as_bytes());
@@ -109,6 +130,12 @@ pub fn build_query(id: u16, name: &str, out: &mut Vec<u8>) -> Result<(), DnsErro
     out.push(0);
     out.extend_from_slice(&TYPE_A.to_be_bytes());
     out.extend_from_slice(&CLASS_IN.to_be_bytes());
+    if let Some(size) = udp_size {
+        out.push(0);
+        out.extend_from_slice(&TYPE_OPT.to_be_bytes());
+        out.extend_from_slice(&size.to_be_bytes());
+        out.extend_from_slice(&[0, 0, 0, 0, 0, 0]); // TTL fields, RDLENGTH 0
+    }
     Ok(())
 }
 

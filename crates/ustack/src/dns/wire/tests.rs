@@ -48,6 +48,32 @@ fn query_layout() {
 }
 
 #[test]
+fn edns_query_layout() {
+    let mut q = Vec::new();
+    build_query_edns(7, "a.test", Some(EDNS_UDP_SIZE), &mut q).unwrap();
+    assert_eq!(
+        q,
+        [
+            // One additional record...
+            &[0, 7, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1][..],
+            b"\x01a\x04test\x00",
+            &[0, 1, 0, 1],
+            // ...the OPT: root owner, type 41, 1232 bytes, version 0, no flags, no data.
+            &[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0],
+        ]
+        .concat()
+    );
+    // An answer to it (its OPT not echoed, or echoed after the answers) parses as usual.
+    let mut r = q[..q.len() - 11].to_vec();
+    r[2..4].copy_from_slice(&0x8180u16.to_be_bytes());
+    r[6..8].copy_from_slice(&[0, 1]);
+    r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 0, 1]);
+    r.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
+    let got = parse_response(&r, 7, "a.test").unwrap();
+    assert_eq!(got.addrs, [Ipv4Addr::new(10, 0, 0, 1)]);
+}
+
+#[test]
 fn bad_names_are_refused() {
     let long_label = "a".repeat(64);
     let long_name = ["a".repeat(63).as_str(); 4].join(".") + ".b";

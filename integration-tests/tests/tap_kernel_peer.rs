@@ -354,8 +354,9 @@ fn a_tap_attached_to_a_running_stack_is_reachable() {
 }
 
 /// DHCP against a real server: dnsmasq on the kernel side of the TAP hands ustack a lease
-/// (address, router, DNS server), ustack uses it to reach a kernel listener, and its
-/// release removes the lease from dnsmasq's lease file.
+/// (address, router, DNS server), ustack uses it to reach a kernel listener, a
+/// DHCPINFORM from the leased address gets the same options, and the release removes the
+/// lease from dnsmasq's lease file.
 #[test]
 fn ustack_takes_a_dhcp_lease_from_dnsmasq() {
     require_root!();
@@ -404,6 +405,17 @@ fn ustack_takes_a_dhcp_lease_from_dnsmasq() {
             .map(|r| format!("{} {:?} {:?}", r.dst, r.gateway, stack.device_name(r.dev)))
             .collect();
         let mtu = stack.mtu(&tap).map_err(|e| e.to_string())?;
+        // DHCPINFORM from the leased address: the same configuration, without a lease.
+        let info = stack
+            .dhcp_inform(
+                &tap,
+                ustack::dhcp::DhcpConfig {
+                    timeout: Duration::from_secs(15),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| format!("inform: {e}"))?;
         dhcp.release().await.map_err(|e| format!("release: {e}"))?;
         // dnsmasq rewrites its lease file once it has the release.
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -421,11 +433,12 @@ fn ustack_takes_a_dhcp_lease_from_dnsmasq() {
             stack.addresses(),
             after,
             (routes, mtu, left, mtu_after),
+            info,
         ))
     });
     let log = dnsmasq.terminate(Duration::from_secs(5)).1;
     let _ = std::fs::remove_file(&leases);
-    let (lease, in_file, dns, addrs, after, (routes, mtu, left, mtu_after)) =
+    let (lease, in_file, dns, addrs, after, (routes, mtu, left, mtu_after), info) =
         res.unwrap_or_else(|e| panic!("{e}\n{log}"));
     let peer = listener.join().expect("listener thread").unwrap();
     let a = lease.addr.addr();
@@ -453,6 +466,14 @@ fn ustack_takes_a_dhcp_lease_from_dnsmasq() {
     );
     assert_eq!((lease.mtu, mtu), (Some(1400), 1400));
     assert_eq!((left, mtu_after), (0, 1500));
+    // dnsmasq's answer to the DHCPINFORM carries the same options.
+    assert_eq!(info.server, Some(host), "{info:?}");
+    assert_eq!(info.dns, [host]);
+    assert_eq!(info.routes, lease.routes);
+    assert_eq!(
+        (info.mtu, info.domain.as_deref()),
+        (Some(1400), Some("dhcp.test"))
+    );
     // The kernel saw the connection from the leased address; dnsmasq recorded the lease
     // (with our Ethernet address and host name) and dropped it on release.
     assert_eq!(peer.ip().to_string(), a.to_string());

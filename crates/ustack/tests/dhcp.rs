@@ -119,6 +119,8 @@ async fn serve(sock: UdpSocket, state: Arc<Mutex<Server>>) {
                 let extra = st.extra.clone();
                 match t {
                     1 => Some(reply(req, 2, st.lease_secs, offer, &extra)),
+                    // DHCPINFORM: an acknowledgement with the options, no address.
+                    8 => Some(reply(req, 5, 0, Ipv4Addr::UNSPECIFIED, &extra)),
                     3 if st.nak_all || (!ciaddr.is_unspecified() && st.nak_renewals) => {
                         Some(reply(req, 6, 0, offer, &[]))
                     }
@@ -558,6 +560,68 @@ async fn server_mtus_out_of_bounds_are_not_taken_as_they_are() {
         Some(19)
     );
     assert_eq!(client.mtu("nope0").unwrap_err().raw_os_error(), Some(19));
+}
+
+/// DHCPINFORM (RFC 2131 3.4): a device with an address of its own asks for the rest of
+/// the configuration, which is returned and not applied.
+#[tokio::test(start_paused = true)]
+async fn inform_asks_for_configuration_only() {
+    let (_server, client, st) = setup(600).await;
+    // No address yet: nothing to inform the server of.
+    let e = client
+        .dhcp_inform("veth1", DhcpConfig::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    client
+        .add_address("veth1", "10.0.0.60/24".parse().unwrap())
+        .unwrap();
+    st.lock().unwrap().extra = vec![
+        121, 8, 24, 172, 16, 5, 10, 0, 0, 9, // 172.16.5.0/24 via 10.0.0.9
+        26, 2, 0x05, 0x78, // MTU 1400
+    ];
+    let info = client
+        .dhcp_inform("veth1", DhcpConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(info.server, Some(SERVER));
+    assert_eq!(info.routers, [SERVER]);
+    assert_eq!(info.dns, [SERVER]);
+    assert_eq!(info.domain.as_deref(), Some("lan.test"));
+    assert_eq!(info.mtu, Some(1400));
+    assert_eq!(info.routes.len(), 1);
+    assert_eq!(info.routes[0].dst.to_string(), "172.16.5.0/24");
+    assert_eq!(info.routes[0].gateway, Some(Ipv4Addr::new(10, 0, 0, 9)));
+    // Sent from the device's address, as a broadcast; nothing else asked.
+    assert_eq!(
+        st.lock().unwrap().seen,
+        [(8, Ipv4Addr::new(10, 0, 0, 60), Ipv4Addr::BROADCAST)]
+    );
+    // Nothing applied.
+    assert!(client.dns().servers.is_empty());
+    assert!(!has_default_route(&client));
+    assert_eq!(client.mtu("veth1").unwrap(), 1500);
+    // A silent server: TimedOut at the configured timeout, after repeated requests.
+    st.lock().unwrap().silent = true;
+    let t0 = tokio::time::Instant::now();
+    let e = client
+        .dhcp_inform(
+            "veth1",
+            DhcpConfig {
+                timeout: Duration::from_secs(20),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_secs(20) && waited < Duration::from_secs(21),
+        "{waited:?}"
+    );
+    let informs = st.lock().unwrap().seen.iter().filter(|s| s.0 == 8).count();
+    assert!((3..=4).contains(&informs), "{informs} requests");
 }
 
 #[tokio::test(start_paused = true)]

@@ -14,8 +14,11 @@
 //! A granted address is first probed with ARP (RFC 2131 4.4.1, RFC 5227) and declined
 //! when another host uses it ([`DhcpConfig::arp_check`]).
 //!
+//! [`Stack::dhcp_inform`] asks for configuration only (DHCPINFORM) for a device whose
+//! address was set by other means.
+//!
 //! Not done: a lease file and INIT-REBOOT (a program can suggest an earlier address with
-//! [`DhcpConfig::preferred_addr`]), DHCPINFORM.
+//! [`DhcpConfig::preferred_addr`]).
 
 pub mod wire;
 
@@ -135,6 +138,50 @@ pub struct DhcpRoute {
     pub gateway: Option<Ipv4Addr>,
 }
 
+/// Configuration a server gave in answer to a DHCPINFORM ([`Stack::dhcp_inform`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DhcpInfo {
+    /// The server that answered (its server identifier).
+    pub server: Option<Ipv4Addr>,
+    /// Routers, in the server's order.
+    pub routers: Vec<Ipv4Addr>,
+    /// Classless static routes (option 121, RFC 3442).
+    pub routes: Vec<DhcpRoute>,
+    /// DNS servers.
+    pub dns: Vec<Ipv4Addr>,
+    /// Domain name.
+    pub domain: Option<String>,
+    /// Interface MTU.
+    pub mtu: Option<u16>,
+}
+
+impl DhcpInfo {
+    fn from_reply(r: &Reply) -> DhcpInfo {
+        DhcpInfo {
+            server: r.server_id,
+            routers: r.routers.clone(),
+            routes: routes_of(r),
+            dns: r.dns.clone(),
+            domain: r.domain.clone(),
+            mtu: r.mtu,
+        }
+    }
+}
+
+/// The classless static routes of a reply.
+fn routes_of(r: &Reply) -> Vec<DhcpRoute> {
+    r.classless_routes
+        .iter()
+        .flatten()
+        .filter_map(|&(dst, len, gw)| {
+            Some(DhcpRoute {
+                dst: Ipv4Cidr::new(dst, len).ok()?,
+                gateway: (!gw.is_unspecified()).then_some(gw),
+            })
+        })
+        .collect()
+}
+
 /// Smallest interface MTU taken from a server ([`DhcpConfig::use_mtu`]).
 pub const MIN_DHCP_MTU: u16 = 576;
 
@@ -173,17 +220,7 @@ impl DhcpLease {
             addr,
             server,
             routers: r.routers.clone(),
-            routes: r
-                .classless_routes
-                .iter()
-                .flatten()
-                .filter_map(|&(dst, len, gw)| {
-                    Some(DhcpRoute {
-                        dst: Ipv4Cidr::new(dst, len).ok()?,
-                        gateway: (!gw.is_unspecified()).then_some(gw),
-                    })
-                })
-                .collect(),
+            routes: routes_of(r),
             dns: r.dns.clone(),
             domain: r.domain.clone(),
             mtu: r.mtu,
@@ -313,38 +350,7 @@ impl Stack {
     /// # Ok(()) }
     /// ```
     pub async fn dhcp(&self, device: &str, cfg: DhcpConfig) -> io::Result<DhcpClient> {
-        let mac = match self.dev_link(device)? {
-            ustack_netdev::Link::Ethernet(mac) => mac,
-            ustack_netdev::Link::RawIp => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("DHCP needs an Ethernet device; {device} carries IP packets only"),
-                ))
-            }
-        };
-        // Bound to the device first, so that clients on other devices share the port;
-        // with SO_REUSEADDR, so that a client just stopped (its task still ending) does
-        // not keep a new one from starting. Another holder of the port without it still
-        // makes this fail with `AddrInUse`.
-        let s = self.socket(AddressFamily::INET, SockType::Dgram, 0)?;
-        s.set_reuse_address(true)?;
-        s.bind_device(Some(device.as_bytes()))?;
-        s.bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, CLIENT_PORT))?;
-        let sock = UdpSocket::from_socket(s)?;
-        sock.set_broadcast(true)?;
-        let (tx, rx) = watch::channel(None);
-        let mut c = Client {
-            stack: self.clone(),
-            dev: device.to_string(),
-            mac,
-            cfg,
-            sock,
-            tx,
-            applied: None,
-            rng: RandomState::new(),
-            counter: 0,
-            buf: vec![0; 1500],
-        };
+        let (mut c, rx) = Client::new(self, device, cfg)?;
         let deadline = Instant::now() + c.cfg.timeout;
         let Some((lease, granted)) = c.acquire(Some(deadline)).await else {
             return Err(io::Error::new(
@@ -367,9 +373,106 @@ impl Stack {
             task: Some(task),
         })
     }
+
+    /// Asks a DHCP server for configuration only (DHCPINFORM, RFC 2131 3.4), for a device
+    /// whose address was set by other means: the reply's routers, classless static
+    /// routes, DNS servers, domain and MTU, as a [`DhcpInfo`]. Nothing is applied; the
+    /// caller picks what it wants ([`Stack::set_dns`], [`Stack::add_device_route`], ...).
+    /// The request is broadcast from the device's first address and repeated after 4, 8,
+    /// ... s within `cfg.timeout`; `cfg`'s host name and client id are sent, its `use_*`
+    /// switches do not matter here.
+    ///
+    /// Errors: as [`dhcp`](Self::dhcp), and `InvalidInput` for a device without an
+    /// address, `TimedOut` when no server answered in time.
+    ///
+    /// ```no_run
+    /// # async fn demo(stack: ustack::Stack) -> std::io::Result<()> {
+    /// let info = stack.dhcp_inform("tap0", Default::default()).await?;
+    /// println!("DNS servers {:?}", info.dns);
+    /// # Ok(()) }
+    /// ```
+    pub async fn dhcp_inform(&self, device: &str, cfg: DhcpConfig) -> io::Result<DhcpInfo> {
+        let addr = self
+            .addresses()
+            .into_iter()
+            .find(|(d, _)| d == device)
+            .map(|(_, a)| a.addr())
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{device} has no address to inform a DHCP server of (Stack::dhcp takes a lease)"),
+                )
+            })?;
+        let (mut c, _rx) = Client::new(self, device, cfg)?;
+        let xid = c.random() as u32;
+        let msg = Request {
+            ciaddr: addr,
+            broadcast: false,
+            ..c.request(MsgType::Inform, xid, Instant::now())
+        }
+        .emit();
+        let deadline = Instant::now() + c.cfg.timeout;
+        let to = SocketAddrV4::new(Ipv4Addr::BROADCAST, SERVER_PORT);
+        let r = c
+            .exchange(&msg, to, xid, u32::MAX, Some(deadline), |r| {
+                r.msg_type == Some(MsgType::Ack)
+            })
+            .await
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "no DHCP server answered a DHCPINFORM on {device} within {:?}",
+                        c.cfg.timeout
+                    ),
+                )
+            })?;
+        Ok(DhcpInfo::from_reply(&r))
+    }
 }
 
 impl Client {
+    /// A client for Ethernet device `device` of `stack`, with its socket on port 68.
+    fn new(
+        stack: &Stack,
+        device: &str,
+        cfg: DhcpConfig,
+    ) -> io::Result<(Client, watch::Receiver<Option<DhcpLease>>)> {
+        let mac = match stack.dev_link(device)? {
+            ustack_netdev::Link::Ethernet(mac) => mac,
+            ustack_netdev::Link::RawIp => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("DHCP needs an Ethernet device; {device} carries IP packets only"),
+                ))
+            }
+        };
+        // Bound to the device first, so that clients on other devices share the port;
+        // with SO_REUSEADDR, so that a client just stopped (its task still ending) does
+        // not keep a new one from starting. Another holder of the port without it still
+        // makes this fail with `AddrInUse`.
+        let s = stack.socket(AddressFamily::INET, SockType::Dgram, 0)?;
+        s.set_reuse_address(true)?;
+        s.bind_device(Some(device.as_bytes()))?;
+        s.bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, CLIENT_PORT))?;
+        let sock = UdpSocket::from_socket(s)?;
+        sock.set_broadcast(true)?;
+        let (tx, rx) = watch::channel(None);
+        let c = Client {
+            stack: stack.clone(),
+            dev: device.to_string(),
+            mac,
+            cfg,
+            sock,
+            tx,
+            applied: None,
+            rng: RandomState::new(),
+            counter: 0,
+            buf: vec![0; 1500],
+        };
+        Ok((c, rx))
+    }
+
     fn random(&mut self) -> u64 {
         self.counter += 1;
         let mut h = self.rng.build_hasher();

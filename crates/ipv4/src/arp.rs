@@ -531,8 +531,6 @@ impl NeighTable {
         }
     }
 
-    /// Sends a request for `target` on `dev` to `to` (broadcast, or the known address
-    /// when probing), from the entry's source address.
     /// Announces that `addr` is ours on `dev` (RFC 5227 2.3 ARP announcement: a broadcast
     /// request with sender and target address both `addr`), so that neighbours with an
     /// entry for it, resolved or still unanswered, take our Ethernet address (Linux's
@@ -570,6 +568,8 @@ impl NeighTable {
         }
     }
 
+    /// Sends a request for `target` on `dev` to `to` (broadcast, or the known address
+    /// when probing), from the entry's source address.
     fn solicit(&mut self, dev: DevId, target: Ipv4Addr, to: MacAddr, out: &mut Vec<IpTx>) {
         if let Some(src) = self.entries.get(&(dev, target)).map(|e| e.src) {
             self.request(dev, to, src, target, out);

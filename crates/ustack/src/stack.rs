@@ -867,11 +867,10 @@ impl Stack {
                 self.0.lock().core.ip.arp_probe_end(self.1, self.2);
             }
         }
-        let send = |dev: &mut Option<DevId>| {
+        let send = || {
             self.on_ether_dev(device, |st, d| {
-                *dev = Some(d);
                 if st.core.ip.arp_probe(d, addr) {
-                    Ok(())
+                    Ok(d)
                 } else {
                     Err(io::Error::new(
                         io::ErrorKind::OutOfMemory,
@@ -880,15 +879,11 @@ impl Stack {
                 }
             })
         };
-        let mut dev = None;
-        send(&mut dev)?;
-        let Some(d) = dev else {
-            return Err(io::Error::from_raw_os_error(ENODEV));
-        };
+        let d = send()?;
         let guard = Probe(self, d, addr);
         for _ in 1..probes {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            send(&mut dev)?;
+            send()?;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
         let in_use = self.lock().core.ip.arp_probe_end(d, addr);
@@ -900,11 +895,11 @@ impl Stack {
     /// Runs `f` under the lock on the Ethernet device named `device`, then sends what it
     /// queued and wakes whom it woke. `ENODEV` for an unknown device, `InvalidInput` for
     /// one without Ethernet.
-    fn on_ether_dev(
+    fn on_ether_dev<T>(
         &self,
         device: &str,
-        f: impl FnOnce(&mut State, DevId) -> io::Result<()>,
-    ) -> io::Result<()> {
+        f: impl FnOnce(&mut State, DevId) -> io::Result<T>,
+    ) -> io::Result<T> {
         let dev = self.dev_id(device.as_bytes())?;
         let mut st = self.lock();
         if !st.core.ip.has_ethernet_dev(dev) {
@@ -913,13 +908,13 @@ impl Stack {
                 format!("{device} does not carry Ethernet"),
             ));
         }
-        f(&mut st, dev)?;
+        let r = f(&mut st, dev)?;
         let now = st.clock(now());
         let mut wakers = Vec::new();
         st.finish_op(now, &mut wakers);
         drop(st);
         wakers.into_iter().for_each(Waker::wake);
-        Ok(())
+        Ok(r)
     }
 
     /// Sets a permanent neighbour on the Ethernet device named `device`: `addr` is

@@ -529,6 +529,29 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
     }
 
+    /// `mtu` on a device built without an address is kept: `Stack::mtu` reports it and
+    /// an address added later takes it; `set_mtu` may raise it up to the device's own.
+    #[tokio::test]
+    async fn a_builder_mtu_without_addresses_is_kept() {
+        let (a, _b) = MemLink::pair(MemLinkConfig::default());
+        let stack = StackBuilder::new()
+            .device(a)
+            .mtu(1300)
+            .build()
+            .await
+            .unwrap();
+        assert_eq!(stack.mtu("veth0").unwrap(), 1300);
+        stack
+            .add_address("veth0", "10.3.0.1/24".parse().unwrap())
+            .unwrap();
+        let st = stack.lock();
+        let id = st.dev_id(b"veth0").unwrap();
+        assert_eq!(st.core.ip.dev_mtu(id), Some(1300));
+        drop(st);
+        stack.set_mtu("veth0", 1500).unwrap();
+        assert_eq!(stack.mtu("veth0").unwrap(), 1500);
+    }
+
     #[tokio::test]
     async fn rx_thread_sets_the_tun_option_and_needs_a_tun() {
         let b = StackBuilder::new().tun("tun9").rx_thread(true);

@@ -30,7 +30,7 @@ use std::io::{self, ErrorKind};
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, ReadBuf};
@@ -83,6 +83,19 @@ fn frame_len(l2: Link, mtu: usize) -> usize {
         Link::Ethernet(_) => mtu + ETH_HLEN,
     }
 }
+
+/// Packets written between two looks at the receive queue (over one or many transmits).
+/// The kernel answers a packet written to a TUN inside the write itself (an ACK for a
+/// segment, a reply to a request) and queues the answer for us; a burst written without
+/// reading in between would overflow that queue (`txqueuelen`, 500 by default) and the
+/// kernel would drop the answers (a NIC receives into its ring while it transmits).
+const TX_DRAIN_EVERY: usize = 128;
+
+/// Packets, and bytes, a transmit takes off the kernel's queue at most and keeps for the
+/// next `poll_recv` (about 3 MiB of MTU-sized buffers, or 4 MiB of offload
+/// super-segments); past either the kernel's queue fills and drops as without it.
+const RX_BACKLOG_MAX: usize = 2048;
+const RX_BACKLOG_BYTES: usize = 4 << 20;
 
 /// Longest interface name (Linux `IFNAMSIZ` minus the terminating NUL).
 const MAX_NAME: usize = 15;
@@ -188,6 +201,14 @@ pub struct TunDevice {
     gone: Option<i32>,
     /// The receiving thread ([`TunOptions::rx_thread`]).
     rx_thread: Option<RxThread>,
+    /// Packets read during a transmit ([`TX_DRAIN_EVERY`]), handed on first by the next
+    /// `poll_recv`, and their bytes.
+    rx_backlog: Vec<PacketBuf>,
+    rx_backlog_bytes: usize,
+    /// Packets written since the receive queue was last read.
+    tx_since_read: usize,
+    /// The driver's waker from the last `poll_recv`, woken when a transmit read packets.
+    rx_waker: Option<Waker>,
 }
 
 impl std::fmt::Debug for TunDevice {
@@ -351,6 +372,10 @@ impl TunDevice {
             gone: None,
             offload: TunOffloadStats::default(),
             rx_thread,
+            rx_backlog: Vec::new(),
+            rx_backlog_bytes: 0,
+            tx_since_read: 0,
+            rx_waker: None,
         })
     }
 
@@ -386,6 +411,10 @@ impl TunDevice {
             gone: None,
             offload: TunOffloadStats::default(),
             rx_thread: None,
+            rx_backlog: Vec::new(),
+            rx_backlog_bytes: 0,
+            tx_since_read: 0,
+            rx_waker: None,
         })
     }
 
@@ -573,6 +602,88 @@ impl TunDevice {
         res
     }
 
+    /// Reads what the kernel queued for us without waiting, into the backlog (bounded),
+    /// and wakes the driver if anything came. Read errors are left for `poll_recv` to
+    /// meet and report.
+    fn drain_rx(&mut self) {
+        self.tx_since_read = 0;
+        if self.gone.is_some() {
+            return;
+        }
+        let mut backlog = std::mem::take(&mut self.rx_backlog);
+        let before = backlog.len();
+        let frame = frame_len(self.l2, self.mtu);
+        let mut rx = self.rx_thread.take();
+        let mut reads = 0;
+        while backlog.len() < RX_BACKLOG_MAX
+            && self.rx_backlog_bytes < RX_BACKLOG_BYTES
+            && reads < RX_BACKLOG_MAX
+        {
+            reads += 1;
+            let len = match (&mut rx, &mut self.io) {
+                (Some(rx), _) => match rx.try_next() {
+                    Some((buf, len)) => {
+                        self.rx_spare = Some(buf);
+                        len
+                    }
+                    None => break,
+                },
+                (None, TunIo::Plain(tun)) => {
+                    let buf = self.rx_spare.get_or_insert_with(|| plain_rx_buf(frame));
+                    match tun.try_recv(buf.data_mut()) {
+                        Ok(len) => len,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                        Err(_) => break,
+                    }
+                }
+                (None, TunIo::Vnet { fd, .. }) => {
+                    let buf = self.rx_spare.get_or_insert_with(vnet_rx_buf).data_mut();
+                    match vnet::read(fd.get_ref().as_raw_fd(), buf) {
+                        Ok(len) => len,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                        Err(_) => break,
+                    }
+                }
+                (None, TunIo::Threaded { .. }) => break,
+            };
+            let at = backlog.len();
+            if self.accept(len, &mut backlog) {
+                self.rx_backlog_bytes += backlog.get(at).map_or(0, PacketBuf::len);
+            }
+            if let Some(rx) = &mut rx {
+                // As in `poll_recv_threaded`: a buffer back for each one taken.
+                let buf = self.rx_spare.take().unwrap_or_else(|| plain_rx_buf(frame));
+                rx.give_back(buf);
+            }
+        }
+        if let Some(mut rx) = rx {
+            rx.flush();
+            self.rx_thread = Some(rx);
+        }
+        if backlog.len() > before {
+            if let Some(w) = self.rx_waker.take() {
+                w.wake();
+            }
+        }
+        self.rx_backlog = backlog;
+    }
+
+    /// Hands on up to `budget` packets a transmit read, oldest first.
+    fn take_backlog(&mut self, out: &mut Vec<PacketBuf>, budget: usize) -> usize {
+        let n = budget.min(self.rx_backlog.len());
+        if n == 0 {
+            return 0;
+        }
+        for p in self.rx_backlog.drain(..n) {
+            self.rx_backlog_bytes = self.rx_backlog_bytes.saturating_sub(p.len());
+            out.push(p);
+        }
+        if self.rx_backlog.is_empty() {
+            self.rx_backlog_bytes = 0;
+        }
+        n
+    }
+
     fn try_write(&mut self, pkt: &PacketBuf) -> io::Result<usize> {
         match &mut self.io {
             TunIo::Plain(tun) => tun.try_send(pkt.data()),
@@ -638,12 +749,27 @@ impl NetDevice for TunDevice {
             return Poll::Ready(Err(io::Error::from_raw_os_error(code)));
         }
         let budget = budget.max(1);
-        if let Some(mut rx) = self.rx_thread.take() {
-            let r = self.poll_recv_threaded(&mut rx, cx, out, budget);
-            self.rx_thread = Some(rx);
-            return r;
+        match &self.rx_waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => self.rx_waker = Some(cx.waker().clone()),
         }
-        let mut n = 0;
+        self.tx_since_read = 0;
+        // What a transmit read first: it came before anything still queued.
+        let early = self.take_backlog(out, budget);
+        if early == budget {
+            return Poll::Ready(Ok(early));
+        }
+        if let Some(mut rx) = self.rx_thread.take() {
+            let r = self.poll_recv_threaded(&mut rx, cx, out, budget - early);
+            self.rx_thread = Some(rx);
+            return match r {
+                Poll::Ready(Ok(n)) => Poll::Ready(Ok(early + n)),
+                // A reader's error stays and is reported by the next poll.
+                _ if early > 0 => Poll::Ready(Ok(early)),
+                r => r,
+            };
+        }
+        let mut n = early;
         // Bounds the work of one poll even when every packet is discarded.
         let mut reads = 0;
         while n < budget {
@@ -696,6 +822,10 @@ impl NetDevice for TunDevice {
     /// (`tx_dropped`); any other write error counts in `tx_errors`.
     fn transmit(&mut self, pkts: &mut Vec<PacketBuf>) {
         for pkt in pkts.drain(..) {
+            if self.tx_since_read >= TX_DRAIN_EVERY {
+                self.drain_rx();
+            }
+            self.tx_since_read += 1;
             if (pkt.csum_partial() || pkt.gso_size() > 0) && !self.offload() {
                 // Never handed out by the stack for this device (its tso_max is 0).
                 self.stats.tx_errors += 1;

@@ -128,6 +128,17 @@ impl RxThread {
         Poll::Pending
     }
 
+    /// The next packet the reader read, if one is queued (no waker registered).
+    pub(super) fn try_next(&mut self) -> Option<(PacketBuf, usize)> {
+        if let Some(p) = self.batch.pop_front() {
+            return Some(p);
+        }
+        let mut q = lock(&self.shared.q);
+        std::mem::swap(&mut self.batch, &mut q.full);
+        drop(q);
+        self.batch.pop_front()
+    }
+
     /// Packets read and not yet taken by the stack.
     #[cfg(test)]
     pub(super) fn queued(&self) -> usize {

@@ -114,6 +114,79 @@ fn udp_packet(src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) -> Vec<u8> {
     p
 }
 
+/// An IPv4 ICMP echo request with sequence number `seq` and 56 bytes of payload.
+fn echo_request(src: Ipv4Addr, dst: Ipv4Addr, seq: u16) -> Vec<u8> {
+    let mut p = vec![0u8; 20 + 8 + 56];
+    let total = p.len() as u16;
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&total.to_be_bytes());
+    p[8] = 64;
+    p[9] = 1;
+    p[12..16].copy_from_slice(&src.octets());
+    p[16..20].copy_from_slice(&dst.octets());
+    let c = ip_checksum(&p[..20]);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p[20] = 8;
+    p[24..26].copy_from_slice(&0x7573u16.to_be_bytes());
+    p[26..28].copy_from_slice(&seq.to_be_bytes());
+    let c = ip_checksum(&p[20..]);
+    p[22..24].copy_from_slice(&c.to_be_bytes());
+    p
+}
+
+/// 2,000 echo requests to the kernel, in one transmit or one transmit each (`per_call`),
+/// with no receive in between; the kernel answers each inside the write, into the TUN's
+/// queue (500 packets): every reply arrives, in order, because the device reads that
+/// queue while it writes a long run of packets. (Not with a receiving thread:
+/// there the thread reads, as fast as it gets a CPU, and the transmit only takes what it
+/// has read.)
+async fn burst_replies_all_arrive(
+    dev: &mut TunDevice,
+    host: Ipv4Addr,
+    peer: Ipv4Addr,
+    per_call: usize,
+) -> Result<(), String> {
+    const BURST: u16 = 2000;
+    let all: Vec<PacketBuf> = (0..BURST)
+        .map(|i| PacketBuf::from_vec(echo_request(peer, host, i)))
+        .collect();
+    for chunk in all.chunks(per_call) {
+        dev.transmit(&mut chunk.to_vec());
+    }
+    let mut seqs = Vec::new();
+    let mut got = Vec::new();
+    while seqs.len() < usize::from(BURST) {
+        let more = tokio::time::timeout(
+            Duration::from_millis(500),
+            std::future::poll_fn(|cx| dev.poll_recv(cx, &mut got, 64)),
+        )
+        .await;
+        match more {
+            Err(_) => break,
+            Ok(r) => {
+                r.map_err(|e| e.to_string())?;
+            }
+        }
+        for p in got.drain(..) {
+            let d = p.data();
+            if d.get(9) == Some(&1) && d.get(20) == Some(&0) {
+                let s = d.get(26..28).ok_or("short echo reply")?;
+                seqs.push(u16::from_be_bytes([s[0], s[1]]));
+            }
+        }
+    }
+    assert_eq!(
+        seqs.len(),
+        usize::from(BURST),
+        "echo replies to {BURST} requests sent {per_call} per transmit (the kernel dropped the rest)"
+    );
+    assert!(
+        seqs.iter().copied().eq(0..BURST),
+        "echo replies out of order"
+    );
+    Ok(())
+}
+
 enum Outcome {
     Passed,
     Skipped(String),
@@ -224,6 +297,10 @@ async fn device_roundtrip(mode: Mode) -> Result<(), String> {
     let (n, src) = sock.recv_from(&mut buf).map_err(|e| format!("recv: {e}"))?;
     assert_eq!(&buf[..n], b"reply");
     assert_eq!(src, std::net::SocketAddr::V4(from));
+    if mode != Mode::RxThread {
+        burst_replies_all_arrive(&mut dev, host, peer, 2000).await?;
+        burst_replies_all_arrive(&mut dev, host, peer, 1).await?;
+    }
     if !offload {
         // A packet longer than the device MTU (the interface's MTU raised behind the
         // device's back): the kernel cuts it to the read buffer, the device drops it whole

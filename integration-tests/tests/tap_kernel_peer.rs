@@ -489,6 +489,68 @@ fn ustack_takes_a_dhcp_lease_from_dnsmasq() {
     assert!(addrs.is_empty(), "{addrs:?}");
 }
 
+/// INIT-REBOOT against dnsmasq: a stack that took a lease and went away without giving
+/// it back (a reboot) asks for the address again directly and gets it from one
+/// DHCPREQUEST (dnsmasq logs no discovery for it); an address on another network is
+/// refused and discovery finds one in range.
+#[test]
+fn init_reboot_gets_the_address_back_from_dnsmasq() {
+    require_root!();
+    ustack_integration_tests::require_tool!("dnsmasq");
+    let net = tap_net("tapreboot");
+    let (dnsmasq, leases) = start_dnsmasq(&net);
+    let res = block_on_in(&net, move |tap| async move {
+        let cfg = |addr, init_reboot| ustack::dhcp::DhcpConfig {
+            timeout: Duration::from_secs(30),
+            preferred_addr: Some(addr),
+            init_reboot,
+            arp_check: false,
+            ..Default::default()
+        };
+        let lease_on = |addr, init_reboot| {
+            let tap = tap.clone();
+            async move {
+                let stack = stack_on(tap.clone(), false).await?;
+                let d = stack
+                    .dhcp(&tap, cfg(addr, init_reboot))
+                    .await
+                    .map_err(|e| format!("dhcp: {e}"))?;
+                let a = d.lease().ok_or("no lease")?.addr.addr();
+                // The stack goes away without a release; its device is free again
+                // once the driver has ended.
+                drop(d);
+                drop(stack);
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                Ok::<Ipv4Addr, String>(a)
+            }
+        };
+        let first = lease_on(Ipv4Addr::new(10, 88, 0, 131), false).await?;
+        let again = lease_on(first, true).await?;
+        let elsewhere = lease_on(Ipv4Addr::new(10, 99, 0, 5), true).await?;
+        Ok((first, again, elsewhere))
+    });
+    let log = dnsmasq.terminate(Duration::from_secs(5)).1;
+    let _ = std::fs::remove_file(&leases);
+    let (first, again, elsewhere) = res.unwrap_or_else(|e| panic!("{e}\n{log}"));
+    assert_eq!(first, Ipv4Addr::new(10, 88, 0, 131), "{log}");
+    assert_eq!(again, first, "{log}");
+    let o = elsewhere.octets();
+    assert!(
+        o[..3] == [10, 88, 0] && (100..=150).contains(&o[3]),
+        "{elsewhere}\n{log}"
+    );
+    // Between the first lease's acknowledgement and the refusal: requests only.
+    let first_ack = log.find("DHCPACK(").unwrap_or_else(|| panic!("{log}"));
+    let nak = log
+        .find("DHCPNAK(")
+        .unwrap_or_else(|| panic!("no DHCPNAK\n{log}"));
+    let reboot = log.get(first_ack..nak).unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        reboot.contains("DHCPREQUEST(") && !reboot.contains("DHCPDISCOVER("),
+        "{log}"
+    );
+}
+
 /// dnsmasq serving DHCP (no DNS) on the TAP's kernel side: 10.88.0.100-150/24 for 10
 /// minutes, router and DNS server HOST_IP, domain dhcp.test, classless static routes
 /// 192.168.77.0/24 and 0.0.0.0/0 through HOST_IP, interface MTU 1400. Returns it and its lease

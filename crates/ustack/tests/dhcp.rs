@@ -36,6 +36,11 @@ struct Server {
     seen: Vec<(u8, Ipv4Addr, Ipv4Addr)>,
     /// More options (encoded) for offers and acknowledgements.
     extra: Vec<u8>,
+    /// Keep silent to INIT-REBOOT requests (no server identifier, no ciaddr), as a
+    /// server that has no record of the client does.
+    ignore_reboot: bool,
+    /// INIT-REBOOT requests seen (option 50, no option 54, ciaddr 0.0.0.0).
+    reboots: usize,
 }
 
 fn option(msg: &[u8], code: u8) -> Option<&[u8]> {
@@ -96,6 +101,11 @@ async fn serve(sock: UdpSocket, state: Arc<Mutex<Server>>) {
         let answer = {
             let mut st = state.lock().unwrap();
             st.seen.push((t, ciaddr, *to.ip()));
+            let reboot = t == 3
+                && ciaddr.is_unspecified()
+                && option(req, 50).is_some()
+                && option(req, 54).is_none();
+            st.reboots += usize::from(reboot);
             // A client that keeps asking as fast as it is answered would never let the
             // paused clock move: stop answering it, and the counts below show it.
             let offer = st.offer.unwrap_or(OFFERED);
@@ -104,7 +114,7 @@ async fn serve(sock: UdpSocket, state: Arc<Mutex<Server>>) {
                 let o = offer.octets();
                 st.offer = Some(Ipv4Addr::new(o[0], o[1], o[2], o[3] + 1));
             }
-            if st.silent || st.seen.len() > 1000 {
+            if st.silent || st.seen.len() > 1000 || (reboot && st.ignore_reboot) {
                 None
             } else {
                 // A suggested address (option 50 in the DISCOVER) is offered if it is
@@ -699,4 +709,74 @@ async fn clients_on_two_devices_share_port_68() {
         assert!(st.lock().unwrap().seen.iter().all(|s| s.0 == 1 || s.0 == 3));
         assert_eq!(st.lock().unwrap().seen.len(), 2);
     }
+}
+
+/// INIT-REBOOT (RFC 2131 3.2): asked directly for an earlier address, a server that
+/// grants it acknowledges it and no discovery takes place. A server that refuses it (the
+/// address is wrong here) sends the client to discovery, which no longer suggests it;
+/// one that keeps silent (no record of the client) leaves it to discovery after two
+/// requests, and discovery still suggests it.
+#[tokio::test(start_paused = true)]
+async fn init_reboot_asks_for_the_earlier_address_first() {
+    let cfg = |addr| DhcpConfig {
+        preferred_addr: Some(addr),
+        init_reboot: true,
+        arp_check: false,
+        ..Default::default()
+    };
+    let types = |st: &Arc<Mutex<Server>>| -> Vec<u8> {
+        st.lock().unwrap().seen.iter().map(|s| s.0).collect()
+    };
+    // Granted: one request, broadcast from 0.0.0.0, and nothing else.
+    let (_server, client, st) = setup(600).await;
+    let d = client.dhcp("veth1", cfg(OFFERED)).await.unwrap();
+    assert_eq!(d.lease().unwrap().addr.addr(), OFFERED);
+    assert_eq!(types(&st), [3]);
+    let first = st.lock().unwrap().seen[0];
+    assert_eq!(first, (3, Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST));
+    assert_eq!(st.lock().unwrap().reboots, 1);
+    assert!(client.addresses().iter().any(|(_, a)| a.addr() == OFFERED));
+
+    // Refused: discovery follows, without the refused address.
+    let (_server, client, st) = setup(600).await;
+    let other = Ipv4Addr::new(10, 0, 0, 99);
+    let d = client.dhcp("veth1", cfg(other)).await.unwrap();
+    assert_eq!(
+        d.lease().unwrap().addr.addr(),
+        OFFERED,
+        "a refused address is not suggested again"
+    );
+    assert_eq!(types(&st), [3, 1, 3]);
+    assert_eq!(st.lock().unwrap().reboots, 1);
+
+    // Silent: two requests (after 4 and 8 s, each give or take a second), then
+    // discovery, which still suggests the address and gets it.
+    let (_server, client, st) = setup(600).await;
+    st.lock().unwrap().ignore_reboot = true;
+    let start = tokio::time::Instant::now();
+    let d = client.dhcp("veth1", cfg(other)).await.unwrap();
+    let waited = start.elapsed();
+    assert_eq!(d.lease().unwrap().addr.addr(), other);
+    assert_eq!(types(&st), [3, 3, 1, 3]);
+    assert_eq!(st.lock().unwrap().reboots, 2);
+    assert!(
+        waited >= Duration::from_secs(10) && waited < Duration::from_secs(15),
+        "{waited:?}"
+    );
+
+    // Without `init_reboot` the address is only suggested in the discovery.
+    let (_server, client, st) = setup(600).await;
+    let d = client
+        .dhcp(
+            "veth1",
+            DhcpConfig {
+                init_reboot: false,
+                ..cfg(other)
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.lease().unwrap().addr.addr(), other);
+    assert_eq!(types(&st), [1, 3]);
+    assert_eq!(st.lock().unwrap().reboots, 0);
 }

@@ -17,8 +17,9 @@
 //! [`Stack::dhcp_inform`] asks for configuration only (DHCPINFORM) for a device whose
 //! address was set by other means.
 //!
-//! Not done: a lease file and INIT-REBOOT (a program can suggest an earlier address with
-//! [`DhcpConfig::preferred_addr`]).
+//! A program that kept an earlier lease's address can have the client ask for it back at
+//! once (INIT-REBOOT, RFC 2131 3.2: [`DhcpConfig::init_reboot`]). Not done: a lease file
+//! (the program keeps the address, [`DhcpLease::addr`], where it likes).
 
 pub mod wire;
 
@@ -50,6 +51,8 @@ pub const MIN_LEASE: Duration = Duration::from_secs(10);
 const MIN_RENEW_RETRY: Duration = Duration::from_secs(60);
 /// Requests sent in REQUESTING before starting over with a new discovery.
 const REQUEST_TRIES: u32 = 4;
+/// Requests sent in INIT-REBOOT (after 4 and 8 s, ±1 s) before discovery takes over.
+const REBOOT_TRIES: u32 = 2;
 
 /// How [`Stack::dhcp`] behaves.
 #[derive(Clone, Debug)]
@@ -85,6 +88,15 @@ pub struct DhcpConfig {
     /// store leases; a program that wants its address back across restarts keeps
     /// [`DhcpLease::addr`] and passes it here.
     pub preferred_addr: Option<Ipv4Addr>,
+    /// With [`preferred_addr`](Self::preferred_addr), first ask for that address
+    /// directly (INIT-REBOOT, RFC 2131 3.2 and 4.3.2: a broadcast DHCPREQUEST naming it
+    /// and no server), as a client that rebooted with a lease still valid does (default
+    /// false). A server's DHCPACK gives the lease without a discovery round (the ARP
+    /// check still runs); a DHCPNAK (the address is wrong for this network) drops the
+    /// address, and discovery follows without it; no answer after two requests (4 and
+    /// 8 s, each ±1 s; a server that does not know the client keeps silent) leaves it to
+    /// discovery, which still suggests the address.
+    pub init_reboot: bool,
 }
 
 impl Default for DhcpConfig {
@@ -98,6 +110,7 @@ impl Default for DhcpConfig {
             use_mtu: true,
             arp_check: true,
             preferred_addr: None,
+            init_reboot: false,
         }
     }
 }
@@ -352,7 +365,11 @@ impl Stack {
     pub async fn dhcp(&self, device: &str, cfg: DhcpConfig) -> io::Result<DhcpClient> {
         let (mut c, rx) = Client::new(self, device, cfg)?;
         let deadline = Instant::now() + c.cfg.timeout;
-        let Some((lease, granted)) = c.acquire(Some(deadline)).await else {
+        let first = match c.reboot(deadline).await {
+            Some(x) => Some(x),
+            None => c.acquire(Some(deadline)).await,
+        };
+        let Some((lease, granted)) = first else {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
@@ -634,6 +651,51 @@ impl Client {
                 _ => tokio::time::sleep_until(pause).await,
             }
         }
+    }
+
+    /// INIT-REBOOT ([`DhcpConfig::init_reboot`]): asks for the preferred address
+    /// directly. `None` when the client must discover (refused, silent, in use, or not
+    /// asked for); a refused or used address is not suggested again.
+    async fn reboot(&mut self, deadline: Instant) -> Option<(DhcpLease, Instant)> {
+        let addr = self.cfg.preferred_addr.filter(|_| self.cfg.init_reboot)?;
+        let xid = self.random() as u32;
+        let started = Instant::now();
+        let mut req = self.request(MsgType::Request, xid, started);
+        req.requested_ip = Some(addr);
+        let req = req.emit();
+        let bcast = SocketAddrV4::new(Ipv4Addr::BROADCAST, SERVER_PORT);
+        let answer = self
+            .exchange(&req, bcast, xid, REBOOT_TRIES, Some(deadline), |r| {
+                matches!(r.msg_type, Some(MsgType::Ack | MsgType::Nak))
+            })
+            .await;
+        let Some(r) = answer else {
+            tracing::debug!(dev = %self.dev, %addr, "dhcp: no answer to INIT-REBOOT; discovering");
+            return None;
+        };
+        let lease = match (r.msg_type, r.server_id) {
+            (Some(MsgType::Ack), Some(server)) if r.yiaddr == addr => {
+                DhcpLease::from_ack(&r, server)
+            }
+            (Some(MsgType::Ack), _) => {
+                tracing::warn!(dev = %self.dev, %addr, got = %r.yiaddr, "dhcp: unusable INIT-REBOOT answer");
+                None
+            }
+            _ => {
+                tracing::info!(dev = %self.dev, %addr, "dhcp: earlier address refused");
+                None
+            }
+        };
+        let Some(lease) = lease else {
+            self.cfg.preferred_addr = None;
+            return None;
+        };
+        if self.in_use(addr).await {
+            self.cfg.preferred_addr = None;
+            self.decline(xid, addr, lease.server, Some(deadline)).await;
+            return None;
+        }
+        Some((lease, started))
     }
 
     /// True when the ARP check finds `addr` in use by another host (false without the

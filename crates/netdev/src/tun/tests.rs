@@ -114,6 +114,18 @@ fn udp_packet(src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) -> Vec<u8> {
     p
 }
 
+/// Receives up to 64 packets into `got`; false when none came within `wait`.
+async fn recv_within(
+    dev: &mut TunDevice,
+    got: &mut Vec<PacketBuf>,
+    wait: Duration,
+) -> Result<bool, String> {
+    match tokio::time::timeout(wait, std::future::poll_fn(|cx| dev.poll_recv(cx, got, 64))).await {
+        Err(_) => Ok(false),
+        Ok(r) => r.map(|_| true).map_err(|e| e.to_string()),
+    }
+}
+
 /// An IPv4 ICMP echo request with sequence number `seq` and 56 bytes of payload.
 fn echo_request(src: Ipv4Addr, dst: Ipv4Addr, seq: u16) -> Vec<u8> {
     let mut p = vec![0u8; 20 + 8 + 56];
@@ -156,16 +168,8 @@ async fn burst_replies_all_arrive(
     let mut seqs = Vec::new();
     let mut got = Vec::new();
     while seqs.len() < usize::from(BURST) {
-        let more = tokio::time::timeout(
-            Duration::from_millis(500),
-            std::future::poll_fn(|cx| dev.poll_recv(cx, &mut got, 64)),
-        )
-        .await;
-        match more {
-            Err(_) => break,
-            Ok(r) => {
-                r.map_err(|e| e.to_string())?;
-            }
+        if !recv_within(dev, &mut got, Duration::from_millis(500)).await? {
+            break;
         }
         for p in got.drain(..) {
             let d = p.data();
@@ -425,16 +429,8 @@ async fn rx_thread_queue_and_drop(
     let mut seen: Vec<u32> = Vec::new();
     let mut got = Vec::new();
     loop {
-        let more = tokio::time::timeout(
-            Duration::from_millis(300),
-            std::future::poll_fn(|cx| dev.poll_recv(cx, &mut got, 64)),
-        )
-        .await;
-        match more {
-            Err(_) => break,
-            Ok(r) => {
-                r.map_err(|e| e.to_string())?;
-            }
+        if !recv_within(&mut dev, &mut got, Duration::from_millis(300)).await? {
+            break;
         }
         for p in got.drain(..) {
             let d = p.data();

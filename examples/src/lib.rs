@@ -69,6 +69,10 @@ pub struct StackArgs {
     /// device instead of --addr and --gateway (the lease is kept while the program runs).
     #[arg(long, requires = "tap")]
     pub dhcp: bool,
+    /// With --dhcp: keep the lease in this file and, after a restart, ask for the same
+    /// address again at once (INIT-REBOOT) while the lease lasts.
+    #[arg(long, value_name = "FILE", requires = "dhcp")]
+    pub dhcp_lease_file: Option<std::path::PathBuf>,
     /// ECN (RFC 3168): `accept` uses it when the peer asks (the default, as Linux's
     /// `tcp_ecn = 2`), `request` also asks for it on connections this stack opens, `off`
     /// never uses it.
@@ -232,7 +236,13 @@ impl StackArgs {
         let stack = b.build().await?;
         if self.dhcp {
             let client = stack
-                .dhcp(&self.tun, ustack::dhcp::DhcpConfig::default())
+                .dhcp(
+                    &self.tun,
+                    ustack::dhcp::DhcpConfig {
+                        lease_file: self.dhcp_lease_file.clone(),
+                        ..Default::default()
+                    },
+                )
                 .await?;
             if let Some(l) = client.lease() {
                 tracing::info!(

@@ -588,8 +588,9 @@ fn start_dnsmasq(net: &TunNet) -> (ustack_integration_tests::Proc, std::path::Pa
     (p, leases)
 }
 
-/// `echo_server --tap --dhcp`: the example takes its address from dnsmasq, says so in
-/// its ready line, and answers the kernel there.
+/// `echo_server --tap --dhcp --dhcp-lease-file F`: the example takes its address from
+/// dnsmasq, says so in its ready line, answers the kernel there and keeps the lease in F;
+/// started again, it gets the same address back by INIT-REBOOT (no second discovery).
 #[test]
 fn an_example_takes_its_address_by_dhcp() {
     require_root!();
@@ -597,24 +598,46 @@ fn an_example_takes_its_address_by_dhcp() {
     ustack_integration_tests::require_tool!("nc");
     let net = tap_net("tapdhcpex");
     let (dnsmasq, leases) = start_dnsmasq(&net);
-    let server = net.ns.spawn(
-        "echo_server",
-        ustack_integration_tests::example_bin("echo_server"),
-        &["--tun", &net.tun, "--tap", "--dhcp"],
-    );
-    let ready = server.wait_for("ready on", Duration::from_secs(40));
-    let addr = ready
-        .split("ready on ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|a| a.parse::<Ipv4Addr>().ok())
-        .unwrap_or_else(|| panic!("no address in {ready:?}"));
-    let out = net
-        .ns
-        .sh(&format!("printf 'leased\\n' | nc -N -w 5 {addr} 7"));
-    let (clean, log) = server.terminate(Duration::from_secs(10));
+    let lease_file = std::env::temp_dir().join(format!(
+        "ustack-example-{}-{}.lease",
+        std::process::id(),
+        net.ns.name()
+    ));
+    let lf = lease_file.display().to_string();
+    // Started twice with the same lease file: the second start asks for the address
+    // of the first directly (INIT-REBOOT) and gets it.
+    let run = || {
+        let server = net.ns.spawn(
+            "echo_server",
+            ustack_integration_tests::example_bin("echo_server"),
+            &[
+                "--tun",
+                &net.tun,
+                "--tap",
+                "--dhcp",
+                "--dhcp-lease-file",
+                &lf,
+            ],
+        );
+        let ready = server.wait_for("ready on", Duration::from_secs(40));
+        let addr = ready
+            .split("ready on ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|a| a.parse::<Ipv4Addr>().ok())
+            .unwrap_or_else(|| panic!("no address in {ready:?}"));
+        let out = net
+            .ns
+            .sh(&format!("printf 'leased\\n' | nc -N -w 5 {addr} 7"));
+        let (clean, log) = server.terminate(Duration::from_secs(10));
+        (addr, out, clean, log)
+    };
+    let (addr, out, clean, log) = run();
+    let kept = std::fs::read_to_string(&lease_file).unwrap_or_default();
+    let (addr2, out2, clean2, log2) = run();
     let dlog = dnsmasq.terminate(Duration::from_secs(5)).1;
     let _ = std::fs::remove_file(&leases);
+    let _ = std::fs::remove_file(&lease_file);
     assert!(
         (100..=150).contains(&addr.octets()[3]),
         "{addr}\n{log}\n{dlog}"
@@ -622,6 +645,12 @@ fn an_example_takes_its_address_by_dhcp() {
     assert_eq!(out, "leased\n", "{log}");
     assert!(log.contains("dhcp lease"), "{log}");
     assert!(clean, "echo_server did not exit cleanly:\n{log}");
+    assert!(kept.contains(&format!("addr {addr}/24")), "{kept:?}");
+    assert_eq!(addr2, addr, "{log2}\n{dlog}");
+    assert_eq!(out2, "leased\n", "{log2}");
+    assert!(clean2, "echo_server did not exit cleanly:\n{log2}");
+    // One discovery in all: the second start only asked for the address.
+    assert_eq!(dlog.matches("DHCPDISCOVER(").count(), 1, "{dlog}");
 }
 
 /// A TUN device deleted under a running stack (`ip link del`): the deletion wakes no

@@ -780,3 +780,96 @@ async fn init_reboot_asks_for_the_earlier_address_first() {
     assert_eq!(types(&st), [1, 3]);
     assert_eq!(st.lock().unwrap().reboots, 0);
 }
+
+/// The lease file (`DhcpConfig::lease_file`): written with the lease, read after a
+/// restart to ask for the same address by INIT-REBOOT (no discovery), removed when the
+/// lease is given back or lost; a lease that ran out or a damaged file means discovery
+/// as usual.
+#[tokio::test(start_paused = true)]
+async fn a_lease_file_brings_the_address_back_after_a_restart() {
+    let dir = std::env::temp_dir().join(format!("ustack-dhcp-leasefile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("veth1.lease");
+    let _ = std::fs::remove_file(&file);
+    let cfg = DhcpConfig {
+        lease_file: Some(file.clone()),
+        arp_check: false,
+        ..Default::default()
+    };
+    let types = |st: &Arc<Mutex<Server>>| -> Vec<u8> {
+        st.lock().unwrap().seen.iter().map(|s| s.0).collect()
+    };
+    let unix_now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+
+    // First start: discovery; the lease is written.
+    let (_server, client, st) = setup(600).await;
+    let d = client.dhcp("veth1", cfg.clone()).await.unwrap();
+    assert_eq!(types(&st), [1, 3]);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("\naddr 10.0.0.50/24\n"), "{text}");
+    assert!(text.contains("\nserver 10.0.0.1\n"), "{text}");
+    let expires: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("expires "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let now = unix_now();
+    assert!(
+        expires > now + 590 && expires <= now + 601,
+        "{expires} vs {now}"
+    );
+    // Stopped without a release (the lease is still ours): the file stays.
+    drop(d);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(file.exists());
+
+    // Restart: the kept address is asked for directly and granted.
+    let (_server, client, st) = setup(600).await;
+    let d = client.dhcp("veth1", cfg.clone()).await.unwrap();
+    assert_eq!(d.lease().unwrap().addr.addr(), OFFERED);
+    assert_eq!(types(&st), [3]);
+    assert_eq!(st.lock().unwrap().reboots, 1);
+    // Given back: the file goes.
+    d.release().await.unwrap();
+    assert!(!file.exists());
+
+    // A lease that has run out: discovery, and the new lease is written.
+    std::fs::write(
+        &file,
+        format!(
+            "addr 10.0.0.77/24\nserver 10.0.0.1\nexpires {}\n",
+            unix_now() - 10
+        ),
+    )
+    .unwrap();
+    let (_server, client, st) = setup(600).await;
+    let d = client.dhcp("veth1", cfg.clone()).await.unwrap();
+    assert_eq!(types(&st), [1, 3]);
+    assert_eq!(st.lock().unwrap().reboots, 0);
+    assert!(std::fs::read_to_string(&file)
+        .unwrap()
+        .contains("addr 10.0.0.50/24"));
+    // The server goes silent: at the end of the lease (600 s) it is lost, and the file
+    // goes with it.
+    st.lock().unwrap().silent = true;
+    let mut d = d;
+    let lost = tokio::time::timeout(Duration::from_secs(700), d.changed())
+        .await
+        .unwrap();
+    assert_eq!(lost, Some(None));
+    assert!(!file.exists());
+    drop(d);
+
+    // A damaged file: discovery.
+    std::fs::write(&file, "addr not-an-address\n").unwrap();
+    let (_server, client, st) = setup(600).await;
+    let _d = client.dhcp("veth1", cfg.clone()).await.unwrap();
+    assert_eq!(types(&st), [1, 3]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

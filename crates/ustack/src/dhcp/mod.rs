@@ -18,8 +18,8 @@
 //! address was set by other means.
 //!
 //! A program that kept an earlier lease's address can have the client ask for it back at
-//! once (INIT-REBOOT, RFC 2131 3.2: [`DhcpConfig::init_reboot`]). Not done: a lease file
-//! (the program keeps the address, [`DhcpLease::addr`], where it likes).
+//! once (INIT-REBOOT, RFC 2131 3.2: [`DhcpConfig::init_reboot`]), or let the client keep
+//! its lease in a file and do that by itself after a restart ([`DhcpConfig::lease_file`]).
 
 pub mod wire;
 
@@ -27,7 +27,8 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
@@ -97,6 +98,17 @@ pub struct DhcpConfig {
     /// 8 s, each ±1 s; a server that does not know the client keeps silent) leaves it to
     /// discovery, which still suggests the address.
     pub init_reboot: bool,
+    /// A file to keep the lease in across restarts (default none), like `dhclient`'s
+    /// lease file: written (replaced whole) whenever a lease is taken or renewed,
+    /// removed when it is given back ([`DhcpClient::release`]), refused or lost; kept
+    /// when the client just stops (the lease is still the client's). At start, an
+    /// address from it whose lease has not run out is asked for again by INIT-REBOOT,
+    /// unless [`preferred_addr`](Self::preferred_addr) names one already. A file that is
+    /// missing, unreadable or damaged only means discovery as usual (a damaged one is
+    /// reported with a warning). The format is text, one `key value` per line: `addr`
+    /// (address/prefix), `server`, `expires` (seconds since 1970; no line for an
+    /// infinite lease).
+    pub lease_file: Option<PathBuf>,
 }
 
 impl Default for DhcpConfig {
@@ -111,6 +123,7 @@ impl Default for DhcpConfig {
             arp_check: true,
             preferred_addr: None,
             init_reboot: false,
+            lease_file: None,
         }
     }
 }
@@ -195,6 +208,36 @@ fn routes_of(r: &Reply) -> Vec<DhcpRoute> {
         .collect()
 }
 
+/// The address and expiry (seconds since 1970; `None`: never) in a lease file's text;
+/// `None` when it has no usable address line.
+fn parse_lease_file(text: &str) -> Option<(Ipv4Addr, Option<u64>)> {
+    let mut addr = None;
+    let mut expires = None;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let (key, value) = line.split_once(' ')?;
+        match key {
+            "addr" => addr = Some(value.trim().parse::<Ipv4Cidr>().ok()?.addr()),
+            "expires" => expires = Some(value.trim().parse::<u64>().ok()?),
+            _ => {}
+        }
+    }
+    let a = addr?;
+    (!a.is_unspecified() && !a.is_broadcast() && !a.is_multicast() && !a.is_loopback())
+        .then_some((a, expires))
+}
+
+/// Replaces `path` with `text`: written to `<path>.tmp`, then renamed over it.
+fn write_replacing(path: &Path, text: &str) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
 /// Smallest interface MTU taken from a server ([`DhcpConfig::use_mtu`]).
 pub const MIN_DHCP_MTU: u16 = 576;
 
@@ -272,7 +315,7 @@ fn class_prefix(a: Ipv4Addr) -> u8 {
 }
 
 /// What the task is told by its handle.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 enum Stop {
     /// Give the lease back to the server, then stop.
     Release,
@@ -365,6 +408,7 @@ impl Stack {
     pub async fn dhcp(&self, device: &str, cfg: DhcpConfig) -> io::Result<DhcpClient> {
         let (mut c, rx) = Client::new(self, device, cfg)?;
         let deadline = Instant::now() + c.cfg.timeout;
+        c.load_lease_file();
         let first = match c.reboot(deadline).await {
             Some(x) => Some(x),
             None => c.acquire(Some(deadline)).await,
@@ -698,6 +742,78 @@ impl Client {
         Some((lease, started))
     }
 
+    /// Takes the address of an unexpired lease from [`DhcpConfig::lease_file`] as the one
+    /// to ask for by INIT-REBOOT (unless the configuration names one).
+    fn load_lease_file(&mut self) {
+        let Some(path) = &self.cfg.lease_file else {
+            return;
+        };
+        if self.cfg.preferred_addr.is_some() {
+            return;
+        }
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(e) => {
+                tracing::warn!(dev = %self.dev, file = %path.display(), err = %e, "dhcp: lease file not read");
+                return;
+            }
+        };
+        match parse_lease_file(&text) {
+            Some((addr, expires)) => {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                if expires.is_some_and(|e| e <= now) {
+                    tracing::debug!(dev = %self.dev, %addr, "dhcp: the kept lease has run out");
+                    return;
+                }
+                tracing::debug!(dev = %self.dev, %addr, "dhcp: asking for the kept lease's address");
+                self.cfg.preferred_addr = Some(addr);
+                self.cfg.init_reboot = true;
+            }
+            None => {
+                tracing::warn!(dev = %self.dev, file = %path.display(), "dhcp: damaged lease file ignored");
+            }
+        }
+    }
+
+    /// Writes `lease` (granted at `granted`) to the lease file, if there is one: into a
+    /// file beside it, then renamed over it, so that a reader never sees half of it.
+    fn save_lease(&self, lease: &DhcpLease, granted: Instant) {
+        let Some(path) = &self.cfg.lease_file else {
+            return;
+        };
+        let mut text = format!(
+            "# ustack DHCP lease ({})\naddr {}\nserver {}\n",
+            self.dev, lease.addr, lease.server
+        );
+        if let Some(life) = lease.lease_time {
+            let left = life.saturating_sub(granted.elapsed());
+            let expires = SystemTime::now() + left;
+            let secs = expires
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            text.push_str(&format!("expires {secs}\n"));
+        }
+        if let Err(e) = write_replacing(path, &text) {
+            tracing::warn!(dev = %self.dev, file = %path.display(), err = %e, "dhcp: lease file not written");
+        }
+    }
+
+    /// Removes the lease file, if there is one.
+    fn forget_lease(&self) {
+        if let Some(path) = &self.cfg.lease_file {
+            match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(dev = %self.dev, file = %path.display(), err = %e, "dhcp: lease file not removed")
+                }
+            }
+        }
+    }
+
     /// True when the ARP check finds `addr` in use by another host (false without the
     /// check, or when it cannot run).
     async fn in_use(&self, addr: Ipv4Addr) -> bool {
@@ -745,6 +861,7 @@ impl Client {
             if a.lease.same_config(&lease) {
                 a.lease = lease.clone();
                 a.granted = granted;
+                self.save_lease(&lease, granted);
                 // Watchers hear of a renewal only when something in it changed.
                 self.tx.send_if_modified(|v| {
                     let changed = v.as_ref() != Some(&lease);
@@ -790,6 +907,7 @@ impl Client {
             }
             self.stack.set_dns(d);
         }
+        self.save_lease(&lease, granted);
         self.applied = Some(Applied {
             lease: lease.clone(),
             granted,
@@ -897,6 +1015,9 @@ impl Client {
                 tracing::debug!(dev = %self.dev, err = %e, "dhcp: release not sent");
             }
         }
+        if matches!(why, Some(Stop::Release)) {
+            self.forget_lease();
+        }
         self.unapply();
     }
 
@@ -936,10 +1057,12 @@ impl Client {
                 Some((Some(lease), granted)) => self.apply(lease, granted),
                 Some((None, _)) => {
                     tracing::info!(dev = %self.dev, "dhcp: renewal refused");
+                    self.forget_lease();
                     self.unapply();
                 }
                 None => {
                     tracing::info!(dev = %self.dev, "dhcp: lease expired");
+                    self.forget_lease();
                     self.unapply();
                 }
             }

@@ -86,7 +86,7 @@ impl std::fmt::Display for DevId {
 /// packet could not be queued (full queue, link down), `tx_errors` when the packet itself
 /// was bad (larger than the MTU) or the write failed, `rx_dropped` when a received packet
 /// was discarded by the device (not IPv4, longer than the MTU, link down), `rx_errors` when
-/// a read failed.
+/// a read failed, `rx_missed` when a packet was lost before the device could read it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DeviceStats {
     /// Packets handed to the stack.
@@ -97,6 +97,12 @@ pub struct DeviceStats {
     pub rx_errors: u64,
     /// Received packets discarded by the device.
     pub rx_dropped: u64,
+    /// Packets lost on the way in because the device did not read them in time (Linux
+    /// `rx_missed_errors`, a NIC's full receive ring). A TUN device reports the kernel's
+    /// count of packets it dropped because its queue to the device was full (the
+    /// interface's `tx_dropped` on the kernel side), since the device was opened; 0 for
+    /// devices that cannot tell.
+    pub rx_missed: u64,
     /// Packets sent (queued to the peer or written to the kernel).
     pub tx_packets: u64,
     /// Bytes sent.
@@ -110,11 +116,11 @@ pub struct DeviceStats {
 impl std::fmt::Display for DeviceStats {
     /// Formats like the two counter blocks of `ip -s link`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "    RX:  bytes packets errors dropped")?;
+        writeln!(f, "    RX:  bytes packets errors dropped  missed")?;
         writeln!(
             f,
-            "    {:>10} {:>7} {:>6} {:>7}",
-            self.rx_bytes, self.rx_packets, self.rx_errors, self.rx_dropped
+            "    {:>10} {:>7} {:>6} {:>7} {:>7}",
+            self.rx_bytes, self.rx_packets, self.rx_errors, self.rx_dropped, self.rx_missed
         )?;
         writeln!(f, "    TX:  bytes packets errors dropped")?;
         write!(
@@ -273,7 +279,7 @@ mod tests {
             ..Default::default()
         };
         let text = s.to_string();
-        assert!(text.contains("RX:  bytes packets errors dropped"));
+        assert!(text.contains("RX:  bytes packets errors dropped  missed"));
         assert!(text.contains("300"));
         assert_eq!(DevId(3).to_string(), "dev3");
     }

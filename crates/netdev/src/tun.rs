@@ -30,6 +30,7 @@ use std::io::{self, ErrorKind};
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 
 use tokio::io::unix::AsyncFd;
@@ -82,6 +83,18 @@ fn frame_len(l2: Link, mtu: usize) -> usize {
         Link::RawIp => mtu,
         Link::Ethernet(_) => mtu + ETH_HLEN,
     }
+}
+
+/// The kernel's drop counter of interface `name` and its value now, for `rx_missed`.
+fn link_counter(name: &str) -> Option<(LinkQuery, u64, AtomicU64)> {
+    let q = LinkQuery::open(name)
+        .inspect_err(|e| tracing::debug!(%name, error = %e, "no rtnetlink counters"))
+        .ok()?;
+    let base = q
+        .tx_dropped()
+        .inspect_err(|e| tracing::debug!(%name, error = %e, "no rtnetlink counters"))
+        .ok()?;
+    Some((q, base, AtomicU64::new(0)))
 }
 
 /// Packets written between two looks at the receive queue (over one or many transmits).
@@ -209,6 +222,9 @@ pub struct TunDevice {
     tx_since_read: usize,
     /// The driver's waker from the last `poll_recv`, woken when a transmit read packets.
     rx_waker: Option<Waker>,
+    /// The kernel's drop counter of the interface, with its value when the device was
+    /// opened and the last value read (`rx_missed`); `None` when it cannot be read.
+    link: Option<(LinkQuery, u64, AtomicU64)>,
 }
 
 impl std::fmt::Debug for TunDevice {
@@ -362,6 +378,7 @@ impl TunDevice {
             (TunIo::Plain(tun), None)
         };
         tracing::debug!(%name, mtu, tap = opts.tap.is_some(), rx_thread = opts.rx_thread, "TUN device opened");
+        let link = link_counter(&name);
         Ok(TunDevice {
             io,
             name,
@@ -376,6 +393,7 @@ impl TunDevice {
             rx_backlog_bytes: 0,
             tx_since_read: 0,
             rx_waker: None,
+            link,
         })
     }
 
@@ -401,6 +419,7 @@ impl TunDevice {
         // `AsyncFd`; it stays open and is the same descriptor until the `AsyncFd` drops.
         let fd = unsafe { AsyncFd::register(fd) }.map_err(io::Error::from)?;
         tracing::debug!(%name, mtu, "TUN device opened with vnet_hdr offloads");
+        let link = link_counter(&name);
         Ok(TunDevice {
             io: TunIo::Vnet { fd, ctl },
             name,
@@ -415,6 +434,7 @@ impl TunDevice {
             rx_backlog_bytes: 0,
             tx_since_read: 0,
             rx_waker: None,
+            link,
         })
     }
 
@@ -856,8 +876,17 @@ impl NetDevice for TunDevice {
         }
     }
 
+    /// The device's counters; `rx_missed` is read from the kernel (one rtnetlink
+    /// request), the last value it gave when it cannot answer (the interface deleted).
     fn stats(&self) -> DeviceStats {
-        self.stats
+        let mut s = self.stats;
+        if let Some((q, base, seen)) = &self.link {
+            if let Ok(d) = q.tx_dropped() {
+                seen.store(d.saturating_sub(*base), Ordering::Relaxed);
+            }
+            s.rx_missed = seen.load(Ordering::Relaxed);
+        }
+        s
     }
 
     fn link(&self) -> Link {
@@ -876,9 +905,11 @@ impl NetDevice for TunDevice {
     }
 }
 
+mod rtnl;
 mod rxthread;
 mod vnet;
 
+use rtnl::LinkQuery;
 use rxthread::RxThread;
 
 #[cfg(test)]

@@ -191,6 +191,41 @@ async fn burst_replies_all_arrive(
     Ok(())
 }
 
+/// 1,200 datagrams from the kernel while the device does not read: its queue (500
+/// packets) holds what it can and the kernel drops the rest, which `rx_missed` reports
+/// (read from the kernel's counters of the interface); what was queued still arrives.
+async fn missed_counts_the_kernels_drops(
+    dev: &mut TunDevice,
+    sock: &UdpSocket,
+    peer: Ipv4Addr,
+) -> Result<(), String> {
+    const SENT: usize = 1200;
+    let before = dev.stats().rx_missed;
+    for _ in 0..SENT {
+        sock.send_to(b"unread", SocketAddrV4::new(peer, 9997))
+            .map_err(|e| e.to_string())?;
+    }
+    let missed = dev.stats().rx_missed - before;
+    let mut got = Vec::new();
+    let mut arrived = 0;
+    while recv_within(dev, &mut got, Duration::from_millis(300)).await? {
+        arrived += got
+            .drain(..)
+            .filter(|p| p.data().get(22..24) == Some(&9997u16.to_be_bytes()[..]))
+            .count();
+    }
+    assert!(
+        (600..=SENT as u64).contains(&missed),
+        "rx_missed {missed} for {SENT} unread datagrams"
+    );
+    assert_eq!(
+        arrived as u64 + missed,
+        SENT as u64,
+        "{arrived} arrived, {missed} missed"
+    );
+    Ok(())
+}
+
 enum Outcome {
     Passed,
     Skipped(String),
@@ -304,6 +339,7 @@ async fn device_roundtrip(mode: Mode) -> Result<(), String> {
     if mode != Mode::RxThread {
         burst_replies_all_arrive(&mut dev, host, peer, 2000).await?;
         burst_replies_all_arrive(&mut dev, host, peer, 1).await?;
+        missed_counts_the_kernels_drops(&mut dev, &sock, peer).await?;
     }
     if !offload {
         // A packet longer than the device MTU (the interface's MTU raised behind the

@@ -454,7 +454,7 @@ fn stats_line(stack: &Stack) -> String {
          tcp_rcvq_drop={} tcp_ofo_drop={} prune_called={} in_segs={} in_errs={} \
          in_csum_errors={} ip_in_receives={} ip_in_hdr_errors={} ip_in_addr_errors={} \
          ip_in_unknown_protos={} ip_in_discards={} dev_rx_packets={} dev_rx_dropped={} \
-         rss_kb={rss} peak_rss_kb={hwm}",
+         dev_rx_missed={} rss_kb={rss} peak_rss_kb={hwm}",
         t.sockets,
         stack.tcp_connection_count(),
         t.memory_used,
@@ -481,6 +481,7 @@ fn stats_line(stack: &Stack) -> String {
         st.ip.in_discards,
         dev.rx_packets,
         dev.rx_dropped,
+        dev.rx_missed,
     )
 }
 

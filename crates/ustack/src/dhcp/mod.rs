@@ -85,9 +85,10 @@ pub struct DhcpConfig {
     /// later.
     pub arp_check: bool,
     /// An address to ask for (option 50 in each DISCOVER), such as the one an earlier
-    /// lease had: servers give it again when they can (default none). The client does not
-    /// store leases; a program that wants its address back across restarts keeps
-    /// [`DhcpLease::addr`] and passes it here.
+    /// lease had: servers give it again when they can (default none). A program that
+    /// wants its address back across restarts keeps [`DhcpLease::addr`] and passes it
+    /// here (with [`init_reboot`](Self::init_reboot) to ask for it first), or lets
+    /// [`lease_file`](Self::lease_file) do both.
     pub preferred_addr: Option<Ipv4Addr>,
     /// With [`preferred_addr`](Self::preferred_addr), first ask for that address
     /// directly (INIT-REBOOT, RFC 2131 3.2 and 4.3.2: a broadcast DHCPREQUEST naming it

@@ -197,7 +197,8 @@ printf '  %-34s %s\n' "load ($LOAD_TOOL)" "${LOAD_REQS:-0} requests, ${LOAD_RPS:
 printf '  %-34s %s\n' "HTTP requests served (app)" "$(stat requests)"
 printf '  %-34s %s\n' "bytes streamed by /bytes (app)" "$(stat bytes_streamed)"
 for k in passive_opens curr_estab in_segs out_segs retrans_segs out_rsts estab_resets tcp_hp_hits \
-         listen_overflows in_receives in_delivers in_echos out_echo_reps rx_packets tx_packets rx_bytes tx_bytes; do
+         listen_overflows in_receives in_delivers in_echos out_echo_reps rx_packets rx_missed tx_packets \
+         rx_bytes tx_bytes; do
     v=$(stat "$k")
     [ -n "$v" ] && printf '  %-34s %s\n' "ustack $k" "$v"
 done

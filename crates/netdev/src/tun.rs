@@ -97,7 +97,8 @@ fn link_counter(name: &str) -> Option<(LinkQuery, u64, AtomicU64)> {
     Some((q, base, AtomicU64::new(0)))
 }
 
-/// Packets written between two looks at the receive queue (over one or many transmits).
+/// Packets written between two looks at the receive queue by the transmit path (over one
+/// or many transmits, whatever `poll_recv` read meanwhile).
 /// The kernel answers a packet written to a TUN inside the write itself (an ACK for a
 /// segment, a reply to a request) and queues the answer for us; a burst written without
 /// reading in between would overflow that queue (`txqueuelen`, 500 by default) and the
@@ -218,7 +219,7 @@ pub struct TunDevice {
     /// `poll_recv`, and their bytes.
     rx_backlog: Vec<PacketBuf>,
     rx_backlog_bytes: usize,
-    /// Packets written since the receive queue was last read.
+    /// Packets written since the transmit path last read the receive queue.
     tx_since_read: usize,
     /// The driver's waker from the last `poll_recv`, woken when a transmit read packets.
     rx_waker: Option<Waker>,
@@ -773,8 +774,9 @@ impl NetDevice for TunDevice {
             Some(w) if w.will_wake(cx.waker()) => {}
             _ => self.rx_waker = Some(cx.waker().clone()),
         }
-        self.tx_since_read = 0;
-        // What a transmit read first: it came before anything still queued.
+        // What a transmit read first: it came before anything still queued. (A receive
+        // here does not restart the count of writes: it may stop at its budget, or find
+        // the reactor's readiness not yet updated, with packets still queued.)
         let early = self.take_backlog(out, budget);
         if early == budget {
             return Poll::Ready(Ok(early));

@@ -146,8 +146,9 @@ fn echo_request(src: Ipv4Addr, dst: Ipv4Addr, seq: u16) -> Vec<u8> {
     p
 }
 
-/// 2,000 echo requests to the kernel, in one transmit or one transmit each (`per_call`),
-/// with no receive in between; the kernel answers each inside the write, into the TUN's
+/// 2,000 echo requests to the kernel, in one transmit, one transmit each, or 100 per
+/// transmit with a receive of 16 packets after each (which leaves the rest queued); the
+/// kernel answers each inside the write, into the TUN's
 /// queue (500 packets): every reply arrives, in order, because the device reads that
 /// queue while it writes a long run of packets. (Not with a receiving thread:
 /// there the thread reads, as fast as it gets a CPU, and the transmit only takes what it
@@ -157,20 +158,15 @@ async fn burst_replies_all_arrive(
     host: Ipv4Addr,
     peer: Ipv4Addr,
     per_call: usize,
+    small_poll_between: bool,
 ) -> Result<(), String> {
     const BURST: u16 = 2000;
     let all: Vec<PacketBuf> = (0..BURST)
         .map(|i| PacketBuf::from_vec(echo_request(peer, host, i)))
         .collect();
-    for chunk in all.chunks(per_call) {
-        dev.transmit(&mut chunk.to_vec());
-    }
     let mut seqs = Vec::new();
     let mut got = Vec::new();
-    while seqs.len() < usize::from(BURST) {
-        if !recv_within(dev, &mut got, Duration::from_millis(500)).await? {
-            break;
-        }
+    let take = |got: &mut Vec<PacketBuf>, seqs: &mut Vec<u16>| -> Result<(), String> {
         for p in got.drain(..) {
             let d = p.data();
             if d.get(9) == Some(&1) && d.get(20) == Some(&0) {
@@ -178,11 +174,31 @@ async fn burst_replies_all_arrive(
                 seqs.push(u16::from_be_bytes([s[0], s[1]]));
             }
         }
+        Ok(())
+    };
+    for chunk in all.chunks(per_call) {
+        dev.transmit(&mut chunk.to_vec());
+        if small_poll_between {
+            // A receive that stops at its budget (16) with more queued.
+            let r = std::future::poll_fn(|cx| Poll::Ready(dev.poll_recv(cx, &mut got, 16))).await;
+            if let Poll::Ready(Err(e)) = r {
+                return Err(e.to_string());
+            }
+            take(&mut got, &mut seqs)?;
+        }
+    }
+    while seqs.len() < usize::from(BURST) {
+        if !recv_within(dev, &mut got, Duration::from_millis(500)).await? {
+            break;
+        }
+        take(&mut got, &mut seqs)?;
     }
     assert_eq!(
         seqs.len(),
         usize::from(BURST),
-        "echo replies to {BURST} requests sent {per_call} per transmit (the kernel dropped the rest)"
+        "echo replies to {BURST} requests sent {per_call} per transmit, small receives \
+         between: {small_poll_between} (the kernel dropped the rest; rx_missed {})",
+        dev.stats().rx_missed
     );
     assert!(
         seqs.iter().copied().eq(0..BURST),
@@ -337,8 +353,9 @@ async fn device_roundtrip(mode: Mode) -> Result<(), String> {
     assert_eq!(&buf[..n], b"reply");
     assert_eq!(src, std::net::SocketAddr::V4(from));
     if mode != Mode::RxThread {
-        burst_replies_all_arrive(&mut dev, host, peer, 2000).await?;
-        burst_replies_all_arrive(&mut dev, host, peer, 1).await?;
+        burst_replies_all_arrive(&mut dev, host, peer, 2000, false).await?;
+        burst_replies_all_arrive(&mut dev, host, peer, 1, false).await?;
+        burst_replies_all_arrive(&mut dev, host, peer, 100, true).await?;
         missed_counts_the_kernels_drops(&mut dev, &sock, peer).await?;
     }
     if !offload {

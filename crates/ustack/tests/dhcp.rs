@@ -715,7 +715,8 @@ async fn clients_on_two_devices_share_port_68() {
 /// grants it acknowledges it and no discovery takes place. A server that refuses it (the
 /// address is wrong here) sends the client to discovery, which no longer suggests it;
 /// one that keeps silent (no record of the client) leaves it to discovery after two
-/// requests, and discovery still suggests it.
+/// requests, and discovery still suggests it; a granted address that another host uses
+/// is declined and not suggested again.
 #[tokio::test(start_paused = true)]
 async fn init_reboot_asks_for_the_earlier_address_first() {
     let cfg = |addr| DhcpConfig {
@@ -763,6 +764,26 @@ async fn init_reboot_asks_for_the_earlier_address_first() {
         waited >= Duration::from_secs(10) && waited < Duration::from_secs(15),
         "{waited:?}"
     );
+
+    // Granted but in use by another host (the ARP check): declined, and discovery
+    // follows without the address (the server offers the next one after a decline).
+    let (server, client, st) = setup(600).await;
+    server
+        .add_address("veth0", "10.0.0.50/24".parse().unwrap())
+        .unwrap();
+    let d = client
+        .dhcp(
+            "veth1",
+            DhcpConfig {
+                arp_check: true,
+                ..cfg(OFFERED)
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.lease().unwrap().addr.addr(), Ipv4Addr::new(10, 0, 0, 51));
+    assert_eq!(types(&st), [3, 4, 1, 3]);
+    drop(server);
 
     // Without `init_reboot` the address is only suggested in the discovery.
     let (_server, client, st) = setup(600).await;

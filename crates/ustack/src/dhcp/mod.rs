@@ -316,7 +316,7 @@ fn class_prefix(a: Ipv4Addr) -> u8 {
 }
 
 /// What the task is told by its handle.
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 enum Stop {
     /// Give the lease back to the server, then stop.
     Release,
@@ -997,11 +997,12 @@ impl Client {
             () = self.keep() => None,
             s = &mut stop => s.ok(),
         };
+        let release = matches!(why, Some(Stop::Release));
         let held = self
             .applied
             .as_ref()
             .map(|a| (a.lease.server, a.lease.addr.addr()));
-        if let (Some(Stop::Release), Some((server, addr))) = (why, held) {
+        if let (true, Some((server, addr))) = (release, held) {
             let xid = self.random() as u32;
             let mut m = self.request(MsgType::Release, xid, Instant::now());
             m.broadcast = false;
@@ -1016,7 +1017,7 @@ impl Client {
                 tracing::debug!(dev = %self.dev, err = %e, "dhcp: release not sent");
             }
         }
-        if matches!(why, Some(Stop::Release)) {
+        if release {
             self.forget_lease();
         }
         self.unapply();

@@ -254,7 +254,10 @@ impl TcpLayer {
     /// Appends the sockets whose readiness changed since the last call (for waking
     /// wait queues; Linux `sk_data_ready` / `sk_write_space` / `sk_state_change`).
     pub fn drain_events(&mut self, out: &mut Vec<SockId>) {
-        for id in std::mem::take(&mut self.sh.events) {
+        // Taken and given back (empty) so the vector keeps its capacity: no allocation
+        // per wake-up.
+        let mut events = std::mem::take(&mut self.sh.events);
+        for id in events.drain(..) {
             let live = match self.socks.get_mut(id) {
                 Some(Sock::Conn(t)) => {
                     t.evt = false;
@@ -274,6 +277,7 @@ impl TcpLayer {
                 out.push(id);
             }
         }
+        self.sh.events = events;
     }
 
     /// Transmit offload for connection `id`: its route's device takes TCP super-segments

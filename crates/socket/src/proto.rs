@@ -128,6 +128,13 @@ pub trait Proto: Send + Sync + 'static {
         Poll::Ready(Err(not_supported()))
     }
 
+    /// Whether a receive on `sk` would find nothing to return and wait: nothing queued,
+    /// no pending error, no end of stream. Must read and change nothing. The default,
+    /// `false`, always makes the full [`poll_recvmsg`](Self::poll_recvmsg) call.
+    fn recv_would_wait(&self, _core: &NetCore, _sk: SockRef) -> bool {
+        false
+    }
+
     /// Current readiness (Linux: `tcp_poll`, `udp_poll` without the wait-queue part).
     fn poll_mask(&self, core: &mut NetCore, sk: SockRef) -> PollMask;
 

@@ -288,6 +288,10 @@ impl Proto for TcpProt {
         }
     }
 
+    fn recv_would_wait(&self, core: &NetCore, sk: SockRef) -> bool {
+        id_of(sk).is_ok_and(|id| core.tcp.recv_would_block(id))
+    }
+
     fn poll_mask(&self, core: &mut NetCore, sk: SockRef) -> PollMask {
         let Ok(id) = id_of(sk) else {
             return PollMask::ERR;

@@ -44,6 +44,12 @@ pub enum RecvDst<'a> {
     InPlace(&'a mut dyn FnMut(&[u8]) -> usize),
 }
 
+/// No more data will arrive for the application: the peer's FIN, a closed connection,
+/// or `shutdown(SHUT_RD)` (a receive then returns end of stream once the queue is empty).
+fn read_ended(tcb: &Tcb) -> bool {
+    tcb.fin_rcvd || tcb.state == TcpState::Closed || tcb.shut_rd
+}
+
 fn overlaps(a: Ipv4Addr, b: Ipv4Addr) -> bool {
     a == b || a.is_unspecified() || b.is_unspecified()
 }
@@ -453,6 +459,17 @@ impl TcpLayer {
         self.recv_into(now, id, RecvDst::Copy(buf), out)
     }
 
+    /// Whether a [`recv`](Self::recv) on `id` would return `Err(WouldBlock)`: a connection
+    /// with nothing queued, no pending error and no end of stream. Reads nothing and
+    /// changes nothing, so a caller can park a reader without the rest of a receive call
+    /// (its clock read and the tail of a stack call).
+    pub fn recv_would_block(&self, id: SockId) -> bool {
+        match self.socks.get(id) {
+            Some(Sock::Conn(t)) => t.rcv_buf.is_empty() && t.error.is_none() && !read_ended(t),
+            _ => false,
+        }
+    }
+
     /// [`recv`](Self::recv) into a buffer or shown in place to a closure: with
     /// [`RecvDst::InPlace`] the closure sees the oldest queued bytes and the bytes it
     /// reports consumed are removed. At EOF the closure is not called and the result is `Ok(0)`.
@@ -473,7 +490,7 @@ impl TcpLayer {
             if let Some(e) = tcb.error.take() {
                 return Err(e);
             }
-            if tcb.fin_rcvd || tcb.state == TcpState::Closed || tcb.shut_rd {
+            if read_ended(tcb) {
                 return Ok(0);
             }
             return Err(TcpError::WouldBlock);

@@ -467,3 +467,58 @@ fn type_of_service_marks_every_segment_of_the_socket() {
         .filter(|x| x.dir == Dir::AtoB)
         .all(|x| x.tos == 0));
 }
+
+/// `recv_would_block` (the facade parks a reader on it without making the receive call)
+/// says true exactly when `recv` would answer `WouldBlock`: an established connection
+/// with nothing queued. Data queued, the peer's FIN, a reset and sockets that are not
+/// connections all make it false, so a reader is never parked on a socket that has
+/// something to return.
+#[test]
+fn recv_would_block_matches_recv() {
+    fn agrees(n: &mut Net, d: Dir, id: SockId) -> bool {
+        let would = n.layer(d).recv_would_block(id);
+        let now = n.now;
+        let mut buf = [0u8; 16];
+        let r = n.layer(d).recv(now, id, &mut buf, &mut Vec::new());
+        let blocked = r == Err(TcpError::WouldBlock);
+        assert_eq!(would, blocked, "recv_would_block {would}, recv {r:?}");
+        would
+    }
+    let mut n = Net::new();
+    let l = n.listen_b(80, 8);
+    assert!(!n.b.recv_would_block(l), "a listener");
+    let plain = n.b.socket();
+    assert!(!n.b.recv_would_block(plain), "a socket never connected");
+    let c = n.connect_a(80);
+    n.settle();
+    let s = n.b.accept(l).unwrap().unwrap();
+    assert!(agrees(&mut n, Dir::BtoA, s), "established, nothing queued");
+    n.a_send(c, b"hello");
+    n.settle();
+    assert!(!n.b.recv_would_block(s), "data queued");
+    assert!(!agrees(&mut n, Dir::BtoA, s), "data queued: recv reads it");
+    assert!(agrees(&mut n, Dir::BtoA, s), "read out: blocks again");
+    n.shutdown(Dir::AtoB, c);
+    n.settle();
+    assert!(
+        !agrees(&mut n, Dir::BtoA, s),
+        "the peer's FIN: end of stream"
+    );
+    // A reset: the error is reported by the next receive, not waited for.
+    let c2 = n.connect_a(80);
+    n.settle();
+    let s2 = n.b.accept(l).unwrap().unwrap();
+    assert!(agrees(&mut n, Dir::BtoA, s2));
+    let now = n.now;
+    let mut out = Vec::new();
+    n.a.abort(now, c2, &mut out);
+    n.send(Dir::AtoB, out);
+    n.settle();
+    assert!(!n.b.recv_would_block(s2), "reset: the error is pending");
+    assert!(
+        !agrees(&mut n, Dir::BtoA, s2),
+        "reset: recv returns the error"
+    );
+    n.close(Dir::BtoA, s2);
+    assert!(!n.b.recv_would_block(s2), "a closed socket");
+}

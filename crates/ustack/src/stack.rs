@@ -630,23 +630,46 @@ impl Stack {
     }
 
     fn run<R>(&self, check_live: bool, f: impl FnOnce(&mut NetCore, Instant) -> R) -> Option<R> {
+        self.run_or_wait(
+            check_live,
+            &mut (),
+            |_, _| None,
+            |core, now, _| f(core, now),
+        )
+    }
+
+    /// [`run`](Self::run) with a first step: `wait` runs under the lock and may end the
+    /// call with its own result when the call would only wait (a receive on an empty
+    /// socket that registered its waker). Such a call changed nothing that the tail of a
+    /// call acts on (nothing to transmit, no socket to wake, no timer moved), so it ends
+    /// without reading the clock and without that tail, as Linux's `tcp_recvmsg` goes to
+    /// sleep on an empty queue without touching the rest of the stack. `c` is handed to
+    /// both steps (the task's `Context`).
+    fn run_or_wait<C: ?Sized, R>(
+        &self,
+        check_live: bool,
+        c: &mut C,
+        wait: impl FnOnce(&mut NetCore, &mut C) -> Option<R>,
+        f: impl FnOnce(&mut NetCore, Instant, &mut C) -> R,
+    ) -> Option<R> {
         check_not_in_closure();
+        let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        if check_live && st.shut_down {
+            drop(st);
+            softirq(&self.shared);
+            return None;
+        }
+        if let Some(r) = wait(&mut st.core, c) {
+            drop(st);
+            softirq(&self.shared);
+            return Some(r);
+        }
         let (mut wakers, rx) = take_scratch();
-        let _call;
-        let r = {
-            let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
-            if check_live && st.shut_down {
-                drop(st);
-                put_scratch((wakers, rx));
-                softirq(&self.shared);
-                return None;
-            }
-            let now = st.clock(call_now());
-            _call = enter_call(now);
-            let r = f(&mut st.core, now);
-            st.finish_op(now, &mut wakers);
-            r
-        };
+        let now = st.clock(call_now());
+        let _call = enter_call(now);
+        let r = f(&mut st.core, now, c);
+        st.finish_op(now, &mut wakers);
+        drop(st);
         for w in wakers.drain(..) {
             w.wake();
         }
@@ -669,6 +692,18 @@ impl Stack {
         f: impl FnOnce(&mut NetCore, Instant) -> Poll<io::Result<R>>,
     ) -> Poll<io::Result<R>> {
         self.run(true, f)
+            .unwrap_or_else(|| Poll::Ready(Err(shut_down_error())))
+    }
+
+    /// A `poll_*` form of [`run_or_wait`](Self::run_or_wait): `wait` may end the call
+    /// first, without the clock read and the tail of a call, when the call would only wait.
+    pub(crate) fn poll_op_or_wait<R>(
+        &self,
+        cx: &mut Context<'_>,
+        wait: impl FnOnce(&mut NetCore, &mut Context<'_>) -> Option<Poll<io::Result<R>>>,
+        f: impl FnOnce(&mut NetCore, Instant, &mut Context<'_>) -> Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        self.run_or_wait(true, cx, wait, f)
             .unwrap_or_else(|| Poll::Ready(Err(shut_down_error())))
     }
 

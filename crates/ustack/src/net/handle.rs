@@ -29,6 +29,24 @@ impl std::fmt::Debug for SockHandle {
     }
 }
 
+/// A receive's short way out (see `ProtoOps::recv_wait`): `Pending` with the waker
+/// registered, or `WouldBlock` with `dontwait`, when the socket has nothing to return;
+/// `None` when the full receive call must run.
+fn recv_wait<T>(
+    core: &mut ustack_socket::NetCore,
+    s: &Socket,
+    flags: MsgFlags,
+    cx: &mut Context<'_>,
+) -> Option<Poll<io::Result<T>>> {
+    if !s.ops.recv_wait(core, s, flags, cx) {
+        None
+    } else if flags.dontwait {
+        Some(Poll::Ready(Err(io::ErrorKind::WouldBlock.into())))
+    } else {
+        Some(Poll::Pending)
+    }
+}
+
 impl SockHandle {
     /// Linux: `socket(AF_INET, ty, 0)`.
     pub(crate) fn create(stack: &Stack, ty: SockType) -> io::Result<SockHandle> {
@@ -104,8 +122,11 @@ impl SockHandle {
         flags: MsgFlags,
     ) -> Poll<RecvResult> {
         let s = self.sock;
-        self.stack
-            .poll_op(|core, now| s.ops.poll_recvmsg(core, now, &s, buf, flags, cx))
+        self.stack.poll_op_or_wait(
+            cx,
+            |core, cx| recv_wait(core, &s, flags, cx),
+            |core, now, cx| s.ops.poll_recvmsg(core, now, &s, buf, flags, cx),
+        )
     }
 
     pub(crate) fn poll_send(
@@ -134,10 +155,14 @@ impl SockHandle {
             let _mark = InPlaceClosure::enter();
             f.take().map_or(0, |f| f(d))
         };
-        self.stack.poll_op(|core, now| {
-            s.ops
-                .poll_recv_in_place(core, now, &s, &mut once, flags, cx)
-        })
+        self.stack.poll_op_or_wait(
+            cx,
+            |core, cx| recv_wait(core, &s, flags, cx),
+            |core, now, cx| {
+                s.ops
+                    .poll_recv_in_place(core, now, &s, &mut once, flags, cx)
+            },
+        )
     }
 
     /// Sends in place (TCP): `f` (taken from `f`, so called at most once over all polls)

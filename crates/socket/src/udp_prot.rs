@@ -240,6 +240,10 @@ impl Proto for UdpProt {
         poll_recv_from_to(core, sk, buf, flags, cx).map_ok(|(n, from, _)| (n, Some(from)))
     }
 
+    fn recv_would_wait(&self, core: &NetCore, sk: SockRef) -> bool {
+        id_of(sk).is_ok_and(|id| core.udp.recv_would_block(id))
+    }
+
     fn poll_sendmsg(
         &self,
         core: &mut NetCore,

@@ -900,6 +900,13 @@ impl UdpLayer {
         sock_ref(&self.slots, id).is_some_and(|s| !s.rxq.is_empty() || s.error.is_some())
     }
 
+    /// Whether a receive on `id` would return `WouldBlock`: a socket with no datagram
+    /// and no error waiting. Reads and changes nothing (the facade parks a reader on it
+    /// without making the receive call).
+    pub fn recv_would_block(&self, id: SockId) -> bool {
+        sock_ref(&self.slots, id).is_some_and(|s| s.rxq.is_empty() && s.error.is_none())
+    }
+
     /// Takes the pending asynchronous error (`SO_ERROR`; Linux `sock_error`).
     pub fn take_error(&mut self, id: SockId) -> Option<UdpError> {
         sock_mut(&mut self.slots, id).and_then(|s| s.error.take())

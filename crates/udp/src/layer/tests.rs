@@ -659,3 +659,31 @@ fn memberships_and_multicast_options() {
         .unwrap();
     assert_eq!(d.oif, Some(DevId(5)));
 }
+
+/// `recv_would_block` (a reader is parked on it without the receive call) is true exactly
+/// when a receive would answer `WouldBlock`: nothing queued and no error pending. A
+/// queued datagram or an ICMP error makes it false, as does a socket that is gone (the
+/// receive call then reports that).
+#[test]
+fn recv_would_block_matches_recv() {
+    let mut u = layer();
+    let s = u.socket();
+    u.connect(s, ip("10.0.0.1"), sa("10.0.0.2:9")).unwrap();
+    let ours = SocketAddrV4::new(ip("10.0.0.1"), u.local_addr(s).unwrap().port());
+    assert!(u.recv_would_block(s));
+    assert_eq!(recv(&mut u, s), Err(UdpError::WouldBlock));
+    deliver(&mut u, sa("10.0.0.2:9"), ours, b"one");
+    assert!(!u.recv_would_block(s), "a datagram queued");
+    assert_eq!(recv(&mut u, s).unwrap().0, b"one");
+    assert!(u.recv_would_block(s), "read out");
+    u.err_input(&port_unreachable(
+        ours,
+        sa("10.0.0.2:9"),
+        IcmpErrorKind::PortUnreachable,
+    ));
+    assert!(!u.recv_would_block(s), "an error pending");
+    assert_eq!(recv(&mut u, s), Err(UdpError::ConnectionRefused));
+    assert!(u.recv_would_block(s), "error reported");
+    u.close(s);
+    assert!(!u.recv_would_block(s), "closed socket");
+}

@@ -32,7 +32,7 @@ impl std::fmt::Debug for SockHandle {
 /// A receive's short way out (see `ProtoOps::recv_wait`): `Pending` with the waker
 /// registered, or `WouldBlock` with `dontwait`, when the socket has nothing to return;
 /// `None` when the full receive call must run.
-fn recv_wait<T>(
+pub(crate) fn recv_wait<T>(
     core: &mut ustack_socket::NetCore,
     s: &Socket,
     flags: MsgFlags,

@@ -12,7 +12,7 @@ use ustack_socket::{
     poll_recv_from_to, poll_recv_msg, MsgFlags, SockOpt, SockOptName, SockRef, SockType,
 };
 
-use crate::net::handle::{unexpected, SockHandle};
+use crate::net::handle::{recv_wait, unexpected, SockHandle};
 use crate::net::{dontwait, ToSocketAddrs};
 use crate::stack::Stack;
 
@@ -182,10 +182,14 @@ impl UdpSocket {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<(usize, SocketAddr, SocketAddr)>> {
-        let sk = self.inner.sock.sk.id;
+        let s = self.inner.sock;
         self.inner
             .stack
-            .poll_op(|core, _| poll_recv_from_to(core, sk, buf, MsgFlags::NONE, cx))
+            .poll_op_or_wait(
+                cx,
+                |core, cx| recv_wait(core, &s, MsgFlags::NONE, cx),
+                |core, _, cx| poll_recv_from_to(core, s.sk.id, buf, MsgFlags::NONE, cx),
+            )
             .map_ok(|(n, from, to)| (n, v4(from), v4(to)))
     }
 
@@ -212,10 +216,14 @@ impl UdpSocket {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<UdpRecvMsg>> {
-        let sk = self.inner.sock.sk.id;
+        let s = self.inner.sock;
         self.inner
             .stack
-            .poll_op(|core, _| poll_recv_msg(core, sk, buf, MsgFlags::NONE, cx))
+            .poll_op_or_wait(
+                cx,
+                |core, cx| recv_wait(core, &s, MsgFlags::NONE, cx),
+                |core, _, cx| poll_recv_msg(core, s.sk.id, buf, MsgFlags::NONE, cx),
+            )
             .map_ok(|m| UdpRecvMsg {
                 len: m.len,
                 from: v4(m.from),

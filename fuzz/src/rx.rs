@@ -28,7 +28,8 @@ use ustack_netdev::{DevId, PacketBuf};
 use ustack_socket::{NetCore, NetCoreConfig};
 use ustack_tcp::seq::SeqNum;
 use ustack_tcp::wire::{TcpFlags, TcpRepr};
-use ustack_tcp::{SockId, TcpConfig, TcpSegmentOut, TcpState};
+use ustack_tcp::{SockId, TcpConfig, TcpError, TcpSegmentOut, TcpState};
+use ustack_udp::UdpError;
 
 use crate::build;
 use crate::script::{seq_delta, Input};
@@ -530,7 +531,19 @@ impl Harness {
                 let mut sent = self.receive(build::ipv4(PEER, US, IPPROTO_UDP, self.ident, &d));
                 if let (Some(u), true) = (self.udp, sel & 8 == 0) {
                     let mut buf = [0u8; 2048];
-                    while self.core.udp.recv_from(u, &mut buf).is_ok() {}
+                    loop {
+                        // As for TCP: the facade parks a reader on `recv_would_block`.
+                        let would = self.core.udp.recv_would_block(u);
+                        let r = self.core.udp.recv_from(u, &mut buf);
+                        assert_eq!(
+                            would,
+                            r == Err(UdpError::WouldBlock),
+                            "udp recv_would_block {would}, recv {r:?}"
+                        );
+                        if r.is_err() {
+                            break;
+                        }
+                    }
                 }
                 sent += self.pump();
                 sent
@@ -716,7 +729,15 @@ impl Harness {
             0 => {
                 if let Some(id) = self.est {
                     let mut buf = vec![0u8; usize::from(inp.u16())];
-                    let _ = self.core.tcp.recv(now, id, &mut buf, &mut self.out);
+                    // The facade parks a reader on `recv_would_block` without calling
+                    // `recv`: the two must agree in every state the wire can produce.
+                    let would = self.core.tcp.recv_would_block(id);
+                    let r = self.core.tcp.recv(now, id, &mut buf, &mut self.out);
+                    assert_eq!(
+                        would,
+                        r == Err(TcpError::WouldBlock),
+                        "recv_would_block {would}, recv {r:?}"
+                    );
                 }
             }
             1 => {

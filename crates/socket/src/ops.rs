@@ -163,7 +163,7 @@ pub trait ProtoOps: Send + Sync + 'static {
             .poll_recvmsg(core, now, sock.sk.id, buf, flags, cx)
     }
 
-    /// The wait of a receive that would find nothing (see [`Proto::recv_would_wait`]):
+    /// The wait of a receive that would find nothing (see [`Proto::recv_would_wait`](crate::proto::Proto::recv_would_wait)):
     /// registers `cx`'s waker for reading as [`poll_recvmsg`](Self::poll_recvmsg) would
     /// (not with `dontwait`) and returns true; otherwise false, and the caller makes the
     /// full call. Needs no clock and changes nothing else, so a task polling an empty

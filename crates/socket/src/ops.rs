@@ -163,26 +163,13 @@ pub trait ProtoOps: Send + Sync + 'static {
             .poll_recvmsg(core, now, sock.sk.id, buf, flags, cx)
     }
 
-    /// The wait of a receive that would find nothing (see [`Proto::recv_would_wait`](crate::proto::Proto::recv_would_wait)):
-    /// registers `cx`'s waker for reading as [`poll_recvmsg`](Self::poll_recvmsg) would
-    /// (not with `dontwait`) and returns true; otherwise false, and the caller makes the
-    /// full call. Needs no clock and changes nothing else, so a task polling an empty
-    /// socket parks without the rest of a stack call. `MSG_PEEK` always takes the full
-    /// call.
-    fn recv_wait(
-        &self,
-        core: &mut NetCore,
-        sock: &Socket,
-        flags: MsgFlags,
-        cx: &mut Context<'_>,
-    ) -> bool {
-        if flags.peek || !sock.sk.prot.recv_would_wait(core, sock.sk.id) {
-            return false;
-        }
-        if !flags.dontwait {
-            core.wait.register(sock.sk.id, WaitKind::Read, cx.waker());
-        }
-        true
+    /// Whether a receive on `sock` with `flags` would find nothing and wait (see
+    /// [`Proto::recv_would_wait`](crate::proto::Proto::recv_would_wait)); the caller can
+    /// then wait ([`wait_or_would_block`](crate::proto::wait_or_would_block)) without the
+    /// full [`poll_recvmsg`](Self::poll_recvmsg) call, its clock read and the tail of a
+    /// stack call. `MSG_PEEK` always takes the full call.
+    fn recv_would_wait(&self, core: &NetCore, sock: &Socket, flags: MsgFlags) -> bool {
+        !flags.peek && sock.sk.prot.recv_would_wait(core, sock.sk.id)
     }
 
     /// Receives in place (no Linux call: the closure sees the receive queue itself).

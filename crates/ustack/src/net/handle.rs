@@ -7,7 +7,8 @@ use std::task::{Context, Poll};
 
 use tokio::io::{Interest, Ready};
 use ustack_socket::{
-    AddressFamily, MsgFlags, RecvResult, Shutdown, SockOpt, SockOptName, SockType, Socket,
+    wait_or_would_block, AddressFamily, MsgFlags, RecvResult, Shutdown, SockOpt, SockOptName,
+    SockType, Socket, WaitKind,
 };
 
 use crate::net::{interest_mask, mask_to_ready};
@@ -29,22 +30,19 @@ impl std::fmt::Debug for SockHandle {
     }
 }
 
-/// A receive's short way out (see `ProtoOps::recv_wait`): `Pending` with the waker
-/// registered, or `WouldBlock` with `dontwait`, when the socket has nothing to return;
-/// `None` when the full receive call must run.
+/// A receive's short way out: when the socket has nothing to return
+/// (`ProtoOps::recv_would_wait`), the wait a full receive would end in (`Pending` with
+/// the waker registered, or `WouldBlock` with `dontwait`); `None` when the full receive
+/// call must run.
 pub(crate) fn recv_wait<T>(
     core: &mut ustack_socket::NetCore,
     s: &Socket,
     flags: MsgFlags,
     cx: &mut Context<'_>,
 ) -> Option<Poll<io::Result<T>>> {
-    if !s.ops.recv_wait(core, s, flags, cx) {
-        None
-    } else if flags.dontwait {
-        Some(Poll::Ready(Err(io::ErrorKind::WouldBlock.into())))
-    } else {
-        Some(Poll::Pending)
-    }
+    s.ops
+        .recv_would_wait(core, s, flags)
+        .then(|| wait_or_would_block(core, s.sk.id, WaitKind::Read, flags, cx))
 }
 
 impl SockHandle {

@@ -266,25 +266,22 @@ impl Proto for TcpProt {
         if handshaking(core, id) {
             return wait_or_would_block(core, sk, WaitKind::Write, flags, cx);
         }
-        let mut total = 0;
-        for b in bufs.iter().filter(|b| !b.is_empty()) {
-            match core.tcp.send(now, id, b, &mut core.tcp_out) {
-                Ok(n) => {
-                    total += n;
-                    if n < b.len() {
-                        break;
-                    }
-                }
-                Err(TcpError::WouldBlock) => break,
-                Err(e) if total == 0 => return Poll::Ready(Err(tcp_err(e))),
-                Err(_) => break,
-            }
-        }
-        if total > 0 {
-            Poll::Ready(Ok(total))
+        // All buffers in one send (Linux `tcp_sendmsg` walks the iovec and pushes once at
+        // the end): sending after each buffer would let Nagle's algorithm hold a small
+        // second buffer (an HTTP body after its header) until the first is acknowledged,
+        // a delayed ACK later.
+        let src = if let [one] = bufs {
+            SendSrc::Copy(one)
         } else {
+            SendSrc::Vectored(bufs)
+        };
+        match core.tcp.send_from(now, id, src, &mut core.tcp_out) {
+            Ok(n) if n > 0 => Poll::Ready(Ok(n)),
             // Linux sk_stream_wait_memory.
-            wait_or_would_block(core, sk, WaitKind::Write, flags, cx)
+            Ok(_) | Err(TcpError::WouldBlock) => {
+                wait_or_would_block(core, sk, WaitKind::Write, flags, cx)
+            }
+            Err(e) => Poll::Ready(Err(tcp_err(e))),
         }
     }
 

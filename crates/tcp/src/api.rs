@@ -3,6 +3,7 @@
 //! `tcp_close`, `tcp_disconnect`, `tcp_poll`, `setsockopt`).
 
 use std::collections::{HashSet, VecDeque};
+use std::io::IoSlice;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,10 @@ pub const IN_PLACE_CHUNK: usize = 64 * 1024;
 pub enum SendSrc<'a> {
     /// Copied from this buffer.
     Copy(&'a [u8]),
+    /// Copied from these buffers in order, as one write (Linux `tcp_sendmsg` over an
+    /// iovec): the bytes are queued first and sent after, so a small buffer after
+    /// another is not held back by Nagle's algorithm behind the segment of the first.
+    Vectored(&'a [IoSlice<'a>]),
     /// Written in place into the send buffer by this closure, which returns how many
     /// bytes it wrote (at the front of the space it was given). Called at most once,
     /// with one contiguous part of the free space.
@@ -409,6 +414,7 @@ impl TcpLayer {
         }
         let want = match &src {
             SendSrc::Copy(data) => data.len(),
+            SendSrc::Vectored(bufs) => bufs.iter().fold(0usize, |n, b| n.saturating_add(b.len())),
             SendSrc::InPlace(_) => IN_PLACE_CHUNK,
         };
         if want == 0 {
@@ -435,6 +441,18 @@ impl TcpLayer {
         let n = match src {
             SendSrc::Copy(data) => {
                 tcb.snd_buf.extend(data.get(..n).unwrap_or(&[]));
+                n
+            }
+            SendSrc::Vectored(bufs) => {
+                let mut left = n;
+                for b in bufs {
+                    if left == 0 {
+                        break;
+                    }
+                    let part = b.get(..b.len().min(left)).unwrap_or(&[]);
+                    tcb.snd_buf.extend(part);
+                    left -= part.len();
+                }
                 n
             }
             SendSrc::InPlace(f) => tcb.snd_buf.extend_with(n, f),

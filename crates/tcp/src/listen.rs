@@ -316,6 +316,7 @@ impl TcpLayer {
         tcb.rcv_wnd = req.rcvbuf.min(65535) as u32;
         tcb.snd_una = req.iss + 1;
         tcb.snd_nxt = req.iss + 1;
+        tcb.snd_sml = tcb.snd_una;
         tcb.high_seq = tcb.snd_una;
         tcb.rtx_next = tcb.snd_una;
         tcb.lost_end = tcb.snd_una;
@@ -506,6 +507,7 @@ impl TcpLayer {
         tcb.rcv_wnd = opts.rcvbuf.min(65535) as u32;
         tcb.snd_una = seg.ack;
         tcb.snd_nxt = seg.ack;
+        tcb.snd_sml = tcb.snd_una;
         tcb.high_seq = tcb.snd_una;
         tcb.rtx_next = tcb.snd_una;
         tcb.lost_end = tcb.snd_una;

@@ -649,10 +649,13 @@ pub(crate) fn write_xmit(
             && len < mss
             && len == unsent
             && !tcb.opts.nodelay
-            && tcb.snd_una != tcb.snd_nxt
+            && small_unacked(tcb)
             && !tcb.shut_wr
         {
-            // Nagle: hold a partial segment while data is unacknowledged.
+            // Nagle (Minshall's variant, as Linux): hold a partial segment while an
+            // earlier partial segment is unacknowledged. The tail of a write larger than
+            // one MSS leaves with the full segments before it, instead of waiting for the
+            // peer's (possibly delayed) ACK of them.
             break;
         }
         let pace = paced_conn(tcb, sh);
@@ -663,6 +666,11 @@ pub(crate) fn write_xmit(
             }
         }
         sent_new = true;
+        if len % mss != 0 {
+            // Linux `tcp_minshall_update`: a segment (or a super-segment's tail) below
+            // the MSS.
+            tcb.snd_sml = seq + len;
+        }
         if send_new(tcb, sh, now, len, out) {
             break;
         }
@@ -674,6 +682,12 @@ pub(crate) fn write_xmit(
     if sent_new {
         schedule_tlp(tcb, sh, now);
     }
+}
+
+/// Linux `tcp_minshall_check`: a sub-MSS segment of new data sent earlier is still
+/// unacknowledged.
+fn small_unacked(tcb: &Tcb) -> bool {
+    tcb.snd_sml.gt(tcb.snd_una) && tcb.snd_sml.le(tcb.snd_nxt)
 }
 
 /// How far ahead of its departure time new data may leave, at least: the timer wheel's

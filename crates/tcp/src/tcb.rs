@@ -240,6 +240,10 @@ pub(crate) struct Tcb {
     pub(crate) snd_una: SeqNum,
     /// Highest sequence sent so far plus one (retransmissions do not move it back).
     pub(crate) snd_nxt: SeqNum,
+    /// End of the last sub-MSS segment of new data sent (Linux `snd_sml`): Nagle holds a
+    /// partial segment only while such a small segment is unacknowledged (Minshall's
+    /// variant, Linux `tcp_minshall_check`).
+    pub(crate) snd_sml: SeqNum,
     pub(crate) snd_wnd: u32,
     pub(crate) max_sndwnd: u32,
     pub(crate) snd_wl1: SeqNum,
@@ -443,6 +447,7 @@ impl Tcb {
             iss,
             snd_una: iss,
             snd_nxt: iss,
+            snd_sml: iss,
             snd_wnd: 0,
             max_sndwnd: 0,
             snd_wl1: SeqNum(0),

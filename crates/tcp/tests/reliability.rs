@@ -180,6 +180,92 @@ fn nagle_holds_small_segments_until_acked() {
     assert_eq!(sent, vec![1, 1, 1]);
 }
 
+/// Nagle as Linux applies it (Minshall's variant): a partial segment waits only while an
+/// earlier partial segment is unacknowledged. A write of one and a half segments leaves
+/// whole (its tail not held behind the full segment's ACK, which a peer may delay); a
+/// small write right after it waits for that tail's ACK.
+#[test]
+fn nagle_holds_a_tail_only_behind_a_small_segment() {
+    let mut n = Net::new();
+    n.delay = Duration::from_millis(50);
+    let (c, _s) = n.connect_pair(80);
+    n.log_take();
+    let mss = n.a.info(c).unwrap().snd_mss as usize;
+    let data = vec![3u8; mss + mss / 2];
+    assert_eq!(n.a_send(c, &data), data.len());
+    n.a_send(c, b"x");
+    let sent: Vec<_> = n
+        .log
+        .iter()
+        .filter(|s| s.dir == Dir::AtoB && s.len > 0)
+        .map(|s| s.len)
+        .collect();
+    assert_eq!(
+        sent,
+        vec![mss, mss / 2],
+        "the tail goes, the small write waits"
+    );
+    n.settle();
+    n.run_for(Duration::from_millis(300));
+    let sent: Vec<_> = n
+        .log
+        .iter()
+        .filter(|s| s.dir == Dir::AtoB && s.len > 0)
+        .map(|s| s.len)
+        .collect();
+    assert_eq!(sent, vec![mss, mss / 2, 1]);
+}
+
+/// A vectored send is one write (Linux `tcp_sendmsg` over an iovec): a header and a small
+/// body leave in one segment, not the header alone with the body held by Nagle until a
+/// delayed ACK releases it (what an HTTP server writing head and body with one
+/// `write_vectored` relies on). A buffer larger than the send space is taken in part.
+#[test]
+fn vectored_send_is_one_write_for_nagle() {
+    use std::io::IoSlice;
+    use ustack_tcp::SendSrc;
+    let mut n = Net::new();
+    n.delay = Duration::from_millis(50);
+    let (c, s) = n.connect_pair(80);
+    n.log_take();
+    let head = [b'h'; 124];
+    let body = [b'b'; 10];
+    let mut out = Vec::new();
+    let now = n.now;
+    let bufs = [IoSlice::new(&head), IoSlice::new(&[]), IoSlice::new(&body)];
+    let sent =
+        n.a.send_from(now, c, SendSrc::Vectored(&bufs), &mut out)
+            .unwrap();
+    n.send(Dir::AtoB, out);
+    assert_eq!(sent, 134);
+    let lens: Vec<_> = n
+        .log
+        .iter()
+        .filter(|s| s.dir == Dir::AtoB && s.len > 0)
+        .map(|s| s.len)
+        .collect();
+    assert_eq!(lens, vec![134], "head and body in one segment");
+    n.settle();
+    let mut want = head.to_vec();
+    want.extend_from_slice(&body);
+    assert_eq!(n.recv_all(Dir::BtoA, s), want);
+
+    // More than the send buffer holds: the buffers are taken in order up to the space.
+    let cap = n.a.info(c).unwrap().snd_buf as usize;
+    let big = vec![7u8; cap];
+    let bufs = [IoSlice::new(&head), IoSlice::new(&big), IoSlice::new(&body)];
+    let mut out = Vec::new();
+    let now = n.now;
+    let sent =
+        n.a.send_from(now, c, SendSrc::Vectored(&bufs), &mut out)
+            .unwrap();
+    n.send(Dir::AtoB, out);
+    assert!(
+        sent > head.len() && sent < head.len() + big.len(),
+        "{sent} of {cap}"
+    );
+}
+
 #[test]
 fn delayed_ack_every_second_segment_and_timer() {
     let mut n = Net::new();

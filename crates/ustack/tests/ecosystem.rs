@@ -65,6 +65,51 @@ async fn hyper_client_and_server() {
     assert_eq!(&body[..], b"hello GET /ustack");
 }
 
+/// hyper writes a response's head and body with one `write_vectored`; it must leave as one
+/// write. If each buffer were sent on its own, Nagle's algorithm (on by default, as on
+/// Linux) would hold the small body until the head is acknowledged, and once the client
+/// leaves quick-ACK mode every response would wait for its delayed ACK (40 ms). On tokio's
+/// paused clock nothing here waits on a timer: 30 keep-alive requests take no time.
+#[tokio::test(start_paused = true)]
+async fn hyper_responses_do_not_wait_for_delayed_acks() {
+    let (s1, s2) = pair().await;
+    let listener = TcpListener::bind_with(&s2, "0.0.0.0:80").await.unwrap();
+    tokio::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(s), hyper::service::service_fn(hello))
+            .await
+            .unwrap();
+    });
+    let stream = TcpStream::connect_with(&s1, (B, 80)).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let delacks0 = s1.stats().tcp.delayed_acks;
+    let t0 = tokio::time::Instant::now();
+    for i in 0..30 {
+        let req = Request::builder()
+            .uri(format!("/r{i}"))
+            .header("host", "10.0.0.2")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, format!("hello GET /r{i}").as_bytes());
+    }
+    assert_eq!(
+        s1.stats().tcp.delayed_acks - delacks0,
+        0,
+        "a response waited for the client's delayed ACK"
+    );
+    assert!(
+        t0.elapsed() < std::time::Duration::from_millis(40),
+        "30 requests took {:?} of (paused) time",
+        t0.elapsed()
+    );
+}
+
 #[cfg(feature = "axum")]
 #[tokio::test]
 async fn axum_serve_on_a_ustack_listener() {

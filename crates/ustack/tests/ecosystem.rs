@@ -136,6 +136,20 @@ async fn axum_serve_on_a_ustack_listener() {
 
 #[tokio::test]
 async fn tls_over_ustack_with_tokio_rustls() {
+    tls_exchange(1).await;
+}
+
+/// The TLS handshake's flights (several records in one `write_vectored`) and small
+/// request/response exchanges after it wait on no timer: on tokio's paused clock they take
+/// no time and the client's delayed-ACK timer never fires.
+#[tokio::test(start_paused = true)]
+async fn tls_handshake_and_exchanges_do_not_wait_for_delayed_acks() {
+    tls_exchange(20).await;
+}
+
+/// A TLS server echoing `rounds` 5-byte messages (prefixed with "secret ") over a ustack
+/// pair, then closing; on a paused clock, checks that nothing waited for a delayed ACK.
+async fn tls_exchange(rounds: usize) {
     use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
@@ -167,19 +181,36 @@ async fn tls_over_ustack_with_tokio_rustls() {
         let (tcp, _) = listener.accept().await.unwrap();
         let mut tls = acceptor.accept(tcp).await.unwrap();
         let mut buf = [0u8; 5];
-        tls.read_exact(&mut buf).await.unwrap();
-        tls.write_all(b"secret ").await.unwrap();
-        tls.write_all(&buf).await.unwrap();
+        for _ in 0..rounds {
+            tls.read_exact(&mut buf).await.unwrap();
+            let mut reply = b"secret ".to_vec();
+            reply.extend_from_slice(&buf);
+            tls.write_all(&reply).await.unwrap();
+        }
         tls.shutdown().await.unwrap();
     });
+    let paused_at = tokio::time::Instant::now();
+    let delacks0 = s1.stats().tcp.delayed_acks + s2.stats().tcp.delayed_acks;
     let tcp = TcpStream::connect_with(&s1, (B, 443)).await.unwrap();
     let connector = TlsConnector::from(Arc::new(client_cfg));
     let mut tls = connector
         .connect(ServerName::try_from("ustack.test").unwrap(), tcp)
         .await
         .unwrap();
-    tls.write_all(b"hello").await.unwrap();
-    let mut resp = Vec::new();
-    tls.read_to_end(&mut resp).await.unwrap();
-    assert_eq!(resp, b"secret hello");
+    let mut resp = [0u8; 12];
+    for i in 0..rounds {
+        let msg = format!("hel{:02}", i % 100);
+        tls.write_all(msg.as_bytes()).await.unwrap();
+        tls.read_exact(&mut resp).await.unwrap();
+        assert_eq!(&resp[..], format!("secret {msg}").as_bytes());
+    }
+    let mut rest = Vec::new();
+    tls.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty());
+    if rounds > 1 {
+        let delacks = s1.stats().tcp.delayed_acks + s2.stats().tcp.delayed_acks - delacks0;
+        assert_eq!(delacks, 0, "an exchange waited for a delayed ACK");
+        let took = paused_at.elapsed();
+        assert!(took < std::time::Duration::from_millis(40), "took {took:?}");
+    }
 }

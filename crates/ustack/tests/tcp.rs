@@ -790,3 +790,46 @@ async fn try_read_buf_appends_what_is_queued() {
         data.len()
     );
 }
+
+/// Request/response with Nagle on (the default) waits on no timer, whatever the sizes: a
+/// message of one full segment and a tail (2,000 bytes) used to leave its tail held
+/// until the peer's delayed ACK of the full segment (40 ms per exchange once quick-ACK
+/// mode ended). On tokio's paused clock, every exchange takes no time and no delayed ACK
+/// fires.
+#[tokio::test(start_paused = true)]
+async fn request_response_with_nagle_waits_on_no_timer() {
+    const ROUNDS: usize = 30;
+    let sizes = [1usize, 1448, 2000, 3000, 100_000];
+    for q in sizes {
+        for r in sizes {
+            let (s1, s2) = pair().await;
+            let l = TcpListener::bind_with(&s2, "0.0.0.0:9").await.unwrap();
+            let server = tokio::spawn(async move {
+                let (mut s, _) = l.accept().await.unwrap();
+                let (mut req, resp) = (vec![0u8; q], vec![2u8; r]);
+                for _ in 0..ROUNDS {
+                    s.read_exact(&mut req).await.unwrap();
+                    s.write_all(&resp).await.unwrap();
+                }
+            });
+            let mut c = TcpStream::connect_with(&s1, (B, 9)).await.unwrap();
+            let t0 = tokio::time::Instant::now();
+            let (req, mut resp) = (vec![1u8; q], vec![0u8; r]);
+            for _ in 0..ROUNDS {
+                c.write_all(&req).await.unwrap();
+                c.read_exact(&mut resp).await.unwrap();
+            }
+            server.await.unwrap();
+            let delacks = s1.stats().tcp.delayed_acks + s2.stats().tcp.delayed_acks;
+            assert_eq!(
+                delacks, 0,
+                "request {q} B, response {r} B: a delayed ACK fired"
+            );
+            assert_eq!(
+                t0.elapsed(),
+                Duration::ZERO,
+                "request {q} B, response {r} B"
+            );
+        }
+    }
+}

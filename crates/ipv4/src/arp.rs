@@ -21,6 +21,13 @@
 //! Address conflict detection (RFC 5227): [`NeighTable::probe`] asks from 0.0.0.0 whether
 //! anyone has an address, and [`NeighTable::probe_end`] says whether someone showed that
 //! it does; [`NeighTable::announce`] claims an address. (A DHCP client uses all three.)
+//! Ongoing defence (RFC 5227 2.4): an ARP message from another Ethernet address with one
+//! of our addresses as its sender is a conflict. The table answers the first with an
+//! announcement (policy (b): at most one per [`DEFEND_INTERVAL`] and address) and logs
+//! every one ([`NeighTable::conflicts`], the last [`CONFLICT_LOG`]); a conflict within
+//! the interval after a defence is logged as not defended, the signal for whoever
+//! configured the address (a DHCP client gives a lease up on it) to stop using it. The
+//! message itself teaches the table nothing and is not answered.
 //!
 //! Hostile input: only ARP aimed at one of our addresses creates an entry (Linux's
 //! `arp_accept = 0`: unsolicited replies and gratuitous ARP only update entries that
@@ -31,6 +38,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use ustack_netdev::ether::{ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_ZLEN};
@@ -46,6 +54,32 @@ pub const ARPOP_REQUEST: u16 = 1;
 pub const ARPOP_REPLY: u16 = 2;
 /// Datagrams waiting for resolution, over all entries.
 pub const MAX_QUEUED: usize = 1024;
+/// Least time between two defences of one address (RFC 5227 `DEFEND_INTERVAL`).
+pub const DEFEND_INTERVAL: Duration = Duration::from_secs(10);
+/// Address conflicts remembered (the most recent).
+pub const CONFLICT_LOG: usize = 32;
+/// Tasks waiting for an address conflict, at most (more are woken early and re-register).
+const MAX_CONFLICT_WAITERS: usize = 16;
+
+/// Another host claimed one of our addresses (RFC 5227 2.4): an ARP message with the
+/// address as its sender, from another Ethernet address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddrConflict {
+    /// Increases by one with each conflict (the first is 1).
+    pub seq: u64,
+    /// The device it arrived on.
+    pub dev: DevId,
+    /// Our address.
+    pub addr: Ipv4Addr,
+    /// The other host's Ethernet address.
+    pub mac: MacAddr,
+    /// When.
+    pub at: Instant,
+    /// We answered with an announcement. False when we had defended the address within
+    /// [`DEFEND_INTERVAL`]: the other host insists, and RFC 5227 2.4 (b) says to stop
+    /// using the address.
+    pub defended: bool,
+}
 
 /// An Ethernet/IPv4 ARP message (RFC 826).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -227,6 +261,11 @@ pub struct ArpStats {
     pub rx_other_host: u64,
     /// Frames of an EtherType other than IPv4 and ARP, dropped.
     pub rx_unknown_type: u64,
+    /// ARP messages from another host with one of our addresses as sender (RFC 5227
+    /// address conflicts).
+    pub conflicts: u64,
+    /// Announcements sent to defend an address (at most one per address per 10 s).
+    pub defences: u64,
 }
 
 #[derive(Debug)]
@@ -260,6 +299,15 @@ pub struct NeighTable {
     /// Addresses being probed before use (RFC 5227): device, address, and whether
     /// another host showed that it uses (or is probing for) it.
     probing: Vec<(DevId, Ipv4Addr, bool)>,
+    /// The last defence of each of our addresses, within [`DEFEND_INTERVAL`] (older ones
+    /// are dropped when a conflict comes: at most one per address in use).
+    defended: Vec<(DevId, Ipv4Addr, Instant)>,
+    /// The last [`CONFLICT_LOG`] conflicts, oldest first.
+    conflicts: VecDeque<AddrConflict>,
+    conflict_seq: u64,
+    /// Tasks waiting for the next conflict, and whether one came since they registered.
+    conflict_wakers: Vec<Waker>,
+    conflict_new: bool,
     stats: ArpStats,
 }
 
@@ -276,6 +324,11 @@ impl NeighTable {
             queued: 0,
             next_timer: None,
             probing: Vec::new(),
+            defended: Vec::new(),
+            conflicts: VecDeque::new(),
+            conflict_seq: 0,
+            conflict_wakers: Vec::new(),
+            conflict_new: false,
             stats: ArpStats::default(),
         }
     }
@@ -603,18 +656,104 @@ impl NeighTable {
         self.stats.requests_out += 1;
     }
 
+    /// The conflicts remembered (at most [`CONFLICT_LOG`], oldest first).
+    pub fn conflicts(&self) -> impl Iterator<Item = &AddrConflict> {
+        self.conflicts.iter()
+    }
+
+    /// The first conflict after sequence number `after` about `addr` on `dev` that was
+    /// not defended (see [`AddrConflict::defended`]); without one, `waker` is woken at the
+    /// next conflict of any address (through [`take_wakers`](Self::take_wakers)).
+    pub fn poll_lost(
+        &mut self,
+        dev: DevId,
+        addr: Ipv4Addr,
+        after: u64,
+        waker: &Waker,
+    ) -> Option<AddrConflict> {
+        let lost = self
+            .conflicts
+            .iter()
+            .find(|c| c.seq > after && c.dev == dev && c.addr == addr && !c.defended);
+        if let Some(c) = lost {
+            return Some(*c);
+        }
+        if !self.conflict_wakers.iter().any(|w| w.will_wake(waker)) {
+            if self.conflict_wakers.len() >= MAX_CONFLICT_WAITERS {
+                // The oldest waiter is woken early and registers again.
+                let w = self.conflict_wakers.remove(0);
+                w.wake();
+            }
+            self.conflict_wakers.push(waker.clone());
+        }
+        None
+    }
+
+    /// The sequence number of the last conflict (0 before the first).
+    pub fn conflict_seq(&self) -> u64 {
+        self.conflict_seq
+    }
+
+    /// Moves the wakers of tasks waiting for a conflict to `out` when one came.
+    pub fn take_wakers(&mut self, out: &mut Vec<Waker>) {
+        if self.conflict_new {
+            self.conflict_new = false;
+            out.append(&mut self.conflict_wakers);
+        }
+    }
+
+    /// Another host (`mac`) claims our address `addr` on `dev`: defend it with an
+    /// announcement unless we did within [`DEFEND_INTERVAL`], and log the conflict.
+    #[cold]
+    fn conflict(
+        &mut self,
+        now: Instant,
+        dev: DevId,
+        addr: Ipv4Addr,
+        mac: MacAddr,
+        out: &mut Vec<IpTx>,
+    ) {
+        self.stats.conflicts += 1;
+        self.defended
+            .retain(|d| now.saturating_duration_since(d.2) < DEFEND_INTERVAL);
+        let recent = self.defended.iter().any(|d| d.0 == dev && d.1 == addr);
+        tracing::warn!(dev = dev.0, %addr, other = %mac, defended = !recent,
+            "address conflict: another host claims our address");
+        if !recent {
+            self.defended.push((dev, addr, now));
+            self.stats.defences += 1;
+            self.announce(dev, addr, out);
+        }
+        self.conflict_seq += 1;
+        if self.conflicts.len() >= CONFLICT_LOG {
+            self.conflicts.pop_front();
+        }
+        self.conflicts.push_back(AddrConflict {
+            seq: self.conflict_seq,
+            dev,
+            addr,
+            mac,
+            at: now,
+            defended: !recent,
+        });
+        self.conflict_new = true;
+    }
+
     /// Processes a received ARP message on `dev` (Linux `arp_process`). `ours`: its
-    /// target address is one of `dev`'s addresses; `to_us`: the frame was sent to our
-    /// Ethernet address (not broadcast). Answers requests for our addresses, learns the
-    /// sender of such a request, and updates the sender's entry if there is one (a reply
-    /// to us confirms it); queued datagrams leave once their neighbour is known. Frames
-    /// go to `out`.
+    /// target address is one of `dev`'s addresses; `from_ours`: its sender address is
+    /// (another host claims it: a conflict, see the module documentation); `to_us`: the
+    /// frame was sent to our Ethernet address (not broadcast). Answers requests for our
+    /// addresses, learns the sender of such a request, and updates the sender's entry if
+    /// there is one (a reply to us confirms it); queued datagrams leave once their
+    /// neighbour is known. Frames go to `out`.
+    #[allow(clippy::too_many_arguments)]
     pub fn input(
         &mut self,
         now: Instant,
         dev: DevId,
         msg: &ArpPacket,
         ours: bool,
+        from_ours: bool,
         to_us: bool,
         out: &mut Vec<IpTx>,
     ) {
@@ -646,6 +785,10 @@ impl NeighTable {
                     p.2 = true;
                 }
             }
+        }
+        if from_ours {
+            self.conflict(now, dev, msg.spa, msg.sha, out);
+            return;
         }
         let request_for_us = msg.op == ARPOP_REQUEST && ours;
         if request_for_us {

@@ -812,6 +812,36 @@ impl Ipv4Layer {
         self.neigh.probe_end(dev, addr)
     }
 
+    /// The address conflicts remembered (see [`NeighTable::conflicts`]).
+    pub fn arp_conflicts(&self) -> Vec<crate::arp::AddrConflict> {
+        self.neigh.conflicts().copied().collect()
+    }
+
+    /// See [`NeighTable::poll_lost`].
+    pub fn arp_poll_lost(
+        &mut self,
+        dev: DevId,
+        addr: Ipv4Addr,
+        after: u64,
+        waker: &std::task::Waker,
+    ) -> Option<crate::arp::AddrConflict> {
+        self.neigh.poll_lost(dev, addr, after, waker)
+    }
+
+    /// See [`NeighTable::conflict_seq`].
+    pub fn arp_conflict_seq(&self) -> u64 {
+        self.neigh.conflict_seq()
+    }
+
+    /// Wakers of tasks waiting for an address conflict, when one came (see
+    /// [`NeighTable::take_wakers`]).
+    #[inline]
+    pub fn take_arp_wakers(&mut self, out: &mut Vec<std::task::Waker>) {
+        if self.ether {
+            self.neigh.take_wakers(out);
+        }
+    }
+
     /// Sets a permanent neighbour entry (see [`NeighTable::add_permanent`]).
     pub fn add_neighbour(&mut self, dev: DevId, addr: Ipv4Addr, mac: MacAddr) -> bool {
         self.neigh.add_permanent(dev, addr, mac, &mut self.tx)
@@ -857,12 +887,14 @@ impl Ipv4Layer {
             ETH_P_ARP => {
                 match pkt.data().get(ETH_HLEN..).and_then(ArpPacket::parse) {
                     Some(msg) => {
-                        let ours = self
-                            .ifaces
-                            .iter()
-                            .any(|i| i.dev == dev && i.addr.addr() == msg.tpa);
+                        let mine = |a: Ipv4Addr| {
+                            self.ifaces
+                                .iter()
+                                .any(|i| i.dev == dev && i.addr.addr() == a)
+                        };
+                        let (ours, from_ours) = (mine(msg.tpa), mine(msg.spa));
                         self.neigh
-                            .input(now, dev, &msg, ours, dst == our, &mut self.tx);
+                            .input(now, dev, &msg, ours, from_ours, dst == our, &mut self.tx);
                     }
                     None => self.neigh.count_bad(),
                 }

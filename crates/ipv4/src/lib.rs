@@ -90,7 +90,7 @@ mod stats;
 pub mod wire;
 
 pub use addr::{CidrError, Ipv4Cidr};
-pub use arp::{ArpStats, NeighConfig, NeighInfo, NeighState};
+pub use arp::{AddrConflict, ArpStats, NeighConfig, NeighInfo, NeighState};
 pub use errno::kernel_error;
 pub use fib::{Fib, FibError, Route, RouteKind};
 pub use icmp::{EchoReply, IcmpError, IcmpErrorKind};

@@ -373,6 +373,7 @@ impl NetCore {
         for id in self.udp_ev.drain(..) {
             self.wait.wake(SockRef::Udp(id), out);
         }
+        self.ip.take_arp_wakers(out);
         self.ip.take_echo_replies(&mut self.echo);
         for reply in self.echo.drain(..) {
             if let Some(slot) = self.pings.get_mut(&(reply.ident, reply.seq)) {

@@ -45,7 +45,7 @@ mod stats;
 mod axum_listener;
 
 pub use builder::StackBuilder;
-pub use stack::Neighbour;
+pub use stack::{AddressConflict, Neighbour};
 pub use stack::{Stack, WeakStack};
 pub use stats::{DeviceSnapshot, DriverStats, StackStats};
 

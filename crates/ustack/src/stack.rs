@@ -135,6 +135,24 @@ pub struct Neighbour {
     pub state: ustack_ipv4::NeighState,
 }
 
+/// Another host claimed one of the stack's addresses (RFC 5227 2.4; see
+/// [`Stack::address_conflicts`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddressConflict {
+    /// The device's name.
+    pub dev: String,
+    /// Our address.
+    pub addr: Ipv4Addr,
+    /// The other host's Ethernet address.
+    pub mac: MacAddr,
+    /// When it came (tokio's clock, as a `std` instant).
+    pub at: std::time::Instant,
+    /// The stack answered with an announcement. False when it had defended the address
+    /// within the last 10 s: the other host insists (RFC 5227 2.4 (b): stop using the
+    /// address; [`Stack::dhcp`] gives its lease up, a static address stays).
+    pub defended: bool,
+}
+
 /// One attached device (Linux: a `net_device` registered with the stack).
 pub(crate) struct DevSlot {
     pub(crate) dev: Box<dyn NetDevice>,
@@ -925,6 +943,61 @@ impl Stack {
         // (Its end finds nothing left to end.)
         drop(guard);
         Ok(in_use)
+    }
+
+    /// The last address conflicts on the stack's Ethernet devices, oldest first (at most
+    /// 32): ARP messages from another host that claim one of our addresses as its
+    /// sender (RFC 5227 2.4 ongoing address conflict detection). The stack defends an
+    /// address with a broadcast announcement at most once per 10 s and never removes it;
+    /// a DHCP client ([`Stack::dhcp`]) gives its lease up at a conflict that comes within
+    /// 10 s of a defence. Each conflict is also counted in `stats().arp.conflicts` and
+    /// logged as a warning.
+    ///
+    /// ```no_run
+    /// # fn demo(stack: ustack::Stack) {
+    /// for c in stack.address_conflicts() {
+    ///     eprintln!("{} on {} claimed by {}", c.addr, c.dev, c.mac);
+    /// }
+    /// # }
+    /// ```
+    pub fn address_conflicts(&self) -> Vec<AddressConflict> {
+        let st = self.lock();
+        st.core
+            .ip
+            .arp_conflicts()
+            .into_iter()
+            .map(|c| AddressConflict {
+                dev: st.name_of(c.dev),
+                addr: c.addr,
+                mac: c.mac,
+                at: c.at,
+                defended: c.defended,
+            })
+            .collect()
+    }
+
+    /// The sequence number of the last address conflict (0 before the first), the
+    /// starting point of [`address_lost`](Self::address_lost).
+    pub(crate) fn conflict_seq(&self) -> u64 {
+        self.lock().core.ip.arp_conflict_seq()
+    }
+
+    /// Resolves at the first conflict after sequence number `after` that the stack did
+    /// not defend, for `addr` on device `dev`: the other host insists and the address is
+    /// to be given up (RFC 5227 2.4 (b)).
+    pub(crate) async fn address_lost(&self, dev: DevId, addr: Ipv4Addr, after: u64) {
+        std::future::poll_fn(|cx| {
+            match self
+                .lock()
+                .core
+                .ip
+                .arp_poll_lost(dev, addr, after, cx.waker())
+            {
+                Some(_) => Poll::Ready(()),
+                None => Poll::Pending,
+            }
+        })
+        .await
     }
 
     /// Runs `f` under the lock on the Ethernet device named `device`, then sends what it

@@ -451,6 +451,67 @@ async fn an_address_in_use_is_declined() {
     assert_eq!(d.lease().unwrap().addr.addr(), OFFERED);
 }
 
+/// RFC 5227 2.4: while the lease is held, another host (here the server's stack) claims the
+/// address. The client defends it once with an announcement; when the other host
+/// answers that within 10 s (its own defence of what it takes for its static address),
+/// the client gives the lease up at once, declines it, and 10 s later takes another
+/// address. The host with the static address defends it too, and keeps it.
+#[tokio::test(start_paused = true)]
+async fn an_address_claimed_after_our_defence_is_given_up() {
+    let (server, client, st) = setup(600).await;
+    let mut d = client.dhcp("veth1", DhcpConfig::default()).await.unwrap();
+    assert_eq!(d.lease().unwrap().addr.addr(), OFFERED);
+    assert!(client.address_conflicts().is_empty());
+    let seen_before = st.lock().unwrap().seen.len();
+    // The other host starts using the leased address and announces it.
+    server
+        .add_address("veth0", "10.0.0.50/24".parse().unwrap())
+        .unwrap();
+    server.announce_address("veth0", OFFERED).unwrap();
+    let t0 = tokio::time::Instant::now();
+    let gone = tokio::time::timeout(Duration::from_secs(5), d.changed()).await;
+    assert_eq!(gone, Ok(Some(None)), "the lease was not given up");
+    assert!(
+        t0.elapsed() < Duration::from_secs(1),
+        "not at once: {:?}",
+        t0.elapsed()
+    );
+    assert!(client.addresses().is_empty(), "{:?}", client.addresses());
+    let c = client.address_conflicts();
+    assert_eq!(c.len(), 2, "{c:?}");
+    assert_eq!((c[0].dev.as_str(), c[0].addr), ("veth1", OFFERED));
+    assert!(c[0].defended && !c[1].defended, "{c:?}");
+    assert_eq!(c[0].mac, c[1].mac);
+    let arp = client.stats().arp;
+    assert_eq!((arp.conflicts, arp.defences), (2, 1));
+    // The server was told the address is in use.
+    assert!(
+        st.lock().unwrap().seen[seen_before..]
+            .iter()
+            .any(|m| m.0 == 4),
+        "no DHCPDECLINE"
+    );
+    // The static address stays where it was configured; that host defended it once.
+    assert!(server.addresses().iter().any(|(_, a)| a.addr() == OFFERED));
+    let sc = server.address_conflicts();
+    assert_eq!(sc.len(), 1, "{sc:?}");
+    assert!(sc[0].defended);
+    assert_eq!(server.stats().arp.defences, 1);
+    // After the 10 s of RFC 2131 4.4.1, another lease (the server offers the next
+    // address after a decline).
+    let next = d.changed().await.flatten().expect("no new lease");
+    assert_eq!(next.addr.addr(), Ipv4Addr::new(10, 0, 0, 51));
+    assert!(
+        t0.elapsed() >= Duration::from_secs(10),
+        "{:?}",
+        t0.elapsed()
+    );
+    // No more conflicts: the new address is nobody else's.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(client.address_conflicts().len(), 2);
+    assert!(d.lease().is_some());
+}
+
 /// Options 121 and 26: the classless static routes replace the router option's default
 /// route (RFC 3442), a route with router 0.0.0.0 is on the link, the server's MTU becomes
 /// the device's (and the MSS of new connections), and all of it goes with the lease.

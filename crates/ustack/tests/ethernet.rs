@@ -257,3 +257,33 @@ async fn permanent_neighbours_need_no_arp() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
 }
+
+/// RFC 5227 2.4 between two hosts configured with the same static address: each defends
+/// it once with an announcement, hears the other's defence as a conflict it does not
+/// answer (it defended within 10 s), keeps its address, and the exchange stops there (no
+/// announcement storm). Each side logs the conflicts with the other's Ethernet address.
+#[tokio::test(start_paused = true)]
+async fn two_hosts_with_one_static_address_defend_it_once_each() {
+    let (a, b) = stacks().await;
+    let (dev_a, dev_b) = (a.addresses()[0].0.clone(), b.addresses()[0].0.clone());
+    let shared = std::net::Ipv4Addr::new(10, 0, 0, 1);
+    b.add_address(&dev_b, "10.0.0.1/24".parse().unwrap())
+        .unwrap();
+    b.announce_address(&dev_b, shared).unwrap();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    for (s, dev) in [(&a, &dev_a), (&b, &dev_b)] {
+        let arp = s.stats().arp;
+        assert_eq!(arp.defences, 1, "{dev}: {arp:?}");
+        let c = s.address_conflicts();
+        assert!(!c.is_empty() && c.len() <= 2, "{dev}: {c:?}");
+        assert!(c.iter().all(|c| c.addr == shared && &c.dev == dev));
+        assert!(c[0].defended);
+        assert!(s.addresses().iter().any(|(_, x)| x.addr() == shared));
+    }
+    // The two Ethernet addresses: each side saw the other's.
+    let (ca, cb) = (a.address_conflicts(), b.address_conflicts());
+    assert_ne!(ca[0].mac, cb[0].mac);
+    // No storm: b's announcement, a's defence, b's defence, nothing more.
+    let sent = a.stats().arp.requests_out + b.stats().arp.requests_out;
+    assert_eq!(sent, 3, "ARP requests sent in 60 s");
+}

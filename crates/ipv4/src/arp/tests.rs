@@ -89,7 +89,15 @@ fn a_datagram_waits_for_the_reply_and_then_leaves() {
     assert_eq!(t.neighbours()[0].state, NeighState::Incomplete);
     assert_eq!(t.poll_timeout(), Some(now + Duration::from_secs(1)));
     // The reply releases both datagrams, in order, to the neighbour.
-    t.input(now, DEV, &reply_from(PEER, NB), false, true, &mut out);
+    t.input(
+        now,
+        DEV,
+        &reply_from(PEER, NB),
+        false,
+        false,
+        true,
+        &mut out,
+    );
     let f = frames(&mut out);
     assert_eq!(f.len(), 2);
     for (i, (dst, ty, body)) in f.iter().enumerate() {
@@ -117,7 +125,7 @@ fn confirmation_keeps_a_resolved_entry_reachable_without_probes() {
     t.output(t0, DEV, NB, ME, datagram(0), &mut out);
     t.confirm(t0, DEV, NB);
     assert_eq!(t.neighbours()[0].state, NeighState::Incomplete);
-    t.input(t0, DEV, &reply_from(PEER, NB), false, true, &mut out);
+    t.input(t0, DEV, &reply_from(PEER, NB), false, false, true, &mut out);
     out.clear();
     // Confirmed every 20 s (less than reachable_time) while in use: never probed.
     for i in 1..=10u64 {
@@ -210,7 +218,7 @@ fn requests_for_us_are_answered_and_teach_the_sender() {
         tha: MacAddr::ZERO,
         tpa: ME,
     };
-    t.input(now, DEV, &req, true, false, &mut out);
+    t.input(now, DEV, &req, true, false, false, &mut out);
     let f = frames(&mut out);
     assert_eq!((f[0].0, f[0].1), (PEER, ETH_P_ARP));
     let rep = ArpPacket::parse(&f[0].2).unwrap();
@@ -237,7 +245,15 @@ fn requests_for_us_are_answered_and_teach_the_sender() {
     let f = frames(&mut out);
     assert_eq!((f[0].0, ArpPacket::parse(&f[0].2).unwrap().tpa), (PEER, NB));
     assert_eq!(t.neighbours()[0].state, NeighState::Probe);
-    t.input(later, DEV, &reply_from(PEER, NB), false, true, &mut out);
+    t.input(
+        later,
+        DEV,
+        &reply_from(PEER, NB),
+        false,
+        false,
+        true,
+        &mut out,
+    );
     assert_eq!(t.neighbours()[0].state, NeighState::Reachable);
     // A request for someone else's address is not answered, and a probe (sender
     // 0.0.0.0, RFC 5227) is answered but teaches nothing.
@@ -245,14 +261,14 @@ fn requests_for_us_are_answered_and_teach_the_sender() {
         tpa: Ipv4Addr::new(10, 0, 0, 3),
         ..req
     };
-    t.input(now, DEV, &other, false, false, &mut out);
+    t.input(now, DEV, &other, false, false, false, &mut out);
     assert!(out.is_empty());
     let probe = ArpPacket {
         sha: MacAddr([2, 0, 0, 0, 0, 9]),
         spa: Ipv4Addr::UNSPECIFIED,
         ..req
     };
-    t.input(now, DEV, &probe, true, false, &mut out);
+    t.input(now, DEV, &probe, true, false, false, &mut out);
     assert_eq!(frames(&mut out).len(), 1);
     assert_eq!(t.neighbours().len(), 1);
     assert_eq!(t.stats().replies_out, 2);
@@ -266,7 +282,15 @@ fn unsolicited_and_impossible_messages_create_nothing() {
     // Unsolicited replies and gratuitous ARP for unknown addresses: ignored.
     for i in 0..100u8 {
         let ip = Ipv4Addr::new(10, 0, 1, i);
-        t.input(now, DEV, &reply_from(PEER, ip), false, true, &mut out);
+        t.input(
+            now,
+            DEV,
+            &reply_from(PEER, ip),
+            false,
+            false,
+            true,
+            &mut out,
+        );
         let g = ArpPacket {
             op: ARPOP_REQUEST,
             sha: PEER,
@@ -274,7 +298,7 @@ fn unsolicited_and_impossible_messages_create_nothing() {
             tha: MacAddr::ZERO,
             tpa: ip,
         };
-        t.input(now, DEV, &g, false, false, &mut out);
+        t.input(now, DEV, &g, false, false, false, &mut out);
     }
     assert!(t.neighbours().is_empty() && out.is_empty());
     // Group or zero sender addresses, our own address as sender: counted, ignored.
@@ -304,15 +328,15 @@ fn unsolicited_and_impossible_messages_create_nothing() {
             ..req
         },
     ] {
-        t.input(now, DEV, &bad, true, false, &mut out);
+        t.input(now, DEV, &bad, true, false, false, &mut out);
     }
     assert_eq!(t.stats().rx_bad, 5);
     assert!(t.neighbours().is_empty() && out.is_empty());
     // A device without an Ethernet address takes nothing.
-    t.input(now, DevId(7), &req, true, false, &mut out);
+    t.input(now, DevId(7), &req, true, false, false, &mut out);
     assert!(out.is_empty());
     // Gratuitous ARP moves an existing entry to the new address (stale).
-    t.input(now, DEV, &req, true, false, &mut out);
+    t.input(now, DEV, &req, true, false, false, &mut out);
     out.clear();
     let moved = MacAddr([2, 0, 0, 0, 0, 7]);
     let g = ArpPacket {
@@ -322,7 +346,7 @@ fn unsolicited_and_impossible_messages_create_nothing() {
         tha: MacAddr::ZERO,
         tpa: NB,
     };
-    t.input(now, DEV, &g, false, false, &mut out);
+    t.input(now, DEV, &g, false, false, false, &mut out);
     let n = t.neighbours();
     assert_eq!((n[0].state, n[0].mac), (NeighState::Stale, Some(moved)));
 }
@@ -357,6 +381,7 @@ fn the_table_is_bounded() {
             DEV,
             &reply_from(mac, ip),
             false,
+            false,
             true,
             &mut out,
         );
@@ -390,7 +415,7 @@ fn the_table_is_bounded() {
         tha: MacAddr::ZERO,
         tpa: ME,
     };
-    t.input(now, DEV, &req, true, false, &mut out);
+    t.input(now, DEV, &req, true, false, false, &mut out);
     assert_eq!(frames(&mut out).len(), 1);
     let after: Vec<Ipv4Addr> = t.neighbours().iter().map(|n| n.addr).collect();
     assert_eq!(after, addrs);
@@ -425,7 +450,15 @@ fn permanent_entries_are_used_as_set() {
     t.output(later, DEV, NB, ME, datagram(2), &mut out);
     assert_eq!(frames(&mut out)[0].0, PEER);
     let other = MacAddr([2, 0, 0, 0, 0, 7]);
-    t.input(later, DEV, &reply_from(other, NB), false, true, &mut out);
+    t.input(
+        later,
+        DEV,
+        &reply_from(other, NB),
+        false,
+        false,
+        true,
+        &mut out,
+    );
     let n = t.neighbours();
     assert_eq!((n[0].state, n[0].mac), (NeighState::Permanent, Some(PEER)));
     // The request timer of the resolution it replaced finds nothing to do.
@@ -473,7 +506,15 @@ fn a_removed_device_takes_its_entries_and_queues_with_it() {
     assert_eq!((n.len(), n[0].dev), (1, DEV));
     // The remaining device's entry still resolves and releases its queue.
     out.clear();
-    t.input(now, DEV, &reply_from(PEER, NB), false, true, &mut out);
+    t.input(
+        now,
+        DEV,
+        &reply_from(PEER, NB),
+        false,
+        false,
+        true,
+        &mut out,
+    );
     assert_eq!(frames(&mut out).len(), 3);
     assert_eq!(t.queued, 0);
     t.remove_dev(DEV);
@@ -499,7 +540,7 @@ fn an_announcement_is_a_broadcast_request_for_our_own_address() {
     let now = Instant::now();
     let mut peer = NeighTable::new(NeighConfig::default());
     peer.set_mac(DEV, PEER);
-    peer.input(now, DEV, &m, false, false, &mut out);
+    peer.input(now, DEV, &m, false, false, false, &mut out);
     assert!(
         peer.neighbours().is_empty(),
         "gratuitous ARP created an entry"
@@ -507,7 +548,7 @@ fn an_announcement_is_a_broadcast_request_for_our_own_address() {
     peer.output(now, DEV, ME, NB, datagram(1), &mut out);
     assert_eq!(peer.neighbours()[0].state, NeighState::Incomplete);
     out.clear();
-    peer.input(now, DEV, &m, false, false, &mut out);
+    peer.input(now, DEV, &m, false, false, false, &mut out);
     let n = peer.neighbours();
     assert_eq!((n[0].mac, n[0].state), (Some(OUR), NeighState::Stale));
     // The datagram waiting for the answer left with it.
@@ -530,7 +571,15 @@ fn a_probe_comes_from_zero_and_notices_a_user_of_the_address() {
         (ARPOP_REQUEST, Ipv4Addr::UNSPECIFIED, want)
     );
     // Unrelated traffic is no conflict.
-    t.input(now, DEV, &reply_from(PEER, NB), false, true, &mut out);
+    t.input(
+        now,
+        DEV,
+        &reply_from(PEER, NB),
+        false,
+        false,
+        true,
+        &mut out,
+    );
     assert!(!t.probe_end(DEV, want));
     // A reply from the address (to our probe: target 0.0.0.0) is.
     t.probe(DEV, want, &mut out);
@@ -541,7 +590,7 @@ fn a_probe_comes_from_zero_and_notices_a_user_of_the_address() {
         tha: OUR,
         tpa: Ipv4Addr::UNSPECIFIED,
     };
-    t.input(now, DEV, &answer, false, true, &mut out);
+    t.input(now, DEV, &answer, false, false, true, &mut out);
     assert!(t.probe_end(DEV, want));
     assert!(!t.probe_end(DEV, want), "ended twice");
     // So is another host probing for it at the same time.
@@ -553,7 +602,7 @@ fn a_probe_comes_from_zero_and_notices_a_user_of_the_address() {
         tha: MacAddr::ZERO,
         tpa: want,
     };
-    t.input(now, DEV, &rival, false, false, &mut out);
+    t.input(now, DEV, &rival, false, false, false, &mut out);
     assert!(t.probe_end(DEV, want));
     // The number of probes at once is bounded.
     for i in 0..MAX_PROBING {
@@ -562,4 +611,118 @@ fn a_probe_comes_from_zero_and_notices_a_user_of_the_address() {
     assert!(!t.probe(DEV, Ipv4Addr::new(10, 2, 0, 1), &mut out));
     t.remove_dev(DEV);
     assert!(!t.probe_end(DEV, Ipv4Addr::new(10, 1, 0, 1)));
+}
+
+/// A waker that counts its wake-ups.
+fn counting_waker() -> (Waker, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    struct Count(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+    impl std::task::Wake for Count {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let n = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    (Waker::from(std::sync::Arc::new(Count(n.clone()))), n)
+}
+
+/// RFC 5227 2.4: an ARP message from another host with our address as its sender is a
+/// conflict. The first is answered with an announcement of our own; another within
+/// DEFEND_INTERVAL is not (the address is to be given up: `poll_lost` reports it and a
+/// waiting task is woken); after the interval the address is defended again. The
+/// conflicting message teaches the table nothing and is not answered.
+#[test]
+fn a_conflict_is_defended_once_per_interval_then_reported_lost() {
+    let t0 = Instant::now();
+    let mut t = table(NeighConfig::default());
+    let mut out = Vec::new();
+    let other = MacAddr([2, 0, 0, 0, 0, 7]);
+    let claim = ArpPacket {
+        op: ARPOP_REQUEST,
+        sha: other,
+        spa: ME,
+        tha: MacAddr::ZERO,
+        tpa: ME,
+    };
+    let (waker, woken) = counting_waker();
+    assert_eq!(t.poll_lost(DEV, ME, 0, &waker), None);
+    t.input(t0, DEV, &claim, true, true, false, &mut out);
+    // Defended: a broadcast announcement of ME from our Ethernet address, nothing else.
+    let f = frames(&mut out);
+    assert_eq!(f.len(), 1, "one announcement, no reply to the claimant");
+    assert_eq!(f[0].0, MacAddr::BROADCAST);
+    let m = ArpPacket::parse(&f[0].2).unwrap();
+    assert_eq!((m.op, m.sha, m.spa, m.tpa), (ARPOP_REQUEST, OUR, ME, ME));
+    assert!(t.neighbours().is_empty(), "learned from a conflict");
+    let c: Vec<_> = t.conflicts().copied().collect();
+    assert_eq!(c.len(), 1);
+    assert_eq!(
+        (c[0].seq, c[0].dev, c[0].addr, c[0].mac, c[0].defended),
+        (1, DEV, ME, other, true)
+    );
+    // A defended conflict does not end the address, but wakes the waiters to look.
+    let mut wake = Vec::new();
+    t.take_wakers(&mut wake);
+    assert_eq!(wake.len(), 1);
+    wake.drain(..).for_each(Waker::wake);
+    assert_eq!(woken.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(t.poll_lost(DEV, ME, 0, &waker), None);
+    // The claimant insists within 10 s (a reply this time): not defended, reported.
+    let insist = ArpPacket {
+        op: ARPOP_REPLY,
+        ..claim
+    };
+    let t1 = t0 + Duration::from_secs(9);
+    t.input(t1, DEV, &insist, true, true, true, &mut out);
+    assert!(out.is_empty(), "defended twice within the interval");
+    let lost = t.poll_lost(DEV, ME, 0, &waker).expect("reported");
+    assert_eq!((lost.seq, lost.defended, lost.at), (2, false, t1));
+    assert_eq!(t.poll_lost(DEV, ME, 2, &waker), None, "only after `after`");
+    assert_eq!(t.poll_lost(DevId(2), ME, 0, &waker), None, "another device");
+    t.take_wakers(&mut wake);
+    assert_eq!(wake.len(), 1, "the waiter hears of the conflict");
+    // Ten seconds after the defence, the next claim is defended again.
+    t.input(
+        t0 + DEFEND_INTERVAL,
+        DEV,
+        &claim,
+        true,
+        true,
+        false,
+        &mut out,
+    );
+    assert_eq!(frames(&mut out).len(), 1);
+    let s = t.stats();
+    assert_eq!((s.conflicts, s.defences, t.conflict_seq()), (3, 2, 3));
+}
+
+/// A flood of conflicting messages costs bounded memory and at most one announcement
+/// per address per interval; the log keeps the last CONFLICT_LOG.
+#[test]
+fn a_flood_of_conflicts_is_bounded() {
+    let t0 = Instant::now();
+    let mut t = table(NeighConfig::default());
+    let mut out = Vec::new();
+    for i in 0..10_000u32 {
+        let claim = ArpPacket {
+            op: ARPOP_REPLY,
+            sha: MacAddr([2, 0, 0, 1, (i >> 8) as u8, i as u8]),
+            spa: ME,
+            tha: OUR,
+            tpa: ME,
+        };
+        let now = t0 + Duration::from_millis(u64::from(i));
+        t.input(now, DEV, &claim, true, true, true, &mut out);
+    }
+    // Claims for 10 s less a millisecond, one every millisecond: one defence.
+    assert_eq!(frames(&mut out).len(), 1);
+    assert_eq!(t.stats().defences, 1);
+    assert_eq!(t.conflicts().count(), CONFLICT_LOG);
+    assert_eq!(t.conflicts().last().map(|c| c.seq), Some(10_000));
+    assert!(t.defended.len() <= 1);
+    // Many waiters: bounded, the oldest woken early.
+    for _ in 0..100 {
+        let (w, _) = counting_waker();
+        let _ = t.poll_lost(DEV, Ipv4Addr::new(10, 9, 9, 9), 0, &w);
+    }
+    assert!(t.conflict_wakers.len() <= MAX_CONFLICT_WAITERS);
 }

@@ -12,7 +12,10 @@
 //! the broadcast flag) or, once configured, to the leased address.
 //!
 //! A granted address is first probed with ARP (RFC 2131 4.4.1, RFC 5227) and declined
-//! when another host uses it ([`DhcpConfig::arp_check`]).
+//! when another host uses it ([`DhcpConfig::arp_check`]). While it is in use, the stack
+//! defends it against another host that claims it (RFC 5227 2.4, at most once per 10 s);
+//! a claim that comes within 10 s of a defence ends the lease: the address goes at once,
+//! the server is told (DHCPDECLINE), and discovery starts over 10 s later.
 //!
 //! [`Stack::dhcp_inform`] asks for configuration only (DHCPINFORM) for a device whose
 //! address was set by other means.
@@ -82,7 +85,10 @@ pub struct DhcpConfig {
     /// Before using a new address, probe for it with ARP (RFC 2131 4.4.1, RFC 5227:
     /// two probes a second apart, then a second of listening; default true): if another
     /// host answers, the address is declined (DHCPDECLINE) and discovery starts over 10 s
-    /// later.
+    /// later. Also, while the lease is held, give it up the same way when another host
+    /// keeps claiming the address after the stack defended it (RFC 5227 2.4 (b); see
+    /// [`Stack::address_conflicts`]). Without it the address is kept whatever happens
+    /// (the stack still defends it).
     pub arp_check: bool,
     /// An address to ask for (option 50 in each DISCOVER), such as the one an earlier
     /// lease had: servers give it again when they can (default none). A program that
@@ -366,6 +372,9 @@ impl DhcpClient {
 struct Applied {
     lease: DhcpLease,
     granted: Instant,
+    /// The stack's address-conflict sequence number before the address was added: a
+    /// conflict after it that the stack did not defend ends the lease.
+    conflicts_from: u64,
     /// The routes the client added (destination and gateway, through its device).
     routes: Vec<(Ipv4Cidr, Option<Ipv4Addr>)>,
     /// The device's MTU before the lease changed it.
@@ -875,6 +884,7 @@ impl Client {
         self.unapply();
         tracing::info!(dev = %self.dev, addr = %lease.addr, server = %lease.server,
             lease = ?lease.lease_time, "dhcp: lease");
+        let conflicts_from = self.stack.conflict_seq();
         if let Err(e) = self.stack.add_address(&self.dev, lease.addr) {
             if e.kind() != io::ErrorKind::AlreadyExists {
                 tracing::warn!(dev = %self.dev, err = %e, "dhcp: address not added");
@@ -912,6 +922,7 @@ impl Client {
         self.applied = Some(Applied {
             lease: lease.clone(),
             granted,
+            conflicts_from,
             routes,
             mtu_before,
             dns_before,
@@ -1035,26 +1046,59 @@ impl Client {
             let Some(a) = &self.applied else {
                 continue;
             };
-            let (Some(t1), Some(t2), Some(life)) = (
+            let (granted, server, addr) = (a.granted, a.lease.server, a.lease.addr.addr());
+            // None for an infinite lease: nothing to renew, only conflicts to watch.
+            let times = match (
                 a.lease.renew_after,
                 a.lease.rebind_after,
                 a.lease.lease_time,
-            ) else {
-                // An infinite lease: nothing to do until stopped.
-                std::future::pending::<()>().await;
-                return;
-            };
-            let (granted, server, addr) = (a.granted, a.lease.server, a.lease.addr.addr());
-            let (t1, t2, end) = (granted + t1, granted + t2, granted + life);
-            tokio::time::sleep_until(t1).await;
-            // RENEWING: to the server that granted it, then REBINDING: to any.
-            let mut outcome = None;
-            for (to, until) in [(server, t2), (Ipv4Addr::BROADCAST, end)] {
-                outcome = self.renew(to, server, addr, until).await;
-                if outcome.is_some() {
-                    break;
+            ) {
+                (Some(t1), Some(t2), Some(life)) => {
+                    Some((granted + t1, granted + t2, granted + life))
                 }
-            }
+                _ => None,
+            };
+            let conflicts_from = a.conflicts_from;
+            let stack = self.stack.clone();
+            let dev = stack
+                .dev_id(self.dev.as_bytes())
+                .ok()
+                .filter(|_| self.cfg.arp_check);
+            let lost = async {
+                match dev {
+                    Some(d) => stack.address_lost(d, addr, conflicts_from).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let phases = async {
+                let Some((t1, t2, end)) = times else {
+                    return std::future::pending().await;
+                };
+                tokio::time::sleep_until(t1).await;
+                // RENEWING: to the server that granted it, then REBINDING: to any.
+                let mut outcome = None;
+                for (to, until) in [(server, t2), (Ipv4Addr::BROADCAST, end)] {
+                    outcome = self.renew(to, server, addr, until).await;
+                    if outcome.is_some() {
+                        break;
+                    }
+                }
+                outcome
+            };
+            let outcome = tokio::select! {
+                o = phases => o,
+                () = lost => {
+                    // RFC 5227 2.4 (b): another host insists on the address after our
+                    // defence; stop using it at once, tell the server it is in use, and
+                    // look for another lease after the 10 s RFC 2131 4.4.1 asks for.
+                    tracing::warn!(dev = %self.dev, %addr, "dhcp: address conflict; lease given up");
+                    self.forget_lease();
+                    self.unapply();
+                    let xid = self.random() as u32;
+                    self.decline(xid, addr, server, None).await;
+                    continue;
+                }
+            };
             match outcome {
                 Some((Some(lease), granted)) => self.apply(lease, granted),
                 Some((None, _)) => {

@@ -717,12 +717,15 @@ impl NeighTable {
         self.defended
             .retain(|d| now.saturating_duration_since(d.2) < DEFEND_INTERVAL);
         let recent = self.defended.iter().any(|d| d.0 == dev && d.1 == addr);
-        tracing::warn!(dev = dev.0, %addr, other = %mac, defended = !recent,
-            "address conflict: another host claims our address");
         if !recent {
+            // At most one warning per address per interval, however many claims come.
+            tracing::warn!(dev = dev.0, %addr, other = %mac,
+                "address conflict: another host claims our address; defending it");
             self.defended.push((dev, addr, now));
             self.stats.defences += 1;
             self.announce(dev, addr, out);
+        } else {
+            tracing::debug!(dev = dev.0, %addr, other = %mac, "address conflict after a defence");
         }
         self.conflict_seq += 1;
         if self.conflicts.len() >= CONFLICT_LOG {

@@ -950,8 +950,8 @@ impl Stack {
     /// sender (RFC 5227 2.4 ongoing address conflict detection). The stack defends an
     /// address with a broadcast announcement at most once per 10 s and never removes it;
     /// a DHCP client ([`Stack::dhcp`]) gives its lease up at a conflict that comes within
-    /// 10 s of a defence. Each conflict is also counted in `stats().arp.conflicts` and
-    /// logged as a warning.
+    /// 10 s of a defence. Each conflict is also counted in `stats().arp.conflicts`; each
+    /// defence is logged as a warning (so a flood of claims logs one line per 10 s).
     ///
     /// ```no_run
     /// # fn demo(stack: ustack::Stack) {

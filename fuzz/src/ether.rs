@@ -13,12 +13,13 @@
 //! address and is well formed (ARP from our IPv4 address; IPv4 to a group address or to
 //! an address some ARP message named), a bounded number of frames, the table within its
 //! bound, timers that make progress. At the end the clock runs on with nothing sent:
-//! no timer may stay armed and no entry may stay between states.
+//! no timer may stay armed and no entry may stay between states. Claims on our address
+//! (RFC 5227 2.4 conflicts) are defended at most once per 10 s and logged within bounds.
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use ustack_ipv4::arp::{push_ether, ArpPacket, ARPOP_REQUEST, ARP_LEN};
+use ustack_ipv4::arp::{push_ether, ArpPacket, ARPOP_REQUEST, ARP_LEN, CONFLICT_LOG};
 use ustack_ipv4::{
     IpTx, Ipv4Config, Ipv4Layer, NeighConfig, NeighState, OutMeta, Route, RouteKind, IPPROTO_UDP,
 };
@@ -134,6 +135,19 @@ impl Harness {
             }
         }
         assert!(self.ip.neighbours().len() <= MAX_ENTRIES);
+        // RFC 5227 2.4: one address of ours, defended at most once per 10 s; the
+        // conflict log is bounded and names only our address.
+        let defences = self.ip.arp_stats().defences;
+        assert!(
+            defences <= 1 + self.t.as_secs() / 10,
+            "{defences} defences in {:?}",
+            self.t
+        );
+        let log = self.ip.arp_conflicts();
+        assert!(log.len() <= CONFLICT_LOG);
+        assert!(log
+            .iter()
+            .all(|c| c.addr == US && c.dev == DEV && c.mac != OUR));
     }
 
     fn arp(&mut self, inp: &mut Input<'_>) {

@@ -190,11 +190,20 @@ pub struct KeepaliveCfg {
     pub count: u32,
 }
 
+/// Segments acknowledged at once after `TCP_QUICKACK` is set (Linux `TCP_MAX_QUICKACKS`).
+pub const QUICKACK_SEGS: u32 = 16;
+
 /// Per-socket options (Linux `setsockopt`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum SockOpt {
     /// `TCP_NODELAY`: true disables Nagle's algorithm.
     NoDelay(bool),
+    /// `TCP_QUICKACK`: true acknowledges at once what is waiting for a delayed ACK and
+    /// puts the connection in quick-ACK mode (the next [`QUICKACK_SEGS`] segments that
+    /// want an acknowledgement get it at once); false ends quick-ACK mode, so ACKs wait
+    /// as usual (every second full segment, or the delayed-ACK timer). Not permanent,
+    /// as in Linux: quick-ACK mode ends by itself. A no-op before the connection exists.
+    QuickAck(bool),
     /// `SO_KEEPALIVE` plus its parameters; `None` turns keepalive off.
     KeepAlive(Option<KeepaliveCfg>),
     /// `SO_RCVBUF` in bytes (clamped to `rmem`).
@@ -263,6 +272,9 @@ pub enum SockOpt {
 pub enum SockOptName {
     /// `TCP_NODELAY`.
     NoDelay,
+    /// `TCP_QUICKACK`: whether the connection is in quick-ACK mode (true for a socket
+    /// not yet connected: every connection starts in it).
+    QuickAck,
     /// `SO_KEEPALIVE`.
     KeepAlive,
     /// `SO_RCVBUF`.

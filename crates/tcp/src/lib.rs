@@ -67,7 +67,7 @@ mod tw;
 
 pub use api::{RecvDst, SendSrc, IN_PLACE_CHUNK};
 pub use cc::CcAlgorithm;
-pub use config::{EcnMode, KeepaliveCfg, SockOpt, SockOptName, TcpConfig};
+pub use config::{EcnMode, KeepaliveCfg, SockOpt, SockOptName, TcpConfig, QUICKACK_SEGS};
 pub use error::TcpError;
 pub use info::{TcpInfo, TcpSocketEntry};
 pub use output::TcpSegmentOut;

@@ -134,6 +134,8 @@ impl TcpLayer {
         }
         let apply = |o: &mut SockOpts| match opt {
             SockOpt::NoDelay(v) => o.nodelay = v,
+            // State of the connection, not an option a new one inherits.
+            SockOpt::QuickAck(_) => {}
             SockOpt::KeepAlive(k) => o.keepalive = k,
             SockOpt::RecvBuf(n) => {
                 o.rcvbuf = n.clamp(rmem.0, rmem.2.max(rmem.0));
@@ -183,6 +185,20 @@ impl TcpLayer {
                         cc.init(&mut t.ccs);
                         t.cc = cc;
                     }
+                    SockOpt::QuickAck(true) => {
+                        t.quickack = t.quickack.max(crate::config::QUICKACK_SEGS);
+                        // Linux `tcp_cleanup_rbuf` with `ICSK_ACK_PUSHED`: what waits for
+                        // the delayed-ACK timer is acknowledged now (at the end of this
+                        // call, with the batch's other owed ACKs).
+                        if t.ack_pending
+                            && matches!(t.state, TcpState::Established | TcpState::CloseWait)
+                            && !t.ack_owed
+                        {
+                            t.ack_owed = true;
+                            self.sh.ack_owed.push(id);
+                        }
+                    }
+                    SockOpt::QuickAck(false) => t.quickack = 0,
                     SockOpt::KeepAlive(Some(ka)) if t.state.is_synchronized() => {
                         self.sh.set_timer(
                             id,
@@ -207,6 +223,10 @@ impl TcpLayer {
         };
         Ok(match name {
             SockOptName::NoDelay => SockOpt::NoDelay(o.nodelay),
+            SockOptName::QuickAck => SockOpt::QuickAck(match self.socks.get(id) {
+                Some(Sock::Conn(t)) => t.quickack > 0,
+                _ => true,
+            }),
             SockOptName::KeepAlive => SockOpt::KeepAlive(o.keepalive),
             SockOptName::RecvBuf => SockOpt::RecvBuf(rcv),
             SockOptName::SendBuf => SockOpt::SendBuf(snd),

@@ -833,3 +833,51 @@ async fn request_response_with_nagle_waits_on_no_timer() {
         }
     }
 }
+
+/// `TCP_QUICKACK` as tokio exposes it: false ends quick-ACK mode, so a small segment's ACK
+/// waits for the delayed-ACK timer (and Nagle holds the sender's next small write until
+/// then: 40 ms on tokio's paused clock); true acknowledges at once what waits, so the
+/// next write leaves at once. (The receiver only peeks: a read that frees buffer space
+/// may announce the larger window with an ACK of its own.)
+#[tokio::test(start_paused = true)]
+async fn quickack_sends_the_delayed_ack_at_once() {
+    let (s1, s2) = pair().await;
+    let l = TcpListener::bind_with(&s2, "0.0.0.0:9").await.unwrap();
+    let (c, a) = tokio::join!(TcpStream::connect_with(&s1, (B, 9)), l.accept());
+    let (mut c, (mut s, _)) = (c.unwrap(), a.unwrap());
+    c.set_nodelay(false).unwrap();
+    assert!(
+        s.quickack().unwrap(),
+        "a connection starts in quick-ACK mode"
+    );
+    s.set_quickack(false).unwrap();
+    assert!(!s.quickack().unwrap());
+    let mut b = [0u8; 4];
+    for quick in [false, true] {
+        c.write_all(b"a").await.unwrap();
+        c.write_all(b"b").await.unwrap(); // held by Nagle until "a" is acknowledged
+        assert_eq!(s.peek(&mut b).await.unwrap(), 1);
+        let t0 = tokio::time::Instant::now();
+        if quick {
+            s.set_quickack(true).unwrap();
+            assert!(s.quickack().unwrap());
+        }
+        while s.peek(&mut b).await.unwrap() < 2 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let waited = t0.elapsed();
+        if quick {
+            assert_eq!(waited, Duration::ZERO, "the ACK was not sent at once");
+        } else {
+            assert!(
+                waited >= Duration::from_millis(20),
+                "no delayed ACK without quick-ACK mode: {waited:?}"
+            );
+        }
+        // Start the next round with nothing queued and no ACK owed.
+        s.read_exact(&mut b[..2]).await.unwrap();
+        assert_eq!(&b[..2], b"ab");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        s.set_quickack(false).unwrap();
+    }
+}

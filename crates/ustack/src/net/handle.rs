@@ -285,6 +285,7 @@ impl SockHandle {
     pub(crate) fn flag(&self, name: SockOptName) -> io::Result<bool> {
         match self.getsockopt(name)? {
             SockOpt::NoDelay(b)
+            | SockOpt::QuickAck(b)
             | SockOpt::ReuseAddr(b)
             | SockOpt::ReusePort(b)
             | SockOpt::Broadcast(b)

@@ -369,6 +369,27 @@ impl TcpStream {
         self.inner.flag(SockOptName::NoDelay)
     }
 
+    /// Sets `TCP_QUICKACK`, as tokio does on Linux: true acknowledges at once what waits
+    /// for a delayed ACK and acknowledges the next 16 segments that want an ACK at once
+    /// (quick-ACK mode); false ends quick-ACK mode, so ACKs wait as usual. Like Linux's,
+    /// the mode does not last: an application that wants every ACK at once sets it again
+    /// after each read.
+    ///
+    /// ```no_run
+    /// # fn demo(stream: ustack::net::TcpStream) -> std::io::Result<()> {
+    /// stream.set_quickack(true)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn set_quickack(&self, quickack: bool) -> io::Result<()> {
+        self.inner.setsockopt(SockOpt::QuickAck(quickack))
+    }
+
+    /// The `TCP_QUICKACK` value: whether the connection is in quick-ACK mode (every
+    /// connection starts in it).
+    pub fn quickack(&self) -> io::Result<bool> {
+        self.inner.flag(SockOptName::QuickAck)
+    }
+
     /// Sets `IP_TTL` for outgoing packets.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         self.inner.set_ttl(ttl)

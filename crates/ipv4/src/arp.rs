@@ -58,8 +58,10 @@ pub const MAX_QUEUED: usize = 1024;
 pub const DEFEND_INTERVAL: Duration = Duration::from_secs(10);
 /// Address conflicts remembered (the most recent).
 pub const CONFLICT_LOG: usize = 32;
-/// Tasks waiting for an address conflict, at most (more are woken early and re-register).
-const MAX_CONFLICT_WAITERS: usize = 16;
+/// Tasks waiting for an address conflict, at most: one per DHCP client, so one per device
+/// at most in practice. Past it the oldest is woken early and registers again (more
+/// waiters than this would keep waking each other).
+const MAX_CONFLICT_WAITERS: usize = 1024;
 
 /// Another host claimed one of our addresses (RFC 5227 2.4): an ARP message with the
 /// address as its sender, from another Ethernet address.

@@ -720,7 +720,7 @@ fn a_flood_of_conflicts_is_bounded() {
     assert_eq!(t.conflicts().last().map(|c| c.seq), Some(10_000));
     assert!(t.defended.len() <= 1);
     // Many waiters: bounded, the oldest woken early.
-    for _ in 0..100 {
+    for _ in 0..MAX_CONFLICT_WAITERS + 10 {
         let (w, _) = counting_waker();
         let _ = t.poll_lost(DEV, Ipv4Addr::new(10, 9, 9, 9), 0, &w);
     }

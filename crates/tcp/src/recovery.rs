@@ -482,7 +482,14 @@ pub(crate) fn tcp_ack(
     if tcb.sack_ok && !tcb.sacked.is_empty() {
         rack_detect(tcb, sh, now);
     }
-    tlp_ack(tcb, sh, seg, got_dsack);
+    // Linux: not `FLAG_SND_UNA_ADVANCED | FLAG_NOT_DUP | FLAG_DATA_SACKED`.
+    let pure_dup = tcb.snd_una == prior_una
+        && new_sacked == 0
+        && payload_len == 0
+        && !seg.flags.syn()
+        && !seg.flags.fin()
+        && !wnd_changed;
+    tlp_ack(tcb, sh, seg, got_dsack, pure_dup);
     if tcb.ca == CaState::Recovery || tcb.cwr_until.is_some() {
         // Bytes that left the network with this ACK: newly acknowledged plus newly
         // SACKed (or counted as SACKed by the NewReno emulation), less what was SACKed
@@ -513,25 +520,33 @@ pub(crate) fn rack_detect(tcb: &mut Tcb, sh: &mut Shared, now: Instant) {
 }
 
 /// The end of a tail-loss-probe episode (RFC 8985 section 7.4; Linux
-/// `tcp_process_tlp_ack`): a D-SACK for the probe means the original arrived (no loss);
-/// an ACK covering the probe without one means the probe repaired a loss, so cwnd is
-/// reduced once (ssthresh from the congestion control, cwnd = ssthresh). Recovery or an
-/// RTO takes over the episode (they reduce cwnd themselves).
-fn tlp_ack(tcb: &mut Tcb, sh: &mut Shared, seg: &TcpRepr, got_dsack: bool) {
+/// `tcp_process_tlp_ack`). Nothing before an ACK reaches the probe's end. A probe of new
+/// data, or a retransmission answered by a D-SACK (the original arrived) or by a pure
+/// duplicate ACK, ends it with no loss. An ACK beyond the probe's end without either
+/// means the probe repaired a loss, so cwnd is reduced once (ssthresh from the congestion
+/// control, cwnd = ssthresh). An ACK that reaches exactly the probe's end proves nothing
+/// (the original's own late ACK looks the same as the probe's): the episode waits for
+/// what follows. Recovery or an RTO takes over the episode (they reduce cwnd themselves).
+fn tlp_ack(tcb: &mut Tcb, sh: &mut Shared, seg: &TcpRepr, got_dsack: bool, pure_dup: bool) {
     let Some(end) = tcb.tlp_high_seq else {
         return;
     };
-    if matches!(tcb.ca, CaState::Recovery | CaState::Loss) || (got_dsack && tcb.tlp_retrans) {
+    if matches!(tcb.ca, CaState::Recovery | CaState::Loss) {
         tcb.tlp_high_seq = None;
         return;
     }
-    if seg.ack.ge(end) {
-        if tcb.tlp_retrans {
-            let ss = cc_ssthresh(tcb);
-            tcb.ccs.ssthresh = ss;
-            tcb.ccs.cwnd = ss;
-            sh.stats.tcp_loss_probe_recovery += 1;
-        }
+    if seg.ack.lt(end) {
+        return;
+    }
+    if !tcb.tlp_retrans || got_dsack {
+        tcb.tlp_high_seq = None;
+    } else if seg.ack.gt(end) {
+        let ss = cc_ssthresh(tcb);
+        tcb.ccs.ssthresh = ss;
+        tcb.ccs.cwnd = ss;
+        sh.stats.tcp_loss_probe_recovery += 1;
+        tcb.tlp_high_seq = None;
+    } else if pure_dup {
         tcb.tlp_high_seq = None;
     }
 }

@@ -584,6 +584,22 @@ fn hystart_ends_slow_start_before_the_queue_grows_long() {
 /// One flight of 10 segments over a 20 ms RTT path with the first transmissions of the
 /// segments in `lost` dropped: how long until B has it all, and A's counters.
 fn tail_loss(lost: &[u32]) -> (Duration, ustack_tcp::TcpStats, ustack_tcp::TcpInfo) {
+    let (took, st, i, _) = tail_loss_then(lost, 0);
+    (took, st, i)
+}
+
+/// [`tail_loss`], then `more` segments of new data: also the sender's statistics and
+/// connection after them.
+#[allow(clippy::type_complexity)]
+fn tail_loss_then(
+    lost: &[u32],
+    more: usize,
+) -> (
+    Duration,
+    ustack_tcp::TcpStats,
+    ustack_tcp::TcpInfo,
+    (ustack_tcp::TcpStats, ustack_tcp::TcpInfo),
+) {
     let mut n = Net::new();
     n.delay = Duration::from_millis(10);
     let (c, s) = n.connect_pair(80);
@@ -596,16 +612,26 @@ fn tail_loss(lost: &[u32]) -> (Duration, ustack_tcp::TcpStats, ustack_tcp::TcpIn
     let took = n.now - t0;
     // Let the last ACKs reach the sender.
     n.run_for(Duration::from_millis(50));
-    (took, n.a.stats(), n.a.info(c).unwrap())
+    let (st, i) = (n.a.stats(), n.a.info(c).unwrap());
+    if more > 0 {
+        let data = pattern(more * mss as usize, 15);
+        let got = n.transfer(c, s, &data, Duration::from_secs(10));
+        assert!(got == data);
+        n.run_for(Duration::from_millis(50));
+    }
+    (took, st, i, (n.a.stats(), n.a.info(c).unwrap()))
 }
 
 /// RFC 8985 section 7: the last segment of a flight is lost. With one segment left in
 /// flight the probe waits for the peer's possible delayed ACK, so it goes out when the RTO
-/// would have; but as a probe: its ACK covers everything and cwnd is reduced once (to
-/// ssthresh) instead of collapsing to one segment in the Loss state.
+/// would have; but as a probe: its ACK covers everything, and no RTO collapses cwnd to one
+/// segment. That ACK reaches exactly the probe's end, which a late ACK of the original
+/// would too: only an ACK beyond it without a D-SACK (RFC 8985 7.4.2, Linux
+/// `tcp_process_tlp_ack`), here of the next data, shows the loss, and cwnd is then
+/// reduced once (to ssthresh).
 #[test]
 fn a_lost_last_segment_is_repaired_by_a_loss_probe_without_an_rto() {
-    let (took, st, i) = tail_loss(&[9]);
+    let (took, st, _, (after, i)) = tail_loss_then(&[9], 4);
     assert!(took < Duration::from_millis(300), "took {took:?}");
     assert_eq!(
         (
@@ -613,11 +639,20 @@ fn a_lost_last_segment_is_repaired_by_a_loss_probe_without_an_rto() {
             st.tcp_loss_probe_recovery,
             st.tcp_timeouts
         ),
-        (1, 1, 0)
+        (1, 0, 0)
     );
     assert_eq!(st.retrans_segs, 1);
+    assert_eq!(
+        (
+            after.tcp_loss_probes,
+            after.tcp_loss_probe_recovery,
+            after.tcp_timeouts
+        ),
+        (1, 1, 0)
+    );
+    assert_eq!(after.retrans_segs, 1);
     assert!(i.snd_ssthresh < 1000, "cwnd reduced once: {i:?}");
-    assert_eq!(i.snd_cwnd, i.snd_ssthresh, "{i:?}");
+    assert!(i.snd_cwnd >= i.snd_ssthresh, "{i:?}");
 }
 
 /// The last two segments are lost: with two in flight the probe goes two round trips
@@ -648,18 +683,20 @@ fn a_probe_sacked_above_lost_segments_starts_fast_recovery() {
 }
 
 /// Nothing was lost, only the ACKs were slow: the probe's duplicate comes back as a
-/// D-SACK, and cwnd is left alone.
-#[test]
-fn a_probe_whose_original_arrived_changes_nothing() {
+/// D-SACK, and cwnd is left alone. B's plain ACKs of the flight come `ack_delay` late
+/// (its D-SACK, an ACK with a SACK block, does not): 100 ms, so the D-SACK comes first;
+/// 30 ms, so the late ACK covering the whole flight comes between the probe and its
+/// D-SACK (as when a peer's delayed ACK or its next request crosses the probe). An ACK
+/// up to the probe's end alone proves nothing either way (Linux `tcp_process_tlp_ack`
+/// waits for more than that, or a D-SACK, or a duplicate ACK).
+fn probe_whose_original_arrived(ack_delay: Duration) {
     let mut n = Net::new();
     n.delay = Duration::from_millis(10);
     let (c, s) = n.connect_pair(80);
     let mss = n.a.info(c).unwrap().snd_mss;
-    // B's plain ACKs of the flight take 100 ms longer; its D-SACK (an ACK with a SACK
-    // block) does not.
-    n.set_rule(Dir::BtoA, |seg, _| {
+    n.set_rule(Dir::BtoA, move |seg, _| {
         if seg.len == 0 && seg.opts.sack_count == 0 {
-            Action::Delay(Duration::from_millis(100))
+            Action::Delay(ack_delay)
         } else {
             Action::Pass
         }
@@ -669,10 +706,27 @@ fn a_probe_whose_original_arrived_changes_nothing() {
     assert!(got == data);
     n.run_for(Duration::from_millis(300));
     let (st, i) = (n.a.stats(), n.a.info(c).unwrap());
-    assert_eq!(st.tcp_loss_probes, 1);
-    assert!(st.tcp_dsack_recv >= 1);
-    assert_eq!((st.tcp_loss_probe_recovery, st.tcp_timeouts), (0, 0));
-    assert!(i.snd_ssthresh > 1_000_000, "no reduction: {i:?}");
+    assert_eq!(st.tcp_loss_probes, 1, "{ack_delay:?}");
+    assert!(st.tcp_dsack_recv >= 1, "{ack_delay:?}");
+    assert_eq!(
+        (st.tcp_loss_probe_recovery, st.tcp_timeouts),
+        (0, 0),
+        "{ack_delay:?}"
+    );
+    assert!(
+        i.snd_ssthresh > 1_000_000,
+        "no reduction ({ack_delay:?}): {i:?}"
+    );
+}
+
+#[test]
+fn a_probe_whose_original_arrived_changes_nothing() {
+    probe_whose_original_arrived(Duration::from_millis(100));
+}
+
+#[test]
+fn a_probe_whose_original_arrived_changes_nothing_when_the_ack_crosses_it() {
+    probe_whose_original_arrived(Duration::from_millis(30));
 }
 
 /// RFC 8985 section 7.3: when data waits unsent (the congestion window held it back) and

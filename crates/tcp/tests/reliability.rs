@@ -6,6 +6,15 @@ use std::time::Duration;
 use ustack_tcp::wire::{TcpFlags, TcpRepr};
 use ustack_tcp::{KeepaliveCfg, SeqNum, SockOpt, TcpError, TcpState};
 
+/// The payload lengths of A's data segments so far, in order.
+fn sent_lens(n: &Net) -> Vec<usize> {
+    n.log
+        .iter()
+        .filter(|s| s.dir == Dir::AtoB && s.len > 0)
+        .map(|s| s.len)
+        .collect()
+}
+
 #[test]
 fn retransmission_backoff_then_timed_out() {
     let mut n = Net::new();
@@ -149,21 +158,11 @@ fn nagle_holds_small_segments_until_acked() {
     n.a_send(c, b"a");
     n.a_send(c, b"b");
     n.a_send(c, b"c");
-    let sent: Vec<_> = n
-        .log
-        .iter()
-        .filter(|s| s.dir == Dir::AtoB && s.len > 0)
-        .map(|s| s.len)
-        .collect();
+    let sent = sent_lens(&n);
     assert_eq!(sent, vec![1], "Nagle: one small segment in flight");
     n.settle();
     n.run_for(Duration::from_millis(300));
-    let sent: Vec<_> = n
-        .log
-        .iter()
-        .filter(|s| s.dir == Dir::AtoB && s.len > 0)
-        .map(|s| s.len)
-        .collect();
+    let sent = sent_lens(&n);
     assert_eq!(sent, vec![1, 2]);
     // TCP_NODELAY: each write goes out at once.
     n.a.set_option(c, SockOpt::NoDelay(true)).unwrap();
@@ -171,12 +170,7 @@ fn nagle_holds_small_segments_until_acked() {
     n.a_send(c, b"x");
     n.a_send(c, b"y");
     n.a_send(c, b"z");
-    let sent: Vec<_> = n
-        .log
-        .iter()
-        .filter(|s| s.dir == Dir::AtoB && s.len > 0)
-        .map(|s| s.len)
-        .collect();
+    let sent = sent_lens(&n);
     assert_eq!(sent, vec![1, 1, 1]);
 }
 
@@ -194,12 +188,7 @@ fn nagle_holds_a_tail_only_behind_a_small_segment() {
     let data = vec![3u8; mss + mss / 2];
     assert_eq!(n.a_send(c, &data), data.len());
     n.a_send(c, b"x");
-    let sent: Vec<_> = n
-        .log
-        .iter()
-        .filter(|s| s.dir == Dir::AtoB && s.len > 0)
-        .map(|s| s.len)
-        .collect();
+    let sent = sent_lens(&n);
     assert_eq!(
         sent,
         vec![mss, mss / 2],
@@ -207,12 +196,7 @@ fn nagle_holds_a_tail_only_behind_a_small_segment() {
     );
     n.settle();
     n.run_for(Duration::from_millis(300));
-    let sent: Vec<_> = n
-        .log
-        .iter()
-        .filter(|s| s.dir == Dir::AtoB && s.len > 0)
-        .map(|s| s.len)
-        .collect();
+    let sent = sent_lens(&n);
     assert_eq!(sent, vec![mss, mss / 2, 1]);
 }
 
@@ -238,13 +222,7 @@ fn vectored_send_is_one_write_for_nagle() {
             .unwrap();
     n.send(Dir::AtoB, out);
     assert_eq!(sent, 134);
-    let lens: Vec<_> = n
-        .log
-        .iter()
-        .filter(|s| s.dir == Dir::AtoB && s.len > 0)
-        .map(|s| s.len)
-        .collect();
-    assert_eq!(lens, vec![134], "head and body in one segment");
+    assert_eq!(sent_lens(&n), vec![134], "head and body in one segment");
     n.settle();
     let mut want = head.to_vec();
     want.extend_from_slice(&body);

@@ -38,8 +38,13 @@ async fn hello(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallib
     Ok(Response::new(Full::new(Bytes::from(body))))
 }
 
-#[tokio::test]
-async fn hyper_client_and_server() {
+/// A ustack pair with a hyper server (`hello`) on the second stack's port 80 and a hyper
+/// client connected to it from the first: the stacks and the client's sender.
+async fn hyper_pair() -> (
+    ustack::Stack,
+    ustack::Stack,
+    hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+) {
     let (s1, s2) = pair().await;
     let listener = TcpListener::bind_with(&s2, "0.0.0.0:80").await.unwrap();
     tokio::spawn(async move {
@@ -50,10 +55,16 @@ async fn hyper_client_and_server() {
             .unwrap();
     });
     let stream = TcpStream::connect_with(&s1, (B, 80)).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .unwrap();
     tokio::spawn(conn);
+    (s1, s2, sender)
+}
+
+#[tokio::test]
+async fn hyper_client_and_server() {
+    let (_s1, _s2, mut sender) = hyper_pair().await;
     let req = Request::builder()
         .uri("/ustack")
         .header("host", "10.0.0.2")
@@ -72,20 +83,7 @@ async fn hyper_client_and_server() {
 /// paused clock nothing here waits on a timer: 30 keep-alive requests take no time.
 #[tokio::test(start_paused = true)]
 async fn hyper_responses_do_not_wait_for_delayed_acks() {
-    let (s1, s2) = pair().await;
-    let listener = TcpListener::bind_with(&s2, "0.0.0.0:80").await.unwrap();
-    tokio::spawn(async move {
-        let (s, _) = listener.accept().await.unwrap();
-        hyper::server::conn::http1::Builder::new()
-            .serve_connection(TokioIo::new(s), hyper::service::service_fn(hello))
-            .await
-            .unwrap();
-    });
-    let stream = TcpStream::connect_with(&s1, (B, 80)).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let (s1, _s2, mut sender) = hyper_pair().await;
     let delacks0 = s1.stats().tcp.delayed_acks;
     let t0 = tokio::time::Instant::now();
     for i in 0..30 {

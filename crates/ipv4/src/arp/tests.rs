@@ -33,6 +33,26 @@ fn frames(out: &mut Vec<IpTx>) -> Vec<(MacAddr, u16, Vec<u8>)> {
         .collect()
 }
 
+/// A reply from `from` (Ethernet and IPv4 address) to us, sent to our Ethernet address,
+/// taken by `t` on `dev` at `now`.
+fn reply_in(
+    t: &mut NeighTable,
+    now: Instant,
+    dev: DevId,
+    from: (MacAddr, Ipv4Addr),
+    out: &mut Vec<IpTx>,
+) {
+    t.input(
+        now,
+        dev,
+        &reply_from(from.0, from.1),
+        false,
+        false,
+        true,
+        out,
+    );
+}
+
 fn reply_from(mac: MacAddr, ip: Ipv4Addr) -> ArpPacket {
     ArpPacket {
         op: ARPOP_REPLY,
@@ -89,15 +109,7 @@ fn a_datagram_waits_for_the_reply_and_then_leaves() {
     assert_eq!(t.neighbours()[0].state, NeighState::Incomplete);
     assert_eq!(t.poll_timeout(), Some(now + Duration::from_secs(1)));
     // The reply releases both datagrams, in order, to the neighbour.
-    t.input(
-        now,
-        DEV,
-        &reply_from(PEER, NB),
-        false,
-        false,
-        true,
-        &mut out,
-    );
+    reply_in(&mut t, now, DEV, (PEER, NB), &mut out);
     let f = frames(&mut out);
     assert_eq!(f.len(), 2);
     for (i, (dst, ty, body)) in f.iter().enumerate() {
@@ -125,7 +137,7 @@ fn confirmation_keeps_a_resolved_entry_reachable_without_probes() {
     t.output(t0, DEV, NB, ME, datagram(0), &mut out);
     t.confirm(t0, DEV, NB);
     assert_eq!(t.neighbours()[0].state, NeighState::Incomplete);
-    t.input(t0, DEV, &reply_from(PEER, NB), false, false, true, &mut out);
+    reply_in(&mut t, t0, DEV, (PEER, NB), &mut out);
     out.clear();
     // Confirmed every 20 s (less than reachable_time) while in use: never probed.
     for i in 1..=10u64 {
@@ -245,15 +257,7 @@ fn requests_for_us_are_answered_and_teach_the_sender() {
     let f = frames(&mut out);
     assert_eq!((f[0].0, ArpPacket::parse(&f[0].2).unwrap().tpa), (PEER, NB));
     assert_eq!(t.neighbours()[0].state, NeighState::Probe);
-    t.input(
-        later,
-        DEV,
-        &reply_from(PEER, NB),
-        false,
-        false,
-        true,
-        &mut out,
-    );
+    reply_in(&mut t, later, DEV, (PEER, NB), &mut out);
     assert_eq!(t.neighbours()[0].state, NeighState::Reachable);
     // A request for someone else's address is not answered, and a probe (sender
     // 0.0.0.0, RFC 5227) is answered but teaches nothing.
@@ -282,15 +286,7 @@ fn unsolicited_and_impossible_messages_create_nothing() {
     // Unsolicited replies and gratuitous ARP for unknown addresses: ignored.
     for i in 0..100u8 {
         let ip = Ipv4Addr::new(10, 0, 1, i);
-        t.input(
-            now,
-            DEV,
-            &reply_from(PEER, ip),
-            false,
-            false,
-            true,
-            &mut out,
-        );
+        reply_in(&mut t, now, DEV, (PEER, ip), &mut out);
         let g = ArpPacket {
             op: ARPOP_REQUEST,
             sha: PEER,
@@ -376,13 +372,11 @@ fn the_table_is_bounded() {
     for i in 0..4u8 {
         let ip = Ipv4Addr::new(10, 0, 0, 10 + i);
         let mac = MacAddr([2, 0, 0, 0, 1, i]);
-        t.input(
+        reply_in(
+            &mut t,
             now + Duration::from_secs(u64::from(i)),
             DEV,
-            &reply_from(mac, ip),
-            false,
-            false,
-            true,
+            (mac, ip),
             &mut out,
         );
         t.output(
@@ -450,15 +444,7 @@ fn permanent_entries_are_used_as_set() {
     t.output(later, DEV, NB, ME, datagram(2), &mut out);
     assert_eq!(frames(&mut out)[0].0, PEER);
     let other = MacAddr([2, 0, 0, 0, 0, 7]);
-    t.input(
-        later,
-        DEV,
-        &reply_from(other, NB),
-        false,
-        false,
-        true,
-        &mut out,
-    );
+    reply_in(&mut t, later, DEV, (other, NB), &mut out);
     let n = t.neighbours();
     assert_eq!((n[0].state, n[0].mac), (NeighState::Permanent, Some(PEER)));
     // The request timer of the resolution it replaced finds nothing to do.
@@ -506,15 +492,7 @@ fn a_removed_device_takes_its_entries_and_queues_with_it() {
     assert_eq!((n.len(), n[0].dev), (1, DEV));
     // The remaining device's entry still resolves and releases its queue.
     out.clear();
-    t.input(
-        now,
-        DEV,
-        &reply_from(PEER, NB),
-        false,
-        false,
-        true,
-        &mut out,
-    );
+    reply_in(&mut t, now, DEV, (PEER, NB), &mut out);
     assert_eq!(frames(&mut out).len(), 3);
     assert_eq!(t.queued, 0);
     t.remove_dev(DEV);
@@ -571,15 +549,7 @@ fn a_probe_comes_from_zero_and_notices_a_user_of_the_address() {
         (ARPOP_REQUEST, Ipv4Addr::UNSPECIFIED, want)
     );
     // Unrelated traffic is no conflict.
-    t.input(
-        now,
-        DEV,
-        &reply_from(PEER, NB),
-        false,
-        false,
-        true,
-        &mut out,
-    );
+    reply_in(&mut t, now, DEV, (PEER, NB), &mut out);
     assert!(!t.probe_end(DEV, want));
     // A reply from the address (to our probe: target 0.0.0.0) is.
     t.probe(DEV, want, &mut out);

@@ -512,6 +512,39 @@ async fn an_address_claimed_after_our_defence_is_given_up() {
     assert!(d.lease().is_some());
 }
 
+/// With `arp_check: false` the client keeps its lease whatever another host claims: the
+/// stack still defends the address (once per 10 s) and logs the conflicts, but nothing
+/// is given up or declined.
+#[tokio::test(start_paused = true)]
+async fn without_the_arp_check_a_claimed_address_is_kept() {
+    let (server, client, st) = setup(600).await;
+    let cfg = DhcpConfig {
+        arp_check: false,
+        ..Default::default()
+    };
+    let mut d = client.dhcp("veth1", cfg).await.unwrap();
+    assert_eq!(d.lease().unwrap().addr.addr(), OFFERED);
+    let seen_before = st.lock().unwrap().seen.len();
+    server
+        .add_address("veth0", "10.0.0.50/24".parse().unwrap())
+        .unwrap();
+    server.announce_address("veth0", OFFERED).unwrap();
+    let change = tokio::time::timeout(Duration::from_secs(30), d.changed()).await;
+    assert!(change.is_err(), "the lease changed: {change:?}");
+    // The same exchange as with the check: one defence, then a claim it did not answer.
+    let c = client.address_conflicts();
+    assert_eq!(c.len(), 2, "{c:?}");
+    assert!(c[0].defended && !c[1].defended, "{c:?}");
+    assert_eq!(d.lease().unwrap().addr.addr(), OFFERED);
+    assert!(client.addresses().iter().any(|(_, a)| a.addr() == OFFERED));
+    assert!(
+        !st.lock().unwrap().seen[seen_before..]
+            .iter()
+            .any(|m| m.0 == 4),
+        "declined"
+    );
+}
+
 /// Options 121 and 26: the classless static routes replace the router option's default
 /// route (RFC 3442), a route with router 0.0.0.0 is on the link, the server's MTU becomes
 /// the device's (and the MSS of new connections), and all of it goes with the lease.

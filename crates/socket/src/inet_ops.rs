@@ -55,12 +55,13 @@ impl ProtoOps for InetStreamOps {
     fn poll_accept(
         &self,
         core: &mut NetCore,
+        now: Instant,
         sock: &Socket,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<Socket>> {
         sock.sk
             .prot
-            .poll_accept(core, sock.sk.id, cx)
+            .poll_accept(core, now, sock.sk.id, cx)
             .map_ok(|id| Socket {
                 ops: sock.ops,
                 sk: Sock {

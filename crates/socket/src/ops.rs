@@ -71,6 +71,7 @@ pub trait ProtoOps: Send + Sync + 'static {
     fn poll_accept(
         &self,
         _core: &mut NetCore,
+        _now: Instant,
         _sock: &Socket,
         _cx: &mut Context<'_>,
     ) -> Poll<io::Result<Socket>> {

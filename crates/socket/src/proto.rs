@@ -68,6 +68,7 @@ pub trait Proto: Send + Sync + 'static {
     fn poll_accept(
         &self,
         _core: &mut NetCore,
+        _now: Instant,
         _sk: SockRef,
         _cx: &mut Context<'_>,
     ) -> Poll<io::Result<SockRef>> {

@@ -159,6 +159,7 @@ impl Proto for TcpProt {
     fn poll_accept(
         &self,
         core: &mut NetCore,
+        now: Instant,
         sk: SockRef,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<SockRef>> {
@@ -169,7 +170,7 @@ impl Proto for TcpProt {
                 // segments (Linux `sk_setup_caps` in `tcp_v4_syn_recv_sock`).
                 if let Some(peer) = core.tcp.peer_addr(child) {
                     let tso = core
-                        .route(Instant::now(), *peer.ip(), bound_dev(core, child))
+                        .route(now, *peer.ip(), bound_dev(core, child))
                         .map_or(0, |r| r.tso_max);
                     core.tcp.set_offload(child, tso);
                 }

@@ -198,7 +198,7 @@ fn sans_io_tcp_through_the_ops_tables() {
         .bind(&mut w.b, &l, "0.0.0.0:80".parse().unwrap())
         .unwrap();
     l.ops.listen(&mut w.b, &l, 16).unwrap();
-    assert!(l.ops.poll_accept(&mut w.b, &l, &mut cx).is_pending());
+    assert!(l.ops.poll_accept(&mut w.b, now, &l, &mut cx).is_pending());
 
     let c =
         w.a.sock_create(AddressFamily::INET, SockType::Stream, 0)
@@ -213,7 +213,7 @@ fn sans_io_tcp_through_the_ops_tables() {
         c.ops.poll_connect(&mut w.a, now, &c, dst, &mut cx),
         Poll::Ready(Ok(()))
     ));
-    let Poll::Ready(Ok(s)) = l.ops.poll_accept(&mut w.b, &l, &mut cx) else {
+    let Poll::Ready(Ok(s)) = l.ops.poll_accept(&mut w.b, now, &l, &mut cx) else {
         panic!("no connection to accept")
     };
     assert_eq!(

@@ -91,7 +91,7 @@ impl SockHandle {
     ) -> Poll<io::Result<(SockHandle, SocketAddr)>> {
         let s = self.sock;
         self.stack
-            .poll_op(|core, _| match s.ops.poll_accept(core, &s, cx) {
+            .poll_op(|core, now| match s.ops.poll_accept(core, now, &s, cx) {
                 Poll::Ready(Ok(child)) => {
                     let peer = child.ops.getname(core, &child, true);
                     Poll::Ready(Ok((child, peer)))

@@ -192,6 +192,18 @@ if want tun; then
         collect timeout $((SECS + 30)) taskset -c 0 ip netns exec "$NS" "$BIN" --cc "$TUN_CC" client pingpong --to 10.181.0.2 --secs "$SECS" --name tun_pingpong_pinned --stack ustack_bench_server
       done
       stop "$SRV"
+      # the same on tokio's multi-thread runtime with two workers (an application's
+      # #[tokio::main] default on this machine); kserve --threads 2 is its veth baseline
+      bg ip netns exec "$NS" "$BSRV" --tun ubtun0 --addr 10.181.0.2/24 --mtu 1500 --threads 2 >"$OUT/bench_server_2w.log" 2>&1
+      SRV=${PIDS[-1]}
+      for _ in $(seq 100); do grep -q ready "$OUT/bench_server_2w.log" 2>/dev/null && break; sleep 0.1; done
+      for i in $(seq "$RUNS"); do
+        step "TUN/bench_server on 2 workers: bulk, connections/s, ping-pong (run $i/$RUNS)"
+        collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" --cc "$TUN_CC" client send --to 10.181.0.2 --secs "$SECS" --name tun_bulk_in --stack ustack_bench_server_2w --server-pid "$SRV"
+        collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" --cc "$TUN_CC" client connrate --to 10.181.0.2 --secs "$SECS" --conc "$CONC" --name tun_connrate --stack ustack_bench_server_2w
+        collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" --cc "$TUN_CC" client pingpong --to 10.181.0.2 --secs "$SECS" --name tun_pingpong --stack ustack_bench_server_2w
+      done
+      stop "$SRV"
     fi
 
     # bulk both ways with the TUN opened with IFF_VNET_HDR and TSO/checksum offloads
@@ -282,6 +294,16 @@ if want tun; then
       collect timeout $((SECS + 30)) ip netns exec "$NA" "$BIN" --cc "$TUN_CC" client connrate --to 10.183.0.2 --secs "$SECS" --conc "$CONC" --name tun_connrate --stack kernel_veth
       step "veth: ping-pong unpinned (run $i/$RUNS)"
       collect timeout $((SECS + 30)) ip netns exec "$NA" "$BIN" --cc "$TUN_CC" client pingpong --to 10.183.0.2 --secs "$SECS" --name tun_pingpong --stack kernel_veth
+    done
+    stop "$SRV"
+    step "veth: kernel server on 2 workers (kserve --threads 2)"
+    bg ip netns exec "$NB" "$BIN" --cc "$TUN_CC" kserve --ip 10.183.0.2 --lifetime "$LIFE" --threads 2 >"$OUT/kserve_veth_2w.log" 2>&1
+    SRV=${PIDS[-1]}; wait_ready "$OUT/kserve_veth_2w.log"
+    for i in $(seq "$RUNS"); do
+      step "veth, server on 2 workers: bulk, connections/s, ping-pong (run $i/$RUNS)"
+      collect timeout $((SECS + 30)) ip netns exec "$NA" "$BIN" --cc "$TUN_CC" client send --to 10.183.0.2 --secs "$SECS" --name tun_bulk_in --stack kernel_veth_2w --server-pid "$SRV"
+      collect timeout $((SECS + 30)) ip netns exec "$NA" "$BIN" --cc "$TUN_CC" client connrate --to 10.183.0.2 --secs "$SECS" --conc "$CONC" --name tun_connrate --stack kernel_veth_2w
+      collect timeout $((SECS + 30)) ip netns exec "$NA" "$BIN" --cc "$TUN_CC" client pingpong --to 10.183.0.2 --secs "$SECS" --name tun_pingpong --stack kernel_veth_2w
     done
     stop "$SRV"
     step "veth: ping-pong pinned to CPU 0"

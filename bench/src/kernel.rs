@@ -6,7 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::proto;
-use crate::util::{current_thread_rt, emit, gbps, latency_fields, round3};
+use crate::util::{current_thread_rt, emit, gbps, latency_fields, round3, runtime};
 
 /// The kernel's TCP_INFO of `s`.
 fn tcp_info(s: &impl AsRawFd) -> Option<libc::tcp_info> {
@@ -113,59 +113,60 @@ pub fn write_samples(path: &Option<PathBuf>, stack: &str, samples: &[(f64, u32, 
     }
 }
 
-/// The four-port server on kernel sockets, for `lifetime` seconds.
-pub fn kserve(ip: String, lifetime: f64, info_log: Option<PathBuf>) -> io::Result<()> {
-    current_thread_rt().block_on(async move {
+/// The four-port server on kernel sockets, for `lifetime` seconds: on a current-thread
+/// runtime, or tokio's multi-thread runtime with `threads` workers when more than one.
+pub fn kserve(
+    ip: String,
+    lifetime: f64,
+    info_log: Option<PathBuf>,
+    threads: usize,
+) -> io::Result<()> {
+    runtime(threads).block_on(async move {
         let mut ls = Vec::new();
         for port in [proto::SINK, proto::ECHO, proto::CLOSE, proto::SOURCE] {
             ls.push((port, TcpListener::bind(format!("{ip}:{port}")).await?));
         }
         println!("READY kserve {ip}");
-        let info_log = Rc::new(info_log);
-        let local = tokio::task::LocalSet::new();
-        local
-            .run_until(async move {
-                for (port, l) in ls {
+        let info_log = Arc::new(info_log);
+        for (port, l) in ls {
+            let info_log = info_log.clone();
+            tokio::spawn(async move {
+                while let Ok((s, _)) = l.accept().await {
+                    if let Err(e) = apply_cc(&s) {
+                        eprintln!("TCP_CONGESTION: {e}");
+                    }
+                    let _ = s.set_nodelay(port == proto::ECHO);
                     let info_log = info_log.clone();
-                    tokio::task::spawn_local(async move {
-                        while let Ok((s, _)) = l.accept().await {
-                            if let Err(e) = apply_cc(&s) {
-                                eprintln!("TCP_CONGESTION: {e}");
+                    tokio::spawn(async move {
+                        match port {
+                            proto::SINK => {
+                                let _ = proto::sink(s).await;
                             }
-                            let _ = s.set_nodelay(port == proto::ECHO);
-                            let info_log = info_log.clone();
-                            tokio::task::spawn_local(async move {
-                                match port {
-                                    proto::SINK => {
-                                        let _ = proto::sink(s).await;
-                                    }
-                                    proto::ECHO => {
-                                        let _ = proto::echo(s).await;
-                                    }
-                                    proto::CLOSE => proto::close_one(s).await,
-                                    _ => {
-                                        let mut samples = Vec::new();
-                                        proto::source(
-                                            &s,
-                                            Duration::from_secs(600),
-                                            Duration::from_millis(50),
-                                            |s, t| {
-                                                if let Some((c, r, m)) = kernel_tcp_info(s) {
-                                                    samples.push((t.as_secs_f64() * 1e3, c, r, m));
-                                                }
-                                            },
-                                        )
-                                        .await;
-                                        write_samples(&info_log, "kernel", &samples);
-                                    }
-                                }
-                            });
+                            proto::ECHO => {
+                                let _ = proto::echo(s).await;
+                            }
+                            proto::CLOSE => proto::close_one(s).await,
+                            _ => {
+                                let mut samples = Vec::new();
+                                proto::source(
+                                    &s,
+                                    Duration::from_secs(600),
+                                    Duration::from_millis(50),
+                                    |s, t| {
+                                        if let Some((c, r, m)) = kernel_tcp_info(s) {
+                                            samples.push((t.as_secs_f64() * 1e3, c, r, m));
+                                        }
+                                    },
+                                )
+                                .await;
+                                write_samples(&info_log, "kernel", &samples);
+                            }
                         }
                     });
                 }
-                tokio::time::sleep(Duration::from_secs_f64(lifetime)).await;
-            })
-            .await;
+            });
+        }
+        tokio::time::sleep(Duration::from_secs_f64(lifetime)).await;
         Ok(())
     })
 }

@@ -143,6 +143,10 @@ enum Cmd {
         lifetime: f64,
         #[arg(long)]
         info_log: Option<PathBuf>,
+        /// Runtime worker threads: 1 (the default) is a current-thread runtime, more
+        /// use tokio's multi-thread runtime.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
     },
     /// Kernel-socket client for the TUN/veth/loss figures.
     Client {
@@ -316,7 +320,8 @@ fn run(cli: Cli) -> std::io::Result<()> {
             ip,
             lifetime,
             info_log,
-        } => kernel::kserve(ip, lifetime, info_log),
+            threads,
+        } => kernel::kserve(ip, lifetime, info_log, threads),
         Cmd::Client {
             mode,
             to,

@@ -62,3 +62,16 @@ pub fn current_thread_rt() -> tokio::runtime::Runtime {
         .build()
         .expect("tokio runtime")
 }
+
+/// A current-thread runtime for `threads` <= 1, else tokio's multi-thread runtime with
+/// that many workers.
+pub fn runtime(threads: usize) -> tokio::runtime::Runtime {
+    if threads <= 1 {
+        return current_thread_rt();
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}

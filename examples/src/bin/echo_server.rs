@@ -134,7 +134,10 @@ async fn serve_transparent(socks: Option<(TcpListener, UdpSocket)>) {
     }
 }
 
-#[tokio::main]
+// One thread: every connection goes through one stack, which has one lock; a
+// multi-thread runtime only adds lock hand-offs and cross-thread wake-ups (README,
+// "Benchmarks").
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), ustack_examples::Failure> {
     init_tracing();
     let cli = Cli::parse();

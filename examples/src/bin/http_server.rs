@@ -12,7 +12,7 @@
 use std::future::IntoFuture;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -53,7 +53,15 @@ struct AppState {
     requests: AtomicU64,
     bytes_streamed: AtomicU64,
     pattern: Bytes,
+    /// The index page's table of stack counters and when it was made (see
+    /// [`COUNTERS_TTL`]).
+    counters: Mutex<Option<(Instant, Arc<str>)>>,
 }
+
+/// How long the index page reuses its table of stack counters. Making it (every counter
+/// of `Stack::stats`, through JSON) costs about ten times what serving the page does;
+/// the page refreshes every 2 s.
+const COUNTERS_TTL: Duration = Duration::from_millis(100);
 
 type Shared = Arc<AppState>;
 
@@ -140,7 +148,14 @@ fn escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-async fn index(State(st): State<Shared>) -> Html<String> {
+/// The rows of the index page's counter table, made at most once per [`COUNTERS_TTL`].
+fn counter_rows(st: &AppState) -> Arc<str> {
+    let mut cached = st.counters.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((made, rows)) = &*cached {
+        if made.elapsed() < COUNTERS_TTL {
+            return rows.clone();
+        }
+    }
     let mut rows = String::new();
     for (k, v) in stack_counters(&st.stack, true) {
         rows.push_str(&format!(
@@ -149,6 +164,13 @@ async fn index(State(st): State<Shared>) -> Html<String> {
             escape(&v)
         ));
     }
+    let rows: Arc<str> = rows.into();
+    *cached = Some((Instant::now(), rows.clone()));
+    rows
+}
+
+async fn index(State(st): State<Shared>) -> Html<String> {
+    let rows = counter_rows(&st);
     Html(format!(
         "<!doctype html>\n<html><head><meta charset=utf-8><meta http-equiv=refresh content=2>\
          <title>ustack</title></head><body>\n<h1>Served by ustack</h1>\n\
@@ -179,7 +201,10 @@ fn app(state: Shared) -> Router {
         .with_state(state)
 }
 
-#[tokio::main]
+// One thread: every connection goes through one stack, which has one lock; a
+// multi-thread runtime only adds lock hand-offs and cross-thread wake-ups (README,
+// "Benchmarks").
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), ustack_examples::Failure> {
     init_tracing();
     let cli = Cli::parse();
@@ -190,6 +215,7 @@ async fn main() -> Result<(), ustack_examples::Failure> {
         requests: AtomicU64::new(0),
         bytes_streamed: AtomicU64::new(0),
         pattern: pattern_buffer(CHUNK),
+        counters: Mutex::new(None),
     });
     let listener = TcpListener::bind(("0.0.0.0", cli.port)).await?;
     println!(

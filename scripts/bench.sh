@@ -171,37 +171,31 @@ if want tun; then
     fi
     stop "$SRV"
 
-    # the same client against examples/bench_server (three ports, default --threads 1: one current-thread runtime)
+    # the same client against examples/bench_server (three ports): with --threads 1 (the
+    # default: one current-thread runtime), then on tokio's multi-thread runtime with two
+    # workers (an application's #[tokio::main] default on this machine; kserve --threads 2
+    # is its veth baseline)
     if [ -x "$BSRV" ] && [ "${BENCH_SERVER:-1}" = 1 ]; then
-      step "TUN: starting examples/bench_server in $NS"
-      bg ip netns exec "$NS" "$BSRV" --tun ubtun0 --addr 10.181.0.2/24 --mtu 1500 >"$OUT/bench_server.log" 2>&1
-      SRV=${PIDS[-1]}
-      for _ in $(seq 100); do grep -q ready "$OUT/bench_server.log" 2>/dev/null && break; sleep 0.1; done
-      for i in $(seq "$RUNS"); do
-        step "TUN/bench_server: bulk kernel→ustack, connections/s, ping-pong (run $i/$RUNS)"
-        collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" --cc "$TUN_CC" client send --to 10.181.0.2 --secs "$SECS" --name tun_bulk_in --stack ustack_bench_server --server-pid "$SRV"
-        collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" --cc "$TUN_CC" client connrate --to 10.181.0.2 --secs "$SECS" --conc "$CONC" --name tun_connrate --stack ustack_bench_server
-        collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" --cc "$TUN_CC" client pingpong --to 10.181.0.2 --secs "$SECS" --name tun_pingpong --stack ustack_bench_server
+      for spec in 1:ustack_bench_server 2:ustack_bench_server_2w; do
+        th=${spec%%:*}; name=${spec#*:}
+        step "TUN: starting examples/bench_server --threads $th in $NS"
+        bg ip netns exec "$NS" "$BSRV" --tun ubtun0 --addr 10.181.0.2/24 --mtu 1500 --threads "$th" >"$OUT/$name.log" 2>&1
+        SRV=${PIDS[-1]}
+        for _ in $(seq 100); do grep -q ready "$OUT/$name.log" 2>/dev/null && break; sleep 0.1; done
+        for i in $(seq "$RUNS"); do
+          step "TUN/bench_server --threads $th: bulk kernel→ustack, connections/s, ping-pong (run $i/$RUNS)"
+          collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" --cc "$TUN_CC" client send --to 10.181.0.2 --secs "$SECS" --name tun_bulk_in --stack "$name" --server-pid "$SRV"
+          collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" --cc "$TUN_CC" client connrate --to 10.181.0.2 --secs "$SECS" --conc "$CONC" --name tun_connrate --stack "$name"
+          collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" --cc "$TUN_CC" client pingpong --to 10.181.0.2 --secs "$SECS" --name tun_pingpong --stack "$name"
+        done
+        stop "$SRV"
       done
-      stop "$SRV"
       bg taskset -c 0 ip netns exec "$NS" "$BSRV" --tun ubtun0 --addr 10.181.0.2/24 --mtu 1500 >"$OUT/bench_server_pinned.log" 2>&1
       SRV=${PIDS[-1]}
       for _ in $(seq 100); do grep -q ready "$OUT/bench_server_pinned.log" 2>/dev/null && break; sleep 0.1; done
       step "TUN/bench_server: ping-pong pinned to CPU 0"
       for i in $(seq "$RUNS"); do
         collect timeout $((SECS + 30)) taskset -c 0 ip netns exec "$NS" "$BIN" --cc "$TUN_CC" client pingpong --to 10.181.0.2 --secs "$SECS" --name tun_pingpong_pinned --stack ustack_bench_server
-      done
-      stop "$SRV"
-      # the same on tokio's multi-thread runtime with two workers (an application's
-      # #[tokio::main] default on this machine); kserve --threads 2 is its veth baseline
-      bg ip netns exec "$NS" "$BSRV" --tun ubtun0 --addr 10.181.0.2/24 --mtu 1500 --threads 2 >"$OUT/bench_server_2w.log" 2>&1
-      SRV=${PIDS[-1]}
-      for _ in $(seq 100); do grep -q ready "$OUT/bench_server_2w.log" 2>/dev/null && break; sleep 0.1; done
-      for i in $(seq "$RUNS"); do
-        step "TUN/bench_server on 2 workers: bulk, connections/s, ping-pong (run $i/$RUNS)"
-        collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" --cc "$TUN_CC" client send --to 10.181.0.2 --secs "$SECS" --name tun_bulk_in --stack ustack_bench_server_2w --server-pid "$SRV"
-        collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" --cc "$TUN_CC" client connrate --to 10.181.0.2 --secs "$SECS" --conc "$CONC" --name tun_connrate --stack ustack_bench_server_2w
-        collect timeout $((SECS + 30)) ip netns exec "$NS" "$BIN" --cc "$TUN_CC" client pingpong --to 10.181.0.2 --secs "$SECS" --name tun_pingpong --stack ustack_bench_server_2w
       done
       stop "$SRV"
     fi

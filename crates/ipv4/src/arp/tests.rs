@@ -53,6 +53,18 @@ fn reply_in(
     );
 }
 
+/// A request from `mac` at `spa` for `tpa` (a probe when `spa` is 0.0.0.0, an
+/// announcement or a claim when `spa == tpa`).
+fn request_from(mac: MacAddr, spa: Ipv4Addr, tpa: Ipv4Addr) -> ArpPacket {
+    ArpPacket {
+        op: ARPOP_REQUEST,
+        sha: mac,
+        spa,
+        tha: MacAddr::ZERO,
+        tpa,
+    }
+}
+
 fn reply_from(mac: MacAddr, ip: Ipv4Addr) -> ArpPacket {
     ArpPacket {
         op: ARPOP_REPLY,
@@ -65,13 +77,7 @@ fn reply_from(mac: MacAddr, ip: Ipv4Addr) -> ArpPacket {
 
 #[test]
 fn messages_parse_and_round_trip() {
-    let m = ArpPacket {
-        op: ARPOP_REQUEST,
-        sha: PEER,
-        spa: NB,
-        tha: MacAddr::ZERO,
-        tpa: ME,
-    };
+    let m = request_from(PEER, NB, ME);
     let mut b = [0u8; ARP_LEN];
     m.emit(&mut b);
     assert_eq!(&b[..8], &[0, 1, 8, 0, 6, 4, 0, 1]);
@@ -223,13 +229,7 @@ fn requests_for_us_are_answered_and_teach_the_sender() {
     let now = Instant::now();
     let mut t = table(NeighConfig::default());
     let mut out = Vec::new();
-    let req = ArpPacket {
-        op: ARPOP_REQUEST,
-        sha: PEER,
-        spa: NB,
-        tha: MacAddr::ZERO,
-        tpa: ME,
-    };
+    let req = request_from(PEER, NB, ME);
     t.input(now, DEV, &req, true, false, false, &mut out);
     let f = frames(&mut out);
     assert_eq!((f[0].0, f[0].1), (PEER, ETH_P_ARP));
@@ -287,24 +287,12 @@ fn unsolicited_and_impossible_messages_create_nothing() {
     for i in 0..100u8 {
         let ip = Ipv4Addr::new(10, 0, 1, i);
         reply_in(&mut t, now, DEV, (PEER, ip), &mut out);
-        let g = ArpPacket {
-            op: ARPOP_REQUEST,
-            sha: PEER,
-            spa: ip,
-            tha: MacAddr::ZERO,
-            tpa: ip,
-        };
+        let g = request_from(PEER, ip, ip);
         t.input(now, DEV, &g, false, false, false, &mut out);
     }
     assert!(t.neighbours().is_empty() && out.is_empty());
     // Group or zero sender addresses, our own address as sender: counted, ignored.
-    let req = ArpPacket {
-        op: ARPOP_REQUEST,
-        sha: PEER,
-        spa: NB,
-        tha: MacAddr::ZERO,
-        tpa: ME,
-    };
+    let req = request_from(PEER, NB, ME);
     for bad in [
         ArpPacket {
             sha: MacAddr::BROADCAST,
@@ -335,13 +323,7 @@ fn unsolicited_and_impossible_messages_create_nothing() {
     t.input(now, DEV, &req, true, false, false, &mut out);
     out.clear();
     let moved = MacAddr([2, 0, 0, 0, 0, 7]);
-    let g = ArpPacket {
-        op: ARPOP_REQUEST,
-        sha: moved,
-        spa: NB,
-        tha: MacAddr::ZERO,
-        tpa: NB,
-    };
+    let g = request_from(moved, NB, NB);
     t.input(now, DEV, &g, false, false, false, &mut out);
     let n = t.neighbours();
     assert_eq!((n[0].state, n[0].mac), (NeighState::Stale, Some(moved)));
@@ -402,13 +384,7 @@ fn the_table_is_bounded() {
     assert!(addrs.contains(&Ipv4Addr::new(10, 0, 0, 50)), "{addrs:?}");
     // Full: a request for us is answered, but its sender is not learnt (no eviction).
     out.clear();
-    let req = ArpPacket {
-        op: ARPOP_REQUEST,
-        sha: PEER,
-        spa: Ipv4Addr::new(10, 0, 0, 60),
-        tha: MacAddr::ZERO,
-        tpa: ME,
-    };
+    let req = request_from(PEER, Ipv4Addr::new(10, 0, 0, 60), ME);
     t.input(now, DEV, &req, true, false, false, &mut out);
     assert_eq!(frames(&mut out).len(), 1);
     let after: Vec<Ipv4Addr> = t.neighbours().iter().map(|n| n.addr).collect();
@@ -565,13 +541,7 @@ fn a_probe_comes_from_zero_and_notices_a_user_of_the_address() {
     assert!(!t.probe_end(DEV, want), "ended twice");
     // So is another host probing for it at the same time.
     t.probe(DEV, want, &mut out);
-    let rival = ArpPacket {
-        op: ARPOP_REQUEST,
-        sha: PEER,
-        spa: Ipv4Addr::UNSPECIFIED,
-        tha: MacAddr::ZERO,
-        tpa: want,
-    };
+    let rival = request_from(PEER, Ipv4Addr::UNSPECIFIED, want);
     t.input(now, DEV, &rival, false, false, false, &mut out);
     assert!(t.probe_end(DEV, want));
     // The number of probes at once is bounded.
@@ -606,13 +576,7 @@ fn a_conflict_is_defended_once_per_interval_then_reported_lost() {
     let mut t = table(NeighConfig::default());
     let mut out = Vec::new();
     let other = MacAddr([2, 0, 0, 0, 0, 7]);
-    let claim = ArpPacket {
-        op: ARPOP_REQUEST,
-        sha: other,
-        spa: ME,
-        tha: MacAddr::ZERO,
-        tpa: ME,
-    };
+    let claim = request_from(other, ME, ME);
     let (waker, woken) = counting_waker();
     assert_eq!(t.poll_lost(DEV, ME, 0, &waker), None);
     t.input(t0, DEV, &claim, true, true, false, &mut out);

@@ -214,13 +214,8 @@ fn vectored_send_is_one_write_for_nagle() {
     n.log_take();
     let head = [b'h'; 124];
     let body = [b'b'; 10];
-    let mut out = Vec::new();
-    let now = n.now;
     let bufs = [IoSlice::new(&head), IoSlice::new(&[]), IoSlice::new(&body)];
-    let sent =
-        n.a.send_from(now, c, SendSrc::Vectored(&bufs), &mut out)
-            .unwrap();
-    n.send(Dir::AtoB, out);
+    let sent = n.a_send_from(c, SendSrc::Vectored(&bufs)).unwrap();
     assert_eq!(sent, 134);
     assert_eq!(sent_lens(&n), vec![134], "head and body in one segment");
     n.settle();
@@ -232,12 +227,7 @@ fn vectored_send_is_one_write_for_nagle() {
     let cap = n.a.info(c).unwrap().snd_buf as usize;
     let big = vec![7u8; cap];
     let bufs = [IoSlice::new(&head), IoSlice::new(&big), IoSlice::new(&body)];
-    let mut out = Vec::new();
-    let now = n.now;
-    let sent =
-        n.a.send_from(now, c, SendSrc::Vectored(&bufs), &mut out)
-            .unwrap();
-    n.send(Dir::AtoB, out);
+    let sent = n.a_send_from(c, SendSrc::Vectored(&bufs)).unwrap();
     assert!(
         sent > head.len() && sent < head.len() + big.len(),
         "{sent} of {cap}"

@@ -521,6 +521,19 @@ impl Net {
         r.unwrap_or(0)
     }
 
+    /// A's send from any source (`TcpLayer::send_from`), its segments put on the wire.
+    pub fn a_send_from(
+        &mut self,
+        id: SockId,
+        src: ustack_tcp::SendSrc<'_>,
+    ) -> Result<usize, ustack_tcp::TcpError> {
+        let mut out = Vec::new();
+        let now = self.now;
+        let r = self.a.send_from(now, id, src, &mut out);
+        self.send(Dir::AtoB, out);
+        r
+    }
+
     pub fn b_send(&mut self, id: SockId, data: &[u8]) -> usize {
         let mut out = Vec::new();
         let now = self.now;

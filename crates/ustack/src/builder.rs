@@ -444,6 +444,7 @@ impl StackBuilder {
             ping_ident: (random_u64() & 0xffff) as u16,
             dns: Mutex::new(self.dns),
             dns_cache: Mutex::default(),
+            lock_waiters: Mutex::default(),
         });
         let driver = Driver::new(Arc::downgrade(&shared), signal);
         let handle = tokio::spawn(driver);

@@ -11,12 +11,12 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 
 use ustack_netdev::PacketBuf;
 
-use crate::stack::{bump, enter_call, now, softirq, Shared, Signal, IDLE_TIMER};
+use crate::stack::{bump, enter_call, now, poll_lock, softirq, Shared, Signal, State, IDLE_TIMER};
 
 /// Packets taken from one device per poll (Linux: the NAPI weight, 64).
 pub(crate) const RX_BUDGET: usize = 64;
@@ -44,8 +44,12 @@ impl Driver {
     /// One pass: receive, timers, transmit, collect wakers, re-arm the timer. Returns
     /// whether more work is known to be waiting (a device hit its budget, or the timer
     /// is already due).
-    fn run_once(&mut self, shared: &Shared, cx: &mut Context<'_>) -> bool {
-        let mut guard = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+    fn run_once(
+        &mut self,
+        shared: &Shared,
+        mut guard: MutexGuard<'_, State>,
+        cx: &mut Context<'_>,
+    ) -> bool {
         shared.signal.rx_pending.store(false, Ordering::SeqCst);
         let st = &mut *guard;
         let now = st.clock(now());
@@ -122,8 +126,14 @@ impl Future for Driver {
                 tracing::debug!("ustack driver stopped: last Stack handle dropped");
                 return Poll::Ready(());
             };
+            // A user call on another thread holds the lock: it wakes us when it is done
+            // instead of this worker thread sleeping on the lock.
+            let guard = match poll_lock(&shared, cx) {
+                Poll::Ready(g) => g,
+                Poll::Pending => return Poll::Pending,
+            };
             this.signal.kicked.store(false, Ordering::Release);
-            let more = this.run_once(&shared, cx);
+            let more = this.run_once(&shared, guard, cx);
             for w in this.wakers.drain(..) {
                 w.wake();
             }

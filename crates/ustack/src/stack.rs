@@ -100,6 +100,8 @@ pub(crate) struct Signal {
     /// Packets wait on an inline device (see [`NetDevice::rx_inline`]) for whoever holds
     /// or next takes the state lock.
     pub(crate) rx_pending: AtomicBool,
+    /// A task waits for the state lock in [`Shared::lock_waiters`].
+    pub(crate) lock_waiting: AtomicBool,
     /// Counters of the driver task (see [`DriverStats`]).
     pub(crate) polls: AtomicU64,
     pub(crate) rx_packets: AtomicU64,
@@ -107,6 +109,7 @@ pub(crate) struct Signal {
     pub(crate) kicks: AtomicU64,
     /// Receive batches processed in a sender's context instead of the driver task.
     pub(crate) inline_runs: AtomicU64,
+    pub(crate) lock_waits: AtomicU64,
 }
 
 impl Signal {
@@ -468,7 +471,7 @@ pub(crate) fn bump(counter: &AtomicU64, n: u64) {
 /// and from the inline devices' receive waker.
 pub(crate) fn softirq(shared: &Shared) {
     // Pairs with the fence in a notifier: either it sees the lock free, or we see its flag.
-    fence(Ordering::SeqCst);
+    lock_released(shared);
     if !shared.signal.rx_pending.load(Ordering::Relaxed) {
         return;
     }
@@ -489,6 +492,8 @@ pub(crate) fn softirq(shared: &Shared) {
         };
         shared.signal.rx_pending.store(false, Ordering::SeqCst);
         if st.shut_down {
+            drop(st);
+            lock_released(shared);
             break;
         }
         let now = st.clock(call_now());
@@ -499,6 +504,7 @@ pub(crate) fn softirq(shared: &Shared) {
         bump(&shared.signal.inline_runs, 1);
         bump(&shared.signal.rx_packets, n);
         drop(st);
+        lock_released(shared);
         if more {
             shared.signal.rx_pending.store(true, Ordering::SeqCst);
         }
@@ -518,6 +524,73 @@ pub(crate) fn softirq(shared: &Shared) {
     }
     put_scratch((wakers, rx));
     INLINE_NESTING.with(|d| d.set(depth));
+}
+
+/// Takes the state lock for a task's poll without blocking its thread: when another
+/// thread holds the lock (the driver in its batch, a task on another worker of a
+/// multi-thread runtime), the task's waker is queued, the poll returns `Pending`, and
+/// the holder wakes the task when it unlocks, from its own thread (where tokio then
+/// tends to run it: next to the stack's work, instead of a worker thread asleep in
+/// the kernel until the lock is free). The `try_*` forms poll with the no-op waker,
+/// which nobody could wake: they wait for the lock.
+pub(crate) fn poll_lock<'a>(
+    shared: &'a Shared,
+    cx: &mut Context<'_>,
+) -> Poll<MutexGuard<'a, State>> {
+    match shared.state.try_lock() {
+        Ok(g) => return Poll::Ready(g),
+        Err(TryLockError::Poisoned(e)) => return Poll::Ready(e.into_inner()),
+        Err(TryLockError::WouldBlock) => {}
+    }
+    if cx.waker().will_wake(futures::task::noop_waker_ref()) {
+        return Poll::Ready(shared.state.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+    {
+        let mut ws = shared
+            .lock_waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !ws.iter().any(|w| w.will_wake(cx.waker())) {
+            ws.push(cx.waker().clone());
+        }
+    }
+    shared.signal.lock_waiting.store(true, Ordering::SeqCst);
+    // Pairs with the fence in `softirq` after every unlock: either the holder sees
+    // the flag, or this try sees the lock free.
+    fence(Ordering::SeqCst);
+    match shared.state.try_lock() {
+        Ok(g) => Poll::Ready(g),
+        Err(TryLockError::Poisoned(e)) => Poll::Ready(e.into_inner()),
+        Err(TryLockError::WouldBlock) => {
+            shared.signal.lock_waits.fetch_add(1, Ordering::Relaxed);
+            Poll::Pending
+        }
+    }
+}
+
+/// Called after every release of the state lock (from [`softirq`], which every unlock
+/// is followed by): wakes the tasks that found it held ([`poll_lock`]). The fence pairs
+/// with theirs.
+#[inline]
+fn lock_released(shared: &Shared) {
+    fence(Ordering::SeqCst);
+    if shared.signal.lock_waiting.load(Ordering::Relaxed) {
+        wake_lock_waiters(shared);
+    }
+}
+
+#[cold]
+fn wake_lock_waiters(shared: &Shared) {
+    shared.signal.lock_waiting.store(false, Ordering::SeqCst);
+    let ws = std::mem::take(
+        &mut *shared
+            .lock_waiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()),
+    );
+    for w in ws {
+        w.wake();
+    }
 }
 
 /// The state lock held by a user call that is not an [`Stack::op`]: on release, packets
@@ -558,6 +631,9 @@ pub(crate) struct Shared {
     pub(crate) dns: Mutex<crate::dns::DnsConfig>,
     /// Its answers, kept for their TTL.
     pub(crate) dns_cache: Mutex<crate::dns::DnsCache>,
+    /// Tasks whose poll found the state lock held by another thread; whoever unlocks it
+    /// next wakes them (see [`Stack::poll_lock`]).
+    pub(crate) lock_waiters: Mutex<Vec<Waker>>,
 }
 
 impl Drop for Shared {
@@ -647,6 +723,10 @@ impl Stack {
         }
     }
 
+    fn poll_lock(&self, cx: &mut Context<'_>) -> Poll<MutexGuard<'_, State>> {
+        poll_lock(&self.shared, cx)
+    }
+
     fn run<R>(&self, check_live: bool, f: impl FnOnce(&mut NetCore, Instant) -> R) -> Option<R> {
         self.run_or_wait(
             check_live,
@@ -671,7 +751,19 @@ impl Stack {
         f: impl FnOnce(&mut NetCore, Instant, &mut C) -> R,
     ) -> Option<R> {
         check_not_in_closure();
-        let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.run_locked(st, check_live, c, wait, f)
+    }
+
+    /// The body of [`run_or_wait`](Self::run_or_wait), with the lock taken.
+    fn run_locked<C: ?Sized, R>(
+        &self,
+        mut st: MutexGuard<'_, State>,
+        check_live: bool,
+        c: &mut C,
+        wait: impl FnOnce(&mut NetCore, &mut C) -> Option<R>,
+        f: impl FnOnce(&mut NetCore, Instant, &mut C) -> R,
+    ) -> Option<R> {
         if check_live && st.shut_down {
             drop(st);
             softirq(&self.shared);
@@ -704,13 +796,14 @@ impl Stack {
         self.run(true, f).unwrap_or_else(|| Err(shut_down_error()))
     }
 
-    /// A `poll_*` form of [`op`](Self::op).
+    /// A `poll_*` form of [`op`](Self::op): `f` gets the task's `Context`. A lock held
+    /// by another thread makes the call return `Pending` (see [`poll_lock`](Self::poll_lock)).
     pub(crate) fn poll_op<R>(
         &self,
-        f: impl FnOnce(&mut NetCore, Instant) -> Poll<io::Result<R>>,
+        cx: &mut Context<'_>,
+        f: impl FnOnce(&mut NetCore, Instant, &mut Context<'_>) -> Poll<io::Result<R>>,
     ) -> Poll<io::Result<R>> {
-        self.run(true, f)
-            .unwrap_or_else(|| Poll::Ready(Err(shut_down_error())))
+        self.poll_op_or_wait(cx, |_, _| None, f)
     }
 
     /// A `poll_*` form of [`run_or_wait`](Self::run_or_wait): `wait` may end the call
@@ -721,7 +814,12 @@ impl Stack {
         wait: impl FnOnce(&mut NetCore, &mut Context<'_>) -> Option<Poll<io::Result<R>>>,
         f: impl FnOnce(&mut NetCore, Instant, &mut Context<'_>) -> Poll<io::Result<R>>,
     ) -> Poll<io::Result<R>> {
-        self.run_or_wait(true, cx, wait, f)
+        check_not_in_closure();
+        let st = match self.poll_lock(cx) {
+            Poll::Ready(st) => st,
+            Poll::Pending => return Poll::Pending,
+        };
+        self.run_locked(st, true, cx, wait, f)
             .unwrap_or_else(|| Poll::Ready(Err(shut_down_error())))
     }
 
@@ -1095,6 +1193,7 @@ impl Stack {
                 timer_runs: self.shared.signal.timer_runs.load(Ordering::Relaxed),
                 kicks: self.shared.signal.kicks.load(Ordering::Relaxed),
                 inline_runs: self.shared.signal.inline_runs.load(Ordering::Relaxed),
+                lock_waits: self.shared.signal.lock_waits.load(Ordering::Relaxed),
                 next_deadline_in: st
                     .core
                     .poll_timeout()
@@ -1515,3 +1614,6 @@ pub(crate) fn add_route_locked(
         .add(route)
         .map_err(|e| io::Error::new(io::ErrorKind::AlreadyExists, format!("{e:?}")))
 }
+
+#[cfg(test)]
+mod tests;

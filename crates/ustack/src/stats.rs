@@ -51,6 +51,10 @@ pub struct DriverStats {
     /// Receive batches processed in a sender's context (inline devices: in-memory pair,
     /// loopback) instead of by the driver task.
     pub inline_runs: u64,
+    /// Polls (of socket calls or of the driver task) that found the stack's lock held by
+    /// another thread and waited to be woken instead of blocking their thread: how
+    /// often the threads of a multi-thread runtime met on this stack.
+    pub lock_waits: u64,
     /// Time until the next protocol deadline (`None`: no timer armed).
     pub next_deadline_in: Option<std::time::Duration>,
 }

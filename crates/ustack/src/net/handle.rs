@@ -76,8 +76,9 @@ impl SockHandle {
         addr: SocketAddrV4,
     ) -> Poll<io::Result<()>> {
         let s = self.sock;
-        self.stack
-            .poll_op(|core, now| s.ops.poll_connect(core, now, &s, addr, cx))
+        self.stack.poll_op(cx, |core, now, cx| {
+            s.ops.poll_connect(core, now, &s, addr, cx)
+        })
     }
 
     pub(crate) fn disconnect(&self) -> io::Result<()> {
@@ -91,13 +92,15 @@ impl SockHandle {
     ) -> Poll<io::Result<(SockHandle, SocketAddr)>> {
         let s = self.sock;
         self.stack
-            .poll_op(|core, now| match s.ops.poll_accept(core, now, &s, cx) {
-                Poll::Ready(Ok(child)) => {
-                    let peer = child.ops.getname(core, &child, true);
-                    Poll::Ready(Ok((child, peer)))
+            .poll_op(cx, |core, now, cx| {
+                match s.ops.poll_accept(core, now, &s, cx) {
+                    Poll::Ready(Ok(child)) => {
+                        let peer = child.ops.getname(core, &child, true);
+                        Poll::Ready(Ok((child, peer)))
+                    }
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                    Poll::Pending => Poll::Pending,
                 }
-                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                Poll::Pending => Poll::Pending,
             })
             .map_ok(|(child, peer)| {
                 let h = SockHandle {
@@ -135,8 +138,9 @@ impl SockHandle {
         flags: MsgFlags,
     ) -> Poll<io::Result<usize>> {
         let s = self.sock;
-        self.stack
-            .poll_op(|core, now| s.ops.poll_sendmsg(core, now, &s, bufs, dst, flags, cx))
+        self.stack.poll_op(cx, |core, now, cx| {
+            s.ops.poll_sendmsg(core, now, &s, bufs, dst, flags, cx)
+        })
     }
 
     /// Receives in place (TCP): `f` (taken from `f`, so called at most once over all polls)
@@ -177,7 +181,7 @@ impl SockHandle {
             let _mark = InPlaceClosure::enter();
             f.take().map_or(0, |f| f(d))
         };
-        self.stack.poll_op(|core, now| {
+        self.stack.poll_op(cx, |core, now, cx| {
             s.ops
                 .poll_send_in_place(core, now, &s, &mut once, flags, cx)
         })
@@ -190,12 +194,13 @@ impl SockHandle {
         interest: Interest,
     ) -> Poll<io::Result<Ready>> {
         let s = self.sock;
-        let mask = self
-            .stack
-            .op(|core, _| Ok(s.ops.poll(core, &s, interest_mask(interest), cx)));
+        let mask = self.stack.poll_op(cx, |core, _, cx| {
+            Poll::Ready(Ok(s.ops.poll(core, &s, interest_mask(interest), cx)))
+        });
         match mask {
-            Err(e) => Poll::Ready(Err(e)),
-            Ok(mask) => {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Ready(Ok(mask)) => {
                 let r = mask_to_ready(mask, interest);
                 if r.is_empty() {
                     Poll::Pending

@@ -95,11 +95,17 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         p + 1,
         p + 2
     );
-    tokio::select! {
-        _ = serve(sink, Mode::Sink) => {}
-        _ = serve(echo, Mode::Echo) => {}
-        _ = serve(close, Mode::Close) => {}
-        _ = shutdown_signal() => {}
+    // The accept loops are tasks, not part of `block_on`'s future: on a multi-thread
+    // runtime that future runs on the calling thread, outside the workers, and every
+    // accept would wake that thread from its own park.
+    let loops = [
+        tokio::spawn(serve(sink, Mode::Sink)),
+        tokio::spawn(serve(echo, Mode::Echo)),
+        tokio::spawn(serve(close, Mode::Close)),
+    ];
+    shutdown_signal().await;
+    for l in loops {
+        l.abort();
     }
     stack.shutdown().await;
     println!("bench_server: stopped");

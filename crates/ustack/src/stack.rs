@@ -109,6 +109,7 @@ pub(crate) struct Signal {
     pub(crate) kicks: AtomicU64,
     /// Receive batches processed in a sender's context instead of the driver task.
     pub(crate) inline_runs: AtomicU64,
+    /// Polls that found the state lock held and waited ([`poll_lock`]).
     pub(crate) lock_waits: AtomicU64,
 }
 
@@ -632,7 +633,7 @@ pub(crate) struct Shared {
     /// Its answers, kept for their TTL.
     pub(crate) dns_cache: Mutex<crate::dns::DnsCache>,
     /// Tasks whose poll found the state lock held by another thread; whoever unlocks it
-    /// next wakes them (see [`Stack::poll_lock`]).
+    /// next wakes them (see [`poll_lock`]).
     pub(crate) lock_waiters: Mutex<Vec<Waker>>,
 }
 
@@ -723,10 +724,6 @@ impl Stack {
         }
     }
 
-    fn poll_lock(&self, cx: &mut Context<'_>) -> Poll<MutexGuard<'_, State>> {
-        poll_lock(&self.shared, cx)
-    }
-
     fn run<R>(&self, check_live: bool, f: impl FnOnce(&mut NetCore, Instant) -> R) -> Option<R> {
         self.run_or_wait(
             check_live,
@@ -797,7 +794,7 @@ impl Stack {
     }
 
     /// A `poll_*` form of [`op`](Self::op): `f` gets the task's `Context`. A lock held
-    /// by another thread makes the call return `Pending` (see [`poll_lock`](Self::poll_lock)).
+    /// by another thread makes the call return `Pending` (see [`poll_lock`]).
     pub(crate) fn poll_op<R>(
         &self,
         cx: &mut Context<'_>,
@@ -815,7 +812,7 @@ impl Stack {
         f: impl FnOnce(&mut NetCore, Instant, &mut Context<'_>) -> Poll<io::Result<R>>,
     ) -> Poll<io::Result<R>> {
         check_not_in_closure();
-        let st = match self.poll_lock(cx) {
+        let st = match poll_lock(&self.shared, cx) {
             Poll::Ready(st) => st,
             Poll::Pending => return Poll::Pending,
         };

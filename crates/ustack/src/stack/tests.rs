@@ -22,20 +22,27 @@ impl Wake for CountWaker {
     }
 }
 
-async fn connected_pair() -> (Stack, TcpStream, TcpStream) {
+/// Two stacks on an in-memory link, 10.9.`net`.1 and 10.9.`net`.2.
+async fn stacks(net: u8) -> (Stack, Stack) {
     let (a, b) = MemLink::pair(MemLinkConfig::default());
-    let sa = Stack::builder()
-        .device(a)
-        .addr("10.9.0.1/24".parse().unwrap())
-        .build()
-        .await
-        .unwrap();
-    let sb = Stack::builder()
-        .device(b)
-        .addr("10.9.0.2/24".parse().unwrap())
-        .build()
-        .await
-        .unwrap();
+    let mut out = Vec::new();
+    for (dev, host) in [(a, 1), (b, 2)] {
+        let addr = format!("10.9.{net}.{host}/24").parse().unwrap();
+        out.push(
+            Stack::builder()
+                .device(dev)
+                .addr(addr)
+                .build()
+                .await
+                .unwrap(),
+        );
+    }
+    let sb = out.pop().unwrap();
+    (out.pop().unwrap(), sb)
+}
+
+async fn connected_pair() -> (Stack, TcpStream, TcpStream) {
+    let (sa, sb) = stacks(0).await;
     let to: SocketAddr = "10.9.0.2:7".parse().unwrap();
     let l = TcpListener::bind_with(&sb, to).await.unwrap();
     let (c, s) = tokio::join!(TcpStream::connect_with(&sa, to), l.accept());
@@ -112,19 +119,7 @@ async fn no_lost_wakeups_under_lock_contention() {
     use std::sync::atomic::AtomicBool;
     use tokio::io::AsyncReadExt;
 
-    let (a, b) = MemLink::pair(MemLinkConfig::default());
-    let sa = Stack::builder()
-        .device(a)
-        .addr("10.9.1.1/24".parse().unwrap())
-        .build()
-        .await
-        .unwrap();
-    let sb = Stack::builder()
-        .device(b)
-        .addr("10.9.1.2/24".parse().unwrap())
-        .build()
-        .await
-        .unwrap();
+    let (sa, sb) = stacks(1).await;
     let to: SocketAddr = "10.9.1.2:7".parse().unwrap();
     let l = TcpListener::bind_with(&sb, to).await.unwrap();
     tokio::spawn(async move {

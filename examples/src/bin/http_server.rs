@@ -246,3 +246,56 @@ async fn main() -> Result<(), ustack_examples::Failure> {
     stack.shutdown().await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ustack_netdev::mem::{MemLink, MemLinkConfig};
+
+    /// The index page's counter table is made once per `COUNTERS_TTL`: a counter that
+    /// moves within that time shows on the page only once the table is remade.
+    #[tokio::test]
+    async fn the_counter_table_is_reused_for_its_ttl_then_remade() {
+        let (a, b) = MemLink::pair(MemLinkConfig::default());
+        let server = Stack::builder()
+            .device(a)
+            .addr("10.9.0.1/24".parse().unwrap())
+            .build()
+            .await
+            .unwrap();
+        let peer = Stack::builder()
+            .device(b)
+            .addr("10.9.0.2/24".parse().unwrap())
+            .build()
+            .await
+            .unwrap();
+        let st = AppState {
+            stack: server,
+            started: Instant::now(),
+            requests: AtomicU64::new(0),
+            bytes_streamed: AtomicU64::new(0),
+            pattern: Bytes::new(),
+            counters: Mutex::new(None),
+        };
+        let to = "10.9.0.1".parse().unwrap();
+        let echoes = |rows: &str| {
+            rows.lines()
+                .find(|l| l.contains(">icmp.in_echos<"))
+                .map(str::to_string)
+        };
+        peer.ping(to, Duration::from_secs(2)).await.unwrap();
+        let t0 = Instant::now();
+        let first = counter_rows(&st);
+        assert!(echoes(&first).is_some_and(|l| l.contains(">1<")), "{first}");
+        peer.ping(to, Duration::from_secs(2)).await.unwrap();
+        let again = counter_rows(&st);
+        if t0.elapsed() < COUNTERS_TTL {
+            // The same table: the second echo request is not in it yet.
+            assert!(Arc::ptr_eq(&first, &again));
+        }
+        tokio::time::sleep(COUNTERS_TTL + Duration::from_millis(20)).await;
+        let later = counter_rows(&st);
+        assert!(!Arc::ptr_eq(&first, &later));
+        assert!(echoes(&later).is_some_and(|l| l.contains(">2<")), "{later}");
+    }
+}

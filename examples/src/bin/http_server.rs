@@ -257,18 +257,14 @@ mod tests {
     #[tokio::test]
     async fn the_counter_table_is_reused_for_its_ttl_then_remade() {
         let (a, b) = MemLink::pair(MemLinkConfig::default());
-        let server = Stack::builder()
-            .device(a)
-            .addr("10.9.0.1/24".parse().unwrap())
-            .build()
-            .await
-            .unwrap();
-        let peer = Stack::builder()
-            .device(b)
-            .addr("10.9.0.2/24".parse().unwrap())
-            .build()
-            .await
-            .unwrap();
+        let build = |dev, addr: &str| {
+            Stack::builder()
+                .device(dev)
+                .addr(addr.parse().unwrap())
+                .build()
+        };
+        let server = build(a, "10.9.0.1/24").await.unwrap();
+        let peer = build(b, "10.9.0.2/24").await.unwrap();
         let st = AppState {
             stack: server,
             started: Instant::now(),

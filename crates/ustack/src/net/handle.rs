@@ -93,14 +93,10 @@ impl SockHandle {
         let s = self.sock;
         self.stack
             .poll_op(cx, |core, now, cx| {
-                match s.ops.poll_accept(core, now, &s, cx) {
-                    Poll::Ready(Ok(child)) => {
-                        let peer = child.ops.getname(core, &child, true);
-                        Poll::Ready(Ok((child, peer)))
-                    }
-                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                    Poll::Pending => Poll::Pending,
-                }
+                s.ops.poll_accept(core, now, &s, cx).map_ok(|child| {
+                    let peer = child.ops.getname(core, &child, true);
+                    (child, peer)
+                })
             })
             .map_ok(|(child, peer)| {
                 let h = SockHandle {

@@ -828,7 +828,17 @@ fn tcp_fin(tcb: &mut Tcb, sh: &mut Shared, now: Instant, out: &mut Vec<TcpSegmen
     tcb.ooo_bytes = 0;
     sh.wake(tcb.id, &mut tcb.evt);
     match tcb.state {
-        TcpState::SynReceived | TcpState::Established => set_state(tcb, sh, TcpState::CloseWait),
+        TcpState::SynReceived | TcpState::Established => {
+            set_state(tcb, sh, TcpState::CloseWait);
+            // Linux enters ping-pong mode here (`inet_csk_enter_pingpong_mode`), which
+            // ends quick-ack mode: the ACK of the FIN waits for the delayed-ACK timer, so
+            // an application that closes at once acknowledges it on its own FIN (a
+            // three-segment close). Data still more than a segment unacknowledged is
+            // acknowledged at once, as anywhere else.
+            tcb.quickack = 0;
+            tcb.ack_pending = true;
+            return Verdict::Keep;
+        }
         TcpState::FinWait1 => {
             if tcb.fin_acked() {
                 send_ack(tcb, sh, now, out);

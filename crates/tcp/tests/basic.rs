@@ -59,8 +59,12 @@ fn data_both_ways_and_active_close() {
     n.shutdown(Dir::AtoB, c);
     assert_eq!(n.a.state(c), Some(TcpState::FinWait1));
     n.settle();
-    assert_eq!(n.a.state(c), Some(TcpState::FinWait2));
+    // B acknowledges the FIN on its delayed-ACK timer (Linux's ping-pong mode after a
+    // FIN), not at once: A waits in FIN_WAIT_1 until then.
     assert_eq!(n.b.state(s), Some(TcpState::CloseWait));
+    assert_eq!(n.a.state(c), Some(TcpState::FinWait1));
+    n.run_for(Duration::from_millis(250));
+    assert_eq!(n.a.state(c), Some(TcpState::FinWait2));
     let mut buf = [0u8; 10];
     let mut out = Vec::new();
     assert_eq!(n.b.recv(n.now, s, &mut buf, &mut out), Ok(0));
@@ -274,13 +278,58 @@ fn rst_in_established_and_close_wait() {
     assert_eq!(n.a.state(c), Some(TcpState::Closed));
 }
 
+/// The peer's FIN is acknowledged on the delayed-ACK timer (Linux enters ping-pong mode on
+/// a FIN): an application that closes at once sends that ACK on its own FIN, a close of
+/// three segments instead of four; one that does not close gets its ACK sent by the
+/// timer, between `delack_min` and `delack_max` after the FIN.
+#[test]
+fn fin_is_acknowledged_on_the_closing_fin_or_the_delayed_ack_timer() {
+    let mut n = Net::new();
+    let (c, s) = n.connect_pair(80);
+    n.log_take();
+    n.shutdown(Dir::AtoB, c);
+    n.settle();
+    assert_eq!(n.b.state(s), Some(TcpState::CloseWait));
+    n.close(Dir::BtoA, s);
+    n.settle();
+    assert_eq!(n.a.state(c), Some(TcpState::TimeWait));
+    assert_eq!(n.b.state(s), None);
+    let log = n.log_take();
+    assert_eq!(log.len(), 3, "{log:#?}");
+    let (fin_a, fin_b, ack) = (&log[0], &log[1], &log[2]);
+    assert!(fin_a.dir == Dir::AtoB && fin_a.is(sa_(F, A)), "{log:#?}");
+    assert!(fin_b.dir == Dir::BtoA && fin_b.is(sa_(F, A)), "{log:#?}");
+    assert_eq!(fin_b.ack, fin_a.seq.wrapping_add(1));
+    assert!(ack.dir == Dir::AtoB && ack.is(A));
+    assert_eq!(ack.ack, fin_b.seq.wrapping_add(1));
+
+    // B does not close: its ACK of the FIN comes from the timer.
+    let (c, s) = n.connect_pair(81);
+    n.log_take();
+    n.shutdown(Dir::AtoB, c);
+    n.run_for(Duration::from_millis(300));
+    assert_eq!(n.a.state(c), Some(TcpState::FinWait2));
+    assert_eq!(n.b.state(s), Some(TcpState::CloseWait));
+    let log = n.log_take();
+    assert_eq!(log.len(), 2, "{log:#?}");
+    let (fin, ack) = (&log[0], &log[1]);
+    assert!(fin.dir == Dir::AtoB && fin.has(F));
+    assert!(ack.dir == Dir::BtoA && ack.is(A) && ack.ack == fin.seq.wrapping_add(1));
+    let waited = ack.at - fin.at;
+    assert!(
+        waited >= Duration::from_millis(40) && waited <= Duration::from_millis(200),
+        "{waited:?}"
+    );
+}
+
 #[test]
 fn rst_in_fin_wait_and_last_ack_and_syn_received() {
     let mut n = Net::new();
     // FIN_WAIT_2.
     let (c, s) = n.connect_pair(80);
     n.shutdown(Dir::AtoB, c);
-    n.settle();
+    // B's ACK of the FIN comes on its delayed-ACK timer.
+    n.run_for(Duration::from_millis(250));
     assert_eq!(n.a.state(c), Some(TcpState::FinWait2));
     let mut out = Vec::new();
     n.b.abort(n.now, s, &mut out);

@@ -392,6 +392,13 @@ async fn soak(args: SoakArgs) -> Result<(), Box<dyn std::error::Error>> {
         server.stats().tcp.in_csum_errors + st.tcp.in_csum_errors,
         st.devices.first().map(|d| d.stats)
     );
+    // Socket calls that found a stack's lock held by another worker and waited for its
+    // release (`DriverStats::lock_waits`; zero on one thread).
+    println!(
+        "lock waits: server {} client {}",
+        server.stats().driver.lock_waits,
+        st.driver.lock_waits
+    );
     if args.ethernet {
         println!(
             "arp: client {:?} | server {:?} | neighbours: client {:?} server {:?}",

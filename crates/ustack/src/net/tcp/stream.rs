@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV4};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -73,26 +73,33 @@ impl TcpStream {
     /// # Ok(()) }
     /// ```
     pub async fn connect_with<A: ToSocketAddrs>(stack: &Stack, addr: A) -> io::Result<TcpStream> {
+        // A numeric address is tried as it is, with no list to build.
+        if let Ok(a) = addr.to_socket_addr_v4() {
+            return Self::connect_v4(stack, a).await;
+        }
         // A host name is resolved through the stack's DNS resolver; its addresses are
         // tried in turn, like tokio's connect.
         let addrs = crate::net::addr::resolve_addrs(stack, &addr).await?;
         let mut last = None;
         for addr in addrs {
-            // If this future is dropped mid-handshake, the handle's Drop releases the
-            // socket.
-            let inner = SockHandle::create(stack, SockType::Stream)?;
-            match std::future::poll_fn(|cx| inner.poll_connect(cx, addr)).await {
-                Ok(()) => {
-                    return Ok(TcpStream {
-                        inner: Arc::new(inner),
-                    })
-                }
+            match Self::connect_v4(stack, addr).await {
+                Ok(s) => return Ok(s),
                 Err(e) => last = Some(e),
             }
         }
         Err(last.unwrap_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "no address to connect to")
         }))
+    }
+
+    /// One connection attempt to `addr`.
+    async fn connect_v4(stack: &Stack, addr: SocketAddrV4) -> io::Result<TcpStream> {
+        // If this future is dropped mid-handshake, the handle's Drop releases the socket.
+        let inner = SockHandle::create(stack, SockType::Stream)?;
+        std::future::poll_fn(|cx| inner.poll_connect(cx, addr)).await?;
+        Ok(TcpStream {
+            inner: Arc::new(inner),
+        })
     }
 
     /// The local address. For a stream accepted by a transparent listener

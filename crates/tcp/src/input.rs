@@ -858,7 +858,9 @@ fn tcp_fin(tcb: &mut Tcb, sh: &mut Shared, now: Instant, out: &mut Vec<TcpSegmen
         }
         _ => {}
     }
-    // ACK the FIN at once (Linux schedules an immediate ACK).
+    // A simultaneous close (FIN_WAIT_1 -> CLOSING; Linux `tcp_send_ack`): ACK at once. (A
+    // retransmitted FIN never gets here: it lies below `rcv_nxt` and is acknowledged at
+    // once as a duplicate.)
     tcb.ack_pending = true;
     tcb.quickack = tcb.quickack.max(1);
     Verdict::Keep

@@ -75,6 +75,9 @@ pub struct NetCore {
     ping_seq: u16,
     local_dev: DevId,
     tproxy_tcp: Option<SockRef>,
+    /// Names of the attached devices, indexed by id (Linux: `dev->name`), so that a socket
+    /// call can report one without leaving the stack's lock.
+    dev_names: Vec<Option<Box<str>>>,
 }
 
 impl std::fmt::Debug for NetCore {
@@ -125,6 +128,7 @@ impl NetCore {
             ping_seq: 0,
             local_dev: DevId(0),
             tproxy_tcp: None,
+            dev_names: Vec::new(),
         }
     }
 
@@ -476,5 +480,22 @@ impl NetCore {
     /// out, as in Linux, unless another route takes their traffic.
     pub fn remove_device(&mut self, dev: DevId) {
         self.ip.remove_device(dev);
+        if let Some(n) = self.dev_names.get_mut(usize::from(dev.0)) {
+            *n = None;
+        }
+    }
+
+    /// Records the name of device `dev`, attached now.
+    pub fn set_dev_name(&mut self, dev: DevId, name: &str) {
+        let i = usize::from(dev.0);
+        if self.dev_names.len() <= i {
+            self.dev_names.resize(i + 1, None);
+        }
+        self.dev_names[i] = Some(name.into());
+    }
+
+    /// The name of attached device `dev`; `None` for an id never attached or detached.
+    pub fn dev_name(&self, dev: DevId) -> Option<&str> {
+        self.dev_names.get(usize::from(dev.0))?.as_deref()
     }
 }

@@ -486,6 +486,7 @@ pub(crate) fn attach(
         ?addrs,
         "ustack device attached"
     );
+    core.set_dev_name(id, dev.name());
     for cidr in addrs {
         core.add_interface(id, dev.name(), *cidr, mtu);
     }

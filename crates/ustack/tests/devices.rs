@@ -704,7 +704,8 @@ async fn device_routes_and_the_mtu_of_a_device() {
 /// `recv_msg` tells which device each datagram arrived on (`IP_PKTINFO`): an unbound
 /// socket hears wan0 and lan0, a broadcast says which link it came from, and the stack's
 /// datagram to its own lan0 address is delivered locally, through the stack's first
-/// device (where Linux would say `lo`).
+/// device (where Linux would say `lo`). A device attached at run time is named; a
+/// detached one no longer is.
 #[tokio::test]
 async fn recv_msg_names_the_arrival_device() {
     let n = net().await;
@@ -740,4 +741,31 @@ async fn recv_msg_names_the_arrival_device() {
     assert_eq!(data, "self");
     assert_eq!(m.device.as_deref(), Some("wan0"));
     assert_eq!(m.from, own.local_addr().unwrap());
+
+    // A device attached at run time is named too; once it is detached, a datagram that
+    // arrived on it before still says which id it came from, but no name.
+    let (dmz0, dmz_peer) = MemLink::pair(link("dmz0", "dmzpeer"));
+    let dmz = Stack::builder()
+        .device(dmz_peer)
+        .addr("10.3.0.1/24".parse().unwrap())
+        .build()
+        .await
+        .unwrap();
+    n.host
+        .add_device(dmz0, &["10.3.0.2/24".parse().unwrap()])
+        .unwrap();
+    let d = UdpSocket::bind_with(&dmz, "10.3.0.1:0").await.unwrap();
+    d.send_to(b"dmz", "10.3.0.2:7010").await.unwrap();
+    let (data, m) = next("from dmz").await;
+    assert_eq!(data, "dmz");
+    assert_eq!(m.device.as_deref(), Some("dmz0"));
+    let dmz_id = m.device_id;
+    d.send_to(b"dmz again", "10.3.0.2:7010").await.unwrap();
+    // The datagram is queued on the socket before the device goes.
+    within("queued", u.peek_from(&mut [0u8; 1])).await.unwrap();
+    n.host.remove_device("dmz0").unwrap();
+    let (data, m) = next("queued from dmz").await;
+    assert_eq!(data, "dmz again");
+    assert_eq!(m.device_id, dmz_id);
+    assert_eq!(m.device, None);
 }

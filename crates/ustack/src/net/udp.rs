@@ -222,14 +222,18 @@ impl UdpSocket {
             .poll_op_or_wait(
                 cx,
                 |core, cx| recv_wait(core, &s, MsgFlags::NONE, cx),
-                |core, _, cx| poll_recv_msg(core, s.sk.id, buf, MsgFlags::NONE, cx),
+                |core, _, cx| {
+                    // The device's name is read under the same lock as the datagram.
+                    poll_recv_msg(core, s.sk.id, buf, MsgFlags::NONE, cx)
+                        .map_ok(|m| (core.dev_name(m.dev).map(str::to_string), m))
+                },
             )
-            .map_ok(|m| UdpRecvMsg {
+            .map_ok(|(device, m)| UdpRecvMsg {
                 len: m.len,
                 from: v4(m.from),
                 to: v4(m.to),
                 device_id: m.dev,
-                device: self.inner.stack.device_name(m.dev),
+                device,
             })
     }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use ustack::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
-use ustack::netdev::mem::{MemLink, MemLinkConfig};
+use ustack::netdev::mem::{MemDevice, MemLink, MemLinkConfig};
 use ustack::netdev::NetDevice;
 use ustack::Stack;
 
@@ -415,15 +415,11 @@ async fn udp_sockets_bound_to_different_devices_share_a_port() {
     assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
 }
 
-/// A device attached while the stack runs: its subnet is routed at once, connections
-/// go both ways through it (also when it carries Ethernet), and a name cannot be used
-/// twice.
-#[tokio::test]
-async fn devices_attach_while_the_stack_runs() {
-    let n = net().await;
-    // A third peer on a link that does not exist yet.
+/// A "dmz0" link (Ethernet or bare IP) whose far end is a stack at 10.3.0.1/24: the
+/// device for the host to attach, and that peer.
+async fn dmz_link(ethernet: bool) -> (MemDevice, Stack) {
     let (dmz0, dmz_peer) = MemLink::pair(MemLinkConfig {
-        ethernet: true,
+        ethernet,
         ..link("dmz0", "dmzpeer")
     });
     let dmz = Stack::builder()
@@ -432,6 +428,17 @@ async fn devices_attach_while_the_stack_runs() {
         .build()
         .await
         .unwrap();
+    (dmz0, dmz)
+}
+
+/// A device attached while the stack runs: its subnet is routed at once, connections
+/// go both ways through it (also when it carries Ethernet), and a name cannot be used
+/// twice.
+#[tokio::test]
+async fn devices_attach_while_the_stack_runs() {
+    let n = net().await;
+    // A third peer on a link that does not exist yet.
+    let (dmz0, dmz) = dmz_link(true).await;
     // Before: 10.3.0.1 is reached only through the default route (wan), which has no
     // such host.
     let far = TcpListener::bind_with(&dmz, "10.3.0.1:80").await.unwrap();
@@ -744,13 +751,7 @@ async fn recv_msg_names_the_arrival_device() {
 
     // A device attached at run time is named too; once it is detached, a datagram that
     // arrived on it before still says which id it came from, but no name.
-    let (dmz0, dmz_peer) = MemLink::pair(link("dmz0", "dmzpeer"));
-    let dmz = Stack::builder()
-        .device(dmz_peer)
-        .addr("10.3.0.1/24".parse().unwrap())
-        .build()
-        .await
-        .unwrap();
+    let (dmz0, dmz) = dmz_link(false).await;
     n.host
         .add_device(dmz0, &["10.3.0.2/24".parse().unwrap()])
         .unwrap();
